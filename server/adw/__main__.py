@@ -1,0 +1,3 @@
+from adw.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Configuration: `[tool.adw]` in the repository's pyproject.toml, or `.adw.toml` beside it.
+
+Every model forbids unknown keys, so a typo is an error naming the key path and the file, not a silent default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from adw.errors import ConfigError
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3}
+
+
+def _parse_size(value: Any) -> Any:
+    """Accept 10485760, "10MB" or "500 kb"."""
+    if isinstance(value, str):
+        number = value.strip().lower().rstrip("ib")
+        digits = number.rstrip("kmgb ").strip()
+        unit = number[len(digits) :].strip()
+        if not digits.replace(".", "", 1).isdigit() or unit not in _UNITS:
+            raise ValueError(f"not a size: {value!r} (use bytes or e.g. '10MB')")
+        return int(float(digits) * _UNITS[unit])
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortsConfig(_Strict):
+    base: int = Field(default=41000, ge=1024, le=65535)
+    size: int = Field(default=10, ge=1, le=1000)
+
+
+class WorktreeConfig(_Strict):
+    root: str = Field(
+        default="../{repo}.worktrees",
+        description="Folder for new worktrees, relative to the main worktree; {repo} is the repository's name.",
+    )
+    branch_prefix: str = "adw/"
+    setup: list[str] = Field(default_factory=list, description="Command run in each new worktree, as an argv list.")
+    setup_timeout: float = Field(default=600.0, gt=0)
+    ports: PortsConfig = PortsConfig()
+
+
+class CheckpointConfig(_Strict):
+    max_untracked_size: ByteSize = 10 * 1000**2
+
+
+class ScoutConfig(_Strict):
+    top: int = Field(default=10, ge=1, le=200)
+
+
+AgentKind = Literal["spec-apply", "pytest", "ruff", "summary", "claude", "codex", "aider", "command"]
+
+
+class PhaseConfig(_Strict):
+    agent: AgentKind
+    prompt: str = ""
+    command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
+    timeout: float = Field(default=1800.0, gt=0)
+    inactivity_timeout: float = Field(default=300.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    memory_limit: ByteSize | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+def _default_phases() -> dict[str, PhaseConfig]:
+    return {
+        "plan": PhaseConfig(agent="spec-apply"),
+        "build": PhaseConfig(agent="spec-apply"),
+        "test": PhaseConfig(agent="pytest"),
+        "review": PhaseConfig(agent="ruff"),
+        "document": PhaseConfig(agent="summary"),
+    }
+
+
+class AgentsConfig(_Strict):
+    claude_permission_mode: str = "acceptEdits"
+    claude_allowed_tools: list[str] = Field(default_factory=lambda: ["Read", "Edit", "Write", "Bash", "Glob", "Grep"])
+    test_command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest", "-q"])
+    max_agents: int | None = Field(default=None, ge=1, le=8)
+
+
+class LspConfig(_Strict):
+    spec_glob: str = "specs/**/*.md"
+
+
+class AdwConfig(_Strict):
+    worktree: WorktreeConfig = WorktreeConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    scout: ScoutConfig = ScoutConfig()
+    agents: AgentsConfig = AgentsConfig()
+    phases: dict[str, PhaseConfig] = Field(default_factory=_default_phases)
+    lsp: LspConfig = LspConfig()
+
+
+def load_config(root: Path) -> AdwConfig:
+    """Read `.adw.toml` (preferred) or `[tool.adw]` of pyproject.toml under `root`; defaults when neither exists."""
+    for name, table_path in ((".adw.toml", ()), ("pyproject.toml", ("tool", "adw"))):
+        file = root / name
+        if not file.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax error at the position shown") from None
+        for key in table_path:
+            data = data.get(key) if isinstance(data, dict) else None
+        if data is None:
+            continue
+        prefix = ".".join(table_path)
+        try:
+            return AdwConfig.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, file, prefix), f"see docs/CONFIGURATION.md for the keys of {prefix or 'the file'}") from None
+    return AdwConfig()
+
+
+def _describe(exc: ValidationError, file: Path, prefix: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *error["loc"]))
+        reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{key}: {reason}")
+    return f"invalid ADW configuration in {file}: " + "; ".join(problems)

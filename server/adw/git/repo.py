@@ -1,0 +1,91 @@
+"""Repository discovery: where the worktree, its private git dir and the shared common dir are."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from adw.errors import GitError, NotARepositoryError, PathOutsideError
+from adw.git.runner import git
+
+MAIN_WORKTREE_ID = "@main"
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    """One worktree of a repository. `git_dir` is private to the worktree, `common_dir` shared by all."""
+
+    root: Path
+    git_dir: Path
+    common_dir: Path
+
+    @property
+    def is_main(self) -> bool:
+        return self.git_dir == self.common_dir
+
+    @property
+    def worktree_id(self) -> str:
+        """Stable id used in ref names: `@main` or git's own id of a linked worktree (its admin folder)."""
+        return MAIN_WORKTREE_ID if self.is_main else self.git_dir.name
+
+    @property
+    def adw_dir(self) -> Path:
+        """Shared state of ADW for the whole repository; inside .git, so never committed or crawled."""
+        return self.common_dir / "adw"
+
+    @property
+    def private_dir(self) -> Path:
+        """State private to this worktree (its shadow index, for instance)."""
+        return self.git_dir / "adw"
+
+    @classmethod
+    async def discover(cls, path: str | os.PathLike[str] = ".") -> Repo:
+        start = Path(path).resolve()
+        probe = start if start.is_dir() else start.parent
+        if not probe.exists():
+            raise NotARepositoryError(f"{start} does not exist", "pass a path inside a git repository")
+        try:
+            result = await git(
+                "rev-parse", "--is-bare-repository", "--absolute-git-dir", "--git-common-dir", "--show-toplevel",
+                cwd=probe,
+            )
+        except GitError as exc:
+            if "not a git repository" in exc.stderr:
+                raise NotARepositoryError(
+                    f"{start} is not inside a git repository",
+                    "run ADW from a git checkout, or create one with `git init` and a first commit",
+                ) from None
+            if "must be run in a work tree" in exc.stderr or "this operation must be run" in exc.stderr:
+                raise NotARepositoryError(
+                    f"{start} is inside a bare repository, which has no files to work on",
+                    "clone it or add a worktree (`git worktree add PATH`) and run ADW there",
+                ) from None
+            raise
+        lines = result.lines
+        if lines[0] == "true" or len(lines) < 4:
+            raise NotARepositoryError(
+                f"{start} is a bare repository or a git directory, which has no files to work on",
+                "run ADW in a checkout (a folder with your files), e.g. after `git worktree add PATH`",
+            )
+        git_dir = Path(lines[1])
+        common = Path(lines[2])
+        common_dir = (common if common.is_absolute() else probe / common).resolve()
+        return cls(root=Path(lines[3]), git_dir=git_dir.resolve(), common_dir=common_dir)
+
+    def contains(self, path: Path) -> bool:
+        resolved = path.resolve()
+        return resolved == self.root or self.root in resolved.parents
+
+    def inside(self, relative: str) -> Path:
+        """Resolve a user-given path and refuse one that leaves this worktree."""
+        candidate = Path(relative)
+        full = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+        if not self.contains(full):
+            raise PathOutsideError(
+                f"{relative} is outside the worktree {self.root}", "give a path inside the worktree"
+            )
+        return full
+
+    def relpath(self, path: Path) -> str:
+        return self.inside(str(path)).relative_to(self.root).as_posix()

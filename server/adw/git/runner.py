@@ -1,0 +1,92 @@
+"""The one way ADW runs git: argument lists, captured output, typed errors, timeouts, lock retries.
+
+Every call is an asyncio subprocess so no git work ever blocks an event loop (the language server's included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from adw.errors import GitError, GitTimeoutError
+
+DEFAULT_TIMEOUT = 120.0
+# git fails at once rather than waiting when another process holds one of these; they clear in milliseconds.
+_TRANSIENT_LOCK = re.compile(r"(index|packed-refs|config|HEAD|\.git/refs/.*)\.lock", re.IGNORECASE)
+_LOCK_RETRIES = 8
+_LOCK_BACKOFF_S = 0.02
+
+# Pin a predictable environment: no pager, no prompts, untranslated messages that we can parse.
+_BASE_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_PAGER": "cat",
+    "PAGER": "cat",
+    "LC_ALL": "C",
+    "LANGUAGE": "C",
+    "GIT_OPTIONAL_LOCKS": "0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GitResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+async def git(
+    *args: str | os.PathLike[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ok_codes: Sequence[int] = (0,),
+) -> GitResult:
+    """Run `git ARGS` in `cwd`. Raises GitError unless the exit status is in `ok_codes`."""
+    argv = ["git", *map(os.fspath, args)]
+    full_env = {**os.environ, **_BASE_ENV, **(env or {})}
+    data = input.encode() if isinstance(input, str) else input
+    for attempt in range(_LOCK_RETRIES + 1):
+        returncode, out, err = await _spawn(argv, Path(cwd), full_env, data, timeout)
+        if returncode in ok_codes:
+            return GitResult(argv, returncode, out, err)
+        if attempt < _LOCK_RETRIES and _TRANSIENT_LOCK.search(err):
+            await asyncio.sleep(_LOCK_BACKOFF_S * 2**attempt)
+            continue
+        raise GitError(argv, returncode, err, out)
+    raise AssertionError("unreachable")
+
+
+async def _spawn(
+    argv: list[str], cwd: Path, env: dict[str, str], data: bytes | None, timeout: float
+) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(data), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise GitTimeoutError(argv, -9, f"timed out after {timeout:.0f}s") from None
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
