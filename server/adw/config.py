@@ -64,11 +64,15 @@ AgentKind = Literal["spec-apply", "pytest", "ruff", "summary", "claude", "codex"
 
 class PhaseConfig(_Strict):
     agent: AgentKind
-    prompt: str = ""
+    prompt: str = Field(
+        default="",
+        description="Prompt template for LLM agents: {spec}, {spec_text}, {worktree}, {task}, {phase}.",
+    )
     command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
-    timeout: float = Field(default=1800.0, gt=0)
-    inactivity_timeout: float = Field(default=300.0, gt=0)
-    retries: int = Field(default=2, ge=0, le=10)
+    timeout: float = Field(default=1800.0, gt=0, description="Wall-clock limit of one attempt, in seconds.")
+    inactivity_timeout: float = Field(default=300.0, gt=0, description="Stop an agent silent for this long.")
+    retries: int = Field(default=2, ge=0, le=10, description="Extra attempts after a retryable failure.")
+    retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay (s); doubles.")
     memory_limit: ByteSize | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
@@ -86,8 +90,16 @@ def _default_phases() -> dict[str, PhaseConfig]:
 class AgentsConfig(_Strict):
     claude_permission_mode: str = "acceptEdits"
     claude_allowed_tools: list[str] = Field(default_factory=lambda: ["Read", "Edit", "Write", "Bash", "Glob", "Grep"])
-    test_command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest", "-q"])
+    claude_max_retries: int = Field(
+        default=2, ge=0, description="CLAUDE_CODE_MAX_RETRIES; its default, 10, fails after ~3 min."
+    )
+    test_command: list[str] = Field(
+        default_factory=lambda: ["python", "-m", "pytest", "-q"],
+        description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW.",
+    )
     max_agents: int | None = Field(default=None, ge=1, le=8)
+    stop_grace: float = Field(default=5.0, gt=0, description="Seconds between SIGINT, SIGTERM and SIGKILL.")
+    sample_interval: float = Field(default=1.0, gt=0, description="Seconds between CPU/memory samples.")
 
 
 class LspConfig(_Strict):

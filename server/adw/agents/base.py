@@ -1,0 +1,80 @@
+"""The one interface every agent implements, and the cancel token the engine hands it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Protocol
+
+from adw.config import AgentsConfig, PhaseConfig
+from adw.workflow.events import TaskEvents
+from adw.workflow.models import AgentResult, Task, TaskState, Workflow
+
+
+class CancelToken:
+    """Asks a running agent to stop. The first request wins and says why and which state the task ends in:
+    a user's cancel ends `cancelled`, a timeout or memory cap `failed`."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.reason = ""
+        self.state = TaskState.CANCELLED
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self, reason: str, state: TaskState = TaskState.CANCELLED) -> None:
+        if self.requested:
+            return
+        self.reason, self.state = reason, state
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class Agent(Protocol):
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        """Do the task's work in `worktree`, reporting through `events`, stopping soon after `cancel` fires.
+
+        Expected failures (tool missing, tests failing, agent error) are returned as a failed result whose
+        reason says what to do; raising is for bugs.
+        """
+        ...
+
+
+class AgentBase:
+    """State every agent gets at construction: the workflow it works for and the agents' settings."""
+
+    def __init__(self, workflow: Workflow, settings: AgentsConfig) -> None:
+        self.workflow = workflow
+        self.settings = settings
+
+    def phase_config(self, task: Task) -> PhaseConfig:
+        if task.config is None:
+            raise ValueError(f"task {task.id} has no phase configuration")
+        return task.config
+
+    def env(self, task: Task) -> dict[str, str]:
+        """Variables for the agent's process on top of ours: the worktree's ports, then the phase's own."""
+        return {**self.workflow.env, **(task.config.env if task.config else {})}
+
+    def placeholders(self, task: Task, worktree: Path) -> dict[str, str]:
+        spec = Path(self.workflow.spec) if self.workflow.spec else None
+        return {
+            "spec": str(spec or ""),
+            "spec_text": spec.read_text(encoding="utf-8") if spec and spec.is_file() else "",
+            "worktree": str(worktree),
+            "task": task.id,
+            "phase": task.phase,
+        }
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill `{name}` placeholders; other braces (JSON in a prompt, say) stay as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)

@@ -1,0 +1,176 @@
+"""Built-in test and review agents: pytest and ruff, run with the interpreter that runs ADW.
+
+Each writes a machine-readable report (JUnit XML, ruff JSON) to a temporary folder outside the worktree, so
+that nothing of it ends up in the workflow's commit, and turns every problem into a finding at file:line.
+When the tool is not installed the phase succeeds with a warning that says nothing was checked, so that the
+pipeline still runs on a bare machine and the gap is visible in the summary and the commit message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from adw.agents.base import CancelToken
+from adw.agents.cli import CliAgent
+from adw.agents.process import ProcessOutcome
+from adw.workflow.events import TaskEvents
+from adw.workflow.models import AgentResult, Finding, Severity, Task
+
+_NO_TESTS = 5  # pytest's exit status when it collected nothing
+
+
+def with_interpreter(argv: list[str]) -> list[str]:
+    """`python` at the head of a command means the interpreter running ADW (its venv included)."""
+    return [sys.executable, *argv[1:]] if argv and argv[0] in ("python", "python3") else list(argv)
+
+
+class PythonToolAgent(CliAgent):
+    """Runs `python -m <module>` writing its report to `self.report`."""
+
+    module: str
+    report_name: str
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        argv = self.argv_base()
+        if argv[:3] == [sys.executable, "-m", self.module] and importlib.util.find_spec(self.module) is None:
+            message = f"{self.module} is not installed, so nothing was checked (pip install {self.module})"
+            events.progress(message)
+            warning = Finding(path=".", severity=Severity.WARNING, message=message, source=self.module)
+            return AgentResult(status="succeeded", summary=f"skipped: {message}", findings=[warning])
+        with tempfile.TemporaryDirectory(prefix=f"adw-{self.module}-") as folder:
+            self.report = Path(folder) / self.report_name
+            return await super().run(task, worktree, events, cancel)
+
+    def argv_base(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
+        return {"PYTHONDONTWRITEBYTECODE": "1", **self.env(task)}  # no __pycache__ in the commit
+
+    def relative(self, path: str) -> str:
+        candidate = Path(path)
+        worktree = Path(self.workflow.cwd).resolve()
+        if candidate.is_absolute() and candidate.resolve().is_relative_to(worktree):
+            return candidate.resolve().relative_to(worktree).as_posix()
+        return path
+
+
+class PytestAgent(PythonToolAgent):
+    module = "pytest"
+    report_name = "junit.xml"
+
+    def argv_base(self) -> list[str]:
+        return with_interpreter(self.settings.test_command)
+
+    def argv(self, task: Task, worktree: Path) -> list[str]:
+        # xunit1 is the JUnit flavour that records each test's file and line; no cache folder in the worktree.
+        return [
+            *self.argv_base(),
+            f"--junitxml={self.report}",
+            "-o",
+            "junit_family=xunit1",
+            "-p",
+            "no:cacheprovider",
+        ]
+
+    def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
+        if outcome.returncode == _NO_TESTS:
+            return AgentResult(status="succeeded", summary="no tests collected")
+        if not self.report.is_file():
+            return self.exit_failure(outcome)
+        findings, counts = self._parse(self.report)
+        for finding in findings:
+            self.events.finding(finding)
+        summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n) or "no tests ran"
+        if outcome.returncode == 0:
+            return AgentResult(status="succeeded", summary=summary)
+        if findings:
+            return AgentResult.failed(f"tests failed: {summary}", summary=summary, findings=findings)
+        return self.exit_failure(outcome)
+
+    def _parse(self, report: Path) -> tuple[list[Finding], dict[str, int]]:
+        root = ET.parse(report).getroot()
+        suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+        totals = {
+            key: sum(int(s.get(key, 0)) for s in suites) for key in ("tests", "failures", "errors", "skipped")
+        }
+        failed = totals["failures"] + totals["errors"]
+        counts = {
+            "passed": totals["tests"] - failed - totals["skipped"],
+            "failed": failed,
+            "skipped": totals["skipped"],
+        }
+        findings = []
+        for case in root.iter("testcase"):
+            problem = case.find("failure")
+            if problem is None:
+                problem = case.find("error")
+            if problem is None:
+                continue
+            path = case.get("file") or (case.get("classname") or "").replace(".", "/") + ".py"
+            line = int(case.get("line", "-1")) + 1 or None  # JUnit's line is 0-based: the test's def
+            text = problem.text or ""
+            # Prefer where it failed inside the test file, from the traceback's `path:line: Error` lines.
+            if hits := re.findall(rf"^{re.escape(path)}:(\d+):", text, re.MULTILINE):
+                line = int(hits[-1])
+            message = problem.get("message") or (text.strip().splitlines() or ["failed"])[-1]
+            findings.append(
+                Finding(
+                    path=self.relative(path),
+                    line=line,
+                    severity=Severity.ERROR,
+                    message=f"{case.get('name')}: {message}",
+                    source="pytest",
+                )
+            )
+        return findings, counts
+
+
+class RuffAgent(PythonToolAgent):
+    module = "ruff"
+    report_name = "ruff.json"
+
+    def argv(self, task: Task, worktree: Path) -> list[str]:
+        return [
+            *self.argv_base(),
+            "check",
+            "--output-format",
+            "json",
+            f"--output-file={self.report}",
+            "--no-cache",
+            "--exit-zero",
+            ".",
+        ]
+
+    def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
+        if outcome.returncode != 0 or not self.report.is_file():
+            return self.exit_failure(outcome)
+        findings = []
+        for item in json.loads(self.report.read_text(encoding="utf-8") or "[]"):
+            code = item.get("code")
+            syntax = code in (None, "invalid-syntax")
+            location = item.get("location") or {}
+            findings.append(
+                Finding(
+                    path=self.relative(item.get("filename", "")),
+                    line=location.get("row"),
+                    column=location.get("column"),
+                    severity=Severity.ERROR if syntax else Severity.WARNING,
+                    message=item.get("message", ""),
+                    source="ruff",
+                    code=code,
+                )
+            )
+        for finding in findings:
+            self.events.finding(finding)
+        errors = sum(f.severity is Severity.ERROR for f in findings)
+        summary = f"{len(findings)} lint finding(s)" + (f", {errors} syntax error(s)" if errors else "")
+        if errors:
+            return AgentResult.failed(f"review found {summary}", summary=summary, findings=findings)
+        return AgentResult(status="succeeded", summary=summary, findings=findings)

@@ -1,0 +1,152 @@
+"""`claude`: Claude Code in print mode, `claude -p PROMPT --output-format stream-json --verbose`.
+
+Stream (NDJSON): system/init, system/api_retry, assistant (text and tool_use blocks), user (tool results),
+then one `result` with total_cost_usd, usage and num_turns. Success is `is_error: false`: a failed login
+still reports subtype "success" with is_error true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from adw.agents.base import render
+from adw.agents.cli import CliAgent, first_line, parse_json_line
+from adw.agents.process import ProcessOutcome, Stream
+from adw.config import AgentsConfig
+from adw.workflow.models import AgentResult, Task, Usage, Workflow
+
+DEFAULT_PROMPTS = {
+    "plan": "Read the spec below and write an implementation plan to PLAN.md in {worktree}. "
+    "Do not change other files.\n\nSpec ({spec}):\n{spec_text}",
+    "build": "Implement the spec below in {worktree}, following PLAN.md if present.\n\n"
+    "Spec ({spec}):\n{spec_text}",
+    "test": "Run the tests of {worktree} and fix what fails. Report the result.",
+    "review": "Review the uncommitted changes in {worktree} against the spec below; "
+    "fix real problems only.\n\n{spec_text}",
+    "document": "Document the changes made in {worktree} for the spec below.\n\n{spec_text}",
+}
+_EDIT_TOOLS = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+_NETWORK_SIGNS = ("unable to connect", "connection", "timed out", "overloaded", "server_error", "econnreset")
+
+
+def prompt_for(task: Task, template: str, values: dict[str, str]) -> str:
+    """The phase's configured prompt, or a default per phase."""
+    return render(template or DEFAULT_PROMPTS.get(task.phase, "{spec_text}"), values)
+
+
+def tool_detail(tool_input: dict[str, Any]) -> str:
+    """The one argument that says what a tool call is about: `Edit src/x.py`, `Bash pytest -q`."""
+    for key in ("file_path", "notebook_path", "path", "command", "pattern", "url", "description"):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            return value.splitlines()[0][:200]
+    return ""
+
+
+class ClaudeAgent(CliAgent):
+    install_hint = "install Claude Code (`npm install -g @anthropic-ai/claude-code`) or pick another agent"
+
+    def __init__(self, workflow: Workflow, settings: AgentsConfig) -> None:
+        super().__init__(workflow, settings)
+        self.final: dict[str, Any] | None = None
+        self.auth_error = ""
+        self.files: set[str] = set()
+
+    def argv(self, task: Task, worktree: Path) -> list[str]:
+        config = self.phase_config(task)
+        argv = ["claude", "-p", prompt_for(task, config.prompt, self.placeholders(task, worktree))]
+        argv += ["--output-format", "stream-json", "--verbose"]  # stream-json is refused without --verbose
+        argv += ["--permission-mode", self.settings.claude_permission_mode]
+        if self.settings.claude_allowed_tools:
+            argv += ["--allowedTools", ",".join(self.settings.claude_allowed_tools)]
+        return argv
+
+    def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
+        # Its default of 10 API retries takes ~3 minutes to give up offline; ours retry the whole attempt.
+        return {"CLAUDE_CODE_MAX_RETRIES": str(self.settings.claude_max_retries), **self.env(task)}
+
+    def on_line(self, line: str, stream: Stream) -> None:
+        self.remember(line, stream)
+        message = parse_json_line(line) if stream == "stdout" else None
+        if message is None:
+            self.events.output(line, stream)
+            return
+        kind, subtype = message.get("type"), message.get("subtype")
+        if kind == "system" and subtype == "init":
+            self.events.progress(
+                f"claude {message.get('claude_code_version', '')} started, model {message.get('model')}"
+            )
+        elif kind == "system" and subtype == "api_retry":
+            self.events.progress(
+                f"API retry {message.get('attempt')}/{message.get('max_retries')}: {message.get('error', '')}"
+            )
+        elif kind == "assistant":
+            self._assistant(message)
+        elif kind == "result":
+            self.final = message
+            usage = message.get("usage") or {}
+            self.events.cost(
+                Usage(
+                    cost_usd=message.get("total_cost_usd"),
+                    input_tokens=_tokens_in(usage),
+                    output_tokens=usage.get("output_tokens"),
+                    turns=message.get("num_turns"),
+                )
+            )
+
+    def _assistant(self, message: dict[str, Any]) -> None:
+        if message.get("error"):
+            self.auth_error = str(message["error"])
+        body = message.get("message") or {}
+        for block in body.get("content") or []:
+            if block.get("type") == "text" and block.get("text"):
+                for text_line in str(block["text"]).splitlines():
+                    self.events.output(text_line)
+            elif block.get("type") == "tool_use":
+                name, tool_input = str(block.get("name", "tool")), block.get("input") or {}
+                detail = tool_detail(tool_input)
+                self.events.tool(name, self._relative(detail) if name in _EDIT_TOOLS else detail)
+                if name in _EDIT_TOOLS and detail:
+                    self.files.add(self._relative(detail))
+
+    def _relative(self, path: str) -> str:
+        candidate = Path(path)
+        worktree = Path(self.workflow.cwd)
+        if candidate.is_absolute() and candidate.is_relative_to(worktree):
+            return candidate.relative_to(worktree).as_posix()
+        return path
+
+    def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
+        final = self.final
+        if final is None:
+            return self.exit_failure(outcome)
+        usage = self.events.usage
+        text = str(final.get("result") or "")
+        files = sorted(self.files)
+        if not final.get("is_error") and outcome.returncode == 0:
+            return AgentResult(status="succeeded", summary=first_line(text), usage=usage, files_changed=files)
+        reason, retryable = self._diagnose(final, text)
+        return AgentResult.failed(reason, retryable=retryable, usage=usage, files_changed=files)
+
+    def _diagnose(self, final: dict[str, Any], text: str) -> tuple[str, bool]:
+        lowered = f"{text} {self.auth_error}".lower()
+        status = final.get("api_error_status")
+        if "not logged in" in lowered or "authentication" in lowered or "invalid api key" in lowered:
+            return (
+                f"Claude Code is not logged in ({text.strip()}): "
+                "run `claude` and /login, or set ANTHROPIC_API_KEY",
+                False,
+            )
+        if status == 429 or "rate limit" in lowered:
+            return f"rate limited: {text.strip()}", True
+        if any(sign in lowered for sign in _NETWORK_SIGNS) or (isinstance(status, int) and status >= 500):
+            return f"network or API failure: {text.strip()} (check the connection; retrying)", True
+        subtype = final.get("subtype", "")
+        return f"claude failed ({subtype}): {text.strip() or 'no message'}", False
+
+
+def _tokens_in(usage: dict[str, Any]) -> int | None:
+    keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    values = [usage[key] for key in keys if isinstance(usage.get(key), int)]
+    return sum(values) if values else None

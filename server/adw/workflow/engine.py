@@ -1,0 +1,470 @@
+"""The scheduler: runs the task graphs of many workflows at once on one asyncio loop.
+
+A task starts when every dependency succeeded (AND); a failure skips its dependents while independent tasks
+go on. Agent tasks share one global cap (`max_agents`); each attempt has a wall-clock and an inactivity
+timeout; failures the agent marks retryable are retried with exponential backoff. A language server embeds
+an `Engine` and reads `subscribe()` and `workflows()`; the CLI does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+
+import psutil
+
+from adw.agents.base import Agent, CancelToken
+from adw.agents.process import group_alive, stop_group
+from adw.config import AdwConfig, AgentsConfig
+from adw.errors import AdwError
+from adw.workflow.events import (
+    EventBus,
+    EventType,
+    Progress,
+    Subscription,
+    TaskEvents,
+    TaskFinished,
+    TaskStarted,
+    WorkflowFinished,
+    WorkflowStarted,
+)
+from adw.workflow.models import AgentResult, Attempt, Task, TaskState, Usage, Workflow
+from adw.workflow.store import Store
+
+AgentFactory = Callable[[Workflow, AgentsConfig], Agent]
+
+_AGENT_MEMORY = 512 * 1024**2  # what one agent CLI (a Node or native binary plus its tools) holds
+_MAX_AGENTS = 8  # agent APIs rate-limit well before a machine runs out of cores
+_STEP_TIMEOUT = 600.0
+_REQUEST_POLL = 0.25
+_BLOCKING = (TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED, TaskState.INTERRUPTED)
+
+
+def default_max_agents() -> int:
+    """Agents mostly wait on remote APIs, so several per core; memory bounds them, and so do rate limits."""
+    cores = os.cpu_count() or 1
+    by_memory = psutil.virtual_memory().available // _AGENT_MEMORY
+    return int(max(1, min(_MAX_AGENTS, cores * 4, by_memory)))
+
+
+def new_workflow_id(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:24] or "wf"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+class UnknownWorkflowError(AdwError):
+    pass
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store | None = None,
+        config: AdwConfig | None = None,
+        *,
+        max_agents: int | None = None,
+        agents: Mapping[str, AgentFactory] | None = None,
+    ) -> None:
+        from adw.agents.registry import builtin_agents
+        from adw.workflow.steps import STEP_AGENTS
+
+        self.config = config or AdwConfig()
+        self.settings = self.config.agents
+        self.store = store
+        self.bus = EventBus()
+        if store is not None:
+            self.bus.add_sink(store.record_event)
+        self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
+        self._slots = asyncio.Semaphore(self.max_agents)
+        self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
+        self._workflows: dict[str, Workflow] = {}
+        self._tokens: dict[tuple[str, str], CancelToken] = {}
+        self._checkpoint_locks: dict[str, asyncio.Lock] = {}
+        self._active = 0
+        self._watcher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str] = ".", **kwargs: object) -> Engine:
+        """An engine on the repository containing `path`, with its configuration and shared store, after
+        recovering from any crashed run."""
+        from adw.config import load_config
+        from adw.git.repo import Repo
+
+        repo = await Repo.discover(path)
+        main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
+        config = load_config(main_root)
+        engine = cls(Store.for_common_dir(repo.common_dir), config, **kwargs)  # type: ignore[arg-type]
+        await engine.recover()
+        return engine
+
+    # -- reading state ---------------------------------------------------------------------------------------
+
+    def subscribe(
+        self, workflow_id: str | None = None, types: Collection[EventType] | None = None
+    ) -> Subscription:
+        """Events from now on: `async with engine.subscribe() as events: async for event in events: …`."""
+        return self.bus.subscribe(workflow_id, types)
+
+    def workflows(self) -> list[Workflow]:
+        """The live state of the workflows this engine has run, newest first."""
+        return sorted(self._workflows.values(), key=lambda wf: wf.created_at, reverse=True)
+
+    def get(self, workflow_id: str) -> Workflow:
+        workflow = self._workflows.get(workflow_id) or (self.store.load(workflow_id) if self.store else None)
+        if workflow is None:
+            raise UnknownWorkflowError(
+                f"no workflow {workflow_id!r}", "list the workflows of this repository with `adw status`"
+            )
+        return workflow
+
+    # -- running ---------------------------------------------------------------------------------------------
+
+    async def run(self, workflow: Workflow) -> Workflow:
+        """Run every pending task of `workflow` to an end state; returns it when nothing is left to run."""
+        self._workflows[workflow.id] = workflow
+        workflow.state = TaskState.RUNNING
+        workflow.started_at = workflow.started_at or time.time()
+        workflow.finished_at = None
+        workflow.reason = ""
+        self._publish(WorkflowStarted(workflow_id=workflow.id, name=workflow.name))
+        self._save(workflow)
+        self._active += 1
+        if self.store is not None and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_requests())
+        try:
+            await self._drive(workflow)
+        finally:
+            self._active -= 1
+            if self._active == 0 and self._watcher is not None:
+                self._watcher.cancel()
+                self._watcher = None
+        workflow.state, workflow.reason = _outcome(workflow)
+        workflow.finished_at = time.time()
+        self._publish(WorkflowFinished(workflow_id=workflow.id, state=workflow.state, reason=workflow.reason))
+        self._save(workflow)
+        return workflow
+
+    async def run_all(self, workflows: Collection[Workflow]) -> list[Workflow]:
+        return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
+
+    async def resume(self, workflow_id: str) -> Workflow:
+        """Run again every task of a stored workflow that did not succeed; succeeded tasks are kept."""
+        workflow = self.get(workflow_id)
+        if workflow.id in self._workflows and workflow.state is TaskState.RUNNING:
+            raise AdwError(f"workflow {workflow.id} is running", "wait for it or cancel it first")
+        if self.store is not None:
+            owner = self.store.owner_of(workflow.id)
+            if (
+                workflow.state is TaskState.RUNNING
+                and owner is not None
+                and owner.alive()
+                and owner != self.store.owner
+            ):
+                raise AdwError(
+                    f"workflow {workflow.id} is running in process {owner.pid}",
+                    f"wait for it, or stop it with `adw cancel {workflow.id}`",
+                )
+        for task in workflow.tasks:
+            if task.state is not TaskState.SUCCEEDED:
+                task.state, task.reason = TaskState.PENDING, ""
+        return await self.run(workflow)
+
+    def cancel(self, workflow_id: str, task_id: str | None = None, reason: str = "cancelled by user") -> bool:
+        """Cancel one task or the whole workflow run by this engine. False when nothing was left to cancel."""
+        workflow = self._workflows.get(workflow_id)
+        if workflow is None:
+            return False
+        tasks = [workflow.task(task_id)] if task_id else workflow.tasks
+        hit = False
+        for task in tasks:
+            token = self._tokens.get((workflow_id, task.id))
+            if token is not None:
+                token.cancel(reason)
+                hit = True
+            elif task.state is TaskState.PENDING:
+                self._finish(workflow, task, TaskState.CANCELLED, reason)
+                hit = True
+        if hit:
+            self._save(workflow)
+        return hit
+
+    async def recover(self) -> list[Workflow]:
+        """After a crash: stop the agents it left behind and mark what it was running as interrupted."""
+        if self.store is None:
+            return []
+        stray = self.store.stray_processes()
+        await asyncio.gather(*(stop_group(p.pid, None, self.settings.stop_grace) for p in stray))
+        self.store.forget_processes(stray)
+        orphans = self.store.orphaned()
+        for workflow in orphans:
+            for task in workflow.tasks:
+                if task.state is TaskState.RUNNING:
+                    task.state, task.reason = TaskState.INTERRUPTED, "the ADW process running it stopped"
+                    task.finished_at = time.time()
+                    for attempt in task.attempts:
+                        if attempt.state is TaskState.RUNNING:
+                            attempt.state = TaskState.INTERRUPTED
+            workflow.state, workflow.reason = TaskState.INTERRUPTED, "the ADW process running it stopped"
+            self.store.save(workflow)
+        return orphans
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # -- the graph -------------------------------------------------------------------------------------------
+
+    async def _drive(self, workflow: Workflow) -> None:
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for task in workflow.tasks:
+                    if task.state is not TaskState.PENDING or task.id in running:
+                        continue
+                    states = {dep: workflow.task(dep).state for dep in task.deps}
+                    blocked = [f"{dep} {state.value}" for dep, state in states.items() if state in _BLOCKING]
+                    if blocked:
+                        self._finish(workflow, task, TaskState.SKIPPED, "dependency " + ", ".join(blocked))
+                    elif all(state is TaskState.SUCCEEDED for state in states.values()):
+                        running[task.id] = asyncio.create_task(self._run_task(workflow, task))
+                if not running:
+                    return
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for task_id in [tid for tid, job in running.items() if job in done]:
+                    running.pop(task_id).result()
+        finally:
+            for job in running.values():
+                job.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _run_task(self, workflow: Workflow, task: Task) -> None:
+        key = (workflow.id, task.id)
+        token = self._tokens[key] = CancelToken()
+        config = task.config
+        retries = config.retries if config else 0
+        try:
+            for number in range(retries + 1):
+                if not await self._acquire(task, token):
+                    self._finish(workflow, task, token.state, token.reason)
+                    return
+                try:
+                    attempt, result = await self._attempt(workflow, task, token)
+                finally:
+                    if task.kind == "agent":
+                        self._slots.release()
+                state, reason = _judge(result, token)
+                attempt.state, attempt.reason, attempt.finished_at = state, reason, time.time()
+                attempt.retryable = state is TaskState.FAILED and result.retryable and not token.requested
+                if attempt.retryable and number < retries and config is not None:
+                    delay = config.retry_backoff * 2**number
+                    self._publish(
+                        TaskFinished(
+                            workflow_id=workflow.id,
+                            task_id=task.id,
+                            state=state,
+                            attempt=attempt.number,
+                            reason=reason,
+                            retry_in=delay,
+                        )
+                    )
+                    self._save(workflow)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(token.wait(), delay)
+                    continue
+                task.summary, task.findings = result.summary, result.findings
+                task.files_changed, task.outputs = result.files_changed, {**task.outputs, **result.outputs}
+                self._finish(workflow, task, state, reason, attempt.number)
+                return
+        except asyncio.CancelledError:  # the orchestrator itself is stopping (Ctrl-C): resumable later
+            self._finish(workflow, task, TaskState.INTERRUPTED, "the ADW process stopped")
+            raise
+        finally:
+            del self._tokens[key]
+
+    async def _acquire(self, task: Task, token: CancelToken) -> bool:
+        """Wait for an agent slot unless cancelled first; steps need none."""
+        if token.requested:
+            return False
+        if task.kind != "agent":
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stop = asyncio.ensure_future(token.wait())
+        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        got = acquire.done() and not acquire.cancelled()
+        if got and token.requested:
+            self._slots.release()
+            return False
+        return got
+
+    async def _attempt(
+        self, workflow: Workflow, task: Task, token: CancelToken
+    ) -> tuple[Attempt, AgentResult]:
+        attempt = Attempt(number=len(task.attempts) + 1)
+        task.attempts.append(attempt)
+        task.state, task.reason = TaskState.RUNNING, ""
+        task.started_at = task.started_at or attempt.started_at
+        task.finished_at = None
+        if self.store is not None:
+            self.store.reset_output_budget(workflow.id, task.id)
+        self._publish(
+            TaskStarted(
+                workflow_id=workflow.id,
+                task_id=task.id,
+                attempt=attempt.number,
+                agent=task.agent,
+                phase=task.phase,
+            )
+        )
+        self._save(workflow)
+        store = self.store
+        events = TaskEvents(
+            self.bus,
+            workflow.id,
+            task.id,
+            on_process=(lambda pid, created: store.add_process(pid, created, workflow.id, task.id))
+            if store
+            else None,
+            on_process_exit=store.remove_process if store else None,
+        )
+        if task.checkpoint:
+            await self._checkpoint(workflow, task, events, "before")
+        result = await self._call_agent(workflow, task, events, token)
+        attempt.usage = result.usage if result.usage != Usage() else events.usage
+        if task.checkpoint:
+            await self._checkpoint(workflow, task, events, "after")
+        return attempt, result
+
+    async def _call_agent(
+        self, workflow: Workflow, task: Task, events: TaskEvents, token: CancelToken
+    ) -> AgentResult:
+        factory = self._factories.get(task.agent)
+        if factory is None:
+            return AgentResult.failed(
+                f"unknown agent {task.agent!r}; known: {', '.join(sorted(self._factories))}"
+            )
+        agent = factory(workflow, self.settings)
+        job = asyncio.create_task(agent.run(task, Path(workflow.cwd), events, token))
+        timeout = task.config.timeout if task.config else _STEP_TIMEOUT
+        inactivity = task.config.inactivity_timeout if task.config else _STEP_TIMEOUT
+        watchdog = asyncio.create_task(_watch(token, events, timeout, inactivity))
+        stopping = asyncio.ensure_future(token.wait())
+        try:
+            await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not job.done():
+                # The agent was asked to stop and goes through its signals; past them, stop waiting for it.
+                done, _ = await asyncio.wait({job}, timeout=self.settings.stop_grace * 3 + 5)
+                if not done:
+                    job.cancel()
+                    await asyncio.gather(job, return_exceptions=True)
+                    return AgentResult.failed(token.reason or "the agent did not stop")
+            return job.result()
+        except asyncio.CancelledError:
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+            raise
+        except Exception as exc:  # an adapter bug must fail its task, not the workflow's other tasks
+            return AgentResult.failed(f"agent {task.agent} crashed: {type(exc).__name__}: {exc}")
+        finally:
+            watchdog.cancel()
+            stopping.cancel()
+
+    async def _checkpoint(self, workflow: Workflow, task: Task, events: TaskEvents, when: str) -> None:
+        """Snapshot the worktree around a phase so it can be undone; a failure is reported, not fatal."""
+        from adw.git.checkpoints import Checkpoints
+
+        lock = self._checkpoint_locks.setdefault(workflow.cwd, asyncio.Lock())
+        try:
+            async with lock:
+                checkpoints = await Checkpoints.open(Path(workflow.cwd))
+                made = await checkpoints.checkpoint(f"adw {workflow.id}: {when} {task.id}")
+        except AdwError as exc:
+            events.progress(f"checkpoint {when} {task.id} failed: {exc.message}")
+            return
+        if made.checkpoint is not None:
+            task.outputs.setdefault("checkpoints", {})[when] = made.checkpoint.number
+            events.progress(f"checkpoint {made.checkpoint.number} {when} {task.id}")
+
+    def _finish(
+        self, workflow: Workflow, task: Task, state: TaskState, reason: str = "", attempt: int | None = None
+    ) -> None:
+        task.state, task.reason = state, reason
+        task.finished_at = time.time()
+        self._publish(
+            TaskFinished(
+                workflow_id=workflow.id,
+                task_id=task.id,
+                state=state,
+                attempt=attempt,
+                reason=reason,
+                summary=task.summary,
+            )
+        )
+        self._save(workflow)
+
+    async def _watch_requests(self) -> None:
+        """Cancel requests from other processes (`adw cancel`) arrive through the store."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(_REQUEST_POLL)
+            self.store.flush()
+            for workflow_id, task_id in self.store.take_cancel_requests(self._workflows):
+                self.cancel(workflow_id, task_id)
+
+    def _publish(
+        self, event: TaskFinished | TaskStarted | WorkflowStarted | WorkflowFinished | Progress
+    ) -> None:
+        self.bus.publish(event)
+
+    def _save(self, workflow: Workflow) -> None:
+        if self.store is not None:
+            self.store.save(workflow)
+
+
+async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:
+    started = time.monotonic()
+    while not token.requested:
+        now = time.monotonic()
+        if now - started >= limit:
+            token.cancel(f"timed out after {limit:g}s", TaskState.FAILED)
+        elif now - events.last_activity >= inactivity:
+            token.cancel(f"no output for {inactivity:g}s", TaskState.FAILED)
+        else:
+            await asyncio.sleep(min(started + limit, events.last_activity + inactivity) - now)
+
+
+def _judge(result: AgentResult, token: CancelToken) -> tuple[TaskState, str]:
+    if token.requested:
+        return token.state, token.reason
+    if result.status == "succeeded":
+        return TaskState.SUCCEEDED, ""
+    return TaskState.FAILED, result.reason
+
+
+def _outcome(workflow: Workflow) -> tuple[TaskState, str]:
+    states = [task.state for task in workflow.tasks]
+    if all(state is TaskState.SUCCEEDED for state in states):
+        return TaskState.SUCCEEDED, ""
+    for state in (TaskState.INTERRUPTED, TaskState.FAILED, TaskState.CANCELLED):
+        culprits = [task for task in workflow.tasks if task.state is state]
+        if culprits:
+            first = culprits[0]
+            return state, f"{first.id}: {first.reason}" if first.reason else first.id
+    return TaskState.FAILED, "not every task succeeded"
+
+
+async def kill_strays(store: Store, workflow_id: str, grace: float) -> int:
+    """Stop the agents of a workflow whose owner is gone (used by `adw cancel` when no one runs it)."""
+    stray = store.stray_processes(workflow_id)
+    await asyncio.gather(*(stop_group(p.pid, None, grace) for p in stray))
+    store.forget_processes(stray)
+    return sum(1 for p in stray if not group_alive(p.pid))

@@ -1,0 +1,173 @@
+"""The data of a workflow: a dependency graph of tasks, each with its attempts, findings and cost.
+
+These models are what the store persists, what `adw status --json` prints and what the language server reads;
+they hold no behaviour beyond small derived values.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from adw.config import PhaseConfig
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+
+    @property
+    def done(self) -> bool:
+        return self not in (TaskState.PENDING, TaskState.RUNNING)
+
+
+# A workflow has the same states as its tasks (skipped aside); one enum keeps the two comparable.
+WorkflowState = TaskState
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Finding(BaseModel):
+    """Something an agent reports at a place in the code: a failing test, a lint message, a review comment."""
+
+    path: str
+    line: int | None = None
+    column: int | None = None
+    severity: Severity = Severity.WARNING
+    message: str
+    source: str
+    code: str | None = None
+
+
+class Usage(BaseModel):
+    """Cost and tokens when the agent reports them; None means unknown, not zero."""
+
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        def plus(a: float | None, b: float | None) -> Any:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            cost_usd=plus(self.cost_usd, other.cost_usd),
+            input_tokens=plus(self.input_tokens, other.input_tokens),
+            output_tokens=plus(self.output_tokens, other.output_tokens),
+            turns=plus(self.turns, other.turns),
+        )
+
+
+class Attempt(BaseModel):
+    number: int
+    state: TaskState = TaskState.RUNNING
+    started_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+    reason: str = ""
+    retryable: bool = False
+    usage: Usage = Usage()
+
+
+class Task(BaseModel):
+    """One node of the graph. `agent` names the adapter; a `step` is quick git work needing no agent slot."""
+
+    id: str
+    phase: str
+    agent: str
+    kind: Literal["agent", "step"] = "agent"
+    deps: list[str] = Field(default_factory=list)
+    config: PhaseConfig | None = None
+    checkpoint: bool = False
+    state: TaskState = TaskState.PENDING
+    reason: str = ""
+    summary: str = ""
+    findings: list[Finding] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for attempt in self.attempts:
+            total = total + attempt.usage
+        return total
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+
+class Workflow(BaseModel):
+    """A graph of tasks run in one directory (`cwd`, usually a worktree) of the repository at `repo`."""
+
+    id: str
+    name: str
+    kind: str = "custom"
+    repo: str
+    cwd: str
+    spec: str | None = None
+    worktree: str | None = None
+    base_commit: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    state: WorkflowState = WorkflowState.PENDING
+    reason: str = ""
+    created_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    tasks: list[Task] = Field(default_factory=list)
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for task in self.tasks:
+            total = total + task.usage
+        return total
+
+    @property
+    def current_phase(self) -> str:
+        running = [task.phase for task in self.tasks if task.state is TaskState.RUNNING]
+        if running:
+            return "‖".join(running)
+        done = [task.phase for task in self.tasks if task.state.done]
+        return done[-1] if done else ""
+
+
+class AgentResult(BaseModel):
+    """What an agent hands back for one attempt."""
+
+    status: Literal["succeeded", "failed"]
+    summary: str = ""
+    reason: str = ""
+    retryable: bool = False
+    findings: list[Finding] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    usage: Usage = Usage()
+    outputs: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, reason: str, *, retryable: bool = False, **fields: Any) -> AgentResult:
+        return cls(status="failed", reason=reason, retryable=retryable, **fields)

@@ -1,0 +1,136 @@
+"""Steps of the SDLC pipeline that are quick git work rather than agents: create the worktree, make the one
+aggregated commit, preview the merge. They implement the agent interface so that the engine persists, resumes
+and reports them like any task, but they take no agent slot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from adw.agents.base import Agent, AgentBase, CancelToken
+from adw.config import AgentsConfig
+from adw.errors import AdwError
+from adw.git.runner import git
+from adw.workflow.events import TaskEvents
+from adw.workflow.models import AgentResult, Finding, Severity, Task, TaskState, Workflow
+
+# Used only when git has no identity at all (a fresh CI machine), so that the commit can be made.
+FALLBACK_IDENTITY = ("-c", "user.name=ADW", "-c", "user.email=adw@localhost")
+
+
+class CreateWorktreeStep(AgentBase):
+    """Creates the workflow's worktree and points the workflow at it (cwd, base commit, port variables)."""
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        from adw.git.worktrees import Worktrees
+
+        name = self.workflow.worktree or self.workflow.name
+        try:
+            worktrees = await Worktrees.open(self.workflow.repo)
+            created = await worktrees.create(name)
+        except AdwError as exc:
+            return AgentResult.failed(str(exc))
+        info = created.worktree
+        self.workflow.cwd = str(info.path)
+        self.workflow.env = {**self.workflow.env, **created.env}
+        self.workflow.base_commit = info.head
+        events.progress(created.message)
+        return AgentResult(
+            status="succeeded",
+            summary=created.message,
+            outputs={
+                "path": str(info.path),
+                "branch": info.branch,
+                "base": info.base,
+                "base_commit": info.head,
+            },
+        )
+
+
+class CommitStep(AgentBase):
+    """`git add -A` and one commit whose message sums up every phase."""
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        try:
+            await git("add", "-A", cwd=worktree)
+            staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
+            if staged.returncode == 0:
+                return AgentResult(status="succeeded", summary="nothing to commit")
+            identity = () if await _has_identity(worktree) else FALLBACK_IDENTITY
+            await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
+            head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
+            files = (
+                await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)
+            ).lines
+        except AdwError as exc:
+            return AgentResult.failed(f"commit failed: {exc.message}")
+        events.progress(f"committed {head[:12]}")
+        return AgentResult(
+            status="succeeded",
+            summary=f"committed {head[:12]} ({len(files)} file(s))",
+            files_changed=files,
+            outputs={"commit": head},
+        )
+
+    def message(self) -> str:
+        workflow = self.workflow
+        title = f"adw: {Path(workflow.spec).stem if workflow.spec else workflow.name}"
+        lines = [title, ""]
+        if workflow.spec:
+            lines.append(f"Spec: {Path(workflow.spec).name}")
+        for task in workflow.tasks:
+            if task.kind == "agent" and task.state is TaskState.SUCCEEDED:
+                lines.append(f"- {task.phase} ({task.agent}): {task.summary or 'done'}")
+        usage = workflow.usage
+        if usage.cost_usd is not None:
+            lines.append(f"Cost: ${usage.cost_usd:.4f}")
+        if usage.input_tokens is not None or usage.output_tokens is not None:
+            lines.append(f"Tokens: {usage.input_tokens or 0} in, {usage.output_tokens or 0} out")
+        lines += ["", f"ADW-Workflow: {workflow.id}"]
+        return "\n".join(lines) + "\n"
+
+
+class MergePreviewStep(AgentBase):
+    """Would the branch merge cleanly into its base? Conflicts become warnings, not a failure: the work is
+    committed and the user decides how to merge."""
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        from adw.git.worktrees import Worktrees
+
+        name = self.workflow.worktree or self.workflow.name
+        try:
+            preview = await (await Worktrees.open(self.workflow.repo)).merge_preview(name)
+        except AdwError as exc:
+            return AgentResult.failed(f"merge preview failed: {exc}")
+        findings = [
+            Finding(
+                path=path,
+                severity=Severity.WARNING,
+                source="merge-preview",
+                message=f"conflicts when {preview.source} is merged into {preview.target}",
+            )
+            for path in preview.conflicts
+        ]
+        for finding in findings:
+            events.finding(finding)
+        if preview.clean:
+            summary = f"{preview.source} merges cleanly into {preview.target}"
+        else:
+            summary = f"{preview.source} conflicts with {preview.target} in {', '.join(preview.conflicts)}"
+        return AgentResult(
+            status="succeeded", summary=summary, findings=findings, outputs=preview.model_dump(mode="json")
+        )
+
+
+async def _has_identity(cwd: Path) -> bool:
+    for variable in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
+        if (await git("var", variable, cwd=cwd, ok_codes=(0, 128))).returncode != 0:
+            return False
+    return True
+
+
+STEP_AGENTS: dict[str, Callable[[Workflow, AgentsConfig], Agent]] = {
+    "worktree": CreateWorktreeStep,
+    "commit": CommitStep,
+    "merge-preview": MergePreviewStep,
+}
