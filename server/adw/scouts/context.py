@@ -1,0 +1,213 @@
+"""The shared first stage every scout builds on: term statistics, BM25, path and definition matches.
+
+Scores are sums of inverse document frequencies, so content, path and definition evidence are in the same
+unit and can be added without per-query normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+from adw.scouts.corpus import Corpus, TermHits, lines_with, read_text
+from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
+from adw.scouts.kinds import Kind, kind_of
+from adw.scouts.terms import Query, Term, normalize
+
+CANDIDATES = 80  # files analysed in depth per query (the rest is ranked by content and path alone)
+_K1 = 1.2
+_B = 0.75
+_PHRASE_BOOST = 2.0
+_SIGNATURE_WEIGHT = 0.3
+_CLASS_WEIGHT = 0.7
+_FACTS_CACHE = 50_000
+
+
+class FactsCache:
+    """Facts by (path, content signature); bounded, shared by every tree and query of the process."""
+
+    def __init__(self, limit: int = _FACTS_CACHE) -> None:
+        self._items: OrderedDict[tuple[str, str], Facts] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()  # scouts of several queries share it from worker threads
+
+    def get(self, root: Path, path: str, signature: str) -> Facts:
+        key = (path, signature)
+        with self._lock:
+            facts = self._items.get(key)
+            if facts is not None:
+                self._items.move_to_end(key)
+                return facts
+        data = read_text(root, path)
+        facts = extract(path, data.decode("utf-8")) if data is not None else Facts((), (), ())
+        with self._lock:
+            self._items[key] = facts
+            if len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return facts
+
+
+@dataclass(slots=True)
+class Tree:
+    """A corpus plus what is derived from its paths alone; rebuilt only when the corpus changes."""
+
+    root: Path
+    corpus: Corpus
+    facts_cache: FactsCache
+    kinds: list[Kind] = field(init=False)
+    path_words: list[str] = field(init=False)  # " dir words | stem words " per file
+    stem_words: list[str] = field(init=False)
+    average_length: float = field(init=False)
+    _modules: dict[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        self.kinds = [kind_of(path) for path in self.corpus.paths]
+        self.path_words = [f" {normalize(path)} " for path in self.corpus.paths]
+        self.stem_words = [f" {normalize(PurePosixPath(path).stem)} " for path in self.corpus.paths]
+        total = self.corpus.starts[-1]
+        self.average_length = total / len(self.corpus) if len(self.corpus) else 1.0
+
+    def facts(self, index: int) -> Facts:
+        return self.facts_cache.get(self.root, self.corpus.paths[index], self.corpus.signatures[index])
+
+    @property
+    def modules(self) -> dict[str, int]:
+        """Dotted module name -> file, under every suffix of its path (so `src/` layouts resolve too)."""
+        if self._modules is None:
+            modules: dict[str, int] = {}
+            for index, path in enumerate(self.corpus.paths):
+                if path.endswith(".py"):
+                    parts = module_name(path).split(".")
+                    for start in range(len(parts)):
+                        modules.setdefault(".".join(parts[start:]), index)
+            self._modules = modules
+        return self._modules
+
+    def resolve(self, module: str) -> int | None:
+        """The file a dotted import refers to (`a.b.name` falls back to module `a.b`)."""
+        modules = self.modules
+        found = modules.get(module)
+        if found is None and "." in module:
+            found = modules.get(module.rsplit(".", 1)[0])
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """How one file matches the query before any neighbour evidence."""
+
+    index: int
+    content: float
+    path: float
+    definitions: float
+    symbol: Symbol | None
+    matched: tuple[str, ...]  # query words found, for the reason
+
+    @property
+    def score(self) -> float:
+        return self.content + self.path + self.definitions
+
+
+class Context:
+    """Everything the six scouts share for one query on one tree."""
+
+    def __init__(self, tree: Tree, query: Query) -> None:
+        self.tree = tree
+        self.query = query
+        corpus = tree.corpus
+        self.hits: dict[Term, TermHits] = {term: corpus.find(term) for term in query.terms}
+        count = max(len(corpus), 1)
+        self.idf = {
+            term: math.log(1 + (count - len(hits.counts) + 0.5) / (len(hits.counts) + 0.5))
+            * (_PHRASE_BOOST if term.phrase else 1.0)
+            for term, hits in self.hits.items()
+        }
+        self.content = self._bm25()
+        self.path = self._path_scores()
+
+    def _bm25(self) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        corpus, average = self.tree.corpus, self.tree.average_length
+        for term, hits in self.hits.items():
+            idf = self.idf[term]
+            for index, tf in hits.counts.items():
+                norm = _K1 * (1 - _B + _B * corpus.length(index) / average)
+                scores[index] = scores.get(index, 0.0) + idf * tf * (_K1 + 1) / (tf + norm)
+        return scores
+
+    def _path_scores(self) -> dict[int, float]:
+        scores: dict[int, float] = {}
+        for term in self.query.terms:
+            needle = term.needle
+            idf = self.idf[term]
+            for index, words in enumerate(self.tree.path_words):
+                if needle in words:
+                    in_stem = needle in self.tree.stem_words[index]
+                    scores[index] = scores.get(index, 0.0) + idf * (1.0 if in_stem else 0.3)
+        return scores
+
+    @cached_property
+    def candidates(self) -> list[int]:
+        """The files worth analysing in depth: best by content and path, reported kinds only."""
+        pool = set(self.content) | set(self.path)
+        kinds = self.tree.kinds
+        ranked = sorted(
+            (i for i in pool if kinds[i] != "other"),
+            key=lambda i: -(self.content.get(i, 0.0) + self.path.get(i, 0.0)),
+        )
+        return ranked[:CANDIDATES]
+
+    @cached_property
+    def matches(self) -> dict[int, Match]:
+        return {index: self.match(index) for index in self.candidates}
+
+    def match(self, index: int) -> Match:
+        best: Symbol | None = None
+        best_score = 0.0
+        others = 0.0
+        for candidate in self.tree.facts(index).symbols:
+            score = self.symbol_score(candidate)
+            if score > best_score:
+                others += best_score
+                best, best_score = candidate, score
+            else:
+                others += score
+        definitions = best_score + 0.2 * min(others, 2 * best_score)
+        matched = tuple(sorted({w for t in self.query.terms if t in self._present(index) for w in t.words}))
+        return Match(
+            index, self.content.get(index, 0.0), self.path.get(index, 0.0), definitions, best, matched
+        )
+
+    def _present(self, index: int) -> set[Term]:
+        return {term for term, hits in self.hits.items() if index in hits.counts}
+
+    def symbol_score(self, symbol: Symbol) -> float:
+        """Full weight for terms in the symbol's name, less for those only in its signature or docstring.
+
+        A class counts less than a function: it names the area, its methods the behaviour to open first.
+        """
+        score = 0.0
+        for term in self.query.terms:
+            if term.needle in symbol.name_words:
+                score += self.idf[term]
+            elif term.needle in symbol.words:
+                score += _SIGNATURE_WEIGHT * self.idf[term]
+        return score * _CLASS_WEIGHT if symbol.kind == "class" else score
+
+    def name_score(self, name: str) -> float:
+        return self.symbol_score(symbol(name, "function", 1))
+
+    def best_line(self, index: int) -> int:
+        """The line where most distinct query terms meet (first such line), or 1."""
+        lines = lines_with(self.tree.corpus, index, (self.hits[t] for t in self.query.terms))
+        if not lines:
+            return 1
+        return min(lines, key=lambda line: (-lines[line], line))
+
+    def score_of(self, index: int) -> float:
+        found = self.matches.get(index)
+        return found.score if found else self.content.get(index, 0.0) + self.path.get(index, 0.0)

@@ -1,0 +1,156 @@
+"""`scout()`: snapshot the tree, reuse or update the index, run the six scouts concurrently, fuse, cache.
+
+Caches, cheapest first:
+* reports in memory and on disk (`<git-common-dir>/adw/scouts/reports/`), keyed by (tree id, task, top,
+  scout version): a repeat on an unchanged tree costs one `git status`;
+* the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`); a changed tree
+  re-reads only the files whose signature changed;
+* per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees.
+
+All CPU work runs in worker threads so the caller's event loop (the language server's) never stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adw.git.repo import Repo
+from adw.scouts.context import Context, FactsCache, Tree
+from adw.scouts.corpus import Corpus
+from adw.scouts.fusion import METHOD, fuse, report
+from adw.scouts.models import ScoutReport
+from adw.scouts.scouts import SCOUTS, Evidence
+from adw.scouts.snapshot import Snapshot, read_status, take_snapshot
+from adw.scouts.terms import parse_query
+
+SCOUT_VERSION = "1"
+OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
+_REPORTS_IN_MEMORY = 256
+_REPORTS_ON_DISK = 512
+
+
+@dataclass(slots=True)
+class _State:
+    """What one process keeps about one worktree."""
+
+    tree: Tree | None = None
+    reports: OrderedDict[str, ScoutReport] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_STATES: dict[Path, _State] = {}
+_REPOS: dict[Path, Repo] = {}
+_FACTS = FactsCache()
+
+
+async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
+    """Rank the files and lines of the worktree at `root` that a developer should read first for `task`."""
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
+    repo = await _discover(root)
+    query = parse_query(task)
+    if query.empty:
+        return _empty(task)
+    state = _STATES.setdefault(repo.root, _State())
+    status = await read_status(repo.root)
+    key = hashlib.sha1(
+        json.dumps([status.tree_id, task, top, SCOUT_VERSION]).encode(), usedforsecurity=False
+    ).hexdigest()
+    cached = state.reports.get(key) or await asyncio.to_thread(_load_report, repo, key)
+    if cached is None:
+        snapshot = await take_snapshot(repo.root, status)
+        tree = await asyncio.to_thread(_update_tree, state, repo, snapshot)
+        ctx = await asyncio.to_thread(_shared_stage, tree, task)
+        results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
+        evidence: dict[str, list[Evidence]] = dict(zip(SCOUTS, results, strict=True))
+        cached = await asyncio.to_thread(lambda: report(ctx, fuse(evidence), top))
+        await asyncio.to_thread(_save_report, repo, key, cached)
+    state.reports[key] = cached
+    state.reports.move_to_end(key)
+    while len(state.reports) > _REPORTS_IN_MEMORY:
+        state.reports.popitem(last=False)
+    return cached
+
+
+def save_report(report: ScoutReport, root: Path) -> Path:
+    """Write `scout_outputs/relevant_files.json` under `root`, where the plan phase reads it."""
+    file = root / OUTPUT_FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n", "utf-8")
+    return file
+
+
+async def _discover(root: Path) -> Repo:
+    repo = _REPOS.get(root)
+    if repo is None:
+        repo = _REPOS[root] = await Repo.discover(root)
+    return repo
+
+
+def _update_tree(state: _State, repo: Repo, snapshot: Snapshot) -> Tree:
+    with state.lock:
+        index_file = _index_file(repo)
+        previous = (
+            state.tree.corpus if state.tree is not None else (Corpus.load(index_file) or Corpus.empty())
+        )
+        corpus = previous.updated(repo.root, snapshot.files)
+        if state.tree is None or corpus is not state.tree.corpus:
+            state.tree = Tree(repo.root, corpus, _FACTS)
+        if corpus is not previous:
+            with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
+                corpus.save(index_file)
+        return state.tree
+
+
+def _shared_stage(tree: Tree, task: str) -> Context:
+    ctx = Context(tree, parse_query(task))
+    ctx.matches  # noqa: B018 - computed here, once, before the scouts read it from several threads
+    return ctx
+
+
+def _index_file(repo: Repo) -> Path:
+    worktree = hashlib.sha1(str(repo.root).encode(), usedforsecurity=False).hexdigest()[:16]
+    return repo.adw_dir / "scouts" / f"corpus-{worktree}.bin"
+
+
+def _reports_dir(repo: Repo) -> Path:
+    return repo.adw_dir / "scouts" / "reports"
+
+
+def _load_report(repo: Repo, key: str) -> ScoutReport | None:
+    try:
+        return ScoutReport.model_validate_json((_reports_dir(repo) / f"{key}.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _save_report(repo: Repo, key: str, value: ScoutReport) -> None:
+    folder = _reports_dir(repo)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(value.model_dump_json(), "utf-8")
+        os.replace(temporary, folder / f"{key}.json")
+        stored = list(folder.glob("*.json"))
+        if len(stored) > _REPORTS_ON_DISK:
+            stored.sort(key=lambda f: f.stat().st_mtime)
+            for old in stored[: len(stored) - _REPORTS_ON_DISK]:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # the disk cache is an optimisation; the answer stands without it
+
+
+def _empty(task: str) -> ScoutReport:
+    return ScoutReport(
+        task=task, files=[], tests=[], docs=[], config=[], locations=[], count=0, method=METHOD,
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+    )  # fmt: skip
