@@ -1,0 +1,145 @@
+"""Fake `claude -p … --output-format stream-json --verbose`, emitting Claude Code 2.1's documented stream.
+
+FAKE_CLAUDE picks the scenario: success, not-logged-in, offline, rate-limit, hang (until SIGINT).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+SESSION = str(uuid.uuid4())
+
+
+def emit(**event: object) -> None:
+    print(json.dumps({**event, "session_id": SESSION, "uuid": str(uuid.uuid4())}), flush=True)
+
+
+def result(
+    text: str, *, is_error: bool, subtype: str = "success", cost: float = 0.0, status: object = None
+) -> None:
+    usage = {"input_tokens": 120, "cache_read_input_tokens": 30, "output_tokens": 45} if cost else {}
+    emit(
+        type="result",
+        subtype=subtype,
+        is_error=is_error,
+        api_error_status=status,
+        duration_ms=386,
+        num_turns=2 if cost else 1,
+        result=text,
+        total_cost_usd=cost,
+        usage=usage,
+        modelUsage={},
+        permission_denials=[],
+        terminal_reason="completed",
+    )
+
+
+def synthetic(text: str, error: str) -> None:
+    emit(
+        type="assistant",
+        error=error,
+        parent_tool_use_id=None,
+        message={"model": "<synthetic>", "role": "assistant", "content": [{"type": "text", "text": text}]},
+    )
+
+
+args = sys.argv[1:]
+if "--output-format" in args and "stream-json" in args and "--verbose" not in args:
+    print("Error: When using --print, --output-format=stream-json requires --verbose", file=sys.stderr)
+    sys.exit(1)
+if os.environ.get("FAKE_RECORD"):
+    with open(os.environ["FAKE_RECORD"], "w") as record:
+        json.dump({"argv": args, "max_retries": os.environ.get("CLAUDE_CODE_MAX_RETRIES")}, record)
+
+scenario = os.environ.get("FAKE_CLAUDE", "success")
+emit(
+    type="system",
+    subtype="init",
+    cwd=os.getcwd(),
+    tools=["Edit", "Write", "Bash"],
+    model="claude-test",
+    permissionMode="acceptEdits",
+    apiKeySource="none",
+    claude_code_version="2.1.197",
+)
+
+if scenario == "success":
+    target = os.path.join(os.getcwd(), "src", "hello.py")
+    emit(
+        type="assistant",
+        parent_tool_use_id=None,
+        message={
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "I will add the greeting."},
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "Edit",
+                    "input": {"file_path": target, "old_string": "", "new_string": "x"},
+                },
+            ],
+        },
+    )
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w") as out:
+        out.write("def hello():\n    return 'hi'\n")
+    emit(
+        type="user",
+        message={"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+    )
+    emit(
+        type="assistant",
+        parent_tool_use_id=None,
+        message={
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "t2",
+                    "name": "Bash",
+                    "input": {"command": "pytest -q", "description": "run tests"},
+                },
+            ],
+        },
+    )
+    result("Added hello() in src/hello.py.\nAll tests pass.", is_error=False, cost=0.0123)
+elif scenario == "not-logged-in":
+    synthetic("Not logged in · Please run /login", "authentication_failed")
+    result("Not logged in · Please run /login", is_error=True)
+    sys.exit(1)
+elif scenario == "offline":
+    retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES", "10"))
+    for attempt in range(1, retries + 1):
+        emit(
+            type="system",
+            subtype="api_retry",
+            attempt=attempt,
+            max_retries=retries,
+            retry_delay_ms=50,
+            error_status=None,
+            error="Unable to connect",
+        )
+        time.sleep(0.05)
+    synthetic("API Error: Unable to connect to API (ConnectionRefused)", "server_error")
+    result("API Error: Unable to connect to API (ConnectionRefused)", is_error=True)
+    sys.exit(1)
+elif scenario == "rate-limit":
+    result("API Error: 429 rate limit exceeded", is_error=True, status=429)
+    sys.exit(1)
+elif scenario == "hang":
+
+    def interrupted(signum: int, frame: object) -> None:
+        emit(
+            type="user",
+            message={"role": "user", "content": [{"type": "text", "text": "[Request interrupted by user]"}]},
+        )
+        result("Request interrupted", is_error=True, subtype="error_during_execution", cost=0.5)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, interrupted)
+    while True:
+        time.sleep(0.05)
