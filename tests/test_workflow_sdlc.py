@@ -1,0 +1,139 @@
+"""The SDLC pipeline end to end with the built-in agents, on real git worktrees and checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import MakeRepo, run_git
+
+from adw.errors import AdwError
+from adw.workflow.engine import Engine
+from adw.workflow.models import Severity, TaskState
+from adw.workflow.sdlc import sdlc_workflows
+
+PYPROJECT = """[tool.pytest.ini_options]
+pythonpath = ["src"]
+
+[tool.adw.agents]
+stop_grace = 0.3
+"""
+
+
+def spec(name: str, body: str, test: str) -> str:
+    return (
+        f"# {name}\n\n```python path=src/calc/{name}.py\n{body}```\n\n"
+        f"```python path=tests/test_{name}.py\n{test}```\n"
+    )
+
+
+ADD = spec(
+    "add",
+    "def add(a, b):\n    return a + b\n",
+    "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+)
+MUL = spec(
+    "mul",
+    "def mul(a, b):\n    return a * b\n",
+    "from calc.mul import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+)
+BROKEN = spec(
+    "broken",
+    "def sub(a, b):\n    return a + b\n",
+    "from calc.broken import sub\n\n\ndef test_sub():\n    assert sub(3, 1) == 2\n",
+)
+
+
+@pytest.fixture
+def project(make_repo: MakeRepo) -> Path:
+    return make_repo(
+        {
+            "README.md": "# calc\n",
+            "pyproject.toml": PYPROJECT,
+            "src/calc/__init__.py": "",
+            ".gitignore": "__pycache__/\n",
+            "specs/add.md": ADD,
+            "specs/mul.md": MUL,
+            "specs/broken.md": BROKEN,
+        }
+    )
+
+
+async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> None:
+    engine = await Engine.open(project)
+    workflows = sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], engine.config)
+    results = await engine.run_all(workflows)
+    for wf in results:
+        assert wf.state is TaskState.SUCCEEDED, [(t.id, t.state, t.reason) for t in wf.tasks]
+        worktree = Path(wf.cwd)
+        assert worktree.name == wf.name and worktree != project
+        log = run_git(worktree, "log", "--format=%s%n%b", "-1")
+        assert log.startswith(f"adw: {wf.name}\n")
+        for phase in (
+            "plan (spec-apply)",
+            "build (spec-apply)",
+            "test (pytest): 1 passed",
+            "review (ruff)",
+            "document",
+        ):
+            assert f"- {phase}" in log
+        files = run_git(worktree, "show", "--name-only", "--format=", "HEAD").split()
+        assert sorted(files) == sorted(
+            [f"src/calc/{wf.name}.py", f"tests/test_{wf.name}.py", f"docs/changes/{wf.name}.md"]
+        )
+        assert run_git(worktree, "status", "--porcelain") == ""
+        preview = wf.task("merge-preview")
+        assert (
+            preview.outputs["clean"] is True and preview.summary == f"adw/{wf.name} merges cleanly into main"
+        )
+        checkpoints = wf.task("build").outputs["checkpoints"]
+        assert checkpoints["after"] > checkpoints["before"]
+    spans = {wf.name: (wf.started_at, wf.finished_at) for wf in results}
+    assert spans["add"][0] < spans["mul"][1] and spans["mul"][0] < spans["add"][1]  # they overlapped
+    stored = engine.store.recent() if engine.store else []
+    assert {wf.id for wf in stored} == {wf.id for wf in results}
+
+
+async def test_a_failing_test_phase_skips_the_commit_and_reports_the_finding(project: Path) -> None:
+    engine = await Engine.open(project)
+    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
+    assert wf.state is TaskState.FAILED
+    assert wf.task("test").state is TaskState.FAILED
+    assert wf.task("review").state is TaskState.SUCCEEDED and wf.task("document").state is TaskState.SUCCEEDED
+    assert (
+        wf.task("commit").state is TaskState.SKIPPED and wf.task("commit").reason == "dependency test failed"
+    )
+    [finding] = wf.task("test").findings
+    assert (finding.path, finding.line, finding.severity) == ("tests/test_broken.py", 5, Severity.ERROR)
+    assert run_git(Path(wf.cwd), "rev-parse", "HEAD") == run_git(project, "rev-parse", "HEAD")
+
+
+async def test_the_commit_works_without_any_git_identity(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key)
+    # Like a fresh CI machine: git may not guess a name and address from the host.
+    for key, value in {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "user.useConfigOnly",
+        "GIT_CONFIG_VALUE_0": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+    engine = await Engine.open(project)
+    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/add.md"], engine.config))
+    assert wf.state is TaskState.SUCCEEDED, wf.reason
+    author = run_git(Path(wf.cwd), "log", "-1", "--format=%an <%ae>").strip()
+    assert author == "ADW <adw@localhost>"
+
+
+def test_specs_are_checked_before_anything_starts(project: Path, tmp_path: Path) -> None:
+    from adw.config import AdwConfig
+
+    with pytest.raises(AdwError, match="no such spec"):
+        sdlc_workflows(project, [project / "specs/nope.md"], AdwConfig())
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "add.md").write_text(ADD)
+    with pytest.raises(AdwError, match="share the name add"):
+        sdlc_workflows(project, [project / "specs/add.md", other / "add.md"], AdwConfig())
