@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MakeRepo, run_git
 
 from adw.errors import AdwError
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, TaskState
 from adw.workflow.sdlc import sdlc_workflows
+from conftest import MakeRepo, run_git
 
 PYPROJECT = """[tool.pytest.ini_options]
 pythonpath = ["src"]

@@ -55,6 +55,19 @@ if os.environ.get("FAKE_RECORD"):
         json.dump({"argv": args, "max_retries": os.environ.get("CLAUDE_CODE_MAX_RETRIES")}, record)
 
 scenario = os.environ.get("FAKE_CLAUDE", "success")
+
+
+def interrupted(signum: int, frame: object) -> None:
+    """What Claude Code does on SIGINT: a last user message and a result with the cost so far, exit 0."""
+    emit(
+        type="user",
+        message={"role": "user", "content": [{"type": "text", "text": "[Request interrupted by user]"}]},
+    )
+    result("Request interrupted", is_error=True, subtype="error_during_execution", cost=0.5)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGINT, interrupted)
 emit(
     type="system",
     subtype="init",
@@ -131,15 +144,5 @@ elif scenario == "rate-limit":
     result("API Error: 429 rate limit exceeded", is_error=True, status=429)
     sys.exit(1)
 elif scenario == "hang":
-
-    def interrupted(signum: int, frame: object) -> None:
-        emit(
-            type="user",
-            message={"role": "user", "content": [{"type": "text", "text": "[Request interrupted by user]"}]},
-        )
-        result("Request interrupted", is_error=True, subtype="error_during_execution", cost=0.5)
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, interrupted)
     while True:
         time.sleep(0.05)

@@ -89,7 +89,13 @@ class Engine:
         self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str] = ".", **kwargs: object) -> Engine:
+    async def open(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        max_agents: int | None = None,
+        agents: Mapping[str, AgentFactory] | None = None,
+    ) -> Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
         recovering from any crashed run."""
         from adw.config import load_config
@@ -98,7 +104,7 @@ class Engine:
         repo = await Repo.discover(path)
         main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
         config = load_config(main_root)
-        engine = cls(Store.for_common_dir(repo.common_dir), config, **kwargs)  # type: ignore[arg-type]
+        engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
 

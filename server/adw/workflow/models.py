@@ -10,7 +10,7 @@ import time
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from adw.config import PhaseConfig
 
@@ -101,6 +101,7 @@ class Task(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def usage(self) -> Usage:
         total = Usage()
@@ -140,6 +141,7 @@ class Workflow(BaseModel):
                 return task
         raise KeyError(task_id)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def usage(self) -> Usage:
         total = Usage()

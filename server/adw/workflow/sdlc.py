@@ -25,7 +25,7 @@ _DEPS = {
 
 
 def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
-    """Configured phases over the defaults, so configuring one phase keeps the built-in agents for the rest."""
+    """Configured phases over the defaults: configuring one phase keeps the built-in agents for the rest."""
     return {**_default_phases(), **config.phases}
 
 

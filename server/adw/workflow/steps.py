@@ -56,7 +56,7 @@ class CommitStep(AgentBase):
             staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
             if staged.returncode == 0:
                 return AgentResult(status="succeeded", summary="nothing to commit")
-            identity = () if await _has_identity(worktree) else FALLBACK_IDENTITY
+            identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
             await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
             head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
             files = (
@@ -122,7 +122,7 @@ class MergePreviewStep(AgentBase):
         )
 
 
-async def _has_identity(cwd: Path) -> bool:
+async def has_identity(cwd: Path) -> bool:
     for variable in ("GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"):
         if (await git("var", variable, cwd=cwd, ok_codes=(0, 128))).returncode != 0:
             return False

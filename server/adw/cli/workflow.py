@@ -1,0 +1,394 @@
+"""`adw sdlc | status | cancel | resume | logs | demo`: the workflow engine from the command line.
+
+Every command is a subscriber of the engine or a reader of its store; none holds logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from adw.cli.output import add_json_flag, emit
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from adw.workflow.engine import Engine
+    from adw.workflow.events import BaseEvent
+    from adw.workflow.models import Workflow
+
+_WATCH_INTERVAL = 0.5
+
+
+def register(subparsers: Any) -> None:
+    sdlc = subparsers.add_parser(
+        "sdlc",
+        help="run plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
+        description="For each SPEC (Markdown): a worktree named after it, plan, build, then test, review and "
+        "document in parallel, one commit summing up every phase, and a merge preview against the base.",
+    )
+    sdlc.add_argument("specs", nargs="+", metavar="SPEC", help="Markdown spec files")
+    sdlc.add_argument(
+        "--max-agents", type=int, metavar="N", help="agents running at once (default: from cores)"
+    )
+    add_json_flag(sdlc)
+    sdlc.set_defaults(handler=_sdlc)
+
+    status = subparsers.add_parser("status", help="workflows of this repository, or the tasks of one")
+    status.add_argument("id", nargs="?", help="a workflow id (a unique prefix will do)")
+    status.add_argument("--watch", action="store_true", help="refresh live until the workflows end")
+    add_json_flag(status)
+    status.set_defaults(handler=_status)
+
+    cancel = subparsers.add_parser("cancel", help="cancel a workflow, or one of its tasks")
+    cancel.add_argument("id", help="a workflow id")
+    cancel.add_argument("--task", metavar="T", help="only this task (and so what depends on it)")
+    add_json_flag(cancel)
+    cancel.set_defaults(handler=_cancel)
+
+    resume = subparsers.add_parser("resume", help="run again what did not succeed; succeeded tasks are kept")
+    resume.add_argument("id", help="a workflow id")
+    add_json_flag(resume)
+    resume.set_defaults(handler=_resume)
+
+    logs = subparsers.add_parser("logs", help="the recorded events and output of a workflow")
+    logs.add_argument("id", help="a workflow id")
+    logs.add_argument("--task", metavar="T", help="only this task")
+    add_json_flag(logs)
+    logs.set_defaults(handler=_logs)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="create a demo repository with three specs and run them in parallel",
+        description="Creates a small Python repository with three specs and runs `adw sdlc` on all of them "
+        "with the built-in agents (no LLM needed), then shows the commits and merge previews.",
+    )
+    demo.add_argument("path", nargs="?", help="folder for the demo repository (default: a temporary one)")
+    add_json_flag(demo)
+    demo.set_defaults(handler=_demo)
+
+
+# -- handlers ------------------------------------------------------------------------------------------
+
+
+async def _sdlc(args: argparse.Namespace) -> int:
+    from adw.git.repo import Repo
+    from adw.workflow.engine import Engine
+    from adw.workflow.sdlc import sdlc_workflows
+
+    base = Path(args.cwd)
+    repo = await Repo.discover(base)
+    engine = await Engine.open(base, max_agents=args.max_agents)
+    workflows = sdlc_workflows(repo.root, [base / spec for spec in args.specs], engine.config)
+    return await _run(args, engine, workflows)
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    from adw.workflow.engine import Engine
+
+    engine = await Engine.open(args.cwd)
+    workflow = engine.get(args.id)
+    return await _run(args, engine, [workflow], resume=True)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from adw.workflow.demo import create_demo_repo
+    from adw.workflow.engine import Engine
+    from adw.workflow.sdlc import sdlc_workflows
+
+    root = _demo_root(args.cwd, args.path)
+    specs = await create_demo_repo(root)
+    if not args.json:
+        print(f"demo repository: {root}")
+        print(f"specs: {', '.join(spec.name for spec in specs)}\n")
+    engine = await Engine.open(root)
+    return await _run(args, engine, sdlc_workflows(root, specs, engine.config))
+
+
+def _demo_root(cwd: str, path: str | None) -> Path:
+    import tempfile
+
+    return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
+
+
+async def _run(
+    args: argparse.Namespace, engine: Engine, workflows: list[Workflow], resume: bool = False
+) -> int:
+    printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
+    try:
+        if resume:
+            results = [await engine.resume(workflows[0].id)]
+        else:
+            results = await engine.run_all(workflows)
+    finally:
+        if printer is not None:
+            await asyncio.sleep(0)  # let the printer take the last events
+            printer.cancel()
+        engine.close()
+    emit(args, {"workflows": results}, _outcome_text(results))
+    return 0 if all(wf.state.value == "succeeded" for wf in results) else 1
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from adw.workflow.engine import Engine
+
+    engine = await Engine.open(args.cwd)
+    try:
+        if args.watch and not args.json:
+            await _watch(engine, args.id)
+            return 0
+        if args.id:
+            workflow = engine.get(args.id)
+            emit(args, workflow, "")
+            if not args.json:
+                _console().print(_tasks_table(workflow))
+            return 0
+        workflows = engine.store.recent() if engine.store else []
+        emit(
+            args,
+            {"workflows": workflows},
+            "" if workflows else "no workflows yet: start one with `adw sdlc SPEC`",
+        )
+        if workflows and not args.json:
+            _console().print(_workflows_table(workflows))
+        return 0
+    finally:
+        engine.close()
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from adw.errors import AdwError
+    from adw.workflow.engine import Engine
+
+    engine = await Engine.open(args.cwd)
+    try:
+        workflow = engine.get(args.id)
+        if args.task and not any(t.id == args.task for t in workflow.tasks):
+            _no_task(workflow, args.task)
+        if workflow.state.done:
+            raise AdwError(
+                f"workflow {workflow.id} already ended: {workflow.state.value}", "nothing to cancel"
+            )
+        assert engine.store is not None
+        owner = engine.store.owner_of(workflow.id)
+        if owner is not None and owner.alive():
+            engine.store.request_cancel(workflow.id, args.task)
+            workflow = await _await_cancel(engine, workflow.id, args.task)
+        emit(
+            args,
+            workflow,
+            f"{workflow.id}: {workflow.state.value}" + (f" ({workflow.reason})" if workflow.reason else ""),
+        )
+        return 0
+    finally:
+        engine.close()
+
+
+async def _logs(args: argparse.Namespace) -> int:
+    from adw.workflow.engine import Engine
+
+    engine = await Engine.open(args.cwd)
+    try:
+        workflow = engine.get(args.id)
+        if args.task and not any(t.id == args.task for t in workflow.tasks):
+            _no_task(workflow, args.task)
+        events = engine.store.events(workflow.id, args.task) if engine.store else []
+        emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
+        return 0
+    finally:
+        engine.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
+    from adw.errors import AdwError
+
+    raise AdwError(
+        f"workflow {workflow.id} has no task {task_id!r}",
+        f"its tasks: {', '.join(t.id for t in workflow.tasks)}",
+    )
+
+
+async def _await_cancel(engine: Engine, workflow_id: str, task_id: str | None) -> Workflow:
+    """The owning process polls for requests and stops the agents; wait until the store shows it."""
+    assert engine.store is not None
+    deadline = time.monotonic() + engine.settings.stop_grace * 3 + 10
+    while True:
+        workflow = engine.get(workflow_id)
+        target = workflow.task(task_id).state if task_id else workflow.state
+        if target.done or time.monotonic() > deadline:
+            return workflow
+        await asyncio.sleep(0.1)
+
+
+async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
+    """One line per task start and end, with the time since the start."""
+    from adw.workflow.events import TaskFinished, TaskStarted
+
+    names = {wf.id: wf.name for wf in workflows}
+    width = max(len(name) for name in names.values())
+    started = time.monotonic()
+    async with engine.subscribe(types=[TaskStarted, TaskFinished]) as events:
+        async for event in events:
+            if event.workflow_id not in names:
+                continue
+            name = names[event.workflow_id]
+            prefix = f"{time.monotonic() - started:7.2f}s  {name:<{width}}  {event.task_id:<13}"
+            if isinstance(event, TaskStarted):
+                retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+                print(f"{prefix} started {event.agent}{retry}", flush=True)
+            elif isinstance(event, TaskFinished):
+                detail = event.summary or event.reason
+                retry = f"; retrying in {event.retry_in:g}s" if event.retry_in is not None else ""
+                print(f"{prefix} {event.state.value}{': ' + detail if detail else ''}{retry}", flush=True)
+
+
+def _outcome_text(workflows: list[Workflow]) -> str:
+    lines = [""]
+    for wf in workflows:
+        lines.append(f"{wf.name} [{wf.id}]: {wf.state.value}" + (f" — {wf.reason}" if wf.reason else ""))
+        if wf.worktree and wf.cwd != wf.repo:
+            lines.append(f"  worktree  {wf.cwd}")
+        commit = next((t for t in wf.tasks if t.id == "commit"), None)
+        if commit is not None and commit.outputs.get("commit"):
+            lines.append(
+                f"  commit    {commit.outputs['commit'][:12]} on {wf.task('worktree').outputs.get('branch')}"
+            )
+        preview = next((t for t in wf.tasks if t.id == "merge-preview"), None)
+        if preview is not None and preview.summary:
+            lines.append(f"  merge     {preview.summary}")
+        findings = [(t.id, f) for t in wf.tasks for f in t.findings]
+        for task_id, finding in findings[:10]:
+            where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+            lines.append(f"  {finding.severity.value:<8}  {where}  {finding.message}  [{task_id}]")
+        if len(findings) > 10:
+            lines.append(f"  … {len(findings) - 10} more finding(s): `adw status {wf.id} --json`")
+    return "\n".join(lines)
+
+
+def _elapsed(start: float | None, end: float | None) -> str:
+    if start is None:
+        return ""
+    return f"{(end or time.time()) - start:.1f}s"
+
+
+def _cost(value: float | None) -> str:
+    return f"${value:.4f}" if value is not None else "—"
+
+
+def _workflows_table(workflows: list[Workflow]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="workflows")
+    for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
+        table.add_column(column)
+    for wf in workflows:
+        phase = wf.current_phase
+        agents = (
+            ", ".join(sorted({t.agent for t in wf.tasks if t.phase in phase.split("‖")})) if phase else ""
+        )
+        table.add_row(
+            wf.name,
+            wf.id,
+            phase,
+            agents,
+            _styled(wf.state.value),
+            _elapsed(wf.started_at, wf.finished_at),
+            _cost(wf.usage.cost_usd),
+        )
+    return table
+
+
+def _tasks_table(workflow: Workflow) -> Table:
+    from rich.table import Table
+
+    table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
+    for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
+        table.add_column(column)
+    for task in workflow.tasks:
+        table.add_row(
+            task.id,
+            task.agent,
+            _styled(task.state.value),
+            str(len(task.attempts)),
+            _elapsed(task.started_at, task.finished_at),
+            _cost(task.usage.cost_usd),
+            str(len(task.findings)),
+            task.summary or task.reason,
+        )
+    return table
+
+
+def _styled(state: str) -> str:
+    colour = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow"}.get(
+        state, "dim"
+    )
+    return f"[{colour}]{state}[/]"
+
+
+async def _watch(engine: Engine, workflow_id: str | None) -> None:
+    """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
+    from rich.live import Live
+
+    def render() -> tuple[Table, bool]:
+        if workflow_id:
+            workflow = engine.get(workflow_id)
+            return _tasks_table(workflow), workflow.state.done
+        workflows = engine.store.recent() if engine.store else []
+        return _workflows_table(workflows), all(wf.state.done for wf in workflows)
+
+    table, done = render()
+    with Live(table, console=_console(), refresh_per_second=4) as live:
+        while not done:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            table, done = render()
+            live.update(table)
+
+
+def _event_line(event: BaseEvent) -> str:
+    from adw.workflow.events import (
+        CostReported,
+        FindingReported,
+        OutputLine,
+        Progress,
+        ResourceSample,
+        TaskFinished,
+        TaskStarted,
+        ToolUse,
+    )
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+    head = f"{stamp}  {event.task_id or '-':<13}"
+    if isinstance(event, OutputLine):
+        return f"{head} {'!' if event.stream == 'stderr' else '|'} {event.text}"
+    if isinstance(event, ToolUse):
+        return f"{head} tool {event.tool} {event.detail}"
+    if isinstance(event, Progress):
+        return f"{head} … {event.message}"
+    if isinstance(event, FindingReported):
+        f = event.finding
+        return f"{head} {f.severity.value} {f.path}:{f.line or ''} {f.message}"
+    if isinstance(event, CostReported):
+        usage = event.usage
+        return f"{head} cost {_cost(usage.cost_usd)} tokens {usage.input_tokens}/{usage.output_tokens}"
+    if isinstance(event, ResourceSample):
+        return (
+            f"{head} cpu {event.cpu_percent:.0f}% rss {event.rss / 1e6:.0f} MB ({event.processes} processes)"
+        )
+    if isinstance(event, TaskStarted):
+        return f"{head} started {event.agent} (attempt {event.attempt})"
+    if isinstance(event, TaskFinished):
+        return f"{head} {event.state.value} {event.summary or event.reason}"
+    return f"{head} {event.type}"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stdout)

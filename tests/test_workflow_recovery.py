@@ -1,0 +1,183 @@
+"""Crash recovery and the command line across processes: SIGKILL mid-workflow, restart, resume; `adw cancel`
+from another process; the JSON of status and logs; `adw demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from adw.cli import main
+from adw.workflow.engine import Engine
+from adw.workflow.models import TaskState
+from adw.workflow.store import Store
+from conftest import MakeRepo
+
+TESTS = Path(__file__).parent
+
+
+def _env() -> dict[str, str]:
+    paths = [str(TESTS), str(TESTS.parent / "server"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def _marked(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
+            found.append(proc)
+    return found
+
+
+def _wait_for(predicate: Callable[[], bool], limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+async def _until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_orphans(
+    repo: Path, tmp_path: Path
+) -> None:
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    orchestrator = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(TESTS / "fakes" / "orchestrator.py"),
+        str(repo),
+        str(runs),
+        str(go),
+        stdout=subprocess.PIPE,
+        env=_env(),
+    )
+    assert orchestrator.stdout is not None
+    workflow_id = (await orchestrator.stdout.readline()).decode().strip()
+    store = Store.for_common_dir(repo / ".git")
+    await _until(lambda: runs.exists() and runs.read_text().splitlines() == ["first", "second"])
+    await _until(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
+    [agent] = _marked("adw-crash-test")
+    orchestrator.send_signal(signal.SIGKILL)
+    await orchestrator.wait()
+    assert agent.is_running()  # the crash left it behind: it lives in its own process group
+
+    engine = await Engine.open(repo)
+    assert not _marked("adw-crash-test")  # the restart found it by PID and start time and stopped it
+    crashed = engine.get(workflow_id)
+    assert [t.state for t in crashed.tasks] == [TaskState.SUCCEEDED, TaskState.INTERRUPTED, TaskState.PENDING]
+    assert crashed.state is TaskState.INTERRUPTED
+
+    go.touch()
+    resumed = await engine.resume(workflow_id)
+    assert resumed.state is TaskState.SUCCEEDED
+    assert runs.read_text().splitlines() == ["first", "second", "second", "third"]  # first was not re-run
+    assert len(resumed.task("second").attempts) == 2
+    assert not _marked("adw-crash-test")
+    engine.close()
+
+
+SLOW_BUILD = """
+[tool.adw.agents]
+stop_grace = 0.3
+
+[tool.adw.phases.build]
+agent = "command"
+command = ["{python}", "-c", "import time  # adw-cancel-test\\nwhile True: time.sleep(0.05)"]
+"""
+
+
+def test_adw_cancel_from_another_process_stops_the_running_agent(make_repo: MakeRepo, tmp_path: Path) -> None:
+    project = make_repo(
+        {
+            "pyproject.toml": SLOW_BUILD.replace("{python}", sys.executable),
+            "specs/slow.md": "# Slow\n```text path=a.txt\na\n```\n",
+        }
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "adw", "-C", str(project), "sdlc", "specs/slow.md", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    store = Store.for_common_dir(project / ".git")
+    _wait_for(lambda: bool(_marked("adw-cancel-test")))
+    [workflow] = store.recent()
+    assert main(["-C", str(project), "cancel", workflow.id, "--task", "build"]) == 0
+    out, _ = runner.communicate(timeout=30)
+    assert runner.returncode == 1
+    [result] = json.loads(out)["workflows"]
+    states = {task["id"]: task["state"] for task in result["tasks"]}
+    assert states["build"] == "cancelled" and states["commit"] == "skipped" and states["plan"] == "succeeded"
+    assert not _marked("adw-cancel-test")
+
+
+def test_status_and_logs_json_list_tasks_findings_and_events(
+    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "# Lint\n\n```python path=src/lint.py\nimport os\n```\n"
+    project = make_repo({"specs/lint.md": spec, ".gitignore": "__pycache__/\n"})
+    assert main(["-C", str(project), "sdlc", "specs/lint.md", "--json"]) == 0
+    workflow_id = json.loads(capsys.readouterr().out)["workflows"][0]["id"]
+
+    assert main(["-C", str(project), "status", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["workflows"]
+    assert [wf["id"] for wf in listed] == [workflow_id]
+    assert main(["-C", str(project), "status", workflow_id[:6], "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    review = next(task for task in status["tasks"] if task["id"] == "review")
+    assert review["findings"] == [
+        {
+            "path": "src/lint.py",
+            "line": 1,
+            "column": 8,
+            "severity": "warning",
+            "message": "`os` imported but unused",
+            "source": "ruff",
+            "code": "F401",
+        }
+    ]
+    assert [task["id"] for task in status["tasks"]] == [
+        "worktree",
+        "plan",
+        "build",
+        "test",
+        "review",
+        "document",
+        "commit",
+        "merge-preview",
+    ]
+    assert main(["-C", str(project), "logs", workflow_id, "--task", "review", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)["events"]
+    assert events[0]["type"] == "task_started" and events[-1]["type"] == "task_finished"
+    assert any(event["type"] == "finding" for event in events)
+
+    assert main(["-C", str(project), "cancel", workflow_id]) == 2
+    assert "already ended: succeeded" in capsys.readouterr().err
+
+
+def test_adw_demo_runs_three_specs_in_parallel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", str(tmp_path / "calc"), "--json"]) == 0
+    workflows = json.loads(capsys.readouterr().out)["workflows"]
+    assert sorted(wf["name"] for wf in workflows) == ["add", "greet", "multiply"]
+    assert all(wf["state"] == "succeeded" for wf in workflows)
+    starts = [wf["started_at"] for wf in workflows]
+    ends = [wf["finished_at"] for wf in workflows]
+    assert max(starts) < min(ends)  # all three were running at once
+    for wf in workflows:
+        merge = next(task for task in wf["tasks"] if task["id"] == "merge-preview")
+        assert merge["outputs"]["clean"] is True
