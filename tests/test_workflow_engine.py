@@ -293,3 +293,24 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_cancelling_a_pending_task_skips_what_depends_on_it(tmp_path: Path) -> None:
+    recorder = Recorder(delay=0.2)
+    tasks = [fake_task("a"), fake_task("b", ["a"]), fake_task("c", ["b"]), fake_task("x")]
+    engine = Engine(agents={"fake": recorder.factory})
+    wf = workflow(tmp_path, tasks)
+    run = asyncio.create_task(engine.run(wf))
+    await asyncio.sleep(0.05)
+    assert engine.cancel(wf.id, "b")
+    result = await run
+    states = [t.state for t in result.tasks]
+    assert states == [TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.SKIPPED, TaskState.SUCCEEDED]
+    assert result.task("c").reason == "dependency b cancelled"
+
+
+async def test_a_dependency_cycle_is_skipped_not_hung(tmp_path: Path) -> None:
+    tasks = [fake_task("a"), fake_task("b", ["c"]), fake_task("c", ["b"])]
+    result = await Engine(agents={"fake": Recorder().factory}).run(workflow(tmp_path, tasks))
+    assert [t.state for t in result.tasks] == [TaskState.SUCCEEDED, TaskState.SKIPPED, TaskState.SKIPPED]
+    assert result.task("b").reason == "dependency cycle"

@@ -226,27 +226,53 @@ class Engine:
     # -- the graph -------------------------------------------------------------------------------------------
 
     async def _drive(self, workflow: Workflow) -> None:
-        running: dict[str, asyncio.Task[None]] = {}
+        by_id = {task.id: task for task in workflow.tasks}
+        unknown = sorted({dep for task in workflow.tasks for dep in task.deps} - by_id.keys())
+        if unknown:
+            raise ValueError(f"workflow {workflow.id}: tasks depend on unknown tasks {unknown}")
+        dependents: dict[str, list[Task]] = {task.id: [] for task in workflow.tasks}
+        for task in workflow.tasks:
+            for dep in task.deps:
+                dependents[dep].append(task)
+        running: dict[asyncio.Task[None], Task] = {}
+
+        def settle(candidates: list[Task]) -> None:
+            """Start the candidates whose dependencies all succeeded, skip those behind a failure; a skip makes
+            its own dependents candidates too. Only tasks next to a change are looked at."""
+            active = {task.id for task in running.values()}
+            for task in candidates:  # grows while iterated
+                if task.state is not TaskState.PENDING or task.id in active:
+                    continue
+                states = {dep: by_id[dep].state for dep in task.deps}
+                blocked = [f"{dep} {state.value}" for dep, state in states.items() if state in _BLOCKING]
+                if blocked:
+                    self._finish(workflow, task, TaskState.SKIPPED, "dependency " + ", ".join(blocked))
+                    candidates.extend(dependents[task.id])
+                elif all(state is TaskState.SUCCEEDED for state in states.values()):
+                    running[asyncio.create_task(self._run_task(workflow, task))] = task
+                    active.add(task.id)
+
         try:
+            settle(list(workflow.tasks))
             while True:
-                for task in workflow.tasks:
-                    if task.state is not TaskState.PENDING or task.id in running:
-                        continue
-                    states = {dep: workflow.task(dep).state for dep in task.deps}
-                    blocked = [f"{dep} {state.value}" for dep, state in states.items() if state in _BLOCKING]
-                    if blocked:
-                        self._finish(workflow, task, TaskState.SKIPPED, "dependency " + ", ".join(blocked))
-                    elif all(state is TaskState.SUCCEEDED for state in states.values()):
-                        running[task.id] = asyncio.create_task(self._run_task(workflow, task))
                 if not running:
-                    return
-                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-                for task_id in [tid for tid, job in running.items() if job in done]:
-                    running.pop(task_id).result()
+                    # A task cancelled while pending has no job to report it: one full pass catches its dependents.
+                    settle(list(workflow.tasks))
+                    if not running:
+                        break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                candidates: list[Task] = []
+                for job in done:
+                    candidates.extend(dependents[running.pop(job).id])
+                    job.result()
+                settle(candidates)
+            for task in workflow.tasks:
+                if task.state is TaskState.PENDING:  # only a dependency cycle leaves one here
+                    self._finish(workflow, task, TaskState.SKIPPED, "dependency cycle")
         finally:
-            for job in running.values():
+            for job in running:
                 job.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _run_task(self, workflow: Workflow, task: Task) -> None:
         key = (workflow.id, task.id)
@@ -278,7 +304,7 @@ class Engine:
                             retry_in=delay,
                         )
                     )
-                    self._save(workflow)
+                    self._save(workflow, task)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(token.wait(), delay)
                     continue
@@ -331,7 +357,7 @@ class Engine:
                 phase=task.phase,
             )
         )
-        self._save(workflow)
+        self._save(workflow, task)
         store = self.store
         events = TaskEvents(
             self.bus,
@@ -415,7 +441,7 @@ class Engine:
                 summary=task.summary,
             )
         )
-        self._save(workflow)
+        self._save(workflow, task)
 
     async def _watch_requests(self) -> None:
         """Cancel requests from other processes (`adw cancel`) arrive through the store."""
@@ -431,9 +457,9 @@ class Engine:
     ) -> None:
         self.bus.publish(event)
 
-    def _save(self, workflow: Workflow) -> None:
+    def _save(self, workflow: Workflow, task: Task | None = None) -> None:
         if self.store is not None:
-            self.store.save(workflow)
+            self.store.save(workflow, task)
 
 
 async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:

@@ -100,13 +100,21 @@ class Store:
 
     # -- workflows -------------------------------------------------------------------------------------------
 
-    def save(self, workflow: Workflow) -> None:
-        """Write the workflow, its tasks and attempts, and the buffered events, in one transaction."""
+    def save(self, workflow: Workflow, task: Task | None = None) -> None:
+        """Write the workflow with all its tasks, or with just `task` when only that one changed, plus the
+        buffered events, in one transaction."""
         rows: list[tuple[str, str, int, str, str]] = []
         attempts: list[tuple[str, str, int, str, str]] = []
-        for position, task in enumerate(workflow.tasks):
+        changed = [(i, t) for i, t in enumerate(workflow.tasks) if task is None or t is task]
+        for position, task in changed:
             rows.append(
-                (workflow.id, task.id, position, task.state.value, task.model_dump_json(exclude={"attempts"}))
+                (
+                    workflow.id,
+                    task.id,
+                    position,
+                    task.state.value,
+                    task.model_dump_json(exclude={"attempts", "usage"}),
+                )
             )
             attempts.extend(
                 (workflow.id, task.id, a.number, a.state.value, a.model_dump_json()) for a in task.attempts
@@ -121,7 +129,7 @@ class Store:
                     workflow.created_at,
                     self.owner.pid,
                     self.owner.started,
-                    workflow.model_dump_json(exclude={"tasks"}),
+                    workflow.model_dump_json(exclude={"tasks", "usage"}),
                 ),
             )
             db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?)", rows)
