@@ -128,7 +128,8 @@ async def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(
-        f"orchestration overhead: {rows['overhead_ms_per_task']} ms per task ({args.tasks} no-op tasks, SQLite)"
+        f"orchestration overhead: {rows['overhead_ms_per_task']} ms per task "
+        f"({args.tasks} no-op tasks, persisted to SQLite)"
     )
     for key, value in rows.items():
         if isinstance(value, dict):

@@ -237,8 +237,8 @@ class Engine:
         running: dict[asyncio.Task[None], Task] = {}
 
         def settle(candidates: list[Task]) -> None:
-            """Start the candidates whose dependencies all succeeded, skip those behind a failure; a skip makes
-            its own dependents candidates too. Only tasks next to a change are looked at."""
+            """Start the candidates whose dependencies all succeeded, skip those behind a failure (a skip
+            makes its own dependents candidates too). Only tasks next to a change are looked at."""
             active = {task.id for task in running.values()}
             for task in candidates:  # grows while iterated
                 if task.state is not TaskState.PENDING or task.id in active:
@@ -256,7 +256,7 @@ class Engine:
             settle(list(workflow.tasks))
             while True:
                 if not running:
-                    # A task cancelled while pending has no job to report it: one full pass catches its dependents.
+                    # A task cancelled while pending has no job to report it: a full pass finds what follows.
                     settle(list(workflow.tasks))
                     if not running:
                         break
