@@ -1,0 +1,577 @@
+"""Worktrees: one isolated checkout and branch per agent, created, listed, merged, archived and removed safely.
+
+Nothing here deletes work that is neither merged nor saved to a ref: `remove` refuses dirty, untracked or
+unmerged work unless told to `--archive` it (saved under `refs/adw/archive/<name>/<time>`) or `--force`.
+Removal answers at once: the folder is renamed into a trash folder and deleted in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from adw.config import AdwConfig, load_config
+from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
+from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id
+from adw.git.locks import repo_lock
+from adw.git.refs import list_refs
+from adw.git.repo import MAIN_WORKTREE_ID, Repo
+from adw.git.runner import git
+
+TRASH_DIR = ".adw-trash"
+ARCHIVE_NS = "refs/adw/archive"
+Strategy = Literal["merge", "squash", "rebase"]
+
+
+class SetupResult(BaseModel):
+    command: list[str]
+    returncode: int
+    output: str
+
+
+class WorktreeInfo(BaseModel):
+    name: str
+    path: Path
+    branch: str | None
+    head: str | None
+    base: str | None = None
+    is_main: bool = False
+    locked: bool = False
+    lock_reason: str | None = None
+    prunable: bool = False
+    checkpoints: int = 0
+    ports: list[int] = []
+    dirty: bool | None = None
+    ahead: int | None = None
+    behind: int | None = None
+    disk_bytes: int | None = None
+
+
+class CreateResult(BaseModel):
+    worktree: WorktreeInfo
+    env: dict[str, str]
+    included: list[str]
+    setup: SetupResult | None
+    message: str
+
+
+class MergePreview(BaseModel):
+    source: str
+    target: str
+    clean: bool
+    conflicts: list[str]
+    tree: str
+
+
+class MergeResult(BaseModel):
+    preview: MergePreview
+    merged: bool
+    strategy: Strategy
+    commit: str | None
+    message: str
+
+
+class RemoveResult(BaseModel):
+    name: str
+    path: Path
+    archive_ref: str | None
+    branch_deleted: bool
+    message: str
+
+
+class PruneResult(BaseModel):
+    pruned_entries: list[str]
+    orphan_folders: list[Path]
+    trash_emptied: list[Path]
+    message: str
+
+
+class _Meta(BaseModel):
+    """What ADW remembers of a worktree it created; lives in the shared git dir, never in the tree."""
+
+    name: str
+    path: Path
+    branch: str
+    base: str
+    slot: int
+    created: datetime
+
+
+class Worktrees:
+    """Worktrees of one repository. Create with `await Worktrees.open(path)` from any path inside it."""
+
+    def __init__(self, repo: Repo, main_root: Path, config: AdwConfig) -> None:
+        self.repo = repo
+        self.main_root = main_root
+        self.config = config
+        self._meta_dir = repo.adw_dir / "worktrees"
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
+        repo = await Repo.discover(path)
+        main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
+        return cls(repo, main_root, load_config(main_root))
+
+    @property
+    def root(self) -> Path:
+        configured = self.config.worktree.root.format(repo=self.main_root.name)
+        return (self.main_root / configured).resolve()
+
+    # ---------------------------------------------------------------- create
+
+    async def create(self, name: str, base: str | None = None, branch: str | None = None) -> CreateResult:
+        await self._validate_name(name)
+        branch = branch or self.config.worktree.branch_prefix + name
+        await self._validate_branch(branch)
+        path = self.root / name
+        if path.exists() or path.is_symlink():
+            raise WorktreeError(f"{path} already exists", f"pick another name, or remove it: `adw worktree remove {name}`")
+        base_ref = base or await self._main_branch() or "HEAD"
+        base_commit = await self._resolve(base_ref, f"--base {base_ref}")
+        exists = (await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        add = ["worktree", "add", "-q", "--no-checkout"]
+        add += [path.as_posix(), branch] if exists.returncode == 0 else ["-b", branch, path.as_posix(), base_commit]
+        # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
+        async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+            try:
+                await git(*add, cwd=self.main_root)
+            except GitError as exc:
+                raise WorktreeError(f"could not create worktree {name}: {exc.stderr}", _hint_for(exc.stderr)) from None
+            slot = self._claim_slot(name, path, branch, base_ref)
+        await git("reset", "-q", "--hard", cwd=path)
+        info = WorktreeInfo(name=name, path=path, branch=branch, head=base_commit, base=base_ref,
+                            ports=self._ports(slot))
+        env = self.env_for(info)
+        included = await asyncio.to_thread(self._copy_included, path, await self._included_files())
+        setup = await self._run_setup(path, env)
+        parts = [f"created {path} on {branch} from {base_ref}"]
+        if included:
+            parts.append(f"copied {len(included)} file(s) listed by .worktreeinclude")
+        if setup:
+            parts.append(f"setup exited with {setup.returncode}")
+        return CreateResult(worktree=info, env=env, included=included, setup=setup, message="; ".join(parts))
+
+    def env_for(self, info: WorktreeInfo) -> dict[str, str]:
+        """Environment variables given to every agent that runs in this worktree."""
+        env = {"ADW_WORKTREE": info.name, "ADW_WORKTREE_PATH": str(info.path)}
+        if info.ports:
+            env |= {"ADW_PORT_BASE": str(info.ports[0]), "ADW_PORT_COUNT": str(len(info.ports)),
+                    "PORT": str(info.ports[0])}
+        return env
+
+    async def _validate_name(self, name: str) -> None:
+        if not name or name.startswith(("-", ".")) or "/" in name or "\\" in name or name in (TRASH_DIR,):
+            raise InvalidNameError(
+                f"invalid worktree name {name!r}",
+                "use letters, digits, '-', '_' or '.', not starting with '-' or '.', and no '/'",
+            )
+        await self._validate_branch(f"adw-check/{name}", shown=name)
+
+    async def _validate_branch(self, branch: str, shown: str | None = None) -> None:
+        if branch.startswith("-"):
+            raise InvalidNameError(f"invalid branch name {branch!r}", "branch names cannot start with '-'")
+        result = await git("check-ref-format", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1))
+        if result.returncode != 0:
+            raise InvalidNameError(
+                f"invalid name {shown or branch!r}: git does not accept it in a branch name",
+                "avoid spaces, '~', '^', ':', '?', '*', '[', '\\', '..' and a trailing '.lock' (see git check-ref-format)",
+            )
+
+    async def _resolve(self, ref: str, what: str) -> str:
+        result = await git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", cwd=self.main_root, ok_codes=(0, 1))
+        if result.returncode != 0:
+            raise WorktreeError(f"{what}: {ref!r} is not a commit in this repository", "pass a branch, tag or commit")
+        return result.stdout.strip()
+
+    async def _main_branch(self) -> str | None:
+        out = (await git("symbolic-ref", "-q", "--short", "HEAD", cwd=self.main_root, ok_codes=(0, 1))).stdout
+        return out.strip() or None
+
+    def _claim_slot(self, name: str, path: Path, branch: str, base: str) -> int:
+        """Take the lowest free port slot and write the worktree's metadata; the caller holds the repository lock."""
+        self._meta_dir.mkdir(parents=True, exist_ok=True)
+        taken = {meta.slot for meta in self._all_meta().values()}
+        slot = next(i for i in range(len(taken) + 1) if i not in taken)
+        meta = _Meta(name=name, path=path, branch=branch, base=base, slot=slot, created=datetime.now(UTC))
+        (self._meta_dir / f"{name}.json").write_text(meta.model_dump_json(), encoding="utf-8")
+        return slot
+
+    def _all_meta(self) -> dict[str, _Meta]:
+        metas: dict[str, _Meta] = {}
+        if self._meta_dir.is_dir():
+            for file in self._meta_dir.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    meta = _Meta.model_validate_json(file.read_text(encoding="utf-8"))
+                    metas[str(meta.path)] = meta
+        return metas
+
+    def _ports(self, slot: int) -> list[int]:
+        ports = self.config.worktree.ports
+        start = ports.base + slot * ports.size
+        return list(range(start, start + ports.size))
+
+    async def _included_files(self) -> list[str]:
+        if not (self.main_root / ".worktreeinclude").is_file():
+            return []
+        out = await git("ls-files", "-z", "--others", "--ignored", "--exclude-from=.worktreeinclude",
+                        cwd=self.main_root)
+        return [p for p in out.stdout.split("\0") if p and not p.endswith("/")]
+
+    def _copy_included(self, dest_root: Path, files: list[str]) -> list[str]:
+        copied = []
+        for rel in files:
+            source, target = self.main_root / rel, dest_root / rel
+            if not source.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+            if not source.is_symlink() and not filecmp.cmp(source, target, shallow=False):
+                raise WorktreeError(f"copy of {rel} into {dest_root} does not match the original",
+                                    "check free disk space, then create the worktree again")
+            copied.append(rel)
+        return copied
+
+    async def _run_setup(self, path: Path, env: dict[str, str]) -> SetupResult | None:
+        command = self.config.worktree.setup
+        if not command:
+            return None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, cwd=path, env={**os.environ, **env},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+        except OSError as exc:
+            return SetupResult(command=command, returncode=127, output=f"could not start setup: {exc}")
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), self.config.worktree.setup_timeout)
+        except TimeoutError:
+            proc.kill()
+            out, _ = await proc.communicate()
+            return SetupResult(command=command, returncode=-9, output=out.decode(errors="replace") + "\n(timed out)")
+        return SetupResult(command=command, returncode=proc.returncode or 0, output=out.decode(errors="replace"))
+
+    # ---------------------------------------------------------------- list / get
+
+    async def list(self, status: bool = False, disk: bool = False) -> list[WorktreeInfo]:
+        out = (await git("worktree", "list", "--porcelain", "-z", cwd=self.main_root)).stdout
+        metas = self._all_meta()
+        counts: dict[str, int] = {}
+        for ref in list_refs(self.repo.common_dir, UNDO_NS + "/"):
+            ident = ref[len(UNDO_NS) + 1 :].rsplit("/", 1)[0]
+            counts[ident] = counts.get(ident, 0) + 1
+        infos = [self._info(record, metas, counts) for record in _porcelain_records(out)]
+        if status:
+            await asyncio.gather(*(self._add_status(info) for info in infos if not info.prunable))
+        if disk:
+            sizes = await asyncio.gather(*(asyncio.to_thread(_disk_usage, info.path) for info in infos))
+            for info, size in zip(infos, sizes, strict=True):
+                info.disk_bytes = size
+        return infos
+
+    def _info(self, record: dict[str, str], metas: dict[str, _Meta], counts: dict[str, int]) -> WorktreeInfo:
+        path = Path(record["worktree"])
+        is_main = path == self.main_root
+        meta = metas.get(str(path))
+        ident = MAIN_WORKTREE_ID if is_main else _linked_id(path)
+        branch = record.get("branch", "").removeprefix("refs/heads/") or None
+        return WorktreeInfo(
+            name=meta.name if meta else (MAIN_WORKTREE_ID if is_main else path.name),
+            path=path, branch=branch, head=record.get("HEAD"), base=meta.base if meta else None,
+            is_main=is_main, locked="locked" in record, lock_reason=record.get("locked") or None,
+            prunable="prunable" in record, checkpoints=counts.get(ref_id(ident), 0) if ident else 0,
+            ports=self._ports(meta.slot) if meta else [],
+        )
+
+    async def _add_status(self, info: WorktreeInfo) -> None:
+        status = git("status", "--porcelain", "-z", "--untracked-files=normal", cwd=info.path)
+        if info.base and info.branch:
+            counts = git("rev-list", "--left-right", "--count", f"{info.base}...HEAD", cwd=info.path)
+            status_out, counts_out = await asyncio.gather(status, counts)
+            behind, ahead = (int(n) for n in counts_out.stdout.split())
+            info.ahead, info.behind = ahead, behind
+        else:
+            status_out = await status
+        info.dirty = bool(status_out.stdout)
+
+    async def get(self, name: str) -> WorktreeInfo:
+        """A worktree by ADW name, folder name, branch or path."""
+        for info in await self.list():
+            if name in (info.name, info.path.name, info.branch, str(info.path)):
+                return info
+        raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
+
+    # ---------------------------------------------------------------- merge
+
+    async def merge_preview(self, name: str, into: str | None = None) -> MergePreview:
+        info = await self.get(name)
+        if not info.branch:
+            raise WorktreeError(f"worktree {name} has a detached HEAD; there is no branch to merge",
+                                f"create a branch in it first: `git -C {info.path} switch -c NAME`")
+        target = into or info.base or await self._main_branch()
+        if not target or target == info.branch:
+            raise WorktreeError("no branch to merge into", "pass --into BRANCH")
+        await self._resolve(target, f"--into {target}")
+        result = await git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
+                           cwd=self.main_root, ok_codes=(0, 1))
+        lines = result.stdout.splitlines()
+        conflicts = [line for line in lines[1:] if line]
+        return MergePreview(source=info.branch, target=target, clean=result.returncode == 0,
+                            conflicts=conflicts, tree=lines[0] if lines else "")
+
+    async def merge(self, name: str, into: str | None = None, strategy: Strategy = "merge") -> MergeResult:
+        preview = await self.merge_preview(name, into)
+        if not preview.clean:
+            return MergeResult(preview=preview, merged=False, strategy=strategy, commit=None,
+                               message=f"not merged: {len(preview.conflicts)} conflicting file(s); nothing changed")
+        target_wt = await self._checked_out(preview.target)
+        if target_wt is not None and await _is_dirty(target_wt, untracked=False):
+            raise UnsafeOperationError(
+                f"{preview.target} is checked out in {target_wt} with uncommitted changes",
+                "commit or stash them there first; ADW never merges into a dirty worktree",
+            )
+        old = await self._resolve(preview.target, preview.target)
+        identity = await _commit_identity(self.main_root)
+        if strategy == "rebase":
+            info = await self.get(name)
+            if await _is_dirty(info.path, untracked=False):
+                raise UnsafeOperationError(f"worktree {name} has uncommitted changes", "commit them, then merge")
+            try:
+                await git("rebase", "-q", preview.target, cwd=info.path, env=identity)
+            except GitError as exc:
+                await git("rebase", "--abort", cwd=info.path, ok_codes=(0, 128))
+                raise WorktreeError(f"rebase of {preview.source} onto {preview.target} stopped: {exc.stderr}",
+                                    "use --strategy merge, or rebase by hand") from None
+            commit = await self._resolve(preview.source, preview.source)
+        else:
+            parents = ["-p", old] + (["-p", preview.source] if strategy == "merge" else [])
+            message = (f"Merge branch '{preview.source}' into {preview.target}" if strategy == "merge"
+                       else f"Squash merge of '{preview.source}' into {preview.target}")
+            commit = (await git("commit-tree", preview.tree, *parents, "-m", message,
+                                cwd=self.main_root, env=identity)).stdout.strip()
+        if target_wt is not None:
+            await git("merge", "-q", "--ff-only", commit, cwd=target_wt, env=identity)
+        else:
+            await git("update-ref", f"refs/heads/{preview.target}", commit, old, cwd=self.main_root)
+        return MergeResult(preview=preview, merged=True, strategy=strategy, commit=commit,
+                           message=f"merged {preview.source} into {preview.target} ({strategy}) as {commit[:12]}")
+
+    async def _checked_out(self, branch: str) -> Path | None:
+        for info in await self.list():
+            if info.branch == branch:
+                return info.path
+        return None
+
+    # ---------------------------------------------------------------- remove / restore / prune
+
+    async def remove(self, name: str, archive: bool = False, force: bool = False) -> RemoveResult:
+        info = await self.get(name)
+        if info.is_main:
+            raise UnsafeOperationError("the main worktree cannot be removed", "remove a linked worktree instead")
+        if info.locked and not force:
+            raise UnsafeOperationError(
+                f"worktree {name} is locked" + (f" ({info.lock_reason})" if info.lock_reason else ""),
+                f"unlock it with `git worktree unlock {info.path}`, or pass --force",
+            )
+        problems = await self._unsaved_work(info)
+        if problems and not (archive or force):
+            raise UnsafeOperationError(
+                f"worktree {name} holds work that would be lost: {', '.join(problems)}",
+                f"`adw worktree remove {name} --archive` saves everything under {ARCHIVE_NS}/{name}/ first "
+                "(bring it back with `adw worktree restore`); --force discards it",
+            )
+        archive_ref = await self._archive(info) if archive else None
+        if not archive:
+            await self._drop_checkpoints(info)
+        await self._move_to_trash(info.path)
+        await git("worktree", "prune", cwd=self.main_root)
+        branch_deleted = False
+        if info.branch and (archive or not problems):
+            await git("branch", "-q", "-D", info.branch, cwd=self.main_root)
+            branch_deleted = True
+        with contextlib.suppress(FileNotFoundError):
+            (self._meta_dir / f"{info.name}.json").unlink()
+        saved = f"; saved as {archive_ref}" if archive_ref else ""
+        return RemoveResult(name=info.name, path=info.path, archive_ref=archive_ref, branch_deleted=branch_deleted,
+                            message=f"removed {info.path}{saved}")
+
+    async def _unsaved_work(self, info: WorktreeInfo) -> list[str]:
+        problems = []
+        if info.path.exists():
+            out = (await git("status", "--porcelain", "-z", "--untracked-files=normal", cwd=info.path)).stdout
+            entries = [e for e in out.split("\0") if e]
+            if any(not e.startswith("??") for e in entries):
+                problems.append("uncommitted changes")
+            if any(e.startswith("??") for e in entries):
+                problems.append("untracked files")
+        if info.branch and not await self._is_merged(info):
+            problems.append(f"commits on {info.branch} not merged into {info.base or 'the main branch'}")
+        return problems
+
+    async def _is_merged(self, info: WorktreeInfo) -> bool:
+        """Merged when merging the branch would change nothing: covers ancestors, squash and patch-equivalent merges."""
+        target = info.base or await self._main_branch()
+        if not target or not info.branch:
+            return False
+        result = await git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
+                           cwd=self.main_root, ok_codes=(0, 1))
+        target_tree = (await git("rev-parse", f"{target}^{{tree}}", cwd=self.main_root)).stdout.strip()
+        return result.returncode == 0 and result.stdout.split("\n", 1)[0] == target_tree
+
+    async def _archive(self, info: WorktreeInfo) -> str:
+        """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit."""
+        checkpoints = await Checkpoints.open(info.path)
+        state, _ = await checkpoints.snapshot()
+        undo, redo = await checkpoints.stacks()
+        message = (f"archive of worktree {info.name}\n\nadw-archive-name: {info.name}\n"
+                   f"adw-archive-path: {info.path}\nadw-archive-base: {info.base or '-'}")
+        commit = await checkpoints.commit_state(state, message, "state", folded=undo + redo)
+        ref = f"{ARCHIVE_NS}/{ref_id(info.name)}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+        await git("update-ref", ref, commit, "", cwd=self.main_root)
+        await self._drop_checkpoints(info)
+        return ref
+
+    async def _drop_checkpoints(self, info: WorktreeInfo) -> None:
+        ident = ref_id(_linked_id(info.path) or info.name)
+        refs = {**list_refs(self.repo.common_dir, f"{UNDO_NS}/{ident}/"),
+                **list_refs(self.repo.common_dir, f"{REDO_NS}/{ident}/")}
+        if refs:
+            feed = "".join(f"delete {ref} {sha}\n" for ref, sha in refs.items())
+            await git("update-ref", "--stdin", cwd=self.main_root, input=feed)
+
+    async def _move_to_trash(self, path: Path) -> None:
+        if not path.exists():
+            return
+        trash = path.parent / TRASH_DIR
+        trash.mkdir(exist_ok=True)
+        target = trash / f"{path.name}-{time.time_ns()}"
+        path.rename(target)
+        _delete_in_background(target)
+
+    async def restore(self, name: str) -> CreateResult:
+        refs = sorted(list_refs(self.repo.common_dir, f"{ARCHIVE_NS}/{ref_id(name)}/"))
+        if not refs:
+            raise WorktreeError(f"no archive of worktree {name!r}", "archives are made by `adw worktree remove --archive`")
+        ref = refs[-1]
+        body = (await git("log", "-1", "--format=%B", ref, cwd=self.main_root)).stdout
+        fields = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
+        branch = fields.get("adw-branch", "-").removeprefix("refs/heads/")
+        head = fields.get("adw-head", "-")
+        if branch == "-" or head == "-":
+            raise WorktreeError(f"archive {ref} has no branch to restore", "inspect it with `git show`")
+        existing = await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1))
+        if existing.returncode == 0 and existing.stdout.strip() != head:
+            raise WorktreeError(f"branch {branch} exists and differs from the archived one",
+                                f"rename it (`git branch -m {branch} OTHER`), then restore again")
+        if existing.returncode != 0:
+            await git("branch", branch, head, cwd=self.main_root)
+        base = None if fields.get("adw-archive-base", "-") == "-" else fields["adw-archive-base"]
+        created = await self.create(name, base=base, branch=branch)
+        checkpoints = await Checkpoints.open(created.worktree.path)
+        state, _ = await checkpoints.snapshot()
+        await git("read-tree", "-u", "-m", f"{ref}^{{tree}}", cwd=created.worktree.path,
+                  env={"GIT_INDEX_FILE": str(checkpoints.shadow_index)})
+        index_tree = fields.get("adw-index-tree")
+        if index_tree and index_tree != state.index_tree:
+            await git("read-tree", "--reset", index_tree, cwd=created.worktree.path)
+        created.message = f"restored {name} from {ref} at {created.worktree.path}"
+        return created
+
+    async def prune(self) -> PruneResult:
+        infos = await self.list()
+        stale = [str(i.path) for i in infos if i.prunable]
+        if stale:
+            await git("worktree", "prune", cwd=self.main_root)
+        known = {i.path for i in infos if not i.prunable}
+        orphans: list[Path] = []
+        emptied: list[Path] = []
+        if self.root.is_dir():
+            for child in sorted(self.root.iterdir()):
+                if child.name == TRASH_DIR:
+                    for leftover in child.iterdir():
+                        _delete_in_background(leftover)
+                        emptied.append(leftover)
+                elif child.is_dir() and child not in known:
+                    orphans.append(child)
+        for meta in self._all_meta().values():
+            if meta.path not in known and not meta.path.exists():
+                (self._meta_dir / f"{meta.name}.json").unlink(missing_ok=True)
+        parts = [f"pruned {len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'}"]
+        if orphans:
+            parts.append(f"{len(orphans)} folder(s) in {self.root} are not worktrees; left untouched")
+        return PruneResult(pruned_entries=stale, orphan_folders=orphans, trash_emptied=emptied,
+                           message="; ".join(parts))
+
+
+def _porcelain_records(out: str) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for field in out.split("\0"):
+        if not field:
+            if current:
+                records.append(current)
+                current = {}
+            continue
+        key, _, value = field.partition(" ")
+        current[key] = value
+    if current:
+        records.append(current)
+    return records
+
+
+def _linked_id(path: Path) -> str | None:
+    """The admin folder name of a linked worktree, read from its `.git` file (no git spawn)."""
+    with contextlib.suppress(OSError):
+        text = (path / ".git").read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir: "):
+            return Path(text[8:]).name
+    return None
+
+
+async def _is_dirty(path: Path, untracked: bool) -> bool:
+    mode = "--untracked-files=normal" if untracked else "--untracked-files=no"
+    return bool((await git("status", "--porcelain", "-z", mode, cwd=path)).stdout)
+
+
+async def _commit_identity(cwd: Path) -> dict[str, str]:
+    """The user's identity when configured; ADW's otherwise, so merges work on a fresh machine."""
+    result = await git("var", "GIT_COMMITTER_IDENT", cwd=cwd, ok_codes=(0, 128))
+    return {} if result.returncode == 0 else dict(ADW_IDENTITY)
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for filename in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, filename)).st_blocks * 512
+    return total
+
+
+def _delete_in_background(path: Path) -> None:
+    """Deleting thousands of files takes seconds on these disks; a detached low-priority process does it."""
+    script = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
+    subprocess.Popen(
+        ["nice", "-n", "10", sys.executable, "-c", script, str(path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def _hint_for(stderr: str) -> str:
+    if "already checked out" in stderr or "is already used by worktree" in stderr:
+        return "that branch is checked out in another worktree; pass --branch NEW"
+    if "already exists" in stderr:
+        return "pick another name or --branch"
+    return "see git's message above"
