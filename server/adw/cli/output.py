@@ -56,3 +56,7 @@ def run_handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("adw: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; nothing left to say.
+        sys.stderr.close()
+        return 0

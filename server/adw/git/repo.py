@@ -43,7 +43,7 @@ class Repo:
     async def discover(cls, path: str | os.PathLike[str] = ".") -> Repo:
         start = Path(path).resolve()
         probe = start if start.is_dir() else start.parent
-        if not probe.exists():
+        if not start.exists():
             raise NotARepositoryError(f"{start} does not exist", "pass a path inside a git repository")
         try:
             result = await git(

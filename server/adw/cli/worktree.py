@@ -1,0 +1,126 @@
+"""`adw worktree create|list|open|merge|remove|restore|prune`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from adw.cli.output import add_json_flag, emit
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("worktree", help="isolated worktrees, one branch each")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    create = verbs.add_parser("create", help="create a worktree on a new branch")
+    create.add_argument("name")
+    create.add_argument("--base", help="commit or branch to start from (default: the main worktree's HEAD)")
+    create.add_argument("--branch", help="branch name (default: adw/NAME)")
+    create.set_defaults(handler=_create)
+
+    listing = verbs.add_parser("list", help="list worktrees")
+    listing.add_argument("--status", action="store_true", help="add dirty and ahead/behind its base")
+    listing.add_argument("--disk", action="store_true", help="add disk usage")
+    listing.set_defaults(handler=_list)
+
+    opener = verbs.add_parser("open", help="print a worktree's path")
+    opener.add_argument("name")
+    opener.set_defaults(handler=_open)
+
+    merge = verbs.add_parser("merge", help="merge a worktree's branch (conflicts are previewed first)")
+    merge.add_argument("name")
+    merge.add_argument("--into", help="target branch (default: the worktree's base)")
+    merge.add_argument("--strategy", choices=("merge", "squash", "rebase"), default="merge")
+    merge.add_argument("--preview", action="store_true", help="only report whether it merges cleanly")
+    merge.set_defaults(handler=_merge)
+
+    remove = verbs.add_parser("remove", help="remove a worktree; refuses to lose work")
+    remove.add_argument("name")
+    group = remove.add_mutually_exclusive_group()
+    group.add_argument("--archive", action="store_true", help="save all its work under refs/adw/archive first")
+    group.add_argument("--force", action="store_true", help="discard its unsaved work")
+    remove.set_defaults(handler=_remove)
+
+    restore = verbs.add_parser("restore", help="bring back an archived worktree")
+    restore.add_argument("name")
+    restore.set_defaults(handler=_restore)
+
+    prune = verbs.add_parser("prune", help="reconcile stale entries and orphan folders")
+    prune.set_defaults(handler=_prune)
+
+    for sub in (create, listing, opener, merge, remove, restore, prune):
+        add_json_flag(sub)
+
+
+async def _open_manager(args: argparse.Namespace) -> Any:
+    from adw.git.worktrees import Worktrees
+
+    return await Worktrees.open(args.cwd)
+
+
+async def _create(args: argparse.Namespace) -> int:
+    result = await (await _open_manager(args)).create(args.name, base=args.base, branch=args.branch)
+    text = result.message
+    if result.setup and result.setup.output.strip():
+        text += "\n" + result.setup.output.rstrip()
+    emit(args, result, text + f"\n{result.worktree.path}")
+    return 0 if result.setup is None or result.setup.returncode == 0 else 1
+
+
+async def _list(args: argparse.Namespace) -> int:
+    infos = await (await _open_manager(args)).list(status=args.status, disk=args.disk)
+    rows = []
+    for info in infos:
+        extra = []
+        if info.dirty is not None:
+            extra.append("dirty" if info.dirty else "clean")
+        if info.ahead is not None:
+            extra.append(f"+{info.ahead}/-{info.behind}")
+        if info.disk_bytes is not None:
+            extra.append(f"{info.disk_bytes / 1e6:.1f} MB")
+        if info.locked:
+            extra.append("locked")
+        if info.checkpoints:
+            extra.append(f"{info.checkpoints} checkpoint(s)")
+        head = (info.head or "-")[:10]
+        rows.append(f"{info.name:<20} {info.branch or '(detached)':<24} {head:<10} {' '.join(extra):<28} {info.path}")
+    emit(args, infos, "\n".join(rows))
+    return 0
+
+
+async def _open(args: argparse.Namespace) -> int:
+    info = await (await _open_manager(args)).get(args.name)
+    emit(args, info, str(info.path))
+    return 0
+
+
+async def _merge(args: argparse.Namespace) -> int:
+    manager = await _open_manager(args)
+    if args.preview:
+        preview = await manager.merge_preview(args.name, args.into)
+        verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
+        emit(args, preview, "\n".join([f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts]))
+        return 0 if preview.clean else 1
+    result = await manager.merge(args.name, args.into, args.strategy)
+    emit(args, result, "\n".join([result.message, *result.preview.conflicts]))
+    return 0 if result.merged else 1
+
+
+async def _remove(args: argparse.Namespace) -> int:
+    result = await (await _open_manager(args)).remove(args.name, archive=args.archive, force=args.force)
+    emit(args, result, result.message)
+    return 0
+
+
+async def _restore(args: argparse.Namespace) -> int:
+    result = await (await _open_manager(args)).restore(args.name)
+    emit(args, result, result.message)
+    return 0
+
+
+async def _prune(args: argparse.Namespace) -> int:
+    result = await (await _open_manager(args)).prune()
+    lines = [result.message, *(f"pruned: {p}" for p in result.pruned_entries)]
+    lines += [f"not a worktree (left untouched): {p}" for p in result.orphan_folders]
+    emit(args, result, "\n".join(lines))
+    return 0
