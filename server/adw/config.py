@@ -124,7 +124,9 @@ def load_config(root: Path) -> AdwConfig:
         try:
             data: Any = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file} is not valid TOML: {exc}", "fix the syntax error at the position shown") from None
+            raise ConfigError(
+                f"{file} is not valid TOML: {exc}", "fix the syntax error at the position shown"
+            ) from None
         for key in table_path:
             data = data.get(key) if isinstance(data, dict) else None
         if data is None:
@@ -133,7 +135,8 @@ def load_config(root: Path) -> AdwConfig:
         try:
             return AdwConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, file, prefix), f"see docs/CONFIGURATION.md for the keys of {prefix or 'the file'}") from None
+            hint = f"see docs/CONFIGURATION.md for the keys of {prefix or 'the file'}"
+            raise ConfigError(_describe(exc, file, prefix), hint) from None
     return AdwConfig()
 
 

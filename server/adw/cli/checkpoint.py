@@ -84,7 +84,7 @@ async def _redo(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    entries = await (await _store(args)).list(file=args.file, include_redo=args.all)
+    entries = await (await _store(args)).history(file=args.file, include_redo=args.all)
     rows = [
         f"{c.number:>4}  {c.created.astimezone():%Y-%m-%d %H:%M:%S}  {'(undone) ' if c.redo else ''}{c.message}"
         for c in entries

@@ -68,7 +68,7 @@ async def _create(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    infos = await (await _open_manager(args)).list(status=args.status, disk=args.disk)
+    infos = await (await _open_manager(args)).all(status=args.status, disk=args.disk)
     rows = []
     for info in infos:
         extra = []

@@ -20,7 +20,6 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
@@ -125,7 +124,7 @@ class Checkpoints:
 
     # ---------------------------------------------------------------- reading
 
-    async def list(self, file: str | None = None, include_redo: bool = False) -> list[Checkpoint]:
+    async def history(self, file: str | None = None, include_redo: bool = False) -> list[Checkpoint]:
         """The undo stack, oldest first (plus the redo stack when asked); with `file`, only checkpoints that
         changed that file compared with the checkpoint before them."""
         undo, redo = await self.stacks()
@@ -164,7 +163,8 @@ class Checkpoints:
             )
         number = self._next_number(undo, redo)
         commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=redo)
-        await self._transaction([("create", self._undo_ns + f"{number:06d}", commit, None)] + self._clear(redo))
+        create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
+        await self._transaction([create, *self._clear(redo)])
         made = _describe(number, commit, state, message or f"checkpoint {number}", "checkpoint", redo=False)
         return CheckpointResult(created=True, checkpoint=made, skipped=skipped, message=f"checkpoint {number} made")
 
@@ -181,7 +181,7 @@ class Checkpoints:
             # Unsaved changes: they become the newest redo entry; the redo history they replace stays reachable.
             number = self._next_number(undo, redo)
             commit = await self.commit_state(state, "state before undo", "state", folded=redo)
-            ops += self._clear(redo) + [("create", self._redo_ns + f"{number:06d}", commit, None)]
+            ops += [*self._clear(redo), ("create", self._redo_ns + f"{number:06d}", commit, None)]
             saved = _describe(number, commit, state, "state before undo", "state", redo=True)
             default_target = undo[-1].number
         else:

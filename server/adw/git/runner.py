@@ -52,7 +52,7 @@ async def git(
     ok_codes: Sequence[int] = (0,),
 ) -> GitResult:
     """Run `git ARGS` in `cwd`. Raises GitError unless the exit status is in `ok_codes`."""
-    argv = ["git", *map(os.fspath, args)]
+    argv = ["git", *(os.fspath(arg) for arg in args)]
     full_env = {**os.environ, **_BASE_ENV, **(env or {})}
     data = input.encode() if isinstance(input, str) else input
     for attempt in range(_LOCK_RETRIES + 1):

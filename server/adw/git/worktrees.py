@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import filecmp
-import json
 import os
 import shutil
 import subprocess
@@ -137,7 +136,8 @@ class Worktrees:
         await self._validate_branch(branch)
         path = self.root / name
         if path.exists() or path.is_symlink():
-            raise WorktreeError(f"{path} already exists", f"pick another name, or remove it: `adw worktree remove {name}`")
+            hint = f"pick another name, or remove it: `adw worktree remove {name}`"
+            raise WorktreeError(f"{path} already exists", hint)
         base_ref = base or await self._main_branch() or "HEAD"
         base_commit = await self._resolve(base_ref, f"--base {base_ref}")
         exists = (await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1)))
@@ -187,7 +187,7 @@ class Worktrees:
         if result.returncode != 0:
             raise InvalidNameError(
                 f"invalid name {shown or branch!r}: git does not accept it in a branch name",
-                "avoid spaces, '~', '^', ':', '?', '*', '[', '\\', '..' and a trailing '.lock' (see git check-ref-format)",
+                "avoid spaces, '~', '^', ':', '?', '*', '[', '\\', '..' and a trailing '.lock' (git check-ref-format)",
             )
 
     async def _resolve(self, ref: str, what: str) -> str:
@@ -265,7 +265,7 @@ class Worktrees:
 
     # ---------------------------------------------------------------- list / get
 
-    async def list(self, status: bool = False, disk: bool = False) -> list[WorktreeInfo]:
+    async def all(self, status: bool = False, disk: bool = False) -> list[WorktreeInfo]:
         out = (await git("worktree", "list", "--porcelain", "-z", cwd=self.main_root)).stdout
         metas = self._all_meta()
         counts: dict[str, int] = {}
@@ -308,7 +308,7 @@ class Worktrees:
 
     async def get(self, name: str) -> WorktreeInfo:
         """A worktree by ADW name, folder name, branch or path."""
-        for info in await self.list():
+        for info in await self.all():
             if name in (info.name, info.path.name, info.branch, str(info.path)):
                 return info
         raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
@@ -369,7 +369,7 @@ class Worktrees:
                            message=f"merged {preview.source} into {preview.target} ({strategy}) as {commit[:12]}")
 
     async def _checked_out(self, branch: str) -> Path | None:
-        for info in await self.list():
+        for info in await self.all():
             if info.branch == branch:
                 return info.path
         return None
@@ -463,7 +463,9 @@ class Worktrees:
     async def restore(self, name: str) -> CreateResult:
         refs = sorted(list_refs(self.repo.common_dir, f"{ARCHIVE_NS}/{ref_id(name)}/"))
         if not refs:
-            raise WorktreeError(f"no archive of worktree {name!r}", "archives are made by `adw worktree remove --archive`")
+            raise WorktreeError(
+                f"no archive of worktree {name!r}", "archives are made by `adw worktree remove --archive`"
+            )
         ref = refs[-1]
         body = (await git("log", "-1", "--format=%B", ref, cwd=self.main_root)).stdout
         fields = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
@@ -490,7 +492,7 @@ class Worktrees:
         return created
 
     async def prune(self) -> PruneResult:
-        infos = await self.list()
+        infos = await self.all()
         stale = [str(i.path) for i in infos if i.prunable]
         if stale:
             await git("worktree", "prune", cwd=self.main_root)
@@ -563,7 +565,7 @@ def _disk_usage(path: Path) -> int:
 def _delete_in_background(path: Path) -> None:
     """Deleting thousands of files takes seconds on these disks; a detached low-priority process does it."""
     script = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
-    subprocess.Popen(
+    subprocess.Popen(  # noqa: S603 - fixed argv; the path is ADW's own trash folder
         ["nice", "-n", "10", sys.executable, "-c", script, str(path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
