@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "run", None):  # owns its own event loop (the language server)
+        return int(args.run(args))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -7,30 +7,16 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from adw.errors import AdwError
+from adw.serialize import to_jsonable
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def emit(args: argparse.Namespace, result: Any, text: str) -> None:

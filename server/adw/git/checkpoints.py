@@ -132,7 +132,7 @@ class Checkpoints:
         if file is None:
             return entries
         rel = self.repo.relpath(self.repo.inside(file))
-        changed = await self._changed_paths(entries)
+        changed = await self.changed_paths(entries)
         return [c for c in entries if rel in changed[c.commit]]
 
     async def get(self, number: int) -> Checkpoint:
@@ -424,7 +424,7 @@ class Checkpoints:
             return [("create", ref, target.head, None)]
         return [("update", ref, target.head, old_id)]
 
-    async def _changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
+    async def changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
         """Paths each checkpoint changed against the one before it (its HEAD for the first); cached per pair."""
         pairs = []
         previous: str | None = None

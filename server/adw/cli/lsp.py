@@ -1,0 +1,31 @@
+"""`adw lsp`: the language server over stdio (the default; `--stdio` is accepted) or TCP."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("lsp", help="run the language server (stdio by default)")
+    parser.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead")
+    parser.set_defaults(handler=None, run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    from adw.errors import AdwError
+    from adw.lsp import create_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # stderr: stdout is LSP
+    server = create_server()
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not port.isdigit():
+            raise AdwError(f"--tcp {args.tcp}: expected HOST:PORT", "e.g. --tcp 127.0.0.1:2087")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0

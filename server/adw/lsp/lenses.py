@@ -1,0 +1,222 @@
+"""Code lenses: start/scout on spec files (plus a live status lens), and undo/redo/checkpoint at the top of any
+file inside a worktree that has checkpoints.
+
+Lenses are requested on every edit and scroll, so everything is cached: the worktree list by the mtime of git's
+worktree admin folder, each checkpoint stack by the mtime of its ref folders (any checkpoint, undo or redo
+changes them, from this server or the CLI), and which checkpoints changed a file by immutable object ids.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from adw.lsp.server import COMMAND_PREFIX, AdwServer
+
+_TOP = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """`specs/**/*.md` as a regex over POSIX relative paths (`**/` may match no folder at all)."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def ago(moment: datetime) -> str:
+    seconds = max(0, (datetime.now(UTC) - moment).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} d ago"
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+@dataclass
+class _Stack:
+    stamp: tuple[int, ...]
+    undo: list[Any]
+    redo: list[Any]
+    changed: dict[str, bool] = field(default_factory=dict)
+
+
+class LensCache:
+    def __init__(self, server: AdwServer) -> None:
+        self.server = server
+        self._common: Path | None = None
+        self._worktrees: tuple[int, list[Path]] | None = None
+        self._stores: dict[Path, Any] = {}
+        self._stacks: dict[Path, _Stack] = {}
+        # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
+        self.at_checkpoint: set[Path] = set()
+
+    async def worktree_of(self, path: Path) -> Path | None:
+        from adw.git.repo import Repo
+        from adw.git.worktrees import Worktrees
+
+        if self._common is None:
+            self._common = (await Repo.discover(self.server.root)).common_dir
+        stamp = _mtime(self._common / "worktrees")
+        if self._worktrees is None or self._worktrees[0] != stamp:
+            infos = await (await Worktrees.open(self.server.root)).all()
+            roots = sorted((info.path for info in infos if not info.prunable), key=lambda p: -len(p.parts))
+            self._worktrees = (stamp, roots)
+        return next((root for root in self._worktrees[1] if root == path or root in path.parents), None)
+
+    async def stack(self, worktree: Path) -> tuple[Any, _Stack]:
+        from adw.git.checkpoints import REDO_NS, UNDO_NS, Checkpoints, ref_id
+
+        store = self._stores.get(worktree)
+        if store is None:
+            store = self._stores[worktree] = await Checkpoints.open(worktree)
+        ident = ref_id(store.repo.worktree_id)
+        common = store.repo.common_dir
+        stamp = (
+            _mtime(common / UNDO_NS / ident), _mtime(common / REDO_NS / ident), _mtime(common / "packed-refs"),
+        )
+        cached = self._stacks.get(worktree)
+        if cached is None or cached.stamp != stamp:
+            undo, redo = await store.stacks()
+            cached = self._stacks[worktree] = _Stack(stamp, undo, redo)
+        return store, cached
+
+    async def file_changed(self, store: Any, stack: _Stack, rel: str) -> bool:
+        if rel not in stack.changed:
+            changed = await store.changed_paths(stack.undo)
+            stack.changed[rel] = any(rel in paths for paths in changed.values())
+        return stack.changed[rel]
+
+
+def register(server: AdwServer) -> None:
+    cache = LensCache(server)
+    server.lens_cache = cache
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    async def code_lens(ls: AdwServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        fs = to_fs_path(params.text_document.uri)
+        if fs is None:
+            return []
+        path = Path(fs)
+        lenses = await _spec_lenses(ls, path)
+        worktree = await cache.worktree_of(path)
+        if worktree is not None:
+            lenses += await _checkpoint_lenses(cache, worktree, path)
+        return lenses
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    async def did_save(ls: AdwServer, params: types.DidSaveTextDocumentParams) -> None:
+        fs = to_fs_path(params.text_document.uri)
+        if fs is not None:
+            cache.at_checkpoint = {wt for wt in cache.at_checkpoint if wt not in Path(fs).parents}
+            if ls.supports("workspace.code_lens.refresh_support"):
+                await ls.workspace_code_lens_refresh_async(None)
+
+    def after_change(what: str) -> None:
+        if what == "checkpoints":
+            cache.at_checkpoint = set(cache._stores)  # every checkpoint, undo and redo ends at a checkpoint
+
+    server.on_change.append(after_change)
+
+
+async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
+    root = ls.root
+    if root not in path.parents:
+        return []
+    from adw.config import load_config
+
+    pattern = glob_regex(load_config(root).lsp.spec_glob)
+    if not pattern.match(path.relative_to(root).as_posix()):
+        return []
+    spec = str(path)
+    lenses = [
+        types.CodeLens(range=_TOP, command=types.Command(
+            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc", arguments=[[spec]])),
+        types.CodeLens(range=_TOP, command=types.Command(
+            title="⌕ Scout", command=COMMAND_PREFIX + "scout", arguments=[_first_heading(path) or path.stem])),
+    ]
+    engine = ls.engine_if_open()
+    if engine is not None:
+        running = [wf for wf in engine.workflows() if wf.spec == spec and wf.state == "running"]
+        for workflow in running[:1]:
+            lenses.append(types.CodeLens(range=_TOP, command=types.Command(
+                title=status_title(workflow), command=COMMAND_PREFIX + "status", arguments=[workflow.id])))
+    return lenses
+
+
+def status_title(workflow: Any) -> str:
+    """"● build · claude · 1m12s · $0.04" for the running task(s) of a workflow."""
+    running = [task for task in workflow.tasks if task.state == "running"]
+    phase = " ‖ ".join(task.phase for task in running) or workflow.current_phase or "starting"
+    agents = ", ".join(dict.fromkeys(task.agent for task in running)) or "-"
+    elapsed = int(time.time() - (workflow.started_at or time.time()))
+    parts = [f"● {phase}", agents, f"{elapsed // 60}m{elapsed % 60:02d}s"]
+    cost = workflow.usage.cost_usd
+    if cost is not None:
+        parts.append(f"${cost:.2f}")
+    return " · ".join(parts)
+
+
+def _first_heading(path: Path) -> str | None:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("#"):
+                    return line.lstrip("#").strip() or None
+    except OSError:
+        return None
+    return None
+
+
+async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> list[types.CodeLens]:
+    store, stack = await cache.stack(worktree)
+    if not stack.undo and not stack.redo:
+        return []
+    where = str(worktree)
+    lenses: list[types.CodeLens] = []
+    if stack.undo:
+        # Undo goes to the newest checkpoint unless the files already equal it; the lens names its real target.
+        at_top = worktree in cache.at_checkpoint and len(stack.undo) > 1
+        target = stack.undo[-2] if at_top else stack.undo[-1]
+        lenses.append(_lens(f"⟲ Undo to checkpoint {target.number} ({ago(target.created)})", "undo",
+                            [where, None, target.number]))
+    if stack.redo:
+        lenses.append(_lens("⟳ Redo", "redo", [where]))
+    lenses.append(_lens("＋ Checkpoint", "checkpoint", [where]))
+    if path != worktree and stack.undo:
+        rel = path.relative_to(worktree).as_posix()
+        if await cache.file_changed(store, stack, rel):
+            lenses.append(_lens("⟲ Undo this file", "undo", [where, str(path)]))
+    return lenses
+
+
+def _lens(title: str, command: str, arguments: list[Any]) -> types.CodeLens:
+    return types.CodeLens(range=_TOP, command=types.Command(title=title, command=COMMAND_PREFIX + command,
+                                                            arguments=arguments))

@@ -1,0 +1,74 @@
+"""Scout results as links: a Markdown report whose every result is a document link, and showDocument."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from adw.lsp.server import AdwServer, uri_of
+
+REPORT_NAME = "scout-report.md"
+# `path/to/file.py:42` in backticks: the form write_report uses, so links are found exactly where it put them.
+_LINK = re.compile(r"`([^`\s]+):(\d+)`")
+
+
+def render(report: Any) -> str:
+    lines = [f"# Scout: {report.task}", "", f"{report.count} source file(s), method {report.method}", ""]
+    for location in report.locations:
+        lines.append(f"- `{location.path}:{location.line}` — {location.reason} ({', '.join(location.scouts)})")
+    return "\n".join(lines) + "\n"
+
+
+async def write_report(root: Path, report: Any) -> Path:
+    path = root / "scout_outputs" / REPORT_NAME
+    text = render(report)
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    await asyncio.to_thread(write)
+    return path
+
+
+async def show_best(ls: AdwServer, locations: list[types.Location]) -> bool:
+    if not locations or not ls.supports("window.show_document.support"):
+        return False
+    best = locations[0]
+    result = await ls.window_show_document_async(
+        types.ShowDocumentParams(uri=best.uri, selection=best.range, take_focus=True)
+    )
+    return bool(result.success)
+
+
+def register(server: AdwServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_LINK)
+    def document_links(ls: AdwServer, params: types.DocumentLinkParams) -> list[types.DocumentLink]:
+        uri = params.text_document.uri
+        fs = to_fs_path(uri)
+        if fs is None or not fs.endswith(".md"):
+            return []
+        document = ls.workspace.get_text_document(uri)
+        # The report lives in <worktree>/scout_outputs/, and its paths are relative to that worktree.
+        base = Path(fs).parent.parent if Path(fs).parent.name == "scout_outputs" else Path(fs).parent
+        links = []
+        for number, line in enumerate(document.lines):
+            for match in _LINK.finditer(line):
+                target = (base / match.group(1)).resolve()
+                if not target.is_file():
+                    continue
+                links.append(
+                    types.DocumentLink(
+                        range=types.Range(
+                            start=types.Position(number, match.start(1)), end=types.Position(number, match.end(2))
+                        ),
+                        target=f"{uri_of(target)}#L{match.group(2)}",
+                        tooltip=f"Open {match.group(1)} at line {match.group(2)}",
+                    )
+                )
+        return links

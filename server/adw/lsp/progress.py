@@ -1,0 +1,135 @@
+"""Agents in the editor: one work-done progress per running task (fresh token each time, cancellable: a cancel
+stops that task only), log lines for clients without progress, diagnostics from each task's findings, and
+`adw/changed` whenever a workflow or task changes state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from adw.lsp.diagnostics import publish_findings
+from adw.lsp.server import AdwServer
+
+_OUTPUT_EVERY_S = 0.2  # output lines can come by the thousand; the client needs a few per second at most
+
+
+class _TaskProgress:
+    """One task's progress. Messages queue until the client has accepted the token, then flow in order."""
+
+    def __init__(self, ls: AdwServer, token: str, title: str) -> None:
+        self.ls = ls
+        self.token = token
+        self.queue: asyncio.Queue[types.WorkDoneProgressReport | types.WorkDoneProgressEnd] = asyncio.Queue()
+        self.last_output = 0.0
+        ls.spawn(self._run(title))
+
+    async def _run(self, title: str) -> None:
+        try:
+            await self.ls.work_done_progress.create_async(self.token)
+        except Exception:  # a client may refuse; the task runs on regardless
+            return
+        self.ls.work_done_progress.begin(
+            self.token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="starting")
+        )
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, types.WorkDoneProgressEnd):
+                self.ls.work_done_progress.end(self.token, item)
+                return
+            self.ls.work_done_progress.report(self.token, item)
+
+
+class AgentView:
+    def __init__(self, ls: AdwServer) -> None:
+        self.ls = ls
+        self.by_task: dict[tuple[str, str], _TaskProgress] = {}
+        self.by_token: dict[str, tuple[str, str]] = {}
+
+    def handle(self, engine: Any, event: Any) -> None:
+        kind = event.type
+        if kind in ("workflow_started", "workflow_finished"):
+            self.ls.changed("workflows")
+            return
+        key = (event.workflow_id, event.task_id or "")
+        if kind == "task_started":
+            self._started(engine, event, key)
+        elif kind == "task_finished":
+            self._finished(engine, event, key)
+        elif kind in ("tool_use", "progress", "output"):
+            self._message(event, key)
+
+    def _started(self, engine: Any, event: Any, key: tuple[str, str]) -> None:
+        workflow = engine.get(event.workflow_id)
+        title = f"ADW {workflow.name}: {event.phase} ({event.agent})"
+        if self.ls.supports("window.work_done_progress"):
+            token = f"adw-{uuid.uuid4()}"  # never reused: pygls refuses a token it has seen
+            self.by_task[key] = _TaskProgress(self.ls, token, title)
+            self.by_token[token] = key
+        else:
+            self.ls.log(f"{title}: started")
+        self.ls.changed("workflows")
+
+    def _message(self, event: Any, key: tuple[str, str]) -> None:
+        if event.type == "tool_use":
+            text = f"{event.tool} {event.detail}".strip()
+        elif event.type == "progress":
+            text = event.message
+        else:
+            text = event.text.strip()[:120]
+        progress = self.by_task.get(key)
+        if progress is None:
+            if event.type != "output":
+                self.ls.log(f"ADW {event.workflow_id}/{event.task_id}: {text}")
+            return
+        now = time.monotonic()
+        if event.type == "output":
+            if now - progress.last_output < _OUTPUT_EVERY_S:
+                return
+            progress.last_output = now
+        progress.queue.put_nowait(types.WorkDoneProgressReport(message=text))
+
+    def _finished(self, engine: Any, event: Any, key: tuple[str, str]) -> None:
+        verdict = str(event.state) + (f": {event.reason}" if event.reason else "")
+        progress = self.by_task.pop(key, None)
+        if progress is not None:
+            self.by_token.pop(progress.token, None)
+            progress.queue.put_nowait(types.WorkDoneProgressEnd(message=verdict))
+        else:
+            self.ls.log(f"ADW {event.workflow_id}/{event.task_id}: {verdict}")
+        if event.retry_in is None and event.task_id:
+            workflow = engine.get(event.workflow_id)
+            task = workflow.task(event.task_id)
+            # Keyed by worktree and phase: the next run's findings of the same phase replace these.
+            publish_findings(self.ls, f"findings:{workflow.cwd}:{task.phase}", Path(workflow.cwd), task.findings)
+        self.ls.changed("workflows")
+
+    def cancel(self, engine: Any, token: str) -> bool:
+        key = self.by_token.get(token)
+        if key is None:
+            return False
+        return bool(engine.cancel(key[0], key[1], reason="cancelled from the editor"))
+
+
+def register(server: AdwServer) -> None:
+    view = AgentView(server)
+
+    async def pump(engine: Any) -> None:
+        async with engine.subscribe() as events:
+            async for event in events:
+                view.handle(engine, event)
+
+    def start(engine: Any) -> None:
+        server.spawn(pump(engine))
+
+    server.engine_listeners.append(start)
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    async def cancel_progress(ls: AdwServer, params: types.WorkDoneProgressCancelParams) -> None:
+        engine = ls.engine_if_open()
+        if engine is not None:
+            view.cancel(engine, str(params.token))
