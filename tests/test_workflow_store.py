@@ -1,14 +1,13 @@
-"""The SQLite store and the event bus: round trips, prefixes, output budget, cross-process requests, backlog."""
+"""The SQLite store and the event bus: round trips, output budget, cross-process requests, backlog."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fakes import command_task, workflow
-
 from adw.workflow.events import EventBus, OutputLine, TaskFinished
 from adw.workflow.models import Attempt, Finding, TaskState
 from adw.workflow.store import MAX_STORED_OUTPUT, Store
+from fakes import command_task, workflow
 
 
 def test_a_workflow_round_trips_with_tasks_attempts_and_findings(tmp_path: Path) -> None:

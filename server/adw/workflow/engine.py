@@ -414,7 +414,8 @@ class Engine:
         """Snapshot the worktree around a phase so it can be undone; a failure is reported, not fatal."""
         from adw.git.checkpoints import Checkpoints
 
-        lock = self._checkpoint_locks.setdefault(workflow.cwd, asyncio.Lock())
+        # One at a time per repository: the worktrees' checkpoint refs live in one shared ref store.
+        lock = self._checkpoint_locks.setdefault(workflow.repo, asyncio.Lock())
         try:
             async with lock:
                 checkpoints = await Checkpoints.open(Path(workflow.cwd))
