@@ -19,7 +19,9 @@ def _run(args: argparse.Namespace) -> int:
     from adw.errors import AdwError
     from adw.lsp import create_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # stderr: stdout is LSP
+    # stderr only: stdout is the LSP channel. pygls logs every message at INFO, so keep it to warnings.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     server = create_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
