@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,8 @@ import pytest
 from adw.cli import main
 from adw.scouts import ScoutReport, scout
 from adw.scouts.corpus import MAX_FILE_BYTES, read_text
-from conftest import MakeRepo, run_git
 
+MakeRepo = Callable[..., Path]  # the `make_repo` fixture of conftest.py
 TASK = "session cookie is not marked secure when SESSION_COOKIE_SECURE is set"
 
 WEBAPP = {
@@ -55,9 +57,7 @@ WEBAPP = {
         "def test_secure_flag():\n"
         "    assert SecureCookieSessionInterface()\n"
     ),
-    "tests/test_routing.py": (
-        "from webapp.routing import Router\n\n\ndef test_add_route():\n    assert Router()\n"
-    ),
+    "tests/test_routing.py": ("from webapp.routing import Router\n\n\ndef test_add_route():\n    assert Router()\n"),
     "docs/sessions.md": (
         "# Sessions\n\nHow sessions work.\n\n## Secure cookies\n\n"
         "Set `SESSION_COOKIE_SECURE` to mark the cookie secure; see `get_cookie_secure`.\n"
@@ -73,6 +73,10 @@ def webapp(make_repo: MakeRepo) -> Path:
 
 def _location(report: ScoutReport, path: str) -> dict[str, object]:
     return next(loc.model_dump() for loc in report.locations if loc.path == path)
+
+
+def run_git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)  # identity: conftest's autouse env
 
 
 def _inside(root: Path, path: str) -> bool:
@@ -208,9 +212,7 @@ async def test_unicode_query_still_finds_the_code(webapp: Path) -> None:
 
 
 @pytest.mark.parametrize("task", ["zebra xylophone quasar", "☕ 修复", ""])
-async def test_a_query_that_matches_nothing_gives_an_empty_well_formed_report(
-    webapp: Path, task: str
-) -> None:
+async def test_a_query_that_matches_nothing_gives_an_empty_well_formed_report(webapp: Path, task: str) -> None:
     report = await scout(task, webapp)
     assert report.task == task
     assert report.files == report.tests == report.docs == report.config == report.locations == []
@@ -238,9 +240,7 @@ def test_cli_prints_json_and_writes_relevant_files(webapp: Path, capsys: pytest.
     assert "src/webapp/sessions.py:" in capsys.readouterr().out.splitlines()[0]
 
 
-def test_cli_worktree_flag_and_errors(
-    webapp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_worktree_flag_and_errors(webapp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scout", TASK, "--worktree", str(webapp), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"][0] == "src/webapp/sessions.py"
     assert main(["-C", str(tmp_path), "scout", TASK]) == 2

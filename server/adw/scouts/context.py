@@ -11,20 +11,31 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from adw.scouts.corpus import Corpus, TermHits, lines_with, read_text
+from adw.scouts.corpus import TABLE, Corpus, TermHits, lines_with, read_text
 from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
-from adw.scouts.kinds import Kind, kind_of
-from adw.scouts.terms import Query, Term, normalize
+from adw.scouts.kinds import Kind, kind_of, split_path
+from adw.scouts.terms import Query, Term
 
 CANDIDATES = 80  # files analysed in depth per query (the rest is ranked by content and path alone)
 _K1 = 1.2
 _B = 0.75
 _PHRASE_BOOST = 2.0
+# How much each kind of direct evidence counts, tuned on the tuning half of benchmarks/scout_cases.
+_CONTENT = 1.0
+_PATH = 1.0
+_DEFINITIONS = 1.0
+_DIRECTORY = 0.3  # a term in a folder name, relative to one in the file's own name
+_OTHER_SYMBOLS = 0.2  # further matching definitions, relative to the best one
 _SIGNATURE_WEIGHT = 0.3
 _CLASS_WEIGHT = 0.7
 _FACTS_CACHE = 50_000
+_PERIPHERAL = 0.5
+_PERIPHERAL_DIRS = frozenset(
+    {"docs", "doc", "docs_src", "examples", "example", "samples", "scripts", "tools", "benchmarks", "bench",
+     "performance", "typing-examples", "contrib", "demo", "demos", "tutorial"}
+)  # fmt: skip
 
 
 class FactsCache:
@@ -51,6 +62,33 @@ class FactsCache:
         return facts
 
 
+def prior(folders: list[str], suffix: str) -> float:
+    """Library code is what tasks change; examples, scripts, benchmarks and type stubs echo it."""
+    weight = _PERIPHERAL if folders and folders[0] in _PERIPHERAL_DIRS else 1.0
+    return weight * _PERIPHERAL if suffix == ".pyi" else weight
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """What a path alone says; memoised per path so a tree with a few changed files recomputes only those."""
+
+    kind: Kind
+    words: str
+    stem_words: str
+    prior: float
+
+    @classmethod
+    def of(cls, path: str) -> PathInfo:
+        parts, name, suffix = split_path(path)
+        stem = name[: len(name) - len(suffix)] if suffix else name
+        return cls(kind_of(path), _padded(path), _padded(stem), prior(parts, suffix))
+
+
+def _padded(text: str) -> str:
+    """`normalize` for paths, at C speed: non-alphanumerics become spaces (runs of them are harmless)."""
+    return f" {text.encode('utf-8', 'replace').translate(TABLE).decode('ascii', 'replace')} "
+
+
 @dataclass(slots=True)
 class Tree:
     """A corpus plus what is derived from its paths alone; rebuilt only when the corpus changes."""
@@ -58,16 +96,27 @@ class Tree:
     root: Path
     corpus: Corpus
     facts_cache: FactsCache
+    paths: dict[str, PathInfo] = field(default_factory=dict)  # memo shared with the tree this one replaces
     kinds: list[Kind] = field(init=False)
-    path_words: list[str] = field(init=False)  # " dir words | stem words " per file
-    stem_words: list[str] = field(init=False)
+    path_words: list[str] = field(init=False)  # normalised path, padded with spaces
+    stem_words: list[str] = field(init=False)  # normalised file name without suffix, padded
+    priors: list[float] = field(init=False)
+    tests: list[int] = field(init=False)
     average_length: float = field(init=False)
     _modules: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
-        self.kinds = [kind_of(path) for path in self.corpus.paths]
-        self.path_words = [f" {normalize(path)} " for path in self.corpus.paths]
-        self.stem_words = [f" {normalize(PurePosixPath(path).stem)} " for path in self.corpus.paths]
+        infos = []
+        for path in self.corpus.paths:
+            info = self.paths.get(path)
+            if info is None:
+                info = self.paths[path] = PathInfo.of(path)
+            infos.append(info)
+        self.kinds = [info.kind for info in infos]
+        self.path_words = [info.words for info in infos]
+        self.stem_words = [info.stem_words for info in infos]
+        self.priors = [info.prior for info in infos]
+        self.tests = [index for index, kind in enumerate(self.kinds) if kind == "test"]
         total = self.corpus.starts[-1]
         self.average_length = total / len(self.corpus) if len(self.corpus) else 1.0
 
@@ -81,9 +130,11 @@ class Tree:
             modules: dict[str, int] = {}
             for index, path in enumerate(self.corpus.paths):
                 if path.endswith(".py"):
-                    parts = module_name(path).split(".")
-                    for start in range(len(parts)):
-                        modules.setdefault(".".join(parts[start:]), index)
+                    dotted = module_name(path)
+                    modules.setdefault(dotted, index)
+                    while "." in dotted:
+                        dotted = dotted.split(".", 1)[1]
+                        modules.setdefault(dotted, index)
             self._modules = modules
         return self._modules
 
@@ -107,9 +158,11 @@ class Match:
     symbol: Symbol | None
     matched: tuple[str, ...]  # query words found, for the reason
 
+    prior: float = 1.0
+
     @property
     def score(self) -> float:
-        return self.content + self.path + self.definitions
+        return (_CONTENT * self.content + _PATH * self.path + _DEFINITIONS * self.definitions) * self.prior
 
 
 class Context:
@@ -119,7 +172,7 @@ class Context:
         self.tree = tree
         self.query = query
         corpus = tree.corpus
-        self.hits: dict[Term, TermHits] = {term: corpus.find(term) for term in query.terms}
+        self.hits: dict[Term, TermHits] = corpus.find_all(query.terms)
         count = max(len(corpus), 1)
         self.idf = {
             term: math.log(1 + (count - len(hits.counts) + 0.5) / (len(hits.counts) + 0.5))
@@ -147,7 +200,7 @@ class Context:
             for index, words in enumerate(self.tree.path_words):
                 if needle in words:
                     in_stem = needle in self.tree.stem_words[index]
-                    scores[index] = scores.get(index, 0.0) + idf * (1.0 if in_stem else 0.3)
+                    scores[index] = scores.get(index, 0.0) + idf * (1.0 if in_stem else _DIRECTORY)
         return scores
 
     @cached_property
@@ -157,7 +210,7 @@ class Context:
         kinds = self.tree.kinds
         ranked = sorted(
             (i for i in pool if kinds[i] != "other"),
-            key=lambda i: -(self.content.get(i, 0.0) + self.path.get(i, 0.0)),
+            key=lambda i: (-(self.content.get(i, 0.0) + self.path.get(i, 0.0)), i),
         )
         return ranked[:CANDIDATES]
 
@@ -176,11 +229,10 @@ class Context:
                 best, best_score = candidate, score
             else:
                 others += score
-        definitions = best_score + 0.2 * min(others, 2 * best_score)
+        definitions = best_score + _OTHER_SYMBOLS * min(others, 2 * best_score)
         matched = tuple(sorted({w for t in self.query.terms if t in self._present(index) for w in t.words}))
-        return Match(
-            index, self.content.get(index, 0.0), self.path.get(index, 0.0), definitions, best, matched
-        )
+        content, path = self.content.get(index, 0.0), self.path.get(index, 0.0)
+        return Match(index, content, path, definitions, best, matched, self.tree.priors[index])
 
     def _present(self, index: int) -> set[Term]:
         return {term for term, hits in self.hits.items() if index in hits.counts}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import marshal
 import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from adw.scouts.terms import Term
 MAX_FILE_BYTES = 1_000_000  # larger files are data or generated code, not something to read first
 _BINARY_PROBE = 8192
 _FORMAT = 1
+_WORD_BOUNDARY = frozenset(b" \n")
 
 _TABLE = bytearray(b" " * 256)
 for _c in b"abcdefghijklmnopqrstuvwxyz0123456789\n":
@@ -43,18 +43,20 @@ def read_text(root: Path, path: str) -> bytes | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
             return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        data = os.read(fd, info.st_size + 1)
+        while len(data) <= info.st_size and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
+            data += more  # a short read (or a file growing under us); stop past the size limit
     except OSError:
         return None
     finally:
         os.close(fd)
     if len(data) > MAX_FILE_BYTES or b"\0" in data[:_BINARY_PROBE]:
         return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    if not data.isascii():  # most source is ASCII, and that check is ~20x cheaper than decoding
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return data
 
 
@@ -72,7 +74,7 @@ class Corpus:
     signatures: list[str]
     starts: list[int]  # offset of each file in `blob`; the last entry is len(blob)
     blob: bytes = field(repr=False)
-    _hits: dict[tuple[str, bool], TermHits] = field(default_factory=dict, repr=False)
+    _hits: dict[str, TermHits] = field(default_factory=dict, repr=False)  # by Term.needle
 
     @classmethod
     def empty(cls) -> Corpus:
@@ -117,19 +119,29 @@ class Corpus:
         return Corpus(paths, signatures, starts, b"".join(texts))
 
     def find(self, term: Term) -> TermHits:
-        """Every occurrence of `term` (memoised). Short terms must start a word."""
-        key = (term.text, term.word_start)
-        cached = self._hits.get(key)
-        if cached is not None:
-            return cached
-        needle = term.text.encode()
-        if term.word_start:
-            offsets = [m.start() + 1 for m in re.finditer(b"[ \n]" + re.escape(needle), self.blob)]
-        else:
-            offsets = [m.start() for m in re.finditer(re.escape(needle), self.blob)]
-        hits = TermHits(self._count_by_file(offsets), offsets)
-        self._hits[key] = hits
-        return hits
+        return self.find_all([term])[term]
+
+    def find_all(self, terms: Iterable[Term]) -> dict[Term, TermHits]:
+        """Every occurrence of each term (memoised by needle). Short terms must start a word.
+
+        One `bytes.find` scan per term (~30 ms per 40 MB). A single regular-expression alternation for all
+        terms looks cheaper but is 3-5x slower whenever the terms start with common letters.
+        """
+        found: dict[Term, TermHits] = {}
+        blob = self.blob
+        for term in terms:
+            hits = self._hits.get(term.needle)
+            if hits is None:
+                needle = term.text.encode()
+                offsets = []
+                at = blob.find(needle)
+                while at >= 0:
+                    if not term.word_start or blob[at - 1] in _WORD_BOUNDARY:
+                        offsets.append(at)
+                    at = blob.find(needle, at + 1)
+                hits = self._hits[term.needle] = TermHits(self._count_by_file(offsets), offsets)
+            found[term] = hits
+        return found
 
     def _count_by_file(self, offsets: list[int]) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -140,9 +152,7 @@ class Corpus:
                 counts[index] = counts.get(index, 0) + 1
         else:
             for index in range(len(starts) - 1):
-                n = bisect.bisect_left(offsets, starts[index + 1]) - bisect.bisect_left(
-                    offsets, starts[index]
-                )
+                n = bisect.bisect_left(offsets, starts[index + 1]) - bisect.bisect_left(offsets, starts[index])
                 if n:
                     counts[index] = n
         return counts

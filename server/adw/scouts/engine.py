@@ -43,6 +43,7 @@ class _State:
     """What one process keeps about one worktree."""
 
     tree: Tree | None = None
+    tree_id: str = ""  # of the tree `tree` was built from
     reports: OrderedDict[str, ScoutReport] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,8 +68,10 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     ).hexdigest()
     cached = state.reports.get(key) or await asyncio.to_thread(_load_report, repo, key)
     if cached is None:
-        snapshot = await take_snapshot(repo.root, status)
-        tree = await asyncio.to_thread(_update_tree, state, repo, snapshot)
+        tree = state.tree
+        if tree is None or state.tree_id != status.tree_id:
+            snapshot = await take_snapshot(repo.root, status)
+            tree = await asyncio.to_thread(_update_tree, state, repo, snapshot)
         ctx = await asyncio.to_thread(_shared_stage, tree, task)
         results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
         evidence: dict[str, list[Evidence]] = dict(zip(SCOUTS, results, strict=True))
@@ -99,12 +102,12 @@ async def _discover(root: Path) -> Repo:
 def _update_tree(state: _State, repo: Repo, snapshot: Snapshot) -> Tree:
     with state.lock:
         index_file = _index_file(repo)
-        previous = (
-            state.tree.corpus if state.tree is not None else (Corpus.load(index_file) or Corpus.empty())
-        )
+        previous = state.tree.corpus if state.tree is not None else (Corpus.load(index_file) or Corpus.empty())
         corpus = previous.updated(repo.root, snapshot.files)
         if state.tree is None or corpus is not state.tree.corpus:
-            state.tree = Tree(repo.root, corpus, _FACTS)
+            memo = state.tree.paths if state.tree is not None else {}
+            state.tree = Tree(repo.root, corpus, _FACTS, paths=memo)
+        state.tree_id = snapshot.tree_id
         if corpus is not previous:
             with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
                 corpus.save(index_file)

@@ -39,9 +39,7 @@ _CONFIG_KEY = re.compile(
 
 _TYPE_KEYWORDS = frozenset({"class", "interface", "struct", "trait", "enum", "type"})
 DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".adoc", ".markdown"})
-CONFIG_SUFFIXES = frozenset(
-    {".toml", ".cfg", ".ini", ".yaml", ".yml", ".json", ".conf", ".env", ".properties"}
-)
+CONFIG_SUFFIXES = frozenset({".toml", ".cfg", ".ini", ".yaml", ".yml", ".json", ".conf", ".env", ".properties"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +80,7 @@ def extract(path: str, text: str) -> Facts:
 
 def module_name(path: str) -> str:
     """`src/pkg/sub/mod.py` -> "src.pkg.sub.mod"; `pkg/__init__.py` -> "pkg"."""
-    parts = list(PurePosixPath(path).with_suffix("").parts)
+    parts = path.rsplit(".", 1)[0].split("/")
     if parts and parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)

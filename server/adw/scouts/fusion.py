@@ -44,9 +44,7 @@ def fuse(evidence: dict[str, list[Evidence]]) -> list[Ranked]:
                 per_file[item.index][scout] = item
     ranked = []
     for index, by_scout in per_file.items():
-        contributions = sorted(
-            ((WEIGHTS[s] * e.score, s, e) for s, e in by_scout.items()), key=lambda c: -c[0]
-        )
+        contributions = sorted(((WEIGHTS[s] * e.score, s, e) for s, e in by_scout.items()), key=lambda c: -c[0])
         total = sum(c[0] for c in contributions) * (1 + AGREEMENT_BONUS * (len(contributions) - 1))
         if total <= 0:
             continue

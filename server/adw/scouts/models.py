@@ -23,11 +23,7 @@ class ScoutReport(BaseModel):
     tests: list[str]
     docs: list[str]
     config: list[str]
-    locations: list[ScoutLocation] = Field(
-        description="Source locations first, then tests, docs, configuration."
-    )
+    locations: list[ScoutLocation] = Field(description="Source locations first, then tests, docs, configuration.")
     count: int = Field(description="Number of entries in `files`.")
     method: str
-    timestamp: str = Field(
-        description="When the ranking was computed (UTC, ISO 8601); a cached answer keeps it."
-    )
+    timestamp: str = Field(description="When the ranking was computed (UTC, ISO 8601); a cached answer keeps it.")

@@ -19,13 +19,10 @@ _NEIGHBOUR = 0.25
 _ENTRY = 0.2
 _DOC_POINTER = 0.4
 _TEST_OF = 0.5
-_ENTRY_NAMES = frozenset(
-    {"__init__", "__main__", "cli", "main", "app", "application", "wsgi", "asgi", "manage"}
-)
+_SETTINGS_VOTE = 0.2
+_ENTRY_NAMES = frozenset({"__init__", "__main__", "cli", "main", "app", "application", "wsgi", "asgi", "manage"})
 _ENTRY_FUNCTIONS = frozenset({"create_app", "make_app", "main", "cli", "app", "application"})
-_SETTINGS_NAMES = frozenset(
-    {"settings", "config", "conf", "configuration", "defaults", "constants", "options"}
-)
+_SETTINGS_NAMES = frozenset({"settings", "config", "conf", "configuration", "defaults", "constants", "options"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +38,7 @@ Scout = Callable[[Context], list[Evidence]]
 
 def anchors(ctx: Context) -> list[Match]:
     source = [m for m in ctx.matches.values() if ctx.tree.kinds[m.index] == "source" and m.score > 0]
-    return sorted(source, key=lambda m: -m.score)[:ANCHORS]
+    return sorted(source, key=lambda m: (-m.score, m.index))[:ANCHORS]
 
 
 def _describe(ctx: Context, match: Match) -> tuple[int | None, str]:
@@ -82,9 +79,7 @@ def tests(ctx: Context) -> list[Evidence]:
             line, reason = _describe(ctx, match)
             found[match.index] = Evidence(match.index, match.score, line, reason)
     targets = {a.index: a for a in anchors(ctx)}
-    for index, kind in enumerate(tree.kinds):
-        if kind != "test":
-            continue
+    for index in tree.tests:
         stem = tree.stem_words[index]
         for target in targets.values():
             target_stem = tree.stem_words[target.index].strip()
@@ -112,11 +107,13 @@ def configuration(ctx: Context) -> list[Evidence]:
             continue
         keys = [s for s in tree.facts(match.index).symbols if s.kind in ("key", "constant", "attribute")]
         best = max(keys, key=ctx.symbol_score, default=None)
+        # A settings module is source code the implementation scout already scored: only add a vote.
+        score = match.score * (_SETTINGS_VOTE if settings else 1.0)
         if best is not None and ctx.symbol_score(best) > 0:
             reason = f"key `{best.name}` matches {_words(ctx, best.name_words)}"
-            evidence.append(Evidence(match.index, match.score, best.line, reason))
+            evidence.append(Evidence(match.index, score, best.line, reason))
         else:
-            evidence.append(Evidence(match.index, match.score, None, f"mentions {', '.join(match.matched)}"))
+            evidence.append(Evidence(match.index, score, None, f"mentions {', '.join(match.matched)}"))
     return evidence
 
 
@@ -173,7 +170,7 @@ def documentation(ctx: Context) -> list[Evidence]:
     evidence: list[Evidence] = []
     docs = sorted(
         (m for m in ctx.matches.values() if tree.kinds[m.index] == "doc" and m.score > 0),
-        key=lambda m: -m.score,
+        key=lambda m: (-m.score, m.index),
     )
     for match in docs:
         headings = [s for s in tree.facts(match.index).symbols if s.kind == "heading"]
@@ -189,9 +186,7 @@ def documentation(ctx: Context) -> list[Evidence]:
             if len(leaf) < 3 or ctx.name_score(leaf) <= 0:
                 continue
             for index, line in _definitions_of(ctx, leaf):
-                evidence.append(
-                    Evidence(index, _DOC_POINTER * match.score, line, f"`{leaf}` is named in {doc_path}")
-                )
+                evidence.append(Evidence(index, _DOC_POINTER * match.score, line, f"`{leaf}` is named in {doc_path}"))
     return evidence
 
 
