@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
@@ -131,7 +132,7 @@ class Checkpoints:
         entries = undo + (redo if include_redo else [])
         if file is None:
             return entries
-        rel = self.repo.relpath(self.repo.inside(file))
+        _, rel = self._path(file)
         changed = await self.changed_paths(entries)
         return [c for c in entries if rel in changed[c.commit]]
 
@@ -229,8 +230,7 @@ class Checkpoints:
     async def undo_file(self, file: str, to: int | None = None) -> FileUndoResult:
         """Restore one path to its content at a checkpoint (default: the latest one where it differs).
         The state before is checkpointed, so a plain `undo` brings the file back."""
-        full = self.repo.inside(file)
-        rel = self.repo.relpath(full)
+        full, rel = self._path(file)
         made = await self.checkpoint(f"before undo of {rel}")
         saved = made.checkpoint if made.created else None
         undo, _ = await self.stacks()
@@ -260,6 +260,16 @@ class Checkpoints:
         )
 
     # ---------------------------------------------------------------- internals
+
+    def _path(self, file: str) -> tuple[Path, str]:
+        """A user-given path inside the worktree, absolute and relative; a final symlink is the path itself,
+        not its target (per-file undo restores the link)."""
+        candidate = Path(file)
+        if candidate.name in ("", ".", ".."):
+            full = self.repo.inside(file)
+        else:
+            full = self.repo.inside(str(candidate.parent)) / candidate.name
+        return full, full.relative_to(self.repo.root).as_posix()
 
     async def stacks(self) -> tuple[list[Checkpoint], list[Checkpoint]]:
         fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(contents)%01"
@@ -391,7 +401,8 @@ class Checkpoints:
         created = await git(
             "diff-index", "--cached", "--name-only", "-z", "--diff-filter=D", target.tree, cwd=root, env=env
         )
-        blocking = [p for p in created.stdout.split("\0") if p and os.path.lexists(root / p)]
+        present = [p for p in created.stdout.split("\0") if p and os.path.lexists(root / p)]
+        blocking = await self._differing(target.tree, present)
         if blocking:
             raise CheckpointError(
                 "restoring would overwrite files that no checkpoint holds (ignored or too big): "
@@ -401,9 +412,43 @@ class Checkpoints:
         if target.head != current.head or target.branch != current.branch:
             ops = ops + await self._head_ops(current, target)
         await self._transaction(ops)
+        if present:  # identical to the target's version (e.g. ignored since): adopt them as they are
+            await git("add", "-f", "--", *(f":(literal){p}" for p in present), cwd=root, env=env)
+        # Paths the target lacks are taken out of the index so read-tree leaves them; only those the target's
+        # own ignore rules do not ignore are proven created after it (a changed .gitignore proves nothing).
+        gone_out = await git(
+            "diff-index", "--cached", "--name-only", "-z", "--diff-filter=A", target.tree, cwd=root, env=env
+        )
+        gone = [p for p in gone_out.stdout.split("\0") if p]
+        if gone:
+            await git("update-index", "-z", "--force-remove", "--stdin", cwd=root, env=env, input="\0".join(gone))
         await git("read-tree", "-u", "-m", target.tree, cwd=root, env=env)
+        if gone:
+            check = await git("check-ignore", "-z", "--stdin", cwd=root, env=env, input="\0".join(gone),
+                              ok_codes=(0, 1))
+            ignored = set(check.stdout.split("\0"))
+            _delete(root, [p for p in gone if p not in ignored])
         if target.index_tree != current.index_tree:
             await git("read-tree", "--reset", target.index_tree, cwd=root)
+
+    async def _differing(self, tree: str, paths: list[str]) -> list[str]:
+        """The paths whose file on disk is not exactly (content and mode) the version in `tree`."""
+        if not paths:
+            return []
+        listed = await git("ls-tree", "-z", tree, "--", *paths, cwd=self.repo.root)
+        wanted = {}
+        for entry in listed.stdout.split("\0"):
+            if entry:
+                meta, _, path = entry.partition("\t")
+                mode, _, oid = meta.split(" ")
+                wanted[path] = (mode, oid)
+        files = [p for p in paths if not os.path.islink(self.repo.root / p) and os.path.isfile(self.repo.root / p)]
+        oids = (await git("hash-object", "--", *files, cwd=self.repo.root)).lines if files else []
+        on_disk = {
+            p: ("100755" if os.access(self.repo.root / p, os.X_OK) else "100644", oid)
+            for p, oid in zip(files, oids, strict=True)
+        }
+        return [p for p in paths if on_disk.get(p) is None or on_disk[p] != wanted.get(p)]
 
     async def _head_ops(self, current: State, target: Checkpoint) -> list[_RefOp]:
         if target.branch != current.branch:
@@ -452,6 +497,21 @@ class Checkpoints:
 
 
 _RefOp = tuple[Literal["create", "delete", "update"], str, str | None, str | None]
+
+
+def _delete(root: Path, paths: list[str]) -> None:
+    """Delete files and symlinks (never folders: a submodule or nested repository stays), then emptied folders."""
+    for rel in paths:
+        path = root / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        for parent in path.parents:
+            if parent == root or root not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def _split_diff_tree(out: str) -> dict[tuple[str, str], list[str]]:
