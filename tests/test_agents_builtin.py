@@ -10,8 +10,13 @@ from adw.agents.summary import compare
 from adw.config import PhaseConfig
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, Task, TaskState, Workflow
-from conftest import run_git
-from fakes import FAST, workflow
+
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.conftest import run_git
+    from tests.fakes import FAST, workflow
+except ModuleNotFoundError:
+    from conftest import run_git
+    from fakes import FAST, workflow
 
 SPEC = """# Calculator
 
@@ -124,9 +129,7 @@ async def test_pytest_agent_turns_each_failure_into_a_finding_at_file_and_line(t
     )
     assert finding.message.startswith("test_bad: assert 2 == 3")
     leftovers = {p.name for p in work.rglob("*")}
-    assert (
-        ".pytest_cache" not in leftovers and "__pycache__" not in leftovers and "junit.xml" not in leftovers
-    )
+    assert ".pytest_cache" not in leftovers and "__pycache__" not in leftovers and "junit.xml" not in leftovers
 
 
 async def test_pytest_agent_with_no_tests_succeeds(tmp_path: Path) -> None:
@@ -170,17 +173,11 @@ async def test_summary_writes_the_change_summary_of_the_diff(repo: Path) -> None
     (repo / "src/app.py").write_text("def main():\n    return 2\n\n\ndef extra():\n    return 3\n")
     (repo / "src/new.py").write_text("class Thing:\n    pass\n")
     (repo / "README.md").unlink()
-    done = (await run_phase(repo, "summary", "document", worktree="feature", base_commit=base)).task(
-        "document"
-    )
+    done = (await run_phase(repo, "summary", "document", worktree="feature", base_commit=base)).task("document")
     assert done.state is TaskState.SUCCEEDED, done.reason
     assert done.files_changed == ["docs/changes/feature.md"]
     text = (repo / "docs/changes/feature.md").read_text()
     assert "| `README.md` | deleted |" in text and "| `src/app.py` | changed |" in text
     assert "| `src/new.py` | added |" in text
-    assert (
-        "- added function extra" in text
-        and "- changed function main" in text
-        and "- added class Thing" in text
-    )
+    assert "- added function extra" in text and "- changed function main" in text and "- added class Thing" in text
     assert os.path.basename(done.summary.split("wrote ")[1]) == "feature.md"

@@ -13,7 +13,11 @@ from adw.config import PhaseConfig
 from adw.workflow.engine import Engine
 from adw.workflow.events import BaseEvent, Progress, TaskStarted, ToolUse
 from adw.workflow.models import Task, TaskState, Workflow
-from fakes import FAST, install_fakes, python, workflow
+
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.fakes import FAST, install_fakes, python, workflow
+except ModuleNotFoundError:
+    from fakes import FAST, install_fakes, python, workflow
 
 
 @pytest.fixture
@@ -99,9 +103,7 @@ async def test_claude_rate_limit_is_retryable(tmp_path: Path, bin_dir: Path) -> 
     assert done.reason.startswith("rate limited") and len(done.attempts) == 2
 
 
-async def test_cancelling_claude_sends_sigint_first_and_keeps_its_final_cost(
-    tmp_path: Path, bin_dir: Path
-) -> None:
+async def test_cancelling_claude_sends_sigint_first_and_keeps_its_final_cost(tmp_path: Path, bin_dir: Path) -> None:
     engine = Engine(config=FAST)
     (tmp_path / "work").mkdir()
     wf = workflow(tmp_path / "work", [agent_task("claude", bin_dir, env={"FAKE_CLAUDE": "hang"})])
@@ -145,9 +147,7 @@ async def test_codex_success_reports_commands_edits_and_tokens(tmp_path: Path, b
     ]
 
 
-async def test_codex_offline_never_exits_but_is_stopped_as_a_network_failure(
-    tmp_path: Path, bin_dir: Path
-) -> None:
+async def test_codex_offline_never_exits_but_is_stopped_as_a_network_failure(tmp_path: Path, bin_dir: Path) -> None:
     task = agent_task("codex", bin_dir, env={"FAKE_CODEX": "offline"})
     started = time.monotonic()
     result, _ = await run_one(tmp_path, task)
@@ -157,9 +157,7 @@ async def test_codex_offline_never_exits_but_is_stopped_as_a_network_failure(
     assert "cannot reach its API" in done.reason and done.attempts[0].retryable
 
 
-async def test_codex_reconnect_chatter_does_not_hold_off_the_inactivity_timeout(
-    tmp_path: Path, bin_dir: Path
-) -> None:
+async def test_codex_reconnect_chatter_does_not_hold_off_the_inactivity_timeout(tmp_path: Path, bin_dir: Path) -> None:
     task = agent_task("codex", bin_dir, env={"FAKE_CODEX": "reconnecting"}, inactivity_timeout=0.5)
     started = time.monotonic()
     result, _ = await run_one(tmp_path, task)

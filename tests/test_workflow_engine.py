@@ -14,7 +14,11 @@ from adw.config import AgentsConfig, PhaseConfig
 from adw.workflow.engine import Engine, default_max_agents
 from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
-from fakes import FAST, command_task, python, workflow
+
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.fakes import FAST, command_task, python, workflow
+except ModuleNotFoundError:
+    from fakes import FAST, command_task, python, workflow
 
 
 class Recorder:
@@ -32,9 +36,7 @@ class Recorder:
         def __init__(self, recorder: Recorder) -> None:
             self.recorder = recorder
 
-        async def run(
-            self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken
-        ) -> AgentResult:
+        async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
             start = time.monotonic()
             await asyncio.sleep(self.recorder.delay)
             self.recorder.spans[task.id] = (start, time.monotonic())

@@ -20,7 +20,11 @@ from adw.cli import main
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState
 from adw.workflow.store import Store
-from conftest import MakeRepo
+
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.conftest import MakeRepo
+except ModuleNotFoundError:
+    from conftest import MakeRepo
 
 TESTS = Path(__file__).parent
 

@@ -10,7 +10,11 @@ from adw.errors import AdwError
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, TaskState
 from adw.workflow.sdlc import sdlc_workflows
-from conftest import MakeRepo, run_git
+
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.conftest import MakeRepo, run_git
+except ModuleNotFoundError:
+    from conftest import MakeRepo, run_git
 
 PYPROJECT = """[tool.pytest.ini_options]
 pythonpath = ["src"]
@@ -22,8 +26,7 @@ stop_grace = 0.3
 
 def spec(name: str, body: str, test: str) -> str:
     return (
-        f"# {name}\n\n```python path=src/calc/{name}.py\n{body}```\n\n"
-        f"```python path=tests/test_{name}.py\n{test}```\n"
+        f"# {name}\n\n```python path=src/calc/{name}.py\n{body}```\n\n```python path=tests/test_{name}.py\n{test}```\n"
     )
 
 
@@ -83,9 +86,7 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
         )
         assert run_git(worktree, "status", "--porcelain") == ""
         preview = wf.task("merge-preview")
-        assert (
-            preview.outputs["clean"] is True and preview.summary == f"adw/{wf.name} merges cleanly into main"
-        )
+        assert preview.outputs["clean"] is True and preview.summary == f"adw/{wf.name} merges cleanly into main"
         checkpoints = wf.task("build").outputs["checkpoints"]
         assert checkpoints["after"] > checkpoints["before"]
     spans = {wf.name: (wf.started_at, wf.finished_at) for wf in results}
@@ -100,17 +101,13 @@ async def test_a_failing_test_phase_skips_the_commit_and_reports_the_finding(pro
     assert wf.state is TaskState.FAILED
     assert wf.task("test").state is TaskState.FAILED
     assert wf.task("review").state is TaskState.SUCCEEDED and wf.task("document").state is TaskState.SUCCEEDED
-    assert (
-        wf.task("commit").state is TaskState.SKIPPED and wf.task("commit").reason == "dependency test failed"
-    )
+    assert wf.task("commit").state is TaskState.SKIPPED and wf.task("commit").reason == "dependency test failed"
     [finding] = wf.task("test").findings
     assert (finding.path, finding.line, finding.severity) == ("tests/test_broken.py", 5, Severity.ERROR)
     assert run_git(Path(wf.cwd), "rev-parse", "HEAD") == run_git(project, "rev-parse", "HEAD")
 
 
-async def test_the_commit_works_without_any_git_identity(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_commit_works_without_any_git_identity(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(key)
     # Like a fresh CI machine: git may not guess a name and address from the host.
