@@ -1,0 +1,189 @@
+"""Every adw.server.* command end to end against the real server: results, adw/changed, lens refresh, and a
+JSON-RPC error plus a showMessage that says what to do on bad input, after which the server still answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+from pytest_lsp import LanguageClient
+
+from tests.conftest import run_git
+from tests.lsp.conftest import (
+    Recorder,
+    command_phase,
+    commit_all,
+    eventually,
+    fails,
+    run,
+    task_of,
+    wait_workflow,
+    write_config,
+)
+
+REQUEST_FAILED = -32803
+
+
+async def test_worktree_commands(vscode: LanguageClient, workspace: Path, recorder: Recorder) -> None:
+    client, root = vscode, workspace
+    created = await run(client, "createWorktree", "feat", "main")
+    path = Path(created["worktree"]["path"])
+    assert created["worktree"]["name"] == "feat" and (path / "src/calc/ops.py").is_file()
+    assert created["worktree"]["branch"] == "adw/feat"
+
+    listed = await run(client, "listWorktrees")
+    assert sorted(w["name"] for w in listed if not w["is_main"]) == ["feat"]
+    assert {w["is_main"] for w in listed} == {True, False}
+
+    (path / "NEWS.md").write_text("news\n")
+    commit_all(path, "news")
+    preview = await run(client, "mergePreview", "feat")
+    assert preview == {**preview, "source": "adw/feat", "target": "main", "clean": True, "conflicts": []}
+
+    merged = await run(client, "merge", "feat", "squash")
+    assert merged["merged"] is True and merged["strategy"] == "squash"
+    assert (root / "NEWS.md").read_text() == "news\n"  # main is checked out: its files follow the merge
+
+    removed = await run(client, "removeWorktree", "feat")
+    assert removed["name"] == "feat" and not path.exists() and removed["archive_ref"] is None
+
+    # Unsaved work is refused unless archived; archive keeps it under a ref.
+    other = Path((await run(client, "createWorktree", "scratch"))["worktree"]["path"])
+    (other / "draft.txt").write_text("draft\n")
+    refused = await fails(client, "removeWorktree", "scratch")
+    assert refused.code == REQUEST_FAILED and "would be lost" in str(refused)
+    archived = await run(client, "removeWorktree", "scratch", True)
+    assert archived["archive_ref"] and not other.exists()
+    assert [w["is_main"] for w in await run(client, "listWorktrees")] == [True]
+
+    await eventually(lambda: recorder.refreshes >= 4, 10, "lens refreshes")
+    assert {"what": "worktrees"} in [dict(c._asdict()) for c in recorder.changed]
+
+
+async def test_checkpoint_commands(minimal: LanguageClient, workspace: Path, recorder: Recorder) -> None:
+    client, root = minimal, workspace
+    ops = root / "src/calc/ops.py"
+    v1 = ops.read_text()
+    first = await run(client, "checkpoint", None, "first")
+    assert first["created"] is True and first["checkpoint"]["number"] == 1
+    assert first["checkpoint"]["message"] == "first"
+    again = await run(client, "checkpoint")
+    assert again["created"] is False  # nothing changed: no empty checkpoint
+
+    v2 = "def add(a, b):\n    return b + a\n"
+    ops.write_text(v2)
+    second = await run(client, "checkpoint", str(root), "second")  # worktree by path
+    assert second["checkpoint"]["number"] == 2
+
+    history = await run(client, "listCheckpoints")
+    assert [c["number"] for c in history] == [1, 2]
+    assert [c["number"] for c in await run(client, "listCheckpoints", None, "src/calc/ops.py")] == [2]
+    assert await run(client, "listCheckpoints", None, "README.md") == []
+
+    v3 = "def add(a, b):\n    return a + b + 0\n"
+    ops.write_text(v3)
+    undone = await run(client, "undo")  # unsaved changes: back to the newest checkpoint, v3 kept for redo
+    assert undone["restored"]["number"] == 2 and undone["saved"]["number"] == 3
+    assert ops.read_text() == v2
+    listed = await run(client, "listCheckpoints")
+    assert [(c["number"], c["redo"]) for c in listed] == [(1, False), (2, False), (3, True)]
+
+    redone = await run(client, "redo", None)
+    assert redone["restored"]["number"] == 3 and ops.read_text() == v3
+
+    file_undo = await run(client, "undo", None, ops.as_uri())  # one file, given as a URI
+    assert file_undo["path"] == "src/calc/ops.py" and file_undo["restored_from"]["number"] == 2
+    assert ops.read_text() == v2
+
+    to_first = await run(client, "undo", None, None, 1)
+    assert to_first["restored"]["number"] == 1 and ops.read_text() == v1
+
+    assert {"what": "checkpoints"} in [dict(c._asdict()) for c in recorder.changed]
+    assert recorder.refreshes == 0  # the minimal client has no workspace/codeLens/refresh
+
+
+async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_path: Path) -> None:
+    """startSdlc, status, cancel of one task, resume: a slow plan phase is cancelled, then resumed fast."""
+    client, root = vscode, workspace
+    delay = tmp_path / "delay"
+    delay.write_text("30")
+    sleep = "import sys, time; time.sleep(float(open(sys.argv[1]).read()))"
+    write_config(root, command_phase("plan", "-c", sleep, str(delay)))
+
+    started = await run(client, "startSdlc", ["specs/mul.md"], {"maxAgents": 2})
+    [workflow] = started["workflows"]
+    assert workflow["name"] == "mul" and workflow["spec"] == str((root / "specs/mul.md").resolve())
+    wf_id = workflow["id"]
+
+    async def plan_running() -> bool:
+        return task_of(await run(client, "status", wf_id), "plan")["state"] == "running"
+
+    await eventually(plan_running, 30, "the plan phase to run")
+    everything = await run(client, "status")
+    assert wf_id in [wf["id"] for wf in everything]
+
+    assert await run(client, "cancel", wf_id, "plan") == {"workflow": wf_id, "task": "plan", "cancelled": True}
+    cancelled = await wait_workflow(client, wf_id, 30)
+    assert cancelled["state"] == "cancelled"
+    assert task_of(cancelled, "plan")["state"] == "cancelled"
+    assert task_of(cancelled, "build")["state"] == "skipped"
+    assert task_of(cancelled, "worktree")["state"] == "succeeded"
+
+    delay.write_text("0")
+    assert await run(client, "resume", wf_id) == {"workflow": wf_id, "resumed": True}
+    await eventually(lambda: _state(client, wf_id, ("running", "succeeded", "failed")), 10, "resume to start")
+    finished = await wait_workflow(client, wf_id)
+    assert finished["state"] == "succeeded", finished["reason"]
+    assert (Path(finished["cwd"]) / "src/calc/mul.py").is_file()
+    assert run_git(Path(finished["cwd"]), "log", "-1", "--format=%s").strip() == "adw: mul"
+
+
+async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) -> bool:
+    return (await run(client, "status", wf_id))["state"] in states
+
+
+# (command, arguments, text the error must contain): every command refuses bad input with advice.
+BAD_INPUT: list[tuple[str, list[Any], str]] = [
+    ("startSdlc", [], "needs `specs`"),
+    ("startSdlc", [["specs/nope.md"]], "no such spec"),
+    ("startSdlc", [["specs/mul.md"], "fast"], "`options` must be an object"),
+    ("scout", [], "needs `task`"),
+    ("scout", [42], "must be a string"),
+    ("scout", ["x", "no-such-worktree"], "no worktree named"),
+    ("listWorktrees", ["extra"], "takes at most 0 argument"),
+    ("createWorktree", [], "needs `name`"),
+    ("createWorktree", ["-bad"], "invalid worktree name"),
+    ("createWorktree", ["ok", "no-such-base"], "no-such-base"),
+    ("mergePreview", ["ghost"], "no worktree named 'ghost'"),
+    ("merge", ["ghost", "octopus"], "unknown strategy 'octopus'"),
+    ("merge", ["ghost"], "no worktree named 'ghost'"),
+    ("removeWorktree", ["ghost"], "no worktree named 'ghost'"),
+    ("checkpoint", ["ghost"], "no worktree named 'ghost'"),
+    ("undo", [], "no checkpoint to undo"),
+    ("undo", [None, None, "latest"], "must be a whole number"),
+    ("redo", [], "nothing to redo"),
+    ("listCheckpoints", ["ghost"], "no worktree named 'ghost'"),
+    ("cancel", [], "needs `workflow`"),
+    ("cancel", ["wf-ghost"], "no workflow 'wf-ghost'"),
+    ("resume", ["wf-ghost"], "no workflow 'wf-ghost'"),
+    ("status", ["wf-ghost"], "no workflow 'wf-ghost'"),
+]
+
+
+async def test_bad_input_is_an_error_with_advice_and_the_server_lives_on(minimal: LanguageClient) -> None:
+    client = minimal
+    for command, arguments, text in BAD_INPUT:
+        shown = len(client.messages)
+        error = await fails(client, command, *arguments)
+        assert text in str(error), (command, arguments, str(error))
+        assert error.code in (JsonRpcInvalidParams.CODE, REQUEST_FAILED), (command, error.code)
+        messages = [m.message for m in client.messages[shown:]]
+        assert len(messages) == 1 and text in messages[0], (command, messages)
+        assert " — " in messages[0], f"{command}: the message should say what to do: {messages[0]}"
+        assert client.messages[-1].type == 1  # MessageType.Error
+    # Wrong argument types are InvalidParams, refusals of valid input RequestFailed.
+    assert (await fails(client, "createWorktree", "-bad")).code == JsonRpcInvalidParams.CODE
+    assert (await fails(client, "redo")).code == REQUEST_FAILED
+    listed = await run(client, "listWorktrees")
+    assert listed[0]["is_main"] is True
