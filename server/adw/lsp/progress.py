@@ -5,6 +5,7 @@ stops that task only), log lines for clients without progress, diagnostics from 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +17,8 @@ from adw.lsp.diagnostics import publish_findings
 from adw.lsp.server import AdwServer
 
 _OUTPUT_EVERY_S = 0.2  # output lines can come by the thousand; the client needs a few per second at most
+# A percentage is known when the agent prints one at the end of a line, as pytest does ("....  [ 40%]").
+_PERCENT = re.compile(r"(\d{1,3})%\]?\s*$")
 
 
 class _TaskProgress:
@@ -91,7 +94,9 @@ class AgentView:
             if now - progress.last_output < _OUTPUT_EVERY_S:
                 return
             progress.last_output = now
-        progress.queue.put_nowait(types.WorkDoneProgressReport(message=text))
+        found = _PERCENT.search(text)
+        percentage = min(int(found.group(1)), 100) if found else None
+        progress.queue.put_nowait(types.WorkDoneProgressReport(message=text, percentage=percentage))
 
     def _finished(self, engine: Any, event: Any, key: tuple[str, str]) -> None:
         verdict = str(event.state) + (f": {event.reason}" if event.reason else "")
