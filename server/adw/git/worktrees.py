@@ -395,6 +395,8 @@ class Worktrees:
         archive_ref = await self._archive(info) if archive else None
         if not archive:
             await self._drop_checkpoints(info)
+        if info.locked:  # forced: `worktree prune` keeps a locked entry, which would keep its branch checked out
+            await git("worktree", "unlock", info.path, cwd=self.main_root)
         await self._move_to_trash(info.path)
         await git("worktree", "prune", cwd=self.main_root)
         branch_deleted = False
