@@ -29,13 +29,14 @@ from adw.scouts.corpus import Corpus
 from adw.scouts.fusion import METHOD, fuse, report
 from adw.scouts.models import ScoutReport
 from adw.scouts.scouts import SCOUTS, Evidence
-from adw.scouts.snapshot import Snapshot, read_status, take_snapshot
+from adw.scouts.snapshot import Snapshot, read_status, recent_changes, take_snapshot
 from adw.scouts.terms import parse_query
 
 SCOUT_VERSION = "1"
 OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512
+HISTORY_COMMITS = 300
 
 
 @dataclass(slots=True)
@@ -44,6 +45,8 @@ class _State:
 
     tree: Tree | None = None
     tree_id: str = ""  # of the tree `tree` was built from
+    churn: dict[str, int] = field(default_factory=dict)  # path -> recent commits touching it
+    churn_head: str | None = None  # the HEAD `churn` was read at
     reports: OrderedDict[str, ScoutReport] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,7 +73,13 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     if cached is None:
         tree = state.tree
         if tree is None or state.tree_id != status.tree_id:
-            snapshot = await take_snapshot(repo.root, status)
+            if state.churn_head != status.head:
+                snapshot, state.churn = await asyncio.gather(
+                    take_snapshot(repo.root, status), recent_changes(repo.root, HISTORY_COMMITS)
+                )
+                state.churn_head = status.head
+            else:
+                snapshot = await take_snapshot(repo.root, status)
             tree = await asyncio.to_thread(_update_tree, state, repo, snapshot)
         ctx = await asyncio.to_thread(_shared_stage, tree, task)
         results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
@@ -104,9 +113,9 @@ def _update_tree(state: _State, repo: Repo, snapshot: Snapshot) -> Tree:
         index_file = _index_file(repo)
         previous = state.tree.corpus if state.tree is not None else (Corpus.load(index_file) or Corpus.empty())
         corpus = previous.updated(repo.root, snapshot.files)
-        if state.tree is None or corpus is not state.tree.corpus:
+        if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
             memo = state.tree.paths if state.tree is not None else {}
-            state.tree = Tree(repo.root, corpus, _FACTS, paths=memo)
+            state.tree = Tree(repo.root, corpus, _FACTS, paths=memo, churn=state.churn)
         state.tree_id = snapshot.tree_id
         if corpus is not previous:
             with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read

@@ -20,6 +20,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adw.errors import GitError
 from adw.git.runner import git
 
 _STATUS = ("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames")
@@ -31,12 +32,14 @@ IGNORED_PREFIX = "scout_outputs/"
 @dataclass(frozen=True, slots=True)
 class Status:
     tree_id: str
+    head: str  # the commit checked out, "(initial)" before the first one
     changed: dict[str, str]  # path -> signature of its worktree copy ("" when deleted there)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     tree_id: str
+    head: str
     files: dict[str, str] = field(repr=False)  # path relative to the root -> content signature
 
 
@@ -45,7 +48,10 @@ async def read_status(root: Path) -> Status:
     out = (await git(*_STATUS, cwd=root)).stdout
     changed: dict[str, str] = {}
     kept: list[str] = []  # the `# branch.oid` header names HEAD; staged changes carry their index blob ids
+    head = ""
     for record in out.split("\0"):
+        if record.startswith("# branch.oid "):
+            head = record.removeprefix("# branch.oid ")
         path, worktree_state = _parse(record)
         if path is None:
             if record:
@@ -61,7 +67,7 @@ async def read_status(root: Path) -> Status:
     digest = hashlib.sha1("\0".join(kept).encode("utf-8", "surrogateescape"), usedforsecurity=False)
     for path in sorted(changed):
         digest.update(f"\0{path}\0{changed[path]}".encode("utf-8", "surrogateescape"))
-    return Status(tree_id=digest.hexdigest(), changed=changed)
+    return Status(tree_id=digest.hexdigest(), head=head, changed=changed)
 
 
 def _parse(record: str) -> tuple[str | None, str]:
@@ -97,7 +103,20 @@ def _snapshot(out: str, status: Status) -> Snapshot:
             files[path] = signature
         else:
             files.pop(path, None)
-    return Snapshot(tree_id=status.tree_id, files=files)
+    return Snapshot(tree_id=status.tree_id, head=status.head, files=files)
+
+
+async def recent_changes(root: Path, commits: int) -> dict[str, int]:
+    """How many of the last `commits` commits touched each path: where work has been happening."""
+    try:
+        out = (await git("log", f"-n{commits}", "--no-merges", "--format=", "--name-only", "-z", cwd=root)).stdout
+    except GitError:  # no commit yet
+        return {}
+    counts: dict[str, int] = {}
+    for path in out.replace("\n", "\0").split("\0"):
+        if path:
+            counts[path] = counts.get(path, 0) + 1
+    return counts
 
 
 def _stat_signature(root: Path, path: str) -> str:
