@@ -1,0 +1,246 @@
+// The `adw.*` commands of the palette and views. Each forwards to an `adw.server.*` command
+// (argument order: server/adw/lsp/commands.py) after asking the user what the server needs.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { AdwClient } from './client';
+import type { CliDocuments } from './documents';
+import { workflowDescription, worktreeDescription, worktreeLabel } from './format';
+import {
+  MergePreview, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
+} from './protocol';
+import { SPEC_GLOB, specChoices } from './specs';
+import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
+import { showLocations } from './views/locations';
+import type { WorkflowNode, WorkflowsProvider } from './views/workflows';
+import type { WorktreesProvider } from './views/worktrees';
+
+export interface Views {
+  worktrees: WorktreesProvider;
+  workflows: WorkflowsProvider;
+  checkpoints: CheckpointsProvider;
+  documents: CliDocuments;
+  refresh(what: string): Promise<void>;
+}
+
+interface Message {
+  message: string;
+}
+
+export function registerCommands(adw: AdwClient, views: Views): vscode.Disposable[] {
+  const commands = new Commands(adw, views);
+  const table: Record<string, (...args: never[]) => Promise<unknown>> = {
+    'adw.startSdlc': (uri?: vscode.Uri, selected?: vscode.Uri[]) => commands.startSdlc(uri, selected),
+    'adw.scout': (task?: string) => commands.scout(task),
+    'adw.createWorktree': () => commands.createWorktree(),
+    'adw.openWorktree': (node?: Worktree) => commands.openWorktree(node),
+    'adw.mergeWorktree': (node?: Worktree) => commands.mergeWorktree(node),
+    'adw.removeWorktree': (node?: Worktree) => commands.removeWorktree(node),
+    'adw.checkpoint': () => commands.checkpoint(),
+    'adw.undo': () => commands.restore('undo'),
+    'adw.redo': () => commands.restore('redo'),
+    'adw.undoToCheckpoint': (node: CheckpointNode) => commands.undoTo(node),
+    'adw.showCheckpointDiff': (worktree: string, number: number) =>
+      views.documents.show(views.documents.checkpointDiffUri(worktree, number)),
+    'adw.openTaskLog': (workflow: string, task: string, repo: string) =>
+      views.documents.show(views.documents.taskLogUri(repo, workflow, task)),
+    'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
+    'adw.showStatus': () => commands.showStatus(),
+    'adw.restartServer': () => adw.restart(),
+    'adw.refreshViews': () => views.refresh('all'),
+  };
+  return Object.entries(table).map(([id, handler]) =>
+    vscode.commands.registerCommand(id, async (...args: never[]) => {
+      try {
+        return await handler(...args);
+      } catch (error) {
+        adw.report(error);
+        return undefined;
+      }
+    }));
+}
+
+class Commands {
+  constructor(private readonly adw: AdwClient, private readonly views: Views) {}
+
+  async startSdlc(uri?: vscode.Uri, selected?: vscode.Uri[]): Promise<StartedWorkflows | undefined> {
+    const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
+    if (!specs?.length) return undefined;
+    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
+    const started = await this.adw.command<StartedWorkflows>('startSdlc', specs.map((spec) => spec.fsPath),
+      maxAgents > 0 ? { maxAgents } : {});
+    void vscode.window.showInformationMessage(
+      `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
+    await vscode.commands.executeCommand('adw.workflows.focus');
+    await this.views.refresh('workflows');
+    return started;
+  }
+
+  private async pickSpecs(): Promise<vscode.Uri[] | undefined> {
+    const root = this.adw.root;
+    if (!root) throw new Error('open a folder with a git repository first');
+    const files = await vscode.workspace.findFiles(new vscode.RelativePattern(root, SPEC_GLOB));
+    if (!files.length) throw new Error(`no spec files (${SPEC_GLOB}) in this workspace`);
+    const active = vscode.window.activeTextEditor?.document.uri.fsPath;
+    const items = specChoices(files.map((f) => f.fsPath), active).map((choice) => ({
+      label: path.basename(choice.path),
+      description: path.relative(root.fsPath, path.dirname(choice.path)),
+      picked: choice.picked,
+      uri: vscode.Uri.file(choice.path),
+    }));
+    const picked = await vscode.window.showQuickPick(items, {
+      canPickMany: true, title: 'ADW: Start Parallel SDLC', placeHolder: 'Specs to run in parallel, one worktree each',
+    });
+    return picked?.map((item) => item.uri);
+  }
+
+  async scout(task?: string): Promise<ScoutResult | undefined> {
+    task ??= await vscode.window.showInputBox({
+      title: 'ADW: Scout', prompt: 'Describe the task; scouts rank the files and lines to read first',
+      placeHolder: 'e.g. add a square root function', ignoreFocusOut: true,
+    });
+    if (!task?.trim()) return undefined;
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `ADW: scouting "${task}"…` },
+      () => this.adw.command<ScoutResult>('scout', task));
+    const client = await this.adw.ready();
+    const locations = result.lspLocations.map((loc) => client.protocol2CodeConverter.asLocation(loc));
+    if (!locations.length) {
+      void vscode.window.showInformationMessage(`ADW: the scouts found nothing for "${task}".`);
+      return result;
+    }
+    const reasons = new Map(locations.map((loc, i) => [loc, result.locations[i]?.reason ?? '']));
+    await showLocations(`Scout: ${task}`, locations, reasons);
+    const pick = await vscode.window.showQuickPick(result.locations.map((loc, i) => ({
+      label: `${loc.path}:${loc.line}`, description: loc.reason, detail: loc.scouts.join(', '), location: locations[i],
+    })), { title: `ADW: Scout — ${task}`, placeHolder: 'Open a location', matchOnDescription: true });
+    if (pick) await vscode.window.showTextDocument(pick.location.uri, { selection: pick.location.range });
+    return result;
+  }
+
+  async createWorktree(): Promise<unknown> {
+    const name = await vscode.window.showInputBox({
+      title: 'ADW: Create Worktree', prompt: 'Name of the worktree (its branch is adw/NAME)',
+      validateInput: (value) => (/^[\w.-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only'),
+    });
+    if (!name) return undefined;
+    const result = await this.adw.command<Message & { worktree: Worktree }>('createWorktree', name);
+    const choice = await vscode.window.showInformationMessage(`ADW: ${result.message}`, 'Open in New Window');
+    if (choice) await this.openWorktree(result.worktree);
+    return result;
+  }
+
+  async openWorktree(node?: Worktree): Promise<void> {
+    const worktree = node ?? await this.pickWorktree('Open which worktree in a new window?', true);
+    if (worktree) {
+      await vscode.commands.executeCommand('vscode.openFolder', vscode.Uri.file(worktree.path), { forceNewWindow: true });
+    }
+  }
+
+  /** Shows the merge preview first; merges only a clean preview, and only after the user confirms. */
+  async mergeWorktree(node?: Worktree): Promise<MergeResult | undefined> {
+    const worktree = node ?? await this.pickWorktree('Merge which worktree?', false);
+    if (!worktree) return undefined;
+    const preview = await this.adw.command<MergePreview>('mergePreview', worktree.name);
+    if (!preview.clean) {
+      const choice = await vscode.window.showWarningMessage(
+        `Merging ${preview.source} into ${preview.target} would conflict`, {
+          modal: true,
+          detail: `Conflicting files:\n${preview.conflicts.join('\n')}\n\nNothing was merged; the files are marked in the Problems panel.`,
+        }, 'Show Problems');
+      if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
+      return undefined;
+    }
+    const strategy = await vscode.window.showInformationMessage(`Merge ${preview.source} into ${preview.target}?`, {
+      modal: true, detail: 'The preview merges cleanly (no conflicts).',
+    }, 'Merge', 'Squash', 'Rebase');
+    if (!strategy) return undefined;
+    const result = await this.adw.command<MergeResult>('merge', worktree.name, strategy.toLowerCase());
+    void vscode.window.showInformationMessage(`ADW: ${result.message}`);
+    return result;
+  }
+
+  /** Archives by default (`adw worktree restore NAME` brings it back). */
+  async removeWorktree(node?: Worktree): Promise<unknown> {
+    const worktree = node ?? await this.pickWorktree('Remove which worktree?', false);
+    if (!worktree) return undefined;
+    const archive = 'Archive and Remove';
+    const choice = await vscode.window.showWarningMessage(`Remove worktree ${worktree.name}?`, {
+      modal: true,
+      detail: `"${archive}" first saves all its work under refs/adw/archive/${worktree.name} `
+        + `(restore it with: adw worktree restore ${worktree.name}). "Remove Without Archive" refuses to drop unmerged work.`,
+    }, archive, 'Remove Without Archive');
+    if (!choice) return undefined;
+    const result = await this.adw.command<Message>('removeWorktree', worktree.name, choice === archive, false);
+    void vscode.window.showInformationMessage(`ADW: ${result.message}`);
+    return result;
+  }
+
+  async checkpoint(): Promise<unknown> {
+    const message = await vscode.window.showInputBox({ title: 'ADW: Checkpoint', prompt: 'Message (optional)' });
+    if (message === undefined) return undefined;
+    return this.announce(await this.adw.command<Message>('checkpoint', this.views.checkpoints.activeWorktree(), message));
+  }
+
+  async restore(kind: 'undo' | 'redo'): Promise<unknown> {
+    return this.announce(await this.adw.command<Message>(kind, this.views.checkpoints.activeWorktree()));
+  }
+
+  async undoTo(node: CheckpointNode): Promise<unknown> {
+    return this.announce(await this.adw.command<Message>('undo', node.worktree, null, node.checkpoint.number));
+  }
+
+  async cancel(node?: WorkflowNode): Promise<unknown> {
+    let workflow = node?.workflow;
+    if (!workflow) {
+      const running = (await this.views.workflows.load()).filter((w) => w.state === 'running' || w.state === 'pending');
+      if (!running.length) {
+        void vscode.window.showInformationMessage('ADW: no workflow is running.');
+        return undefined;
+      }
+      workflow = (await vscode.window.showQuickPick(running.map((w) => this.workflowItem(w)),
+        { title: 'ADW: Cancel Workflow' }))?.workflow;
+    }
+    if (!workflow) return undefined;
+    const result = await this.adw.command('cancel', workflow.id);
+    void vscode.window.showInformationMessage(`ADW: cancelling ${workflow.name}`);
+    return result;
+  }
+
+  /** Every workflow with its state; picking one lists its tasks, picking a task opens its log. */
+  async showStatus(): Promise<void> {
+    const workflows = await this.views.workflows.load();
+    if (!workflows.length) {
+      void vscode.window.showInformationMessage('ADW: no workflows yet. Run "ADW: Start Parallel SDLC".');
+      return;
+    }
+    const chosen = await vscode.window.showQuickPick(workflows.map((w) => this.workflowItem(w)),
+      { title: 'ADW: Status', placeHolder: 'Pick a workflow to see its tasks' });
+    if (!chosen) return;
+    const { workflow } = chosen;
+    const task = await vscode.window.showQuickPick(workflow.tasks.map((t) => ({
+      label: t.phase, description: `${t.state} · ${t.agent}`, detail: t.summary || t.reason || undefined, task: t,
+    })), { title: `ADW: ${workflow.name}`, placeHolder: 'Open a task log' });
+    if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo);
+  }
+
+  private workflowItem(workflow: Workflow) {
+    return {
+      label: workflow.name, description: workflowDescription(workflow, Date.now() / 1000),
+      detail: `${workflow.id} · ${workflow.cwd}`, workflow,
+    };
+  }
+
+  private async pickWorktree(title: string, includeMain: boolean): Promise<Worktree | undefined> {
+    const worktrees = (await this.views.worktrees.load()).filter((w) => !w.prunable && (includeMain || !w.is_main));
+    if (!worktrees.length) throw new Error('no ADW worktrees yet — "ADW: Create Worktree" makes one');
+    const pick = await vscode.window.showQuickPick(worktrees.map((w) => ({
+      label: worktreeLabel(w), description: worktreeDescription(w), detail: w.path, worktree: w,
+    })), { title: `ADW: ${title}` });
+    return pick?.worktree;
+  }
+
+  private announce<T extends Message>(result: T): T {
+    vscode.window.setStatusBarMessage(`ADW: ${result.message}`, 5000);
+    return result;
+  }
+}

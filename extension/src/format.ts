@@ -1,0 +1,90 @@
+// Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
+import type { Checkpoint, Task, TaskState, Workflow, Worktree } from './protocol';
+
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Seconds a task or workflow has run: until it finished, else until `now` (both in epoch seconds). */
+export function elapsed(item: { started_at: number | null; finished_at: number | null }, now: number): number | undefined {
+  if (item.started_at === null) return undefined;
+  return (item.finished_at ?? now) - item.started_at;
+}
+
+export function cost(usd: number | null | undefined): string | undefined {
+  return usd === null || usd === undefined ? undefined : `$${usd.toFixed(2)}`;
+}
+
+export function taskDescription(task: Task, now: number): string {
+  const time = elapsed(task, now);
+  return [task.state, task.kind === 'agent' ? task.agent : undefined, time === undefined ? undefined : duration(time),
+    cost(task.usage.cost_usd)].filter(Boolean).join(' · ');
+}
+
+export function workflowDescription(workflow: Workflow, now: number): string {
+  const running = workflow.tasks.filter((t) => t.state === 'running').map((t) => t.phase);
+  const time = elapsed(workflow, now);
+  return [running.length ? running.join(' ‖ ') : workflow.state, time === undefined ? undefined : duration(time),
+    cost(workflow.usage.cost_usd)].filter(Boolean).join(' · ');
+}
+
+export function worktreeLabel(worktree: Worktree): string {
+  return worktree.is_main ? worktree.branch ?? worktree.name : worktree.name;
+}
+
+export function worktreeDescription(worktree: Worktree): string {
+  const parts: string[] = [];
+  if (worktree.branch && !worktree.is_main) parts.push(worktree.branch);
+  if (worktree.dirty) parts.push('dirty');
+  if (worktree.ahead || worktree.behind) parts.push(`↑${worktree.ahead ?? 0} ↓${worktree.behind ?? 0}`);
+  const agents = worktree.agentsRunning ?? 0;
+  if (agents) parts.push(agentsText(agents));
+  return parts.join(' · ');
+}
+
+export function agentsText(count: number): string {
+  return `${count} agent${count === 1 ? '' : 's'} running`;
+}
+
+/** Agent tasks running now, across workflows (steps are quick git work, not agents). */
+export function runningAgents(workflows: Workflow[]): number {
+  return workflows.reduce((n, wf) => n + wf.tasks.filter((t) => t.state === 'running' && t.kind === 'agent').length, 0);
+}
+
+export function statusText(agents: number | undefined): string {
+  return agents ? `$(sync~spin) ADW: ${agentsText(agents)}` : '$(check) ADW';
+}
+
+/** Codicon id for a task or workflow state. */
+export function stateIcon(state: TaskState): string {
+  switch (state) {
+    case 'running': return 'sync~spin';
+    case 'succeeded': return 'pass';
+    case 'failed': return 'error';
+    case 'cancelled': return 'circle-slash';
+    case 'interrupted': return 'debug-pause';
+    case 'skipped': return 'debug-step-over';
+    case 'pending': return 'clock';
+  }
+}
+
+export function ago(iso: string, now: Date): string {
+  const seconds = Math.max(0, (now.getTime() - new Date(iso).getTime()) / 1000);
+  if (seconds < 60) return 'just now';
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86400)} d ago`;
+}
+
+export function checkpointLabel(checkpoint: Checkpoint): string {
+  return `${checkpoint.number}. ${checkpoint.message || checkpoint.kind}`;
+}
+
+/** The worktree holding `file`: the deepest worktree path that is the file or one of its parents. */
+export function worktreeOf<T extends { path: string }>(file: string, worktrees: T[]): T | undefined {
+  const inside = (root: string) => file === root || file.startsWith(root.endsWith('/') ? root : root + '/');
+  return worktrees.filter((w) => inside(w.path)).sort((a, b) => b.path.length - a.path.length)[0];
+}

@@ -1,0 +1,125 @@
+// The server's custom protocol (server/adw/lsp/views.py, commands.py) as the extension sees it.
+// Shapes are the JSON the server sends (pydantic models dumped with snake_case keys).
+
+/** `adw.server.<name>` commands; vscode-languageclient registers these ids itself, so the client never does. */
+export const serverCommand = (name: string): string => `adw.server.${name}`;
+
+export const Requests = {
+  worktrees: 'adw/worktrees',
+  workflows: 'adw/workflows',
+  checkpoints: 'adw/checkpoints',
+} as const;
+
+export const CHANGED = 'adw/changed';
+
+export type ChangedWhat = 'worktrees' | 'workflows' | 'checkpoints';
+
+export interface ChangedParams {
+  what: ChangedWhat | string;
+}
+
+export interface Worktree {
+  name: string;
+  path: string;
+  branch: string | null;
+  is_main: boolean;
+  locked: boolean;
+  prunable: boolean;
+  checkpoints: number;
+  dirty: boolean | null;
+  ahead: number | null;
+  behind: number | null;
+  agentsRunning?: number;
+}
+
+export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'skipped';
+
+export interface Usage {
+  cost_usd: number | null;
+}
+
+export interface Task {
+  id: string;
+  phase: string;
+  agent: string;
+  kind: 'agent' | 'step';
+  state: TaskState;
+  reason: string;
+  summary: string;
+  started_at: number | null;
+  finished_at: number | null;
+  usage: Usage;
+}
+
+export interface Workflow {
+  id: string;
+  name: string;
+  repo: string;
+  cwd: string;
+  spec: string | null;
+  worktree: string | null;
+  state: TaskState;
+  reason: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  tasks: Task[];
+  usage: Usage;
+}
+
+export interface Checkpoint {
+  number: number;
+  message: string;
+  created: string;
+  kind: string;
+  redo: boolean;
+}
+
+export interface CheckpointList {
+  worktree: string;
+  checkpoints: Checkpoint[];
+}
+
+export interface MergePreview {
+  source: string;
+  target: string;
+  clean: boolean;
+  conflicts: string[];
+}
+
+export interface MergeResult {
+  preview: MergePreview;
+  merged: boolean;
+  message: string;
+}
+
+export interface ScoutLocation {
+  path: string;
+  line: number;
+  reason: string;
+  scouts: string[];
+}
+
+export interface LspLocation {
+  uri: string;
+  range: { start: { line: number; character: number }; end: { line: number; character: number } };
+}
+
+export interface ScoutResult {
+  task: string;
+  locations: ScoutLocation[];
+  lspLocations: LspLocation[];
+  reportUri: string;
+}
+
+export interface StartedWorkflows {
+  workflows: { id: string; name: string; spec: string | null }[];
+}
+
+/** JSON-RPC codes for which the server has already shown its own message ("ADW: … — hint"). */
+const SHOWN_BY_SERVER = new Set([-32602, -32803]);
+
+export function shownByServer(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && SHOWN_BY_SERVER.has(code);
+}

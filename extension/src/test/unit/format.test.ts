@@ -1,0 +1,103 @@
+import * as assert from 'node:assert/strict';
+import {
+  ago, agentsText, checkpointLabel, cost, duration, elapsed, runningAgents, stateIcon, statusText, taskDescription,
+  workflowDescription, worktreeDescription, worktreeOf,
+} from '../../format';
+import type { Task, Workflow, Worktree } from '../../protocol';
+
+const task = (over: Partial<Task> = {}): Task => ({
+  id: 'build', phase: 'build', agent: 'claude', kind: 'agent', state: 'running', reason: '', summary: '',
+  started_at: 100, finished_at: null, usage: { cost_usd: null }, ...over,
+});
+
+const workflow = (tasks: Task[], over: Partial<Workflow> = {}): Workflow => ({
+  id: 'add-1', name: 'add', repo: '/r', cwd: '/r.worktrees/add', spec: '/r/specs/add.md', worktree: 'add',
+  state: 'running', reason: '', created_at: 90, started_at: 90, finished_at: null, tasks, usage: { cost_usd: null },
+  ...over,
+});
+
+const worktree = (over: Partial<Worktree> = {}): Worktree => ({
+  name: 'add', path: '/r.worktrees/add', branch: 'adw/add', is_main: false, locked: false, prunable: false,
+  checkpoints: 0, dirty: false, ahead: null, behind: null, ...over,
+});
+
+describe('format', () => {
+  it('writes durations compactly', () => {
+    assert.equal(duration(0), '0s');
+    assert.equal(duration(59.9), '59s');
+    assert.equal(duration(72), '1m12s');
+    assert.equal(duration(3725), '1h02m');
+    assert.equal(duration(-3), '0s');
+  });
+
+  it('measures elapsed time until the end, or until now while running', () => {
+    assert.equal(elapsed({ started_at: null, finished_at: null }, 500), undefined);
+    assert.equal(elapsed({ started_at: 100, finished_at: 130 }, 500), 30);
+    assert.equal(elapsed({ started_at: 100, finished_at: null }, 500), 400);
+  });
+
+  it('shows cost only when the agent reported one', () => {
+    assert.equal(cost(null), undefined);
+    assert.equal(cost(0), '$0.00');
+    assert.equal(cost(0.0351), '$0.04');
+  });
+
+  it('describes a task by state, agent, elapsed time and cost', () => {
+    assert.equal(taskDescription(task({ usage: { cost_usd: 0.5 } }), 172), 'running · claude · 1m12s · $0.50');
+    assert.equal(taskDescription(task({ kind: 'step', agent: 'worktree', state: 'pending', started_at: null }), 0),
+      'pending');
+  });
+
+  it('describes a workflow by its running phases, else its state', () => {
+    const parallel = workflow([task({ phase: 'test' }), task({ phase: 'review' }), task({ phase: 'plan', state: 'succeeded' })]);
+    assert.equal(workflowDescription(parallel, 100), 'test ‖ review · 10s');
+    assert.equal(workflowDescription(workflow([], { state: 'succeeded', finished_at: 95 }), 1000), 'succeeded · 5s');
+  });
+
+  it('counts running agents but not git steps', () => {
+    const workflows = [
+      workflow([task(), task({ kind: 'step' }), task({ state: 'succeeded' })]),
+      workflow([task(), task()]),
+    ];
+    assert.equal(runningAgents(workflows), 3);
+    assert.equal(runningAgents([]), 0);
+  });
+
+  it('puts the agent count in the status bar', () => {
+    assert.equal(statusText(3), '$(sync~spin) ADW: 3 agents running');
+    assert.equal(agentsText(1), '1 agent running');
+    assert.equal(statusText(0), '$(check) ADW');
+  });
+
+  it('describes a worktree by branch, dirty, ahead/behind and agents', () => {
+    assert.equal(worktreeDescription(worktree()), 'adw/add');
+    assert.equal(worktreeDescription(worktree({ dirty: true, ahead: 2, behind: 0, agentsRunning: 2 })),
+      'adw/add · dirty · ↑2 ↓0 · 2 agents running');
+    assert.equal(worktreeDescription(worktree({ is_main: true, branch: 'main' })), '');
+  });
+
+  it('has an icon for every state', () => {
+    for (const state of ['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted', 'skipped'] as const) {
+      assert.ok(stateIcon(state));
+    }
+  });
+
+  it('says how long ago a checkpoint was taken', () => {
+    const now = new Date('2026-01-01T12:00:00Z');
+    assert.equal(ago('2026-01-01T11:59:30Z', now), 'just now');
+    assert.equal(ago('2026-01-01T11:45:00Z', now), '15 min ago');
+    assert.equal(ago('2026-01-01T09:00:00Z', now), '3 h ago');
+    assert.equal(ago('2025-12-30T12:00:00Z', now), '2 d ago');
+    assert.equal(checkpointLabel({ number: 3, message: 'after build', created: '', kind: 'checkpoint', redo: false }),
+      '3. after build');
+  });
+
+  it('finds the deepest worktree holding a file', () => {
+    const trees = [{ path: '/r' }, { path: '/r/nested' }, { path: '/r.worktrees/add' }];
+    assert.equal(worktreeOf('/r/src/a.py', trees)?.path, '/r');
+    assert.equal(worktreeOf('/r/nested/a.py', trees)?.path, '/r/nested');
+    assert.equal(worktreeOf('/r.worktrees/add/a.py', trees)?.path, '/r.worktrees/add');
+    assert.equal(worktreeOf('/r.worktrees/add', trees)?.path, '/r.worktrees/add');
+    assert.equal(worktreeOf('/other/a.py', trees), undefined);
+  });
+});
