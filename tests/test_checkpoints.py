@@ -199,6 +199,16 @@ async def test_undo_to_a_numbered_checkpoint_and_redo_step_by_step(repo: Path) -
         await cps.undo(to=99)
 
 
+async def test_undo_to_the_current_checkpoint_without_changes_is_a_no_op(repo: Path) -> None:
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()
+    start = full_state(repo)
+    result = await cps.undo(to=1)
+    assert result.restored.number == 1 and result.saved is None
+    assert full_state(repo) == start
+    assert [c.number for c in (await cps.stacks())[0]] == [1]
+
+
 async def test_redo_refuses_when_files_changed_since_the_undo(repo: Path) -> None:
     cps = await Checkpoints.open(repo)
     await cps.checkpoint()

@@ -378,6 +378,8 @@ class Checkpoints:
         return self._tree_cache[commit]
 
     async def _transaction(self, ops: list[_RefOp]) -> None:
+        if not ops:  # e.g. undo to the checkpoint the worktree is already at; update-ref rejects empty input
+            return
         lines = []
         for verb, ref, new, old in ops:
             if verb == "create":
