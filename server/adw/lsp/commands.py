@@ -140,8 +140,9 @@ def register(server: AdwServer) -> None:
     @server.adw_command("checkpoint")
     async def checkpoint(ls: AdwServer, *values: Any) -> Any:
         args = Args("checkpoint", values, ["worktree", "message"])
-        result = await (await _checkpoints(ls, args.text("worktree"))).checkpoint(args.text("message") or "")
-        ls.changed("checkpoints")
+        store = await _checkpoints(ls, args.text("worktree"))
+        result = await store.checkpoint(args.text("message") or "")
+        _moved(ls, store, at_checkpoint=True)
         return to_jsonable(result)
 
     @server.adw_command("undo")
@@ -153,14 +154,15 @@ def register(server: AdwServer) -> None:
             result = await store.undo_file(str(path_of(file, ls.root)), args.number("to"))
         else:
             result = await store.undo(args.number("to"))
-        ls.changed("checkpoints")
+        _moved(ls, store, at_checkpoint=not file)
         return to_jsonable(result)
 
     @server.adw_command("redo")
     async def redo(ls: AdwServer, *values: Any) -> Any:
         args = Args("redo", values, ["worktree"])
-        result = await (await _checkpoints(ls, args.text("worktree"))).redo()
-        ls.changed("checkpoints")
+        store = await _checkpoints(ls, args.text("worktree"))
+        result = await store.redo()
+        _moved(ls, store, at_checkpoint=True)
         return to_jsonable(result)
 
     @server.adw_command("listCheckpoints")
@@ -202,6 +204,14 @@ def register(server: AdwServer) -> None:
         if workflow:
             return to_jsonable(engine.get(workflow))
         return to_jsonable(all_workflows(engine))
+
+
+def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
+    """After a checkpoint, undo or redo: tell the lenses whether that worktree now equals its newest checkpoint
+    (so "Undo to checkpoint N" names the one an undo goes to), then notify."""
+    if ls.lens_cache is not None:
+        ls.lens_cache.mark(store.repo.root, at_checkpoint)
+    ls.changed("checkpoints")
 
 
 def all_workflows(engine: Any) -> list[Any]:

@@ -78,6 +78,14 @@ class LensCache:
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
         self.at_checkpoint: set[Path] = set()
 
+    def mark(self, worktree: Path, at_checkpoint: bool) -> None:
+        """Only the worktree a command acted on: a file undo leaves it off its checkpoint (its newest checkpoint
+        holds the state before, which a plain undo brings back), and other worktrees are not known to be at one."""
+        if at_checkpoint:
+            self.at_checkpoint.add(worktree.resolve())
+        else:
+            self.at_checkpoint.discard(worktree.resolve())
+
     async def worktree_of(self, path: Path) -> Path | None:
         from adw.git.repo import Repo
         from adw.git.worktrees import Worktrees
@@ -135,15 +143,10 @@ def register(server: AdwServer) -> None:
     async def did_save(ls: AdwServer, params: types.DidSaveTextDocumentParams) -> None:
         fs = to_fs_path(params.text_document.uri)
         if fs is not None:
-            cache.at_checkpoint = {wt for wt in cache.at_checkpoint if wt not in Path(fs).parents}
+            saved = Path(fs).resolve()
+            cache.at_checkpoint = {wt for wt in cache.at_checkpoint if wt not in saved.parents}
             if ls.supports("workspace.code_lens.refresh_support"):
                 await ls.workspace_code_lens_refresh_async(None)
-
-    def after_change(what: str) -> None:
-        if what == "checkpoints":
-            cache.at_checkpoint = set(cache._stores)  # every checkpoint, undo and redo ends at a checkpoint
-
-    server.on_change.append(after_change)
 
 
 async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
