@@ -150,8 +150,8 @@ def register(server: AdwServer) -> None:
         args = Args("undo", values, ["worktree", "file", "to"])
         store = await _checkpoints(ls, args.text("worktree"))
         file = args.text("file")
-        if file:
-            result = await store.undo_file(str(path_of(file, ls.root)), args.number("to"))
+        if file:  # a relative path is inside the worktree acted on, not the workspace folder
+            result = await store.undo_file(str(path_of(file, store.repo.root)), args.number("to"))
         else:
             result = await store.undo(args.number("to"))
         _moved(ls, store, at_checkpoint=not file)
@@ -170,7 +170,8 @@ def register(server: AdwServer) -> None:
         args = Args("listCheckpoints", values, ["worktree", "file"])
         store = await _checkpoints(ls, args.text("worktree"))
         file = args.text("file")
-        return to_jsonable(await store.history(file=str(path_of(file, ls.root)) if file else None, include_redo=True))
+        path = str(path_of(file, store.repo.root)) if file else None
+        return to_jsonable(await store.history(file=path, include_redo=True))
 
     @server.adw_command("cancel")
     async def cancel(ls: AdwServer, *values: Any) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from adw.lsp.commands import all_workflows, worktree_path
-from adw.lsp.server import AdwServer
+from adw.lsp.server import AdwServer, path_of
 from adw.serialize import to_jsonable
 
 
@@ -41,5 +41,6 @@ def register(server: AdwServer) -> None:
 
         root = await worktree_path(ls, _param(params, "worktree"))
         store = await Checkpoints.open(root)
-        entries = await store.history(file=_param(params, "file"), include_redo=True)
+        file = _param(params, "file")  # a path inside the worktree or a file URI, as for listCheckpoints
+        entries = await store.history(file=str(path_of(file, store.repo.root)) if file else None, include_redo=True)
         return {"worktree": str(root), "checkpoints": to_jsonable(entries)}
