@@ -110,10 +110,21 @@ class Commands {
     }
     const reasons = new Map(locations.map((loc, i) => [loc, result.locations[i]?.reason ?? '']));
     await showLocations(`Scout: ${task}`, locations, reasons);
-    const pick = await vscode.window.showQuickPick(result.locations.map((loc, i) => ({
+    // Not awaited: the command resolves with the result while the user browses the picker.
+    const picker = vscode.window.createQuickPick<vscode.QuickPickItem & { location: vscode.Location }>();
+    picker.title = `ADW: Scout — ${task}`;
+    picker.placeholder = 'Open a location (all of them are in the References view)';
+    picker.matchOnDescription = true;
+    picker.items = result.locations.map((loc, i) => ({
       label: `${loc.path}:${loc.line}`, description: loc.reason, detail: loc.scouts.join(', '), location: locations[i],
-    })), { title: `ADW: Scout — ${task}`, placeHolder: 'Open a location', matchOnDescription: true });
-    if (pick) await vscode.window.showTextDocument(pick.location.uri, { selection: pick.location.range });
+    }));
+    picker.onDidAccept(() => {
+      const pick = picker.selectedItems[0];
+      picker.hide();
+      if (pick) void vscode.window.showTextDocument(pick.location.uri, { selection: pick.location.range });
+    });
+    picker.onDidHide(() => picker.dispose());
+    picker.show();
     return result;
   }
 

@@ -1,0 +1,158 @@
+// Runs inside the extension host against the demo repository (see e2e/integration.mjs): the real extension,
+// the real language server, real git worktrees and the built-in agents.
+import * as assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { activate } from '../../extension';
+import type { ScoutResult, StartedWorkflows } from '../../protocol';
+
+type Api = Awaited<ReturnType<typeof activate>>;
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 120_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('ADW extension in VS Code', () => {
+  const root = vscode.workspace.workspaceFolders![0].uri.fsPath;
+  const spec = path.join(root, 'specs', 'add.md');
+  const worktree = `${root}.worktrees/add`;
+  let api: Api;
+
+  it('activates and starts the language server with adw.python', async () => {
+    const extension = vscode.extensions.getExtension<Api>('adw.adw');
+    assert.ok(extension, 'extension adw.adw is loaded');
+    api = await extension.activate();
+    await until('the server to run', () => api.adw.state === 'running' || undefined, 60_000);
+    assert.equal(api.adw.interpreter?.source, 'adw.python');
+  });
+
+  it('registers the adw.* commands, and the client registers the server\'s adw.server.* ones', async () => {
+    const commands = await vscode.commands.getCommands(true);
+    for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
+      'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'showStatus', 'restartServer']) {
+      assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
+    }
+    assert.ok(commands.includes('adw.server.startSdlc'));
+    assert.ok(commands.includes('adw.server.undo'));
+  });
+
+  it('shows Start and Scout lenses on a spec', async () => {
+    await vscode.window.showTextDocument(vscode.Uri.file(spec));
+    const titles = await until('spec lenses', async () => {
+      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider',
+        vscode.Uri.file(spec));
+      return lenses?.length ? lenses.map((l) => l.command?.title ?? '') : undefined;
+    }, 30_000);
+    assert.ok(titles.some((t) => t.includes('Start Parallel SDLC')), titles.join(', '));
+    assert.ok(titles.some((t) => t.includes('Scout')), titles.join(', '));
+  });
+
+  it('lists the main worktree in the Worktrees view', async () => {
+    const worktrees = await api.views.worktrees.load();
+    const main = worktrees.find((w) => w.is_main);
+    assert.equal(main?.path, root);
+    assert.equal(api.views.worktrees.getTreeItem(main!).contextValue, 'worktree.main');
+  });
+
+  it('runs Start Parallel SDLC on a spec and the Workflows view follows it to the end', async () => {
+    const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc', vscode.Uri.file(spec));
+    assert.equal(started.workflows.length, 1);
+    const id = started.workflows[0].id;
+    // Only adw/changed notifications refresh the view here: no polling by the test.
+    const done = await until('the workflow to finish', () => {
+      const wf = api.views.workflows.workflows.find((w) => w.id === id);
+      return wf && wf.state !== 'running' && wf.state !== 'pending' ? wf : undefined;
+    }, 150_000);
+    assert.equal(done.state, 'succeeded', done.reason);
+    const tasks = api.views.workflows.getChildren({ workflow: done });
+    assert.deepEqual(tasks.map((n) => n.task?.phase).slice(0, 3), ['worktree', 'plan', 'build']);
+    const item = api.views.workflows.getTreeItem(tasks[2]);
+    assert.match(String(item.description), /^succeeded · spec-apply · \d+s/);
+    assert.equal(item.command?.command, 'adw.openTaskLog');
+    assert.ok(existsSync(path.join(worktree, 'src', 'calc', 'add.py')));
+  });
+
+  it('shows the new worktree with its branch', async () => {
+    const worktrees = await api.views.worktrees.load();
+    const add = worktrees.find((w) => w.name === 'add');
+    assert.equal(add?.branch, 'adw/add');
+    assert.match(String(api.views.worktrees.getTreeItem(add!).description), /^adw\/add/);
+  });
+
+  it('opens a task log', async () => {
+    const wf = api.views.workflows.workflows[0];
+    await vscode.commands.executeCommand('adw.openTaskLog', wf.id, 'build', wf.repo);
+    const text = await until('the log', () => {
+      const doc = vscode.window.activeTextEditor?.document;
+      return doc?.uri.scheme === 'adw-log' && doc.getText().length ? doc.getText() : undefined;
+    });
+    assert.match(text, /build\s+started spec-apply/);
+  });
+
+  it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {
+    await vscode.window.showTextDocument(vscode.Uri.file(path.join(worktree, 'src', 'calc', 'add.py')));
+    await api.views.checkpoints.load();
+    const nodes = api.views.checkpoints.getChildren();
+    assert.ok(nodes.length >= 2, `checkpoints: ${nodes.length}`);
+    assert.equal(nodes[0].worktree, worktree);
+    const first = nodes[nodes.length - 1];
+    assert.equal(first.checkpoint.number, 1);
+    const item = api.views.checkpoints.getTreeItem(first);
+    assert.equal(item.command?.command, 'adw.showCheckpointDiff');
+    await vscode.commands.executeCommand(item.command!.command, ...(item.command!.arguments ?? []));
+    const diff = await until('the diff', () => {
+      const doc = vscode.window.activeTextEditor?.document;
+      return doc?.uri.scheme === 'adw-diff' && doc.getText().length ? doc.getText() : undefined;
+    });
+    assert.match(diff, /diff --git a\/src\/calc\/add.py/);
+  });
+
+  it('undoes to a checkpoint from the Checkpoints view, and redoes', async () => {
+    const target = path.join(worktree, 'src', 'calc', 'add.py');
+    const before = readFileSync(target, 'utf8');
+    await vscode.window.showTextDocument(vscode.Uri.file(target));
+    await api.views.checkpoints.load();
+    const first = api.views.checkpoints.getChildren().find((n) => n.checkpoint.number === 1 && !n.checkpoint.redo)!;
+    await vscode.commands.executeCommand('adw.undoToCheckpoint', first);
+    assert.equal(existsSync(target), false, 'checkpoint 1 predates add.py');
+    await until('the checkpoints view to show a redo entry', async () => {
+      await api.views.checkpoints.load();
+      return api.views.checkpoints.getChildren().some((n) => n.checkpoint.redo) || undefined;
+    }, 30_000);
+    await vscode.commands.executeCommand('adw.redo');
+    assert.equal(readFileSync(target, 'utf8'), before);
+  });
+
+  it('previews a merge through the server (conflicts would land in Problems)', async () => {
+    const preview = await vscode.commands.executeCommand<{ clean: boolean; target: string }>(
+      'adw.server.mergePreview', 'add');
+    assert.equal(preview.clean, true);
+    assert.equal(preview.target, 'main');
+  });
+
+  it('scouts a task and lists file:line locations', async () => {
+    const result = await vscode.commands.executeCommand<ScoutResult>('adw.scout', 'greeting message for a name');
+    await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
+    assert.ok(result.locations.length > 0);
+    assert.ok(result.locations.some((l) => l.path.includes('greet')), JSON.stringify(result.locations.slice(0, 3)));
+  });
+
+  it('restarts the server on ADW: Restart Server and when adw.python changes', async () => {
+    await vscode.commands.executeCommand('adw.restartServer');
+    assert.equal(api.adw.state, 'running');
+    const settings = vscode.workspace.getConfiguration('adw');
+    const python = settings.get<string>('python')!;
+    await settings.update('python', path.join(root, 'no-such-python'), vscode.ConfigurationTarget.Workspace);
+    await until('the server to fail on a missing interpreter', () => api.adw.state === 'failed' || undefined, 30_000);
+    await settings.update('python', undefined, vscode.ConfigurationTarget.Workspace);
+    await until('the server to run again', () => api.adw.state === 'running' || undefined, 60_000);
+    assert.equal(api.adw.interpreter?.path, python);
+  });
+});
