@@ -8,6 +8,7 @@ changes them, from this server or the CLI), and which checkpoints changed a file
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -19,7 +20,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from adw.errors import AdwError
 from adw.lsp.server import COMMAND_PREFIX, AdwServer
+
+log = logging.getLogger(__name__)
 
 _TOP = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
 
@@ -118,7 +122,11 @@ class LensCache:
 
     async def file_changed(self, store: Any, stack: _Stack, rel: str) -> bool:
         if rel not in stack.changed:
-            changed = await store.changed_paths(stack.undo)
+            try:
+                changed = await store.changed_paths(stack.undo)
+            except AdwError as exc:  # a failed git call must not take the file's other lenses with it
+                log.warning("which checkpoints changed %s is unknown: %s", rel, exc)
+                changed = {}
             stack.changed[rel] = any(rel in paths for paths in changed.values())
         return stack.changed[rel]
 
