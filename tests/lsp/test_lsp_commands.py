@@ -123,6 +123,8 @@ async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_pa
     everything = await run(client, "status")
     assert wf_id in [wf["id"] for wf in everything]
 
+    unknown = await fails(client, "cancel", wf_id, "deploy")
+    assert "has no task 'deploy'" in str(unknown) and "plan" in client.messages[-1].message
     assert await run(client, "cancel", wf_id, "plan") == {"workflow": wf_id, "task": "plan", "cancelled": True}
     cancelled = await wait_workflow(client, wf_id, 30)
     assert cancelled["state"] == "cancelled"

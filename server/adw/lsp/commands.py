@@ -179,8 +179,12 @@ def register(server: AdwServer) -> None:
         workflow = args.text("workflow", required=True)
         assert workflow is not None
         engine = await ls.engine()
-        engine.get(workflow)
         task = args.text("task")
+        tasks = [t.id for t in engine.get(workflow).tasks]
+        if task and task not in tasks:
+            from adw.lsp.server import ArgumentError
+
+            raise ArgumentError(f"workflow {workflow} has no task {task!r}", f"its tasks are {', '.join(tasks)}")
         cancelled = engine.cancel(workflow, task)
         if not cancelled and engine.store is not None:
             engine.store.request_cancel(workflow, task)  # run by another ADW process: it polls for requests

@@ -113,6 +113,12 @@ class AdwServer(LanguageServer):
                     ls.show_error(text)
                     error = JsonRpcInvalidParams if isinstance(exc, (ArgumentError, *_INPUT_ERRORS)) else _Failed
                     raise error(text, data=exc.to_dict()) from None
+                except JsonRpcException:
+                    raise
+                except Exception as exc:  # a bug, not bad input: still say so in the editor, and serve on
+                    log.exception("adw.server.%s failed", name)
+                    ls.show_error(f"ADW: {name} failed: {type(exc).__name__}: {exc} — see the language server's log")
+                    raise
 
             run.__name__ = handler.__name__
             self.command(COMMAND_PREFIX + name)(run)
