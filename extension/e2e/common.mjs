@@ -38,6 +38,7 @@ export function makeProfile(settings = {}) {
     'extensions.ignoreRecommendations': true, 'update.mode': 'none',
     'workbench.enableExperiments': false, 'security.workspace.trust.enabled': false,
     'git.enabled': false, 'files.autoSave': 'off',
+    'files.simpleDialog.enable': true, // File: Open File… as a quick input, not the browser's picker
     'adw.python': PYTHON,
     ...settings,
   }, null, 2));

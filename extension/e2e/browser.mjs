@@ -1,0 +1,140 @@
+// End-to-end in the real workbench: code-server on 127.0.0.1 with the packaged adw.vsix installed, driven by
+// playwright-core controlling Debian's chromium. Runs "ADW: Start Parallel SDLC" from the palette on a demo
+// repository, watches the Workflows view fill and finish, then edits a file of the new worktree and reverts
+// it with the Undo code lens. Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  CODE_SERVER_DIR, EXTENSION_DIR, freePort, launchBrowser, makeDemoRepo, makeProfile, requireCodeServer, startServer,
+} from './common.mjs';
+
+requireCodeServer();
+const SHOTS = resolve(process.env.ADW_SCREENSHOTS || join(EXTENSION_DIR, '..', 'docs', 'images'));
+const VSIX = resolve(process.env.ADW_VSIX || join(EXTENSION_DIR, 'adw.vsix'));
+const CODE_SERVER = join(CODE_SERVER_DIR, 'node_modules', '.bin', 'code-server');
+mkdirSync(SHOTS, { recursive: true });
+
+const port = freePort();
+const profile = makeProfile();
+const repo = makeDemoRepo(profile.root);
+const dirs = ['--user-data-dir', profile.userDataDir, '--extensions-dir', profile.extensionsDir,
+  '--config', join(profile.root, 'config.yaml')];
+execFileSync(CODE_SERVER, [...dirs, '--install-extension', VSIX], { env: profile.env, stdio: 'inherit' });
+const serverLog = join(profile.root, 'server.log');
+const server = await startServer(CODE_SERVER, ['--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+  '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', ...dirs],
+profile.env, port, openSync(serverLog, 'w'));
+const browser = await launchBrowser(profile.env);
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const started = Date.now();
+const step = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${text}`);
+const shot = async (name) => {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  step(`screenshot ${name}.png`);
+};
+
+/** Extension commands reach the palette a few seconds after the workbench renders: retry until listed. */
+async function palette(title, run = true) {
+  for (const t0 = Date.now(); ;) {
+    await page.keyboard.press('F1');
+    await page.locator('.quick-input-widget input').fill(`>${title}`);
+    try {
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 2000 });
+      if (run) await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+      if (Date.now() - t0 > 60_000) throw new Error(`command "${title}" never appeared in the palette`);
+    }
+  }
+}
+
+const view = (name) => page.locator('.pane', { has: page.locator('.pane-header', { hasText: name }) });
+const row = (pane, text) => pane.locator('.monaco-list-row', { hasText: text });
+const lens = (text) => page.locator('.monaco-editor .codelens-decoration a', { hasText: text });
+
+let failed = false;
+try {
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(repo)}`);
+  await page.locator('#workbench\\.parts\\.statusbar').waitFor({ timeout: 60_000 });
+  step('workbench ready');
+
+  // The active spec is pre-selected in the picker.
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'specs' }).click();
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'add.md' }).click();
+  await lens('Start Parallel SDLC').waitFor({ timeout: 60_000 });
+  step('spec open, lenses shown');
+  await palette('ADW: Start Parallel SDLC', false);
+  await shot('vscode-palette');
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'multiply.md' })
+    .waitFor({ timeout: 30_000 });
+  await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'greet.md' }).click();
+  await shot('vscode-spec-picker');
+  await page.keyboard.press('Enter');
+
+  const workflows = view('Workflows');
+  await row(workflows, 'add').first().waitFor({ timeout: 30_000 });
+  await row(workflows, 'greet').first().waitFor({ timeout: 30_000 });
+  step('workflows listed');
+  await row(workflows, 'plan').first().waitFor({ timeout: 30_000 });
+  await shot('vscode-workflows-running');
+  await page.locator('.statusbar-item', { hasText: 'ADW' }).first().waitFor();
+
+  // Both workflows finish: their rows' descriptions turn to "succeeded".
+  for (const name of ['add', 'greet']) {
+    await workflows.locator('.monaco-list-row[aria-level="1"]', { hasText: name })
+      .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
+  }
+  step('workflows succeeded');
+  await row(view('Worktrees'), 'adw/add').waitFor({ timeout: 30_000 });
+  await shot('vscode-workflows-done');
+
+  // Open a file of the new worktree (outside the workspace folder): Quick Open takes absolute paths.
+  const file = `${repo}.worktrees/add/src/calc/add.py`;
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill(file);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'add.py' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tab', { hasText: 'add.py' }).waitFor({ timeout: 30_000 });
+  step('worktree file open');
+
+  // Checkpoint now (checkpoint N+1), break the file and save, then the lens offers "Undo to checkpoint N+1".
+  const before = await lens('Undo to checkpoint').first().textContent({ timeout: 30_000 });
+  const next = `Undo to checkpoint ${Number(/checkpoint (\d+)/.exec(before)[1]) + 1}`;
+  await lens('＋ Checkpoint').click();
+  const original = readFileSync(file, 'utf8');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  await page.keyboard.type('raise SystemExit("broken by hand")\n');
+  await page.keyboard.press('Control+S');
+  for (let i = 0; readFileSync(file, 'utf8') === original; i++) {
+    if (i > 100) throw new Error('the edit was not saved');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.locator('.monaco-editor .view-line', { hasText: 'broken by hand' }).waitFor();
+  await lens(next).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(500);
+  await shot('vscode-undo-lens');
+  await lens(next).click();
+  for (let i = 0; readFileSync(file, 'utf8') !== original; i++) {
+    if (i > 300) throw new Error('the Undo lens did not revert the file');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  step('file reverted on disk');
+  await page.locator('.monaco-editor .view-line', { hasText: 'broken by hand' }).waitFor({ state: 'detached', timeout: 30_000 });
+  await page.locator('.monaco-editor .view-line', { hasText: 'def add' }).waitFor();
+  await lens('Redo').waitFor({ timeout: 30_000 });
+  await shot('vscode-undo-reverted');
+  step('PASS');
+} catch (error) {
+  failed = true;
+  console.error(error);
+  await page.screenshot({ path: join(profile.root, 'failure.png') }).catch(() => {});
+  console.error(`failure screenshot: ${join(profile.root, 'failure.png')}; server log: ${serverLog}`);
+} finally {
+  await browser.close();
+  server.stop();
+}
+process.exit(failed ? 1 : 0);
