@@ -4,6 +4,7 @@
 // module runs in the extension host with the full `vscode` API; the workbench reports its result through
 // window.codeAutomationExit(code).
 import { openSync } from 'node:fs';
+import { format } from 'node:util';
 import { join } from 'node:path';
 import {
   CODE_SERVER_DIR, EXTENSION_DIR, freePort, launchBrowser, makeDemoRepo, makeProfile, requireCodeServer, startServer,
@@ -28,7 +29,7 @@ try {
   // The workbench's console, minus the noise of an offline machine (marketplace, telemetry, service worker).
   const noise = /ENOTFOUND|Service Worker|socket|connection token|extensions cache|ChatSessionStore|^\s+at /;
   await page.exposeFunction('codeAutomationLog', (type, args) => {
-    const text = (args ?? []).map(String).join(' ');
+    const text = format(...(args ?? []));
     if (type !== 'debug' && !noise.test(text)) console.log(text);
   });
   const remote = `vscode-remote://127.0.0.1:${port}`;
