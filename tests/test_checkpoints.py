@@ -483,6 +483,8 @@ async def test_the_default_cap_is_ten_megabytes(repo: Path) -> None:
 
 @pytest.mark.parametrize("with_commit", [True, False])
 async def test_a_nested_repository_is_skipped_and_never_touched(repo: Path, with_commit: bool) -> None:
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()  # before the nested repository exists
     nested = repo / "vendor" / "nested"
     nested.mkdir(parents=True)
     run_git(nested, "init", "-q", "-b", "main")
@@ -491,18 +493,22 @@ async def test_a_nested_repository_is_skipped_and_never_touched(repo: Path, with
         run_git(nested, "add", "inner.txt")
         run_git(nested, "commit", "-q", "-m", "inner")
     (nested / "dirty.txt").write_text("uncommitted\n")
-    cps = await Checkpoints.open(repo)
+    (repo / "vendor" / "plain.txt").write_text("beside it\n")
     made = await cps.checkpoint()
-    assert made.skipped == ["vendor/nested/"]
+    assert made.created and made.skipped == ["vendor/nested/"]
     before = files_of(nested)
     nested_git = files_of(nested / ".git")
 
     (repo / "README.md").write_text("edit\n")
     await cps.checkpoint()
     await cps.undo()
+    await cps.undo()  # back to before the nested repository: vendor/plain.txt goes, the repository stays
+    assert not (repo / "vendor" / "plain.txt").exists()
     assert files_of(nested) == before
     assert files_of(nested / ".git") == nested_git
     await cps.redo()
+    await cps.redo()
+    assert (repo / "vendor" / "plain.txt").read_text() == "beside it\n"
     assert files_of(nested) == before
     assert (repo / "README.md").read_text() == "edit\n"
 
