@@ -11,14 +11,16 @@ import {
 } from './common.mjs';
 
 requireCodeServer();
+// ADW_RESTRICTED=1: an untrusted workspace, where the extension must start nothing.
+const restricted = Boolean(process.env.ADW_RESTRICTED);
 const port = freePort();
-const profile = makeProfile();
+const profile = makeProfile(restricted ? { 'security.workspace.trust.enabled': true } : {});
 const workspace = makeDemoRepo(profile.root);
 const serverLog = join(profile.root, 'server.log');
 const server = await startServer(process.execPath, [
   join(CODE_SERVER_DIR, 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js'),
   '--host', '127.0.0.1', '--port', String(port), '--without-connection-token', '--accept-server-license-terms',
-  '--enable-smoke-test-driver', '--disable-telemetry', '--disable-workspace-trust',
+  '--enable-smoke-test-driver', '--disable-telemetry', ...(restricted ? [] : ['--disable-workspace-trust']),
   '--server-data-dir', join(profile.root, 'sd'), '--user-data-dir', profile.userDataDir,
   '--extensions-dir', profile.extensionsDir], profile.env, port, openSync(serverLog, 'w'));
 const browser = await launchBrowser(profile.env);
@@ -34,7 +36,8 @@ try {
   });
   const remote = `vscode-remote://127.0.0.1:${port}`;
   const payload = [['extensionDevelopmentPath', remote + EXTENSION_DIR],
-    ['extensionTestsPath', remote + join(EXTENSION_DIR, 'out', 'test', 'integration', 'index.js')]];
+    ['extensionTestsPath', remote + join(EXTENSION_DIR, 'out', 'test', 'integration',
+    restricted ? 'restricted.js' : 'index.js')]];
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`
     + `&payload=${encodeURIComponent(JSON.stringify(payload))}`);
   const timeout = Number(process.env.ADW_TEST_TIMEOUT_MS || 300_000);

@@ -17,6 +17,7 @@ lap "build, unit tests and adw.vsix done"
 scripts/install-code-server.sh
 lap "code-server ready"
 node e2e/integration.mjs
+ADW_RESTRICTED=1 node e2e/integration.mjs   # untrusted workspace: nothing starts
 lap "integration tests passed"
 if [ -z "${ADW_SKIP_BROWSER:-}" ]; then
   ADW_SCREENSHOTS=${ADW_SCREENSHOTS:-$PWD/test-results/screenshots} node e2e/browser.mjs
