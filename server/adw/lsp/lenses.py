@@ -161,9 +161,7 @@ async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
     root = ls.root
     if root not in path.parents:
         return []
-    from adw.config import load_config
-
-    pattern = glob_regex(load_config(root).lsp.spec_glob)
+    pattern = _spec_pattern(root)
     if not pattern.match(path.relative_to(root).as_posix()):
         return []
     spec = str(path)
@@ -180,6 +178,20 @@ async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
             lenses.append(types.CodeLens(range=_TOP, command=types.Command(
                 title=status_title(workflow), command=COMMAND_PREFIX + "status", arguments=[workflow.id])))
     return lenses
+
+
+_patterns: dict[Path, tuple[tuple[int, int], re.Pattern[str]]] = {}
+
+
+def _spec_pattern(root: Path) -> re.Pattern[str]:
+    """The spec glob of the configuration, parsed again only when a configuration file changes."""
+    from adw.config import load_config
+
+    stamp = (_mtime(root / ".adw.toml"), _mtime(root / "pyproject.toml"))
+    cached = _patterns.get(root)
+    if cached is None or cached[0] != stamp:
+        cached = _patterns[root] = (stamp, glob_regex(load_config(root).lsp.spec_glob))
+    return cached[1]
 
 
 def status_title(workflow: Any) -> str:
