@@ -476,7 +476,8 @@ class Checkpoints:
         pairs = []
         previous: str | None = None
         for checkpoint in entries:
-            base = previous or checkpoint.head or EMPTY_TREE
+            # Trees on both sides: diff-tree --stdin reads "<commit> <tree>" as a commit and its parents.
+            base = previous or (await self._tree_of(checkpoint.head) if checkpoint.head else EMPTY_TREE)
             pairs.append((checkpoint.commit, base, checkpoint.tree))
             previous = checkpoint.tree
         missing = [(c, b, t) for c, b, t in pairs if (t, b) not in self._changed_cache]
