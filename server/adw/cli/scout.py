@@ -17,9 +17,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("task", help="what needs doing, in words or with code names")
     parser.add_argument("--worktree", metavar="W", help="worktree to search (default: the current one)")
-    parser.add_argument(
-        "--top", type=int, metavar="K", help="entries per group (default: [tool.adw.scout] top, 10)"
-    )
+    parser.add_argument("--top", type=int, metavar="K", help="entries per group (default: [tool.adw.scout] top, 10)")
     add_json_flag(parser)
     parser.set_defaults(handler=_scout)
 
