@@ -13,7 +13,7 @@ import pytest
 
 from adw.errors import InvalidNameError, NotARepositoryError, UnsafeOperationError, WorktreeError
 from adw.git.checkpoints import Checkpoints
-from adw.git.worktrees import ARCHIVE_NS, TRASH_DIR, Worktrees
+from adw.git.worktrees import ARCHIVE_NS, TRASH_DIR, Strategy, Worktrees
 
 MakeRepo = Callable[..., Path]
 
@@ -240,12 +240,12 @@ async def test_merge_preview_of_a_detached_worktree_is_a_clear_error(wts: Worktr
 
 
 @pytest.mark.parametrize("strategy", ["merge", "squash", "rebase"])
-async def test_merge_strategies(repo: Path, wts: Worktrees, strategy: str) -> None:
+async def test_merge_strategies(repo: Path, wts: Worktrees, strategy: Strategy) -> None:
     path = (await wts.create("m")).worktree.path
     commit_file(path, "feature.txt", "f\n")
     branch_commit = commit_file(path, "feature2.txt", "g\n")
     old_main = commit_file(repo, "main.txt", "m\n")
-    result = await wts.merge("m", strategy=strategy)  # type: ignore[arg-type]
+    result = await wts.merge("m", strategy=strategy)
     assert result.merged and result.commit == rev(repo)
     # main is checked out in the main worktree: its files follow.
     assert (repo / "feature2.txt").read_text() == "g\n" and (repo / "main.txt").read_text() == "m\n"
