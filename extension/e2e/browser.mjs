@@ -135,6 +135,6 @@ try {
   console.error(`failure screenshot: ${join(profile.root, 'failure.png')}; server log: ${serverLog}`);
 } finally {
   await browser.close();
-  server.stop();
+  await server.stop();
 }
 process.exit(failed ? 1 : 0);

@@ -57,7 +57,16 @@ export async function startServer(command, args, env, port, log) {
     if (i > 240 || child.exitCode !== null) throw new Error(`server on port ${port} did not start`);
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { stop() { try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ } } };
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const signal = (name) => { try { process.kill(-child.pid, name); } catch { /* already gone */ } };
+  return {
+    /** SIGTERM to the whole group, then SIGKILL whatever is left after 5 s. */
+    async stop() {
+      signal('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      signal('SIGKILL');
+    },
+  };
 }
 
 export const freePort = () => 20000 + Math.floor(Math.random() * 20000);

@@ -44,7 +44,7 @@ try {
   code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), timeout))]);
 } finally {
   await browser.close();
-  server.stop();
+  await server.stop();
 }
 console.log(`integration tests finished: ${code} (server log: ${serverLog})`);
 process.exit(code === 0 ? 0 : 1);
