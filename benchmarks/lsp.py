@@ -6,7 +6,9 @@
    changing the file asked about, made through git plumbing with ADW's checkpoint format). textDocument/codeLens
    on a file in every worktree plus a spec file: the first request of each worktree (cold, fills the caches),
    then 20 rounds over all 51 files (warm). Round-trip wall time per request, client side, next to the
-   transport floor (a request the server answers at once, interleaved with the lens requests).
+   transport floor (a request the server answers at once, interleaved with the lens requests); then the same
+   requests through the server's codeLens handler called in-process, which is the lens computation alone
+   (wall time, and CPU time of the thread, which a loaded machine does not inflate).
 2. Never block: a 10,000-file repository, two SDLC workflows whose test ‖ review ‖ document phases are six
    `command` agents printing a line every 0.1 s (so six agents run at once; the engine checkpoints the two
    10,000-file worktrees around every phase), and, while the six run, `adw.server.checkpoint` of the 10,000-file
@@ -175,9 +177,32 @@ async def bench_lenses(base: Path, worktrees: int, checkpoints: int) -> dict[str
     finally:
         await stop_server(client)
     return {
+        **await lenses_in_process(root, files),
         "worktrees": worktrees, "checkpoints": per * worktrees, "setup_s": round(setup, 1),
         "cold": stats(cold), "warm": stats(warm), "floor": stats(floor), "last_titles": titles,
     }
+
+
+async def lenses_in_process(root: Path, files: list[Path]) -> dict[str, Any]:
+    """The lens computation alone: the server's own codeLens handler called in this process (no transport)."""
+    from adw.lsp import create_server
+
+    server = create_server()
+    server._root = root
+    handler = server.protocol.fm.features[types.TEXT_DOCUMENT_CODE_LENS]
+
+    def params(path: Path) -> types.CodeLensParams:
+        return types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri(path)))
+
+    cold = [(await timed(handler(params(path))))[0] for path in files]
+    warm, cpu = [], []
+    for _ in range(20):
+        for path in files:
+            started = time.thread_time()  # CPU time of this thread: the computation, whatever the machine's load
+            elapsed, _ = await timed(handler(params(path)))
+            cpu.append(time.thread_time() - started)
+            warm.append(elapsed)
+    return {"handler_cold": stats(cold), "handler_warm": stats(warm), "handler_warm_cpu": stats(cpu)}
 
 
 # ---------------------------------------------------------------- 2. never block
@@ -203,6 +228,7 @@ async def bench_busy(base: Path, files: int, agent_seconds: float) -> dict[str, 
     client = await start_server(root)
     lens_samples: list[tuple[float, float, int]] = []  # (when, latency, agents running)
     status_samples: list[tuple[float, float, int]] = []
+    floor_samples: list[tuple[float, float, int]] = []
     running = 0
     window: list[float] = []
     try:
@@ -216,6 +242,10 @@ async def bench_busy(base: Path, files: int, agent_seconds: float) -> dict[str, 
             when = time.perf_counter()
             elapsed, _ = await timed(lens_request(client, root / "specs/demo.md"))
             lens_samples.append((when, elapsed, running))
+            when = time.perf_counter()
+            elapsed, _ = await timed(client.text_document_document_link_async(
+                types.DocumentLinkParams(text_document=types.TextDocumentIdentifier(uri=uri(root / "src/app.py")))))
+            floor_samples.append((when, elapsed, running))
             when = time.perf_counter()
             elapsed, everything = await timed(client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="adw.server.status", arguments=[])))
@@ -242,7 +272,7 @@ async def bench_busy(base: Path, files: int, agent_seconds: float) -> dict[str, 
         states = [wf["state"] for wf in ours]
     finally:
         await stop_server(client)
-    samples = lens_samples + status_samples
+    samples = lens_samples + status_samples + floor_samples
     busy = [s for s in samples if s[2] >= 6]
     during = [s for s in samples if len(window) == 2 and window[0] <= s[0] <= window[1]]
     return {
@@ -251,9 +281,18 @@ async def bench_busy(base: Path, files: int, agent_seconds: float) -> dict[str, 
         "checkpoint_s": round(window[1] - window[0], 2) if len(window) == 2 else None,
         "six_agents": {"codeLens": stats([s[1] for s in lens_samples if s[2] >= 6] or [0.0]),
                        "status": stats([s[1] for s in status_samples if s[2] >= 6] or [0.0]),
+                       "floor": stats([s[1] for s in floor_samples if s[2] >= 6] or [0.0]),
                        "all": stats([s[1] for s in busy] or [0.0])},
         "during_checkpoint": stats([s[1] for s in during] or [0.0]),
         "max_agents_seen": max(s[2] for s in samples),
+        # The five slowest requests while six agents ran (seconds since the first probe, request, ms):
+        # spikes shared by the instant "floor" request are the machine, not the server's own work.
+        "slowest": sorted(
+            ((round(s[0] - samples[0][0], 2), kind, round(s[1] * 1000, 1))
+             for kind, group in (("codeLens", lens_samples), ("status", status_samples), ("floor", floor_samples))
+             for s in group if s[2] >= 6),
+            key=lambda row: -row[2],
+        )[:5],
     }
 
 
@@ -263,6 +302,7 @@ async def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=1000)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--agent-seconds", type=float, default=8.0)
+    parser.add_argument("--only", choices=("lenses", "busy"), help="run one part")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     logging.getLogger("pygls").setLevel(logging.ERROR)  # "ignoring notification adw/changed" and the like
@@ -271,20 +311,29 @@ async def main() -> None:
         home = base / "home"
         home.mkdir()
         os.environ.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")})
-        results = {
-            "lenses": await bench_lenses(base, options.worktrees, options.checkpoints),
-            "busy": await bench_busy(base, options.files, options.agent_seconds),
-        }
+        results = {}
+        if options.only in (None, "lenses"):
+            results["lenses"] = await bench_lenses(base, options.worktrees, options.checkpoints)
+        if options.only in (None, "busy"):
+            results["busy"] = await bench_busy(base, options.files, options.agent_seconds)
     if options.json:
         print(json.dumps(results, indent=2))
         return
-    lenses, busy = results["lenses"], results["busy"]
-    print(f"lenses, {lenses['worktrees']} worktrees, {lenses['checkpoints']} checkpoints: "
-          f"cold {lenses['cold']}, warm {lenses['warm']}, transport floor {lenses['floor']}")
+    if lenses := results.get("lenses"):
+        print(f"lenses, {lenses['worktrees']} worktrees, {lenses['checkpoints']} checkpoints: "
+              f"cold {lenses['cold']}, warm {lenses['warm']}, transport floor {lenses['floor']}")
+        print(f"  the handler alone, in process: cold {lenses['handler_cold']}, warm {lenses['handler_warm']}, "
+              f"warm CPU time {lenses['handler_warm_cpu']}")
+    if busy := results.get("busy"):
+        print_busy(busy)
+
+
+def print_busy(busy: dict[str, Any]) -> None:
     print(f"busy, {busy['files']} files, workflows {busy['workflows']}, checkpoint {busy['checkpoint_s']} s "
           f"(made: {busy['checkpoint_made']}), max agents seen {busy['max_agents_seen']}")
     print(f"  six agents running: {busy['six_agents']}")
     print(f"  during the checkpoint: {busy['during_checkpoint']}")
+    print(f"  slowest while six ran (s, request, ms): {busy['slowest']}")
 
 
 if __name__ == "__main__":
