@@ -518,17 +518,17 @@ def _delete(root: Path, paths: list[str]) -> None:
 
 
 def _split_diff_tree(out: str) -> dict[tuple[str, str], list[str]]:
-    """`diff-tree --stdin -z` prints "<old> <new>\n" before the paths of each pair that differs, none otherwise."""
+    """`diff-tree --stdin -z` prints "<old> <new>\n" before the paths of each pair, also of a pair of equal trees
+    (no paths then), so one token can hold several headers before its path."""
     groups: dict[tuple[str, str], list[str]] = {}
     current: list[str] = []
     for token in out.split("\0"):
-        header, newline, path = token.rpartition("\n")
-        if newline:
+        *headers, path = token.split("\n")
+        for header in headers:
             old, _, new = header.partition(" ")
             current = groups.setdefault((old, new), [])
-            token = path
-        if token:
-            current.append(token)
+        if path:
+            current.append(path)
     return groups
 
 
