@@ -13,6 +13,7 @@ top of the undo stack is its highest number and the next redo is the redo stack'
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -153,8 +154,7 @@ class Checkpoints:
     # ---------------------------------------------------------------- writing
 
     async def checkpoint(self, message: str = "") -> CheckpointResult:
-        undo, redo = await self.stacks()
-        state, skipped = await self.snapshot()
+        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
         if undo and state.same_as(undo[-1]):
             return CheckpointResult(
                 created=False,
@@ -172,10 +172,9 @@ class Checkpoints:
     async def undo(self, to: int | None = None) -> RestoreResult:
         """Return to the latest checkpoint if the worktree differs from it, else to the one before;
         `to` picks any checkpoint on the undo stack. The current state is saved first so `redo` returns to it."""
-        undo, redo = await self.stacks()
+        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
         if not undo:
             raise CheckpointError("there is no checkpoint to undo to", "make one first with `adw checkpoint`")
-        state, skipped = await self.snapshot()
         ops: list[_RefOp] = []
         saved: Checkpoint | None = None
         if not state.same_as(undo[-1]):
@@ -210,10 +209,9 @@ class Checkpoints:
         )
 
     async def redo(self) -> RestoreResult:
-        undo, redo = await self.stacks()
+        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
         if not redo:
             raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`")
-        state, skipped = await self.snapshot()
         if undo and not state.same_as(undo[-1]):
             raise CheckpointError(
                 f"files changed since checkpoint {undo[-1].number} was restored, so redo would overwrite them",
@@ -399,11 +397,14 @@ class Checkpoints:
         """Save the ref moves (and the redo point) first, then files, index and HEAD."""
         root = self.repo.root
         env = {"GIT_INDEX_FILE": str(self.shadow_index)}
+        # One pass over the differences: "D" = the target has it, the snapshot lacks it; "A" = the reverse.
+        listed = (await git("diff-index", "--cached", "--name-status", "-z", "--diff-filter=AD", target.tree,
+                            cwd=root, env=env)).stdout.split("\0")
+        by_status: dict[str, list[str]] = {"A": [], "D": []}
+        for status, path in zip(listed[0::2], listed[1::2], strict=False):
+            by_status[status].append(path)
         # Files the target has but the snapshot lacks exist on disk only if ignored or skipped: never overwrite them.
-        created = await git(
-            "diff-index", "--cached", "--name-only", "-z", "--diff-filter=D", target.tree, cwd=root, env=env
-        )
-        present = [p for p in created.stdout.split("\0") if p and os.path.lexists(root / p)]
+        present = [p for p in by_status["D"] if os.path.lexists(root / p)]
         blocking = await self._differing(target.tree, present)
         if blocking:
             raise CheckpointError(
@@ -418,10 +419,7 @@ class Checkpoints:
             await git("add", "-f", "--", *(f":(literal){p}" for p in present), cwd=root, env=env)
         # Paths the target lacks are taken out of the index so read-tree leaves them; only those the target's
         # own ignore rules do not ignore are proven created after it (a changed .gitignore proves nothing).
-        gone_out = await git(
-            "diff-index", "--cached", "--name-only", "-z", "--diff-filter=A", target.tree, cwd=root, env=env
-        )
-        gone = [p for p in gone_out.stdout.split("\0") if p]
+        gone = by_status["A"]
         if gone:
             await git("update-index", "-z", "--force-remove", "--stdin", cwd=root, env=env, input="\0".join(gone))
         await git("read-tree", "-u", "-m", target.tree, cwd=root, env=env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Refs that belong to one worktree rather than to the shared repository.
@@ -51,3 +52,20 @@ def list_refs(common_dir: Path, prefix: str) -> dict[str, str]:
             if path.is_file() and not path.name.endswith(".lock"):
                 refs[path.relative_to(common_dir).as_posix()] = path.read_text(encoding="utf-8").strip()
     return refs
+
+
+def count_refs(common_dir: Path, prefix: str) -> dict[str, int]:
+    """How many refs sit under `prefix/<group>/`, per group, from folder listings alone (no ref file is read)."""
+    loose: dict[str, set[str]] = {}
+    root = common_dir / prefix
+    if root.is_dir():
+        for entry in os.scandir(root):
+            if entry.is_dir():
+                loose[entry.name] = {name for name in os.listdir(entry.path) if not name.endswith(".lock")}
+    counts = {group: len(names) for group, names in loose.items()}
+    for name in _packed_refs(common_dir):
+        if name.startswith(prefix + "/"):
+            group, _, leaf = name[len(prefix) + 1 :].partition("/")
+            if leaf not in loose.get(group, ()):
+                counts[group] = counts.get(group, 0) + 1
+    return counts

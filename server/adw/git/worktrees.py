@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
 from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id
 from adw.git.locks import repo_lock
-from adw.git.refs import list_refs
+from adw.git.refs import count_refs, list_refs
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
 from adw.git.runner import git
 
@@ -47,6 +48,7 @@ class WorktreeInfo(BaseModel):
     head: str | None
     base: str | None = None
     is_main: bool = False
+    managed: bool = False
     locked: bool = False
     lock_reason: str | None = None
     prunable: bool = False
@@ -116,6 +118,7 @@ class Worktrees:
         self.main_root = main_root
         self.config = config
         self._meta_dir = repo.adw_dir / "worktrees"
+        self._meta_cache: tuple[int, dict[str, _Meta]] | None = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
@@ -210,12 +213,20 @@ class Worktrees:
         return slot
 
     def _all_meta(self) -> dict[str, _Meta]:
+        # Meta files are only ever created or deleted, both of which change the folder's mtime.
+        try:
+            stamp = self._meta_dir.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._meta_cache is not None and self._meta_cache[0] == stamp:
+            return self._meta_cache[1]
         metas: dict[str, _Meta] = {}
         if self._meta_dir.is_dir():
             for file in self._meta_dir.glob("*.json"):
                 with contextlib.suppress(OSError, ValueError):
                     meta = _Meta.model_validate_json(file.read_text(encoding="utf-8"))
                     metas[str(meta.path)] = meta
+        self._meta_cache = (stamp, metas)
         return metas
 
     def _ports(self, slot: int) -> list[int]:
@@ -268,10 +279,7 @@ class Worktrees:
     async def all(self, status: bool = False, disk: bool = False) -> list[WorktreeInfo]:
         out = (await git("worktree", "list", "--porcelain", "-z", cwd=self.main_root)).stdout
         metas = self._all_meta()
-        counts: dict[str, int] = {}
-        for ref in list_refs(self.repo.common_dir, UNDO_NS + "/"):
-            ident = ref[len(UNDO_NS) + 1 :].rsplit("/", 1)[0]
-            counts[ident] = counts.get(ident, 0) + 1
+        counts = count_refs(self.repo.common_dir, UNDO_NS)
         infos = [self._info(record, metas, counts) for record in _porcelain_records(out)]
         if status:
             await asyncio.gather(*(self._add_status(info) for info in infos if not info.prunable))
@@ -290,7 +298,8 @@ class Worktrees:
         return WorktreeInfo(
             name=meta.name if meta else (MAIN_WORKTREE_ID if is_main else path.name),
             path=path, branch=branch, head=record.get("HEAD"), base=meta.base if meta else None,
-            is_main=is_main, locked="locked" in record, lock_reason=record.get("locked") or None,
+            is_main=is_main, managed=meta is not None,
+            locked="locked" in record, lock_reason=record.get("locked") or None,
             prunable="prunable" in record, checkpoints=counts.get(ref_id(ident), 0) if ident else 0,
             ports=self._ports(meta.slot) if meta else [],
         )
@@ -307,10 +316,20 @@ class Worktrees:
         info.dirty = bool(status_out.stdout)
 
     async def get(self, name: str) -> WorktreeInfo:
-        """A worktree by ADW name, folder name, branch or path."""
-        for info in await self.all():
-            if name in (info.name, info.path.name, info.branch, str(info.path)):
-                return info
+        """A worktree by ADW name, else by path or branch, else by folder name; an ambiguous name is refused
+        rather than guessed, since the caller may be about to remove it."""
+        infos = await self.all()
+        tiers: tuple[Callable[[WorktreeInfo], bool], ...] = (
+            lambda i: (i.managed or i.is_main) and i.name == name,
+            lambda i: str(i.path) == name or i.branch == name,
+            lambda i: i.path.name == name,
+        )
+        for matches in tiers:
+            found = [info for info in infos if matches(info)]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
         raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
 
     # ---------------------------------------------------------------- merge
@@ -385,7 +404,8 @@ class Worktrees:
                 f"worktree {name} is locked" + (f" ({info.lock_reason})" if info.lock_reason else ""),
                 f"unlock it with `git worktree unlock {info.path}`, or pass --force",
             )
-        problems = await self._unsaved_work(info)
+        # --force discards the files without looking at them; only whether the branch is merged still matters.
+        problems = await self._unsaved_work(info, look_at_files=not force or archive)
         if problems and not (archive or force):
             raise UnsafeOperationError(
                 f"worktree {name} holds work that would be lost: {', '.join(problems)}",
@@ -409,18 +429,23 @@ class Worktrees:
         return RemoveResult(name=info.name, path=info.path, archive_ref=archive_ref, branch_deleted=branch_deleted,
                             message=f"removed {info.path}{saved}")
 
-    async def _unsaved_work(self, info: WorktreeInfo) -> list[str]:
-        problems = []
-        if info.path.exists():
+    async def _unsaved_work(self, info: WorktreeInfo, look_at_files: bool = True) -> list[str]:
+        async def files() -> list[str]:
+            if not look_at_files or not info.path.exists():
+                return []
             out = (await git("status", "--porcelain", "-z", "--untracked-files=normal", cwd=info.path)).stdout
             entries = [e for e in out.split("\0") if e]
-            if any(not e.startswith("??") for e in entries):
-                problems.append("uncommitted changes")
-            if any(e.startswith("??") for e in entries):
-                problems.append("untracked files")
-        if info.branch and not await self._is_merged(info):
-            problems.append(f"commits on {info.branch} not merged into {info.base or 'the main branch'}")
-        return problems
+            return (["uncommitted changes"] if any(not e.startswith("??") for e in entries) else []) + (
+                ["untracked files"] if any(e.startswith("??") for e in entries) else []
+            )
+
+        async def commits() -> list[str]:
+            if not info.branch or await self._is_merged(info):
+                return []
+            return [f"commits on {info.branch} not merged into {info.base or 'the main branch'}"]
+
+        found_files, found_commits = await asyncio.gather(files(), commits())
+        return found_files + found_commits
 
     async def _is_merged(self, info: WorktreeInfo) -> bool:
         """Merged when merging the branch would change nothing: covers ancestors, squash and patch-equivalent merges."""
