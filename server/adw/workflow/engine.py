@@ -185,6 +185,11 @@ class Engine:
         workflow = self._workflows.get(workflow_id)
         if workflow is None:
             return False
+        if task_id and task_id not in {task.id for task in workflow.tasks}:
+            raise AdwError(
+                f"workflow {workflow_id} has no task {task_id!r}",
+                f"its tasks are: {', '.join(task.id for task in workflow.tasks)}",
+            )
         tasks = [workflow.task(task_id)] if task_id else workflow.tasks
         hit = False
         for task in tasks:
