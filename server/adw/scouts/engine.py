@@ -29,8 +29,9 @@ from adw.scouts.corpus import Corpus
 from adw.scouts.fusion import METHOD, fuse, report
 from adw.scouts.models import ScoutReport
 from adw.scouts.scouts import SCOUTS, Evidence
-from adw.scouts.snapshot import Snapshot, read_status, recent_changes, take_snapshot
+from adw.scouts.snapshot import Snapshot, Status, read_status, recent_changes, take_snapshot
 from adw.scouts.terms import parse_query
+from adw.scouts.watch import Watch
 
 SCOUT_VERSION = "1"
 OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
@@ -49,6 +50,9 @@ class _State:
     churn_head: str | None = None  # the HEAD `churn` was read at
     reports: OrderedDict[str, ScoutReport] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    watch: Watch | None = None  # inotify on the worktree: while it saw nothing, `status` still holds
+    unwatchable: bool = False  # no inotify here (or too many folders): `git status` on every query
+    status: Status | None = None  # the last status, valid while `watch` reports no event
 
 
 _STATES: dict[Path, _State] = {}
@@ -65,7 +69,7 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     if query.empty:
         return _empty(task)
     state = _STATES.setdefault(repo.root, _State())
-    status = await read_status(repo.root)
+    status = await _current_status(state, repo)
     key = hashlib.sha1(
         json.dumps([status.tree_id, task, top, SCOUT_VERSION]).encode(), usedforsecurity=False
     ).hexdigest()
@@ -91,6 +95,33 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     while len(state.reports) > _REPORTS_IN_MEMORY:
         state.reports.popitem(last=False)
     return cached
+
+
+async def _current_status(state: _State, repo: Repo) -> Status:
+    """`git status`, unless the worktree's inotify watch proves nothing changed since the last one.
+
+    The watch is set up (or refreshed) *before* `git status` runs, so a change made while it runs leaves an
+    event that the next query sees.
+    """
+    watch = state.watch
+    if watch is None and not state.unwatchable:
+        git_dirs = tuple(dict.fromkeys((repo.git_dir, repo.common_dir)))
+        watch = state.watch = await asyncio.to_thread(Watch.open, repo.root, git_dirs)
+        state.unwatchable = watch is None
+        state.status = None
+    elif watch is not None:
+        changed, rescan = watch.changed()
+        if rescan and not await asyncio.to_thread(watch.rescan):
+            watch.close()
+            watch = state.watch = None
+            state.unwatchable = True
+        if changed:
+            state.status = None
+    if state.status is not None and watch is not None:
+        return state.status
+    status = await read_status(repo.root)
+    state.status = status if watch is not None else None
+    return status
 
 
 def save_report(report: ScoutReport, root: Path) -> Path:

@@ -79,14 +79,12 @@ def tests(ctx: Context) -> list[Evidence]:
             line, reason = _describe(ctx, match)
             found[match.index] = Evidence(match.index, match.score, line, reason)
     targets = {a.index: a for a in anchors(ctx)}
-    for index in tree.tests:
-        stem = tree.stem_words[index]
-        for target in targets.values():
-            target_stem = tree.stem_words[target.index].strip()
-            named = bool(target_stem) and len(target_stem) > 2 and f" {target_stem} " in stem
-            imports = index in ctx.matches and _imports(ctx, index, target.index)
-            if not (named or imports):
-                continue
+    for target in targets.values():
+        target_stem = tree.stem_words[target.index].strip()
+        named = set(tree.test_stems.find(f" {target_stem} ")) if len(target_stem) > 2 else set()
+        importers = {i for i in ctx.matches if tree.kinds[i] == "test" and _imports(ctx, i, target.index)}
+        for index in sorted(named | importers):
+            imports = index in importers
             path = tree.corpus.paths[target.index]
             score = found[index].score if index in found else 0.0
             score += _TEST_OF * target.score
@@ -121,7 +119,7 @@ def architecture(ctx: Context) -> list[Evidence]:
     """Entry points and package exports near the strongest matches: `__init__`, CLIs, app factories."""
     tree = ctx.tree
     paths = tree.corpus.paths
-    by_path = {path: i for i, path in enumerate(paths)} if paths else {}
+    by_path = tree.by_path
     evidence: dict[int, Evidence] = {}
 
     def add(index: int, score: float, line: int | None, reason: str) -> None:

@@ -1,0 +1,95 @@
+"""Freshness of the scouts' caches: an inotify watch (or `git status` without one) must see every change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adw.scouts import engine, scout, watch
+from tests.test_scout_engine import TASK, WEBAPP, MakeRepo, run_git
+
+MATCHING = "def mark_session_cookie_secure(response):\n    response.secure = True  # SESSION_COOKIE_SECURE\n"
+UNRELATED = "def unrelated_function_name_xy(response):\n    response.banana = True  # ORANGES_APPLES_PEARSX\n"
+assert len(MATCHING) == len(UNRELATED)  # an edit that keeps the size must still be seen
+
+
+@pytest.fixture(params=["inotify", "git-status"])
+def webapp(request: pytest.FixtureRequest, make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(engine, "_STATES", {})
+    monkeypatch.setattr(engine, "_REPOS", {})
+    if request.param == "git-status":
+        monkeypatch.setattr(watch, "_LIBC", None)
+    elif watch._LIBC is None:
+        pytest.skip("no inotify on this platform")
+    return make_repo(WEBAPP, name="webapp")
+
+
+def _state(root: Path) -> engine._State:
+    return engine._STATES[root.resolve()]
+
+
+async def test_same_size_edit_of_a_tracked_file_invalidates(webapp: Path) -> None:
+    helpers = webapp / "src/webapp/helpers.py"
+    helpers.write_text(MATCHING)
+    run_git(webapp, "add", "-A")
+    run_git(webapp, "commit", "-q", "-m", "helpers")
+    first = await scout(TASK, webapp)
+    assert "src/webapp/helpers.py" in first.files
+    assert await scout(TASK, webapp) is first
+    with helpers.open("r+") as file:  # in place: same inode, same size, no folder change
+        file.write(UNRELATED)
+    edited = await scout(TASK, webapp)
+    assert "src/webapp/helpers.py" not in edited.files
+
+
+async def test_a_file_in_a_new_nested_folder_is_seen(webapp: Path) -> None:
+    first = await scout(TASK, webapp)
+    nested = webapp / "src/webapp/extra/deeper/misc.py"
+    nested.parent.mkdir(parents=True)
+    nested.write_text(MATCHING)
+    found = await scout(TASK, webapp)
+    assert found is not first and "src/webapp/extra/deeper/misc.py" in found.files
+    nested.write_text(UNRELATED)  # the new folder is watched too
+    assert "src/webapp/extra/deeper/misc.py" not in (await scout(TASK, webapp)).files
+
+
+async def test_commits_and_staging_invalidate_the_status(webapp: Path) -> None:
+    (webapp / "src/webapp/helpers.py").write_text(MATCHING)
+    first = await scout(TASK, webapp)
+    run_git(webapp, "add", "-A")
+    staged = await scout(TASK, webapp)
+    assert staged is not first and staged.files == first.files
+    run_git(webapp, "commit", "-q", "-m", "helpers")
+    head = (await engine.read_status(webapp)).head
+    committed = await scout(TASK, webapp)  # same content, new HEAD (and churn prior): recomputed
+    assert committed is not staged and "src/webapp/helpers.py" in committed.files
+    state = _state(webapp)
+    assert state.status is None or state.status.head == head
+
+
+async def test_our_own_output_does_not_invalidate(webapp: Path) -> None:
+    first = await scout(TASK, webapp)
+    engine.save_report(first, webapp)
+    assert await scout(TASK, webapp) is first
+
+
+def test_watch_reports_writes_and_new_folders(tmp_path: Path) -> None:
+    if watch._LIBC is None:
+        pytest.skip("no inotify on this platform")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f.py").write_text("x = 1\n")
+    opened = watch.Watch.open(tmp_path, ())
+    assert opened is not None
+    try:
+        assert opened.changed() == (False, False)
+        (tmp_path / "a" / "f.py").write_text("x = 2\n")
+        assert opened.changed() == (True, False)
+        assert opened.changed() == (False, False)
+        (tmp_path / "a" / "b").mkdir()
+        assert opened.changed() == (True, True)
+        (tmp_path / "scout_outputs").mkdir()
+        (tmp_path / "scout_outputs" / "relevant_files.json").write_text("{}")
+        assert opened.changed() == (False, False)
+    finally:
+        opened.close()
