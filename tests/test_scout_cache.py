@@ -93,3 +93,37 @@ def test_watch_reports_writes_and_new_folders(tmp_path: Path) -> None:
         assert opened.changed() == (False, False)
     finally:
         opened.close()
+
+
+async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_it(
+    webapp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adw.scouts import corpus
+
+    await scout(TASK, webapp)
+    (webapp / "src/webapp/helpers.py").write_text(MATCHING)
+    (webapp / "src/webapp/routing.py").write_text("class Router:\n    pass\n")
+    (webapp / "docs/routing.md").unlink()
+    updated = await scout(TASK, webapp)
+    incremental = _state(webapp).tree
+    assert incremental is not None
+    monkeypatch.setattr(engine, "_STATES", {})
+    monkeypatch.setattr(engine, "_REPOS", {})
+    for stored in (webapp / ".git" / "adw" / "scouts").glob("**/*"):
+        if stored.is_file():
+            stored.unlink()
+    fresh = await scout(TASK, webapp)
+    rebuilt = _state(webapp).tree
+    assert rebuilt is not None
+    assert fresh.files == updated.files and fresh.locations == updated.locations
+    old, new = incremental.corpus, rebuilt.corpus
+    assert (new.paths, new.signatures, new.starts, new.blob) == (old.paths, old.signatures, old.starts, old.blob)
+
+    reads: list[str] = []
+    original = corpus.read_text
+    monkeypatch.setattr(corpus, "read_text", lambda root, path: reads.append(path) or original(root, path))
+    monkeypatch.setattr(engine, "_STATES", {})
+    monkeypatch.setattr(engine, "_REPOS", {})
+    (webapp / "src/webapp/config.py").write_text("SESSION_COOKIE_SECURE = True\n")
+    again = await scout(TASK, webapp)  # a new process: the index on disk is reused, one file re-read
+    assert reads == ["src/webapp/config.py"] and "src/webapp/config.py" in again.files
