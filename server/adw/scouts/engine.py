@@ -2,7 +2,8 @@
 
 Caches, cheapest first:
 * reports in memory and on disk (`<git-common-dir>/adw/scouts/reports/`), keyed by (tree id, task, top,
-  scout version): a repeat on an unchanged tree costs one `git status`;
+  scout version): a repeat on an unchanged tree costs one `git status`, or nothing while the worktree's
+  inotify watch (`watch.py`) has seen no event;
 * the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`); a changed tree
   re-reads only the files whose signature changed;
 * per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees.
