@@ -119,6 +119,8 @@ class Worktrees:
         self.config = config
         self._meta_dir = repo.adw_dir / "worktrees"
         self._meta_cache: tuple[int, dict[str, _Meta]] | None = None
+        self._linked_ids: dict[str, str | None] = {}
+        self._linked_stamp = -1
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
@@ -280,7 +282,9 @@ class Worktrees:
         out = (await git("worktree", "list", "--porcelain", "-z", cwd=self.main_root)).stdout
         metas = self._all_meta()
         counts = count_refs(self.repo.common_dir, UNDO_NS)
-        infos = [self._info(record, metas, counts) for record in _porcelain_records(out)]
+        records = _porcelain_records(out)
+        self._refresh_linked_ids(records)
+        infos = [self._info(record, metas, counts) for record in records]
         if status:
             await asyncio.gather(*(self._add_status(info) for info in infos if not info.prunable))
         if disk:
@@ -289,11 +293,18 @@ class Worktrees:
                 info.disk_bytes = size
         return infos
 
+    def _refresh_linked_ids(self, records: list[dict[str, str]]) -> None:
+        """Admin ids of linked worktrees, re-read only when git's worktree folder changes (an add or a prune)."""
+        stamp = _mtime_ns(self.repo.common_dir / "worktrees")
+        if stamp != self._linked_stamp or any(r["worktree"] not in self._linked_ids for r in records):
+            self._linked_ids = {r["worktree"]: _linked_id(Path(r["worktree"])) for r in records}
+            self._linked_stamp = stamp
+
     def _info(self, record: dict[str, str], metas: dict[str, _Meta], counts: dict[str, int]) -> WorktreeInfo:
         path = Path(record["worktree"])
         is_main = path == self.main_root
         meta = metas.get(str(path))
-        ident = MAIN_WORKTREE_ID if is_main else _linked_id(path)
+        ident = MAIN_WORKTREE_ID if is_main else self._linked_ids.get(record["worktree"])
         branch = record.get("branch", "").removeprefix("refs/heads/") or None
         return WorktreeInfo(
             name=meta.name if meta else (MAIN_WORKTREE_ID if is_main else path.name),
@@ -558,6 +569,13 @@ def _porcelain_records(out: str) -> list[dict[str, str]]:
     if current:
         records.append(current)
     return records
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _linked_id(path: Path) -> str | None:
