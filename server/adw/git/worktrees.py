@@ -428,8 +428,9 @@ class Worktrees:
             await self._drop_checkpoints(info)
         if info.locked:  # forced: `worktree prune` keeps a locked entry, which would keep its branch checked out
             await git("worktree", "unlock", info.path, cwd=self.main_root)
-        await self._move_to_trash(info.path)
-        await git("worktree", "prune", cwd=self.main_root)
+        if not await self._move_to_trash(info.path):
+            await asyncio.to_thread(shutil.rmtree, info.path)
+        await self._forget(info.path)
         branch_deleted = False
         if info.branch and (archive or not problems):
             await git("branch", "-q", "-D", info.branch, cwd=self.main_root)
@@ -463,10 +464,12 @@ class Worktrees:
         target = info.base or await self._main_branch()
         if not target or not info.branch:
             return False
-        result = await git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
-                           cwd=self.main_root, ok_codes=(0, 1))
-        target_tree = (await git("rev-parse", f"{target}^{{tree}}", cwd=self.main_root)).stdout.strip()
-        return result.returncode == 0 and result.stdout.split("\n", 1)[0] == target_tree
+        result, target_tree = await asyncio.gather(
+            git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
+                cwd=self.main_root, ok_codes=(0, 1)),
+            git("rev-parse", f"{target}^{{tree}}", cwd=self.main_root),
+        )
+        return result.returncode == 0 and result.stdout.split("\n", 1)[0] == target_tree.stdout.strip()
 
     async def _archive(self, info: WorktreeInfo) -> str:
         """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit."""
@@ -489,14 +492,28 @@ class Worktrees:
             feed = "".join(f"delete {ref} {sha}\n" for ref, sha in refs.items())
             await git("update-ref", "--stdin", cwd=self.main_root, input=feed)
 
-    async def _move_to_trash(self, path: Path) -> None:
+    async def _forget(self, path: Path) -> None:
+        """Drop git's entry for a worktree whose folder is gone: its admin folder goes to the trash too (what
+        `git worktree prune` would delete), so removal costs no scan of every worktree."""
+        ident = self._linked_ids.get(str(path))
+        admin = self.repo.common_dir / "worktrees" / ident if ident else None
+        if admin is None or not await self._move_to_trash(admin, trash=path.parent / TRASH_DIR):
+            await git("worktree", "prune", cwd=self.main_root)
+
+    async def _move_to_trash(self, path: Path, trash: Path | None = None) -> bool:
+        """Rename into a trash folder and delete from there in the background; False when the rename is
+        impossible (another file system), so the caller falls back to a slower way."""
         if not path.exists():
-            return
-        trash = path.parent / TRASH_DIR
+            return True
+        trash = trash or path.parent / TRASH_DIR
         trash.mkdir(exist_ok=True)
         target = trash / f"{path.name}-{time.time_ns()}"
-        path.rename(target)
+        try:
+            path.rename(target)
+        except OSError:
+            return False
         _delete_in_background(target)
+        return True
 
     async def restore(self, name: str) -> CreateResult:
         refs = sorted(list_refs(self.repo.common_dir, f"{ARCHIVE_NS}/{ref_id(name)}/"))
