@@ -79,6 +79,7 @@ class LensCache:
         self._worktrees: tuple[int, list[Path]] | None = None
         self._stores: dict[Path, Any] = {}
         self._stacks: dict[Path, _Stack] = {}
+        self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
         self.at_checkpoint: set[Path] = set()
 
@@ -89,6 +90,8 @@ class LensCache:
             self.at_checkpoint.add(worktree.resolve())
         else:
             self.at_checkpoint.discard(worktree.resolve())
+        # The command just changed this stack: the next lens request reads it fresh rather than stale.
+        self._stacks.pop(worktree.resolve(), None)
 
     async def worktree_of(self, path: Path) -> Path | None:
         from adw.git.repo import Repo
@@ -115,10 +118,24 @@ class LensCache:
             _mtime(common / UNDO_NS / ident), _mtime(common / REDO_NS / ident), _mtime(common / "packed-refs"),
         )
         cached = self._stacks.get(worktree)
-        if cached is None or cached.stamp != stamp:
+        if cached is None:
             undo, redo = await store.stacks()
             cached = self._stacks[worktree] = _Stack(stamp, undo, redo)
+        elif cached.stamp != stamp and worktree not in self._reloading:
+            # Changed behind our back (an agent's phase checkpoint, the CLI): answer now with what we have and
+            # refresh the lenses once the new stack is read, so a lens request never waits on git.
+            self._reloading.add(worktree)
+            self.server.spawn(self._reload(store, worktree, stamp))
         return store, cached
+
+    async def _reload(self, store: Any, worktree: Path, stamp: tuple[int, ...]) -> None:
+        try:
+            undo, redo = await store.stacks()
+            self._stacks[worktree] = _Stack(stamp, undo, redo)
+        finally:
+            self._reloading.discard(worktree)
+        if self.server.supports("workspace.code_lens.refresh_support"):
+            await self.server.workspace_code_lens_refresh_async(None)
 
     async def file_changed(self, store: Any, stack: _Stack, rel: str) -> bool:
         if rel not in stack.changed:
