@@ -142,7 +142,7 @@ def register(server: AdwServer) -> None:
         args = Args("checkpoint", values, ["worktree", "message"])
         store = await _checkpoints(ls, args.text("worktree"))
         result = await store.checkpoint(args.text("message") or "")
-        _moved(ls, store, at_checkpoint=True)
+        await _moved(ls, store, at_checkpoint=True)
         return to_jsonable(result)
 
     @server.adw_command("undo")
@@ -154,7 +154,7 @@ def register(server: AdwServer) -> None:
             result = await store.undo_file(str(path_of(file, store.repo.root)), args.number("to"))
         else:
             result = await store.undo(args.number("to"))
-        _moved(ls, store, at_checkpoint=not file)
+        await _moved(ls, store, at_checkpoint=not file)
         return to_jsonable(result)
 
     @server.adw_command("redo")
@@ -162,7 +162,7 @@ def register(server: AdwServer) -> None:
         args = Args("redo", values, ["worktree"])
         store = await _checkpoints(ls, args.text("worktree"))
         result = await store.redo()
-        _moved(ls, store, at_checkpoint=True)
+        await _moved(ls, store, at_checkpoint=True)
         return to_jsonable(result)
 
     @server.adw_command("listCheckpoints")
@@ -211,11 +211,11 @@ def register(server: AdwServer) -> None:
         return to_jsonable(all_workflows(engine))
 
 
-def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
+async def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
     """After a checkpoint, undo or redo: tell the lenses whether that worktree now equals its newest checkpoint
     (so "Undo to checkpoint N" names the one an undo goes to), then notify."""
     if ls.lens_cache is not None:
-        ls.lens_cache.mark(store.repo.root, at_checkpoint)
+        await ls.lens_cache.moved(store.repo.root, at_checkpoint)
     ls.changed("checkpoints")
 
 

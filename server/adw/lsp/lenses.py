@@ -90,8 +90,14 @@ class LensCache:
             self.at_checkpoint.add(worktree.resolve())
         else:
             self.at_checkpoint.discard(worktree.resolve())
-        # The command just changed this stack: the next lens request reads it fresh rather than stale.
+        # The command just changed this stack: drop it, so it is never served stale.
         self._stacks.pop(worktree.resolve(), None)
+
+    async def moved(self, worktree: Path, at_checkpoint: bool) -> None:
+        """After our own checkpoint, undo or redo: mark the worktree and read its new stack now, while the
+        command still runs, so the lens requests that follow find it cached."""
+        self.mark(worktree, at_checkpoint)
+        await self.stack(worktree.resolve())
 
     async def worktree_of(self, path: Path) -> Path | None:
         from adw.git.repo import Repo
