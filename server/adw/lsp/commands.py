@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,7 @@ def register(server: AdwServer) -> None:
         workflow = args.text("workflow")
         if workflow:
             return to_jsonable(engine.get(workflow))
-        return to_jsonable(all_workflows(engine))
+        return to_jsonable(await all_workflows(engine))
 
 
 async def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
@@ -219,10 +220,11 @@ async def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
     ls.changed("checkpoints")
 
 
-def all_workflows(engine: Any) -> list[Any]:
-    """Live workflows of this server first, then the stored ones of the repository (other processes' too)."""
+async def all_workflows(engine: Any) -> list[Any]:
+    """Live workflows of this server first, then the stored ones of the repository (other processes' too).
+    Reading and parsing the stored ones takes tens of milliseconds, so it runs off the event loop."""
     live = {wf.id: wf for wf in engine.workflows()}
-    stored = engine.store.recent() if engine.store is not None else []
+    stored = await asyncio.to_thread(engine.store.recent) if engine.store is not None else []
     merged = {**{wf.id: wf for wf in stored}, **live}
     return sorted(merged.values(), key=lambda wf: wf.created_at, reverse=True)
 

@@ -33,7 +33,7 @@ def register(server: AdwServer) -> None:
 
     @server.feature("adw/workflows")
     async def workflows(ls: AdwServer, params: Any) -> list[dict[str, Any]]:
-        return list(to_jsonable(all_workflows(await ls.engine())))
+        return list(to_jsonable(await all_workflows(await ls.engine())))
 
     @server.feature("adw/checkpoints")
     async def checkpoints(ls: AdwServer, params: Any) -> dict[str, Any]:
