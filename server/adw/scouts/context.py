@@ -19,6 +19,7 @@ from pathlib import Path
 from adw.scouts.corpus import TABLE, Corpus, TermHits, lines_with, read_text
 from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
 from adw.scouts.kinds import Kind, kind_of, split_path
+from adw.scouts.synonyms import learn
 from adw.scouts.terms import Query, Term
 
 CANDIDATES = 80  # files analysed in depth per query (the rest is ranked by content and path alone)
@@ -35,6 +36,12 @@ _SIGNATURE_WEIGHT = 0.3
 _CLASS_WEIGHT = 0.7
 _FACTS_CACHE = 50_000
 _PERIPHERAL = 0.5
+# Synonyms learned from definition names (synonyms.py): a partner counts at most this share of the query term
+# it stands in for (times their Dice coefficient), so an expansion never outranks a direct match.
+# Off: every setting tried lowered tuning Recall@1 (0.606 -> 0.589-0.600, see docs/PERFORMANCE.md#scouts).
+_SYNONYM = 0.3
+_MAX_SYNONYMS = 0  # partners searched per query, strongest first: each new one is a scan of the corpus
+_LEARN_FROM = CANDIDATES  # best direct matches whose definition names teach the synonyms
 # Files changed often lately are where work is happening; up to +50% for the most changed one.
 _CHURN = 0.5
 _PERIPHERAL_DIRS = frozenset(
@@ -226,14 +233,15 @@ class Context:
             * (_PHRASE_BOOST if term.phrase else 1.0)
             for term, hits in self.hits.items()
         }
-        self.content = self._bm25()
+        self.content = self._bm25(self.hits, self.idf)
         self.path = self._path_scores()
+        self.synonyms: dict[Term, float] = {}  # learned partner -> its weight, set with `candidates`
 
-    def _bm25(self) -> dict[int, float]:
+    def _bm25(self, found: dict[Term, TermHits], weights: dict[Term, float]) -> dict[int, float]:
         scores: dict[int, float] = {}
         corpus, average = self.tree.corpus, self.tree.average_length
-        for term, hits in self.hits.items():
-            idf = self.idf[term]
+        for term, hits in found.items():
+            idf = weights[term]
             for index, tf in hits.counts.items():
                 norm = _K1 * (1 - _B + _B * corpus.length(index) / average)
                 scores[index] = scores.get(index, 0.0) + idf * tf * (_K1 + 1) / (tf + norm)
@@ -252,14 +260,44 @@ class Context:
 
     @cached_property
     def candidates(self) -> list[int]:
-        """The files worth analysing in depth: best by content and path, reported kinds only."""
+        """The files worth analysing in depth: best by content and path, reported kinds only.
+
+        The definition names of the files the query reaches directly teach its synonyms (`_expand`); their
+        matches are added to the content scores at a low weight before the final choice.
+        """
+        self._expand(self._ranked()[:_LEARN_FROM])
+        return self._ranked()[:CANDIDATES]
+
+    def _ranked(self) -> list[int]:
         pool = set(self.content) | set(self.path)
         kinds = self.tree.kinds
-        ranked = sorted(
+        return sorted(
             (i for i in pool if kinds[i] != "other"),
             key=lambda i: (-(self.content.get(i, 0.0) + self.path.get(i, 0.0)), i),
         )
-        return ranked[:CANDIDATES]
+
+    def _expand(self, reached: list[int]) -> None:
+        """Learn partners of the query terms from the names defined in `reached`; score their matches."""
+        if _MAX_SYNONYMS <= 0:
+            return
+        learned = learn((s for index in reached for s in self.tree.facts(index).symbols), self.query.terms)
+        weights: dict[str, float] = {}
+        for term, partners in learned.items():
+            for partner, dice in partners:
+                weight = _SYNONYM * dice * self.idf[term]
+                weights[partner] = max(weights.get(partner, 0.0), weight)
+        strongest = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:_MAX_SYNONYMS]
+        if not strongest:
+            return
+        terms = {Term(partner, (partner,)): weight for partner, weight in strongest}
+        found = self.tree.corpus.find_all(terms)
+        count = max(len(self.tree.corpus), 1)
+        for term, hits in found.items():
+            own = math.log(1 + (count - len(hits.counts) + 0.5) / (len(hits.counts) + 0.5))
+            terms[term] = min(terms[term], _SYNONYM * own)
+        self.synonyms = terms
+        for index, score in self._bm25(found, terms).items():
+            self.content[index] = self.content.get(index, 0.0) + score
 
     @cached_property
     def matches(self) -> dict[int, Match]:
@@ -295,6 +333,11 @@ class Context:
                 score += self.idf[term]
             elif term.needle in symbol.words:
                 score += _SIGNATURE_WEIGHT * self.idf[term]
+        for term, weight in self.synonyms.items():
+            if term.needle in symbol.name_words:
+                score += weight
+            elif term.needle in symbol.words:
+                score += _SIGNATURE_WEIGHT * weight
         return score * _CLASS_WEIGHT if symbol.kind == "class" else score
 
     def name_score(self, name: str) -> float:
