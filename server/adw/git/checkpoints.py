@@ -530,14 +530,17 @@ def _split_diff_tree(out: str) -> dict[tuple[str, str], list[str]]:
     return groups
 
 
-def _trailers(contents: str) -> tuple[str, dict[str, str]]:
-    message, _, tail = contents.rstrip("\n").rpartition("\n\n")
-    fields = dict(line.split(": ", 1) for line in tail.splitlines() if ": " in line)
-    return message.strip(), fields
+def trailers(contents: str) -> tuple[str, dict[str, str]]:
+    """Split a commit message into the free text and its trailing `adw-*: value` paragraphs."""
+    paragraphs = contents.rstrip("\n").split("\n\n")
+    fields: dict[str, str] = {}
+    while len(paragraphs) > 1 and all(line.startswith("adw-") and ": " in line for line in paragraphs[-1].splitlines()):
+        fields = dict(line.split(": ", 1) for line in paragraphs.pop().splitlines()) | fields
+    return "\n\n".join(paragraphs).strip(), fields
 
 
 def _parse(refname: str, commit: str, tree: str, date: str, contents: str) -> Checkpoint:
-    message, fields = _trailers(contents)
+    message, fields = trailers(contents)
     return Checkpoint(
         number=int(refname.rsplit("/", 1)[1]),
         commit=commit,

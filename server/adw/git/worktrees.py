@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
-from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id
+from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id, trailers
 from adw.git.locks import repo_lock
 from adw.git.refs import count_refs, list_refs
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
@@ -523,7 +523,7 @@ class Worktrees:
             )
         ref = refs[-1]
         body = (await git("log", "-1", "--format=%B", ref, cwd=self.main_root)).stdout
-        fields = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
+        _, fields = trailers(body)
         branch = fields.get("adw-branch", "-").removeprefix("refs/heads/")
         head = fields.get("adw-head", "-")
         if branch == "-" or head == "-":
