@@ -278,7 +278,7 @@ def write(path: Path, text: str) -> None:
 _PROBE = """
 import asyncio, json, resource, sys, time
 from pathlib import Path
-from adw.scouts import scout
+from adw.scouts import engine, scout
 root, tasks = Path(sys.argv[1]), json.loads(sys.argv[2])
 
 def cpu():
@@ -292,7 +292,15 @@ async def timed(task):
 
 async def main():
     timings = {"first": await timed(tasks[0]), "cached": await timed(tasks[0])}
-    news = [await timed(task) for task in tasks[1:]]
+    timings["new, token index still building"] = await timed(tasks[-1])
+    # The token index is built by a background process started after the first answer; its CPU is counted
+    # here, when that process is reaped.
+    wall, used = time.perf_counter(), cpu()
+    corpus = next(iter(engine._STATES.values())).tree.corpus
+    while not corpus.indexed and time.perf_counter() - wall < 120:
+        await asyncio.sleep(0.05)
+    timings["token index ready (background, after the first answer)"] = [time.perf_counter() - wall, cpu() - used]
+    news = [await timed(task) for task in tasks[1:-1]]
     timings["new"] = max(news)
     for i in range(5):
         path = root / "src" / "pkg_0_edit" / f"changed_{i}.py"
@@ -318,7 +326,7 @@ def speed(args: argparse.Namespace) -> None:
         vocabulary = _vocabulary(5000)
         rng = random.Random(3)
         # Six content words, like "session cookie is not marked secure when SESSION_COOKIE_SECURE is set".
-        tasks = [" ".join(rng.sample(vocabulary[50:2000], 6)) for _ in range(args.queries + 1)]
+        tasks = [" ".join(rng.sample(vocabulary[50:2000], 6)) for _ in range(args.queries + 2)]
         rows: list[dict[str, float]] = []
         for _ in range(args.runs):
             shutil.rmtree(root / ".git" / "adw", ignore_errors=True)  # no disk cache: a true first query

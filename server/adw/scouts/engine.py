@@ -6,7 +6,9 @@ Caches, cheapest first:
   inotify watch (`watch.py`) has seen no event;
 * the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`); a changed tree
   re-reads only the files whose signature changed;
-* per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees.
+* per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees;
+* after the first computed answer on a large tree, a token index of its corpus, built by a background process
+  (`Corpus.index_in_background`); until it is ready, terms are found by scanning.
 
 All CPU work runs in worker threads so the caller's event loop (the language server's) never stalls.
 """
@@ -91,6 +93,8 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
         evidence: dict[str, list[Evidence]] = dict(zip(SCOUTS, results, strict=True))
         cached = await asyncio.to_thread(lambda: report(ctx, fuse(evidence), top))
         await asyncio.to_thread(_save_report, repo, key, cached)
+        # Later queries on this tree look their terms up in a token index instead of scanning the text.
+        ctx.tree.corpus.index_in_background()
     state.reports[key] = cached
     state.reports.move_to_end(key)
     while len(state.reports) > _REPORTS_IN_MEMORY:
