@@ -36,13 +36,9 @@ async def _store(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from adw.git.checkpoints import Checkpoints
+    from adw.git.worktrees import locate
 
-    target = args.worktree
-    if target and not Path(args.cwd, target).exists():
-        from adw.git.worktrees import Worktrees
-
-        target = str((await (await Worktrees.open(args.cwd)).get(target)).path)
-    return await Checkpoints.open(Path(args.cwd, target) if target else args.cwd)
+    return await Checkpoints.open(await locate(Path(args.cwd), args.worktree))
 
 
 async def _checkpoint(args: argparse.Namespace) -> int:

@@ -121,8 +121,7 @@ class Checkpoints:
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
         repo = await Repo.discover(path)
-        main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
-        return cls(repo, load_config(main_root))
+        return cls(repo, load_config(repo.main_root))
 
     # ---------------------------------------------------------------- reading
 

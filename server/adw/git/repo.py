@@ -25,6 +25,11 @@ class Repo:
         return self.git_dir == self.common_dir
 
     @property
+    def main_root(self) -> Path:
+        """The main worktree's folder, where the configuration lives (this one when it is the main worktree)."""
+        return self.common_dir.parent if self.common_dir.name == ".git" else self.root
+
+    @property
     def worktree_id(self) -> str:
         """Stable id used in ref names: `@main` or git's own id of a linked worktree (its admin folder)."""
         return MAIN_WORKTREE_ID if self.is_main else self.git_dir.name

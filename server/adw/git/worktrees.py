@@ -113,9 +113,9 @@ class _Meta(BaseModel):
 class Worktrees:
     """Worktrees of one repository. Create with `await Worktrees.open(path)` from any path inside it."""
 
-    def __init__(self, repo: Repo, main_root: Path, config: AdwConfig) -> None:
+    def __init__(self, repo: Repo, config: AdwConfig) -> None:
         self.repo = repo
-        self.main_root = main_root
+        self.main_root = repo.main_root
         self.config = config
         self._meta_dir = repo.adw_dir / "worktrees"
         self._meta_cache: tuple[int, dict[str, _Meta]] | None = None
@@ -125,8 +125,7 @@ class Worktrees:
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
         repo = await Repo.discover(path)
-        main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
-        return cls(repo, main_root, load_config(main_root))
+        return cls(repo, load_config(repo.main_root))
 
     @property
     def root(self) -> Path:
@@ -327,28 +326,16 @@ class Worktrees:
         info.dirty = bool(status_out.stdout)
 
     async def get(self, name: str) -> WorktreeInfo:
-        """A worktree by ADW name, else by path or branch, else by folder name; an ambiguous name is refused
-        rather than guessed, since the caller may be about to remove it."""
-        infos = await self.all()
-        tiers: tuple[Callable[[WorktreeInfo], bool], ...] = (
-            lambda i: (i.managed or i.is_main) and i.name == name,
-            lambda i: str(i.path) == name or i.branch == name,
-            lambda i: i.path.name == name,
-        )
-        for matches in tiers:
-            found = [info for info in infos if matches(info)]
-            if len(found) == 1:
-                return found[0]
-            if found:
-                raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
-        raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
+        return _find(await self.all(), name)
 
     # ---------------------------------------------------------------- merge
 
     async def merge_preview(self, name: str, into: str | None = None) -> MergePreview:
-        info = await self.get(name)
+        return await self._preview(await self.get(name), into)
+
+    async def _preview(self, info: WorktreeInfo, into: str | None) -> MergePreview:
         if not info.branch:
-            raise WorktreeError(f"worktree {name} has a detached HEAD; there is no branch to merge",
+            raise WorktreeError(f"worktree {info.name} has a detached HEAD; there is no branch to merge",
                                 f"create a branch in it first: `git -C {info.path} switch -c NAME`")
         target = into or info.base or await self._main_branch()
         if not target or target == info.branch:
@@ -362,11 +349,13 @@ class Worktrees:
                             conflicts=conflicts, tree=lines[0] if lines else "")
 
     async def merge(self, name: str, into: str | None = None, strategy: Strategy = "merge") -> MergeResult:
-        preview = await self.merge_preview(name, into)
+        infos = await self.all()  # one listing serves the source, the preview and the target's worktree
+        info = _find(infos, name)
+        preview = await self._preview(info, into)
         if not preview.clean:
             return MergeResult(preview=preview, merged=False, strategy=strategy, commit=None,
                                message=f"not merged: {len(preview.conflicts)} conflicting file(s); nothing changed")
-        target_wt = await self._checked_out(preview.target)
+        target_wt = next((i.path for i in infos if i.branch == preview.target), None)
         if target_wt is not None and await _is_dirty(target_wt, untracked=False):
             raise UnsafeOperationError(
                 f"{preview.target} is checked out in {target_wt} with uncommitted changes",
@@ -375,7 +364,6 @@ class Worktrees:
         old = await self._resolve(preview.target, preview.target)
         identity = await _commit_identity(self.main_root)
         if strategy == "rebase":
-            info = await self.get(name)
             if await _is_dirty(info.path, untracked=False):
                 raise UnsafeOperationError(f"worktree {name} has uncommitted changes", "commit them, then merge")
             try:
@@ -397,12 +385,6 @@ class Worktrees:
             await git("update-ref", f"refs/heads/{preview.target}", commit, old, cwd=self.main_root)
         return MergeResult(preview=preview, merged=True, strategy=strategy, commit=commit,
                            message=f"merged {preview.source} into {preview.target} ({strategy}) as {commit[:12]}")
-
-    async def _checked_out(self, branch: str) -> Path | None:
-        for info in await self.all():
-            if info.branch == branch:
-                return info.path
-        return None
 
     # ---------------------------------------------------------------- remove / restore / prune
 
@@ -570,6 +552,34 @@ class Worktrees:
             parts.append(f"{len(orphans)} folder(s) in {self.root} are not worktrees; left untouched")
         return PruneResult(pruned_entries=stale, orphan_folders=orphans, trash_emptied=emptied,
                            message="; ".join(parts))
+
+
+async def locate(base: Path, name_or_path: str | None) -> Path:
+    """The folder of a worktree given by path (relative to `base`) or by name, branch or folder name;
+    `base` itself when none is given. The CLI's --worktree and the language server's `worktree` both mean this."""
+    if not name_or_path:
+        return base
+    candidate = base / name_or_path
+    if candidate.exists():
+        return candidate
+    return (await (await Worktrees.open(base)).get(name_or_path)).path
+
+
+def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:
+    """A worktree by ADW name, else by path or branch, else by folder name; an ambiguous name is refused
+    rather than guessed, since the caller may be about to remove it."""
+    tiers: tuple[Callable[[WorktreeInfo], bool], ...] = (
+        lambda i: (i.managed or i.is_main) and i.name == name,
+        lambda i: str(i.path) == name or i.branch == name,
+        lambda i: i.path.name == name,
+    )
+    for matches in tiers:
+        found = [info for info in infos if matches(info)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
+    raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
 
 
 def _porcelain_records(out: str) -> list[dict[str, str]]:

@@ -8,20 +8,18 @@ from typing import Any
 
 from lsprotocol import types
 
-from adw.lsp.server import AdwServer, Args, path_of, uri_of
+from adw.lsp.server import AdwServer, Args, ArgumentError, path_of, uri_of
 from adw.serialize import to_jsonable
 
 
 async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
     """A worktree given by ADW name, branch or path (default: the workspace folder)."""
-    if not name_or_path:
-        return ls.root
-    candidate = path_of(name_or_path, ls.root)
-    if candidate.exists():
-        return candidate
-    from adw.git.worktrees import Worktrees
+    from adw.git.worktrees import locate
 
-    return (await (await Worktrees.open(ls.root)).get(name_or_path)).path
+    # A file URI becomes a path first; the rest is what the CLI's --worktree means.
+    if name_or_path and name_or_path.startswith("file:"):
+        name_or_path = str(path_of(name_or_path, ls.root))
+    return await locate(ls.root, name_or_path)
 
 
 async def _checkpoints(ls: AdwServer, worktree: str | None) -> Any:
@@ -44,8 +42,6 @@ def register(server: AdwServer) -> None:
         options = args.options("options")
         missing = [str(spec) for spec in specs if not spec.is_file()]
         if missing:
-            from adw.lsp.server import ArgumentError
-
             raise ArgumentError(f"no such spec: {', '.join(missing)}", "pass Markdown files of the workspace")
         from adw.git.repo import Repo
         from adw.workflow.sdlc import sdlc_workflows
@@ -63,8 +59,7 @@ def register(server: AdwServer) -> None:
     @server.adw_command("scout")
     async def scout(ls: AdwServer, *values: Any) -> Any:
         args = Args("scout", values, ["task", "worktree", "top"])
-        task = args.text("task", required=True)
-        assert task is not None
+        task = args.required("task")
         root = await worktree_path(ls, args.text("worktree"))
         from adw.lsp.links import show_best, write_report
         from adw.scouts import scout as run_scout
@@ -89,8 +84,7 @@ def register(server: AdwServer) -> None:
     @server.adw_command("createWorktree")
     async def create_worktree(ls: AdwServer, *values: Any) -> Any:
         args = Args("createWorktree", values, ["name", "base"])
-        name = args.text("name", required=True)
-        assert name is not None
+        name = args.required("name")
         result = await (await _worktrees(ls)).create(name, base=args.text("base"))
         ls.changed("worktrees")
         return to_jsonable(result)
@@ -98,8 +92,7 @@ def register(server: AdwServer) -> None:
     @server.adw_command("mergePreview")
     async def merge_preview(ls: AdwServer, *values: Any) -> Any:
         args = Args("mergePreview", values, ["name", "into"])
-        name = args.text("name", required=True)
-        assert name is not None
+        name = args.required("name")
         manager = await _worktrees(ls)
         preview = await manager.merge_preview(name, args.text("into"))
         info = await manager.get(name)
@@ -111,12 +104,9 @@ def register(server: AdwServer) -> None:
     @server.adw_command("merge")
     async def merge(ls: AdwServer, *values: Any) -> Any:
         args = Args("merge", values, ["name", "strategy", "into"])
-        name = args.text("name", required=True)
-        assert name is not None
+        name = args.required("name")
         strategy = args.text("strategy") or "merge"
         if strategy not in ("merge", "squash", "rebase"):
-            from adw.lsp.server import ArgumentError
-
             raise ArgumentError(f"unknown strategy {strategy!r}", "use merge, squash or rebase")
         manager = await _worktrees(ls)
         result = await manager.merge(name, args.text("into"), strategy)
@@ -129,8 +119,7 @@ def register(server: AdwServer) -> None:
     @server.adw_command("removeWorktree")
     async def remove_worktree(ls: AdwServer, *values: Any) -> Any:
         args = Args("removeWorktree", values, ["name", "archive", "force"])
-        name = args.text("name", required=True)
-        assert name is not None
+        name = args.required("name")
         result = await (await _worktrees(ls)).remove(name, archive=args.flag("archive"), force=args.flag("force"))
         from adw.lsp.diagnostics import clear_under
 
@@ -177,14 +166,11 @@ def register(server: AdwServer) -> None:
     @server.adw_command("cancel")
     async def cancel(ls: AdwServer, *values: Any) -> Any:
         args = Args("cancel", values, ["workflow", "task"])
-        workflow = args.text("workflow", required=True)
-        assert workflow is not None
+        workflow = args.required("workflow")
         engine = await ls.engine()
         task = args.text("task")
         tasks = [t.id for t in engine.get(workflow).tasks]
         if task and task not in tasks:
-            from adw.lsp.server import ArgumentError
-
             raise ArgumentError(f"workflow {workflow} has no task {task!r}", f"its tasks are {', '.join(tasks)}")
         cancelled = engine.cancel(workflow, task)
         if not cancelled and engine.store is not None:
@@ -194,8 +180,7 @@ def register(server: AdwServer) -> None:
     @server.adw_command("resume")
     async def resume(ls: AdwServer, *values: Any) -> Any:
         args = Args("resume", values, ["workflow"])
-        workflow = args.text("workflow", required=True)
-        assert workflow is not None
+        workflow = args.required("workflow")
         engine = await ls.engine()
         engine.get(workflow)
         ls.spawn(engine.resume(workflow))

@@ -149,15 +149,19 @@ class Args:
         self.command = command
         self.values = dict(zip(names, values, strict=False))
 
-    def text(self, name: str, required: bool = False) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self.values.get(name)
         if value is None or value == "":
-            if required:
-                raise ArgumentError(f"{self.command} needs `{name}`", "see docs/PROTOCOL.md for its arguments")
             return None
         if not isinstance(value, str):
             raise ArgumentError(f"{self.command}: `{name}` must be a string, got {type(value).__name__}",
                                 "see docs/PROTOCOL.md")
+        return value
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ArgumentError(f"{self.command} needs `{name}`", "see docs/PROTOCOL.md for its arguments")
         return value
 
     def number(self, name: str) -> int | None:

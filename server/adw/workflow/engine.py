@@ -102,8 +102,7 @@ class Engine:
         from adw.git.repo import Repo
 
         repo = await Repo.discover(path)
-        main_root = repo.common_dir.parent if repo.common_dir.name == ".git" else repo.root
-        config = load_config(main_root)
+        config = load_config(repo.main_root)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
