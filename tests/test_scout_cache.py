@@ -120,8 +120,8 @@ async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_
     assert (new.paths, new.signatures, new.starts, new.blob) == (old.paths, old.signatures, old.starts, old.blob)
 
     reads: list[str] = []
-    original = corpus.read_text
-    monkeypatch.setattr(corpus, "read_text", lambda root, path: reads.append(path) or original(root, path))
+    original = corpus.read_texts
+    monkeypatch.setattr(corpus, "read_texts", lambda root, paths: reads.extend(paths) or original(root, paths))
     monkeypatch.setattr(engine, "_STATES", {})
     monkeypatch.setattr(engine, "_REPOS", {})
     (webapp / "src/webapp/config.py").write_text("SESSION_COOKIE_SECURE = True\n")

@@ -96,3 +96,65 @@ def test_empty_corpus_index() -> None:
     corpus = Corpus.empty()
     corpus.build_index()
     assert corpus.find(Term("session", ("session",))).counts == {}
+
+
+def _assert_same_hits(corpus: Corpus, terms: list[Term]) -> None:
+    for term in terms:
+        expected, got = _scanned(corpus, term), corpus.find(term)
+        assert list(got.counts.items()) == list(expected.counts.items()), term
+        for index in got.counts:
+            assert corpus.offsets_in(got, index) == corpus.offsets_in(expected, index), (term, index)
+
+
+def test_changed_files_reuse_the_old_index_and_give_exactly_the_scans_hits(tmp_path: Path) -> None:
+    files = _tree(tmp_path)
+    indexed = Corpus.empty().updated(tmp_path, files)
+    indexed.build_index()
+    # Edit two files, delete one, add one before and one after every other path.
+    (tmp_path / "pkg/m3.py").write_text("session_cookie aa abab\n", "utf-8")
+    (tmp_path / "pkg/m10.py").write_text("Port import report\nhttp2", "utf-8")
+    (tmp_path / "pkg/m5.py").unlink()
+    (tmp_path / "a_first.py").write_text("aaa cookie\n", "utf-8")
+    (tmp_path / "zz/last.py").parent.mkdir()
+    (tmp_path / "zz/last.py").write_text("sessioncookie x1\n", "utf-8")
+    changed = {**files, "pkg/m3.py": "edited", "pkg/m10.py": "edited", "a_first.py": "new", "zz/last.py": "new"}
+    del changed["pkg/m5.py"]
+    updated = indexed.updated(tmp_path, changed)
+    assert updated.indexed and updated.index_in_background() is None  # reuses the index: no rebuild
+    _assert_same_hits(updated, _terms())
+    # A second round of changes on top of the first still reuses the first index.
+    (tmp_path / "pkg/m3.py").write_text("secure report\n", "utf-8")
+    (tmp_path / "pkg/m20.py").unlink()
+    again = {**changed, "pkg/m3.py": "edited twice"}
+    del again["pkg/m20.py"]
+    twice = updated.updated(tmp_path, again)
+    assert twice.indexed
+    _assert_same_hits(twice, _terms())
+
+
+def test_many_changed_files_get_a_fresh_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus_module, "INDEX_MIN_BYTES", 0)
+    files = _tree(tmp_path, files=20, seed=5)
+    indexed = Corpus.empty().updated(tmp_path, files)
+    indexed.build_index()
+    for n in range(10):
+        (tmp_path / f"pkg/m{n}.py").write_text(f"rewritten {n} session\n" * 100, "utf-8")
+    updated = indexed.updated(tmp_path, {**files, **{f"pkg/m{n}.py": "rewritten" for n in range(10)}})
+    thread = updated.index_in_background()  # most text changed: scanning it on every lookup would cost more
+    assert thread is not None
+    thread.join(60)
+    _assert_same_hits(updated, _terms())
+
+
+def test_a_change_during_the_build_waits_for_that_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus_module, "INDEX_MIN_BYTES", 0)
+    files = _tree(tmp_path, files=30, seed=9)
+    first = Corpus.empty().updated(tmp_path, files)
+    building = first.index_in_background()
+    assert building is not None
+    (tmp_path / "pkg/m7.py").write_text("cookie session_cookie\n", "utf-8")
+    second = first.updated(tmp_path, {**files, "pkg/m7.py": "edited"})
+    assert second.index_in_background() is None  # the build under way will serve it too
+    building.join(60)
+    assert second.indexed
+    _assert_same_hits(second, _terms())

@@ -11,14 +11,14 @@ import itertools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from adw.scouts.corpus import TABLE, Corpus, TermHits, lines_with, read_text
 from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
-from adw.scouts.kinds import Kind, kind_of, split_path
+from adw.scouts.kinds import Folder, Kind, kind_in, split_path
 from adw.scouts.synonyms import learn
 from adw.scouts.terms import Query, Term
 
@@ -74,31 +74,41 @@ class FactsCache:
         return facts
 
 
-def prior(folders: list[str], suffix: str) -> float:
+def prior(top_folder: str, suffix: str) -> float:
     """Library code is what tasks change; examples, scripts, benchmarks and type stubs echo it."""
-    weight = _PERIPHERAL if folders and folders[0] in _PERIPHERAL_DIRS else 1.0
+    weight = _PERIPHERAL if top_folder in _PERIPHERAL_DIRS else 1.0
     return weight * _PERIPHERAL if suffix == ".pyi" else weight
 
 
-@dataclass(frozen=True, slots=True)
-class PathInfo:
-    """What a path alone says; memoised per path so a tree with a few changed files recomputes only those."""
-
-    kind: Kind
-    words: str
-    stem_words: str
-    prior: float
-
-    @classmethod
-    def of(cls, path: str) -> PathInfo:
-        parts, name, suffix = split_path(path)
-        stem = name[: len(name) - len(suffix)] if suffix else name
-        return cls(kind_of(path), _padded(path), _padded(stem), prior(parts, suffix))
+# What a path alone says: (kind, normalised path, normalised file name without suffix (both padded with
+# spaces), prior). Plain tuples: 20,000 of them are made on a first query.
+PathInfo = tuple[Kind, str, str, float]
 
 
-def _padded(text: str) -> str:
-    """`normalize` for paths, at C speed: non-alphanumerics become spaces (runs of them are harmless)."""
-    return f" {text.encode('utf-8', 'replace').translate(TABLE).decode('ascii', 'replace')} "
+def path_infos(paths: list[str]) -> Iterator[PathInfo]:
+    """The infos of many paths at once: each folder is read once, and one `translate` normalises all."""
+    folders: dict[str, Folder] = {}
+    splits: list[tuple[Folder, str, str]] = []
+    for path in paths:
+        folder_path, name, suffix = split_path(path)
+        folder = folders.get(folder_path)
+        if folder is None:
+            folder = folders[folder_path] = Folder.of(folder_path)
+        splits.append((folder, name, suffix))
+    kinds = [kind_in(*split) for split in splits]
+    stems = [name[: len(name) - len(suffix)] if suffix else name for _, name, suffix in splits]
+    priors = [prior(folder.top, suffix) for folder, _, suffix in splits]
+    return zip(kinds, _padded(paths), _padded(stems), priors, strict=True)
+
+
+# TABLE, but a newline in a path is a space, and NUL (which no path holds) is kept: it separates the paths.
+_PATH_TABLE = b"\0" + TABLE[1:10] + b" " + TABLE[11:]
+
+
+def _padded(texts: list[str]) -> list[str]:
+    """`normalize` for paths, at C speed, each padded with spaces: non-alphanumerics become spaces."""
+    joined = "\0".join(texts).encode("utf-8", "replace").translate(_PATH_TABLE).decode("ascii", "replace")
+    return [f" {text} " for text in joined.split("\0")] if texts else []
 
 
 class TextIndex:
@@ -148,22 +158,21 @@ class Tree:
     _by_path: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
-        infos = []
-        for path in self.corpus.paths:
-            info = self.paths.get(path)
-            if info is None:
-                info = self.paths[path] = PathInfo.of(path)
-            infos.append(info)
-        self.kinds = [info.kind for info in infos]
-        self.path_words = [info.words for info in infos]
-        self.stem_words = [info.stem_words for info in infos]
+        memo, paths = self.paths, self.corpus.paths
+        unknown = [path for path in paths if path not in memo]
+        memo.update(zip(unknown, path_infos(unknown), strict=True))
+        infos = [memo[path] for path in paths]
+        self.kinds = kinds = [info[0] for info in infos]
+        self.path_words = [info[1] for info in infos]
+        self.stem_words = [info[2] for info in infos]
+        self.priors = priors = [info[3] for info in infos]
         most = math.log1p(max(self.churn.values(), default=0)) or 1.0
-        self.priors = [
-            info.prior * (1 + _CHURN * math.log1p(self.churn.get(path, 0)) / most)
-            for info, path in zip(infos, self.corpus.paths, strict=True)
-        ]
-        self.tests = [index for index, kind in enumerate(self.kinds) if kind == "test"]
-        self.path_index = TextIndex(self.path_words, range(len(infos)))
+        for path, commits in self.churn.items():  # up to +50% for the most changed file
+            index = self.by_path.get(path)
+            if index is not None:
+                priors[index] *= 1 + _CHURN * math.log1p(commits) / most
+        self.tests = [index for index, kind in enumerate(kinds) if kind == "test"]
+        self.path_index = TextIndex(self.path_words, range(len(paths)))
         self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
         total = self.corpus.starts[-1]
         self.average_length = total / len(self.corpus) if len(self.corpus) else 1.0
@@ -186,9 +195,10 @@ class Tree:
                 if path.endswith(".py"):
                     dotted = module_name(path)
                     modules.setdefault(dotted, index)
-                    while "." in dotted:
-                        dotted = dotted.split(".", 1)[1]
-                        modules.setdefault(dotted, index)
+                    at = dotted.find(".")
+                    while at >= 0:
+                        modules.setdefault(dotted[at + 1 :], index)
+                        at = dotted.find(".", at + 1)
             self._modules = modules
         return self._modules
 

@@ -1,51 +1,55 @@
 """The full-text index: every readable text file of the tree, normalised into one byte string.
 
-Why not an inverted index? Building one in Python costs about 1.5 s per 40 MB of code (a Python object per
-token), more than the whole first-query budget. Normalising with `bytes.translate` costs ~10 ms per 40 MB,
-and a term is then found by `bytes`-level substring search at memory speed (~20 ms per 40 MB). Term results
-are memoised, files are re-read only when their signature changes, and the whole index can be saved to
-and loaded from one file, so later processes skip the reading. After an answer, a token index (`TokenIndex`)
-is built by a background process; once it is ready, later lookups use it and give exactly the scan's hits.
+Why not an inverted index first? Building one in Python costs about 3.5 s per 40 MB of code (a Python object
+per token), more than the whole first-query budget. Normalising with `bytes.translate` costs ~10 ms per
+40 MB, and a term is then found by `bytes`-level substring search at memory speed (~30 ms per 40 MB). Term
+results are memoised, files are re-read only when their signature changes, and the corpus can be saved to
+and loaded from one file, so later processes skip the reading. After an answer, a token index
+(`TokenIndex`) is built by a separate process; once it is ready, lookups use it and give exactly the scan's
+hits. When a few files change, the new corpus keeps using the old token index for the unchanged files and
+scans only the changed ones (`_Overlay`), so no rebuild is needed.
 """
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import marshal
 import os
 import stat
-import subprocess
-import sys
 import threading
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adw.scouts.index_builder import IndexBuilder, build_token_index
 from adw.scouts.terms import Term
 
 MAX_FILE_BYTES = 1_000_000  # larger files are data or generated code, not something to read first
 _BINARY_PROBE = 8192
-_FORMAT = 1
 _WORD_BOUNDARY = frozenset(b" \n")
-# Below this much text a term scan costs a few milliseconds, less than starting the index builder.
-INDEX_MIN_BYTES = 4_000_000
 
 _TABLE = bytearray(b" " * 256)
 for _c in b"abcdefghijklmnopqrstuvwxyz0123456789\n":
     _TABLE[_c] = _c
 for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     _TABLE[_c] = _c + 32
+# Lower-cases ASCII letters, keeps digits and newlines, turns every other byte into a space.
 TABLE = bytes(_TABLE)
 
 
-def read_text(root: Path | str, path: str) -> bytes | None:
+def read_text(root: str | os.PathLike[str], path: str) -> bytes | None:
     """The bytes of a regular, not huge, UTF-8 text file inside `root`; None for anything else."""
-    full = os.path.join(root, path)  # not `Path /`: pathlib costs more than the read itself on 20,000 files
+    # Not `Path /`: pathlib costs more than the read itself on 20,000 files.
+    return _read(os.path.join(root, path), None)
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _read(path: str, dir_fd: int | None) -> bytes | None:
     try:
-        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -61,7 +65,7 @@ def read_text(root: Path | str, path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
-    if len(data) > MAX_FILE_BYTES or b"\0" in data[:_BINARY_PROBE]:
+    if len(data) > MAX_FILE_BYTES or data.find(b"\0", 0, _BINARY_PROBE) >= 0:
         return None
     if not data.isascii():  # most source is ASCII, and that check is ~20x cheaper than decoding
         try:
@@ -71,11 +75,43 @@ def read_text(root: Path | str, path: str) -> bytes | None:
     return data
 
 
+def read_texts(root: str | os.PathLike[str], paths: list[str]) -> list[bytes | None]:
+    """`read_text` of many files of one tree."""
+    # Opened relative to the root's descriptor, the kernel resolves one short path per file (~20% faster).
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return [None] * len(paths)  # the worktree is gone: nothing to read
+    try:
+        return [_read(path, root_fd) for path in paths]
+    finally:
+        os.close(root_fd)
+
+
+def find_offsets(blob: bytes, needle: bytes, word_start: bool, start: int = 0, end: int | None = None) -> list[int]:
+    """Every offset of `needle` in `blob[start:end]` (overlaps included); with `word_start`, only at word starts."""
+    end = len(blob) if end is None else end
+    offsets = []
+    at = blob.find(needle, start, end)
+    while at >= 0:
+        if not word_start or blob[at - 1] in _WORD_BOUNDARY:
+            offsets.append(at)
+        at = blob.find(needle, at + 1, end)
+    return offsets
+
+
+_FORMAT = 1
+# Below this much text a term scan costs a few milliseconds, less than starting the index builder.
+INDEX_MIN_BYTES = 4_000_000
+# Changed files are scanned on every lookup; beyond this share of the text a fresh token index pays off.
+_OVERLAY_MAX_SHARE = 0.125
+
+
 @dataclass(slots=True)
 class TermHits:
     """Where one term occurs: file index -> number of occurrences, and every global offset (sorted).
 
-    Hits answered by the token index carry no offsets (`None`): `Corpus.offsets_in` then searches the one
+    Hits answered by a token index carry no offsets (`None`): `Corpus.offsets_in` then searches the one
     file it is asked about, for `needle` (bytes, starting a word if `word_start`).
     """
 
@@ -108,26 +144,8 @@ class TokenIndex:
             at += len(token) + 1
         self._starts = starts
 
-    @staticmethod
-    def build(blob: bytes, starts: list[int]) -> tuple[bytes, bytes, bytes]:
-        """(space-joined sorted tokens, flat (file, count) postings, posting bounds per token), as bytes."""
-        postings: dict[bytes, list[int]] = {}
-        for index in range(len(starts) - 1):
-            for token, n in Counter(blob[starts[index] : starts[index + 1]].split()).items():
-                found = postings.get(token)
-                if found is None:
-                    found = postings[token] = []
-                found.append(index)
-                found.append(n)
-        tokens = sorted(postings)
-        flat, bounds = array("i"), array("i", [0])
-        for token in tokens:
-            flat.extend(postings[token])
-            bounds.append(len(flat))
-        return b" ".join(tokens), flat.tobytes(), bounds.tobytes()
-
     def counts(self, needle: bytes, word_start: bool) -> dict[int, int]:
-        """File index -> occurrences of `needle` (letters and digits), as `Corpus.find_all` counts them."""
+        """File index -> occurrences of `needle` (letters and digits), as a scan of the corpus counts them."""
         vocab, starts = self._vocab, self._starts
         pattern = b" " + needle if word_start else needle
         shift = 1 if word_start else 0
@@ -146,21 +164,22 @@ class TokenIndex:
         return dict(sorted(counts.items()))
 
 
-_BUILDERS: set[subprocess.Popen[bytes]] = set()
+@dataclass(slots=True)
+class _IndexSlot:
+    """The token index of one corpus: shared with the corpora derived from it, filled in when built."""
+
+    index: TokenIndex | None = None
+    building: bool = False
 
 
-@atexit.register
-def _stop_builders() -> None:
-    for process in list(_BUILDERS):
-        process.kill()
+@dataclass(frozen=True, slots=True)
+class _Overlay:
+    """An earlier corpus's token index, reused for the files that have not changed since."""
 
-
-def _index_main() -> None:
-    """The index builder process: corpus (marshal) on stdin, `TokenIndex.build` (marshal) on stdout."""
-    os.nice(10)  # behind whatever serves the user
-    blob, starts = marshal.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(marshal.dumps(TokenIndex.build(blob, starts)))
-    sys.stdout.buffer.flush()
+    slot: _IndexSlot
+    new_ids: list[int]  # file id in the indexed corpus -> id here, or -1 where the file changed or left
+    dirty: tuple[int, ...]  # files here that the index does not cover: scanned on each lookup
+    dirty_bytes: int
 
 
 @dataclass(slots=True)
@@ -170,8 +189,8 @@ class Corpus:
     starts: list[int]  # offset of each file in `blob`; the last entry is len(blob)
     blob: bytes = field(repr=False)
     _hits: dict[str, TermHits] = field(default_factory=dict, repr=False)  # by Term.needle
-    _index: TokenIndex | None = field(default=None, repr=False)
-    _indexing: bool = field(default=False, repr=False)
+    _own: _IndexSlot = field(default_factory=_IndexSlot, repr=False)
+    _overlay: _Overlay | None = field(default=None, repr=False)
 
     @classmethod
     def empty(cls) -> Corpus:
@@ -187,74 +206,102 @@ class Corpus:
         return self.blob[self.starts[index] : self.starts[index + 1]]
 
     def updated(self, root: Path, files: dict[str, str]) -> Corpus:
-        """A corpus for `files` (path -> signature) that re-reads only files whose signature changed."""
+        """A corpus for `files` (path -> signature) that re-reads only files whose signature changed.
+
+        The unchanged files' text is joined from views of the old one: no per-file copy. A single `translate`
+        of the joined text would look cheaper but costs more: on this 37.5 MB that is fresh memory, and page
+        faults on it cost as much as the translation (~1 ms per MB each); small per-file results reuse memory.
+        """
         known = {path: i for i, path in enumerate(self.paths)}
-        texts: list[bytes] = []
+        ordered = sorted(files)
+        fresh = [path for path in ordered if (old := known.get(path)) is None or self.signatures[old] != files[path]]
+        read = dict(zip(fresh, read_texts(root, fresh), strict=True))
+        view = memoryview(self.blob)
+        parts: list[bytes | memoryview] = []
         paths: list[str] = []
         signatures: list[str] = []
-        reused = 0
-        folder = str(root)
-        for path in sorted(files):
-            signature = files[path]
-            old = known.get(path)
-            if old is not None and self.signatures[old] == signature:
-                text: bytes | None = self.text(old)
-                reused += 1
-            else:
-                raw = read_text(folder, path)
-                # The leading newline lets a term at the very start of a file match as a word start.
-                text = b"\n" + raw.translate(TABLE) if raw is not None else None
-            if text is None:
-                continue
-            paths.append(path)
-            signatures.append(signature)
-            texts.append(text)
-        if reused == len(self.paths) == len(paths):
-            return self
         starts = [0]
-        for text in texts:
-            starts.append(starts[-1] + len(text))
-        return Corpus(paths, signatures, starts, b"".join(texts))
+        new_of_old = [-1] * len(self.paths)
+        dirty: list[int] = []
+        for path in ordered:
+            old = known.get(path)
+            if path in read:
+                raw = read[path]
+                if raw is None:
+                    continue
+                dirty.append(len(paths))
+                parts.append(b"\n")  # each text starts with a newline, so a first word starts a word
+                parts.append(raw.translate(TABLE))
+                length = len(raw) + 1
+            else:
+                assert old is not None
+                new_of_old[old] = len(paths)
+                parts.append(view[self.starts[old] : self.starts[old + 1]])
+                length = self.length(old)
+            paths.append(path)
+            signatures.append(files[path])
+            starts.append(starts[-1] + length)
+        if not dirty and len(paths) == len(self.paths):
+            return self
+        corpus = Corpus(paths, signatures, starts, b"".join(parts))
+        corpus._overlay = self._carried_overlay(new_of_old, dirty, starts)
+        return corpus
+
+    def _carried_overlay(self, new_of_old: list[int], dirty: list[int], starts: list[int]) -> _Overlay | None:
+        """What of this corpus's token index (or the one it reuses) the corpus derived from it can reuse."""
+        if self._own.index is not None or self._own.building:
+            slot, new_ids, carried = self._own, new_of_old, []
+        elif self._overlay is not None:
+            slot = self._overlay.slot
+            new_ids = [new_of_old[i] if i >= 0 else -1 for i in self._overlay.new_ids]
+            carried = [new_of_old[i] for i in self._overlay.dirty if new_of_old[i] >= 0]
+        else:
+            return None
+        covered = sorted({*dirty, *carried})
+        size = sum(starts[i + 1] - starts[i] for i in covered)
+        return _Overlay(slot, new_ids, tuple(covered), size)
 
     @property
     def indexed(self) -> bool:
-        return self._index is not None
+        """Whether lookups are answered by a token index (this corpus's own or an earlier one's)."""
+        return self._token_index() is not None
+
+    def _token_index(self) -> tuple[TokenIndex, _Overlay | None] | None:
+        if self._own.index is not None:
+            return self._own.index, None
+        overlay = self._overlay
+        if overlay is not None and overlay.slot.index is not None:
+            return overlay.slot.index, overlay
+        return None
 
     def build_index(self) -> None:
-        """Build the token index here, synchronously (~3 s of CPU on 37.5 MB; tests and benchmarks)."""
-        self._index = TokenIndex(*TokenIndex.build(self.blob, self.starts))
+        """Build the token index here, synchronously (~3.5 s of CPU on 37.5 MB; tests and benchmarks)."""
+        self._own.index = TokenIndex(*build_token_index(self.blob, self.starts))
 
     def index_in_background(self) -> threading.Thread | None:
-        """Start building the token index in a separate, low-priority process; `find_all` uses it when ready.
+        """Start building the token index in a low-priority helper process; lookups use it when it is ready.
 
-        A separate process because the build is ~3 s of pure-Python CPU that would hold this process's GIL;
-        it is killed at exit. Small corpora are not indexed: their scans already cost a few milliseconds.
+        A separate process because the build is ~3.5 s of pure-Python CPU that would hold this process's GIL.
+        Small corpora are not indexed: their scans already cost a few milliseconds. Nor is a corpus that
+        differs from an indexed (or indexing) one by a few files: it reuses that index (`_Overlay`).
         """
-        if self._indexing or self._index is not None or len(self.blob) < INDEX_MIN_BYTES:
+        own, overlay = self._own, self._overlay
+        if own.building or own.index is not None or len(self.blob) < INDEX_MIN_BYTES:
             return None
-        self._indexing = True
-        thread = threading.Thread(target=self._index_from_process, name="scout-index", daemon=True)
+        reusable = overlay is not None and (overlay.slot.index is not None or overlay.slot.building)
+        if reusable and overlay is not None and overlay.dirty_bytes <= _OVERLAY_MAX_SHARE * len(self.blob):
+            return None
+        own.building = True
+        thread = threading.Thread(target=self._index_by_builder, name="scout-index", daemon=True)
         thread.start()
         return thread
 
-    def _index_from_process(self) -> None:
-        package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        code = f"import sys; sys.path.insert(0, {package!r}); from adw.scouts.corpus import _index_main; _index_main()"
-        try:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and code
-                [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-            )
-        except OSError:
-            return
-        _BUILDERS.add(process)
-        try:
-            out, _ = process.communicate(marshal.dumps((self.blob, self.starts)))
-            if process.returncode == 0:
-                self._index = TokenIndex(*marshal.loads(out))
-        except (OSError, EOFError, ValueError, TypeError):
-            pass  # the scans go on; nothing is lost but speed
-        finally:
-            _BUILDERS.discard(process)
+    def _index_by_builder(self) -> None:
+        builder = IndexBuilder.start(self.blob, self.starts)
+        built = builder.result() if builder is not None else None
+        if built is not None:
+            self._own.index = TokenIndex(*built)
+        self._own.building = False  # a failed build leaves the scans, which lose nothing but speed
 
     def find(self, term: Term) -> TermHits:
         return self.find_all([term])[term]
@@ -262,29 +309,38 @@ class Corpus:
     def find_all(self, terms: Iterable[Term]) -> dict[Term, TermHits]:
         """Every occurrence of each term (memoised by needle). Short terms must start a word.
 
-        One `bytes.find` scan per term (~30 ms per 40 MB). A single regular-expression alternation for all
-        terms looks cheaper but is 3-5x slower whenever the terms start with common letters.
+        One `bytes.find` scan per term (~30 ms per 40 MB), or a token index lookup (~1 ms). A single
+        regular-expression alternation for all terms looks cheaper but is 3-5x slower whenever the terms
+        start with common letters.
         """
         found: dict[Term, TermHits] = {}
-        blob = self.blob
-        index = self._index
+        indexed = self._token_index()
         for term in terms:
             hits = self._hits.get(term.needle)
-            if hits is None and index is not None and _indexable(needle := term.text.encode()):
-                hits = self._hits[term.needle] = TermHits(
-                    index.counts(needle, term.word_start), None, needle, term.word_start
-                )
             if hits is None:
                 needle = term.text.encode()
-                offsets = []
-                at = blob.find(needle)
-                while at >= 0:
-                    if not term.word_start or blob[at - 1] in _WORD_BOUNDARY:
-                        offsets.append(at)
-                    at = blob.find(needle, at + 1)
-                hits = self._hits[term.needle] = TermHits(self._count_by_file(offsets), offsets)
+                if indexed is not None and _indexable(needle):
+                    counts = self._indexed_counts(*indexed, needle, term.word_start)
+                    hits = TermHits(counts, None, needle, term.word_start)
+                else:
+                    offsets = find_offsets(self.blob, needle, term.word_start)
+                    hits = TermHits(self._count_by_file(offsets), offsets)
+                self._hits[term.needle] = hits
             found[term] = hits
         return found
+
+    def _indexed_counts(
+        self, index: TokenIndex, overlay: _Overlay | None, needle: bytes, word_start: bool
+    ) -> dict[int, int]:
+        counts = index.counts(needle, word_start)
+        if overlay is None:
+            return counts
+        new_ids = overlay.new_ids
+        moved = {new_ids[old]: n for old, n in counts.items() if new_ids[old] >= 0}
+        for file in overlay.dirty:
+            if n := len(find_offsets(self.blob, needle, word_start, self.starts[file], self.starts[file + 1])):
+                moved[file] = n
+        return dict(sorted(moved.items()))
 
     def _count_by_file(self, offsets: list[int]) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -306,13 +362,7 @@ class Corpus:
         if hits.offsets is None:
             if index not in hits.counts:
                 return []
-            blob, needle, found = self.blob, hits.needle, []
-            at = blob.find(needle, start, end)
-            while at >= 0:
-                if not hits.word_start or blob[at - 1] in _WORD_BOUNDARY:
-                    found.append(at - start)
-                at = blob.find(needle, at + 1, end)
-            return found
+            return [at - start for at in find_offsets(self.blob, hits.needle, hits.word_start, start, end)]
         lo = bisect.bisect_left(hits.offsets, start)
         hi = bisect.bisect_left(hits.offsets, end)
         return [offset - start for offset in hits.offsets[lo:hi]]

@@ -32,7 +32,7 @@ from adw.scouts.corpus import Corpus
 from adw.scouts.fusion import METHOD, fuse, report
 from adw.scouts.models import ScoutReport
 from adw.scouts.scouts import SCOUTS, Evidence
-from adw.scouts.snapshot import Snapshot, Status, read_status, recent_changes, take_snapshot
+from adw.scouts.snapshot import Snapshot, Status, list_files, read_status, recent_changes, snapshot
 from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
@@ -72,34 +72,49 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     if query.empty:
         return _empty(task)
     state = _STATES.setdefault(repo.root, _State())
-    status = await _current_status(state, repo)
-    key = hashlib.sha1(
-        json.dumps([status.tree_id, task, top, SCOUT_VERSION]).encode(), usedforsecurity=False
-    ).hexdigest()
-    cached = state.reports.get(key) or await asyncio.to_thread(_load_report, repo, key)
-    if cached is None:
-        tree = state.tree
-        if tree is None or state.tree_id != status.tree_id:
-            if state.churn_head != status.head:
-                snapshot, state.churn = await asyncio.gather(
-                    take_snapshot(repo.root, status), recent_changes(repo.root, HISTORY_COMMITS)
-                )
-                state.churn_head = status.head
-            else:
-                snapshot = await take_snapshot(repo.root, status)
-            tree = await asyncio.to_thread(_update_tree, state, repo, snapshot)
-        ctx = await asyncio.to_thread(_shared_stage, tree, task)
-        results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
-        evidence: dict[str, list[Evidence]] = dict(zip(SCOUTS, results, strict=True))
-        cached = await asyncio.to_thread(lambda: report(ctx, fuse(evidence), top))
-        await asyncio.to_thread(_save_report, repo, key, cached)
-        # Later queries on this tree look their terms up in a token index instead of scanning the text.
-        ctx.tree.corpus.index_in_background()
+    # This process's first query on the worktree needs the file list and the history unless a report on disk
+    # answers it: both git commands start now, beside `git status`, and are cancelled if not needed.
+    early = None
+    if state.tree is None:
+        early = asyncio.ensure_future(list_files(repo.root)), asyncio.ensure_future(_history(repo.root))
+    try:
+        status = await _current_status(state, repo)
+        key = hashlib.sha1(
+            json.dumps([status.tree_id, task, top, SCOUT_VERSION]).encode(), usedforsecurity=False
+        ).hexdigest()
+        cached = state.reports.get(key) or await asyncio.to_thread(_load_report, repo, key)
+        if cached is None:
+            tree = state.tree
+            if tree is None or state.tree_id != status.tree_id:
+                listing, history = early or (list_files(repo.root), None)
+                if state.churn_head != status.head:
+                    listing_out, state.churn = await asyncio.gather(listing, history or _history(repo.root))
+                    state.churn_head = status.head
+                else:
+                    listing_out = await listing
+                files = await asyncio.to_thread(snapshot, listing_out, status)  # 20,000 records: ~0.1 s
+                tree = await asyncio.to_thread(_update_tree, state, repo, files)
+            ctx = await asyncio.to_thread(_shared_stage, tree, task)
+            results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
+            evidence: dict[str, list[Evidence]] = dict(zip(SCOUTS, results, strict=True))
+            cached = await asyncio.to_thread(lambda: report(ctx, fuse(evidence), top))
+            await asyncio.to_thread(_save_report, repo, key, cached)
+            # After the answer: later queries look their terms up in a token index instead of scanning the
+            # text, and later processes load the corpus instead of reading the tree.
+            ctx.tree.corpus.index_in_background()
+            _save_corpus(ctx.tree.corpus, _index_file(repo))
+    finally:
+        for pending in early or ():
+            pending.cancel()
     state.reports[key] = cached
     state.reports.move_to_end(key)
     while len(state.reports) > _REPORTS_IN_MEMORY:
         state.reports.popitem(last=False)
     return cached
+
+
+async def _history(root: Path) -> dict[str, int]:
+    return await recent_changes(root, HISTORY_COMMITS)
 
 
 async def _current_status(state: _State, repo: Repo) -> Status:
@@ -144,24 +159,60 @@ async def _discover(root: Path) -> Repo:
     return repo
 
 
-def _update_tree(state: _State, repo: Repo, snapshot: Snapshot) -> Tree:
+def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
     with state.lock:
-        index_file = _index_file(repo)
-        previous = state.tree.corpus if state.tree is not None else (Corpus.load(index_file) or Corpus.empty())
-        corpus = previous.updated(repo.root, snapshot.files)
+        if state.tree is not None:
+            previous = state.tree.corpus
+        else:
+            index_file = _index_file(repo)
+            _wait_for_save(index_file)
+            previous = Corpus.load(index_file) or Corpus.empty()
+        corpus = previous.updated(repo.root, files.files)
         if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
             memo = state.tree.paths if state.tree is not None else {}
             state.tree = Tree(repo.root, corpus, _FACTS, paths=memo, churn=state.churn)
-        state.tree_id = snapshot.tree_id
-        if corpus is not previous:
-            with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
-                corpus.save(index_file)
+        state.tree_id = files.tree_id
         return state.tree
+
+
+_SAVES: dict[Path, tuple[Corpus, threading.Thread]] = {}  # the latest corpus to write per file
+_SAVES_LOCK = threading.Lock()
+_WRITE_LOCK = threading.Lock()
+
+
+def _save_corpus(corpus: Corpus, file: Path) -> None:
+    """Write `corpus` to `file` in a thread, after the answer; not a daemon, so an exiting CLI finishes it."""
+    with _SAVES_LOCK:
+        saving = _SAVES.get(file)
+        if saving is not None and saving[0] is corpus:
+            return
+        thread = threading.Thread(target=_write_corpus, args=(corpus, file), name="scout-save")
+        _SAVES[file] = (corpus, thread)
+    thread.start()
+
+
+def _write_corpus(corpus: Corpus, file: Path) -> None:
+    with _WRITE_LOCK:
+        with _SAVES_LOCK:
+            if _SAVES[file][0] is not corpus:
+                return  # a newer corpus replaced this one before it was written: its own thread writes it
+        with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
+            corpus.save(file)
+
+
+def _wait_for_save(file: Path) -> None:
+    """Let the latest write of `file` finish (older ones either finished or will skip)."""
+    with _SAVES_LOCK:
+        saving = _SAVES.get(file)
+    if saving is not None:
+        saving[1].join()
 
 
 def _shared_stage(tree: Tree, task: str) -> Context:
     ctx = Context(tree, parse_query(task))
-    ctx.matches  # noqa: B018 - computed here, once, before the scouts read it from several threads
+    # Computed here, once, before the scouts read them from several threads.
+    ctx.matches  # noqa: B018
+    tree.modules  # noqa: B018
     return ctx
 
 

@@ -80,10 +80,10 @@ def extract(path: str, text: str) -> Facts:
 
 def module_name(path: str) -> str:
     """`src/pkg/sub/mod.py` -> "src.pkg.sub.mod"; `pkg/__init__.py` -> "pkg"."""
-    parts = path.rsplit(".", 1)[0].split("/")
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+    dotted = path.rsplit(".", 1)[0].replace("/", ".")
+    if dotted == "__init__" or dotted.endswith(".__init__"):
+        return dotted[:-9]
+    return dotted
 
 
 def _python(path: str, tree: ast.Module) -> Facts:
