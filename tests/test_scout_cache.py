@@ -68,6 +68,24 @@ async def test_commits_and_staging_invalidate_the_status(webapp: Path) -> None:
     assert state.status is None or state.status.head == head
 
 
+async def test_staging_is_seen_even_though_the_file_list_is_reused(webapp: Path) -> None:
+    helpers = webapp / "src/webapp/helpers.py"
+    helpers.write_text(UNRELATED)
+    run_git(webapp, "add", "-A")
+    run_git(webapp, "commit", "-q", "-m", "unrelated helpers")
+    assert "src/webapp/helpers.py" not in (await scout(TASK, webapp)).files
+    listed = _state(webapp).listing
+    helpers.write_text(MATCHING)
+    run_git(webapp, "add", "-A")  # the worktree now equals the index: only the new blob id says it changed
+    staged = await scout(TASK, webapp)
+    assert "src/webapp/helpers.py" in staged.files
+    assert _state(webapp).listing is not listed
+    (webapp / "src/webapp/routing.py").write_text("def route(): pass\n")  # unstaged: the listing holds
+    listed = _state(webapp).listing
+    await scout(TASK, webapp)
+    assert _state(webapp).listing is listed
+
+
 async def test_our_own_output_does_not_invalidate(webapp: Path) -> None:
     first = await scout(TASK, webapp)
     engine.save_report(first, webapp)
@@ -109,6 +127,7 @@ async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_
     assert incremental is not None
     monkeypatch.setattr(engine, "_STATES", {})
     monkeypatch.setattr(engine, "_REPOS", {})
+    engine._wait_for_save()
     for stored in (webapp / ".git" / "adw" / "scouts").glob("**/*"):
         if stored.is_file():
             stored.unlink()

@@ -158,3 +158,47 @@ def test_a_change_during_the_build_waits_for_that_build(tmp_path: Path, monkeypa
     building.join(60)
     assert second.indexed
     _assert_same_hits(second, _terms())
+
+
+def test_editing_files_in_place_equals_a_fresh_read(tmp_path: Path) -> None:
+    files = _tree(tmp_path, files=40, seed=11)
+    first = Corpus.empty().updated(tmp_path, files)
+    (tmp_path / "pkg/m0.py").write_text("first file, edited\n", "utf-8")
+    (tmp_path / "pkg/m25.py").write_text("", "utf-8")
+    (tmp_path / "empty.txt").write_text("last file, now with text", "utf-8")
+    edits = {"pkg/m0.py": "e1", "pkg/m25.py": "e2", "empty.txt": "e3"}
+    edited = first.updated(tmp_path, {**files, **edits})
+    fresh = Corpus.empty().updated(tmp_path, {**files, **edits})
+    assert edited.paths is first.paths  # the same list: what derives from paths alone is reused
+    assert (edited.signatures, edited.starts, edited.blob) == (fresh.signatures, fresh.starts, fresh.blob)
+    (tmp_path / "pkg/m3.py").write_bytes(b"\xff\xfe not utf-8")  # no longer readable text: it leaves
+    dropped = edited.updated(tmp_path, {**files, **edits, "pkg/m3.py": "binary"})
+    assert "pkg/m3.py" not in dropped.paths
+    assert dropped.blob == Corpus.empty().updated(tmp_path, {**files, **edits, "pkg/m3.py": "binary"}).blob
+
+
+def test_module_map_follows_added_and_removed_files(tmp_path: Path) -> None:
+    from adw.scouts.context import FactsCache, Tree
+
+    def write(files: dict[str, str]) -> dict[str, str]:
+        for path in files:
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text("x = 1\n", "utf-8")
+        return files
+
+    files = write({"src/pkg/mod.py": "1", "src/pkg/__init__.py": "2", "tests/test_mod.py": "3"})
+    facts = FactsCache()
+    first = Tree(tmp_path, Corpus.empty().updated(tmp_path, files), facts)
+    assert first.resolve("pkg.mod") == first.by_path["src/pkg/mod.py"]
+    # An added file that sorts first takes over the names it shares; the others keep theirs.
+    added = {**files, **write({"lib/pkg/mod.py": "4", "zz/other.py": "5"})}
+    second = Tree(tmp_path, first.corpus.updated(tmp_path, added), facts, previous=first)
+    fresh = Tree(tmp_path, second.corpus, facts)
+    assert second.modules == fresh.modules and second._modules is not first._modules
+    assert second.resolve("pkg.mod") == second.by_path["lib/pkg/mod.py"]
+    assert second.resolve("src.pkg.mod") == second.by_path["src/pkg/mod.py"]
+    del added["lib/pkg/mod.py"]
+    (tmp_path / "lib/pkg/mod.py").unlink()
+    third = Tree(tmp_path, second.corpus.updated(tmp_path, added), facts, previous=second)
+    assert third.resolve("pkg.mod") == third.by_path["src/pkg/mod.py"]
+    assert third.modules == Tree(tmp_path, third.corpus, facts).modules

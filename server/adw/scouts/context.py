@@ -12,7 +12,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -144,8 +144,10 @@ class Tree:
     root: Path
     corpus: Corpus
     facts_cache: FactsCache
-    paths: dict[str, PathInfo] = field(default_factory=dict)  # memo shared with the tree this one replaces
     churn: dict[str, int] = field(default_factory=dict)  # path -> recent commits that touched it
+    # The tree this one replaces: what its paths said is reused (all of it when the paths are the same).
+    previous: InitVar[Tree | None] = None
+    paths: dict[str, PathInfo] = field(init=False)  # memo, shared along the chain of trees
     kinds: list[Kind] = field(init=False)
     path_words: list[str] = field(init=False)  # normalised path, padded with spaces
     stem_words: list[str] = field(init=False)  # normalised file name without suffix, padded
@@ -154,26 +156,34 @@ class Tree:
     average_length: float = field(init=False)
     path_index: TextIndex = field(init=False)  # every `path_words`, searchable in one `str.find` pass
     test_stems: TextIndex = field(init=False)  # `stem_words` of the test files
-    _modules: dict[str, int] | None = None
+    _modules: dict[str, str] | None = None  # see `modules`
     _by_path: dict[str, int] | None = None
 
-    def __post_init__(self) -> None:
-        memo, paths = self.paths, self.corpus.paths
+    def __post_init__(self, previous: Tree | None) -> None:
+        paths = self.corpus.paths
+        self.paths = memo = previous.paths if previous is not None else {}
         unknown = [path for path in paths if path not in memo]
         memo.update(zip(unknown, path_infos(unknown), strict=True))
         infos = [memo[path] for path in paths]
-        self.kinds = kinds = [info[0] for info in infos]
-        self.path_words = [info[1] for info in infos]
-        self.stem_words = [info[2] for info in infos]
+        if previous is not None and previous.corpus.paths is paths:  # only contents changed (see `Corpus.updated`)
+            self.kinds, self.path_words, self.stem_words = previous.kinds, previous.path_words, previous.stem_words
+            self.tests, self.path_index, self.test_stems = previous.tests, previous.path_index, previous.test_stems
+            self._modules, self._by_path = previous._modules, previous._by_path
+        else:
+            self.kinds = [info[0] for info in infos]
+            self.path_words = [info[1] for info in infos]
+            self.stem_words = [info[2] for info in infos]
+            self.tests = [index for index, kind in enumerate(self.kinds) if kind == "test"]
+            self.path_index = TextIndex(self.path_words, range(len(paths)))
+            self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
+            if previous is not None and previous._modules is not None:
+                self._modules = _modules_after(previous._modules, previous.corpus.paths, paths)
         self.priors = priors = [info[3] for info in infos]
         most = math.log1p(max(self.churn.values(), default=0)) or 1.0
         for path, commits in self.churn.items():  # up to +50% for the most changed file
             index = self.by_path.get(path)
             if index is not None:
                 priors[index] *= 1 + _CHURN * math.log1p(commits) / most
-        self.tests = [index for index, kind in enumerate(kinds) if kind == "test"]
-        self.path_index = TextIndex(self.path_words, range(len(paths)))
-        self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
         total = self.corpus.starts[-1]
         self.average_length = total / len(self.corpus) if len(self.corpus) else 1.0
 
@@ -187,19 +197,11 @@ class Tree:
         return self._by_path
 
     @property
-    def modules(self) -> dict[str, int]:
-        """Dotted module name -> file, under every suffix of its path (so `src/` layouts resolve too)."""
+    def modules(self) -> dict[str, str]:
+        """Dotted module name -> path of its file, under every suffix of the name (so `src/` layouts resolve
+        too); where several files claim a name, the first path in sorted order."""
         if self._modules is None:
-            modules: dict[str, int] = {}
-            for index, path in enumerate(self.corpus.paths):
-                if path.endswith(".py"):
-                    dotted = module_name(path)
-                    modules.setdefault(dotted, index)
-                    at = dotted.find(".")
-                    while at >= 0:
-                        modules.setdefault(dotted[at + 1 :], index)
-                        at = dotted.find(".", at + 1)
-            self._modules = modules
+            self._modules = _add_modules({}, self.corpus.paths)
         return self._modules
 
     def resolve(self, module: str) -> int | None:
@@ -208,7 +210,31 @@ class Tree:
         found = modules.get(module)
         if found is None and "." in module:
             found = modules.get(module.rsplit(".", 1)[0])
-        return found
+        return self.by_path.get(found) if found is not None else None
+
+
+def _add_modules(modules: dict[str, str], paths: Iterable[str]) -> dict[str, str]:
+    for path in paths:
+        if path.endswith(".py"):
+            dotted = module_name(path)
+            names = [dotted]
+            at = dotted.find(".")
+            while at >= 0:
+                names.append(dotted[at + 1 :])
+                at = dotted.find(".", at + 1)
+            for name in names:
+                claimed = modules.get(name)
+                if claimed is None or path < claimed:
+                    modules[name] = path
+    return modules
+
+
+def _modules_after(modules: dict[str, str], old_paths: list[str], new_paths: list[str]) -> dict[str, str] | None:
+    """`modules` of `old_paths` updated for `new_paths` when files were only added (else None: rebuild)."""
+    old, new = set(old_paths), set(new_paths)
+    if any(path.endswith(".py") for path in old - new):
+        return None  # a removed file may have shadowed another claim to its names
+    return _add_modules(dict(modules), sorted(new - old))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ scans only the changed ones (`_Overlay`), so no rebuild is needed.
 from __future__ import annotations
 
 import bisect
-import marshal
+import itertools
 import os
 import stat
 import threading
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adw.scouts.index_builder import IndexBuilder, build_token_index
+from adw.scouts.index_builder import IndexBuilder, build_token_index, read_framed, write_framed
 from adw.scouts.terms import Term
 
 MAX_FILE_BYTES = 1_000_000  # larger files are data or generated code, not something to read first
@@ -100,7 +100,7 @@ def find_offsets(blob: bytes, needle: bytes, word_start: bool, start: int = 0, e
     return offsets
 
 
-_FORMAT = 1
+_FORMAT = 2
 # Below this much text a term scan costs a few milliseconds, less than starting the index builder.
 INDEX_MIN_BYTES = 4_000_000
 # Changed files are scanned on every lookup; beyond this share of the text a fresh token index pays off.
@@ -212,6 +212,10 @@ class Corpus:
         of the joined text would look cheaper but costs more: on this 37.5 MB that is fresh memory, and page
         faults on it cost as much as the translation (~1 ms per MB each); small per-file results reuse memory.
         """
+        if len(files) == len(self.paths) and files.keys() == set(self.paths):
+            edited = self._edited(root, files)
+            if edited is not None:
+                return edited
         known = {path: i for i, path in enumerate(self.paths)}
         ordered = sorted(files)
         fresh = [path for path in ordered if (old := known.get(path)) is None or self.signatures[old] != files[path]]
@@ -245,6 +249,39 @@ class Corpus:
             return self
         corpus = Corpus(paths, signatures, starts, b"".join(parts))
         corpus._overlay = self._carried_overlay(new_of_old, dirty, starts)
+        return corpus
+
+    def _edited(self, root: Path, files: dict[str, str]) -> Corpus | None:
+        """`updated` when the paths are the same (the usual case while editing): work in proportion to the
+        edited files, not to the tree. None when an edited file can no longer be read (it leaves the corpus)."""
+        paths, old_starts = self.paths, self.starts
+        edited = [
+            i
+            for i, (path, signature) in enumerate(zip(paths, self.signatures, strict=True))
+            if files[path] != signature
+        ]
+        if not edited:
+            return self
+        raws = read_texts(root, [paths[i] for i in edited])
+        if any(raw is None for raw in raws):
+            return None
+        view = memoryview(self.blob)
+        parts: list[bytes | memoryview] = []
+        lengths = [end - start for start, end in itertools.pairwise(old_starts)]
+        new_of_old = list(range(len(paths)))
+        copied_to = 0
+        for index, raw in zip(edited, raws, strict=True):
+            assert raw is not None
+            text = b"\n" + raw.translate(TABLE)
+            parts += (view[copied_to : old_starts[index]], text)
+            copied_to = old_starts[index + 1]
+            lengths[index] = len(text)
+            new_of_old[index] = -1
+        parts.append(view[copied_to:])
+        starts = list(itertools.accumulate(lengths, initial=0))
+        # The same `paths` list: what derives from the paths alone can be reused (see `Tree`).
+        corpus = Corpus(paths, [files[path] for path in paths], starts, b"".join(parts))
+        corpus._overlay = self._carried_overlay(new_of_old, edited, starts)
         return corpus
 
     def _carried_overlay(self, new_of_old: list[int], dirty: list[int], starts: list[int]) -> _Overlay | None:
@@ -375,18 +412,20 @@ class Corpus:
     def save(self, file: Path) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary = file.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_bytes(marshal.dumps((_FORMAT, self.paths, self.signatures, self.starts, self.blob)))
+        with temporary.open("wb") as out:
+            write_framed(out, (_FORMAT, self.paths, self.signatures, self.starts), self.blob)
         os.replace(temporary, file)
 
     @classmethod
     def load(cls, file: Path) -> Corpus | None:
         try:
-            data = marshal.loads(file.read_bytes())
+            with file.open("rb") as stored:
+                header, blob = read_framed(stored)
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if not isinstance(data, tuple) or len(data) != 5 or data[0] != _FORMAT:
+        if not isinstance(header, tuple) or len(header) != 4 or header[0] != _FORMAT:
             return None
-        _, paths, signatures, starts, blob = data
+        _, paths, signatures, starts = header
         return cls(paths, signatures, starts, blob)
 
 

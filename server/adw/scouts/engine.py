@@ -32,7 +32,16 @@ from adw.scouts.corpus import Corpus
 from adw.scouts.fusion import METHOD, fuse, report
 from adw.scouts.models import ScoutReport
 from adw.scouts.scouts import SCOUTS, Evidence
-from adw.scouts.snapshot import Snapshot, Status, list_files, read_status, recent_changes, snapshot
+from adw.scouts.snapshot import (
+    Listing,
+    Snapshot,
+    Status,
+    index_stamp,
+    list_files,
+    read_status,
+    recent_changes,
+    snapshot,
+)
 from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
@@ -56,6 +65,7 @@ class _State:
     watch: Watch | None = None  # inotify on the worktree: while it saw nothing, `status` still holds
     unwatchable: bool = False  # no inotify here (or too many folders): `git status` on every query
     status: Status | None = None  # the last status, valid while `watch` reports no event
+    listing: Listing | None = None  # the last `git ls-files`, valid while the index file is unchanged
 
 
 _STATES: dict[Path, _State] = {}
@@ -76,7 +86,8 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     # answers it: both git commands start now, beside `git status`, and are cancelled if not needed.
     early = None
     if state.tree is None:
-        early = asyncio.ensure_future(list_files(repo.root)), asyncio.ensure_future(_history(repo.root))
+        listing_task = asyncio.ensure_future(list_files(repo.root, _index_of(repo)))
+        early = listing_task, asyncio.ensure_future(_history(repo.root))
     try:
         status = await _current_status(state, repo)
         key = hashlib.sha1(
@@ -86,13 +97,15 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
         if cached is None:
             tree = state.tree
             if tree is None or state.tree_id != status.tree_id:
-                listing, history = early or (list_files(repo.root), None)
+                early_listing, early_history = early or (None, None)
                 if state.churn_head != status.head:
-                    listing_out, state.churn = await asyncio.gather(listing, history or _history(repo.root))
+                    listing, state.churn = await asyncio.gather(
+                        _listing(state, repo, early_listing), early_history or _history(repo.root)
+                    )
                     state.churn_head = status.head
                 else:
-                    listing_out = await listing
-                files = await asyncio.to_thread(snapshot, listing_out, status)  # 20,000 records: ~0.1 s
+                    listing = await _listing(state, repo, early_listing)
+                files = await asyncio.to_thread(snapshot, listing, status)
                 tree = await asyncio.to_thread(_update_tree, state, repo, files)
             ctx = await asyncio.to_thread(_shared_stage, tree, task)
             results = await asyncio.gather(*(asyncio.to_thread(run, ctx) for run in SCOUTS.values()))
@@ -111,6 +124,21 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
     while len(state.reports) > _REPORTS_IN_MEMORY:
         state.reports.popitem(last=False)
     return cached
+
+
+async def _listing(state: _State, repo: Repo, early: asyncio.Future[Listing] | None) -> Listing:
+    """The index's files: listed again only when the index file changed (commits, staging, checkouts)."""
+    listing = state.listing
+    if early is not None:
+        listing = await early
+    elif listing is None or listing.stamp is None or listing.stamp != index_stamp(_index_of(repo)):
+        listing = await list_files(repo.root, _index_of(repo))
+    state.listing = listing
+    return listing
+
+
+def _index_of(repo: Repo) -> Path:
+    return repo.git_dir / "index"
 
 
 async def _history(root: Path) -> dict[str, int]:
@@ -169,8 +197,7 @@ def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
             previous = Corpus.load(index_file) or Corpus.empty()
         corpus = previous.updated(repo.root, files.files)
         if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
-            memo = state.tree.paths if state.tree is not None else {}
-            state.tree = Tree(repo.root, corpus, _FACTS, paths=memo, churn=state.churn)
+            state.tree = Tree(repo.root, corpus, _FACTS, churn=state.churn, previous=state.tree)
         state.tree_id = files.tree_id
         return state.tree
 
@@ -200,12 +227,12 @@ def _write_corpus(corpus: Corpus, file: Path) -> None:
             corpus.save(file)
 
 
-def _wait_for_save(file: Path) -> None:
-    """Let the latest write of `file` finish (older ones either finished or will skip)."""
+def _wait_for_save(file: Path | None = None) -> None:
+    """Let the latest write of `file` (of every file, by default) finish; older ones finished or will skip."""
     with _SAVES_LOCK:
-        saving = _SAVES.get(file)
-    if saving is not None:
-        saving[1].join()
+        threads = [thread for saved, (_, thread) in _SAVES.items() if file is None or saved == file]
+    for thread in threads:
+        thread.join()
 
 
 def _shared_stage(tree: Tree, task: str) -> Context:

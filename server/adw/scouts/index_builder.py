@@ -3,8 +3,7 @@
 The build is ~3.5 s of pure-Python CPU per 40 MB of text, which in-process would hold the GIL that the
 language server's requests need. This file uses the standard library only and runs as a script
 (`python -I -S index_builder.py`), so the builder starts in ~20 ms without importing adw (~0.4 s). The
-corpus and the index travel as `marshal` data through unnamed temporary files, so neither side ever blocks
-on a full pipe.
+corpus and the index travel through unnamed temporary files, so neither side ever blocks on a full pipe.
 """
 
 from __future__ import annotations
@@ -12,12 +11,13 @@ from __future__ import annotations
 import atexit
 import marshal
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 from array import array
 from collections import Counter
-from typing import IO
+from typing import IO, Any
 
 
 def build_token_index(blob: bytes, starts: list[int]) -> tuple[bytes, bytes, bytes]:
@@ -36,6 +36,31 @@ def build_token_index(blob: bytes, starts: list[int]) -> tuple[bytes, bytes, byt
         flat.extend(postings[token])
         bounds.append(len(flat))
     return b" ".join(tokens), flat.tobytes(), bounds.tobytes()
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+def write_framed(file: IO[bytes], header: Any, blob: bytes) -> None:
+    """`header` (marshal) then `blob` as is: writing 40 MB of text then holds the GIL for no copy at all."""
+    data = marshal.dumps(header)
+    file.write(_LENGTH.pack(len(data)))
+    file.write(data)
+    file.write(_LENGTH.pack(len(blob)))
+    file.write(blob)
+
+
+def read_framed(file: IO[bytes]) -> tuple[object, bytes]:
+    """What `write_framed` wrote. Raises ValueError (or EOFError, TypeError) on anything else."""
+    header = marshal.loads(_read_exactly(file, _LENGTH.unpack(_read_exactly(file, _LENGTH.size))[0]))
+    return header, _read_exactly(file, _LENGTH.unpack(_read_exactly(file, _LENGTH.size))[0])
+
+
+def _read_exactly(file: IO[bytes], size: int) -> bytes:
+    data = file.read(size)
+    if len(data) != size:
+        raise EOFError(f"expected {size} bytes, found {len(data)}")
+    return data
 
 
 _RUNNING: set[subprocess.Popen[bytes]] = set()
@@ -58,7 +83,7 @@ class IndexBuilder:
     def start(cls, blob: bytes, starts: list[int]) -> IndexBuilder | None:
         """Start building the index of a corpus; None where no process can be started."""
         with tempfile.TemporaryFile() as request:
-            marshal.dump((blob, starts), request)
+            write_framed(request, starts, blob)
             request.seek(0)
             output = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this call; `result` closes it
             try:
@@ -89,7 +114,8 @@ class IndexBuilder:
 
 def _serve() -> None:
     os.nice(10)  # behind whatever serves the user
-    blob, starts = marshal.load(sys.stdin.buffer)
+    starts, blob = read_framed(sys.stdin.buffer)
+    assert isinstance(starts, list)
     marshal.dump(build_token_index(blob, starts), sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
