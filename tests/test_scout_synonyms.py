@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-import adw.scouts.context
 from adw.scouts import scout
 from adw.scouts.facts import symbol
 from adw.scouts.synonyms import learn, name_stems
@@ -42,9 +39,8 @@ def test_partners_come_from_names_used_together_and_nonsense_learns_nothing() ->
 
 
 async def test_a_term_brings_files_named_with_its_partners_but_never_above_direct_matches(
-    make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+    make_repo: MakeRepo,
 ) -> None:
-    monkeypatch.setattr(adw.scouts.context, "_MAX_SYNONYMS", 3)  # off by default: it cost tuning recall
     root = make_repo(
         {
             "src/app/config.py": (
@@ -64,5 +60,7 @@ async def test_a_term_brings_files_named_with_its_partners_but_never_above_direc
     assert report.files[0] == "src/app/config.py"  # the direct match stays first
     assert "src/app/store.py" in report.files  # never says "cookie": reached through "session"
     assert "src/app/routing.py" not in report.files
+    # A query whose words all meet in one file is not expanded: partners would only add noise.
+    assert "src/app/store.py" not in (await scout("cookie", root)).files
     nonsense = await scout("zzqxv", root)
     assert nonsense.files == []

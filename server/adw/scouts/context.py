@@ -38,9 +38,11 @@ _FACTS_CACHE = 50_000
 _PERIPHERAL = 0.5
 # Synonyms learned from definition names (synonyms.py): a partner counts at most this share of the query term
 # it stands in for (times their Dice coefficient), so an expansion never outranks a direct match.
-# Off: every setting tried lowered tuning Recall@1 (0.606 -> 0.589-0.600, see docs/PERFORMANCE.md#scouts).
 _SYNONYM = 0.3
-_MAX_SYNONYMS = 0  # partners searched per query, strongest first: each new one is a scan of the corpus
+_MAX_SYNONYMS = 3  # partners searched per query, strongest first: each new one is a lookup (or scan) of the corpus
+# Only a query whose best direct match holds less than this share of its weight is expanded: where the words
+# match, expansions only add noise (expanding every query cost 2-4 tuning cases at rank 1; gated, none).
+_EXPAND_BELOW = 0.6
 _LEARN_FROM = CANDIDATES  # best direct matches whose definition names teach the synonyms
 # Files changed often lately are where work is happening; up to +50% for the most changed one.
 _CHURN = 0.5
@@ -313,8 +315,14 @@ class Context:
         )
 
     def _expand(self, reached: list[int]) -> None:
-        """Learn partners of the query terms from the names defined in `reached`; score their matches."""
-        if _MAX_SYNONYMS <= 0:
+        """Learn partners of the query terms from the names defined in `reached`; score their matches.
+
+        Only when the best direct match is weak (`_EXPAND_BELOW`), i.e. the task's words and the code's differ.
+        """
+        if _MAX_SYNONYMS <= 0 or not reached:
+            return
+        top, total = reached[0], sum(self.idf.values())
+        if sum(idf for term, idf in self.idf.items() if top in self.hits[term].counts) >= _EXPAND_BELOW * total:
             return
         learned = learn((s for index in reached for s in self.tree.facts(index).symbols), self.query.terms)
         weights: dict[str, float] = {}
