@@ -340,7 +340,9 @@ def speed(args: argparse.Namespace) -> None:
                            check=True, capture_output=True)  # fmt: skip
             cli.append(time.perf_counter() - start)
         load = os.getloadavg()[0]
-        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, load {load:.1f}")
+        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, load {load:.1f}; "
+              f"reference loop {ms(_reference_loop())} (the same Python work every time: how fast this "
+              f"machine runs Python right now)")  # fmt: skip
         # CPU time (user + system, git included) bounds the wall time an idle machine would need; wall time
         # alone mostly measures whatever else the machine is running.
         print(f"| measurement ({args.runs} runs) | wall, median | wall, worst | CPU time, median |")
@@ -349,6 +351,18 @@ def speed(args: argparse.Namespace) -> None:
             walls, cpus = [row[key][0] for row in rows], [row[key][1] for row in rows]
             print(f"| {key} | {ms(statistics.median(walls))} | {ms(max(walls))} | {ms(statistics.median(cpus))} |")
         print(f"| CLI repeat, new process | {ms(statistics.median(cli))} | {ms(max(cli))} | |")
+
+
+def _reference_loop() -> float:
+    """Seconds for a fixed pure-Python workload (best of 3): shared virtual machines vary by ±50 % over hours."""
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def ms(seconds: float) -> str:

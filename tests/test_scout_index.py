@@ -177,7 +177,7 @@ def test_editing_files_in_place_equals_a_fresh_read(tmp_path: Path) -> None:
     assert dropped.blob == Corpus.empty().updated(tmp_path, {**files, **edits, "pkg/m3.py": "binary"}).blob
 
 
-def test_module_map_follows_added_and_removed_files(tmp_path: Path) -> None:
+def test_imports_resolve_across_added_and_removed_files(tmp_path: Path) -> None:
     from adw.scouts.context import FactsCache, Tree
 
     def write(files: dict[str, str]) -> dict[str, str]:
@@ -186,19 +186,23 @@ def test_module_map_follows_added_and_removed_files(tmp_path: Path) -> None:
             (tmp_path / path).write_text("x = 1\n", "utf-8")
         return files
 
-    files = write({"src/pkg/mod.py": "1", "src/pkg/__init__.py": "2", "tests/test_mod.py": "3"})
+    def resolved(tree: Tree, module: str) -> str | None:
+        index = tree.resolve(module)
+        return tree.corpus.paths[index] if index is not None else None
+
+    files = write({"src/pkg/mod.py": "1", "src/pkg/__init__.py": "2", "tests/test_mod.py": "3", "setup.py": "4"})
     facts = FactsCache()
     first = Tree(tmp_path, Corpus.empty().updated(tmp_path, files), facts)
-    assert first.resolve("pkg.mod") == first.by_path["src/pkg/mod.py"]
+    assert resolved(first, "pkg.mod") == resolved(first, "src.pkg.mod") == "src/pkg/mod.py"
+    assert resolved(first, "pkg.mod.helper") == "src/pkg/mod.py"  # a name imported from the module
+    assert resolved(first, "pkg") == "src/pkg/__init__.py" and resolved(first, "setup") == "setup.py"
+    assert resolved(first, "kg.mod") is None and resolved(first, "other") is None
     # An added file that sorts first takes over the names it shares; the others keep theirs.
-    added = {**files, **write({"lib/pkg/mod.py": "4", "zz/other.py": "5"})}
+    added = {**files, **write({"lib/pkg/mod.py": "5"})}
     second = Tree(tmp_path, first.corpus.updated(tmp_path, added), facts, previous=first)
-    fresh = Tree(tmp_path, second.corpus, facts)
-    assert second.modules == fresh.modules and second._modules is not first._modules
-    assert second.resolve("pkg.mod") == second.by_path["lib/pkg/mod.py"]
-    assert second.resolve("src.pkg.mod") == second.by_path["src/pkg/mod.py"]
+    assert resolved(second, "pkg.mod") == "lib/pkg/mod.py"
+    assert resolved(second, "src.pkg.mod") == "src/pkg/mod.py"
     del added["lib/pkg/mod.py"]
     (tmp_path / "lib/pkg/mod.py").unlink()
     third = Tree(tmp_path, second.corpus.updated(tmp_path, added), facts, previous=second)
-    assert third.resolve("pkg.mod") == third.by_path["src/pkg/mod.py"]
-    assert third.modules == Tree(tmp_path, third.corpus, facts).modules
+    assert resolved(third, "pkg.mod") == "src/pkg/mod.py"

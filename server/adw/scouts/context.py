@@ -158,7 +158,8 @@ class Tree:
     average_length: float = field(init=False)
     path_index: TextIndex = field(init=False)  # every `path_words`, searchable in one `str.find` pass
     test_stems: TextIndex = field(init=False)  # `stem_words` of the test files
-    _modules: dict[str, str] | None = None  # see `modules`
+    _modules: dict[str, list[str]] | None = None  # see `modules`
+    _resolved: dict[str, int | None] = field(default_factory=dict)  # module -> file, memoised by `resolve`
     _by_path: dict[str, int] | None = None
 
     def __post_init__(self, previous: Tree | None) -> None:
@@ -170,7 +171,7 @@ class Tree:
         if previous is not None and previous.corpus.paths is paths:  # only contents changed (see `Corpus.updated`)
             self.kinds, self.path_words, self.stem_words = previous.kinds, previous.path_words, previous.stem_words
             self.tests, self.path_index, self.test_stems = previous.tests, previous.path_index, previous.test_stems
-            self._modules, self._by_path = previous._modules, previous._by_path
+            self._modules, self._by_path, self._resolved = previous._modules, previous._by_path, previous._resolved
         else:
             self.kinds = [info[0] for info in infos]
             self.path_words = [info[1] for info in infos]
@@ -178,8 +179,6 @@ class Tree:
             self.tests = [index for index, kind in enumerate(self.kinds) if kind == "test"]
             self.path_index = TextIndex(self.path_words, range(len(paths)))
             self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
-            if previous is not None and previous._modules is not None:
-                self._modules = _modules_after(previous._modules, previous.corpus.paths, paths)
         self.priors = priors = [info[3] for info in infos]
         most = math.log1p(max(self.churn.values(), default=0)) or 1.0
         for path, commits in self.churn.items():  # up to +50% for the most changed file
@@ -199,44 +198,41 @@ class Tree:
         return self._by_path
 
     @property
-    def modules(self) -> dict[str, str]:
-        """Dotted module name -> path of its file, under every suffix of the name (so `src/` layouts resolve
-        too); where several files claim a name, the first path in sorted order."""
+    def modules(self) -> dict[str, list[str]]:
+        """The last part of a module's dotted name -> the Python files that may define it, in path order.
+
+        `pkg/sub/mod.py` is listed under "mod" and `pkg/sub/__init__.py` under "sub"; `resolve` checks the
+        rest of the name. ~10 ms on 20,000 files: cheaper than mapping every suffix of every dotted name.
+        """
         if self._modules is None:
-            self._modules = _add_modules({}, self.corpus.paths)
+            modules: dict[str, list[str]] = {}
+            for path in self.corpus.paths:
+                if path.endswith(".py"):
+                    slash = path.rfind("/")
+                    name = path[slash + 1 : -3]
+                    if name == "__init__":
+                        name = path[path.rfind("/", 0, slash) + 1 : slash] if slash > 0 else ""
+                    modules.setdefault(name, []).append(path)
+            self._modules = modules
         return self._modules
 
     def resolve(self, module: str) -> int | None:
-        """The file a dotted import refers to (`a.b.name` falls back to module `a.b`)."""
-        modules = self.modules
-        found = modules.get(module)
-        if found is None and "." in module:
-            found = modules.get(module.rsplit(".", 1)[0])
-        return self.by_path.get(found) if found is not None else None
+        """The file a dotted import refers to (`a.b.name` falls back to module `a.b`), under any prefix of its
+        path (so `src/` layouts resolve too); where several files fit, the first in path order."""
+        found = self._resolved.get(module, -1)
+        if found == -1:
+            path = self._module_path(module)
+            if path is None and "." in module:
+                path = self._module_path(module.rsplit(".", 1)[0])
+            found = self._resolved[module] = self.by_path[path] if path is not None else None
+        return found
 
-
-def _add_modules(modules: dict[str, str], paths: Iterable[str]) -> dict[str, str]:
-    for path in paths:
-        if path.endswith(".py"):
+    def _module_path(self, module: str) -> str | None:
+        for path in self.modules.get(module.rsplit(".", 1)[-1], ()):
             dotted = module_name(path)
-            names = [dotted]
-            at = dotted.find(".")
-            while at >= 0:
-                names.append(dotted[at + 1 :])
-                at = dotted.find(".", at + 1)
-            for name in names:
-                claimed = modules.get(name)
-                if claimed is None or path < claimed:
-                    modules[name] = path
-    return modules
-
-
-def _modules_after(modules: dict[str, str], old_paths: list[str], new_paths: list[str]) -> dict[str, str] | None:
-    """`modules` of `old_paths` updated for `new_paths` when files were only added (else None: rebuild)."""
-    old, new = set(old_paths), set(new_paths)
-    if any(path.endswith(".py") for path in old - new):
-        return None  # a removed file may have shadowed another claim to its names
-    return _add_modules(dict(modules), sorted(new - old))
+            if dotted == module or dotted.endswith(f".{module}"):
+                return path
+        return None
 
 
 @dataclass(frozen=True, slots=True)
