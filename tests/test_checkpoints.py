@@ -5,21 +5,13 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from adw.errors import CheckpointError, PathOutsideError
 from adw.git.checkpoints import Checkpoints
-
-MakeRepo = Callable[..., Path]
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    """git in a test repository; the autouse fixture of conftest.py has set HOME and the identity."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
+from tests.conftest import MakeRepo, run_git
 
 FileState = dict[str, tuple[str, bytes | str, bool]]
 

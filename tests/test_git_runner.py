@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,12 +11,7 @@ import pytest
 
 from adw.errors import GitError, GitTimeoutError
 from adw.git.runner import git
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    """git in a test repository; the autouse fixture of conftest.py has set HOME and the identity."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
+from tests.conftest import run_git
 
 
 async def test_output_is_captured_and_split_into_lines(repo: Path) -> None:

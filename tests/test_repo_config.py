@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,14 +9,7 @@ import pytest
 from adw.config import AdwConfig, load_config
 from adw.errors import ConfigError, NotARepositoryError, PathOutsideError
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
-
-MakeRepo = Callable[..., Path]
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    """git in a test repository; the autouse fixture of conftest.py has set HOME and the identity."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
+from tests.conftest import MakeRepo, run_git
 
 
 @pytest.fixture(autouse=True)

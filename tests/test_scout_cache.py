@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from adw.scouts import engine, scout, watch
-from tests.test_scout_engine import TASK, WEBAPP, MakeRepo, run_git
+from tests.conftest import MakeRepo, run_git
+from tests.test_scout_engine import TASK, WEBAPP
 
 MATCHING = "def mark_session_cookie_secure(response):\n    response.secure = True  # SESSION_COOKIE_SECURE\n"
 UNRELATED = "def unrelated_function_name_xy(response):\n    response.banana = True  # ORANGES_APPLES_PEARSX\n"
@@ -88,7 +89,7 @@ async def test_staging_is_seen_even_though_the_file_list_is_reused(webapp: Path)
 
 async def test_our_own_output_does_not_invalidate(webapp: Path) -> None:
     first = await scout(TASK, webapp)
-    engine.save_report(first, webapp)
+    await engine.save_report(first, webapp)
     assert await scout(TASK, webapp) is first
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,8 @@ import pytest
 from adw.cli import main
 from adw.scouts import ScoutReport, scout
 from adw.scouts.corpus import MAX_FILE_BYTES, read_text
+from tests.conftest import MakeRepo, run_git
 
-MakeRepo = Callable[..., Path]  # the `make_repo` fixture of conftest.py
 TASK = "session cookie is not marked secure when SESSION_COOKIE_SECURE is set"
 
 WEBAPP = {
@@ -73,10 +71,6 @@ def webapp(make_repo: MakeRepo) -> Path:
 
 def _location(report: ScoutReport, path: str) -> dict[str, object]:
     return next(loc.model_dump() for loc in report.locations if loc.path == path)
-
-
-def run_git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)  # identity: conftest's autouse env
 
 
 def _inside(root: Path, path: str) -> bool:
@@ -232,8 +226,10 @@ def test_cli_prints_json_and_writes_relevant_files(webapp: Path, capsys: pytest.
     assert set(printed["locations"][0]) == {"path", "line", "score", "scouts", "reason"}
     written = json.loads((webapp / "scout_outputs/relevant_files.json").read_text(encoding="utf-8"))
     assert written == printed
+    assert run_git(webapp, "status", "--porcelain") == ""  # listed in info/exclude: not the user's work
     assert main(["-C", str(webapp), "scout", TASK]) == 0  # the output file must not invalidate the cache
     assert "src/webapp/sessions.py:" in capsys.readouterr().out.splitlines()[0]
+    assert (webapp / ".git/info/exclude").read_text().splitlines().count("/scout_outputs/") == 1
 
 
 def test_cli_worktree_flag_and_errors(webapp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

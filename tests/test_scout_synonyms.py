@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 from adw.scouts import scout
 from adw.scouts.facts import symbol
 from adw.scouts.synonyms import learn, name_stems
 from adw.scouts.terms import parse_query
-
-MakeRepo = Callable[..., Path]  # the `make_repo` fixture of conftest.py
+from tests.conftest import MakeRepo
 
 NAMES = [
     ("SESSION_COOKIE_SECURE", "constant"),

@@ -157,6 +157,7 @@ def test_status_and_logs_json_list_tasks_findings_and_events(
     ]
     assert [task["id"] for task in status["tasks"]] == [
         "worktree",
+        "scout",
         "plan",
         "build",
         "test",

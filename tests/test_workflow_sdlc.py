@@ -67,7 +67,7 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
     workflows = sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], engine.config)
     results = await engine.run_all(workflows)
     for wf in results:
-        assert wf.state is TaskState.SUCCEEDED, [(t.id, t.state, t.reason) for t in wf.tasks]
+        assert wf.state is TaskState.SUCCEEDED, [(t.id, t.state.value, t.reason) for t in wf.tasks if t.reason]
         worktree = Path(wf.cwd)
         assert worktree.name == wf.name and worktree != project
         log = run_git(worktree, "log", "--format=%s%n%b", "-1")
@@ -84,7 +84,9 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
         assert sorted(files) == sorted(
             [f"src/calc/{wf.name}.py", f"tests/test_{wf.name}.py", f"docs/changes/{wf.name}.md"]
         )
-        assert run_git(worktree, "status", "--porcelain") == ""
+        assert run_git(worktree, "status", "--porcelain") == ""  # the scouts' report is excluded, not committed
+        assert wf.task("scout").outputs["task"] == wf.name  # the spec's heading; it has no prose
+        assert (worktree / "scout_outputs/relevant_files.json").is_file()
         preview = wf.task("merge-preview")
         assert preview.outputs["clean"] is True and preview.summary == f"adw/{wf.name} merges cleanly into main"
         checkpoints = wf.task("build").outputs["checkpoints"]
@@ -134,3 +136,28 @@ def test_specs_are_checked_before_anything_starts(project: Path, tmp_path: Path)
     (other / "add.md").write_text(ADD)
     with pytest.raises(AdwError, match="share the name add"):
         sdlc_workflows(project, [project / "specs/add.md", other / "add.md"], AdwConfig())
+
+
+async def test_the_plan_phase_receives_the_scouts_report(make_repo: MakeRepo) -> None:
+    plan_agent = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2] + '|' + sys.argv[3])"
+    project = make_repo(
+        {
+            "pyproject.toml": PYPROJECT.replace(
+                "[tool.adw.agents]",
+                "[tool.adw.phases.plan]\nagent = \"command\"\n"
+                f"command = [\"python\", \"-c\", \"{plan_agent}\", \"{{worktree}}/../seen.txt\", "
+                "\"{relevant_files}\", \"{scout_report}\"]\n\n[tool.adw.agents]",
+            ),
+            "src/calc/__init__.py": "",
+            "src/calc/ops.py": "def subtract(a, b):\n    \"\"\"a minus b.\"\"\"\n    return b - a\n",
+            "src/calc/format.py": "def show(value):\n    return str(value)\n",
+            "specs/sign.md": "# Fix the sign of subtract\n\nsubtract(a, b) returns b - a instead of a - b.\n",
+        }
+    )
+    engine = await Engine.open(project)
+    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/sign.md"], engine.config))
+    assert wf.task("scout").state is TaskState.SUCCEEDED and wf.task("plan").state is TaskState.SUCCEEDED
+    assert wf.task("scout").outputs["task"] == "Fix the sign of subtract subtract(a, b) returns b - a instead of a - b."
+    relevant, report = (Path(wf.cwd).parent / "seen.txt").read_text().split("|")
+    assert relevant.splitlines()[0] == "src/calc/ops.py"
+    assert Path(report) == Path(wf.cwd) / "scout_outputs/relevant_files.json" and Path(report).is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +13,7 @@ import pytest
 from adw.errors import InvalidNameError, NotARepositoryError, UnsafeOperationError, WorktreeError
 from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import ARCHIVE_NS, TRASH_DIR, Strategy, Worktrees
-
-MakeRepo = Callable[..., Path]
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    """git in a test repository; the autouse fixture of conftest.py has set HOME and the identity."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+from tests.conftest import MakeRepo, run_git
 
 
 def rev(cwd: Path, ref: str = "HEAD") -> str:

@@ -64,7 +64,7 @@ async def test_cancelling_one_progress_cancels_that_task_only(
     finished = await wait_workflow(client, workflow["id"], 60)
     states = {task["id"]: task["state"] for task in finished["tasks"]}
     assert states == {
-        "worktree": "succeeded", "plan": "succeeded", "build": "succeeded",
+        "worktree": "succeeded", "scout": "succeeded", "plan": "succeeded", "build": "succeeded",
         "test": "cancelled", "review": "succeeded", "document": "succeeded",
         "commit": "skipped", "merge-preview": "skipped",
     }, states
@@ -81,8 +81,8 @@ async def test_cancelling_one_progress_cancels_that_task_only(
     by_title = {_begin(reports).title: reports for reports in client.progress_reports.values()}
     phases = sorted(title.split(": ", 1)[1] for title in by_title)
     assert phases == sorted(
-        ["worktree (worktree)", "plan (spec-apply)", "build (spec-apply)", "test (command)", "review (command)",
-         "document (summary)"]
+        ["worktree (worktree)", "scout (scout)", "plan (spec-apply)", "build (spec-apply)", "test (command)",
+         "review (command)", "document (summary)"]
     ), phases
     assert all(_begin(reports).cancellable for reports in by_title.values())
     test_end = client.progress_reports[token][-1]

@@ -18,7 +18,8 @@ from adw.workflow.models import AgentResult, Task, Usage, Workflow
 
 DEFAULT_PROMPTS = {
     "plan": "Read the spec below and write an implementation plan to PLAN.md in {worktree}. "
-    "Do not change other files.\n\nSpec ({spec}):\n{spec_text}",
+    "Do not change other files. Files the scouts rank first for this spec, to read before planning "
+    "(details in {scout_report}):\n{relevant_files}\n\nSpec ({spec}):\n{spec_text}",
     "build": "Implement the spec below in {worktree}, following PLAN.md if present.\n\n"
     "Spec ({spec}):\n{spec_text}",
     "test": "Run the tests of {worktree} and fix what fails. Report the result.",

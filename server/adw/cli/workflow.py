@@ -27,9 +27,9 @@ _WATCH_INTERVAL = 0.5
 def register(subparsers: Any) -> None:
     sdlc = subparsers.add_parser(
         "sdlc",
-        help="run plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
-        description="For each SPEC (Markdown): a worktree named after it, plan, build, then test, review and "
-        "document in parallel, one commit summing up every phase, and a merge preview against the base.",
+        help="run scout → plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
+        description="For each SPEC (Markdown): a worktree named after it, the scouts, plan, build, then test, review "
+        "and document in parallel, one commit summing up every phase, and a merge preview against the base.",
     )
     sdlc.add_argument("specs", nargs="+", metavar="SPEC", help="Markdown spec files")
     sdlc.add_argument(

@@ -315,7 +315,7 @@ class Context:
 
         Only when the best direct match is weak (`_EXPAND_BELOW`), i.e. the task's words and the code's differ.
         """
-        if _MAX_SYNONYMS <= 0 or not reached:
+        if not reached:
             return
         top, total = reached[0], sum(self.idf.values())
         if sum(idf for term, idf in self.idf.items() if top in self.hits[term].counts) >= _EXPAND_BELOW * total:

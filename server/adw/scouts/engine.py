@@ -4,11 +4,13 @@ Caches, cheapest first:
 * reports in memory and on disk (`<git-common-dir>/adw/scouts/reports/`), keyed by (tree id, task, top,
   scout version): a repeat on an unchanged tree costs one `git status`, or nothing while the worktree's
   inotify watch (`watch.py`) has seen no event;
-* the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`); a changed tree
-  re-reads only the files whose signature changed;
+* the `git ls-files` listing, while the index file is unchanged;
+* the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`, written after
+  the answer); a changed tree re-reads only the files whose signature changed;
 * per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees;
 * after the first computed answer on a large tree, a token index of its corpus, built by a background process
-  (`Corpus.index_in_background`); until it is ready, terms are found by scanning.
+  (`Corpus.index_in_background`) and reused by later corpora for their unchanged files; until it is ready,
+  terms are found by scanning.
 
 All CPU work runs in worker threads so the caller's event loop (the language server's) never stalls.
 """
@@ -73,8 +75,12 @@ _REPOS: dict[Path, Repo] = {}
 _FACTS = FactsCache()
 
 
-async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
-    """Rank the files and lines of the worktree at `root` that a developer should read first for `task`."""
+async def scout(task: str, root: Path, top: int = 10, *, keep_indexing: bool = True) -> ScoutReport:
+    """Rank the files and lines of the worktree at `root` that a developer should read first for `task`.
+
+    `keep_indexing`: build a token index after the answer, for this process's later queries; a one-shot
+    caller (the CLI) that exits at once passes False rather than start a build only to kill it.
+    """
     if top < 1:
         raise ValueError(f"top must be at least 1, not {top}")
     repo = await _discover(root)
@@ -114,7 +120,8 @@ async def scout(task: str, root: Path, top: int = 10) -> ScoutReport:
             await asyncio.to_thread(_save_report, repo, key, cached)
             # After the answer: later queries look their terms up in a token index instead of scanning the
             # text, and later processes load the corpus instead of reading the tree.
-            ctx.tree.corpus.index_in_background()
+            if keep_indexing:
+                ctx.tree.corpus.index_in_background()
             _save_corpus(ctx.tree.corpus, _index_file(repo))
     finally:
         for pending in early or ():
@@ -172,12 +179,30 @@ async def _current_status(state: _State, repo: Repo) -> Status:
     return status
 
 
-def save_report(report: ScoutReport, root: Path) -> Path:
-    """Write `scout_outputs/relevant_files.json` under `root`, where the plan phase reads it."""
-    file = root / OUTPUT_FILE
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n", "utf-8")
+async def save_report(report: ScoutReport, root: Path) -> Path:
+    """Write `scout_outputs/relevant_files.json` under the worktree `root`, where the plan phase reads it.
+
+    The folder is listed in the repository's `info/exclude` (local, never committed), so it neither shows in
+    `git status` nor counts as unsaved work when the worktree is removed.
+    """
+    repo = await _discover(root)
+    file = repo.root / OUTPUT_FILE
+    text = json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+    await asyncio.to_thread(_write_output, file, text, repo.common_dir / "info" / "exclude")
     return file
+
+
+def _write_output(file: Path, text: str, exclude: Path) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text, "utf-8")
+    pattern = f"/{OUTPUT_FILE.parts[0]}/"
+    with contextlib.suppress(OSError):  # without it the folder only shows as untracked
+        existing = exclude.read_text("utf-8") if exclude.is_file() else ""
+        if pattern not in existing.splitlines():
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            with exclude.open("a", encoding="utf-8") as out:
+                separator = "" if not existing or existing.endswith("\n") else "\n"
+                out.write(f"{separator}{pattern}\n")
 
 
 async def _discover(root: Path) -> Repo:
@@ -194,7 +219,7 @@ def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
         else:
             index_file = _index_file(repo)
             _wait_for_save(index_file)
-            previous = Corpus.load(index_file) or Corpus.empty()
+            previous = Corpus.load(index_file) or _sibling_corpus(repo, index_file) or Corpus.empty()
         corpus = previous.updated(repo.root, files.files)
         if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
             state.tree = Tree(repo.root, corpus, _FACTS, churn=state.churn, previous=state.tree)
@@ -241,6 +266,16 @@ def _shared_stage(tree: Tree, task: str) -> Context:
     ctx.matches  # noqa: B018
     tree.modules  # noqa: B018
     return ctx
+
+
+def _sibling_corpus(repo: Repo, own: Path) -> Corpus | None:
+    """The corpus another worktree of the repository saved last: a new worktree shares most of its files, and
+    clean files are signed by blob id, so only the files that differ are read (an SDLC's scout step)."""
+    try:
+        saved = sorted(own.parent.glob("corpus-*.bin"), key=lambda file: file.stat().st_mtime, reverse=True)
+    except OSError:
+        return None
+    return next((corpus for file in saved if file != own and (corpus := Corpus.load(file)) is not None), None)
 
 
 def _index_file(repo: Repo) -> Path:

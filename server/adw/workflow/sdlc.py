@@ -1,5 +1,5 @@
-"""The SDLC pipeline: for each spec, worktree → plan → build → (test ‖ review ‖ document) → commit → merge
-preview, as one workflow; several specs run as several workflows at once.
+"""The SDLC pipeline: for each spec, worktree → scout → plan → build → (test ‖ review ‖ document) → commit →
+merge preview, as one workflow; several specs run as several workflows at once.
 
 Agent phases are checkpointed before and after, so any phase can be undone with `adw undo`.
 """
@@ -16,7 +16,7 @@ from adw.workflow.models import Task, Workflow
 
 PHASES = ("plan", "build", "test", "review", "document")
 _DEPS = {
-    "plan": ["worktree"],
+    "plan": ["scout"],
     "build": ["plan"],
     "test": ["build"],
     "review": ["build"],
@@ -32,7 +32,10 @@ def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
 def sdlc_workflow(repo_root: Path, spec: Path, config: AdwConfig) -> Workflow:
     name = spec.stem
     phases = phase_configs(config)
-    tasks = [Task(id="worktree", phase="worktree", agent="worktree", kind="step")]
+    tasks = [
+        Task(id="worktree", phase="worktree", agent="worktree", kind="step"),
+        Task(id="scout", phase="scout", agent="scout", kind="step", deps=["worktree"]),
+    ]
     tasks += [
         Task(
             id=phase,

@@ -1,6 +1,6 @@
-"""Steps of the SDLC pipeline that are quick git work rather than agents: create the worktree, make the one
-aggregated commit, preview the merge. They implement the agent interface so that the engine persists, resumes
-and reports them like any task, but they take no agent slot."""
+"""Steps of the SDLC pipeline that are quick local work rather than agents: create the worktree, scout it for
+the plan, make the one aggregated commit, preview the merge. They implement the agent interface so that the
+engine persists, resumes and reports them like any task, but they take no agent slot."""
 
 from __future__ import annotations
 
@@ -47,21 +47,75 @@ class CreateWorktreeStep(AgentBase):
         )
 
 
+class ScoutStep(AgentBase):
+    """Runs the six scouts on the new worktree for the spec's task and leaves their report in
+    `scout_outputs/relevant_files.json`, where the plan phase reads it (`{scout_report}` and
+    `{relevant_files}` in agent prompts). A scout failure is a warning: the plan goes on without the report."""
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        from adw.scouts import save_report, scout
+
+        spec = Path(self.workflow.spec) if self.workflow.spec else None
+        try:
+            wanted = task_of_spec(spec.read_text(encoding="utf-8")) if spec else self.workflow.name
+            report = await scout(wanted or self.workflow.name, worktree, keep_indexing=False)  # one query per worktree
+            saved = await save_report(report, worktree)
+        except (AdwError, OSError, ValueError) as exc:
+            message = f"no scout report, the plan goes on without it: {exc}"
+            finding = Finding(path=str(spec or worktree), severity=Severity.WARNING, source="scouts", message=message)
+            events.finding(finding)
+            return AgentResult(status="succeeded", summary="no scout report", findings=[finding])
+        for location in report.locations[:5]:
+            events.progress(f"{location.path}:{location.line} {location.reason}")
+        shown = ", ".join(report.files[:3]) or "no matching source file"
+        return AgentResult(
+            status="succeeded",
+            summary=f"{report.count} file(s) to read first: {shown}",
+            outputs={"report": str(saved), "files": report.files, "tests": report.tests, "task": wanted},
+        )
+
+
+def task_of_spec(markdown: str) -> str:
+    """What the scouts look for: the spec's first heading and the first paragraph of prose after it."""
+    heading = ""
+    paragraph: list[str] = []
+    fenced = False
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced = not fenced
+            if paragraph:
+                break
+            continue
+        if fenced:
+            continue
+        if stripped.startswith("#"):
+            if paragraph:
+                break
+            heading = heading or stripped.lstrip("#").strip()
+        elif stripped:
+            paragraph.append(stripped)
+        elif paragraph:
+            break
+    return " ".join([heading, *paragraph]).strip()[:_SCOUT_TASK_CHARS]
+
+
+_SCOUT_TASK_CHARS = 500  # a task, not a document: longer text only dilutes the terms
+
+
 class CommitStep(AgentBase):
     """`git add -A` and one commit whose message sums up every phase."""
 
     async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         try:
-            await git("add", "-A", cwd=worktree)
+            await git("add", "-A", cwd=worktree)  # the scouts' report is in info/exclude (`save_report`)
             staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
             if staged.returncode == 0:
                 return AgentResult(status="succeeded", summary="nothing to commit")
             identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
             await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
             head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
-            files = (
-                await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)
-            ).lines
+            files = (await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)).lines
         except AdwError as exc:
             return AgentResult.failed(f"commit failed: {exc.message}")
         events.progress(f"committed {head[:12]}")
@@ -131,6 +185,7 @@ async def has_identity(cwd: Path) -> bool:
 
 STEP_AGENTS: dict[str, Callable[[Workflow, AgentsConfig], Agent]] = {
     "worktree": CreateWorktreeStep,
+    "scout": ScoutStep,
     "commit": CommitStep,
     "merge-preview": MergePreviewStep,
 }

@@ -72,8 +72,8 @@ describe('ADW extension in VS Code', () => {
     }, 150_000);
     assert.equal(done.state, 'succeeded', done.reason);
     const tasks = api.views.workflows.getChildren({ workflow: done });
-    assert.deepEqual(tasks.map((n) => n.task?.phase).slice(0, 3), ['worktree', 'plan', 'build']);
-    const item = api.views.workflows.getTreeItem(tasks[2]);
+    assert.deepEqual(tasks.map((n) => n.task?.phase).slice(0, 4), ['worktree', 'scout', 'plan', 'build']);
+    const item = api.views.workflows.getTreeItem(tasks[3]);
     assert.match(String(item.description), /^succeeded · spec-apply · \d+s/);
     assert.equal(item.command?.command, 'adw.openTaskLog');
     assert.ok(existsSync(path.join(worktree, 'src', 'calc', 'add.py')));
