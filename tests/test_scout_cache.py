@@ -147,3 +147,20 @@ async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_
     (webapp / "src/webapp/config.py").write_text("SESSION_COOKIE_SECURE = True\n")
     again = await scout(TASK, webapp)  # a new process: the index on disk is reused, one file re-read
     assert reads == ["src/webapp/config.py"] and "src/webapp/config.py" in again.files
+
+
+async def test_a_new_worktree_starts_from_its_siblings_corpus(webapp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adw.scouts import corpus
+
+    await scout(TASK, webapp)
+    engine._wait_for_save()
+    sibling = webapp.parent / "webapp-feature"
+    run_git(webapp, "worktree", "add", "-q", "-b", "feature", str(sibling))
+    (sibling / "src/webapp/helpers.py").write_text(MATCHING)
+    reads: list[str] = []
+    original = corpus.read_texts
+    monkeypatch.setattr(corpus, "read_texts", lambda root, paths: reads.extend(paths) or original(root, paths))
+    found = await scout(TASK, sibling)
+    assert reads == ["src/webapp/helpers.py"]  # every other file is the same blob as in the main worktree
+    assert "src/webapp/helpers.py" in found.files
+    assert found.files[0] == (await scout(TASK, webapp)).files[0]
