@@ -74,6 +74,11 @@ try {
   await shot('vscode-spec-picker');
   await page.keyboard.press('Enter');
 
+  // Each workflow lists nine tasks: give the Workflows view the Checkpoints view's height, so that both
+  // workflows stay on screen (the tree renders only the rows in view).
+  const checkpoints = view('Checkpoints').locator('.pane-header');
+  await checkpoints.waitFor({ timeout: 30_000 });
+  if ((await checkpoints.getAttribute('aria-expanded')) === 'true') await checkpoints.click();
   const workflows = view('Workflows');
   await row(workflows, 'add').first().waitFor({ timeout: 30_000 });
   await row(workflows, 'greet').first().waitFor({ timeout: 30_000 });
