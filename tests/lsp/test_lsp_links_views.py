@@ -4,6 +4,7 @@ adw/checkpoints requests; the adw/changed notification)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ async def test_scout_links_and_show_document(vscode: LanguageClient, workspace: 
     # The Markdown report: every result is a document link to its file and line.
     report = Path(to_fs_path(result["reportUri"]) or "")
     assert report == root / "scout_outputs/scout-report.md" and report.is_file()
+    assert json.loads((root / "scout_outputs/relevant_files.json").read_text())["files"] == result["files"]
     open_document(client, report)
     links = await client.text_document_document_link_async(
         types.DocumentLinkParams(text_document=types.TextDocumentIdentifier(uri=result["reportUri"]))

@@ -62,9 +62,11 @@ def register(server: AdwServer) -> None:
         task = args.required("task")
         root = await worktree_path(ls, args.text("worktree"))
         from adw.lsp.links import show_best, write_report
+        from adw.scouts import save_report
         from adw.scouts import scout as run_scout
 
         report = await run_scout(task, root, top=args.number("top") or 10)
+        await save_report(report, root)  # relevant_files.json beside the Markdown report, as the CLI leaves it
         report_path = await write_report(root, report)
         locations = [
             types.Location(uri=uri_of(root / loc.path), range=_line_range(loc.line)) for loc in report.locations

@@ -11,6 +11,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from adw.lsp.server import AdwServer, uri_of
+from adw.scouts import OUTPUT_FILE
 
 REPORT_NAME = "scout-report.md"
 # `path/to/file.py:42` in backticks: the form write_report uses, so links are found exactly where it put them.
@@ -25,7 +26,7 @@ def render(report: Any) -> str:
 
 
 async def write_report(root: Path, report: Any) -> Path:
-    path = root / "scout_outputs" / REPORT_NAME
+    path = root / OUTPUT_FILE.parent / REPORT_NAME
     text = render(report)
 
     def write() -> None:
@@ -55,7 +56,7 @@ def register(server: AdwServer) -> None:
             return []
         document = ls.workspace.get_text_document(uri)
         # The report lives in <worktree>/scout_outputs/, and its paths are relative to that worktree.
-        base = Path(fs).parent.parent if Path(fs).parent.name == "scout_outputs" else Path(fs).parent
+        base = Path(fs).parent.parent if Path(fs).parent.name == OUTPUT_FILE.parent.name else Path(fs).parent
         links = []
         for number, line in enumerate(document.lines):
             for match in _LINK.finditer(line):
