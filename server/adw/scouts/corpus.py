@@ -76,14 +76,18 @@ def _read(path: str, dir_fd: int | None) -> bytes | None:
 
 
 def read_texts(root: str | os.PathLike[str], paths: list[str]) -> list[bytes | None]:
-    """`read_text` of many files of one tree."""
+    """`read_text` of many files of one tree, each normalised (`TABLE`) as soon as it is read.
+
+    Normalising at once lets each file's raw bytes be freed before the next is read, so the memory is
+    reused: fresh memory costs page faults at ~1 ms per MB on this VM, and 20,000 files are 37.5 MB.
+    """
     # Opened relative to the root's descriptor, the kernel resolves one short path per file (~20% faster).
     try:
         root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return [None] * len(paths)  # the worktree is gone: nothing to read
     try:
-        return [_read(path, root_fd) for path in paths]
+        return [raw.translate(TABLE) if (raw := _read(path, root_fd)) is not None else None for path in paths]
     finally:
         os.close(root_fd)
 
@@ -230,13 +234,13 @@ class Corpus:
         for path in ordered:
             old = known.get(path)
             if path in read:
-                raw = read[path]
-                if raw is None:
+                text = read[path]
+                if text is None:
                     continue
                 dirty.append(len(paths))
                 parts.append(b"\n")  # each text starts with a newline, so a first word starts a word
-                parts.append(raw.translate(TABLE))
-                length = len(raw) + 1
+                parts.append(text)
+                length = len(text) + 1
             else:
                 assert old is not None
                 new_of_old[old] = len(paths)
@@ -262,20 +266,19 @@ class Corpus:
         ]
         if not edited:
             return self
-        raws = read_texts(root, [paths[i] for i in edited])
-        if any(raw is None for raw in raws):
+        texts = read_texts(root, [paths[i] for i in edited])
+        if any(text is None for text in texts):
             return None
         view = memoryview(self.blob)
         parts: list[bytes | memoryview] = []
         lengths = [end - start for start, end in itertools.pairwise(old_starts)]
         new_of_old = list(range(len(paths)))
         copied_to = 0
-        for index, raw in zip(edited, raws, strict=True):
-            assert raw is not None
-            text = b"\n" + raw.translate(TABLE)
-            parts += (view[copied_to : old_starts[index]], text)
+        for index, text in zip(edited, texts, strict=True):
+            assert text is not None
+            parts += (view[copied_to : old_starts[index]], b"\n", text)
             copied_to = old_starts[index + 1]
-            lengths[index] = len(text)
+            lengths[index] = len(text) + 1
             new_of_old[index] = -1
         parts.append(view[copied_to:])
         starts = list(itertools.accumulate(lengths, initial=0))
