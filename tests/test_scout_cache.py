@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,42 @@ async def test_a_new_worktree_starts_from_its_siblings_corpus(webapp: Path, monk
     assert reads == ["src/webapp/helpers.py"]  # every other file is the same blob as in the main worktree
     assert "src/webapp/helpers.py" in found.files
     assert found.files[0] == (await scout(TASK, webapp)).files[0]
+
+
+async def test_a_new_process_loads_the_token_index_built_by_an_earlier_one(
+    webapp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from adw.scouts import corpus
+    from adw.scouts.index_builder import IndexBuilder
+
+    monkeypatch.setattr(corpus, "INDEX_MIN_BYTES", 0)
+    await scout(TASK, webapp)
+    saved = engine._index_file(await engine._discover(webapp))
+    deadline = time.monotonic() + 60
+    while not ((stored := corpus.Corpus.load(saved)) is not None and stored.indexed):  # built, then saved again
+        assert time.monotonic() < deadline, "the token index was never saved"
+        await asyncio.sleep(0.05)
+    monkeypatch.setattr(engine, "_STATES", {})  # a new process
+    monkeypatch.setattr(engine, "_REPOS", {})
+    started: list[object] = []
+    monkeypatch.setattr(IndexBuilder, "start", classmethod(lambda cls, *args: started.append(args)))
+    await scout("router rule", webapp)
+    assert _state(webapp).tree is not None and _state(webapp).tree.corpus.indexed
+    assert started == []  # loaded, not built again
+
+
+async def test_a_one_shot_query_neither_watches_nor_rewrites_an_unchanged_corpus(
+    webapp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await scout(TASK, webapp)
+    engine._wait_for_save()
+    stored = engine._index_file(await engine._discover(webapp))
+    written = stored.stat().st_mtime_ns
+    monkeypatch.setattr(engine, "_STATES", {})  # a new process, as the CLI is
+    monkeypatch.setattr(engine, "_REPOS", {})
+    await scout("router rule", webapp, follow_up=False)
+    engine._wait_for_save()
+    assert _state(webapp).watch is None
+    assert stored.stat().st_mtime_ns == written  # loaded as it was: nothing to write back

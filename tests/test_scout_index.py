@@ -206,3 +206,19 @@ def test_imports_resolve_across_added_and_removed_files(tmp_path: Path) -> None:
     (tmp_path / "lib/pkg/mod.py").unlink()
     third = Tree(tmp_path, second.corpus.updated(tmp_path, added), facts, previous=second)
     assert resolved(third, "pkg.mod") == "src/pkg/mod.py"
+
+
+def test_the_token_index_is_saved_with_its_corpus(tmp_path: Path) -> None:
+    corpus = Corpus.empty().updated(tmp_path, _tree(tmp_path, files=25, seed=13))
+    corpus.save(tmp_path / "plain.bin")
+    corpus.build_index()
+    corpus.save(tmp_path / "indexed.bin")
+    plain, indexed = Corpus.load(tmp_path / "plain.bin"), Corpus.load(tmp_path / "indexed.bin")
+    assert plain is not None and indexed is not None
+    assert not plain.indexed and indexed.indexed
+    assert (indexed.paths, indexed.signatures, indexed.starts, indexed.blob) == (
+        corpus.paths, corpus.signatures, corpus.starts, corpus.blob
+    )
+    _assert_same_hits(indexed, _terms())
+    (tmp_path / "broken.bin").write_bytes((tmp_path / "indexed.bin").read_bytes()[:-10])
+    assert Corpus.load(tmp_path / "broken.bin") is None  # a truncated file is no corpus: read the tree again

@@ -32,7 +32,7 @@ async def _scout(args: argparse.Namespace) -> int:
     top = args.top if args.top is not None else load_config(repo.root).scout.top
     if top < 1:
         raise ConfigError(f"--top must be at least 1, not {top}", "pass a positive number, e.g. --top 10")
-    result = await scout(args.task, repo.root, top, keep_indexing=False)
+    result = await scout(args.task, repo.root, top, follow_up=False)
     await save_report(result, repo.root)
     emit(args, result, _text(result.locations, repo.root))
     return 0

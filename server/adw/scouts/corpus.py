@@ -18,7 +18,7 @@ import os
 import stat
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def find_offsets(blob: bytes, needle: bytes, word_start: bool, start: int = 0, e
     return offsets
 
 
-_FORMAT = 2
+_FORMAT = 3
 # Below this much text a term scan costs a few milliseconds, less than starting the index builder.
 INDEX_MIN_BYTES = 4_000_000
 # Changed files are scanned on every lookup; beyond this share of the text a fresh token index pays off.
@@ -137,7 +137,7 @@ class TokenIndex:
     __slots__ = ("_bounds", "_postings", "_starts", "_vocab")
 
     def __init__(self, vocab: bytes, postings: bytes, bounds: bytes) -> None:
-        self._vocab = b" " + vocab + b" "
+        self._vocab = b" " + vocab + b" "  # padded, so every token is found between two spaces
         self._postings = array("i")
         self._postings.frombytes(postings)
         self._bounds = array("i")
@@ -147,6 +147,10 @@ class TokenIndex:
             starts.append(at)
             at += len(token) + 1
         self._starts = starts
+
+    def parts(self) -> tuple[bytes, bytes, bytes]:
+        """What `__init__` takes, to save the index beside its corpus."""
+        return self._vocab[1:-1], self._postings.tobytes(), self._bounds.tobytes()
 
     def counts(self, needle: bytes, word_start: bool) -> dict[int, int]:
         """File index -> occurrences of `needle` (letters and digits), as a scan of the corpus counts them."""
@@ -318,7 +322,7 @@ class Corpus:
         """Build the token index here, synchronously (~3.5 s of CPU on 37.5 MB; tests and benchmarks)."""
         self._own.index = TokenIndex(*build_token_index(self.blob, self.starts))
 
-    def index_in_background(self) -> threading.Thread | None:
+    def index_in_background(self, on_ready: Callable[[], None] | None = None) -> threading.Thread | None:
         """Start building the token index in a low-priority helper process; lookups use it when it is ready.
 
         A separate process because the build is ~3.5 s of pure-Python CPU that would hold this process's GIL.
@@ -332,16 +336,18 @@ class Corpus:
         if reusable and overlay is not None and overlay.dirty_bytes <= _OVERLAY_MAX_SHARE * len(self.blob):
             return None
         own.building = True
-        thread = threading.Thread(target=self._index_by_builder, name="scout-index", daemon=True)
+        thread = threading.Thread(target=self._index_by_builder, args=(on_ready,), name="scout-index", daemon=True)
         thread.start()
         return thread
 
-    def _index_by_builder(self) -> None:
+    def _index_by_builder(self, on_ready: Callable[[], None] | None) -> None:
         builder = IndexBuilder.start(self.blob, self.starts)
         built = builder.result() if builder is not None else None
         if built is not None:
             self._own.index = TokenIndex(*built)
         self._own.building = False  # a failed build leaves the scans, which lose nothing but speed
+        if built is not None and on_ready is not None:
+            on_ready()
 
     def find(self, term: Term) -> TermHits:
         return self.find_all([term])[term]
@@ -413,23 +419,34 @@ class Corpus:
         return max(1, self.blob.count(b"\n", start, start + offset))
 
     def save(self, file: Path) -> None:
+        """Write the corpus, and its own token index when it has one, so a new process needs neither read."""
+        index = self._own.index
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary = file.with_suffix(f".tmp{os.getpid()}")
         with temporary.open("wb") as out:
-            write_framed(out, (_FORMAT, self.paths, self.signatures, self.starts), self.blob)
+            header = (_FORMAT, self.paths, self.signatures, self.starts)
+            write_framed(out, header, self.blob, *(index.parts() if index is not None else ()))
         os.replace(temporary, file)
 
     @classmethod
     def load(cls, file: Path) -> Corpus | None:
         try:
             with file.open("rb") as stored:
-                header, blob = read_framed(stored)
+                header, blobs = read_framed(stored)
+            if not isinstance(header, tuple) or len(header) != 4 or header[0] != _FORMAT or len(blobs) not in (1, 4):
+                return None
+            _, paths, signatures, starts = header
+            corpus = cls(paths, signatures, starts, blobs[0])
+            if len(blobs) == 4:
+                corpus._own.index = TokenIndex(*blobs[1:])
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if not isinstance(header, tuple) or len(header) != 4 or header[0] != _FORMAT:
-            return None
-        _, paths, signatures, starts = header
-        return cls(paths, signatures, starts, blob)
+        return corpus
+
+    @property
+    def saveable_index(self) -> bool:
+        """Whether `save` would now write a token index (this corpus's own; a reused one is not saved)."""
+        return self._own.index is not None
 
 
 def _indexable(needle: bytes) -> bool:

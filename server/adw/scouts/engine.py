@@ -6,11 +6,12 @@ Caches, cheapest first:
   inotify watch (`watch.py`) has seen no event;
 * the `git ls-files` listing, while the index file is unchanged;
 * the corpus per worktree, in memory and on disk (`<git-common-dir>/adw/scouts/corpus-*.bin`, written after
-  the answer); a changed tree re-reads only the files whose signature changed;
+  the answer; a new worktree starts from a sibling's); a changed tree re-reads only the files whose
+  signature changed;
 * per-file facts (definitions, imports) by content signature, in memory, shared by all worktrees;
 * after the first computed answer on a large tree, a token index of its corpus, built by a background process
-  (`Corpus.index_in_background`) and reused by later corpora for their unchanged files; until it is ready,
-  terms are found by scanning.
+  (`Corpus.index_in_background`), saved in the corpus file and reused by later corpora for their unchanged
+  files; until it is ready, terms are found by scanning.
 
 All CPU work runs in worker threads so the caller's event loop (the language server's) never stalls.
 """
@@ -75,11 +76,12 @@ _REPOS: dict[Path, Repo] = {}
 _FACTS = FactsCache()
 
 
-async def scout(task: str, root: Path, top: int = 10, *, keep_indexing: bool = True) -> ScoutReport:
+async def scout(task: str, root: Path, top: int = 10, *, follow_up: bool = True) -> ScoutReport:
     """Rank the files and lines of the worktree at `root` that a developer should read first for `task`.
 
-    `keep_indexing`: build a token index after the answer, for this process's later queries; a one-shot
-    caller (the CLI) that exits at once passes False rather than start a build only to kill it.
+    `follow_up`: more queries may follow in this process (the language server), so it is worth watching the
+    worktree and building a token index after the answer. A one-shot caller (the CLI, the SDLC's scout step)
+    passes False rather than pay for either only to drop it.
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, not {top}")
@@ -95,7 +97,7 @@ async def scout(task: str, root: Path, top: int = 10, *, keep_indexing: bool = T
         listing_task = asyncio.ensure_future(list_files(repo.root, _index_of(repo)))
         early = listing_task, asyncio.ensure_future(_history(repo.root))
     try:
-        status = await _current_status(state, repo)
+        status = await _current_status(state, repo, set_up_watch=follow_up)
         key = hashlib.sha1(
             json.dumps([status.tree_id, task, top, SCOUT_VERSION]).encode(), usedforsecurity=False
         ).hexdigest()
@@ -120,12 +122,14 @@ async def scout(task: str, root: Path, top: int = 10, *, keep_indexing: bool = T
             await asyncio.to_thread(_save_report, repo, key, cached)
             # After the answer: later queries look their terms up in a token index instead of scanning the
             # text, and later processes load the corpus instead of reading the tree.
-            if keep_indexing:
-                ctx.tree.corpus.index_in_background()
-            _save_corpus(ctx.tree.corpus, _index_file(repo))
+            corpus, corpus_file = ctx.tree.corpus, _index_file(repo)
+            if follow_up:
+                corpus.index_in_background(on_ready=lambda: _save_corpus(corpus, corpus_file))
+            _save_corpus(corpus, corpus_file)
     finally:
         for pending in early or ():
-            pending.cancel()
+            if not pending.cancel():
+                pending.exception()  # finished unused: its error, if any, is nobody's concern
     state.reports[key] = cached
     state.reports.move_to_end(key)
     while len(state.reports) > _REPORTS_IN_MEMORY:
@@ -152,14 +156,14 @@ async def _history(root: Path) -> dict[str, int]:
     return await recent_changes(root, HISTORY_COMMITS)
 
 
-async def _current_status(state: _State, repo: Repo) -> Status:
+async def _current_status(state: _State, repo: Repo, set_up_watch: bool) -> Status:
     """`git status`, unless the worktree's inotify watch proves nothing changed since the last one.
 
     The watch is set up (or refreshed) *before* `git status` runs, so a change made while it runs leaves an
-    event that the next query sees.
+    event that the next query sees; without `set_up_watch`, none is set up.
     """
     watch = state.watch
-    if watch is None and not state.unwatchable:
+    if watch is None and not state.unwatchable and set_up_watch:
         git_dirs = tuple(dict.fromkeys((repo.git_dir, repo.common_dir)))
         watch = state.watch = await asyncio.to_thread(Watch.open, repo.root, git_dirs)
         state.unwatchable = watch is None
@@ -214,12 +218,7 @@ async def _discover(root: Path) -> Repo:
 
 def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
     with state.lock:
-        if state.tree is not None:
-            previous = state.tree.corpus
-        else:
-            index_file = _index_file(repo)
-            _wait_for_save(index_file)
-            previous = Corpus.load(index_file) or _sibling_corpus(repo, index_file) or Corpus.empty()
+        previous = state.tree.corpus if state.tree is not None else _stored_corpus(repo)
         corpus = previous.updated(repo.root, files.files)
         if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
             state.tree = Tree(repo.root, corpus, _FACTS, churn=state.churn, previous=state.tree)
@@ -227,27 +226,35 @@ def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
         return state.tree
 
 
-_SAVES: dict[Path, tuple[Corpus, threading.Thread]] = {}  # the latest corpus to write per file
+@dataclass(frozen=True, slots=True)
+class _Save:
+    corpus: Corpus
+    with_index: bool
+    thread: threading.Thread | None  # None: the file already holds this, as loaded
+
+
+_SAVES: dict[Path, _Save] = {}  # the latest write asked for, per file
 _SAVES_LOCK = threading.Lock()
 _WRITE_LOCK = threading.Lock()
 
 
 def _save_corpus(corpus: Corpus, file: Path) -> None:
-    """Write `corpus` to `file` in a thread, after the answer; not a daemon, so an exiting CLI finishes it."""
+    """Write `corpus` (and its token index, once built) to `file` in a thread, after the answer; not a daemon
+    thread, so an exiting CLI finishes the write."""
     with _SAVES_LOCK:
         saving = _SAVES.get(file)
-        if saving is not None and saving[0] is corpus:
+        if saving is not None and saving.corpus is corpus and saving.with_index == corpus.saveable_index:
             return
         thread = threading.Thread(target=_write_corpus, args=(corpus, file), name="scout-save")
-        _SAVES[file] = (corpus, thread)
+        _SAVES[file] = _Save(corpus, corpus.saveable_index, thread)
     thread.start()
 
 
 def _write_corpus(corpus: Corpus, file: Path) -> None:
     with _WRITE_LOCK:
         with _SAVES_LOCK:
-            if _SAVES[file][0] is not corpus:
-                return  # a newer corpus replaced this one before it was written: its own thread writes it
+            if _SAVES[file].thread is not threading.current_thread():
+                return  # a newer write was asked for before this one ran: its own thread does it
         with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
             corpus.save(file)
 
@@ -255,9 +262,10 @@ def _write_corpus(corpus: Corpus, file: Path) -> None:
 def _wait_for_save(file: Path | None = None) -> None:
     """Let the latest write of `file` (of every file, by default) finish; older ones finished or will skip."""
     with _SAVES_LOCK:
-        threads = [thread for saved, (_, thread) in _SAVES.items() if file is None or saved == file]
+        threads = [save.thread for saved, save in _SAVES.items() if file is None or saved == file]
     for thread in threads:
-        thread.join()
+        if thread is not None:
+            thread.join()
 
 
 def _shared_stage(tree: Tree, task: str) -> Context:
@@ -266,6 +274,18 @@ def _shared_stage(tree: Tree, task: str) -> Context:
     ctx.matches  # noqa: B018
     tree.modules  # noqa: B018
     return ctx
+
+
+def _stored_corpus(repo: Repo) -> Corpus:
+    """The worktree's corpus as saved on disk, else a sibling worktree's, else an empty one."""
+    index_file = _index_file(repo)
+    _wait_for_save(index_file)
+    stored = Corpus.load(index_file)
+    if stored is None:
+        return _sibling_corpus(repo, index_file) or Corpus.empty()
+    with _SAVES_LOCK:  # what the file holds needs no writing
+        _SAVES[index_file] = _Save(stored, stored.saveable_index, None)
+    return stored
 
 
 def _sibling_corpus(repo: Repo, own: Path) -> Corpus | None:
