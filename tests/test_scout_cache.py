@@ -204,3 +204,20 @@ async def test_a_one_shot_query_neither_watches_nor_rewrites_an_unchanged_corpus
     engine._wait_for_save()
     assert _state(webapp).watch is None
     assert stored.stat().st_mtime_ns == written  # loaded as it was: nothing to write back
+
+
+async def test_only_the_most_recent_corpora_stay_on_disk(webapp: Path) -> None:
+    import os
+
+    folder = webapp / ".git/adw/scouts"
+    folder.mkdir(parents=True)
+    for n in range(engine._CORPORA_ON_DISK + 2):  # worktrees scouted long ago, since removed
+        old = folder / f"corpus-gone{n}.bin"
+        old.write_bytes(b"")
+        os.utime(old, (1_000_000 + n, 1_000_000 + n))
+    await scout(TASK, webapp)
+    engine._wait_for_save()
+    kept = sorted(path.name for path in folder.glob("corpus-*.bin"))
+    own = engine._index_file(await engine._discover(webapp)).name
+    assert len(kept) == engine._CORPORA_ON_DISK and own in kept
+    assert "corpus-gone0.bin" not in kept and f"corpus-gone{engine._CORPORA_ON_DISK + 1}.bin" in kept

@@ -52,6 +52,7 @@ SCOUT_VERSION = "1"
 OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512
+_CORPORA_ON_DISK = 8  # ~40-60 MB each for a 20,000-file tree
 HISTORY_COMMITS = 300
 
 
@@ -257,6 +258,10 @@ def _write_corpus(corpus: Corpus, file: Path) -> None:
                 return  # a newer write was asked for before this one ran: its own thread does it
         with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
             corpus.save(file)
+            # One file per worktree ever scouted: keep the most recent, as worktrees come and go.
+            stored = sorted(file.parent.glob("corpus-*.bin"), key=lambda f: f.stat().st_mtime, reverse=True)
+            for old in stored[_CORPORA_ON_DISK:]:
+                old.unlink(missing_ok=True)
 
 
 def _wait_for_save(file: Path | None = None) -> None:
