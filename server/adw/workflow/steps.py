@@ -67,7 +67,8 @@ class ScoutStep(AgentBase):
             return AgentResult(status="succeeded", summary="no scout report", findings=[finding])
         for location in report.locations[:5]:
             events.progress(f"{location.path}:{location.line} {location.reason}")
-        shown = ", ".join(report.files[:3]) or "no matching source file"
+        others = report.tests + report.docs + report.config
+        shown = ", ".join(report.files[:3]) or (f"no source file; see {', '.join(others[:3])}" if others else "nothing")
         return AgentResult(
             status="succeeded",
             summary=f"{report.count} file(s) to read first: {shown}",
