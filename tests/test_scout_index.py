@@ -222,3 +222,14 @@ def test_the_token_index_is_saved_with_its_corpus(tmp_path: Path) -> None:
     _assert_same_hits(indexed, _terms())
     (tmp_path / "broken.bin").write_bytes((tmp_path / "indexed.bin").read_bytes()[:-10])
     assert Corpus.load(tmp_path / "broken.bin") is None  # a truncated file is no corpus: read the tree again
+
+
+def test_a_corpus_file_of_another_format_is_refused_not_a_crash(tmp_path: Path) -> None:
+    import marshal
+
+    older = tmp_path / "older.bin"  # what the first version of the corpus file held
+    older.write_bytes(marshal.dumps((1, ["a.py"], ["sig"], [0, 3], b"\\nab")))
+    assert Corpus.load(older) is None
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"adw-framed-1\\n" + b"\\xff" * 8 + b"x")  # a huge frame length in a tiny file
+    assert Corpus.load(garbage) is None

@@ -39,11 +39,13 @@ def build_token_index(blob: bytes, starts: list[int]) -> tuple[bytes, bytes, byt
 
 
 _LENGTH = struct.Struct("<Q")
+_MAGIC = b"adw-framed-1\n"  # anything else (a file of an older format, a foreign one) is refused at once
 
 
 def write_framed(file: IO[bytes], header: Any, *blobs: bytes) -> None:
     """`header` (marshal), then each blob as is: writing 40 MB of text then holds the GIL for no copy at all."""
     data = marshal.dumps((header, len(blobs)))
+    file.write(_MAGIC)
     file.write(_LENGTH.pack(len(data)))
     file.write(data)
     for blob in blobs:
@@ -53,8 +55,24 @@ def write_framed(file: IO[bytes], header: Any, *blobs: bytes) -> None:
 
 def read_framed(file: IO[bytes]) -> tuple[Any, list[bytes]]:
     """What `write_framed` wrote. Raises ValueError (or EOFError, TypeError) on anything else."""
-    header, count = marshal.loads(_read_exactly(file, _LENGTH.unpack(_read_exactly(file, _LENGTH.size))[0]))
-    return header, [_read_exactly(file, _LENGTH.unpack(_read_exactly(file, _LENGTH.size))[0]) for _ in range(count)]
+    if file.read(len(_MAGIC)) != _MAGIC:
+        raise ValueError("not a file of framed blobs")
+    header, count = marshal.loads(_read_frame(file))
+    return header, [_read_frame(file) for _ in range(count)]
+
+
+def _read_frame(file: IO[bytes]) -> bytes:
+    size = _LENGTH.unpack(_read_exactly(file, _LENGTH.size))[0]
+    if size > _left(file):
+        raise EOFError(f"a frame of {size} bytes, longer than what is left")  # checked before allocating it
+    return _read_exactly(file, size)
+
+
+def _left(file: IO[bytes]) -> int:
+    try:
+        return os.fstat(file.fileno()).st_size - file.tell()
+    except (OSError, ValueError):  # not a seekable file: trust the length
+        return 1 << 62
 
 
 def _read_exactly(file: IO[bytes], size: int) -> bytes:
