@@ -48,7 +48,7 @@ from adw.scouts.snapshot import (
 from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
-SCOUT_VERSION = "1"
+SCOUT_VERSION = "2"  # bumped whenever rankings change: reports on disk are keyed by it
 OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512
