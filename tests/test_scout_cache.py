@@ -177,7 +177,7 @@ async def test_a_new_process_loads_the_token_index_built_by_an_earlier_one(
 
     monkeypatch.setattr(corpus, "INDEX_MIN_BYTES", 0)
     await scout(TASK, webapp)
-    saved = engine._index_file(await engine._discover(webapp))
+    saved = engine._corpus_file(await engine._discover(webapp))
     deadline = time.monotonic() + 60
     while not ((stored := corpus.Corpus.load(saved)) is not None and stored.indexed):  # built, then saved again
         assert time.monotonic() < deadline, "the token index was never saved"
@@ -196,7 +196,7 @@ async def test_a_one_shot_query_neither_watches_nor_rewrites_an_unchanged_corpus
 ) -> None:
     await scout(TASK, webapp)
     engine._wait_for_save()
-    stored = engine._index_file(await engine._discover(webapp))
+    stored = engine._corpus_file(await engine._discover(webapp))
     written = stored.stat().st_mtime_ns
     monkeypatch.setattr(engine, "_STATES", {})  # a new process, as the CLI is
     monkeypatch.setattr(engine, "_REPOS", {})
@@ -218,6 +218,6 @@ async def test_only_the_most_recent_corpora_stay_on_disk(webapp: Path) -> None:
     await scout(TASK, webapp)
     engine._wait_for_save()
     kept = sorted(path.name for path in folder.glob("corpus-*.bin"))
-    own = engine._index_file(await engine._discover(webapp)).name
+    own = engine._corpus_file(await engine._discover(webapp)).name
     assert len(kept) == engine._CORPORA_ON_DISK and own in kept
     assert "corpus-gone0.bin" not in kept and f"corpus-gone{engine._CORPORA_ON_DISK + 1}.bin" in kept

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 from typing import Protocol
 
 from adw.config import AgentsConfig, PhaseConfig
-from adw.scouts.engine import OUTPUT_FILE
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
 
@@ -65,19 +63,15 @@ class AgentBase:
 
     def placeholders(self, task: Task, worktree: Path) -> dict[str, str]:
         spec = Path(self.workflow.spec) if self.workflow.spec else None
-        scouted = worktree / OUTPUT_FILE  # left by the scout step
-        try:
-            relevant = json.loads(scouted.read_text(encoding="utf-8")).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            relevant = []
+        scouted = next((t.outputs for t in self.workflow.tasks if t.id == "scout"), {})  # the SDLC's scout step
         return {
             "spec": str(spec or ""),
             "spec_text": spec.read_text(encoding="utf-8") if spec and spec.is_file() else "",
             "worktree": str(worktree),
             "task": task.id,
             "phase": task.phase,
-            "scout_report": str(scouted) if relevant else "",
-            "relevant_files": "\n".join(str(path) for path in relevant),
+            "scout_report": str(scouted.get("report", "")),
+            "relevant_files": "\n".join(str(path) for path in scouted.get("files", [])),
         }
 
 

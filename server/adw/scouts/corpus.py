@@ -332,8 +332,11 @@ class Corpus:
         own, overlay = self._own, self._overlay
         if own.building or own.index is not None or len(self.blob) < INDEX_MIN_BYTES:
             return None
-        reusable = overlay is not None and (overlay.slot.index is not None or overlay.slot.building)
-        if reusable and overlay is not None and overlay.dirty_bytes <= _OVERLAY_MAX_SHARE * len(self.blob):
+        if (
+            overlay is not None
+            and (overlay.slot.index is not None or overlay.slot.building)
+            and overlay.dirty_bytes <= _OVERLAY_MAX_SHARE * len(self.blob)
+        ):
             return None
         own.building = True
         thread = threading.Thread(target=self._index_by_builder, args=(on_ready,), name="scout-index", daemon=True)

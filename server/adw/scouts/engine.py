@@ -123,7 +123,7 @@ async def scout(task: str, root: Path, top: int = 10, *, follow_up: bool = True)
             await asyncio.to_thread(_save_report, repo, key, cached)
             # After the answer: later queries look their terms up in a token index instead of scanning the
             # text, and later processes load the corpus instead of reading the tree.
-            corpus, corpus_file = ctx.tree.corpus, _index_file(repo)
+            corpus, corpus_file = ctx.tree.corpus, _corpus_file(repo)
             if follow_up:
                 corpus.index_in_background(on_ready=lambda: _save_corpus(corpus, corpus_file))
             _save_corpus(corpus, corpus_file)
@@ -259,8 +259,7 @@ def _write_corpus(corpus: Corpus, file: Path) -> None:
         with contextlib.suppress(OSError):  # a read-only git dir only costs the next process a re-read
             corpus.save(file)
             # One file per worktree ever scouted: keep the most recent, as worktrees come and go.
-            stored = sorted(file.parent.glob("corpus-*.bin"), key=lambda f: f.stat().st_mtime, reverse=True)
-            for old in stored[_CORPORA_ON_DISK:]:
+            for old in _stored_corpora(file.parent)[_CORPORA_ON_DISK:]:
                 old.unlink(missing_ok=True)
 
 
@@ -283,13 +282,13 @@ def _shared_stage(tree: Tree, task: str) -> Context:
 
 def _stored_corpus(repo: Repo) -> Corpus:
     """The worktree's corpus as saved on disk, else a sibling worktree's, else an empty one."""
-    index_file = _index_file(repo)
-    _wait_for_save(index_file)
-    stored = Corpus.load(index_file)
+    corpus_file = _corpus_file(repo)
+    _wait_for_save(corpus_file)
+    stored = Corpus.load(corpus_file)
     if stored is None:
-        return _sibling_corpus(repo, index_file) or Corpus.empty()
+        return _sibling_corpus(repo, corpus_file) or Corpus.empty()
     with _SAVES_LOCK:  # what the file holds needs no writing
-        _SAVES[index_file] = _Save(stored, stored.saveable_index, None)
+        _SAVES[corpus_file] = _Save(stored, stored.saveable_index, None)
     return stored
 
 
@@ -297,13 +296,18 @@ def _sibling_corpus(repo: Repo, own: Path) -> Corpus | None:
     """The corpus another worktree of the repository saved last: a new worktree shares most of its files, and
     clean files are signed by blob id, so only the files that differ are read (an SDLC's scout step)."""
     try:
-        saved = sorted(own.parent.glob("corpus-*.bin"), key=lambda file: file.stat().st_mtime, reverse=True)
+        saved = _stored_corpora(own.parent)
     except OSError:
         return None
     return next((corpus for file in saved if file != own and (corpus := Corpus.load(file)) is not None), None)
 
 
-def _index_file(repo: Repo) -> Path:
+def _stored_corpora(folder: Path) -> list[Path]:
+    """Every worktree's corpus file in `folder`, the most recently written first."""
+    return sorted(folder.glob("corpus-*.bin"), key=lambda file: file.stat().st_mtime, reverse=True)
+
+
+def _corpus_file(repo: Repo) -> Path:
     worktree = hashlib.sha1(str(repo.root).encode(), usedforsecurity=False).hexdigest()[:16]
     return repo.adw_dir / "scouts" / f"corpus-{worktree}.bin"
 

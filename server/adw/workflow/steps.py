@@ -57,8 +57,8 @@ class ScoutStep(AgentBase):
 
         spec = Path(self.workflow.spec) if self.workflow.spec else None
         try:
-            wanted = task_of_spec(spec.read_text(encoding="utf-8")) if spec else self.workflow.name
-            report = await scout(wanted or self.workflow.name, worktree, follow_up=False)  # one query per worktree
+            wanted = (task_of_spec(spec.read_text(encoding="utf-8")) if spec else "") or self.workflow.name
+            report = await scout(wanted, worktree, follow_up=False)  # one query per worktree
             saved = await save_report(report, worktree)
         except (AdwError, OSError, ValueError) as exc:
             message = f"no scout report, the plan goes on without it: {exc}"
