@@ -10,6 +10,9 @@ import os
 import sys
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("aider 0.86.2")
+    sys.exit(0)
 if "--yes-always" not in args or "--no-auto-commits" not in args:
     print("aider: missing headless flags", file=sys.stderr)
     sys.exit(2)

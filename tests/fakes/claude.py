@@ -1,7 +1,8 @@
 """Fake `claude -p … --output-format stream-json --verbose`, emitting Claude Code 2.1's documented stream.
 
-Like the real CLI, `-p` takes the prompt from the next argument or else from stdin, and an argument starting
-with `-` that is not one of its options is refused. FAKE_CLAUDE picks the scenario: success, not-logged-in,
+It answers `--version` and `auth status` (logged in when ANTHROPIC_API_KEY is set; FAKE_CLAUDE_VERSION sets the
+version). Like the real CLI, `-p` takes the prompt from the next argument or else from stdin, and an argument
+starting with `-` that is not one of its options is refused. FAKE_CLAUDE picks the scenario: success, not-logged-in,
 offline, rate-limit, hang (until SIGINT), api-error-exit-0 (an API failure that still exits 0), denied (a
 "successful" run whose edit was denied and whose Bash call failed).
 """
@@ -56,6 +57,13 @@ def synthetic(text: str, error: str) -> None:
     )
 
 
+if sys.argv[1:] == ["--version"]:
+    print(f"{os.environ.get('FAKE_CLAUDE_VERSION', '2.1.332')} (Claude Code)")
+    sys.exit(0)
+if sys.argv[1:] == ["auth", "status"]:  # logged in when a key is set, as the real one reports it
+    logged_in = bool(os.environ.get("ANTHROPIC_API_KEY"))
+    print(json.dumps({"loggedIn": logged_in, "authMethod": "api_key" if logged_in else "none"}, indent=2))
+    sys.exit(0 if logged_in else 1)
 OPTIONS = {"-p", "--print", "--verbose"}
 VALUED = {"--output-format", "--permission-mode", "--allowedTools", "--disallowedTools", "--model"}
 args = sys.argv[1:]

@@ -1,8 +1,9 @@
 """Fake `codex exec --json --sandbox workspace-write [PROMPT | -]`, emitting Codex CLI 0.171's JSONL events.
 
-Like the real CLI, `-` (or no prompt) reads the prompt from stdin and an unknown `-x` argument is refused.
-FAKE_CODEX picks the scenario: success, offline (never exits, says "waiting for network"), reconnecting (never
-exits, only reconnect chatter), failed (turn.failed), error-exit-0 (an `error` event, no turn.completed, exit
+It answers `--version` and `login status` (logged in when FAKE_CODEX_LOGGED_IN is set, whatever CODEX_API_KEY says,
+as the real one). Like the real CLI, `-` (or no prompt) reads the prompt from stdin and an unknown `-x` argument is
+refused. FAKE_CODEX picks the scenario: success, offline (never exits, says "waiting for network"), reconnecting
+(never exits, only reconnect chatter), failed (turn.failed), error-exit-0 (an `error` event, no turn.completed, exit
 0), partial (a failed file change and a declined command in a completed turn).
 """
 
@@ -18,6 +19,13 @@ def emit(**event: object) -> None:
 
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("codex-cli 0.171.0")
+    sys.exit(0)
+if args == ["login", "status"]:
+    print("WARNING: proceeding, even though we could not create PATH aliases", file=sys.stderr)
+    print("Logged in using ChatGPT" if os.environ.get("FAKE_CODEX_LOGGED_IN") else "Not logged in")
+    sys.exit(0 if os.environ.get("FAKE_CODEX_LOGGED_IN") else 1)
 if args[:2] != ["exec", "--json"] or "--full-auto" in args:
     print("error: unexpected argument", file=sys.stderr)
     sys.exit(2)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ async def _run(
 ) -> int:
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
     try:
+        await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
         if resume:
             results = [await engine.resume(workflows[0].id)]
         else:
