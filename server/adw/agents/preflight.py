@@ -29,7 +29,9 @@ from adw.config import PhaseConfig
 from adw.errors import AdwError
 from adw.workflow.models import Workflow
 
-CHECK_TIMEOUT = 5.0  # each `--version` / login check; they answer in 0.05–1 s
+# Each `--version` / login check answers in 0.05–1 s, aider's in 1–3 s on a loaded machine; a false "did not
+# answer" would block a working setup, so the bound is generous.
+CHECK_TIMEOUT = 10.0
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 Version = tuple[int, int, int]
@@ -120,12 +122,13 @@ async def _check(target: _Target, names: list[str], root: Path | None) -> list[s
     program = shutil.which(cli.program, path=env.get("PATH"))
     if program is None:
         return [f"{where}: `{cli.program}` is not installed or not on PATH: {cli.install_hint}"]
-    problems = []
-    checks: list[Awaitable[str | None]] = [_version(cli, program, env)]
+    checks: list[Awaitable[str | None]]
     if target.agent == "aider":
-        problems += _aider_problems(target.model, names, env, root)
+        # Its configuration is checked on the spot; its slow start (`--version` takes seconds) only after.
+        problems = _aider_problems(target.model, names, env, root)
+        checks = [] if problems else [_version(cli, program, env)]
     else:
-        checks.append(_LOGINS[target.agent](program, env))
+        problems, checks = [], [_version(cli, program, env), _LOGINS[target.agent](program, env)]
     problems += [problem for problem in await asyncio.gather(*checks) if problem]
     return [f"{where}: {problem}" for problem in problems]
 
