@@ -124,7 +124,7 @@ class ClaudeAgent(CliAgent):
                 name, tool_input = str(block.get("name", "tool")), block.get("input") or {}
                 detail = tool_detail(tool_input)
                 if name in _EDIT_TOOLS:
-                    detail = self._relative(detail)
+                    detail = self.relative(detail)
                 self.events.tool(name, detail)
                 self.pending[str(block.get("id", ""))] = (name, detail)
 
@@ -148,7 +148,7 @@ class ClaudeAgent(CliAgent):
             tool = str(denial.get("tool_name", "tool")) if isinstance(denial, dict) else "tool"
             tool_input = (denial.get("tool_input") if isinstance(denial, dict) else None) or {}
             detail = tool_detail(tool_input) if isinstance(tool_input, dict) else ""
-            path = self._relative(detail) if tool in _EDIT_TOOLS and detail else "."
+            path = self.relative(detail) if tool in _EDIT_TOOLS and detail else "."
             self.flag(
                 path,
                 f"permission denied: {tool} {detail}".rstrip()
@@ -157,13 +157,6 @@ class ClaudeAgent(CliAgent):
         terminal = final.get("terminal_reason")
         if terminal and terminal != _COMPLETED and not final.get("is_error"):
             self.flag(".", f"claude ended with terminal_reason {terminal!r}, not 'completed'")
-
-    def _relative(self, path: str) -> str:
-        candidate = Path(path)
-        worktree = Path(self.workflow.cwd)
-        if candidate.is_absolute() and candidate.is_relative_to(worktree):
-            return candidate.relative_to(worktree).as_posix()
-        return path
 
     def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
         final = self.final

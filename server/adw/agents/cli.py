@@ -82,6 +82,15 @@ class CliAgent(AgentBase, ABC):
             return AgentResult.failed(f"cannot run `{argv[0]}`: {exc.strerror}")
         return self.result(task, worktree, outcome)
 
+    def relative(self, path: str) -> str:
+        """A path the tool printed, relative to the worktree when it is inside it (as findings and commits
+        name files); anything else as printed."""
+        candidate = Path(path)
+        worktree = Path(self.workflow.cwd).resolve()
+        if candidate.is_absolute() and candidate.resolve().is_relative_to(worktree):
+            return candidate.resolve().relative_to(worktree).as_posix()
+        return path
+
     def flag(self, path: str, message: str, severity: Severity = Severity.WARNING) -> None:
         """Report something that went wrong inside the agent's run (a denied or failed tool call): shown at once
         and handed back with the result, so that a run that "succeeded" does not hide it."""

@@ -81,7 +81,7 @@ class CodexAgent(CliAgent):
         elif item_type == "command_execution" and kind == "item.completed" and item.get("status") == "declined":
             self.flag(".", f"command declined, not run: {item.get('command', '')}")
         elif item_type == "file_change" and kind == "item.completed":
-            paths = [self._relative(str(change.get("path", ""))) for change in item.get("changes") or []]
+            paths = [self.relative(str(change.get("path", ""))) for change in item.get("changes") or []]
             failed = item.get("status") == "failed"
             for path in paths:
                 self.events.tool("Edit", path)
@@ -121,7 +121,3 @@ class CodexAgent(CliAgent):
         if self.findings:
             summary += f" ({len(self.findings)} change(s) or command(s) not done, see findings)"
         return AgentResult(status="succeeded", summary=summary, **found)
-
-    def _relative(self, path: str) -> str:
-        candidate, worktree = Path(path), Path(self.workflow.cwd)
-        return candidate.relative_to(worktree).as_posix() if candidate.is_relative_to(worktree) else path
