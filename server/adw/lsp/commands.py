@@ -51,7 +51,7 @@ def register(server: AdwServer) -> None:
         if isinstance(options.get("maxAgents"), int):
             engine.max_agents = options["maxAgents"]
         repo = await Repo.discover(ls.root)
-        workflows = sdlc_workflows(repo.root, specs, engine.config)
+        workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
         await preflight_workflows(workflows)  # a missing CLI or login is an error now, not after retries
         for workflow in workflows:
             ls.spawn(engine.run(workflow))
