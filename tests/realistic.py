@@ -14,6 +14,7 @@ conftest.py) and `copy_project` gives each test its own copy, the editable insta
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -145,9 +146,15 @@ def build_template(folder: Path, run_git: Callable[..., str]) -> Path:
 
 
 def copy_project(template: Path, dest: Path) -> RealisticProject:
-    """A private copy of the template at `dest`, its editable install pointing at the copy's `src/`."""
-    shutil.copytree(template, dest, symlinks=True)
+    """A private copy of the template at `dest`, its editable install pointing at the copy's `src/`.
+
+    The venv's files are hard links to the template's (a copy takes seconds on a busy machine): a test may add or
+    replace files in it, never change one in place."""
+    shutil.copytree(template, dest, symlinks=True, ignore=lambda at, _: [".venv"] if at == str(template) else [])
+    shutil.copytree(template / ".venv", dest / ".venv", symlinks=True, copy_function=os.link)
     site = next((dest / ".venv/lib").glob("python3*/site-packages"))
     for record in (*site.glob("__editable__.*.pth"), *site.glob("shop-*.dist-info/direct_url.json")):
-        record.write_text(record.read_text(encoding="utf-8").replace(str(template), str(dest)), encoding="utf-8")
+        text = record.read_text(encoding="utf-8").replace(str(template), str(dest))
+        record.unlink()  # a hard link: write a new file rather than the template's
+        record.write_text(text, encoding="utf-8")
     return RealisticProject(root=dest)
