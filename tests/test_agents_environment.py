@@ -242,7 +242,7 @@ async def test_a_failing_worktree_setup_fails_the_workflow_before_anything_is_bu
         "specs/add.md": "# Add\n\n```python path=src/add.py\ndef add(a, b):\n    return a + b\n```\n",
     })
     engine = await Engine.open(project)
-    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/add.md"], engine.config))
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
     assert wf.state is TaskState.FAILED
     created = wf.task("worktree")
     assert created.state is TaskState.FAILED
