@@ -163,11 +163,11 @@ def test_source_roots_come_from_packaging_config_else_src_else_the_worktree(
 # ---------------------------------------------------------------- the test phase on the realistic project
 
 
-async def run_tests(project: RealisticProject, cwd: Path, log: list[str] | None = None) -> Task:
-    """The test phase in `cwd` (the main worktree or one of its worktrees); its progress messages go to `log`."""
+async def run_test_phase(cwd: Path, main: Path | None = None, log: list[str] | None = None) -> Task:
+    """The test phase in `cwd`, a worktree of `main` (default: `cwd` itself); its progress messages go to `log`."""
     task = Task(id="test", phase="test", agent="pytest", config=PhaseConfig(agent="pytest"))
     wf = workflow(cwd, [task])
-    wf.repo = str(project.root)
+    wf.repo = str(main or cwd)
     engine = Engine(config=FAST)
     if log is not None:
         engine.bus.add_sink(lambda event: log.append(event.message) if isinstance(event, Progress) else None)
@@ -176,7 +176,7 @@ async def run_tests(project: RealisticProject, cwd: Path, log: list[str] | None 
 
 async def test_the_test_phase_runs_in_the_projects_own_virtualenv(realistic_project: RealisticProject) -> None:
     log: list[str] = []
-    done = await run_tests(realistic_project, realistic_project.root, log)
+    done = await run_test_phase(realistic_project.root, log=log)
     # `taxrates` is only in the project's .venv: with ADW's interpreter the passing test could not import it.
     assert done.state is TaskState.FAILED, done.reason
     chosen = f"venv: the worktree's virtualenv {realistic_project.venv}"
@@ -221,15 +221,14 @@ async def test_tests_in_a_worktree_import_the_worktrees_code_not_the_main_worktr
     # The trap: the main worktree's venv imports the main worktree's code, editable-installed from there.
     assert imported_total(realistic_project.python, worktree) == ["18.0", str(main / "src/shop/pricing.py")]
 
-    done = await run_tests(realistic_project, worktree)
+    done = await run_test_phase(worktree, main)
     assert done.summary.startswith("1 passed, 1 failed (venv: the main worktree's virtualenv"), done.reason
     assert [f.message.split(":")[0] for f in done.findings] == [FAILING_TEST.split("::")[1]]
     assert PASSING_TEST.split("::")[1] not in json.dumps([f.model_dump() for f in done.findings])
 
 
 async def test_with_nothing_to_run_the_tests_the_phase_fails_with_what_to_set(repo: Path) -> None:
-    task = Task(id="test", phase="test", agent="pytest", config=PhaseConfig(agent="pytest"))
-    done = (await Engine(config=FAST).run(workflow(repo, [task]))).task("test")
+    done = await run_test_phase(repo)
     assert done.state is TaskState.FAILED
     assert done.reason.startswith("found no way to run this repository's tests")
     assert "hint: set the command: test_command = " in done.reason and "Traceback" not in done.reason
@@ -249,3 +248,16 @@ async def test_a_failing_worktree_setup_fails_the_workflow_before_anything_is_bu
     assert "the worktree setup command" in created.reason and "exited with 3" in created.reason
     assert "cannot sync" in created.reason and "hint: fix [tool.adw.worktree] setup" in created.reason
     assert all(wf.task(phase).state is not TaskState.SUCCEEDED for phase in ("build", "test", "commit"))
+
+
+async def test_a_runner_other_than_pytest_is_judged_by_its_exit_status_with_its_output(make_repo: MakeRepo) -> None:
+    makefile = "test:\n\t@echo checking the widgets\n\t@echo 'widget 3 is broken' >&2\n\t@exit 1\n"
+    project = make_repo({"Makefile": makefile})
+    done = await run_test_phase(project)
+    assert done.state is TaskState.FAILED and done.findings == []
+    assert done.reason.startswith("make exited with status 2: ") and "widget 3 is broken" in done.reason
+    assert done.summary == "failed (make: the Makefile's test target found and `make` is installed)"
+    (project / "Makefile").write_text("test:\n\t@echo all widgets work\n")
+    done = await run_test_phase(project)
+    assert done.state is TaskState.SUCCEEDED
+    assert done.summary == "make passed (make: the Makefile's test target found and `make` is installed)"
