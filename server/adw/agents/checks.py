@@ -102,7 +102,8 @@ class PytestAgent(PythonToolAgent):
         ]
 
     def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
-        return {**super().process_env(task, worktree), **self.environment.env}
+        # The phase's own `env` has the last word, even over the discovered PATH or PYTHONPATH.
+        return {**self.environment.env, **super().process_env(task, worktree)}
 
     def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
         if not self.environment.junit:
