@@ -92,7 +92,7 @@ async def test_a_stale_index_lock_says_nobody_holds_it_and_how_to_remove_it(repo
     assert lock.exists()  # the user's repository: ADW says what to do, it does not delete git's lock itself
 
 
-async def test_adw_own_lock_dies_with_its_process(tmp_path: Path) -> None:
+def test_adw_own_lock_dies_with_its_process(tmp_path: Path) -> None:
     lock = tmp_path / "worktrees.lock"
     script = (
         "import asyncio, sys\nfrom pathlib import Path\nfrom adw.git.locks import repo_lock\n"
@@ -108,4 +108,4 @@ async def test_adw_own_lock_dies_with_its_process(tmp_path: Path) -> None:
         async with repo_lock(lock):
             return True
 
-    assert await asyncio.wait_for(take(), 30)  # a lock left by the dead process would spin until the guard
+    assert asyncio.run(asyncio.wait_for(take(), 30))  # a lock left by the dead process would spin until the guard
