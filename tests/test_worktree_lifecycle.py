@@ -236,3 +236,16 @@ async def test_a_second_restore_never_overwrites_the_restored_worktree(repo: Pat
     with pytest.raises(WorktreeError, match="already exists"):
         await wts.restore("w")
     assert (path / "notes.txt").read_text() == "edited after the restore\n"
+
+
+async def test_the_caller_that_made_a_worktree_adopts_it_and_nobody_else_does(repo: Path) -> None:
+    wts = await Worktrees.open(repo)
+    made = await wts.create("w", created_for="wf-1")  # then the run died before recording the step's success
+    (made.worktree.path / "work.txt").write_text("written by a later step\n", encoding="utf-8")
+    again = await wts.create("w", created_for="wf-1")
+    assert again.worktree.path == made.worktree.path and again.worktree.head == made.worktree.head
+    assert again.env == made.env and "made earlier by this run" in again.message
+    assert (made.worktree.path / "work.txt").read_text() == "written by a later step\n"
+    for other in ("wf-2", None):
+        with pytest.raises(WorktreeError, match="already exists"):
+            await wts.create("w", created_for=other)
