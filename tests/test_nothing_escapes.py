@@ -3,12 +3,14 @@ written all or nothing (issue #11, points 10 and 11)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from adw.errors import PathOutsideError
 from adw.fsutil import read_inside, write_all_inside, write_inside
+from adw.git.worktrees import Worktrees
 from adw.scouts import save_report
 from adw.scouts.models import ScoutReport
 from adw.workflow.models import TaskState
@@ -138,3 +140,27 @@ async def test_spec_apply_refuses_a_file_or_link_in_the_way_on_disk(tmp_path: Pa
     assert built.state is TaskState.FAILED
     assert not (work / "ok.py").exists()
     assert files_in(outside) == {"victim.md": "precious\n"}
+
+
+def branch_with_link(repo: Path, branch: str, name: str, target: Path) -> None:
+    """A branch off HEAD that commits `name` as a link to `target`, without touching the worktree."""
+    def git_in(*args: str, data: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, input=data, text=True, capture_output=True,
+                              check=True).stdout.strip()
+
+    link = git_in("hash-object", "-w", "--stdin", data=str(target))
+    tree = git_in("mktree", data=run_git(repo, "ls-tree", "HEAD") + f"120000 blob {link}\t{name}\n")
+    run_git(repo, "branch", branch, run_git(repo, "commit-tree", tree, "-p", "HEAD", "-m", "link").strip())
+
+
+async def test_worktreeinclude_copies_never_follow_a_link_committed_in_the_branch(repo: Path, outside: Path) -> None:
+    (repo / ".gitignore").write_text("config/*.local.json\n")
+    (repo / ".worktreeinclude").write_text("config/*.local.json\n")
+    (repo / "config").mkdir()
+    (repo / "config" / "victim.local.json").write_text("{}\n")
+    branch_with_link(repo, "linked", "config", outside)  # the main worktree keeps a real folder
+    wts = await Worktrees.open(repo)
+    with pytest.raises(PathOutsideError, match="symbolic link"):
+        await wts.create("w", branch="linked")
+    assert files_in(outside) == {"victim.md": "precious\n"}
+    assert not (wts.root / "w").exists()

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
-from adw.fsutil import write_inside
+from adw.fsutil import check_inside, write_inside
 from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id, trailers
 from adw.git.locks import Owner, repo_lock
 from adw.git.refs import count_refs, list_refs
@@ -350,6 +350,7 @@ class Worktrees:
             source, target = self.main_root / rel, dest_root / rel
             if not source.is_file():
                 continue
+            check_inside(dest_root, rel)  # a link committed in the branch must not carry the copy outside
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target, follow_symlinks=False)
             if not source.is_symlink() and not filecmp.cmp(source, target, shallow=False):
