@@ -25,6 +25,7 @@ pythonpath = ["src"]
 
 [tool.adw.agents]
 stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
 """
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
@@ -160,6 +161,7 @@ def _demo_root(cwd: str, path: str | None) -> Path:
 async def _run(args: argparse.Namespace, engine: Engine, workflows: list[Workflow]) -> int:
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
     try:
+        await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
         with _CtrlC(engine, workflows) as ctrl_c:
             await engine.run_all(workflows)  # updates `workflows` in place, also when stopped
     finally:

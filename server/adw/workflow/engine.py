@@ -349,6 +349,8 @@ class Engine:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(token.wait(), delay)
                     continue
+                if attempt.retryable and number > 0:  # the last retry failed too: say so, not "retrying"
+                    reason = f"gave up after {number + 1} attempts: {reason}"
                 task.summary, task.findings = result.summary, result.findings
                 task.files_changed, task.outputs = result.files_changed, {**task.outputs, **result.outputs}
                 self._finish(workflow, task, state, reason, attempt.number)
