@@ -99,6 +99,7 @@ async def run_process(
         for helper in (monitor, exited, *requests):
             helper.cancel()
         pumps.cancel()
+        await asyncio.gather(pumps, return_exceptions=True)  # retrieved: a cancelled pump must not log a traceback
         if proc.returncode is None or group_alive(pgid):
             signal_group(pgid, signal.SIGKILL)
             await proc.wait()
