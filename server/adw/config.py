@@ -69,6 +69,11 @@ class PhaseConfig(_Strict):
         description="Prompt template for LLM agents: {spec}, {spec_text}, {worktree}, {task}, {phase}.",
     )
     command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
+    model: str = Field(
+        default="",
+        description="Model of the phase's agent: claude/codex/aider `--model`, {model} in a command template. "
+        "Empty: the CLI's own default (aider has none: it needs one).",
+    )
     timeout: float = Field(default=1800.0, gt=0, description="Wall-clock limit of one attempt, in seconds.")
     inactivity_timeout: float = Field(default=300.0, gt=0, description="Stop an agent silent for this long.")
     retries: int = Field(default=2, ge=0, le=10, description="Extra attempts after a retryable failure.")

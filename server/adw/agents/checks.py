@@ -51,13 +51,6 @@ class PythonToolAgent(CliAgent):
     def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
         return {"PYTHONDONTWRITEBYTECODE": "1", **self.env(task)}  # no __pycache__ in the commit
 
-    def relative(self, path: str) -> str:
-        candidate = Path(path)
-        worktree = Path(self.workflow.cwd).resolve()
-        if candidate.is_absolute() and candidate.resolve().is_relative_to(worktree):
-            return candidate.resolve().relative_to(worktree).as_posix()
-        return path
-
 
 class PytestAgent(PythonToolAgent):
     """Runs the project's tests with the command `discover_test_environment` chooses, and says which and why.

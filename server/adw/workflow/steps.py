@@ -27,7 +27,8 @@ class CreateWorktreeStep(AgentBase):
         name = self.workflow.worktree or self.workflow.name
         try:
             worktrees = await Worktrees.open(self.workflow.repo)
-            created = await worktrees.create(name)
+            # A resumed run adopts the worktree it made before a crash instead of failing on "already exists".
+            created = await worktrees.create(name, created_for=self.workflow.id)
         except AdwError as exc:
             return AgentResult.failed(str(exc))
         info = created.worktree
