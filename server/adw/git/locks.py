@@ -76,8 +76,8 @@ class Holder:
 
 
 def lock_holders(lock: Path, repo: Path) -> list[Holder]:
-    """Processes that have `lock` open, else live git processes working in `repo` (a git between creating
-    its lock and writing to it may not show the file yet). Empty: nobody holds it, the file is stale."""
+    """Processes that have `lock` open, else live git processes working in `repo` (when another user's
+    processes cannot be looked into, one of them may be the holder). Empty: nobody holds it, it is stale."""
     holding: list[Holder] = []
     gits: list[Holder] = []
     wanted = str(lock)
@@ -95,3 +95,22 @@ def lock_holders(lock: Path, repo: Path) -> list[Holder]:
         if process.info.get("name") == "git" and cwd and Path(cwd).is_relative_to(repo):
             gits.append(Holder(process.pid, command))
     return holding or gits
+
+
+def remove_if_stale(lock: Path, repo: Path) -> bool:
+    """Delete `lock` when no process holds it and it is still the same file as before the (slow) search, so
+    a lock a new git took meanwhile is never deleted. True when it is gone."""
+    try:
+        before = lock.stat()
+    except FileNotFoundError:
+        return True
+    if lock_holders(lock, repo):
+        return False
+    try:
+        after = lock.stat()
+    except FileNotFoundError:
+        return True
+    if (after.st_ino, after.st_ctime_ns) != (before.st_ino, before.st_ctime_ns):
+        return False
+    lock.unlink(missing_ok=True)
+    return True

@@ -134,10 +134,15 @@ class CommitStep(AgentBase):
             await git("add", "-A", cwd=worktree)  # the scouts' report is in info/exclude (`save_report`)
             staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
             if staged.returncode == 0:
-                return AgentResult(status="succeeded", summary="nothing to commit")
-            identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
-            await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
-            head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
+                # Resumed after a kill that came once the commit was made: report that commit again.
+                last = await git("log", "-1", "--format=%H%n%B", cwd=worktree, ok_codes=(0, 128))
+                head, _, body = last.stdout.partition("\n")
+                if f"ADW-Workflow: {self.workflow.id}" not in body.splitlines():
+                    return AgentResult(status="succeeded", summary="nothing to commit")
+            else:
+                identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
+                await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
+                head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
             files = (await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)).lines
         except AdwError as exc:
             return AgentResult.failed(f"commit failed: {exc.message}")
