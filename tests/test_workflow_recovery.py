@@ -94,6 +94,70 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     engine.close()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_after_a_crash_any_command_stops_every_process_the_agents_started(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both agents started a grandchild in a new session; after ADW is killed one agent exits on its own,
+    leaving its grandchild behind, the other runs on. The next command finds all three by what was stored."""
+    orchestrator = subprocess.Popen(
+        [sys.executable, str(TESTS / "fakes" / "tree_orchestrator.py"), str(repo), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert orchestrator.stdout is not None
+    workflow_id = orchestrator.stdout.readline().strip()
+    pid_files = [tmp_path / "exits.pids", tmp_path / "lingers.pids"]
+    _wait_for(lambda: all(path.exists() for path in pid_files))
+    (exited_leader, orphan), (leader, grandchild) = ([int(pid) for pid in p.read_text().split()] for p in pid_files)
+    orchestrator.kill()
+    orchestrator.wait()
+    (tmp_path / "go").touch()
+    _wait_for(lambda: not _alive(exited_leader))
+    assert all(_alive(pid) for pid in (orphan, leader, grandchild))  # the crash left them behind
+
+    assert main(["-C", str(repo), "status", workflow_id, "--json"]) == 0
+    assert not any(_alive(pid) for pid in (orphan, leader, grandchild))
+    states = {task["id"]: task["state"] for task in json.loads(capsys.readouterr().out)["tasks"]}
+    assert states == {"exits": "interrupted", "lingers": "interrupted"}
+
+
+def test_a_killed_owner_not_yet_reaped_counts_as_gone_for_cancel_and_resume(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    orchestrator = subprocess.Popen(
+        [sys.executable, str(TESTS / "fakes" / "orchestrator.py"), str(repo), str(runs), str(go)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert orchestrator.stdout is not None
+    workflow_id = orchestrator.stdout.readline().strip()
+    store = Store.for_common_dir(repo / ".git")
+    _wait_for(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
+    orchestrator.kill()  # and not reaped yet: a zombie, as under a parent that has not waited for it
+    _wait_for(lambda: psutil.Process(orchestrator.pid).status() == psutil.STATUS_ZOMBIE)
+
+    # As for any crashed run: its agents were stopped and it is marked interrupted, not "running" forever.
+    assert main(["-C", str(repo), "cancel", workflow_id]) == 2
+    assert f"workflow {workflow_id} already ended: interrupted" in capsys.readouterr().err
+    go.touch()
+    assert main(["-C", str(repo), "resume", workflow_id, "--json"]) == 0
+    [resumed] = json.loads(capsys.readouterr().out)["workflows"]
+    assert resumed["state"] == "succeeded"
+    assert not _marked("adw-crash-test")
+    orchestrator.wait()
+    store.close()
+
+
 SLOW_BUILD = """
 [tool.adw.agents]
 stop_grace = 0.3
