@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -152,14 +152,13 @@ async def run_process(
         # A process that escaped the tree (a new session with a scrubbed environment, whose parent exited
         # before the leader became its subreaper) may still hold a pipe; do not wait for it forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(protocol.exited), limits.grace)
             await asyncio.wait_for(asyncio.shield(protocol.closed), limits.grace)
-        settled = True
+        settled = protocol.exited.done()
     finally:
         for helper in (monitor, *requests):
             helper.cancel()
-        if not settled:  # ADW itself is stopping (Ctrl-C) mid-way
-            signal_tree(tree.members(), signal.SIGKILL)
+        if not settled:  # ADW itself is stopping (Ctrl-C) mid-way, or the leader outlived every signal
+            _Delivery(signal.SIGKILL).send(tree.members())
             await protocol.exited
         protocol.finish()
         transport.close()
@@ -171,20 +170,32 @@ async def run_process(
     return ProcessOutcome(returncode, stopped)
 
 
-def signal_tree(members: Iterable[psutil.Process], sig: signal.Signals) -> None:
-    """Signal each member's whole process group (it cannot hold a stranger: groups live inside a session),
-    which also reaches a child forked since the scan, and each member itself, wherever it is."""
-    members = list(members)
-    groups: set[int] = set()
-    for proc in members:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            groups.add(os.getpgid(proc.pid))
-    for group in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, sig)
-    for proc in members:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(sig)  # checks the pid still names the process the scan found
+@dataclass
+class _Delivery:
+    """One signal sent across a tree, at most once to each process: to each process group at once where the
+    group had none yet (which also reaches a child forked since the scan; a group cannot hold a stranger, as it
+    lives inside a session of the tree), else to each process found since, by psutil (which checks the pid
+    still names the process the scan found)."""
+
+    sig: signal.Signals
+    processes: set[psutil.Process] = field(default_factory=set)  # equal by pid and start time
+    groups: set[int] = field(default_factory=set)
+
+    def send(self, members: Iterable[psutil.Process]) -> None:
+        by_group: dict[int, list[psutil.Process]] = {}
+        for proc in members:
+            if proc not in self.processes and (group := _group(proc.pid)) is not None:
+                by_group.setdefault(group, []).append(proc)
+        for group, procs in by_group.items():
+            if group not in self.groups:
+                self.groups.add(group)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, self.sig)
+            else:
+                for proc in procs:
+                    with contextlib.suppress(psutil.Error):
+                        proc.send_signal(self.sig)
+            self.processes.update(procs)
 
 
 async def stop_tree(
@@ -192,21 +203,20 @@ async def stop_tree(
     grace: float,
     signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL),
 ) -> bool:
-    """Send each of `signals` once to every process of the tree, `grace` seconds apart, until none is left;
-    a process found later is sent the current one. True when none is left."""
+    """Send each of `signals` to every process of the tree, `grace` seconds apart, until none is left; a
+    process found later is sent the current one. True when none is left. Scans run off the event loop."""
     for sig in signals:
         deadline = time.monotonic() + (grace if sig != signal.SIGKILL else max(grace, 5.0))
-        signalled: set[psutil.Process] = set()  # a psutil.Process is equal to another by pid and start time
+        delivery = _Delivery(sig)
         while True:
-            members = tree.members()
+            members = await asyncio.to_thread(tree.members)
             if not members:
                 return True
-            signal_tree([proc for proc in members if proc not in signalled], sig)
-            signalled.update(members)
+            delivery.send(members)
             await _until_dead(members, min(deadline, time.monotonic() + _RESCAN))
             if time.monotonic() >= deadline:
                 break
-    return not tree.members()
+    return not await asyncio.to_thread(tree.members)
 
 
 async def _until_dead(processes: list[psutil.Process], deadline: float) -> None:
@@ -221,6 +231,13 @@ def _running(proc: psutil.Process) -> bool:
         return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _session(pid: int) -> int | None:
@@ -273,7 +290,7 @@ class _AgentProtocol(asyncio.SubprocessProtocol):
     def process_exited(self) -> None:
         _settle(self.exited)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # the leader exited and every pipe closed
         _settle(self.closed)
 
     def finish(self) -> None:
