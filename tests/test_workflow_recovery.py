@@ -4,13 +4,14 @@ from another process; the JSON of status and logs; `adw demo`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -40,6 +41,12 @@ def _marked(marker: str) -> list[psutil.Process]:
         if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+def _agents_waiting_for(go: Path) -> list[psutil.Process]:
+    """The fake agents of one test (tests/fakes/orchestrator.py): their code names its `go` file; other
+    checkouts' suites may be running the same agents at the same time."""
+    return _marked(f"pathlib.Path({str(go)!r})")
 
 
 def _wait_for(predicate: Callable[[], bool], limit: float = 15.0) -> None:
@@ -74,13 +81,13 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     store = Store.for_common_dir(repo / ".git")
     await _until(lambda: runs.exists() and runs.read_text().splitlines() == ["first", "second"])
     await _until(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
-    [agent] = _marked("adw-crash-test")
+    [agent] = _agents_waiting_for(go)
     orchestrator.send_signal(signal.SIGKILL)
     await orchestrator.wait()
     assert agent.is_running()  # the crash left it behind: it lives in its own process group
 
     engine = await Engine.open(repo)
-    assert not _marked("adw-crash-test")  # the restart found it by PID and start time and stopped it
+    assert not _agents_waiting_for(go)  # the restart found it from the stored record and stopped it
     crashed = engine.get(workflow_id)
     assert [t.state for t in crashed.tasks] == [TaskState.SUCCEEDED, TaskState.INTERRUPTED, TaskState.PENDING]
     assert crashed.state is TaskState.INTERRUPTED
@@ -90,7 +97,7 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     assert resumed.state is TaskState.SUCCEEDED
     assert runs.read_text().splitlines() == ["first", "second", "second", "third"]  # first was not re-run
     assert len(resumed.task("second").attempts) == 2
-    assert not _marked("adw-crash-test")
+    assert not _agents_waiting_for(go)
     engine.close()
 
 
@@ -101,17 +108,35 @@ def _alive(pid: int) -> bool:
         return False
 
 
+Orchestrate = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def orchestrate(tmp_path: Path) -> Iterator[Orchestrate]:
+    """Starts a fake orchestrator (tests/fakes/SCRIPT ARGS…); in the end kills it and any process of this
+    test still running (their command lines name its folder), whether the test passed or not."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(script: str, *args: Path) -> subprocess.Popen[str]:
+        argv = [sys.executable, str(TESTS / "fakes" / script), *map(str, args)]
+        started.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=_env()))
+        return started[-1]
+
+    yield start
+    for orchestrator in started:
+        orchestrator.kill()
+        orchestrator.wait()
+    for leftover in _marked(str(tmp_path)):
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+
+
 def test_after_a_crash_any_command_stops_every_process_the_agents_started(
-    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], orchestrate: Orchestrate
 ) -> None:
     """Both agents started a grandchild in a new session; after ADW is killed one agent exits on its own,
     leaving its grandchild behind, the other runs on. The next command finds all three by what was stored."""
-    orchestrator = subprocess.Popen(
-        [sys.executable, str(TESTS / "fakes" / "tree_orchestrator.py"), str(repo), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    orchestrator = orchestrate("tree_orchestrator.py", repo, tmp_path)
     assert orchestrator.stdout is not None
     workflow_id = orchestrator.stdout.readline().strip()
     pid_files = [tmp_path / "exits.pids", tmp_path / "lingers.pids"]
@@ -130,18 +155,14 @@ def test_after_a_crash_any_command_stops_every_process_the_agents_started(
 
 
 def test_a_killed_owner_not_yet_reaped_counts_as_gone_for_cancel_and_resume(
-    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], orchestrate: Orchestrate
 ) -> None:
     runs, go = tmp_path / "runs.txt", tmp_path / "go"
-    orchestrator = subprocess.Popen(
-        [sys.executable, str(TESTS / "fakes" / "orchestrator.py"), str(repo), str(runs), str(go)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    orchestrator = orchestrate("orchestrator.py", repo, runs, go)
     assert orchestrator.stdout is not None
     workflow_id = orchestrator.stdout.readline().strip()
     store = Store.for_common_dir(repo / ".git")
+    _wait_for(lambda: runs.exists() and runs.read_text().splitlines() == ["first", "second"])
     _wait_for(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
     orchestrator.kill()  # and not reaped yet: a zombie, as under a parent that has not waited for it
     _wait_for(lambda: psutil.Process(orchestrator.pid).status() == psutil.STATUS_ZOMBIE)
@@ -153,8 +174,7 @@ def test_a_killed_owner_not_yet_reaped_counts_as_gone_for_cancel_and_resume(
     assert main(["-C", str(repo), "resume", workflow_id, "--json"]) == 0
     [resumed] = json.loads(capsys.readouterr().out)["workflows"]
     assert resumed["state"] == "succeeded"
-    assert not _marked(str(go))  # this test's agents only: other runs of the suite may be under way
-    orchestrator.wait()
+    assert not _agents_waiting_for(go)
     store.close()
 
 

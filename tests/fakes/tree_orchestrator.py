@@ -14,7 +14,7 @@ AGENT = """
 import os, pathlib, subprocess, sys, time
 folder, task = pathlib.Path(sys.argv[1]), sys.argv[2]
 grandchild = subprocess.Popen(
-    [sys.executable, "-c", "import time; time.sleep(600)"],
+    [sys.executable, "-c", "import time; time.sleep(600)", str(folder)],  # the folder names it for clean-up
     start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
 )
 (folder / f"{task}.tmp").write_text(f"{os.getpid()} {grandchild.pid}")
