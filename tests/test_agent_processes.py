@@ -5,7 +5,10 @@ and the task ends when the agent's leader exits, not when the last holder of its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -36,6 +39,18 @@ grandchild = subprocess.Popen(
 pathlib.Path(sys.argv[1] + ".tmp").write_text(str(grandchild.pid))
 pathlib.Path(sys.argv[1] + ".tmp").rename(sys.argv[1])
 """
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """A failing test must not leave its sleepers behind: what its pid files name is killed in the end."""
+    started = time.time()
+    yield
+    for pid_file in tmp_path.glob("*.pid"):
+        with contextlib.suppress(psutil.Error, ValueError):
+            proc = psutil.Process(int(pid_file.read_text()))
+            if proc.create_time() >= started:  # not a later process that was given the same pid
+                proc.kill()
 
 
 async def _run(engine: Engine, wf: Workflow) -> Workflow:
