@@ -17,6 +17,7 @@ import pytest
 from adw.agents.command import CommandAgent
 from adw.agents.process import Stream
 from adw.workflow.engine import Engine
+from adw.workflow.events import ResourceSample
 from adw.workflow.models import TaskState, Workflow
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
@@ -119,6 +120,34 @@ parent = (
 subprocess.run([sys.executable, "-c", parent, orphan, sys.argv[1]], check=True)
 while True: time.sleep(0.05)
 """
+
+
+LEAVES_AN_ORPHAN = SCRUBBED_ORPHAN.replace(
+    "while True: time.sleep(0.05)",
+    "while not pathlib.Path(sys.argv[1] + '.go').exists(): time.sleep(0.05)\nprint('done')",
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="child subreapers are a Linux feature")
+async def test_an_orphan_that_left_the_session_and_the_environment_is_stopped_on_completion(
+    tmp_path: Path,
+) -> None:
+    """Once the leader has exited the orphan is nobody's descendant: the resource samples saw it below the
+    leader, and that is how it is found."""
+    pid_file = tmp_path / "orphan.pid"
+    engine = Engine(config=FAST)
+    wf = workflow(tmp_path, [command_task("spawn", [*python(LEAVES_AN_ORPHAN), str(pid_file)], **PATIENT)])
+    async with engine.subscribe(types=[ResourceSample]) as samples:
+        run = asyncio.create_task(_run(engine, wf))
+        orphan = await asyncio.wait_for(_pid_in(pid_file), STALL)
+        since = time.time()
+        async for sample in samples:  # one taken after the orphan was there
+            if sample.time > since:
+                break
+    Path(f"{pid_file}.go").touch()
+    result = await run
+    assert result.task("spawn").state is TaskState.SUCCEEDED
+    assert not _alive(orphan)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="child subreapers are a Linux feature")

@@ -74,10 +74,13 @@ class AgentTree:
     pid: int
     create_time: float
     marker: str
+    # Found below the leader by the resource samples while it ran (only in the ADW process that runs it): so a
+    # process that left the session and the environment is still stopped once the leader is gone.
+    sampled: dict[int, psutil.Process] = field(default_factory=dict, compare=False)
 
     def members(self) -> list[psutil.Process]:
         """The live processes of the tree, zombies left out (they are dead, only not reaped yet)."""
-        found: dict[int, psutil.Process] = {}
+        found: dict[int, psutil.Process] = dict(self.sampled)
         sessions: set[int] = set()
         leader = find_process(self.pid, self.create_time)
         if leader is not None:
@@ -86,9 +89,10 @@ class AgentTree:
             with contextlib.suppress(psutil.Error):
                 found.update((child.pid, child) for child in leader.children(recursive=True))
         unmarked: list[tuple[int, int]] = []
+        own_session = os.getsid(0)  # never ADW's, whatever a process there put in its environment
         for pid in psutil.pids():
             session = _session(pid)
-            if session is None:
+            if session is None or session == own_session:
                 continue
             if _carries(pid, self.marker):
                 sessions.add(session)
@@ -96,7 +100,6 @@ class AgentTree:
                     found.setdefault(pid, psutil.Process(pid))
             else:
                 unmarked.append((pid, session))
-        sessions.discard(os.getsid(0))  # never ADW's own, whatever a process put in its environment
         for pid, session in unmarked:
             if session in sessions and pid not in found:
                 with contextlib.suppress(psutil.Error):
@@ -156,7 +159,7 @@ async def run_process(
         create_time = time.time()
     tree = AgentTree(pid, create_time, marker)
     events.process_started(pid, create_time)
-    monitor = asyncio.create_task(_monitor(pid, events, cancel, limits))
+    monitor = asyncio.create_task(_monitor(tree, events, cancel, limits))
     requests = [asyncio.create_task(token.wait()) for token in (cancel, stop) if token is not None]
     stopped = settled = False
     try:
@@ -170,8 +173,8 @@ async def run_process(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(protocol.closed), _DRAIN)
             await stop_tree(tree, limits.grace, (signal.SIGTERM, signal.SIGKILL))
-        # A process that escaped the tree (a new session with a scrubbed environment, whose parent exited
-        # before the leader became its subreaper) may still hold a pipe; do not wait for it forever.
+        # A process that escaped the tree (a new session and a scrubbed environment, started after the last
+        # resource sample) may still hold a pipe; do not wait for it forever.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(protocol.closed), limits.grace)
         settled = protocol.exited.done()
@@ -248,8 +251,9 @@ async def _until_dead(processes: list[psutil.Process], deadline: float) -> None:
 
 
 def _running(proc: psutil.Process) -> bool:
+    """Alive, and still the process found (not another one given its pid since)."""
     try:
-        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+        return proc.is_running() and bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -366,21 +370,23 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "replace").rstrip("\r")
 
 
-async def _monitor(pid: int, events: TaskEvents, cancel: CancelToken, limits: ProcessLimits) -> None:
+async def _monitor(tree: AgentTree, events: TaskEvents, cancel: CancelToken, limits: ProcessLimits) -> None:
     """Sample CPU and memory of the whole process tree; stop it past the memory cap."""
-    known: dict[int, psutil.Process] = {}  # kept so cpu_percent measures since the previous sample
+    known = tree.sampled  # also kept so cpu_percent measures since the previous sample
     try:
-        leader = psutil.Process(pid)
+        leader = psutil.Process(tree.pid)
     except psutil.NoSuchProcess:
         return
     while True:
         await asyncio.sleep(limits.sample_interval)
         try:
-            tree = [leader, *leader.children(recursive=True)]
+            processes = [leader, *leader.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
+        for gone in known.keys() - {proc.pid for proc in processes}:
+            del known[gone]  # exited: below a subreaper, a process leaves the tree no other way
         cpu, rss, alive = 0.0, 0, 0
-        for proc in tree:
+        for proc in processes:
             proc = known.setdefault(proc.pid, proc)
             try:
                 cpu += proc.cpu_percent(None)
