@@ -25,9 +25,9 @@ from typing import Literal
 import psutil
 
 from adw.agents.base import CancelToken
+from adw.git.locks import find_process
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import TaskState
-from adw.workflow.store import find_process
 
 Stream = Literal["stdout", "stderr"]
 LineHandler = Callable[[str, Stream], None]
@@ -135,10 +135,14 @@ async def run_process(
     on_line: LineHandler,
     limits: ProcessLimits,
     stop: CancelToken | None = None,
+    stdin: bytes | None = None,
 ) -> ProcessOutcome:
     """Run `argv` until its leader exits, or `cancel` (the engine's) or `stop` (the adapter's own) fires;
     either way no process it started is left when this returns. Going over the memory limit cancels `cancel`
-    with the reason. Raises FileNotFoundError for a missing program."""
+    with the reason. Raises FileNotFoundError for a missing program.
+
+    `stdin` is written to the process and then closed (a prompt: no argument-size limit, no option parsing);
+    without it the process reads an empty stdin, so no CLI waits for input."""
     loop = asyncio.get_running_loop()
     marker = task_marker(events.workflow_id, events.task_id)
     transport, protocol = await loop.subprocess_exec(
@@ -146,13 +150,15 @@ async def run_process(
         *argv,
         cwd=cwd,
         env={**os.environ, **env, TASK_VARIABLE: marker},
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # its own session and process group (both ids == pid)
         preexec_fn=_become_subreaper,
     )
     pid = transport.get_pid()
+    if stdin is not None:
+        _feed(transport.get_pipe_transport(0), stdin)
     try:
         create_time = psutil.Process(pid).create_time()
     except psutil.NoSuchProcess:
@@ -194,6 +200,12 @@ async def run_process(
     return ProcessOutcome(returncode, stopped)
 
 
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a process group that may be gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
 @dataclass
 class _Delivery:
     """One signal sent across a tree, at most once to each process: to each process group at once where the
@@ -213,8 +225,7 @@ class _Delivery:
         for group, procs in by_group.items():
             if group not in self.groups:
                 self.groups.add(group)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(group, self.sig)
+                signal_group(group, self.sig)
             else:
                 for proc in procs:
                     with contextlib.suppress(psutil.Error):
@@ -241,6 +252,14 @@ async def stop_tree(
             if time.monotonic() >= deadline:
                 break
     return not await asyncio.to_thread(tree.members)
+
+
+def _feed(pipe: asyncio.BaseTransport | None, data: bytes) -> None:
+    """Hand `data` to the stdin pipe, which writes it as the process reads (a large prompt fills the pipe)
+    and closes once all is written; a process that exits without reading it all only ends the writing."""
+    assert isinstance(pipe, asyncio.WriteTransport)
+    pipe.write(data)
+    pipe.close()
 
 
 async def _until_dead(processes: list[psutil.Process], deadline: float) -> None:
@@ -310,7 +329,8 @@ class _AgentProtocol(asyncio.SubprocessProtocol):
         self._deliver(self._lines[fd].feed, data)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._deliver(self._lines[fd].end)
+        if fd in self._lines:  # not stdin
+            self._deliver(self._lines[fd].end)
 
     def process_exited(self) -> None:
         _settle(self.exited)

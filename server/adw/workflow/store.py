@@ -8,7 +8,6 @@ live one in another terminal.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from pydantic import TypeAdapter
 
+from adw.git.locks import Owner, process_matches
 from adw.workflow.events import BaseEvent, Event, OutputLine
 from adw.workflow.models import Attempt, Task, TaskState, Workflow
 
@@ -46,35 +45,6 @@ CREATE TABLE IF NOT EXISTS requests (
 # Output kept per task attempt; past it one marker says how much was left out (the live stream has it all).
 MAX_STORED_OUTPUT = 1024 * 1024
 _EVENT = TypeAdapter(Event)
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    pid: int
-    started: float
-
-    @classmethod
-    def me(cls) -> Owner:
-        return cls(os.getpid(), psutil.Process().create_time())
-
-    def alive(self) -> bool:
-        return process_matches(self.pid, self.started)
-
-
-def find_process(pid: int, create_time: float) -> psutil.Process | None:
-    """The process `pid` while it is still the one that started at `create_time` (PIDs are reused) and has
-    not exited: a zombie (dead, only not yet reaped by its parent) counts as exited."""
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
-            return proc
-    except (psutil.Error, ValueError):
-        pass
-    return None
-
-
-def process_matches(pid: int, create_time: float) -> bool:
-    return find_process(pid, create_time) is not None
 
 
 @dataclass(frozen=True, slots=True)
