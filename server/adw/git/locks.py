@@ -60,13 +60,20 @@ class Owner:
         return process_matches(self.pid, self.started)
 
 
-def process_matches(pid: int, create_time: float) -> bool:
-    """True when `pid` is still the process that started at `create_time` (PIDs are reused)."""
+def find_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The process `pid` while it is still the one that started at `create_time` (PIDs are reused) and has
+    not exited: a zombie (dead, only not yet reaped by its parent) counts as exited."""
     try:
-        started: float = psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    return abs(started - create_time) < 0.01
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except (psutil.Error, ValueError):
+        pass
+    return None
+
+
+def process_matches(pid: int, create_time: float) -> bool:
+    return find_process(pid, create_time) is not None
 
 
 @dataclass(frozen=True, slots=True)

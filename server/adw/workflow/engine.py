@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from adw.agents.base import Agent, CancelToken
-from adw.agents.process import group_alive, stop_group
+from adw.agents.process import AgentTree, stop_tree, task_marker
 from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
 from adw.errors import AdwError
 from adw.workflow.events import (
@@ -244,8 +244,10 @@ class Engine:
         """After a crash: stop the agents it left behind and mark what it was running as interrupted."""
         if self.store is None:
             return []
+        # What an agent started survives its leader, so each recorded agent's whole tree is looked for.
         stray = self.store.stray_processes()
-        await asyncio.gather(*(stop_group(p.pid, None, self.settings.stop_grace) for p in stray))
+        trees = [AgentTree(p.pid, p.create_time, task_marker(p.workflow_id, p.task_id)) for p in stray]
+        await asyncio.gather(*(stop_tree(tree, self.settings.stop_grace) for tree in trees))
         self.store.forget_processes(stray)
         orphans = self.store.orphaned()
         for workflow in orphans:
@@ -537,10 +539,3 @@ def _outcome(workflow: Workflow) -> tuple[TaskState, str]:
             return state, f"{first.id}: {first.reason}" if first.reason else first.id
     return TaskState.FAILED, "not every task succeeded"
 
-
-async def kill_strays(store: Store, workflow_id: str, grace: float) -> int:
-    """Stop the agents of a workflow whose owner is gone (used by `adw cancel` when no one runs it)."""
-    stray = store.stray_processes(workflow_id)
-    await asyncio.gather(*(stop_group(p.pid, None, grace) for p in stray))
-    store.forget_processes(stray)
-    return sum(1 for p in stray if not group_alive(p.pid))
