@@ -127,6 +127,7 @@ class PytestAgent(PythonToolAgent):
                     severity=Severity.ERROR,
                     message=f"{case.get('name')}: {message}",
                     source="pytest",
+                    code=case.get("name"),  # the failing test: what a run on the base commit is compared by
                 )
             )
         return findings, counts
@@ -140,6 +141,7 @@ class RuffAgent(PythonToolAgent):
         return [
             *self.argv_base(),
             "check",
+            "--no-fix",  # a project's `fix = true` must not make the review rewrite files
             "--output-format",
             "json",
             f"--output-file={self.report}",

@@ -99,10 +99,11 @@ async def _merge(args: argparse.Namespace) -> int:
     if args.preview:
         preview = await manager.merge_preview(args.name, args.into)
         verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
-        emit(args, preview, "\n".join([f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts]))
+        text = [f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts, preview.diffstat]
+        emit(args, preview, "\n".join(text))
         return 0 if preview.clean else 1
     result = await manager.merge(args.name, args.into, args.strategy)
-    emit(args, result, "\n".join([result.message, *result.preview.conflicts]))
+    emit(args, result, "\n".join([result.message, *result.preview.conflicts, result.preview.diffstat]))
     return 0 if result.merged else 1
 
 
