@@ -44,8 +44,14 @@ def spec(name: str, body: str, test: str) -> str:
     )
 
 
-ADD = spec("add", "def add(a, b):\n    return a + b\n", "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
-MUL = spec("mul", "def mul(a, b):\n    return a * b\n", "from calc.mul import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n")
+ADD = spec(
+    "add", "def add(a, b):\n    return a + b\n",
+    "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+)
+MUL = spec(
+    "mul", "def mul(a, b):\n    return a * b\n",
+    "from calc.mul import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+)
 BROKEN = spec(
     "broken",
     "import sys\n\n\ndef sub(a, b):\n    return a + b\n",
@@ -98,7 +104,10 @@ async def test_review_never_applies_the_projects_ruff_fixes(make_repo: MakeRepo)
     assert not (worktree / ".ruff_cache").exists() and not (worktree / ".pytest_cache").exists()
 
 
-WRITER = "import pathlib; pathlib.Path('src/calc/legacy.py').write_text('tampered\\n'); pathlib.Path('stray.txt').write_text('x')"
+WRITER = (
+    "import pathlib; pathlib.Path('src/calc/legacy.py').write_text('tampered\\n'); "
+    "pathlib.Path('stray.txt').write_text('x')"
+)
 
 
 @pytest.mark.parametrize("phase", ["review", "test"])
@@ -219,5 +228,5 @@ async def test_the_base_run_is_made_once_per_base_and_command(make_repo: MakeRep
     [again] = await run_specs(project, "broken")
     assert again.task("test").outputs["baseline"]["cached"] is True
     # The base was checked out apart and removed: the user's worktrees are the main one and the three specs'.
-    listed = [line for line in run_git(project, "worktree", "list", "--porcelain").splitlines() if line.startswith("worktree ")]
-    assert len(listed) == 4
+    listed = run_git(project, "worktree", "list", "--porcelain").splitlines()
+    assert len([line for line in listed if line.startswith("worktree ")]) == 4

@@ -127,7 +127,7 @@ class PytestAgent(PythonToolAgent):
                     severity=Severity.ERROR,
                     message=f"{case.get('name')}: {message}",
                     source="pytest",
-                    code=case.get("name"),  # the failing test: what a run on the base commit is compared by
+                    key=f"{case.get('classname')}::{case.get('name')}",  # the same test failing, whatever it says
                 )
             )
         return findings, counts

@@ -76,9 +76,9 @@ async def changed_files(worktree: Path, base_commit: str) -> set[str]:
 
 
 def _identity(finding: Finding) -> Hashable:
-    # A failing test is the same failure whatever its assertion says now; a lint message names its symbol.
-    message = None if finding.source == "pytest" else finding.message
-    return finding.source, finding.path, finding.code, message
+    if finding.key is not None:
+        return finding.source, finding.key
+    return finding.source, finding.path, finding.code, finding.message  # a lint message names its symbol
 
 
 def compare(
