@@ -97,9 +97,9 @@ def states(wf: Workflow) -> list[tuple[str, str, str]]:
 async def test_review_never_applies_the_projects_ruff_fixes(make_repo: MakeRepo) -> None:
     project = make_project(make_repo)
     [wf] = await run_specs(project, "add")
-    assert wf.state is TaskState.SUCCEEDED, states(wf)
     worktree = Path(wf.cwd)
     assert (worktree / "src/calc/legacy.py").read_text() == LEGACY
+    assert wf.state is TaskState.SUCCEEDED, states(wf)
     assert committed(worktree) == ["docs/changes/add.md", "src/calc/add.py", "tests/test_add.py"]
     assert not (worktree / ".ruff_cache").exists() and not (worktree / ".pytest_cache").exists()
 
