@@ -50,7 +50,7 @@ def register(server: AdwServer) -> None:
         if isinstance(options.get("maxAgents"), int):
             engine.max_agents = options["maxAgents"]
         repo = await Repo.discover(ls.root)
-        workflows = sdlc_workflows(repo.root, specs, engine.config)
+        workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
         for workflow in workflows:
             ls.spawn(engine.run(workflow))
         ls.changed("workflows")
