@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import MergePreview, Worktrees
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState, Workflow
+from adw.workflow.scope import DEFAULT_WRITES, in_scope
 from adw.workflow.sdlc import sdlc_workflows
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
@@ -78,7 +81,8 @@ def make_project(make_repo: MakeRepo, extra_config: str = "") -> Path:
 async def run_specs(project: Path, *names: str) -> list[Workflow]:
     engine = await Engine.open(project)
     try:
-        return await engine.run_all(sdlc_workflows(project, [project / f"specs/{n}.md" for n in names], engine.config))
+        specs = [project / f"specs/{n}.md" for n in names]
+        return await engine.run_all(await sdlc_workflows(project, specs, engine.config, store=engine.store))
     finally:
         engine.close()
 
@@ -92,6 +96,15 @@ def states(wf: Workflow) -> list[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------- write scopes
+
+
+def test_write_scope_globs_follow_gitignore() -> None:
+    docs = DEFAULT_WRITES["document"]
+    assert all(in_scope(p, docs) for p in ["docs/changes/add.md", "README.md", "pkg/notes.md", "CHANGELOG"])
+    assert not any(in_scope(p, docs) for p in ["src/calc/add.py", "documents/x.py", "pyproject.toml"])
+    assert in_scope("src/a/b.py", ("src/**",)) and not in_scope("src/a/b.py", ("src/*",))
+    assert in_scope("src/b.py", ("src/*.py",)) and not in_scope("lib/src/b.py", ("src/*.py",))
+    assert not any(in_scope(p, DEFAULT_WRITES["review"]) for p in ["a.py", "docs/x.md"])
 
 
 async def test_review_never_applies_the_projects_ruff_fixes(make_repo: MakeRepo) -> None:
@@ -148,7 +161,7 @@ async def test_the_commit_message_lists_exactly_the_committed_files(make_repo: M
 
 
 def test_the_merge_preview_lists_the_files_and_a_diffstat(
-    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
+    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(make_repo)
     [wf] = asyncio.run(run_specs(project, "add"))
@@ -170,6 +183,21 @@ def test_the_merge_preview_lists_the_files_and_a_diffstat(
     assert main(["-C", str(project), "worktree", "merge", "add", "--preview"]) == 0
     text = capsys.readouterr().out
     assert "src/calc/add.py" in text and "3 files changed" in text
+    # On a terminal the merge shows the same before asking; only a yes merges.
+    main_head = run_git(project, "rev-parse", "main")
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    assert main(["-C", str(project), "worktree", "merge", "add"]) == 1
+    text = capsys.readouterr().out
+    assert "src/calc/add.py" in text and "[y/N]" in text and "not merged" in text
+    assert run_git(project, "rev-parse", "main") == main_head
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    assert main(["-C", str(project), "worktree", "merge", "add"]) == 0
+    assert (project / "src/calc/add.py").is_file()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 # ---------------------------------------------------------------- judging against the base

@@ -82,7 +82,8 @@ class PhaseConfig(_Strict):
     )
     baseline: bool | None = Field(
         default=None,
-        description="Judge findings against a run on the base commit (default: test and review phases).",
+        description="Judge findings against a run on the base commit (default: test and review phases run "
+        "by pytest, ruff or command).",
     )
     block_on: Literal["new", "any"] = Field(
         default="new", description="Which failures fail the phase: only new ones, or pre-existing ones too."

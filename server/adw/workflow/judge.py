@@ -25,6 +25,8 @@ from adw.git.runner import git
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 
 JUDGED_PHASES = ("test", "review")
+# Checks whose run on the base is cheap and comparable; an LLM reviewer is not run twice unless configured.
+JUDGED_AGENTS = ("pytest", "ruff", "command")
 CHANGED_FILES_ONLY = ("review",)  # lint speaks about files; a test anywhere can fail because of the change
 
 
@@ -39,7 +41,7 @@ class BaseRun(BaseModel):
 def judged(task: Task) -> bool:
     if task.config is not None and task.config.baseline is not None:
         return task.config.baseline
-    return task.phase in JUDGED_PHASES
+    return task.phase in JUDGED_PHASES and task.agent in JUDGED_AGENTS
 
 
 async def base_run(
