@@ -107,14 +107,28 @@ def test_write_scope_globs_follow_gitignore() -> None:
     assert not any(in_scope(p, DEFAULT_WRITES["review"]) for p in ["a.py", "docs/x.md"])
 
 
-async def test_review_never_applies_the_projects_ruff_fixes(make_repo: MakeRepo) -> None:
+async def test_a_spec_on_a_project_with_pre_existing_problems(make_repo: MakeRepo) -> None:
     project = make_project(make_repo)
     [wf] = await run_specs(project, "add")
     worktree = Path(wf.cwd)
+    # The review never applies the project's `fix = true`, and leaves no cache behind.
     assert (worktree / "src/calc/legacy.py").read_text() == LEGACY
-    assert wf.state is TaskState.SUCCEEDED, states(wf)
-    assert committed(worktree) == ["docs/changes/add.md", "src/calc/add.py", "tests/test_add.py"]
     assert not (worktree / ".ruff_cache").exists() and not (worktree / ".pytest_cache").exists()
+    # The failing test and the lint finding that were there before are listed apart and block nothing.
+    assert wf.state is TaskState.SUCCEEDED, states(wf)
+    test, review = wf.task("test"), wf.task("review")
+    assert test.findings == [] and review.findings == []
+    assert [f["message"].split(":")[0] for f in test.outputs["baseline"]["pre_existing"]] == ["test_old_bug"]
+    assert [(f["path"], f["code"]) for f in review.outputs["baseline"]["pre_existing"]] == [
+        ("src/calc/legacy.py", "F401")
+    ]
+    assert "0 new" in test.summary and "1 pre-existing" in test.summary
+    assert "0 new" in review.summary and "1 pre-existing" in review.summary
+    # The commit holds exactly the spec's files and the docs, and its message lists them.
+    assert committed(worktree) == ["docs/changes/add.md", "src/calc/add.py", "tests/test_add.py"]
+    message = run_git(worktree, "log", "-1", "--format=%B")
+    listed = sorted(line.split(maxsplit=1)[1] for line in message.splitlines() if line.startswith(("A ", "M ", "D ")))
+    assert listed == committed(worktree) and "Committed 3 file(s):" in message
 
 
 WRITER = (
@@ -145,16 +159,6 @@ async def test_a_write_outside_the_phase_scope_is_restored_reported_and_kept_in_
     assert run_git(worktree, "show", f"{checkpoint.commit}:src/calc/legacy.py") == "tampered\n"
     assert run_git(worktree, "show", f"{checkpoint.commit}:stray.txt") == "x"
     assert sorted(task.outputs["write_scope"]["restored"]) == ["src/calc/legacy.py", "stray.txt"]
-
-
-async def test_the_commit_message_lists_exactly_the_committed_files(make_repo: MakeRepo) -> None:
-    project = make_project(make_repo)
-    [wf] = await run_specs(project, "add")
-    worktree = Path(wf.cwd)
-    message = run_git(worktree, "log", "-1", "--format=%B")
-    listed = sorted(line.split(maxsplit=1)[1] for line in message.splitlines() if line.startswith(("A ", "M ", "D ")))
-    assert listed == committed(worktree)
-    assert "3 file(s)" in message
 
 
 # ---------------------------------------------------------------- merge preview
@@ -201,20 +205,6 @@ class Terminal(io.StringIO):
 
 
 # ---------------------------------------------------------------- judging against the base
-
-
-async def test_pre_existing_problems_are_listed_apart_and_do_not_block(make_repo: MakeRepo) -> None:
-    project = make_project(make_repo)
-    [wf] = await run_specs(project, "add")
-    assert wf.state is TaskState.SUCCEEDED, states(wf)
-    test, review = wf.task("test"), wf.task("review")
-    assert test.findings == [] and review.findings == []
-    assert [f["message"].split(":")[0] for f in test.outputs["baseline"]["pre_existing"]] == ["test_old_bug"]
-    assert [(f["path"], f["code"]) for f in review.outputs["baseline"]["pre_existing"]] == [
-        ("src/calc/legacy.py", "F401")
-    ]
-    assert "0 new" in test.summary and "1 pre-existing" in test.summary
-    assert "0 new" in review.summary and "1 pre-existing" in review.summary
 
 
 async def test_a_new_failure_and_a_new_finding_are_reported_as_new(make_repo: MakeRepo) -> None:
