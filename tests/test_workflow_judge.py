@@ -36,6 +36,7 @@ select = ["F"]
 
 [tool.adw.agents]
 stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
 """
 LEGACY = "import os\n\n\ndef legacy():\n    return 1\n"  # F401: `os` unused, and `fix = true` would drop it
 OLD_TEST = "def test_old_bug():\n    assert 1 + 1 == 3\n"

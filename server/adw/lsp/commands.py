@@ -8,6 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from adw.agents.preflight import preflight_workflows
 from adw.lsp.server import AdwServer, Args, ArgumentError, path_of, uri_of
 from adw.serialize import to_jsonable
 
@@ -51,6 +52,7 @@ def register(server: AdwServer) -> None:
             engine.max_agents = options["maxAgents"]
         repo = await Repo.discover(ls.root)
         workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
+        await preflight_workflows(workflows)  # a missing CLI or login is an error now, not after retries
         for workflow in workflows:
             ls.spawn(engine.run(workflow))
         ls.changed("workflows")
