@@ -20,8 +20,10 @@ from adw.workflow.sdlc import sdlc_workflows
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import MakeRepo, run_git
+    from tests.realistic import FAILING_TEST, LINT_FINDING, RealisticProject
 except ModuleNotFoundError:
     from conftest import MakeRepo, run_git
+    from realistic import FAILING_TEST, LINT_FINDING, RealisticProject
 
 # A project as found in the wild: ruff configured to fix on every check, a lint finding already on main and a
 # test that already fails there.
@@ -249,3 +251,49 @@ async def test_the_base_run_is_made_once_per_base_and_command(make_repo: MakeRep
     # The base was checked out apart and removed: the user's worktrees are the main one and the three specs'.
     listed = run_git(project, "worktree", "list", "--porcelain").splitlines()
     assert len([line for line in listed if line.startswith("worktree ")]) == 4
+
+
+# ---------------------------------------------------------------- end to end, as a new user would
+
+
+COUPONS = """# Coupons
+
+A coupon takes a percentage off a price.
+
+```python path=src/shop/coupons.py
+def apply_coupon(price: float, percent: int) -> float:
+    return round(price * (100 - percent) / 100, 2)
+```
+
+```python path=tests/test_coupons.py
+from shop.coupons import apply_coupon
+
+
+def test_apply_coupon_takes_the_percentage_off() -> None:
+    assert apply_coupon(20.0, 25) == 15.0
+```
+"""
+
+
+async def test_the_sdlc_on_a_realistic_project_commits_the_spec_and_judges_only_the_change(
+    realistic_project: RealisticProject,
+) -> None:
+    """Its own .venv, ruff's `fix = true`, a pre-existing lint finding and failing test, no ADW configuration."""
+    root = realistic_project.root
+    realistic_project.write("specs/coupons.md", COUPONS)
+    legacy = (root / LINT_FINDING[0]).read_text()
+    [wf] = await run_specs(root, "coupons")
+    worktree = Path(wf.cwd)
+    assert wf.state is TaskState.SUCCEEDED, states(wf)
+    assert (worktree / LINT_FINDING[0]).read_text() == legacy
+    assert committed(worktree) == ["docs/changes/coupons.md", "src/shop/coupons.py", "tests/test_coupons.py"]
+    test, review = wf.task("test"), wf.task("review")
+    # The new test ran, against the worktree's code (the main worktree has no shop.coupons).
+    assert test.summary.startswith("2 passed, 1 failed") and "0 new, 1 pre-existing" in test.summary
+    module, name = FAILING_TEST.split("::")
+    assert [f["key"] for f in test.outputs["baseline"]["pre_existing"]] == [
+        f"{module.removesuffix('.py').replace('/', '.')}::{name}"
+    ]
+    assert "0 new, 1 pre-existing" in review.summary
+    assert [(f["path"], f["line"], f["code"]) for f in review.outputs["baseline"]["pre_existing"]] == [LINT_FINDING]
+    assert test.findings == [] and review.findings == []
