@@ -474,6 +474,8 @@ class Engine:
             return result
         if base is None:
             return result
+        if cached:
+            events.progress(f"{task.agent} on the base commit {base_commit[:12]}: {base.summary} (cached)")
         block_on = task.config.block_on if task.config else "new"
         judged_result = compare(result, base, changed, block_on)
         judged_result.outputs["baseline"].update(base=base_commit, cached=cached)
