@@ -21,6 +21,7 @@ pythonpath = ["src"]
 
 [tool.adw.agents]
 stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
 """
 ADD = "# Add\n\n```python path=src/calc/add.py\ndef add(a, b):\n    return a + b\n```\n"
 BROKEN = (
