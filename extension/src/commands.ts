@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
-import { workflowDescription, worktreeDescription, worktreeLabel } from './format';
+import { mergeDetail, workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
   MergePreview, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
 } from './protocol';
@@ -162,7 +162,7 @@ class Commands {
       return undefined;
     }
     const strategy = await vscode.window.showInformationMessage(`Merge ${preview.source} into ${preview.target}?`, {
-      modal: true, detail: 'The preview merges cleanly (no conflicts).',
+      modal: true, detail: `It merges cleanly (no conflicts) and brings:\n${mergeDetail(preview)}`,
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
     const result = await this.adw.command<MergeResult>('merge', worktree.name, strategy.toLowerCase());

@@ -80,11 +80,25 @@ export interface CheckpointList {
   checkpoints: Checkpoint[];
 }
 
+export interface ChangedFile {
+  path: string;
+  /** git's letter: A added, M modified, D deleted, T type changed. */
+  status: string;
+  /** null for a binary file. */
+  insertions: number | null;
+  deletions: number | null;
+}
+
 export interface MergePreview {
   source: string;
   target: string;
   clean: boolean;
   conflicts: string[];
+  /** What the branch brings since it left the target. */
+  files: ChangedFile[];
+  insertions: number;
+  deletions: number;
+  diffstat: string;
 }
 
 export interface MergeResult {

@@ -40,6 +40,8 @@ async def test_worktree_commands(vscode: LanguageClient, workspace: Path, record
     commit_all(path, "news")
     preview = await run(client, "mergePreview", "feat")
     assert preview == {**preview, "source": "adw/feat", "target": "main", "clean": True, "conflicts": []}
+    assert preview["files"] == [{"path": "NEWS.md", "status": "A", "insertions": 1, "deletions": 0}]
+    assert "NEWS.md" in preview["diffstat"] and "1 file changed" in preview["diffstat"]
 
     merged = await run(client, "merge", "feat", "squash")
     assert merged["merged"] is True and merged["strategy"] == "squash"
