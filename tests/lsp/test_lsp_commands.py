@@ -141,6 +141,35 @@ async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_pa
     assert run_git(Path(finished["cwd"]), "log", "-1", "--format=%s").strip() == "adw: mul"
 
 
+# Each agent marks itself running, then watches for a second agent for up to 1.5 s and records the most it saw.
+OVERLAP = (
+    "import os, pathlib, sys, time\n"
+    "folder = pathlib.Path(sys.argv[1]); me = folder / f'{os.getpid()}.running'; me.touch()\n"
+    "seen = 1\n"
+    "for _ in range(30):\n"
+    "    seen = max(seen, len(list(folder.glob('*.running'))))\n"
+    "    if seen > 1: break\n"
+    "    time.sleep(0.05)\n"
+    "with open(folder / 'seen', 'a') as out: out.write(f'{seen}\\n')\n"
+    "me.unlink()\n"
+)
+
+
+async def test_max_agents_option_caps_running_agents(vscode: LanguageClient, workspace: Path, tmp_path: Path) -> None:
+    """test ‖ review ‖ document run in parallel; with `maxAgents: 1` they must take turns."""
+    client, root = vscode, workspace
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    write_config(root, "".join(command_phase(phase, "-c", OVERLAP, str(folder)) for phase in PARALLEL))
+    [workflow] = (await run(client, "startSdlc", ["specs/mul.md"], {"maxAgents": 1}))["workflows"]
+    finished = await wait_workflow(client, workflow["id"])
+    assert finished["state"] == "succeeded", finished["reason"]
+    assert (folder / "seen").read_text().split() == ["1"] * len(PARALLEL)
+
+
+PARALLEL = ("test", "review", "document")
+
+
 async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) -> bool:
     return (await run(client, "status", wf_id))["state"] in states
 
@@ -149,21 +178,27 @@ async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) ->
 BAD_INPUT: list[tuple[str, list[Any], str]] = [
     ("startSdlc", [], "needs `specs`"),
     ("startSdlc", [["specs/nope.md"]], "no such spec"),
-    ("startSdlc", [["specs/mul.md"], "fast"], "`options` must be an object"),
+    ("startSdlc", [["specs/mul.md"], "fast"], "`options` should be an object"),
+    ("startSdlc", [["specs/mul.md"], {"maxAgents": 0}], "`options.maxAgents` should be greater than or equal to 1"),
+    ("startSdlc", [["specs/mul.md"], {"maxAgent": 2}], "has no argument `options.maxAgent`"),
     ("scout", [], "needs `task`"),
-    ("scout", [42], "must be a string"),
+    ("scout", [42], "`task` should be a valid string (got 42)"),
     ("scout", ["x", "no-such-worktree"], "no worktree named"),
     ("listWorktrees", ["extra"], "takes at most 0 argument"),
     ("createWorktree", [], "needs `name`"),
     ("createWorktree", ["-bad"], "invalid worktree name"),
     ("createWorktree", ["ok", "no-such-base"], "no-such-base"),
     ("mergePreview", ["ghost"], "no worktree named 'ghost'"),
-    ("merge", ["ghost", "octopus"], "unknown strategy 'octopus'"),
+    ("merge", ["ghost", "octopus"], "`strategy` should be 'merge', 'squash' or 'rebase' (got 'octopus')"),
+    ("merge", [{"name": "ghost", "strategy": "octopus"}], "`strategy` should be 'merge'"),  # named arguments
+    ("merge", [{"strategy": "squash"}], "merge: needs `name`"),
     ("merge", ["ghost"], "no worktree named 'ghost'"),
     ("removeWorktree", ["ghost"], "no worktree named 'ghost'"),
+    ("removeWorktree", ["ghost", "yes"], "`archive` should be a valid boolean"),
     ("checkpoint", ["ghost"], "no worktree named 'ghost'"),
+    ("checkpoint", ["a\0b"], "`worktree` must not contain a NUL character"),
     ("undo", [], "no checkpoint to undo"),
-    ("undo", [None, None, "latest"], "must be a whole number"),
+    ("undo", [None, None, "latest"], "`to` should be a valid integer"),
     ("redo", [], "nothing to redo"),
     ("listCheckpoints", ["ghost"], "no worktree named 'ghost'"),
     ("cancel", [], "needs `workflow`"),

@@ -79,8 +79,7 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
-        self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
-        self._slots = asyncio.Semaphore(self.max_agents)
+        self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -106,6 +105,18 @@ class Engine:
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
+
+    @property
+    def max_agents(self) -> int:
+        """The cap on agent tasks running at once, shared by every workflow of this engine."""
+        return self._slots.limit
+
+    def set_max_agents(self, limit: int) -> None:
+        """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
+        agents finish and starts no other until fewer than `limit` run."""
+        if limit < 1:
+            raise AdwError(f"the agent cap must be at least 1, got {limit}", "pass a whole number of 1 or more")
+        self._slots.resize(limit)
 
     # -- reading state ---------------------------------------------------------------------------------------
 
@@ -465,6 +476,29 @@ class Engine:
     def _save(self, workflow: Workflow, task: Task | None = None) -> None:
         if self.store is not None:
             self.store.save(workflow, task)
+
+
+class AgentSlots:
+    """A counting semaphore whose limit can change while it is held (asyncio.Semaphore's cannot)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while self.used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()  # wakes every waiter; each checks again, one takes a freed slot
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._freed.set()
 
 
 async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:
