@@ -16,6 +16,7 @@ from tests.lsp.conftest import (
     commit_all,
     eventually,
     fails,
+    make_workspace,
     run,
     task_of,
     wait_workflow,
@@ -139,6 +140,30 @@ async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_pa
     assert finished["state"] == "succeeded", finished["reason"]
     assert (Path(finished["cwd"]) / "src/calc/mul.py").is_file()
     assert run_git(Path(finished["cwd"]), "log", "-1", "--format=%s").strip() == "adw: mul"
+
+
+async def test_worktree_arguments_refuse_other_repositories(
+    minimal: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    """A folder of another repository on disk is no worktree of the workspace: refused, and left untouched."""
+    client = minimal
+    foreign = make_workspace(tmp_path / "foreign")
+    ops = foreign / "src/calc/ops.py"
+    ops.write_text("def add(a, b):\n    return 0\n")
+    for command, arguments in [
+        ("checkpoint", [str(foreign), "x"]),
+        ("undo", [str(foreign), str(ops)]),
+        ("listCheckpoints", [foreign.as_uri()]),
+        ("scout", ["add", str(foreign / "src")]),
+    ]:
+        error = await fails(client, command, *arguments)
+        assert error.code == JsonRpcInvalidParams.CODE, (command, error)
+        assert "is not a worktree of the workspace's repository" in str(error), (command, error)
+    assert run_git(foreign, "for-each-ref", "refs/adw") == ""
+    assert ops.read_text() == "def add(a, b):\n    return 0\n"
+    assert not (foreign / "src/scout_outputs").exists() and not (foreign / "scout_outputs").exists()
+    # A folder inside a worktree of the workspace is still one of its worktrees.
+    assert (await run(client, "checkpoint", str(workspace / "src"), "inside"))["created"] is True
 
 
 # Each agent marks itself running, then watches for a second agent for up to 1.5 s and records the most it saw.
