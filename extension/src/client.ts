@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from 'vscode-languageclient/node';
-import { CHANGED, ChangedParams, serverCommand, shownByServer } from './protocol';
+import { CHANGED, ChangedParams, CommandResults, ServerCommands, serverCommand, shownByServer } from './protocol';
 import { CHECK_ARGS, INSTALL_ARGS, Interpreter, SERVER_ARGS, commandLine, findInterpreter } from './python';
 
 export type ServerState = 'stopped' | 'starting' | 'running' | 'failed' | 'restricted';
@@ -58,10 +58,11 @@ export class AdwClient implements vscode.Disposable {
     return this.client;
   }
 
-  /** Runs `adw.server.<name>` with positional arguments (see server/adw/lsp/commands.py). */
-  async command<T>(name: string, ...args: unknown[]): Promise<T> {
+  /** Runs `adw.server.<name>` with its positional arguments, typed by the server's models (protocol.generated.ts). */
+  async command<K extends keyof ServerCommands>(name: K, ...args: ServerCommands[K]): Promise<CommandResults[K]> {
     const client = await this.ready();
-    return client.sendRequest<T>('workspace/executeCommand', { command: serverCommand(name), arguments: args });
+    return client.sendRequest<CommandResults[K]>('workspace/executeCommand',
+      { command: serverCommand(name), arguments: args });
   }
 
   async request<T>(method: string, params: object = {}): Promise<T> {

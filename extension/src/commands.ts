@@ -1,12 +1,12 @@
 // The `adw.*` commands of the palette and views. Each forwards to an `adw.server.*` command
-// (argument order: server/adw/lsp/commands.py) after asking the user what the server needs.
+// (arguments typed by ServerCommands, generated from server/adw/lsp/params.py) after asking the user what the server needs.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import { workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
-  MergePreview, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  MergeResult, Message, ScoutResult, StartedWorkflows, Workflow, Worktree,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
@@ -22,9 +22,7 @@ export interface Views {
   refresh(what: string): Promise<void>;
 }
 
-interface Message {
-  message: string;
-}
+const STRATEGIES = { Merge: 'merge', Squash: 'squash', Rebase: 'rebase' } as const;
 
 export function registerCommands(adw: AdwClient, views: Views): vscode.Disposable[] {
   const commands = new Commands(adw, views);
@@ -66,7 +64,7 @@ class Commands {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
     const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
-    const started = await this.adw.command<StartedWorkflows>('startSdlc', specs.map((spec) => spec.fsPath),
+    const started = await this.adw.command('startSdlc', specs.map((spec) => spec.fsPath),
       maxAgents > 0 ? { maxAgents } : {});
     void vscode.window.showInformationMessage(
       `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
@@ -101,7 +99,7 @@ class Commands {
     if (!task?.trim()) return undefined;
     const result = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `ADW: scouting "${task}"…` },
-      () => this.adw.command<ScoutResult>('scout', task));
+      () => this.adw.command('scout', task));
     const client = await this.adw.ready();
     const locations = result.lspLocations.map((loc) => client.protocol2CodeConverter.asLocation(loc));
     if (!locations.length) {
@@ -134,7 +132,7 @@ class Commands {
       validateInput: (value) => (/^[\w.-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only'),
     });
     if (!name) return undefined;
-    const result = await this.adw.command<Message & { worktree: Worktree }>('createWorktree', name);
+    const result = await this.adw.command('createWorktree', name);
     const choice = await vscode.window.showInformationMessage(`ADW: ${result.message}`, 'Open in New Window');
     if (choice) await this.openWorktree(result.worktree);
     return result;
@@ -151,7 +149,7 @@ class Commands {
   async mergeWorktree(node?: Worktree): Promise<MergeResult | undefined> {
     const worktree = node ?? await this.pickWorktree('Merge which worktree?', false);
     if (!worktree) return undefined;
-    const preview = await this.adw.command<MergePreview>('mergePreview', worktree.name);
+    const preview = await this.adw.command('mergePreview', worktree.name);
     if (!preview.clean) {
       const choice = await vscode.window.showWarningMessage(
         `Merging ${preview.source} into ${preview.target} would conflict`, {
@@ -165,7 +163,7 @@ class Commands {
       modal: true, detail: 'The preview merges cleanly (no conflicts).',
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
-    const result = await this.adw.command<MergeResult>('merge', worktree.name, strategy.toLowerCase());
+    const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy]);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -181,7 +179,7 @@ class Commands {
         + `(restore it with: adw worktree restore ${worktree.name}). "Remove Without Archive" refuses to drop unmerged work.`,
     }, archive, 'Remove Without Archive');
     if (!choice) return undefined;
-    const result = await this.adw.command<Message>('removeWorktree', worktree.name, choice === archive, false);
+    const result = await this.adw.command('removeWorktree', worktree.name, choice === archive, false);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -189,15 +187,15 @@ class Commands {
   async checkpoint(): Promise<unknown> {
     const message = await vscode.window.showInputBox({ title: 'ADW: Checkpoint', prompt: 'Message (optional)' });
     if (message === undefined) return undefined;
-    return this.announce(await this.adw.command<Message>('checkpoint', this.views.checkpoints.activeWorktree(), message));
+    return this.announce(await this.adw.command('checkpoint', this.views.checkpoints.activeWorktree(), message));
   }
 
   async restore(kind: 'undo' | 'redo'): Promise<unknown> {
-    return this.announce(await this.adw.command<Message>(kind, this.views.checkpoints.activeWorktree()));
+    return this.announce(await this.adw.command(kind, this.views.checkpoints.activeWorktree()));
   }
 
   async undoTo(node: CheckpointNode): Promise<unknown> {
-    return this.announce(await this.adw.command<Message>('undo', node.worktree, null, node.checkpoint.number));
+    return this.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
   }
 
   async cancel(node?: WorkflowNode): Promise<unknown> {

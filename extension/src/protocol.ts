@@ -1,8 +1,12 @@
 // The server's custom protocol (server/adw/lsp/views.py, commands.py) as the extension sees it.
 // Shapes are the JSON the server sends (pydantic models dumped with snake_case keys).
 
+import type { ServerCommands } from './protocol.generated';
+
+export type { ServerCommands };
+
 /** `adw.server.<name>` commands; vscode-languageclient registers these ids itself, so the client never does. */
-export const serverCommand = (name: string): string => `adw.server.${name}`;
+export const serverCommand = (name: keyof ServerCommands): string => `adw.server.${name}`;
 
 export const Requests = {
   worktrees: 'adw/worktrees',
@@ -114,6 +118,29 @@ export interface ScoutResult {
 
 export interface StartedWorkflows {
   workflows: { id: string; name: string; spec: string | null }[];
+}
+
+/** Every command's result says what it did in `message`. */
+export interface Message {
+  message: string;
+}
+
+/** What each `adw.server.*` command answers (docs/PROTOCOL.md); its arguments are `ServerCommands`. */
+export interface CommandResults {
+  cancel: { workflow: string; task: string | null; cancelled: boolean };
+  checkpoint: Message;
+  createWorktree: Message & { worktree: Worktree };
+  listCheckpoints: Checkpoint[];
+  listWorktrees: Worktree[];
+  merge: MergeResult;
+  mergePreview: MergePreview;
+  redo: Message;
+  removeWorktree: Message;
+  resume: { workflow: string; resumed: boolean };
+  scout: ScoutResult;
+  startSdlc: StartedWorkflows;
+  status: Workflow | Workflow[];
+  undo: Message;
 }
 
 /** JSON-RPC codes for which the server has already shown its own message ("ADW: … — hint"). */

@@ -97,7 +97,9 @@ def describe(error: ErrorDetails) -> str:
     if error["type"] in ("model_type", "dict_type"):
         return f"`{where}` should be an object (got {repr(error.get('input'))[:60]})"
     message = error["msg"].removeprefix("Value error, ")
-    message = f"`{where}` {message[len('Input '):]}" if message.startswith("Input ") else f"`{where}` {message}"
+    subject, _, rest = message.partition(" ")
+    # pydantic says "Input should be …" or "Value should have …": the argument's name says it better
+    message = f"`{where}` {rest if subject in ('Input', 'Value', 'List') else message}"
     given = error.get("input")
     return message if isinstance(given, dict) else f"{message} (got {repr(given)[:60]})"
 
@@ -186,5 +188,5 @@ class CheckpointsRequest(BaseModel):
 
 
 def command_schemas() -> dict[str, dict[str, Any]]:
-    """The JSON schema of every command's arguments, by command name (what protocol.ts must match)."""
+    """The JSON schema of every command's arguments, by command name."""
     return {name: model.model_json_schema(by_alias=True) for name, model in sorted(COMMANDS.items())}
