@@ -175,10 +175,10 @@ async def test_set_max_agents_while_tasks_run_starts_waiting_agents(tmp_path: Pa
     assert gate.peak == 3 and engine.max_agents == 2
 
 
-def test_set_max_agents_refuses_less_than_one() -> None:
+def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:
     engine = Engine(max_agents=2)
-    for bad in (0, -5):
-        with pytest.raises(AdwError, match="at least 1"):
+    for bad in (0, -5, 9):
+        with pytest.raises(AdwError, match="max_agents must be 1 to 8"):
             engine.set_max_agents(bad)
     assert engine.max_agents == 2
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -77,7 +77,12 @@ class PhaseConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-def _default_phases() -> dict[str, PhaseConfig]:
+# The SDLC's agent phases, in order; `[tool.adw.phases.<phase>]` configures one of them.
+PhaseName = Literal["plan", "build", "test", "review", "document"]
+PHASES: tuple[PhaseName, ...] = get_args(PhaseName)
+
+
+def _default_phases() -> dict[PhaseName, PhaseConfig]:
     return {
         "plan": PhaseConfig(agent="spec-apply"),
         "build": PhaseConfig(agent="spec-apply"),
@@ -85,6 +90,10 @@ def _default_phases() -> dict[str, PhaseConfig]:
         "review": PhaseConfig(agent="ruff"),
         "document": PhaseConfig(agent="summary"),
     }
+
+
+# Agent APIs rate-limit well before a machine runs out of cores: the most agents ADW runs at once.
+MAX_AGENTS = 8
 
 
 class AgentsConfig(_Strict):
@@ -97,7 +106,7 @@ class AgentsConfig(_Strict):
         default_factory=lambda: ["python", "-m", "pytest", "-q"],
         description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW.",
     )
-    max_agents: int | None = Field(default=None, ge=1, le=8)
+    max_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS)
     stop_grace: float = Field(default=5.0, gt=0, description="Seconds between SIGINT, SIGTERM and SIGKILL.")
     sample_interval: float = Field(default=1.0, gt=0, description="Seconds between CPU/memory samples.")
 
@@ -111,8 +120,13 @@ class AdwConfig(_Strict):
     checkpoint: CheckpointConfig = CheckpointConfig()
     scout: ScoutConfig = ScoutConfig()
     agents: AgentsConfig = AgentsConfig()
-    phases: dict[str, PhaseConfig] = Field(default_factory=_default_phases)
+    phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
     lsp: LspConfig = LspConfig()
+
+
+def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
+    """Configured phases over the defaults: configuring one phase keeps the built-in agents for the rest."""
+    return {name: phase for name, phase in (_default_phases() | config.phases).items()}
 
 
 def load_config(root: Path) -> AdwConfig:
@@ -143,7 +157,13 @@ def load_config(root: Path) -> AdwConfig:
 def _describe(exc: ValidationError, file: Path, prefix: str) -> str:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *error["loc"]))
-        reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        loc = error["loc"]
+        # pydantic reports a bad dict key as `<key>.[key]`: the only dict keyed by a Literal is `phases`
+        bad_phase = loc[-1:] == ("[key]",)
+        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *(loc[:-1] if bad_phase else loc)))
+        if bad_phase:
+            reason = f"unknown phase; the phases are {', '.join(PHASES)}"
+        else:
+            reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{key}: {reason}")
     return f"invalid ADW configuration in {file}: " + "; ".join(problems)

@@ -54,6 +54,7 @@ def test_positional_and_named_arguments_fill_the_same_model() -> None:
         (StartSdlc, [[]], "startSdlc: `specs` should have at least 1 item"),
         (StartSdlc, [["a.md"], {"maxAgents": -5}], "startSdlc: `options.maxAgents` should be greater than or equal"),
         (StartSdlc, [["a.md"], {"maxAgents": True}], "startSdlc: `options.maxAgents` should be a valid integer"),
+        (StartSdlc, [["a.md"], {"maxAgents": 9}], "startSdlc: `options.maxAgents` should be less than or equal to 8"),
     ],
 )
 def test_a_wrong_argument_is_named(model: type[Merge | Undo | StartSdlc], values: list[object], message: str) -> None:

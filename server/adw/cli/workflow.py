@@ -83,7 +83,7 @@ async def _sdlc(args: argparse.Namespace) -> int:
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     engine = await Engine.open(base, max_agents=args.max_agents)
-    workflows = sdlc_workflows(repo.root, [base / spec for spec in args.specs], engine.config)
+    workflows = await sdlc_workflows(repo.root, [base / spec for spec in args.specs], engine.config, store=engine.store)
     return await _run(args, engine, workflows)
 
 
@@ -106,7 +106,7 @@ async def _demo(args: argparse.Namespace) -> int:
         print(f"demo repository: {root}")
         print(f"specs: {', '.join(spec.name for spec in specs)}\n")
     engine = await Engine.open(root)
-    return await _run(args, engine, sdlc_workflows(root, specs, engine.config))
+    return await _run(args, engine, await sdlc_workflows(root, specs, engine.config))
 
 
 def _demo_root(cwd: str, path: str | None) -> Path:

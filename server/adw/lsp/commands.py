@@ -79,7 +79,7 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     if args.options.max_agents is not None:
         engine.set_max_agents(args.options.max_agents)
     repo = await Repo.discover(ls.root)
-    workflows = sdlc_workflows(repo.root, specs, engine.config)
+    workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
     for workflow in workflows:
         ls.spawn(engine.run(workflow))
     ls.changed("workflows")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from adw.config import MAX_AGENTS
 from adw.errors import AdwError
 
 _SEE = "see docs/PROTOCOL.md for its arguments"
@@ -106,7 +107,7 @@ def describe(error: ErrorDetails) -> str:
 
 class SdlcOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-    max_agents: int | None = Field(default=None, alias="maxAgents", ge=1)
+    max_agents: int | None = Field(default=None, alias="maxAgents", ge=1, le=MAX_AGENTS)
 
 
 class StartSdlc(Params):

@@ -20,7 +20,7 @@ import psutil
 
 from adw.agents.base import Agent, CancelToken
 from adw.agents.process import group_alive, stop_group
-from adw.config import AdwConfig, AgentsConfig
+from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
 from adw.errors import AdwError
 from adw.workflow.events import (
     EventBus,
@@ -39,7 +39,6 @@ from adw.workflow.store import Store
 AgentFactory = Callable[[Workflow, AgentsConfig], Agent]
 
 _AGENT_MEMORY = 512 * 1024**2  # what one agent CLI (a Node or native binary plus its tools) holds
-_MAX_AGENTS = 8  # agent APIs rate-limit well before a machine runs out of cores
 _STEP_TIMEOUT = 600.0
 _REQUEST_POLL = 0.25
 _BLOCKING = (TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED, TaskState.INTERRUPTED)
@@ -49,7 +48,7 @@ def default_max_agents() -> int:
     """Agents mostly wait on remote APIs, so several per core; memory bounds them, and so do rate limits."""
     cores = os.cpu_count() or 1
     by_memory = psutil.virtual_memory().available // _AGENT_MEMORY
-    return int(max(1, min(_MAX_AGENTS, cores * 4, by_memory)))
+    return int(max(1, min(MAX_AGENTS, cores * 4, by_memory)))
 
 
 def new_workflow_id(name: str) -> str:
@@ -79,6 +78,8 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
+        if max_agents is not None:
+            _check_max_agents(max_agents)
         self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
@@ -114,8 +115,7 @@ class Engine:
     def set_max_agents(self, limit: int) -> None:
         """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
         agents finish and starts no other until fewer than `limit` run."""
-        if limit < 1:
-            raise AdwError(f"the agent cap must be at least 1, got {limit}", "pass a whole number of 1 or more")
+        _check_max_agents(limit)
         self._slots.resize(limit)
 
     # -- reading state ---------------------------------------------------------------------------------------
@@ -169,7 +169,15 @@ class Engine:
         return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
 
     async def resume(self, workflow_id: str) -> Workflow:
-        """Run again every task of a stored workflow that did not succeed; succeeded tasks are kept."""
+        """Run again every task of a stored workflow that did not succeed (see `prepare_resume`)."""
+        return await self.run(self.prepare_resume(workflow_id))
+
+    def prepare_resume(self, workflow_id: str) -> Workflow:
+        """A stored workflow made ready for `run`: every task that did not succeed is pending again, and each
+        of those that is an agent phase (`[tool.adw.phases]`) takes the current configuration of its phase,
+        agent included. Succeeded tasks are kept as they are. Nothing runs yet, so a caller can say what will
+        run (the pending tasks) and start several at once. Raises AdwError when the workflow is running or
+        nothing is left to run."""
         workflow = self.get(workflow_id)
         if workflow.id in self._workflows and workflow.state is TaskState.RUNNING:
             raise AdwError(f"workflow {workflow.id} is running", "wait for it or cancel it first")
@@ -185,10 +193,20 @@ class Engine:
                     f"workflow {workflow.id} is running in process {owner.pid}",
                     f"wait for it, or stop it with `adw cancel {workflow.id}`",
                 )
+        if all(task.state is TaskState.SUCCEEDED for task in workflow.tasks):
+            raise AdwError(
+                f"workflow {workflow.id} already succeeded: nothing to resume",
+                "to do its work once more, start it again in a new worktree",
+            )
+        phases = phase_configs(self.config)
         for task in workflow.tasks:
-            if task.state is not TaskState.SUCCEEDED:
-                task.state, task.reason = TaskState.PENDING, ""
-        return await self.run(workflow)
+            if task.state is TaskState.SUCCEEDED:
+                continue
+            task.state, task.reason = TaskState.PENDING, ""
+            current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
+            if current is not None:
+                task.config, task.agent = current, current.agent
+        return workflow
 
     def cancel(self, workflow_id: str, task_id: str | None = None, reason: str = "cancelled by user") -> bool:
         """Cancel one task or the whole workflow run by this engine. False when nothing was left to cancel."""
@@ -476,6 +494,11 @@ class Engine:
     def _save(self, workflow: Workflow, task: Task | None = None) -> None:
         if self.store is not None:
             self.store.save(workflow, task)
+
+
+def _check_max_agents(limit: int) -> None:
+    if not 1 <= limit <= MAX_AGENTS:
+        raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {limit}", f"pick 1 to {MAX_AGENTS}")
 
 
 class AgentSlots:

@@ -153,6 +153,15 @@ class Store:
         ).fetchall()
         return [wf for (wid,) in ids if (wf := self._load(wid)) is not None]
 
+    def latest_in_worktree(self, worktree: str, kind: str) -> Workflow | None:
+        """The newest workflow of `kind` (e.g. "sdlc") that ran in the worktree named `worktree`."""
+        row = self._db.execute(
+            "SELECT id FROM workflows WHERE json_extract(data, '$.worktree') = ? AND json_extract(data, '$.kind') = ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (worktree, kind),
+        ).fetchone()
+        return self._load(row[0]) if row else None
+
     def _load(self, workflow_id: str) -> Workflow | None:
         row = self._db.execute("SELECT data FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None:
