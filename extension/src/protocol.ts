@@ -16,6 +16,15 @@ export const Requests = {
 
 export const CHANGED = 'adw/changed';
 
+/** `adw/configuration`: sent whenever the server (re)loads `.adw.toml` / `pyproject.toml`; `error` names the key
+path and file of an invalid one (every command is refused until it is fixed), null when it is valid. */
+export const CONFIGURATION = 'adw/configuration';
+
+export interface ConfigurationParams {
+  error: string | null;
+  hint: string | null;
+}
+
 export type ChangedWhat = 'worktrees' | 'workflows' | 'checkpoints';
 
 export interface ChangedParams {

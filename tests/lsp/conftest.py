@@ -49,6 +49,8 @@ class Recorder:
     def __init__(self) -> None:
         self.refreshes = 0
         self.changed: list[Any] = []
+        self.configuration: list[Any] = []
+        self.registrations: list[types.Registration] = []
 
 
 async def _start(
@@ -62,6 +64,14 @@ async def _start(
     @lsp_client.feature("adw/changed")
     def _changed(params: Any) -> None:
         recorder.changed.append(params)
+
+    @lsp_client.feature("adw/configuration")
+    def _configuration(params: Any) -> None:
+        recorder.configuration.append(params)
+
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def _register(params: types.RegistrationParams) -> None:
+        recorder.registrations.extend(params.registrations)
 
     await lsp_client.initialize_session(
         types.InitializeParams(

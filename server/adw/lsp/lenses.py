@@ -19,8 +19,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from adw.config import load_config
-from adw.errors import AdwError
+from adw.config import AdwConfig, load_config
+from adw.errors import AdwError, ConfigError
 from adw.git.checkpoints import REDO_NS, UNDO_NS, Checkpoint, Checkpoints, ref_id
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
@@ -164,13 +164,17 @@ def register(server: AdwServer) -> None:
             return []
         path = Path(fs)
         lenses = await _spec_lenses(ls, path)
-        worktree = await cache.worktree_of(path)
-        if worktree is not None:
-            lenses += await _checkpoint_lenses(cache, worktree, path)
+        try:
+            worktree = await cache.worktree_of(path)
+            if worktree is not None:
+                lenses += await _checkpoint_lenses(cache, worktree, path)
+        except ConfigError:  # shown by AdwServer.check_config; checkpoint lenses wait for a valid one
+            pass
         return lenses
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: AdwServer, params: types.DidSaveTextDocumentParams) -> None:
+        await ls.check_config()  # the saved file may be .adw.toml or pyproject.toml
         fs = to_fs_path(params.text_document.uri)
         if fs is not None:
             saved = Path(fs).resolve()
@@ -210,7 +214,11 @@ def _spec_pattern(root: Path) -> re.Pattern[str]:
     stamp = (_mtime(root / ".adw.toml"), _mtime(root / "pyproject.toml"))
     cached = _patterns.get(root)
     if cached is None or cached[0] != stamp:
-        cached = _patterns[root] = (stamp, glob_regex(load_config(root).lsp.spec_glob))
+        try:
+            glob = load_config(root).lsp.spec_glob
+        except ConfigError:  # AdwServer.check_config shows it; lenses go on with the default spec glob
+            glob = AdwConfig().lsp.spec_glob
+        cached = _patterns[root] = (stamp, glob_regex(glob))
     return cached[1]
 
 

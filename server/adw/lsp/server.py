@@ -22,7 +22,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from adw import __version__
+from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
+from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
 from adw.workflow.engine import Engine
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 COMMAND_PREFIX = "adw.server."
 CHANGED = "adw/changed"
+CONFIGURATION = "adw/configuration"
+CONFIG_FILES = (".adw.toml", "pyproject.toml")
 _INPUT_ERRORS = (ArgumentError, InvalidNameError, PathOutsideError, ConfigError)
 Handler = Callable[["AdwServer", P], Awaitable[object]]
 RequestHandler = Callable[["AdwServer", object], Awaitable[object]]
@@ -49,6 +53,9 @@ class AdwServer(LanguageServer):
         self.on_change: list[Callable[[str], None]] = []
         self.engine_listeners: list[Callable[[Engine], None]] = []
         self.lens_cache: LensCache | None = None
+        self.config_error: ConfigError | None = None
+        self._config_stamp: tuple[tuple[int, int], ...] | None = None
+        self._config_lock = asyncio.Lock()
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
 
@@ -86,6 +93,31 @@ class AdwServer(LanguageServer):
                 for start in self.engine_listeners:
                     start(engine)
             return self._engine
+
+    async def check_config(self) -> None:
+        """Reload the configuration when `.adw.toml` or `pyproject.toml` of the main worktree changed (a stat of
+        each, so every command can afford it). An invalid one is shown at once, sent as `adw/configuration`, and
+        refuses every command with its message until it is fixed; a valid one reaches the engine."""
+        async with self._config_lock:
+            try:
+                main = (await Repo.discover(self.root)).main_root
+            except AdwError:
+                return  # not a repository: each command says so itself
+            stamp = tuple(_stat(main / name) for name in CONFIG_FILES)
+            if stamp == self._config_stamp:
+                return
+            self._config_stamp = stamp
+            try:
+                config = await asyncio.to_thread(load_config, main)
+            except ConfigError as exc:
+                self.config_error = exc
+                self.show_error(f"ADW: {exc.message} — {exc.hint}")
+                self.protocol.notify(CONFIGURATION, {"error": exc.message, "hint": exc.hint})
+                return
+            self.config_error = None
+            if self._engine is not None:
+                self._engine.reconfigure(config)
+            self.protocol.notify(CONFIGURATION, {"error": None, "hint": None})
 
     def engine_if_open(self) -> Engine | None:
         """The engine if something already opened it; lenses must not open it as a side effect."""
@@ -150,6 +182,9 @@ class AdwServer(LanguageServer):
         """Bad input becomes InvalidParams, a refusal RequestFailed, each with a message saying what to do; a bug
         is an InternalError pointing at the log (never a traceback sent to the client), and the server serves on."""
         try:
+            await self.check_config()
+            if self.config_error is not None:
+                raise self.config_error
             return await call()
         except AdwError as exc:
             text = f"ADW: {exc.message}" + (f" — {exc.hint}" if exc.hint else "")
@@ -169,6 +204,14 @@ class _Failed(JsonRpcException):
     """The request was valid but the operation was refused or failed (LSP's RequestFailed)."""
 
     CODE = -32803
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, -1)
+    return (info.st_mtime_ns, info.st_size)
 
 
 def uri_of(path: Path) -> str:

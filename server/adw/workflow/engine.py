@@ -118,6 +118,11 @@ class Engine:
         _check_max_agents(limit)
         self._slots.resize(limit)
 
+    def reconfigure(self, config: AdwConfig) -> None:
+        """A changed configuration (the language server reloads it when its files change): workflows made
+        from now on use it; tasks already made keep the phase settings they were made with."""
+        self.config, self.settings = config, config.agents
+
     # -- reading state ---------------------------------------------------------------------------------------
 
     def subscribe(
