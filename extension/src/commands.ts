@@ -6,7 +6,8 @@ import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import { workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
-  MergeResult, Message, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  ExistingChoice, ExistingWorktree, MergeResult, Message, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  existingWorktrees,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
@@ -64,8 +65,18 @@ class Commands {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
     const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
-    const started = await this.adw.command('startSdlc', specs.map((spec) => spec.fsPath),
-      maxAgents > 0 ? { maxAgents } : {});
+    const paths = specs.map((spec) => spec.fsPath);
+    const options = maxAgents > 0 ? { maxAgents } : {};
+    let started: StartedWorkflows;
+    try {
+      started = await this.adw.command('startSdlc', paths, options);
+    } catch (error) {
+      const existing = existingWorktrees(error);
+      if (!existing) throw error;
+      const choice = await this.askExisting(existing);
+      if (!choice) return undefined;
+      started = await this.adw.command('startSdlc', paths, { ...options, existing: choice });
+    }
     void vscode.window.showInformationMessage(
       `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
     await vscode.commands.executeCommand('adw.workflows.focus');
@@ -89,6 +100,21 @@ class Commands {
       canPickMany: true, title: 'ADW: Start Parallel SDLC', placeHolder: 'Specs to run in parallel, one worktree each',
     });
     return picked?.map((item) => item.uri);
+  }
+
+  /** A spec's worktree is already there: resume its workflow, start in a new worktree, or replace it. */
+  private async askExisting(existing: ExistingWorktree[]): Promise<ExistingChoice | undefined> {
+    const names = existing.map((e) => e.worktree).join(', ');
+    const resumable = existing.every((e) => e.workflow_id && e.workflow_state !== 'succeeded');
+    const detail = existing.map((e) => `${path.basename(e.spec)}: ${e.path}`
+      + (e.workflow_id ? ` (workflow ${e.workflow_id}, ${e.workflow_state})` : '')).join('\n')
+      + '\n\n"Remove and Rerun" first archives the worktree (adw worktree restore brings it back).';
+    const choices: Record<string, ExistingChoice> = {
+      ...(resumable ? { Resume: 'resume' } : {}), 'Run in a New Worktree': 'again', 'Remove and Rerun': 'replace',
+    };
+    const picked = await vscode.window.showWarningMessage(`ADW: a worktree already exists for ${names}.`,
+      { modal: true, detail }, ...Object.keys(choices));
+    return picked ? choices[picked] : undefined;
   }
 
   async scout(task?: string): Promise<ScoutResult | undefined> {

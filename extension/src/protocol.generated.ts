@@ -14,7 +14,7 @@ export interface ServerCommands {
   removeWorktree: [name: string, archive?: boolean | null, force?: boolean | null];
   resume: [workflow: string];
   scout: [task: string, worktree?: string | null, top?: number | null];
-  startSdlc: [specs: string[], options?: { maxAgents?: number | null } | null];
+  startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   status: [workflow?: string | null];
   undo: [worktree?: string | null, file?: string | null, to?: number | null];
 }

@@ -126,7 +126,26 @@ export interface ScoutResult {
 }
 
 export interface StartedWorkflows {
-  workflows: { id: string; name: string; spec: string | null }[];
+  workflows: { id: string; name: string; spec: string | null; resumed: boolean }[];
+}
+
+/** A spec whose worktree is already there (startSdlc refused it, see `existingWorktrees`). */
+export interface ExistingWorktree {
+  spec: string;
+  worktree: string;
+  path: string;
+  workflow_id: string | null;
+  workflow_state: TaskState | null;
+}
+
+/** What startSdlc's `options.existing` may say once the user chose. */
+export type ExistingChoice = NonNullable<NonNullable<ServerCommands['startSdlc'][1]>['existing']>;
+
+/** The worktrees a startSdlc refusal names when specs' worktrees already exist, else undefined. */
+export function existingWorktrees(error: unknown): ExistingWorktree[] | undefined {
+  const data = (error as { data?: { error?: unknown; existing?: unknown } } | null)?.data;
+  return data?.error === 'WorktreeExistsError' && Array.isArray(data.existing)
+    ? data.existing as ExistingWorktree[] : undefined;
 }
 
 /** Every command's result says what it did in `message`. */

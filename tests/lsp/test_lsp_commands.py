@@ -6,18 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
 from tests.conftest import run_git
 from tests.lsp.conftest import (
     Recorder,
+    code_lenses,
     command_phase,
     commit_all,
     eventually,
     fails,
+    lens,
     make_workspace,
     run,
+    run_lens,
     task_of,
     wait_workflow,
     write_config,
@@ -193,6 +197,68 @@ async def test_max_agents_option_caps_running_agents(vscode: LanguageClient, wor
 
 
 PARALLEL = ("test", "review", "document")
+
+
+async def test_start_sdlc_of_a_spec_whose_worktree_exists_offers_the_choices(
+    minimal: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    """Refused with the choices (nothing started, no message shown: the client asks), then each choice."""
+    client, root = minimal, workspace
+    verdict = tmp_path / "plan-verdict"
+    verdict.write_text("fail")
+    write_config(root, command_phase("plan", "-c", "import sys; sys.exit(open(sys.argv[1]).read() == 'fail')",
+                                     str(verdict)))
+    [first] = (await run(client, "startSdlc", ["specs/mul.md"]))["workflows"]
+    assert (await wait_workflow(client, first["id"]))["state"] == "failed"
+
+    shown = len(client.messages)
+    refused = await fails(client, "startSdlc", ["specs/mul.md"])
+    assert refused.code == REQUEST_FAILED and "a worktree exists" in str(refused)
+    data = refused.data
+    assert data["error"] == "WorktreeExistsError" and data["choices"] == ["resume", "again", "replace"]
+    [entry] = data["existing"]
+    assert entry["worktree"] == "mul" and entry["workflow_id"] == first["id"] and entry["workflow_state"] == "failed"
+    assert len(client.messages) == shown
+    assert [wf["id"] for wf in await run(client, "status")] == [first["id"]]
+
+    verdict.write_text("ok")
+    [resumed] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "resume"}))["workflows"]
+    assert resumed["id"] == first["id"] and resumed["resumed"] is True
+    assert (await wait_workflow(client, first["id"]))["state"] == "succeeded"
+
+    [again] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "again"}))["workflows"]
+    finished = await wait_workflow(client, again["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul-2" and again["resumed"] is False
+
+    (Path(finished["cwd"]).parent / "mul" / "draft.txt").write_text("unsaved\n")
+    [replaced] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "replace"}))["workflows"]
+    finished = await wait_workflow(client, replaced["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul"
+    assert not (Path(finished["cwd"]) / "draft.txt").exists()
+    archived = run_git(root, "for-each-ref", "--format=%(refname)", "refs/adw/archive/")
+    assert "refs/adw/archive/mul/" in archived  # the replaced worktree's work, draft included, is kept
+
+
+async def test_the_spec_lens_asks_what_to_do_with_an_existing_worktree(vscode: LanguageClient, workspace: Path) -> None:
+    """The lens passes `existing: "ask"`: the server asks the user (showMessageRequest) and does what they pick."""
+    client = vscode
+    asked: list[types.ShowMessageRequestParams] = []
+    answers = [None, "Run in a New Worktree"]
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def _ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
+        asked.append(params)
+        title = answers.pop(0)
+        return types.MessageActionItem(title=title) if title else None
+
+    await run(client, "createWorktree", "mul")
+    start = lens(await code_lenses(client, workspace / "specs/mul.md"), "▶ Start Parallel SDLC")
+    assert await run_lens(client, start) == {"workflows": []}  # dismissed: nothing starts
+    assert "a worktree exists" in asked[0].message
+    assert [a.title for a in asked[0].actions or []] == ["Resume", "Run in a New Worktree", "Remove and Rerun"]
+    [again] = (await run_lens(client, start))["workflows"]
+    finished = await wait_workflow(client, again["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul-2"
 
 
 async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) -> bool:

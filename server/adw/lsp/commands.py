@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lsprotocol import types
 
@@ -18,13 +18,13 @@ from adw.lsp import params
 from adw.lsp.diagnostics import clear_under, publish_conflicts
 from adw.lsp.links import show_best, write_report
 from adw.lsp.params import ArgumentError, P
-from adw.lsp.server import AdwServer, path_of, uri_of
+from adw.lsp.server import AdwServer, RequestFailed, path_of, uri_of
 from adw.scouts import save_report
 from adw.scouts import scout as run_scout
 from adw.serialize import to_jsonable
 from adw.workflow.engine import Engine
-from adw.workflow.models import Workflow
-from adw.workflow.sdlc import sdlc_workflows
+from adw.workflow.models import TaskState, Workflow
+from adw.workflow.sdlc import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 
 # Each handler takes its own model; the list can only say "some Params" (Any), its pairs keep them matched.
 _HANDLERS: list[tuple[type[params.Params], Callable[[AdwServer, Any], Awaitable[object]]]] = []
@@ -78,12 +78,96 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     engine = await ls.engine()
     if args.options.max_agents is not None:
         engine.set_max_agents(args.options.max_agents)
-    repo = await Repo.discover(ls.root)
-    workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
-    for workflow in workflows:
+    existing = args.options.existing
+    try:
+        workflows = await _sdlc_workflows(ls, engine, specs, "again" if existing == "again" else "refuse")
+        resumed: list[Workflow] = []
+    except WorktreeExistsError as exc:
+        choice = await _ask(ls, exc) if existing == "ask" else existing
+        if choice == "refuse":
+            raise _choices(exc) from None
+        if choice is None:  # the user dismissed the question: nothing starts
+            return {"workflows": []}
+        resumed, workflows = await _rerun(ls, engine, specs, exc, choice)
+    for workflow in [*resumed, *workflows]:
         ls.spawn(engine.run(workflow))
     ls.changed("workflows")
-    return {"workflows": [{"id": wf.id, "name": wf.name, "spec": wf.spec} for wf in workflows]}
+    return {
+        "workflows": [
+            {"id": wf.id, "name": wf.name, "spec": wf.spec, "resumed": wf in resumed} for wf in [*resumed, *workflows]
+        ]
+    }
+
+
+async def _sdlc_workflows(ls: AdwServer, engine: Engine, specs: list[Path], existing: Existing) -> list[Workflow]:
+    repo = await Repo.discover(ls.root)
+    return await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
+
+
+EXISTING_CHOICES = ("resume", "again", "replace")  # startSdlc's options.existing, besides "refuse"
+
+
+def _choices(exc: WorktreeExistsError) -> RequestFailed:
+    """The refusal a client answers by asking the user (the extension offers Resume / Run in a New Worktree /
+    Remove and Rerun): no message is shown here, the error carries the worktrees and the choices."""
+    hint = (
+        'start it again with options.existing: "resume" (its workflow), "again" (a new worktree) '
+        'or "replace" (archive and remove the worktree first)'
+    )
+    data = {**exc.to_dict(), "hint": hint, "existing": to_jsonable(exc.existing), "choices": list(EXISTING_CHOICES)}
+    return RequestFailed(f"ADW: {exc.message} — {hint}", data=data)
+
+
+Rerun = Literal["resume", "again", "replace"]
+_ASK: dict[str, Rerun] = {"Resume": "resume", "Run in a New Worktree": "again", "Remove and Rerun": "replace"}
+
+
+async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
+    picked = await ls.window_show_message_request_async(
+        types.ShowMessageRequestParams(
+            type=types.MessageType.Warning,
+            message=f"ADW: {exc.message}. Resume its workflow, run the spec in a new worktree, or remove the "
+            "worktree (archived first) and run it again?",
+            actions=[types.MessageActionItem(title=title) for title in _ASK],
+        )
+    )
+    return _ASK.get(picked.title) if picked is not None else None
+
+
+async def _rerun(
+    ls: AdwServer, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun
+) -> tuple[list[Workflow], list[Workflow]]:
+    """The workflows resumed and the ones made for the specs, once the user chose what to do with the
+    worktrees that exist. Everything is decided before any of them starts."""
+    if choice == "again":
+        return [], await _sdlc_workflows(ls, engine, specs, "again")
+    there = {Path(entry.spec) for entry in exc.existing}
+    resumed: list[Workflow] = []
+    if choice == "resume":
+        resumed = [_resumable(engine, entry) for entry in exc.existing]
+    else:  # replace: archived first, so nothing is lost (`adw worktree restore` brings it back)
+        manager = await Worktrees.open(ls.root)
+        for entry in exc.existing:
+            _not_running(entry)
+            await manager.remove(entry.worktree, archive=True)
+        there = set()
+    fresh = [spec for spec in specs if spec.resolve() not in there]
+    return resumed, await _sdlc_workflows(ls, engine, fresh, "refuse") if fresh else []
+
+
+def _not_running(entry: ExistingWorktree) -> None:
+    if entry.workflow_state is TaskState.RUNNING:
+        raise AdwError(f"workflow {entry.workflow_id} is running in {entry.path}", "wait for it or cancel it first")
+
+
+def _resumable(engine: Engine, entry: ExistingWorktree) -> Workflow:
+    if entry.workflow_id is None:
+        raise AdwError(
+            f"{entry.path} holds no ADW workflow of {Path(entry.spec).name} to resume",
+            "run the spec again in a new worktree, or remove that worktree first",
+        )
+    _not_running(entry)
+    return engine.prepare_resume(entry.workflow_id)
 
 
 @handles(params.Scout)

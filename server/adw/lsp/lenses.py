@@ -193,7 +193,8 @@ async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
     spec = str(path)
     lenses = [
         types.CodeLens(range=_TOP, command=types.Command(
-            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc", arguments=[[spec]])),
+            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
+            arguments=[[spec], {"existing": "ask"}])),
         types.CodeLens(range=_TOP, command=types.Command(
             title="⌕ Scout", command=COMMAND_PREFIX + "scout", arguments=[_first_heading(path) or path.stem])),
     ]

@@ -189,7 +189,7 @@ class AdwServer(LanguageServer):
         except AdwError as exc:
             text = f"ADW: {exc.message}" + (f" — {exc.hint}" if exc.hint else "")
             self.show_error(text)
-            error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else _Failed
+            error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
             raise error(text, data=exc.to_dict()) from None
         except JsonRpcException:
             raise
@@ -200,7 +200,7 @@ class AdwServer(LanguageServer):
             raise JsonRpcInternalError(text) from None
 
 
-class _Failed(JsonRpcException):
+class RequestFailed(JsonRpcException):
     """The request was valid but the operation was refused or failed (LSP's RequestFailed)."""
 
     CODE = -32803

@@ -2,7 +2,7 @@
 // server/adw/lsp/params.py). The compiler is the test (`npm test` runs tsc first): `accepted` must type-check
 // and each `@ts-expect-error` must stay an error.
 import * as assert from 'node:assert/strict';
-import { serverCommand, type ServerCommands } from '../../protocol';
+import { existingWorktrees, serverCommand, type ServerCommands } from '../../protocol';
 
 type Args<K extends keyof ServerCommands> = ServerCommands[K];
 
@@ -31,5 +31,19 @@ void [accepted, octopus, nameless, latest, extra, options];  // checked by the c
 describe('protocol', () => {
   it('names server commands adw.server.<name>', () => {
     assert.equal(serverCommand('mergePreview'), 'adw.server.mergePreview');
+  });
+
+  it('finds the existing worktrees of a startSdlc refusal, and only there', () => {
+    const entry = {
+      spec: '/r/specs/mul.md', worktree: 'mul', path: '/r.worktrees/mul', workflow_id: 'mul-1', workflow_state: 'failed',
+    };
+    // The shape vscode-languageclient rejects with: a ResponseError carrying the server's `data`.
+    const refusal = { code: -32803, message: 'ADW: a worktree exists', data: {
+      error: 'WorktreeExistsError', message: 'a worktree exists', hint: '…', existing: [entry], choices: ['resume'],
+    } };
+    assert.deepEqual(existingWorktrees(refusal), [entry]);
+    assert.equal(existingWorktrees({ code: -32803, data: { error: 'WorktreeError', existing: [entry] } }), undefined);
+    assert.equal(existingWorktrees(new Error('the ADW server is not running')), undefined);
+    assert.equal(existingWorktrees(null), undefined);
   });
 });
