@@ -56,6 +56,7 @@ class AdwServer(LanguageServer):
         self.config_error: ConfigError | None = None
         self._config_stamp: tuple[tuple[int, int], ...] | None = None
         self._config_lock = asyncio.Lock()
+        self._main_root: Path | None = None
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
 
@@ -99,10 +100,12 @@ class AdwServer(LanguageServer):
         each, so every command can afford it). An invalid one is shown at once, sent as `adw/configuration`, and
         refuses every command with its message until it is fixed; a valid one reaches the engine."""
         async with self._config_lock:
-            try:
-                main = (await Repo.discover(self.root)).main_root
-            except AdwError:
-                return  # not a repository: each command says so itself
+            if self._main_root is None:
+                try:
+                    self._main_root = (await Repo.discover(self.root)).main_root
+                except AdwError:
+                    return  # not a repository: each command says so itself
+            main = self._main_root
             stamp = tuple(_stat(main / name) for name in CONFIG_FILES)
             if stamp == self._config_stamp:
                 return
