@@ -134,7 +134,8 @@ def test_status_and_logs_json_list_tasks_findings_and_events(
     make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = "# Lint\n\n```python path=src/lint.py\nimport os\n```\n"
-    project = make_repo({"specs/lint.md": spec, ".gitignore": "__pycache__/\n"})
+    test_command = '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n'  # no venv: ADW's interpreter
+    project = make_repo({"specs/lint.md": spec, ".gitignore": "__pycache__/\n", ".adw.toml": test_command})
     assert main(["-C", str(project), "sdlc", "specs/lint.md", "--json"]) == 0
     workflow_id = json.loads(capsys.readouterr().out)["workflows"][0]["id"]
 

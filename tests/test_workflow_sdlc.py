@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ pythonpath = ["src"]
 
 [tool.adw.agents]
 stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
 """
 
 
@@ -184,11 +186,14 @@ async def test_a_spec_whose_worktree_exists_is_refused_before_anything_starts(pr
 
 
 async def test_a_worktree_made_by_hand_is_refused_without_a_workflow_to_resume(project: Path) -> None:
-    await (await Worktrees.open(project)).create("add")
+    worktrees = await Worktrees.open(project)
+    await worktrees.create("add")
+    deleted = (await worktrees.create("mul")).worktree.path
+    shutil.rmtree(deleted)  # its folder is gone, but git still has it registered
     with pytest.raises(WorktreeExistsError) as refused:
-        await sdlc_workflows(project, [project / "specs/add.md"], AdwConfig())
-    [existing] = refused.value.existing
-    assert (existing.worktree, existing.workflow_id, existing.workflow_state) == ("add", None, None)
+        await sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], AdwConfig())
+    found = [(e.worktree, e.workflow_id, e.workflow_state) for e in refused.value.existing]
+    assert found == [("add", None, None), ("mul", None, None)]
 
 
 async def test_again_runs_in_a_new_suffixed_worktree(project: Path) -> None:

@@ -69,6 +69,11 @@ class PhaseConfig(_Strict):
         description="Prompt template for LLM agents: {spec}, {spec_text}, {worktree}, {task}, {phase}.",
     )
     command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
+    model: str = Field(
+        default="",
+        description="Model of the phase's agent: claude/codex/aider `--model`, {model} in a command template. "
+        "Empty: the CLI's own default (aider has none: it needs one).",
+    )
     timeout: float = Field(default=1800.0, gt=0, description="Wall-clock limit of one attempt, in seconds.")
     inactivity_timeout: float = Field(default=300.0, gt=0, description="Stop an agent silent for this long.")
     retries: int = Field(default=2, ge=0, le=10, description="Extra attempts after a retryable failure.")
@@ -102,9 +107,11 @@ class AgentsConfig(_Strict):
     claude_max_retries: int = Field(
         default=2, ge=0, description="CLAUDE_CODE_MAX_RETRIES; its default, 10, fails after ~3 min."
     )
-    test_command: list[str] = Field(
-        default_factory=lambda: ["python", "-m", "pytest", "-q"],
-        description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW.",
+    test_command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW. Unset, the"
+        " test phase discovers the project's own environment (adw/agents/environment.py).",
     )
     max_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS)
     stop_grace: float = Field(default=5.0, gt=0, description="Seconds between SIGINT, SIGTERM and SIGKILL.")

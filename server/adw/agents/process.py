@@ -54,14 +54,18 @@ async def run_process(
     on_line: LineHandler,
     limits: ProcessLimits,
     stop: CancelToken | None = None,
+    stdin: bytes | None = None,
 ) -> ProcessOutcome:
     """Run `argv` until it ends, or `cancel` (the engine's) or `stop` (the adapter's own) fires. Going over
-    the memory limit cancels `cancel` with the reason. Raises FileNotFoundError for a missing program."""
+    the memory limit cancels `cancel` with the reason. Raises FileNotFoundError for a missing program.
+
+    `stdin` is written to the process and then closed (a prompt: no argument-size limit, no option parsing);
+    without it the process reads an empty stdin, so no CLI waits for input."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env={**os.environ, **env},
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # its own process group (pgid == pid), so a stop reaches every descendant
@@ -73,7 +77,10 @@ async def run_process(
         create_time = time.time()
     events.process_started(proc.pid, create_time)
     assert proc.stdout is not None and proc.stderr is not None
-    pumps = asyncio.gather(_pump(proc.stdout, "stdout", on_line), _pump(proc.stderr, "stderr", on_line))
+    feeding = [_feed(proc.stdin, stdin)] if proc.stdin is not None and stdin is not None else []
+    pumps = asyncio.gather(
+        *feeding, _pump(proc.stdout, "stdout", on_line), _pump(proc.stderr, "stderr", on_line)
+    )
     monitor = asyncio.create_task(_monitor(proc.pid, events, cancel, limits))
     exited = asyncio.create_task(proc.wait())
     requests = [asyncio.create_task(token.wait()) for token in (cancel, stop) if token is not None]
@@ -92,6 +99,7 @@ async def run_process(
         for helper in (monitor, exited, *requests):
             helper.cancel()
         pumps.cancel()
+        await asyncio.gather(pumps, return_exceptions=True)  # retrieved: a cancelled pump must not log a traceback
         if proc.returncode is None or group_alive(pgid):
             signal_group(pgid, signal.SIGKILL)
             await proc.wait()
@@ -137,6 +145,15 @@ async def stop_group(
             if leader_done and not group_alive(pgid):
                 return
             await asyncio.sleep(_POLL)
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write `data` beside the pumps (a large prompt fills the pipe until the process reads), then close."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it exited without reading it all
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
 
 
 async def _pump(stream: asyncio.StreamReader, name: Stream, on_line: LineHandler) -> None:

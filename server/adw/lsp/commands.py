@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from lsprotocol import types
 
+from adw.agents.preflight import preflight, preflight_workflows
+from adw.config import phase_configs
 from adw.errors import AdwError
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
@@ -89,6 +91,7 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
         if choice is None:  # the user dismissed the question: nothing starts
             return {"workflows": []}
         resumed, workflows = await _rerun(ls, engine, specs, exc, choice)
+    await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
     for workflow in [*resumed, *workflows]:
         ls.spawn(engine.run(workflow))
     ls.changed("workflows")
@@ -146,6 +149,7 @@ async def _rerun(
     if choice == "resume":
         resumed = [_resumable(engine, entry) for entry in exc.existing]
     else:  # replace: archived first, so nothing is lost (`adw worktree restore` brings it back)
+        await preflight(phase_configs(engine.config), ls.root)  # a missing agent refuses before anything goes
         manager = await Worktrees.open(ls.root)
         for entry in exc.existing:
             _not_running(entry)

@@ -60,6 +60,10 @@ class UnknownWorkflowError(AdwError):
     pass
 
 
+class NothingToResumeError(AdwError):
+    """Every task of the workflow succeeded."""
+
+
 class Engine:
     def __init__(
         self,
@@ -159,16 +163,22 @@ class Engine:
             self._watcher = asyncio.create_task(self._watch_requests())
         try:
             await self._drive(workflow)
+        except asyncio.CancelledError:  # the orchestrator itself is stopping: resumable later
+            self._end(workflow, TaskState.INTERRUPTED, "the ADW process stopped")
+            raise
         finally:
             self._active -= 1
             if self._active == 0 and self._watcher is not None:
                 self._watcher.cancel()
                 self._watcher = None
-        workflow.state, workflow.reason = _outcome(workflow)
+        self._end(workflow, *_outcome(workflow))
+        return workflow
+
+    def _end(self, workflow: Workflow, state: TaskState, reason: str) -> None:
+        workflow.state, workflow.reason = state, reason
         workflow.finished_at = time.time()
         self._publish(WorkflowFinished(workflow_id=workflow.id, state=workflow.state, reason=workflow.reason))
         self._save(workflow)
-        return workflow
 
     async def run_all(self, workflows: Collection[Workflow]) -> list[Workflow]:
         return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
@@ -199,7 +209,7 @@ class Engine:
                     f"wait for it, or stop it with `adw cancel {workflow.id}`",
                 )
         if all(task.state is TaskState.SUCCEEDED for task in workflow.tasks):
-            raise AdwError(
+            raise NothingToResumeError(
                 f"workflow {workflow.id} already succeeded: nothing to resume",
                 "to do its work once more, start it again in a new worktree",
             )
@@ -213,8 +223,16 @@ class Engine:
                 task.config, task.agent = current, current.agent
         return workflow
 
-    def cancel(self, workflow_id: str, task_id: str | None = None, reason: str = "cancelled by user") -> bool:
-        """Cancel one task or the whole workflow run by this engine. False when nothing was left to cancel."""
+    def cancel(
+        self,
+        workflow_id: str,
+        task_id: str | None = None,
+        reason: str = "cancelled by user",
+        state: TaskState = TaskState.CANCELLED,
+    ) -> bool:
+        """Cancel one task or the whole workflow run by this engine; its running and pending tasks end in `state`
+        (`INTERRUPTED` when the user stops ADW itself, e.g. Ctrl-C: resumable as it was). False when nothing was
+        left to cancel."""
         workflow = self._workflows.get(workflow_id)
         if workflow is None:
             return False
@@ -228,10 +246,10 @@ class Engine:
         for task in tasks:
             token = self._tokens.get((workflow_id, task.id))
             if token is not None:
-                token.cancel(reason)
+                token.cancel(reason, state)
                 hit = True
             elif task.state is TaskState.PENDING:
-                self._finish(workflow, task, TaskState.CANCELLED, reason)
+                self._finish(workflow, task, state, reason)
                 hit = True
         if hit:
             self._save(workflow)
@@ -346,6 +364,8 @@ class Engine:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(token.wait(), delay)
                     continue
+                if attempt.retryable and number > 0:  # the last retry failed too: say so, not "retrying"
+                    reason = f"gave up after {number + 1} attempts: {reason}"
                 task.summary, task.findings = result.summary, result.findings
                 task.files_changed, task.outputs = result.files_changed, {**task.outputs, **result.outputs}
                 self._finish(workflow, task, state, reason, attempt.number)

@@ -27,7 +27,8 @@ class CreateWorktreeStep(AgentBase):
         name = self.workflow.worktree or self.workflow.name
         try:
             worktrees = await Worktrees.open(self.workflow.repo)
-            created = await worktrees.create(name)
+            # A resumed run adopts the worktree it made before a crash instead of failing on "already exists".
+            created = await worktrees.create(name, created_for=self.workflow.id)
         except AdwError as exc:
             return AgentResult.failed(str(exc))
         info = created.worktree
@@ -35,6 +36,14 @@ class CreateWorktreeStep(AgentBase):
         self.workflow.env = {**self.workflow.env, **created.env}
         self.workflow.base_commit = info.head
         events.progress(created.message)
+        if created.setup and created.setup.returncode != 0:
+            output = "\n".join(created.setup.output.strip().splitlines()[-5:])
+            failure = AdwError(
+                f"the worktree setup command `{' '.join(created.setup.command)}` exited with"
+                f" {created.setup.returncode}, so nothing was built or tested" + (f": {output}" if output else ""),
+                f"fix [tool.adw.worktree] setup, then `adw worktree remove {name}` and run the spec again",
+            )
+            return AgentResult.failed(str(failure))
         return AgentResult(
             status="succeeded",
             summary=created.message,

@@ -8,7 +8,6 @@ live one in another terminal.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from pydantic import TypeAdapter
 
+from adw.git.locks import Owner, process_matches
 from adw.workflow.events import BaseEvent, Event, OutputLine
 from adw.workflow.models import Attempt, Task, TaskState, Workflow
 
@@ -46,28 +45,6 @@ CREATE TABLE IF NOT EXISTS requests (
 # Output kept per task attempt; past it one marker says how much was left out (the live stream has it all).
 MAX_STORED_OUTPUT = 1024 * 1024
 _EVENT = TypeAdapter(Event)
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    pid: int
-    started: float
-
-    @classmethod
-    def me(cls) -> Owner:
-        return cls(os.getpid(), psutil.Process().create_time())
-
-    def alive(self) -> bool:
-        return process_matches(self.pid, self.started)
-
-
-def process_matches(pid: int, create_time: float) -> bool:
-    """True when `pid` is still the process that started at `create_time` (PIDs are reused)."""
-    try:
-        started: float = psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    return abs(started - create_time) < 0.01
 
 
 @dataclass(frozen=True, slots=True)
