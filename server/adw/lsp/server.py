@@ -7,6 +7,7 @@ server reading stdin), so requests are answered while agents and checkpoints run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -73,6 +74,24 @@ class AdwServer(LanguageServer):
             pass
         finally:
             self.shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one client at a time on a TCP socket with the same hardened reader as stdio."""
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            answer = transport.answer_with(self.protocol)
+            await transport.serve(stop, transport.StreamReader(reader), self.protocol, answer)
+            self.shutdown()  # type: ignore[no-untyped-call]  # closes the listening socket too
+
+        async def listen() -> None:
+            self._server = server = await asyncio.start_server(connection, host, port)
+            async with server:
+                await server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            asyncio.run(listen())
 
     # ---------------------------------------------------------------- workspace
 

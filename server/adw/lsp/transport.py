@@ -3,7 +3,7 @@
 pygls 2.1's reader (`pygls.io_.run_async`) trusts its input: a huge Content-Length is allocated at once
 (MemoryError kills the server), a header block without Content-Length makes it skip input until one comes,
 and a body that is not a JSON-RPC object is logged and dropped, so the client waits forever for an answer.
-This loop replaces it for `start_io`; it frames, decodes and checks each message, answers what it cannot
+This loop replaces it for `start_io` and `start_tcp`; it frames, decodes and checks each message, answers what it cannot
 handle with the JSON-RPC error the spec names (id null when the id is unknown), and hands the rest to pygls.
 """
 
@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, cast
+from typing import BinaryIO, Protocol, cast
 
 from pygls.exceptions import JsonRpcException
 from pygls.protocol import JsonRPCProtocol
@@ -45,6 +45,14 @@ class BadMessage(Exception):
         self.msg_id = msg_id
 
 
+class Reader(Protocol):
+    async def readline(self) -> bytes:
+        """A line with its newline, at most MAX_HEADER_LINE bytes of one without (b"" at the end of input)."""
+
+    async def read(self, size: int) -> bytes:
+        """`size` bytes, fewer only at the end of input."""
+
+
 class StdinReader:
     """Bounded reads of stdin in a worker thread (blocking reads must not hold the event loop)."""
 
@@ -59,7 +67,28 @@ class StdinReader:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._stdin.read, size)
 
 
-async def read_frame(reader: StdinReader) -> bytes | None:
+class StreamReader:
+    """The same bounded reads of a socket (`adw lsp --tcp`)."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self._stream = stream
+
+    async def readline(self) -> bytes:
+        try:
+            return await self._stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as end:
+            return end.partial
+        except asyncio.LimitOverrunError as long:  # no newline within the stream's buffer limit: a chunk of junk
+            return await self._stream.readexactly(min(long.consumed, MAX_HEADER_LINE) or 1)
+
+    async def read(self, size: int) -> bytes:
+        try:
+            return await self._stream.readexactly(size)
+        except asyncio.IncompleteReadError as end:
+            return end.partial
+
+
+async def read_frame(reader: Reader) -> bytes | None:
     """The next message body; None at the end of input. Raises BadMessage for a header block without a usable
     Content-Length (the reader is then positioned to find the next header)."""
     length: int | None = None
@@ -154,7 +183,7 @@ def handle(protocol: JsonRPCProtocol, body: bytes) -> None:
 
 
 async def serve(
-    stop: threading.Event, reader: StdinReader, protocol: JsonRPCProtocol, answer: Callable[[BadMessage], None]
+    stop: threading.Event, reader: Reader, protocol: JsonRPCProtocol, answer: Callable[[BadMessage], None]
 ) -> None:
     """Read and dispatch messages until the input ends or the server stops."""
     while not stop.is_set():
