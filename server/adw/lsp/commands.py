@@ -20,7 +20,7 @@ from adw.lsp import params
 from adw.lsp.diagnostics import clear_under, publish_conflicts
 from adw.lsp.links import show_best, write_report
 from adw.lsp.params import ArgumentError, P
-from adw.lsp.server import AdwServer, RequestFailed, path_of, uri_of
+from adw.lsp.server import AdwServer, Handler, RequestFailed, path_of, uri_of
 from adw.scouts import save_report
 from adw.scouts import scout as run_scout
 from adw.serialize import to_jsonable
@@ -32,11 +32,12 @@ from adw.workflow.sdlc import Existing, ExistingWorktree, WorktreeExistsError, s
 _HANDLERS: list[tuple[type[params.Params], Callable[[AdwServer, Any], Awaitable[object]]]] = []
 
 
-def handles(model: type[P]) -> Callable[[Callable[[AdwServer, P], Awaitable[object]]], None]:
+def handles(model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
     """Declare the handler of the command `model` describes; `register` hands them all to the server."""
 
-    def add(handler: Callable[[AdwServer, P], Awaitable[object]]) -> None:
+    def add(handler: Handler[P]) -> Handler[P]:
         _HANDLERS.append((model, handler))
+        return handler
 
     return add
 
