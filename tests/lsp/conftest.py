@@ -208,8 +208,8 @@ def open_document(client: LanguageClient, path: Path, language: str = "markdown"
 
 
 def write_config(root: Path, text: str) -> None:
-    """`.adw.toml` of the workspace (untracked); read when the engine first opens, so write it before starting
-    workflows. It always keeps the workspace's test command."""
+    """`.adw.toml` of the workspace (untracked); the server reloads it before its next command. It always keeps
+    the workspace's test command."""
     (root / ".adw.toml").write_text(_TEST_COMMAND + text, encoding="utf-8")
 
 

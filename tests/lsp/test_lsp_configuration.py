@@ -24,8 +24,8 @@ from tests.lsp.conftest import (
     write_config,
 )
 
-INVALID = '[agents]\nmax_agents = "many"\n'
-KEY = "agents.max_agents"
+INVALID = "[lsp]\nspec_glob = 42\n"
+KEY = "lsp.spec_glob"
 
 
 def _errors(client: LanguageClient) -> list[str]:
