@@ -86,10 +86,9 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
-        if max_agents is not None and not 1 <= max_agents <= MAX_AGENTS:
-            raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {max_agents}", f"pick 1 to {MAX_AGENTS}")
-        self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
-        self._slots = asyncio.Semaphore(self.max_agents)
+        if max_agents is not None:
+            _check_max_agents(max_agents)
+        self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -115,6 +114,22 @@ class Engine:
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
+
+    @property
+    def max_agents(self) -> int:
+        """The cap on agent tasks running at once, shared by every workflow of this engine."""
+        return self._slots.limit
+
+    def set_max_agents(self, limit: int) -> None:
+        """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
+        agents finish and starts no other until fewer than `limit` run."""
+        _check_max_agents(limit)
+        self._slots.resize(limit)
+
+    def reconfigure(self, config: AdwConfig) -> None:
+        """A changed configuration (the language server reloads it when its files change): workflows made
+        from now on use it; tasks already made keep the phase settings they were made with."""
+        self.config, self.settings = config, config.agents
 
     # -- reading state ---------------------------------------------------------------------------------------
 
@@ -624,6 +639,34 @@ class Engine:
     def _save(self, workflow: Workflow, task: Task | None = None) -> None:
         if self.store is not None:
             self.store.save(workflow, task)
+
+
+def _check_max_agents(limit: int) -> None:
+    if not 1 <= limit <= MAX_AGENTS:
+        raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {limit}", f"pick 1 to {MAX_AGENTS}")
+
+
+class AgentSlots:
+    """A counting semaphore whose limit can change while it is held (asyncio.Semaphore's cannot)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while self.used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()  # wakes every waiter; each checks again, one takes a freed slot
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._freed.set()
 
 
 async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:
