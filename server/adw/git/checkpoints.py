@@ -136,11 +136,11 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class _Tip:
-    """A branch tip an undo moved away from, kept until the redo of entry `number` puts it back."""
+    """A branch tip an undo moved away from, kept until the redo of `entry` puts it back."""
 
     ref: str
     commit: str  # ADW's commit whose parent is the tip
-    number: int
+    entry: str  # the redo entry whose redo puts it back (numbers are reused by a later worktree of this id)
     branch: str
     tip: str
     moved_to: str  # where the undo left the branch
@@ -298,7 +298,7 @@ class Checkpoints:
             ops += [("delete", self._undo_ns + f"{checkpoint.number:06d}", None, checkpoint.commit),
                     ("create", self._redo_ns + f"{checkpoint.number:06d}", checkpoint.commit, None)]
         # A branch tip this undo moves away from is put back by the redo of the last entry it creates.
-        top = saved.number if saved else max((c.number for c in later), default=target.number)
+        top = saved or (later[-1] if later else target)
         kept = await self._restore(state, target, ops, [saved.commit] if saved else [], refs, top, undoing=True)
         message = f"restored checkpoint {target.number}" + (" (current state saved for redo)" if saved else "")
         return RestoreResult(restored=target, saved=saved, skipped=skipped, kept=kept, message=message + _kept(kept))
@@ -322,7 +322,7 @@ class Checkpoints:
             ("delete", self._redo_ns + f"{target.number:06d}", None, target.commit),
             ("create", self._undo_ns + f"{target.number:06d}", target.commit, None),
         ]
-        kept = await self._restore(state, target, ops, [], refs, target.number, undoing=False)
+        kept = await self._restore(state, target, ops, [], refs, target, undoing=False)
         return RestoreResult(
             restored=target, saved=None, skipped=skipped, kept=kept, message=f"redid to {target.number}" + _kept(kept)
         )
@@ -389,8 +389,8 @@ class Checkpoints:
                 refs.journal[refname] = commit
             elif refname.startswith(self._tips_ns):
                 _, fields = trailers(contents)
-                number = int(refname[len(self._tips_ns) :].split("/", 1)[0])
-                refs.tips.append(_Tip(refname, commit, number, fields["adw-branch"], parent, fields["adw-moved-to"]))
+                refs.tips.append(_Tip(refname, commit, fields["adw-entry"], fields["adw-branch"], parent,
+                                      fields["adw-moved-to"]))
             elif refname.startswith(self._redo_ns):
                 refs.redo.append(_parse(refname, commit, tree, date, contents).model_copy(update={"redo": True}))
             else:
@@ -511,7 +511,7 @@ class Checkpoints:
             ) from exc
 
     async def _restore(
-        self, current: State, target: Checkpoint, ops: list[_RefOp], pinned: list[str], refs: _Refs, top: int,
+        self, current: State, target: Checkpoint, ops: list[_RefOp], pinned: list[str], refs: _Refs, top: Checkpoint,
         undoing: bool,
     ) -> list[str]:
         """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files."""
@@ -657,7 +657,7 @@ class Checkpoints:
         return [p for p in paths if p not in wanted or not _matches(self.repo.root / p, *wanted[p])]
 
     async def _head_ops(
-        self, current: State, target: Checkpoint, refs: _Refs, top: int, undoing: bool
+        self, current: State, target: Checkpoint, refs: _Refs, top: Checkpoint, undoing: bool
     ) -> tuple[list[_RefOp], list[tuple[str, str]]]:
         """Ref moves that give HEAD and its branch the target's, plus (commit, ref) of branch tips to keep: the
         tip of another branch an undo rewinds (the redo of entry `top` puts it back), and on redo a tip no
@@ -675,9 +675,9 @@ class Checkpoints:
             old = await _rev_parse(root, target.branch)
             branches[target.branch] = (old, target.head)
             if old and old != target.head and (undoing or old not in known):
-                commit = await self._keep_tip(target.branch, old, target.head)
-                keep.append((commit, f"{self._tips_ns}{top:06d}/{commit}"))
-        for tip in (t for t in refs.tips if t.number == target.number and t.branch != target.branch):
+                commit = await self._keep_tip(target.branch, old, target.head, top.commit)
+                keep.append((commit, f"{self._tips_ns}{top.number:06d}/{commit}"))
+        for tip in (t for t in refs.tips if t.entry == target.commit and t.branch != target.branch):
             if undoing:
                 break
             now = branches[tip.branch] if tip.branch in branches else (await _rev_parse(root, tip.branch),) * 2
@@ -688,9 +688,11 @@ class Checkpoints:
         ops += [_move(branch, old, new) for branch, (old, new) in branches.items() if old != new]
         return ops, keep
 
-    async def _keep_tip(self, branch: str, tip: str, moved_to: str | None) -> str:
-        message = f"adw branch tip\n\nadw-branch: {branch}\nadw-moved-to: {moved_to or '-'}\n"
-        made = await git("commit-tree", EMPTY_TREE, "-p", tip, cwd=self.repo.root, env=ADW_IDENTITY, input=message)
+    async def _keep_tip(self, branch: str, tip: str, moved_to: str | None, entry: str) -> str:
+        message = f"adw branch tip\n\nadw-branch: {branch}\nadw-moved-to: {moved_to or '-'}\nadw-entry: {entry}\n"
+        # The tip's own tree: an existing object (git knows the empty tree without storing it; fsck does not).
+        made = await git("commit-tree", f"{tip}^{{tree}}", "-p", tip, cwd=self.repo.root, env=ADW_IDENTITY,
+                         input=message)
         return made.stdout.strip()
 
     async def changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
