@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from adw.errors import CheckpointError
 from adw.git.checkpoints import Checkpoints
 from tests.conftest import run_git
 from tests.faults import FaultyGit
@@ -266,3 +267,15 @@ def test_a_dead_writers_shadow_index_lock_does_not_block(repo: Path) -> None:
     made = adw(repo, "checkpoint")
     assert made.returncode == 0, made.stderr
 
+
+
+async def test_undo_file_with_two_checkpoints_of_the_same_files(repo: Path) -> None:
+    """A commit between checkpoints makes two with the same tree; the file's history must not count one twice."""
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()
+    (repo / "notes.txt").write_text("one\n")
+    await cps.checkpoint()
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "notes")
+    with pytest.raises(CheckpointError, match=r"no checkpoint has a different version of README\.md"):
+        await cps.undo_file("README.md")

@@ -714,7 +714,8 @@ class Checkpoints:
     async def _diff_pairs(
         self, pairs: list[tuple[str, str]], path: str | None = None
     ) -> dict[tuple[str, str], list[_Change]]:
-        feed = "".join(f"{b} {t}\n" for b, t in pairs)
+        # Each pair once: records of a repeated pair would land in its one group twice.
+        feed = "".join(f"{b} {t}\n" for b, t in dict.fromkeys(pairs))
         spec = ["--", f":(literal){path}"] if path is not None else []
         out = await git("diff-tree", "--stdin", "-r", "-z", "--no-renames", *spec, cwd=self.repo.root, input=feed)
         return _split_diff_tree(out.stdout)
