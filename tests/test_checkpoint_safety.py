@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,9 +117,9 @@ async def test_undo_file_keeps_a_file_that_changed_after_its_checkpoint(
     (repo / "src/app.py").write_text("v2\n")
     real_apply = Checkpoints._apply
 
-    async def editor_saves_first(self: Checkpoints, source: str, target: str, paths: object = ()) -> object:
+    async def editor_saves_first(self: Checkpoints, changes: list[Any]) -> list[str]:
         (repo / "src/app.py").write_text("saved by the editor\n")
-        return await real_apply(self, source, target, paths)  # type: ignore[arg-type]
+        return await real_apply(self, changes)
 
     monkeypatch.setattr(Checkpoints, "_apply", editor_saves_first)
     result = await cps.undo_file("src/app.py")

@@ -110,6 +110,7 @@ def sweep(template: Path, tmp: Path, faulty_git: FaultyGit, args: list[str], und
         shutil.copytree(template, repo, symlinks=True)
         if not faulty_git.run(repo, *args, kill_at=kill_at).killed:
             shutil.rmtree(repo)
+            print(f"adw {' '.join(args)}: killed at each of {kill_at - 1} git calls, nothing lost")
             return kill_at - 1
         assert run_git(repo, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
         listing = faulty_git.run(repo, "checkpoints", "--all", "--json")  # no lock blocks it; it finishes the rest

@@ -351,7 +351,8 @@ class Checkpoints:
         deleted = not versions[target.commit]
         # The checkpoint above holds the current version, so one file at a time needs no journal: each write
         # replaces a verified file in one rename.
-        changes, kept = await self._apply(undo[-1].tree, target.tree, [rel])
+        changes = await self._changes(undo[-1].tree, target.tree, [rel])
+        kept = await self._apply(changes)
         await self._update_shadow(changes, [])
         verb = "deleted" if deleted else "restored"
         return FileUndoResult(
@@ -553,11 +554,12 @@ class Checkpoints:
         pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
         await self._transaction(pins)
         _write_atomic(self.journal, intent.model_dump_json().encode())
-        return await self._roll_forward(intent)
+        return await self._roll_forward(intent, changes)
 
-    async def _roll_forward(self, intent: _Intent) -> list[str]:
+    async def _roll_forward(self, intent: _Intent, changes: list[_Change] | None = None) -> list[str]:
         """Carry out a journaled undo or redo; safe to repeat from any point, as every step checks what is done."""
-        changes, kept = await self._apply(intent.source, intent.target)
+        changes = changes if changes is not None else await self._changes(intent.source, intent.target)
+        kept = await self._apply(changes)
         await self._update_shadow(changes, intent.adopt)
         root = self.repo.root
         try:
@@ -587,12 +589,11 @@ class Checkpoints:
             changes.append(_Change(path, old_mode, old_oid, new_mode, new_oid))
         return changes
 
-    async def _apply(self, source: str, target: str, paths: Iterable[str] = ()) -> tuple[list[_Change], list[str]]:
-        """Make the files that differ between trees `source` and `target` those of `target`. A file is replaced or
-        deleted only while it still is the source's version; one that is neither version (saved meanwhile) or
+    async def _apply(self, changes: list[_Change]) -> list[str]:
+        """Make the files that differ between two trees (`changes`) those of the second. A file is replaced or
+        deleted only while it still is the first tree's version; one that is neither version (saved meanwhile) or
         cannot be replaced is kept and returned. Already-target files are left, so a rerun finishes a killed one."""
         root = self.repo.root
-        changes = await self._changes(source, target, paths)
         writes = [c for c in changes if c.new_mode in _BLOB_MODES]
         gone = [c for c in changes if c.new_mode == _NO_MODE and c.old_mode in _BLOB_MODES]
         contents = await self._contents({c.new_oid for c in writes})
@@ -615,7 +616,7 @@ class Checkpoints:
         for change in later:
             if change.path not in ignored:
                 _remove(root, change, kept)
-        return changes, sorted(set(kept))
+        return sorted(set(kept))
 
     async def _contents(self, oids: set[str]) -> dict[str, bytes]:
         if not oids:
@@ -808,21 +809,28 @@ def _blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def _matches(path: Path, mode: str, oid: str) -> bool:
-    """Whether `path` on disk is exactly that tree entry (mode 000000: absent)."""
+def _on_disk(path: Path) -> tuple[str, str] | None:
+    """(mode, blob id) of a file or symlink as a tree would hold it; (000000, "") when absent; None otherwise."""
     try:
         st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return "120000", _blob_id(os.readlink(os.fsencode(path)))
+        if stat.S_ISREG(st.st_mode):
+            return "100755" if st.st_mode & stat.S_IXUSR else "100644", _blob_id(path.read_bytes())
     except (FileNotFoundError, NotADirectoryError):
-        return mode == _NO_MODE
-    if mode == "120000":
-        return stat.S_ISLNK(st.st_mode) and _blob_id(os.readlink(os.fsencode(path))) == oid
-    if mode not in ("100644", "100755") or not stat.S_ISREG(st.st_mode):
-        return False
-    if bool(st.st_mode & stat.S_IXUSR) != (mode == "100755"):
-        return False
-    with contextlib.suppress(OSError):
-        return _blob_id(path.read_bytes()) == oid
-    return False
+        return _NO_MODE, ""
+    except OSError:
+        pass
+    return None
+
+
+def _is(found: tuple[str, str] | None, mode: str, oid: str) -> bool:
+    return found is not None and found[0] == mode and (mode == _NO_MODE or found[1] == oid)
+
+
+def _matches(path: Path, mode: str, oid: str) -> bool:
+    """Whether `path` on disk is exactly that tree entry (mode 000000: absent)."""
+    return _is(_on_disk(path), mode, oid)
 
 
 def _check_resource(exc: OSError, rel: str) -> None:
@@ -859,10 +867,11 @@ def _place(root: Path, change: _Change, data: bytes, kept: list[str]) -> None:
     """Write the target version of a file still at its source version (or absent when the source lacks it) in
     one rename, so a kill leaves either version and never half a file."""
     path = root / change.path
-    if _matches(path, change.new_mode, change.new_oid):
+    found = _on_disk(path)  # hashed once, compared with both versions
+    if _is(found, change.new_mode, change.new_oid):
         return
     # A folder where the source had no file held the source's files, removed before this.
-    if not (_matches(path, change.old_mode, change.old_oid) or (change.old_mode == _NO_MODE and _is_dir(path))):
+    if not (_is(found, change.old_mode, change.old_oid) or (change.old_mode == _NO_MODE and _is_dir(path))):
         kept.append(change.path)
         return
     tmp = path.with_name(f".{path.name}.adw-{os.getpid()}")
