@@ -49,8 +49,8 @@ PATHS = ["a.txt", "b.txt", "d/c.txt", "d/e.txt"]
 EDITED = ["a.txt", "b.txt"]  # what the editor saves during an undo (never a folder in any snapshot)
 INITIAL = {"a.txt": b"one\n", "d/c.txt": b"two\n"}
 CONTENTS = st.sampled_from([b"one\n", b"two\n", b"three\n", b""])
-# The default suite runs 200 walks of up to 14 steps (at least 2,000 steps); tests/soak runs 20,000 and more.
-EXAMPLES = int(os.environ.get("ADW_PROPERTY_EXAMPLES", "200"))
+# The default suite runs 170 walks of up to 14 steps (at least 2,000 steps); tests/soak runs 20,000 and more.
+EXAMPLES = int(os.environ.get("ADW_PROPERTY_EXAMPLES", "170"))
 STEPS = int(os.environ.get("ADW_PROPERTY_STEPS", "14"))
 MIN_STEPS = int(os.environ.get("ADW_PROPERTY_MIN_STEPS", "2000"))
 

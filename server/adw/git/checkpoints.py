@@ -600,22 +600,32 @@ class Checkpoints:
         kept: list[str] = []
         # Type changes: a file where a target folder goes, or files in a folder where a target file goes.
         written = {c.path for c in writes}
-        first = [c for c in gone if any(p.startswith(c.path + "/") for p in written) or _parent_in(c.path, written)]
-        for change in first:
-            _remove(root, change, kept)
-        ignored: set[str] = set()
+        folders = {parent.as_posix() for path in written for parent in Path(path).parents}
+        first = [c for c in gone if c.path in folders or _parent_in(c.path, written)]
         later = [c for c in gone if c not in first]
-        for change in writes:
-            _place(root, change, contents[change.new_oid], kept)
+
+        def remove_then_write() -> None:
+            for change in first:
+                _remove(root, change, kept)
+            for change in writes:
+                _place(root, change, contents[change.new_oid], kept)
+
+        # File work (hashing, writing) runs in a thread: the language server's event loop never waits on it.
+        await asyncio.to_thread(remove_then_write)
+        ignored: set[str] = set()
         if later:
             # Only paths the target's own ignore rules do not ignore are proven created after it (a changed
             # .gitignore proves nothing); the others stay, now ignored.
             check = await git("check-ignore", "--no-index", "-z", "--stdin", cwd=root, ok_codes=(0, 1),
                               input="\0".join(c.path for c in later))
             ignored = set(check.stdout.split("\0"))
-        for change in later:
-            if change.path not in ignored:
-                _remove(root, change, kept)
+
+        def remove_later() -> None:
+            for change in later:
+                if change.path not in ignored:
+                    _remove(root, change, kept)
+
+        await asyncio.to_thread(remove_later)
         return sorted(set(kept))
 
     async def _contents(self, oids: set[str]) -> dict[str, bytes]:
