@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.realistic import RealisticProject, build_template, copy_project
+except ModuleNotFoundError:
+    from realistic import RealisticProject, build_template, copy_project
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -58,3 +63,15 @@ def make_repo(tmp_path: Path) -> MakeRepo:
 @pytest.fixture
 def repo(make_repo: MakeRepo) -> Path:
     return make_repo({"README.md": "# demo\n", "src/app.py": "def main():\n    return 1\n"})
+
+
+@pytest.fixture(scope="session")
+def realistic_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per session (its venv takes seconds); use `realistic_project`, which copies it."""
+    return build_template(tmp_path_factory.mktemp("realistic"), run_git)
+
+
+@pytest.fixture
+def realistic_project(realistic_template: Path, tmp_path: Path) -> RealisticProject:
+    """A fresh copy of the realistic project (tests/realistic.py) for one test: it may change it freely."""
+    return copy_project(realistic_template, tmp_path / "shop")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from adw.agents.spec_apply import file_blocks
 from adw.agents.summary import compare
-from adw.config import PhaseConfig
+from adw.config import AdwConfig, PhaseConfig
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, Task, TaskState, Workflow
 
@@ -43,14 +43,22 @@ name = "calc"
 """
 
 
-async def run_phase(cwd: Path, agent: str, phase: str, spec: str | None = None, **fields: object) -> Workflow:
+# What `adw demo` configures: no virtualenv of its own, so the tests run with the interpreter running ADW.
+ADW_PYTHON = FAST.model_copy(
+    update={"agents": FAST.agents.model_copy(update={"test_command": ["python", "-m", "pytest", "-q"]})}
+)
+
+
+async def run_phase(
+    cwd: Path, agent: str, phase: str, spec: str | None = None, config: AdwConfig = FAST, **fields: object
+) -> Workflow:
     spec_file = None
     if spec is not None:
         spec_file = cwd.parent / "spec.md"
         spec_file.write_text(spec, encoding="utf-8")
     task = Task(id=phase, phase=phase, agent=agent, config=PhaseConfig.model_validate({"agent": agent}))
     wf = workflow(cwd, [task], spec=str(spec_file) if spec_file else None, **fields)
-    return await Engine(config=FAST).run(wf)
+    return await Engine(config=config).run(wf)
 
 
 def test_file_blocks_follow_commonmark_fences() -> None:
@@ -117,9 +125,9 @@ async def test_pytest_agent_turns_each_failure_into_a_finding_at_file_and_line(t
     (work / "tests/test_calc.py").write_text(
         "def test_ok():\n    assert 1 + 1 == 2\n\n\ndef test_bad():\n    value = 2\n    assert value == 3\n"
     )
-    done = (await run_phase(work, "pytest", "test")).task("test")
+    done = (await run_phase(work, "pytest", "test", config=ADW_PYTHON)).task("test")
     assert done.state is TaskState.FAILED
-    assert done.summary == "1 passed, 1 failed"
+    assert done.summary == "1 passed, 1 failed (configured: [tool.adw.agents] test_command is set)"
     [finding] = done.findings
     assert (finding.path, finding.line, finding.severity, finding.source) == (
         "tests/test_calc.py",
@@ -133,8 +141,8 @@ async def test_pytest_agent_turns_each_failure_into_a_finding_at_file_and_line(t
 
 
 async def test_pytest_agent_with_no_tests_succeeds(tmp_path: Path) -> None:
-    done = (await run_phase(tmp_path, "pytest", "test")).task("test")
-    assert done.state is TaskState.SUCCEEDED and done.summary == "no tests collected"
+    done = (await run_phase(tmp_path, "pytest", "test", config=ADW_PYTHON)).task("test")
+    assert done.state is TaskState.SUCCEEDED and done.summary.startswith("no tests collected (configured:")
 
 
 async def test_ruff_agent_reports_lint_at_file_and_line_and_fails_on_syntax_errors(tmp_path: Path) -> None:

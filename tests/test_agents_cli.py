@@ -11,7 +11,7 @@ import pytest
 
 from adw.config import PhaseConfig
 from adw.workflow.engine import Engine
-from adw.workflow.events import BaseEvent, Progress, TaskStarted, ToolUse
+from adw.workflow.events import BaseEvent, FindingReported, Progress, TaskStarted, ToolUse
 from adw.workflow.models import Task, TaskState, Workflow
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
@@ -35,10 +35,12 @@ def agent_task(agent: str, bin_dir: Path, phase: str = "build", **config: object
     )
 
 
-async def run_one(tmp_path: Path, task: Task) -> tuple[Workflow, list[BaseEvent]]:
+async def run_one(
+    tmp_path: Path, task: Task, spec_text: str = "# Greeting\nAdd hello().\n"
+) -> tuple[Workflow, list[BaseEvent]]:
     engine = Engine(config=FAST)
     spec = tmp_path / "spec.md"
-    spec.write_text("# Greeting\nAdd hello().\n", encoding="utf-8")
+    spec.write_text(spec_text, encoding="utf-8")
     (tmp_path / "work").mkdir(exist_ok=True)
     wf = workflow(tmp_path / "work", [task], spec=str(spec))
     async with engine.subscribe() as subscription:
@@ -61,13 +63,16 @@ async def test_claude_success_reports_tools_cost_and_changed_files(tmp_path: Pat
     tools = [(e.tool, e.detail) for e in events if isinstance(e, ToolUse)]
     assert tools == [("Edit", "src/hello.py"), ("Bash", "pytest -q")]
     called = json.loads(record.read_text())
-    assert called["argv"][:2] == ["-p", called["argv"][1]] and "Add hello()" in called["argv"][1]
-    assert called["argv"][2:5] == ["--output-format", "stream-json", "--verbose"]
-    assert called["argv"][5:] == [
+    assert "Add hello()" in called["prompt"]  # on stdin, not in argv
+    assert called["argv"] == [
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
         "--permission-mode",
         "acceptEdits",
-        "--allowedTools",
-        "Read,Edit,Write,Bash,Glob,Grep",
+        "--allowedTools=Read,Edit,Write,Bash,Glob,Grep",
+        "--disallowedTools=EnterWorktree,ExitWorktree",
     ]
     assert called["max_retries"] == "2"
 
@@ -90,7 +95,8 @@ async def test_claude_offline_retries_are_bounded_and_marked_retryable(tmp_path:
     done = result.task("build")
     assert time.monotonic() - started < 5
     assert done.state is TaskState.FAILED
-    assert "network or API failure" in done.reason and "Unable to connect" in done.reason
+    assert done.reason.startswith("gave up after 2 attempts: network or API failure")
+    assert "Unable to connect" in done.reason and "retrying" not in done.reason
     assert [a.retryable for a in done.attempts] == [True, True]
     api_retries = [e for e in events if isinstance(e, Progress) and e.message.startswith("API retry")]
     assert len(api_retries) == 4  # CLAUDE_CODE_MAX_RETRIES=2 per attempt, not claude's default of 10
@@ -100,7 +106,8 @@ async def test_claude_rate_limit_is_retryable(tmp_path: Path, bin_dir: Path) -> 
     task = agent_task("claude", bin_dir, env={"FAKE_CLAUDE": "rate-limit"}, retries=1, retry_backoff=0.01)
     result, _ = await run_one(tmp_path, task)
     done = result.task("build")
-    assert done.reason.startswith("rate limited") and len(done.attempts) == 2
+    assert done.reason.startswith("gave up after 2 attempts: rate limited") and len(done.attempts) == 2
+    assert [a.reason.startswith("rate limited") for a in done.attempts] == [True, True]
 
 
 async def test_cancelling_claude_sends_sigint_first_and_keeps_its_final_cost(tmp_path: Path, bin_dir: Path) -> None:
@@ -199,3 +206,132 @@ async def test_command_agent_fills_its_argv_template(tmp_path: Path) -> None:
     prompt, worktree, task_id, unknown = json.loads(out.read_text())
     assert prompt == f"do build of {tmp_path / 'spec.md'}"
     assert (worktree, task_id, unknown) == (str(tmp_path / "work"), "build", "{unknown}")
+
+
+# -- prompts, models and outcomes judged beyond the exit status --------------------------------------------------
+
+BIG_SPEC = "- starts like an option\n" + "Add hello() to src/hello.py; it returns 'hi'.\n" * 4500  # ~200 KB
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex", "aider"])
+async def test_a_prompt_starting_with_a_dash_and_larger_than_an_argument_reaches_the_agent_whole(
+    tmp_path: Path, bin_dir: Path, agent: str
+) -> None:
+    assert len(BIG_SPEC.encode()) > 128 * 1024  # Linux refuses a single argument this long (E2BIG)
+    record = tmp_path / "record.json"
+    task = agent_task(agent, bin_dir, env={"FAKE_RECORD": str(record)}, prompt="{spec_text}")
+    result, _ = await run_one(tmp_path, task, spec_text=BIG_SPEC)
+    done = result.task("build")
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    called = json.loads(record.read_text())
+    assert called["prompt"] == BIG_SPEC
+    assert not any(BIG_SPEC[:20] in arg for arg in called["argv"])
+
+
+@pytest.mark.parametrize(
+    ("agent", "flag"),
+    [("claude", ["--model", "opus-x"]), ("codex", ["--model", "opus-x"]), ("aider", ["--model", "opus-x"])],
+)
+async def test_the_phase_model_is_passed_to_the_agent(
+    tmp_path: Path, bin_dir: Path, agent: str, flag: list[str]
+) -> None:
+    record = tmp_path / "record.json"
+    result, _ = await run_one(tmp_path, agent_task(agent, bin_dir, env={"FAKE_RECORD": str(record)}, model="opus-x"))
+    assert result.task("build").state is TaskState.SUCCEEDED
+    argv = json.loads(record.read_text())["argv"]
+    assert any(argv[i : i + 2] == flag for i in range(len(argv)))
+
+
+async def test_the_command_agent_gets_the_phase_model_as_a_placeholder(tmp_path: Path) -> None:
+    out = tmp_path / "model.txt"
+    code = f"import sys; open({str(out)!r}, 'w').write(sys.argv[1])"
+    task = Task(
+        id="build",
+        phase="build",
+        agent="command",
+        config=PhaseConfig(agent="command", model="local-7b", command=[*python(code), "{model}"]),
+    )
+    result, _ = await run_one(tmp_path, task)
+    assert result.task("build").state is TaskState.SUCCEEDED
+    assert out.read_text() == "local-7b"
+
+
+async def test_aider_runs_headless_without_touching_gitignore_or_the_home_folder(tmp_path: Path, bin_dir: Path) -> None:
+    record = tmp_path / "record.json"
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / ".gitignore").write_text("build/\n")
+    result, _ = await run_one(tmp_path, agent_task("aider", bin_dir, env={"FAKE_RECORD": str(record)}, model="sonnet"))
+    assert result.task("build").state is TaskState.SUCCEEDED
+    argv = json.loads(record.read_text())["argv"]
+    assert {"--no-gitignore", "--no-analytics", "--no-auto-commits", "--yes-always"} <= set(argv)
+    assert "--analytics-disable" not in argv  # it writes a permanent opt-out into the home folder
+    assert argv[argv.index("--model") + 1] == "sonnet"
+    assert (tmp_path / "work" / ".gitignore").read_text() == "build/\n"
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [".gitignore", "src"]  # no history, no cache
+
+
+async def test_aider_exiting_0_after_an_api_error_fails_with_its_reason(tmp_path: Path, bin_dir: Path) -> None:
+    task = agent_task("aider", bin_dir, env={"FAKE_AIDER": "api-error"}, retries=2, model="gpt-4o")
+    result, _ = await run_one(tmp_path, task)
+    done = result.task("build")
+    assert done.state is TaskState.FAILED
+    assert "AuthenticationError" in done.reason and "Incorrect API key provided" in done.reason
+    assert "phases.build.model" in done.reason and "API key" in done.reason
+    assert len(done.attempts) == 1  # a bad key is not worth a retry
+    assert done.files_changed == []
+
+
+async def test_aider_recovering_from_an_api_error_by_itself_succeeds(tmp_path: Path, bin_dir: Path) -> None:
+    result, _ = await run_one(tmp_path, agent_task("aider", bin_dir, env={"FAKE_AIDER": "retried"}))
+    done = result.task("build")
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    assert done.files_changed == ["src/calc.py"]
+
+
+async def test_claude_exiting_0_after_an_api_error_fails_and_gives_up_honestly(tmp_path: Path, bin_dir: Path) -> None:
+    task = agent_task("claude", bin_dir, env={"FAKE_CLAUDE": "api-error-exit-0"}, retries=2, retry_backoff=0.01)
+    result, _ = await run_one(tmp_path, task)
+    done = result.task("build")
+    assert done.state is TaskState.FAILED
+    assert done.reason.startswith("gave up after 3 attempts: network or API failure: API Error")
+    assert "ENOTFOUND" in done.reason and "retrying" not in done.reason
+    assert [a.state for a in done.attempts] == [TaskState.FAILED] * 3
+
+
+async def test_claude_denied_and_failed_tool_calls_become_findings(tmp_path: Path, bin_dir: Path) -> None:
+    result, events = await run_one(tmp_path, agent_task("claude", bin_dir, env={"FAKE_CLAUDE": "denied"}))
+    done = result.task("build")
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    assert done.files_changed == []  # the Write was denied: nothing was changed
+    # One finding per problem: the denied Write's failed result is part of its denial.
+    assert sorted((f.path, f.message) for f in done.findings) == [
+        (".", "Bash pytest -q failed: Exit code 127"),
+        (
+            "src/hello.py",
+            "permission denied: Write src/hello.py "
+            "(allow it in agents.claude_allowed_tools or agents.claude_permission_mode)",
+        ),
+    ]
+    assert "2 tool problem(s)" in done.summary
+    assert len([e for e in events if isinstance(e, FindingReported)]) == 2
+
+
+async def test_codex_exiting_0_after_an_error_without_finishing_its_turn_fails(tmp_path: Path, bin_dir: Path) -> None:
+    result, _ = await run_one(tmp_path, agent_task("codex", bin_dir, env={"FAKE_CODEX": "error-exit-0"}))
+    done = result.task("build")
+    assert done.state is TaskState.FAILED
+    assert "401 Unauthorized" in done.reason
+
+
+async def test_codex_failed_changes_and_declined_commands_are_not_reported_as_done(
+    tmp_path: Path, bin_dir: Path
+) -> None:
+    result, _ = await run_one(tmp_path, agent_task("codex", bin_dir, env={"FAKE_CODEX": "partial"}))
+    done = result.task("build")
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    assert done.files_changed == ["README.md"]
+    assert sorted((f.path, f.message) for f in done.findings) == [
+        (".", "command declined, not run: rm -rf build"),
+        ("src/app.py", "file change failed, not applied: src/app.py"),
+    ]
+    assert "2 change(s) or command(s) not done" in done.summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,42 @@ def test_bad_values_in_adw_toml_name_the_key_and_the_file(tmp_path: Path, text: 
     assert f"{key}:" in info.value.message
     assert str(tmp_path / ".adw.toml") in info.value.message
     assert not info.value.message.split(": ", 1)[1].startswith("tool.adw")
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "key"),
+    [
+        ("pyproject.toml", '[tool.adw.phases.biuld]\nagent = "claude"\n', "tool.adw.phases.biuld"),
+        (".adw.toml", '[phases.lint]\nagent = "ruff"\n', "phases.lint"),
+    ],
+)
+def test_an_unknown_phase_names_the_key_path_the_file_and_the_phases(
+    tmp_path: Path, file: str, text: str, key: str
+) -> None:
+    (tmp_path / file).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert f"{key}: unknown phase; the phases are plan, build, test, review, document" in info.value.message
+    assert str(tmp_path / file) in info.value.message
+
+
+@pytest.mark.parametrize("value", [0, -5, 9])
+def test_max_agents_outside_one_to_eight_is_refused(tmp_path: Path, value: int) -> None:
+    (tmp_path / ".adw.toml").write_text(f"[agents]\nmax_agents = {value}\n")
+    with pytest.raises(ConfigError, match=r"agents\.max_agents: Input should be"):
+        load_config(tmp_path)
+
+
+def test_the_configuration_examples_in_the_docs_are_valid(tmp_path: Path) -> None:
+    """Each TOML example of docs/CONFIGURATION.md loads from the file it is written for."""
+    docs = (Path(__file__).parent.parent / "docs" / "CONFIGURATION.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```toml\n# (\S+)\n(.*?)```", docs, re.S)
+    assert {file for file, _ in examples} == {".adw.toml", "pyproject.toml"}
+    for file, text in examples:
+        folder = tmp_path / file
+        folder.mkdir()
+        (folder / file).write_text(text)
+        assert load_config(folder) != AdwConfig(), file
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from adw.agents.base import CancelToken
 from adw.config import AgentsConfig, PhaseConfig
+from adw.errors import AdwError
 from adw.workflow.engine import Engine, default_max_agents
 from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
@@ -91,6 +93,12 @@ async def test_an_unknown_agent_fails_its_task_with_the_known_names(tmp_path: Pa
 def test_the_default_cap_follows_cores_and_memory_and_never_passes_eight() -> None:
     assert 1 <= default_max_agents() <= 8
     assert default_max_agents() <= (os.cpu_count() or 1) * 4
+
+
+@pytest.mark.parametrize("cap", [0, -5, 9])
+def test_a_cap_outside_one_to_eight_is_refused(cap: int) -> None:
+    with pytest.raises(AdwError, match=f"max_agents must be 1 to 8, not {cap}"):
+        Engine(max_agents=cap)
 
 
 async def test_never_more_agent_processes_alive_than_the_cap(tmp_path: Path) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
+from adw.config import AdwConfig
 from adw.errors import AdwError
+from adw.git.worktrees import Worktrees
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, TaskState
-from adw.workflow.sdlc import sdlc_workflows
+from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows, worktree_name
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import MakeRepo, run_git
@@ -21,6 +25,7 @@ pythonpath = ["src"]
 
 [tool.adw.agents]
 stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
 """
 
 
@@ -64,7 +69,7 @@ def project(make_repo: MakeRepo) -> Path:
 
 async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> None:
     engine = await Engine.open(project)
-    workflows = sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], engine.config)
+    workflows = await sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], engine.config)
     results = await engine.run_all(workflows)
     for wf in results:
         assert wf.state is TaskState.SUCCEEDED, [(t.id, t.state.value, t.reason) for t in wf.tasks if t.reason]
@@ -99,7 +104,7 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
 
 async def test_a_failing_test_phase_skips_the_commit_and_reports_the_finding(project: Path) -> None:
     engine = await Engine.open(project)
-    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
     assert wf.state is TaskState.FAILED
     assert wf.task("test").state is TaskState.FAILED
     assert wf.task("review").state is TaskState.SUCCEEDED and wf.task("document").state is TaskState.SUCCEEDED
@@ -120,22 +125,89 @@ async def test_the_commit_works_without_any_git_identity(project: Path, monkeypa
     }.items():
         monkeypatch.setenv(key, value)
     engine = await Engine.open(project)
-    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/add.md"], engine.config))
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
     assert wf.state is TaskState.SUCCEEDED, wf.reason
     author = run_git(Path(wf.cwd), "log", "-1", "--format=%an <%ae>").strip()
     assert author == "ADW <adw@localhost>"
 
 
-def test_specs_are_checked_before_anything_starts(project: Path, tmp_path: Path) -> None:
-    from adw.config import AdwConfig
-
+async def test_specs_are_checked_before_anything_starts(project: Path, tmp_path: Path) -> None:
     with pytest.raises(AdwError, match="no such spec"):
-        sdlc_workflows(project, [project / "specs/nope.md"], AdwConfig())
+        await sdlc_workflows(project, [project / "specs/nope.md"], AdwConfig())
     other = tmp_path / "elsewhere"
     other.mkdir()
     (other / "add.md").write_text(ADD)
-    with pytest.raises(AdwError, match="share the name add"):
-        sdlc_workflows(project, [project / "specs/add.md", other / "add.md"], AdwConfig())
+    with pytest.raises(AdwError, match="share the worktree name add"):
+        await sdlc_workflows(project, [project / "specs/add.md", other / "add.md"], AdwConfig())
+    (other / "My Add.md").write_text(ADD)
+    (other / "my-add.md").write_text(ADD)
+    with pytest.raises(AdwError, match="share the worktree name my-add"):
+        await sdlc_workflows(project, [other / "My Add.md", other / "my-add.md"], AdwConfig())
+
+
+async def test_spec_names_with_spaces_or_capitals_are_slugified_for_the_worktree_and_branch(project: Path) -> None:
+    (project / "specs/My Add Spec.md").write_text(ADD)
+    engine = await Engine.open(project)
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/My Add Spec.md"], engine.config))
+    assert wf.state is TaskState.SUCCEEDED, [(t.id, t.reason) for t in wf.tasks if t.reason]
+    assert (wf.name, wf.worktree, Path(wf.cwd).name) == ("my-add-spec", "my-add-spec", "my-add-spec")
+    assert wf.task("worktree").outputs["branch"] == "adw/my-add-spec"
+    assert run_git(Path(wf.cwd), "log", "-1", "--format=%s").strip() == "adw: My Add Spec"
+
+
+@pytest.mark.parametrize(
+    ("stem", "slug"),
+    [("My Spec", "my-spec"), ("add_numbers", "add_numbers"), ("Fix: the ~bug~ (v1.2)", "fix-the-bug-v1.2"),
+     ("Café crème", "cafe-creme"), ("..hidden", "hidden"), ("release.lock", "release")],
+)
+def test_worktree_names_of_specs(stem: str, slug: str) -> None:
+    assert worktree_name(Path(f"specs/{stem}.md")) == slug
+
+
+async def test_a_spec_without_a_usable_name_is_refused(project: Path) -> None:
+    (project / "specs/+++.md").write_text(ADD)
+    with pytest.raises(AdwError, match="no worktree name"):
+        await sdlc_workflows(project, [project / "specs/+++.md"], AdwConfig())
+
+
+async def test_a_spec_whose_worktree_exists_is_refused_before_anything_starts(project: Path) -> None:
+    engine = await Engine.open(project)
+    [first] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
+    assert first.state is TaskState.FAILED
+    specs = [project / "specs/add.md", project / "specs/broken.md"]
+    with pytest.raises(WorktreeExistsError) as refused:
+        await sdlc_workflows(project, specs, engine.config, store=engine.store)
+    [existing] = refused.value.existing
+    assert existing.spec == str((project / "specs/broken.md").resolve())
+    assert (existing.worktree, existing.path) == ("broken", first.cwd)
+    assert (existing.workflow_id, existing.workflow_state) == (first.id, TaskState.FAILED)
+    assert "broken" in refused.value.message and first.id in refused.value.message
+    assert engine.store is not None and [wf.id for wf in engine.store.recent()] == [first.id]  # nothing started
+
+
+async def test_a_worktree_made_by_hand_is_refused_without_a_workflow_to_resume(project: Path) -> None:
+    worktrees = await Worktrees.open(project)
+    await worktrees.create("add")
+    deleted = (await worktrees.create("mul")).worktree.path
+    shutil.rmtree(deleted)  # its folder is gone, but git still has it registered
+    with pytest.raises(WorktreeExistsError) as refused:
+        await sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], AdwConfig())
+    found = [(e.worktree, e.workflow_id, e.workflow_state) for e in refused.value.existing]
+    assert found == [("add", None, None), ("mul", None, None)]
+
+
+async def test_again_runs_in_a_new_suffixed_worktree(project: Path) -> None:
+    worktrees = await Worktrees.open(project)
+    await worktrees.create("add")
+    run_git(project, "branch", "adw/add-2")  # a branch left by an earlier run: its name is taken too
+    (project / "specs/add-3.md").write_text(MUL)  # and so is the name of another spec of the same run
+    engine = await Engine.open(project)
+    specs = [project / "specs/add.md", project / "specs/add-3.md", project / "specs/mul.md"]
+    workflows = await sdlc_workflows(project, specs, engine.config, existing="again", store=engine.store)
+    assert [(wf.name, wf.worktree) for wf in workflows] == [("add-4", "add-4"), ("add-3", "add-3"), ("mul", "mul")]
+    [wf] = await engine.run_all(workflows[:1])
+    assert wf.state is TaskState.SUCCEEDED, [(t.id, t.reason) for t in wf.tasks if t.reason]
+    assert Path(wf.cwd).name == "add-4" and wf.task("worktree").outputs["branch"] == "adw/add-4"
 
 
 async def test_the_plan_phase_receives_the_scouts_report(make_repo: MakeRepo) -> None:
@@ -155,9 +227,31 @@ async def test_the_plan_phase_receives_the_scouts_report(make_repo: MakeRepo) ->
         }
     )
     engine = await Engine.open(project)
-    [wf] = await engine.run_all(sdlc_workflows(project, [project / "specs/sign.md"], engine.config))
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/sign.md"], engine.config))
     assert wf.task("scout").state is TaskState.SUCCEEDED and wf.task("plan").state is TaskState.SUCCEEDED
     assert wf.task("scout").outputs["task"] == "Fix the sign of subtract subtract(a, b) returns b - a instead of a - b."
     relevant, report = (Path(wf.cwd).parent / "seen.txt").read_text().split("|")
     assert relevant.splitlines()[0] == "src/calc/ops.py"
     assert Path(report) == Path(wf.cwd) / "scout_outputs/relevant_files.json" and Path(report).is_file()
+
+
+async def test_resume_runs_what_did_not_succeed_with_the_current_configuration(project: Path) -> None:
+    engine = await Engine.open(project)
+    [first] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
+    assert first.task("test").state is TaskState.FAILED and first.task("test").agent == "pytest"
+    engine.close()
+    judge = "print('judged by the new test command')"
+    (project / "pyproject.toml").write_text(
+        PYPROJECT + f'\n[tool.adw.phases.test]\nagent = "command"\ncommand = ["{sys.executable}", "-c", "{judge}"]\n'
+    )
+    engine = await Engine.open(project)
+    again = engine.prepare_resume(first.id)
+    assert [t.id for t in again.tasks if t.state is TaskState.PENDING] == ["test", "commit", "merge-preview"]
+    assert again.task("test").agent == "command" and again.task("test").config == engine.config.phases["test"]
+    assert again.task("build").attempts == first.task("build").attempts  # succeeded tasks are kept as they were
+    resumed = await engine.run(again)
+    assert resumed.state is TaskState.SUCCEEDED, [(t.id, t.reason) for t in resumed.tasks if t.reason]
+    assert len(resumed.task("test").attempts) == 2 and len(resumed.task("build").attempts) == 1
+    with pytest.raises(AdwError, match=f"workflow {first.id} already succeeded"):
+        engine.prepare_resume(first.id)
+    engine.close()

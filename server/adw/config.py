@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,11 @@ class PhaseConfig(_Strict):
         description="Prompt template for LLM agents: {spec}, {spec_text}, {worktree}, {task}, {phase}.",
     )
     command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
+    model: str = Field(
+        default="",
+        description="Model of the phase's agent: claude/codex/aider `--model`, {model} in a command template. "
+        "Empty: the CLI's own default (aider has none: it needs one).",
+    )
     timeout: float = Field(default=1800.0, gt=0, description="Wall-clock limit of one attempt, in seconds.")
     inactivity_timeout: float = Field(default=300.0, gt=0, description="Stop an agent silent for this long.")
     retries: int = Field(default=2, ge=0, le=10, description="Extra attempts after a retryable failure.")
@@ -77,7 +82,12 @@ class PhaseConfig(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-def _default_phases() -> dict[str, PhaseConfig]:
+# The SDLC's agent phases, in order; `[tool.adw.phases.<phase>]` configures one of them.
+PhaseName = Literal["plan", "build", "test", "review", "document"]
+PHASES: tuple[PhaseName, ...] = get_args(PhaseName)
+
+
+def _default_phases() -> dict[PhaseName, PhaseConfig]:
     return {
         "plan": PhaseConfig(agent="spec-apply"),
         "build": PhaseConfig(agent="spec-apply"),
@@ -87,17 +97,23 @@ def _default_phases() -> dict[str, PhaseConfig]:
     }
 
 
+# Agent APIs rate-limit well before a machine runs out of cores: the most agents ADW runs at once.
+MAX_AGENTS = 8
+
+
 class AgentsConfig(_Strict):
     claude_permission_mode: str = "acceptEdits"
     claude_allowed_tools: list[str] = Field(default_factory=lambda: ["Read", "Edit", "Write", "Bash", "Glob", "Grep"])
     claude_max_retries: int = Field(
         default=2, ge=0, description="CLAUDE_CODE_MAX_RETRIES; its default, 10, fails after ~3 min."
     )
-    test_command: list[str] = Field(
-        default_factory=lambda: ["python", "-m", "pytest", "-q"],
-        description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW.",
+    test_command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="argv of the `pytest` agent; a leading `python` means the interpreter running ADW. Unset, the"
+        " test phase discovers the project's own environment (adw/agents/environment.py).",
     )
-    max_agents: int | None = Field(default=None, ge=1, le=8)
+    max_agents: int | None = Field(default=None, ge=1, le=MAX_AGENTS)
     stop_grace: float = Field(default=5.0, gt=0, description="Seconds between SIGINT, SIGTERM and SIGKILL.")
     sample_interval: float = Field(default=1.0, gt=0, description="Seconds between CPU/memory samples.")
 
@@ -111,8 +127,13 @@ class AdwConfig(_Strict):
     checkpoint: CheckpointConfig = CheckpointConfig()
     scout: ScoutConfig = ScoutConfig()
     agents: AgentsConfig = AgentsConfig()
-    phases: dict[str, PhaseConfig] = Field(default_factory=_default_phases)
+    phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
     lsp: LspConfig = LspConfig()
+
+
+def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
+    """Configured phases over the defaults: configuring one phase keeps the built-in agents for the rest."""
+    return {name: phase for name, phase in (_default_phases() | config.phases).items()}
 
 
 def load_config(root: Path) -> AdwConfig:
@@ -143,7 +164,13 @@ def load_config(root: Path) -> AdwConfig:
 def _describe(exc: ValidationError, file: Path, prefix: str) -> str:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *error["loc"]))
-        reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        loc = error["loc"]
+        # pydantic reports a bad dict key as `<key>.[key]`: the only dict keyed by a Literal is `phases`
+        bad_phase = loc[-1:] == ("[key]",)
+        key = ".".join(str(part) for part in (*([prefix] if prefix else []), *(loc[:-1] if bad_phase else loc)))
+        if bad_phase:
+            reason = f"unknown phase; the phases are {', '.join(PHASES)}"
+        else:
+            reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{key}: {reason}")
     return f"invalid ADW configuration in {file}: " + "; ".join(problems)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adw.git.locks import Holder
+
 
 class AdwError(Exception):
     """An error a user can act on: `message` says what happened, `hint` what to do about it."""
@@ -60,3 +66,19 @@ class GitError(AdwError):
 
 class GitTimeoutError(GitError):
     pass
+
+
+class GitLockError(GitError):
+    """A git lock file stayed in the way after the retries: says which file, who holds it, what to do."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str, lock: Path, holders: list[Holder]) -> None:
+        super().__init__(args, returncode, stderr)
+        self.lock = lock
+        if holders:
+            who = "; ".join(f"process {h.pid} ({h.command[:120]})" for h in holders)
+            self.message = f"{lock} is held by {who}"
+            self.hint = f"wait for it to finish, or stop it if it is stuck (`kill {holders[0].pid}`), then try again"
+        else:
+            self.message = f"{lock} was left behind by a git process that stopped mid-write; no process holds it"
+            self.hint = f"nothing will remove it by itself: delete it (`rm '{lock}'`), then try again"
+        self.args = (str(self),)

@@ -1,6 +1,10 @@
 """Fake `claude -p … --output-format stream-json --verbose`, emitting Claude Code 2.1's documented stream.
 
-FAKE_CLAUDE picks the scenario: success, not-logged-in, offline, rate-limit, hang (until SIGINT).
+It answers `--version` and `auth status` (logged in when ANTHROPIC_API_KEY is set; FAKE_CLAUDE_VERSION sets the
+version). Like the real CLI, `-p` takes the prompt from the next argument or else from stdin, and an argument
+starting with `-` that is not one of its options is refused. FAKE_CLAUDE picks the scenario: success, not-logged-in,
+offline, rate-limit, hang (until SIGINT), api-error-exit-0 (an API failure that still exits 0), denied (a
+"successful" run whose edit was denied and whose Bash call failed).
 """
 
 import json
@@ -18,7 +22,14 @@ def emit(**event: object) -> None:
 
 
 def result(
-    text: str, *, is_error: bool, subtype: str = "success", cost: float = 0.0, status: object = None
+    text: str,
+    *,
+    is_error: bool,
+    subtype: str = "success",
+    cost: float = 0.0,
+    status: object = None,
+    terminal: str = "completed",
+    denials: list[object] | None = None,
 ) -> None:
     usage = {"input_tokens": 120, "cache_read_input_tokens": 30, "output_tokens": 45} if cost else {}
     emit(
@@ -32,8 +43,8 @@ def result(
         total_cost_usd=cost,
         usage=usage,
         modelUsage={},
-        permission_denials=[],
-        terminal_reason="completed",
+        permission_denials=denials or [],
+        terminal_reason=terminal,
     )
 
 
@@ -46,13 +57,41 @@ def synthetic(text: str, error: str) -> None:
     )
 
 
+if sys.argv[1:] == ["--version"]:
+    print(f"{os.environ.get('FAKE_CLAUDE_VERSION', '2.1.332')} (Claude Code)")
+    sys.exit(0)
+if sys.argv[1:] == ["auth", "status"]:  # logged in when a key is set, as the real one reports it
+    logged_in = bool(os.environ.get("ANTHROPIC_API_KEY"))
+    print(json.dumps({"loggedIn": logged_in, "authMethod": "api_key" if logged_in else "none"}, indent=2))
+    sys.exit(0 if logged_in else 1)
+OPTIONS = {"-p", "--print", "--verbose"}
+VALUED = {"--output-format", "--permission-mode", "--allowedTools", "--disallowedTools", "--model"}
 args = sys.argv[1:]
+prompt = None
+index = 0
+while index < len(args):
+    arg = args[index]
+    name = arg.split("=", 1)[0]
+    if name in VALUED:
+        index += 1 if "=" in arg else 2
+        continue
+    if arg not in OPTIONS:
+        if arg.startswith("-"):
+            print(f"error: unknown option '{arg}'", file=sys.stderr)
+            sys.exit(1)
+        prompt = arg
+    index += 1
 if "--output-format" in args and "stream-json" in args and "--verbose" not in args:
     print("Error: When using --print, --output-format=stream-json requires --verbose", file=sys.stderr)
     sys.exit(1)
+if prompt is None:
+    prompt = sys.stdin.read()
+if not prompt:
+    print("Error: Input must be provided either through stdin or as a prompt argument when using --print")
+    sys.exit(1)
 if os.environ.get("FAKE_RECORD"):
     with open(os.environ["FAKE_RECORD"], "w") as record:
-        json.dump({"argv": args, "max_retries": os.environ.get("CLAUDE_CODE_MAX_RETRIES")}, record)
+        json.dump({"argv": args, "prompt": prompt, "max_retries": os.environ.get("CLAUDE_CODE_MAX_RETRIES")}, record)
 
 scenario = os.environ.get("FAKE_CLAUDE", "success")
 
@@ -143,6 +182,44 @@ elif scenario == "offline":
 elif scenario == "rate-limit":
     result("API Error: 429 rate limit exceeded", is_error=True, status=429)
     sys.exit(1)
+elif scenario == "api-error-exit-0":
+    synthetic("API Error: Unable to connect to API (ENOTFOUND)", "server_error")
+    result("API Error: Unable to connect to API (ENOTFOUND)", is_error=True, terminal="api_error")
+elif scenario == "denied":
+    target = os.path.join(os.getcwd(), "src", "hello.py")
+    emit(
+        type="assistant",
+        parent_tool_use_id=None,
+        message={
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "Write", "input": {"file_path": target, "content": "x"}},
+                {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "pytest -q"}},
+            ],
+        },
+    )
+    emit(
+        type="user",
+        message={
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "is_error": True,
+                    "content": "Claude requested permissions to write to src/hello.py, but you haven't granted it yet.",
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t2",
+                    "is_error": True,
+                    "content": [{"type": "text", "text": "Exit code 127\npytest: command not found"}],
+                },
+            ],
+        },
+    )
+    denial = {"tool_name": "Write", "tool_use_id": "t1", "tool_input": {"file_path": target, "content": "x"}}
+    result("I could not write src/hello.py.", is_error=False, cost=0.002, denials=[denial])
 elif scenario == "hang":
     while True:
         time.sleep(0.05)

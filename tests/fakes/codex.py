@@ -1,7 +1,10 @@
-"""Fake `codex exec --json --sandbox workspace-write PROMPT`, emitting Codex CLI 0.171's JSONL events.
+"""Fake `codex exec --json --sandbox workspace-write [PROMPT | -]`, emitting Codex CLI 0.171's JSONL events.
 
-FAKE_CODEX picks the scenario: success, offline (never exits, says "waiting for network"), reconnecting (never
-exits, only reconnect chatter), failed (turn.failed).
+It answers `--version` and `login status` (logged in when FAKE_CODEX_LOGGED_IN is set, whatever CODEX_API_KEY says,
+as the real one). Like the real CLI, `-` (or no prompt) reads the prompt from stdin and an unknown `-x` argument is
+refused. FAKE_CODEX picks the scenario: success, offline (never exits, says "waiting for network"), reconnecting
+(never exits, only reconnect chatter), failed (turn.failed), error-exit-0 (an `error` event, no turn.completed, exit
+0), partial (a failed file change and a declined command in a completed turn).
 """
 
 import itertools
@@ -16,9 +19,30 @@ def emit(**event: object) -> None:
 
 
 args = sys.argv[1:]
+if args == ["--version"]:
+    print("codex-cli 0.171.0")
+    sys.exit(0)
+if args == ["login", "status"]:
+    print("WARNING: proceeding, even though we could not create PATH aliases", file=sys.stderr)
+    print("Logged in using ChatGPT" if os.environ.get("FAKE_CODEX_LOGGED_IN") else "Not logged in")
+    sys.exit(0 if os.environ.get("FAKE_CODEX_LOGGED_IN") else 1)
 if args[:2] != ["exec", "--json"] or "--full-auto" in args:
     print("error: unexpected argument", file=sys.stderr)
     sys.exit(2)
+positional = []
+rest = iter(args[2:])
+for arg in rest:
+    if arg in ("--sandbox", "--model", "-m"):
+        next(rest)
+    elif arg.startswith("-") and arg != "-":
+        print(f"error: unexpected argument '{arg}' found", file=sys.stderr)
+        sys.exit(2)
+    else:
+        positional.append(arg)
+prompt = positional[-1] if positional and positional[-1] != "-" else sys.stdin.read()
+if os.environ.get("FAKE_RECORD"):
+    with open(os.environ["FAKE_RECORD"], "w") as record:
+        json.dump({"argv": args, "prompt": prompt}, record)
 print("Reading additional input from stdin...", file=sys.stderr, flush=True)
 scenario = os.environ.get("FAKE_CODEX", "success")
 emit(type="thread.started", thread_id="01a22782")
@@ -30,10 +54,49 @@ if scenario == "success":
     )
     emit(
         type="item.completed",
-        item={"id": "item_1", "type": "file_change", "changes": [{"path": "src/app.py", "kind": "update"}]},
+        item={
+            "id": "item_1",
+            "type": "file_change",
+            "changes": [{"path": "src/app.py", "kind": "update"}],
+            "status": "completed",
+        },
     )
     emit(type="item.completed", item={"id": "item_2", "type": "agent_message", "text": "Updated src/app.py."})
     emit(type="turn.completed", usage={"input_tokens": 1000, "cached_input_tokens": 200, "output_tokens": 50})
+elif scenario == "error-exit-0":
+    emit(type="error", message="unexpected status 401 Unauthorized: Missing bearer authentication in header")
+elif scenario == "partial":
+    emit(
+        type="item.completed",
+        item={
+            "id": "item_0",
+            "type": "command_execution",
+            "command": "rm -rf build",
+            "aggregated_output": "",
+            "exit_code": None,
+            "status": "declined",
+        },
+    )
+    emit(
+        type="item.completed",
+        item={
+            "id": "item_1",
+            "type": "file_change",
+            "changes": [{"path": os.path.join(os.getcwd(), "src/app.py"), "kind": "update"}],
+            "status": "failed",
+        },
+    )
+    emit(
+        type="item.completed",
+        item={
+            "id": "item_2",
+            "type": "file_change",
+            "changes": [{"path": "README.md", "kind": "update"}],
+            "status": "completed",
+        },
+    )
+    emit(type="item.completed", item={"id": "item_3", "type": "agent_message", "text": "Done."})
+    emit(type="turn.completed", usage={"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 5})
 elif scenario == "failed":
     emit(type="turn.failed", error={"message": "model refused"})
     sys.exit(1)

@@ -42,7 +42,12 @@ def make_workspace(root: Path) -> Path:
     env = {**os.environ, **GIT_ENV}
     for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
         subprocess.run(["git", *argv], cwd=root, check=True, env=env, capture_output=True)
+    write_config(root, "")
     return root
+
+
+# The workspace has no virtualenv of its own, so (as in `adw demo`) its tests run with the interpreter running ADW.
+_TEST_COMMAND = '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
 
 
 class Recorder:
@@ -193,8 +198,9 @@ def open_document(client: LanguageClient, path: Path, language: str = "markdown"
 
 
 def write_config(root: Path, text: str) -> None:
-    """`.adw.toml` of the workspace; read when the engine first opens, so write it before starting workflows."""
-    (root / ".adw.toml").write_text(text, encoding="utf-8")
+    """`.adw.toml` of the workspace (untracked); read when the engine first opens, so write it before starting
+    workflows. It always keeps the workspace's test command."""
+    (root / ".adw.toml").write_text(_TEST_COMMAND + text, encoding="utf-8")
 
 
 def toml_argv(*argv: str) -> str:

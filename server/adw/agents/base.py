@@ -70,6 +70,7 @@ class AgentBase:
             "worktree": str(worktree),
             "task": task.id,
             "phase": task.phase,
+            "model": task.config.model if task.config else "",
             "scout_report": str(scouted.get("report", "")),
             "relevant_files": "\n".join(str(path) for path in scouted.get("files", [])),
         }

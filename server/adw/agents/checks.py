@@ -1,4 +1,5 @@
-"""Built-in test and review agents: pytest and ruff, run with the interpreter that runs ADW.
+"""Built-in test and review agents: the project's tests (pytest, in the project's own environment, found by
+adw.agents.environment) and ruff (run with the interpreter that runs ADW).
 
 Each writes a machine-readable report (JUnit XML, ruff JSON) to a temporary folder outside the worktree, so
 that nothing of it ends up in the workflow's commit, and turns every problem into a finding at file:line.
@@ -18,16 +19,13 @@ from pathlib import Path
 
 from adw.agents.base import CancelToken
 from adw.agents.cli import CliAgent
+from adw.agents.environment import TestEnvironment, discover_test_environment
 from adw.agents.process import ProcessOutcome
+from adw.errors import AdwError
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 
 _NO_TESTS = 5  # pytest's exit status when it collected nothing
-
-
-def with_interpreter(argv: list[str]) -> list[str]:
-    """`python` at the head of a command means the interpreter running ADW (its venv included)."""
-    return [sys.executable, *argv[1:]] if argv and argv[0] in ("python", "python3") else list(argv)
 
 
 class PythonToolAgent(CliAgent):
@@ -53,22 +51,39 @@ class PythonToolAgent(CliAgent):
     def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
         return {"PYTHONDONTWRITEBYTECODE": "1", **self.env(task)}  # no __pycache__ in the commit
 
-    def relative(self, path: str) -> str:
-        candidate = Path(path)
-        worktree = Path(self.workflow.cwd).resolve()
-        if candidate.is_absolute() and candidate.resolve().is_relative_to(worktree):
-            return candidate.resolve().relative_to(worktree).as_posix()
-        return path
-
 
 class PytestAgent(PythonToolAgent):
+    """Runs the project's tests with the command `discover_test_environment` chooses, and says which and why.
+    pytest runs report each failure as a finding from JUnit XML; other runners are judged by their exit code."""
+
     module = "pytest"
     report_name = "junit.xml"
+    environment: TestEnvironment
+
+    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        try:
+            self.environment = discover_test_environment(
+                worktree, Path(self.workflow.repo), self.settings.test_command
+            )
+        except AdwError as exc:
+            events.progress(exc.message)
+            return AgentResult.failed(str(exc))
+        events.progress(self.environment.describe())
+        result = await super().run(task, worktree, events, cancel)
+        chosen = f"{self.environment.kind}: {self.environment.reason}"
+        return result.model_copy(
+            update={
+                "summary": f"{result.summary or result.status} ({chosen})",
+                "outputs": {**result.outputs, "environment": self.environment.model_dump(mode="json", exclude={"env"})},
+            }
+        )
 
     def argv_base(self) -> list[str]:
-        return with_interpreter(self.settings.test_command)
+        return self.environment.argv
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
+        if not self.environment.junit:
+            return self.argv_base()
         # xunit1 is the JUnit flavour that records each test's file and line; no cache folder in the worktree.
         return [
             *self.argv_base(),
@@ -79,7 +94,15 @@ class PytestAgent(PythonToolAgent):
             "no:cacheprovider",
         ]
 
+    def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
+        # The phase's own `env` has the last word, even over the discovered PATH or PYTHONPATH.
+        return {**self.environment.env, **super().process_env(task, worktree)}
+
     def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
+        if not self.environment.junit:
+            if outcome.returncode == 0:
+                return AgentResult(status="succeeded", summary=f"{self.program} passed")
+            return self.exit_failure(outcome)
         if outcome.returncode == _NO_TESTS:
             return AgentResult(status="succeeded", summary="no tests collected")
         if not self.report.is_file():

@@ -1,8 +1,10 @@
-"""`claude`: Claude Code in print mode, `claude -p PROMPT --output-format stream-json --verbose`.
+"""`claude`: Claude Code in print mode, `claude -p --output-format stream-json --verbose …`, the prompt on stdin.
 
 Stream (NDJSON): system/init, system/api_retry, assistant (text and tool_use blocks), user (tool results),
-then one `result` with total_cost_usd, usage and num_turns. Success is `is_error: false`: a failed login
-still reports subtype "success" with is_error true.
+then one `result` with total_cost_usd, usage, num_turns, terminal_reason and permission_denials. Success is
+`is_error: false` and exit 0: a failed login still reports subtype "success" with is_error true. Tool calls that
+were denied or failed, and a run that ended for another reason than `completed`, become findings, and only
+edits that succeeded count as changed files.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ DEFAULT_PROMPTS = {
     "fix real problems only.\n\n{spec_text}",
     "document": "Document the changes made in {worktree} for the spec below.\n\n{spec_text}",
 }
-_EDIT_TOOLS = {"Edit", "Write", "MultiEdit", "NotebookEdit"}
+_EDIT_TOOLS = {"Edit", "Write", "NotebookEdit"}
+# They would move the session out of the worktree ADW gave it.
+DISALLOWED_TOOLS = ("EnterWorktree", "ExitWorktree")
 _NETWORK_SIGNS = ("unable to connect", "connection", "timed out", "overloaded", "server_error", "econnreset")
+_COMPLETED = "completed"
 
 
 def prompt_for(task: Task, template: str, values: dict[str, str]) -> str:
@@ -53,15 +58,25 @@ class ClaudeAgent(CliAgent):
         self.final: dict[str, Any] | None = None
         self.auth_error = ""
         self.files: set[str] = set()
+        self.pending: dict[str, tuple[str, str]] = {}  # tool_use id → (tool, detail) until its result comes
+        self.failed_tools: dict[str, tuple[str, str, str]] = {}  # tool_use id → (tool, detail, error)
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
         config = self.phase_config(task)
-        argv = ["claude", "-p", prompt_for(task, config.prompt, self.placeholders(task, worktree))]
-        argv += ["--output-format", "stream-json", "--verbose"]  # stream-json is refused without --verbose
+        # `-p` without a prompt argument reads it from stdin.
+        argv = ["claude", "-p", "--output-format", "stream-json", "--verbose"]  # stream-json needs --verbose
         argv += ["--permission-mode", self.settings.claude_permission_mode]
+        # `=` keeps these variadic options from taking a following argument as one more tool.
         if self.settings.claude_allowed_tools:
-            argv += ["--allowedTools", ",".join(self.settings.claude_allowed_tools)]
+            argv.append(f"--allowedTools={','.join(self.settings.claude_allowed_tools)}")
+        argv.append(f"--disallowedTools={','.join(DISALLOWED_TOOLS)}")
+        if config.model:
+            argv += ["--model", config.model]
         return argv
+
+    def stdin(self, task: Task, worktree: Path) -> bytes:
+        prompt = prompt_for(task, self.phase_config(task).prompt, self.placeholders(task, worktree))
+        return prompt.encode("utf-8")
 
     def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
         # Its default of 10 API retries takes ~3 minutes to give up offline; ours retry the whole attempt.
@@ -84,6 +99,8 @@ class ClaudeAgent(CliAgent):
             )
         elif kind == "assistant":
             self._assistant(message)
+        elif kind == "user":
+            self._tool_results(message)
         elif kind == "result":
             self.final = message
             usage = message.get("usage") or {}
@@ -107,44 +124,86 @@ class ClaudeAgent(CliAgent):
             elif block.get("type") == "tool_use":
                 name, tool_input = str(block.get("name", "tool")), block.get("input") or {}
                 detail = tool_detail(tool_input)
-                self.events.tool(name, self._relative(detail) if name in _EDIT_TOOLS else detail)
-                if name in _EDIT_TOOLS and detail:
-                    self.files.add(self._relative(detail))
+                if name in _EDIT_TOOLS:
+                    detail = self.relative(detail)
+                self.events.tool(name, detail)
+                self.pending[str(block.get("id", ""))] = (name, detail)
 
-    def _relative(self, path: str) -> str:
-        candidate = Path(path)
-        worktree = Path(self.workflow.cwd)
-        if candidate.is_absolute() and candidate.is_relative_to(worktree):
-            return candidate.relative_to(worktree).as_posix()
-        return path
+    def _tool_results(self, message: dict[str, Any]) -> None:
+        """An edit counts once its result says it worked; a failed call is kept for `_judge_run`."""
+        for block in (message.get("message") or {}).get("content") or []:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            tool_use_id = str(block.get("tool_use_id", ""))
+            name, detail = self.pending.pop(tool_use_id, ("tool", ""))
+            if block.get("is_error"):
+                self.failed_tools[tool_use_id] = (name, detail, _text_of(block.get("content")))
+            elif name in _EDIT_TOOLS and detail:
+                self.files.add(detail)
+
+    def _judge_run(self, final: dict[str, Any]) -> None:
+        """What the result says beyond success: denied and failed tool calls (one finding each, a denial's
+        failed result included) and an unusual end become findings."""
+        for denial in final.get("permission_denials") or []:
+            if not isinstance(denial, dict):
+                continue
+            self.failed_tools.pop(str(denial.get("tool_use_id", "")), None)
+            tool, tool_input = str(denial.get("tool_name", "tool")), denial.get("tool_input")
+            detail = tool_detail(tool_input) if isinstance(tool_input, dict) else ""
+            detail = self.relative(detail) if tool in _EDIT_TOOLS else detail
+            self.flag(
+                detail if tool in _EDIT_TOOLS else ".",
+                f"permission denied: {tool} {detail}".rstrip()
+                + " (allow it in agents.claude_allowed_tools or agents.claude_permission_mode)",
+            )
+        for name, detail, text in self.failed_tools.values():
+            self.flag(detail if name in _EDIT_TOOLS else ".", f"{name} {detail}".rstrip() + f" failed: {text}")
+        terminal = final.get("terminal_reason")
+        if terminal and terminal != _COMPLETED and not final.get("is_error"):
+            self.flag(".", f"claude ended with terminal_reason {terminal!r}, not 'completed'")
 
     def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
         final = self.final
         if final is None:
             return self.exit_failure(outcome)
+        self._judge_run(final)
         usage = self.events.usage
         text = str(final.get("result") or "")
         files = sorted(self.files)
+        found: dict[str, Any] = {"usage": usage, "files_changed": files, "findings": self.findings}
         if not final.get("is_error") and outcome.returncode == 0:
-            return AgentResult(status="succeeded", summary=first_line(text), usage=usage, files_changed=files)
+            summary = first_line(text)
+            if self.findings:
+                summary += f" ({len(self.findings)} tool problem(s), see findings)"
+            return AgentResult(status="succeeded", summary=summary, **found)
         reason, retryable = self._diagnose(final, text)
-        return AgentResult.failed(reason, retryable=retryable, usage=usage, files_changed=files)
+        return AgentResult.failed(reason, retryable=retryable, **found)
 
     def _diagnose(self, final: dict[str, Any], text: str) -> tuple[str, bool]:
         lowered = f"{text} {self.auth_error}".lower()
         status = final.get("api_error_status")
+        terminal = final.get("terminal_reason")
         if "not logged in" in lowered or "authentication" in lowered or "invalid api key" in lowered:
             return (
                 f"Claude Code is not logged in ({text.strip()}): "
-                "run `claude` and /login, or set ANTHROPIC_API_KEY",
+                "run `claude auth login` (or /login inside claude), or set ANTHROPIC_API_KEY",
                 False,
             )
         if status == 429 or "rate limit" in lowered:
             return f"rate limited: {text.strip()}", True
-        if any(sign in lowered for sign in _NETWORK_SIGNS) or (isinstance(status, int) and status >= 500):
-            return f"network or API failure: {text.strip()} (check the connection; retrying)", True
+        network = any(sign in lowered for sign in _NETWORK_SIGNS) or (isinstance(status, int) and status >= 500)
+        if network or terminal == "api_error":
+            return f"network or API failure: {text.strip()} (check the connection and the API status)", True
         subtype = final.get("subtype", "")
-        return f"claude failed ({subtype}): {text.strip() or 'no message'}", False
+        ended = f", terminal_reason {terminal}" if terminal and terminal != _COMPLETED else ""
+        return f"claude failed ({subtype}{ended}): {text.strip() or 'no message'}", False
+
+
+def _text_of(content: Any) -> str:
+    """The first line of a tool result's content: a string or a list of text blocks."""
+    if isinstance(content, list):
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return first_line(str(content or "no message"), 200)
 
 
 def _tokens_in(usage: dict[str, Any]) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 from adw.agents.base import AgentBase, CancelToken
 from adw.agents.process import ProcessLimits, ProcessOutcome, Stream, run_process
 from adw.workflow.events import TaskEvents
-from adw.workflow.models import AgentResult, Task
+from adw.workflow.models import AgentResult, Finding, Severity, Task
 
 _TAIL = 20
 
@@ -33,6 +33,11 @@ class CliAgent(AgentBase, ABC):
     def process_env(self, task: Task, worktree: Path) -> dict[str, str]:
         return self.env(task)
 
+    def stdin(self, task: Task, worktree: Path) -> bytes | None:
+        """What to write to the process's stdin: adapters pass the prompt there (no size limit, and a prompt
+        starting with `-` is not taken for an option)."""
+        return None
+
     def on_line(self, line: str, stream: Stream) -> None:
         """Default: every line is output. Adapters of structured streams override this."""
         self.remember(line, stream)
@@ -51,6 +56,7 @@ class CliAgent(AgentBase, ABC):
         self.stop = CancelToken()  # the adapter's own: to stop its process on a fatal message
         self.stdout_tail: deque[str] = deque(maxlen=_TAIL)
         self.stderr_tail: deque[str] = deque(maxlen=_TAIL)
+        self.findings: list[Finding] = []
         argv = self.argv(task, worktree)
         self.program = Path(argv[0]).name
         limits = ProcessLimits(
@@ -68,6 +74,7 @@ class CliAgent(AgentBase, ABC):
                 on_line=self.on_line,
                 limits=limits,
                 stop=self.stop,
+                stdin=self.stdin(task, worktree),
             )
         except FileNotFoundError:
             return AgentResult.failed(f"`{argv[0]}` is not installed or not on PATH: {self.install_hint}")
@@ -75,10 +82,26 @@ class CliAgent(AgentBase, ABC):
             return AgentResult.failed(f"cannot run `{argv[0]}`: {exc.strerror}")
         return self.result(task, worktree, outcome)
 
+    def relative(self, path: str) -> str:
+        """A path the tool printed, relative to the worktree when it is inside it (as findings and commits
+        name files); anything else as printed."""
+        candidate = Path(path)
+        worktree = Path(self.workflow.cwd).resolve()
+        if candidate.is_absolute() and candidate.resolve().is_relative_to(worktree):
+            return candidate.resolve().relative_to(worktree).as_posix()
+        return path
+
+    def flag(self, path: str, message: str, severity: Severity = Severity.WARNING) -> None:
+        """Report something that went wrong inside the agent's run (a denied or failed tool call): shown at once
+        and handed back with the result, so that a run that "succeeded" does not hide it."""
+        finding = Finding(path=path or ".", severity=severity, message=message, source=self.program)
+        self.findings.append(finding)
+        self.events.finding(finding)
+
     def exit_failure(self, outcome: ProcessOutcome, retryable: bool = False) -> AgentResult:
         detail = self.tail()
         reason = f"{self.program} exited with status {outcome.returncode}" + (f": {detail}" if detail else "")
-        return AgentResult.failed(reason, retryable=retryable)
+        return AgentResult.failed(reason, retryable=retryable, findings=self.findings)
 
 
 def parse_json_line(line: str) -> dict[str, Any] | None:

@@ -1,8 +1,10 @@
-"""`codex`: OpenAI Codex CLI, `codex exec --json --sandbox workspace-write PROMPT`.
+"""`codex`: OpenAI Codex CLI, `codex exec --json --sandbox workspace-write -`, the prompt on stdin.
 
-Stream (JSONL): thread.started, turn.started, item.started/item.completed (agent_message, command_execution,
-file_change, error, …), turn.completed with token usage (no USD), turn.failed, error. Offline it never exits:
-it repeats `Reconnecting… waiting for network`, which we count as no activity and then as a network failure.
+Stream (JSONL, `exec_events.rs` in openai/codex): thread.started, turn.started, item.started/item.completed
+(agent_message, command_execution, file_change, mcp_tool_call, error, …), turn.completed with token usage (no
+USD), turn.failed, error. Offline it never exits: it repeats `Reconnecting… waiting for network`, which we count
+as no activity and then as a network failure. A file change whose status is `failed` is not a changed file, and
+a declined command or failed MCP call is a finding; a run without `turn.completed` did not finish its work.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ class CodexAgent(CliAgent):
         self.files: set[str] = set()
         self.input_tokens = 0
         self.output_tokens = 0
+        self.completed = False
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
+        # `--full-auto` was removed in 0.147; workspace-write is its replacement. `-`: the prompt is on stdin.
+        model = self.phase_config(task).model
+        return ["codex", "exec", "--json", "--sandbox", "workspace-write", *(["--model", model] if model else []), "-"]
+
+    def stdin(self, task: Task, worktree: Path) -> bytes:
         prompt = prompt_for(task, self.phase_config(task).prompt, self.placeholders(task, worktree))
-        # `--full-auto` was removed in 0.147; workspace-write is its replacement.
-        return ["codex", "exec", "--json", "--sandbox", "workspace-write", prompt]
+        return prompt.encode("utf-8")
 
     def on_line(self, line: str, stream: Stream) -> None:
         self.remember(line, stream)
@@ -48,6 +55,7 @@ class CodexAgent(CliAgent):
         elif kind == "turn.failed":
             self.error = str((event.get("error") or {}).get("message", "turn failed"))
         elif kind == "turn.completed":
+            self.completed = True
             usage = event.get("usage") or {}
             self.input_tokens += int(usage.get("input_tokens") or 0)
             self.output_tokens += int(usage.get("output_tokens") or 0)
@@ -70,11 +78,20 @@ class CodexAgent(CliAgent):
         item_type = item.get("type")
         if item_type == "command_execution" and kind == "item.started":
             self.events.tool("Bash", str(item.get("command", "")))
+        elif item_type == "command_execution" and kind == "item.completed" and item.get("status") == "declined":
+            self.flag(".", f"command declined, not run: {item.get('command', '')}")
         elif item_type == "file_change" and kind == "item.completed":
-            for change in item.get("changes") or []:
-                path = str(change.get("path", ""))
-                self.files.add(path)
+            paths = [self.relative(str(change.get("path", ""))) for change in item.get("changes") or []]
+            failed = item.get("status") == "failed"
+            for path in paths:
                 self.events.tool("Edit", path)
+                if failed:
+                    self.flag(path, f"file change failed, not applied: {path}")
+                else:
+                    self.files.add(path)
+        elif item_type == "mcp_tool_call" and kind == "item.completed" and item.get("status") == "failed":
+            error = str((item.get("error") or {}).get("message", "no message"))
+            self.flag(".", f"MCP tool {item.get('server', '')}/{item.get('tool', '')} failed: {error}")
         elif item_type == "agent_message" and kind == "item.completed":
             self.last_message = str(item.get("text", ""))
             for text_line in self.last_message.splitlines():
@@ -85,17 +102,22 @@ class CodexAgent(CliAgent):
     def result(self, task: Task, worktree: Path, outcome: ProcessOutcome) -> AgentResult:
         usage = self.events.usage
         files = sorted(self.files)
+        found: dict[str, Any] = {"usage": usage, "files_changed": files, "findings": self.findings}
         if self.offline:
             return AgentResult.failed(
                 "codex cannot reach its API (waiting for network): check the connection or `codex login`",
                 retryable=True,
-                usage=usage,
-                files_changed=files,
+                **found,
             )
         if self.error:
-            return AgentResult.failed(f"codex failed: {self.error}", usage=usage, files_changed=files)
+            return AgentResult.failed(f"codex failed: {self.error}", **found)
         if outcome.returncode != 0:
             return self.exit_failure(outcome)
-        return AgentResult(
-            status="succeeded", summary=first_line(self.last_message), usage=usage, files_changed=files
-        )
+        if not self.completed:
+            return AgentResult.failed(
+                f"codex exited without completing its turn{': ' + self.tail() if self.tail() else ''}", **found
+            )
+        summary = first_line(self.last_message)
+        if self.findings:
+            summary += f" ({len(self.findings)} change(s) or command(s) not done, see findings)"
+        return AgentResult(status="succeeded", summary=summary, **found)

@@ -2,17 +2,20 @@
 
 Every fenced code block of the spec whose info string carries `path=<relative path>` (```python
 path=src/calc/add.py) is that file's full content. In the plan phase it checks the blocks and says what it
-would write; in any other phase it writes them. A path that leaves the worktree (absolute, `..`, through a
-symlink, or into .git) is refused, and then nothing at all is written.
+would write; in any other phase it writes them. The whole set is validated in both phases: a path that leaves
+the worktree (absolute, `..`, through a symlink, or into .git), a duplicate, or one block's file being another
+block's folder is refused, and then nothing at all is written. Files are written all or nothing.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from adw.agents.base import AgentBase, CancelToken
+from adw.errors import PathOutsideError
+from adw.fsutil import check_inside, iter_parents, read_inside, write_all_inside
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 
@@ -54,18 +57,18 @@ def file_blocks(markdown: str) -> list[FileBlock]:
     return blocks
 
 
-def resolve_inside(worktree: Path, relative: str) -> Path:
-    """The absolute target of `relative`, or ValueError saying why it is refused."""
-    candidate = Path(relative)
+def relative_target(relative: str) -> str:
+    """`relative` as a normalised path inside the worktree, or ValueError saying why it is refused. Purely
+    lexical: links on disk are checked when the set is validated (`check_inside`) and again when written."""
+    candidate = PurePosixPath(relative)
     if candidate.is_absolute():
         raise ValueError(f"{relative}: absolute paths are refused; give a path relative to the worktree")
-    root = worktree.resolve()
-    full = (root / candidate).resolve()
-    if full == root or not full.is_relative_to(root):
-        raise ValueError(f"{relative}: leaves the worktree {root}")
-    if ".git" in full.relative_to(root).parts:
+    parts = [part for part in candidate.parts if part != "."]
+    if not parts or ".." in parts:
+        raise ValueError(f"{relative}: leaves the worktree")
+    if ".git" in parts:
         raise ValueError(f"{relative}: writing inside .git is refused")
-    return full
+    return PurePosixPath(*parts).as_posix()
 
 
 class SpecApplyAgent(AgentBase):
@@ -85,19 +88,7 @@ class SpecApplyAgent(AgentBase):
                 f"{spec} has no file blocks: add fenced code blocks such as ```python path=src/app.py "
                 "or configure an LLM agent for this phase"
             )
-        targets: dict[str, tuple[Path, FileBlock]] = {}
-        problems: list[Finding] = []
-        for block in blocks:
-            try:
-                target = resolve_inside(worktree, block.path)
-            except ValueError as exc:
-                problems.append(self._problem(spec, block, str(exc)))
-                continue
-            relative = target.relative_to(worktree.resolve()).as_posix()
-            if relative in targets:
-                first = targets[relative][1].line
-                problems.append(self._problem(spec, block, f"{relative} is also given at line {first}"))
-            targets[relative] = (target, block)
+        targets, problems = self._validate(spec, worktree, blocks)
         if problems:
             for finding in problems:
                 events.finding(finding)
@@ -114,28 +105,60 @@ class SpecApplyAgent(AgentBase):
                 summary=f"will write {len(targets)} file(s): {', '.join(targets)}",
                 outputs={"files": list(targets)},
             )
-        return self._write(targets, events, cancel)
+        if cancel.requested:
+            return AgentResult.failed("cancelled before writing; nothing was written")
+        return self._write(worktree, targets, events)
 
-    def _write(
-        self, targets: dict[str, tuple[Path, FileBlock]], events: TaskEvents, cancel: CancelToken
-    ) -> AgentResult:
-        changed: list[str] = []
-        created = 0
-        for relative, (target, block) in targets.items():
-            if cancel.requested:
-                break
-            existed = target.exists()
-            if existed and target.read_text(encoding="utf-8", errors="replace") == block.content:
+    def _validate(
+        self, spec: Path, worktree: Path, blocks: list[FileBlock]
+    ) -> tuple[dict[str, FileBlock], list[Finding]]:
+        """The whole set is checked before anything is written, in the plan phase as in the build: each path,
+        duplicates, one block's file being another's folder, and links or files in the way on disk."""
+        targets: dict[str, FileBlock] = {}
+        problems: list[Finding] = []
+        for block in blocks:
+            try:
+                relative = relative_target(block.path)
+                check_inside(worktree, relative)
+            except ValueError as exc:
+                problems.append(self._problem(spec, block, str(exc)))
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(block.content, encoding="utf-8")
-            created += not existed
-            changed.append(relative)
+            except PathOutsideError as exc:
+                problems.append(self._problem(spec, block, exc.message))
+                continue
+            if relative in targets:
+                first = targets[relative].line
+                problems.append(self._problem(spec, block, f"{relative} is also given at line {first}"))
+            targets[relative] = block
+        for relative, block in targets.items():
+            for folder in iter_parents(relative):
+                if folder in targets:
+                    line = targets[folder].line
+                    message = f"{relative} needs {folder} to be a folder, but line {line} writes it as a file"
+                    problems.append(self._problem(spec, block, message))
+        return targets, problems
+
+    def _write(self, worktree: Path, targets: dict[str, FileBlock], events: TaskEvents) -> AgentResult:
+        changed: dict[str, str] = {}
+        created = 0
+        try:
+            for relative, block in targets.items():
+                existing = read_inside(worktree, relative)
+                if existing is not None and existing.decode("utf-8", "replace") == block.content:
+                    continue
+                created += existing is None
+                changed[relative] = block.content
+            write_all_inside(worktree, changed)  # all or nothing
+        except PathOutsideError as exc:
+            return AgentResult.failed(f"wrote nothing: {exc.message}")
+        except OSError as exc:
+            return AgentResult.failed(f"wrote nothing: {exc.strerror}: {exc.filename or worktree}")
+        for relative in changed:
             events.tool("Write", relative)
         unchanged = len(targets) - len(changed)
         counts = f"{created} new, {len(changed) - created} changed, {unchanged} unchanged"
         summary = f"wrote {len(changed)} file(s) ({counts})"
-        return AgentResult(status="succeeded", summary=summary, files_changed=changed)
+        return AgentResult(status="succeeded", summary=summary, files_changed=list(changed))
 
     def _problem(self, spec: Path, block: FileBlock, message: str) -> Finding:
         return Finding(

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 from adw.agents.base import AgentBase, CancelToken
-from adw.errors import GitError
+from adw.errors import GitError, PathOutsideError
+from adw.fsutil import write_inside
 from adw.git.runner import git
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task
@@ -62,9 +63,12 @@ class SummaryAgent(AgentBase):
                 sections.append((path, status, details))
         except GitError as exc:
             return AgentResult.failed(f"cannot read the diff: {exc.message}")
-        target = worktree / output
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(self._render(name, base, sections), encoding="utf-8")
+        try:
+            write_inside(worktree, output, self._render(name, base, sections))
+        except PathOutsideError as exc:
+            return AgentResult.failed(f"did not write {output}: {exc.message}")
+        except OSError as exc:
+            return AgentResult.failed(f"could not write {output}: {exc.strerror}")
         events.tool("Write", output)
         summary = (
             f"{len(sections)} file(s) changed, {total} definition(s) added/changed/removed; wrote {output}"

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
+from adw.config import MAX_AGENTS
+from adw.errors import AdwError
+from adw.workflow.models import TaskState
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,6 +28,7 @@ if TYPE_CHECKING:
     from adw.workflow.engine import Engine
     from adw.workflow.events import BaseEvent
     from adw.workflow.models import Workflow
+    from adw.workflow.sdlc import ExistingWorktree, WorktreeExistsError
 
 _WATCH_INTERVAL = 0.5
 
@@ -33,7 +42,19 @@ def register(subparsers: Any) -> None:
     )
     sdlc.add_argument("specs", nargs="+", metavar="SPEC", help="Markdown spec files")
     sdlc.add_argument(
-        "--max-agents", type=int, metavar="N", help="agents running at once (default: from cores)"
+        "--max-agents",
+        type=_agent_count,
+        metavar="N",
+        help=f"agents running at once, 1 to {MAX_AGENTS} (default: from cores and memory)",
+    )
+    rerun = sdlc.add_mutually_exclusive_group()
+    rerun.add_argument(
+        "--resume",
+        action="store_true",
+        help="a spec whose worktree exists: resume its workflow (what did not succeed, with the current configuration)",
+    )
+    rerun.add_argument(
+        "--again", action="store_true", help="a spec whose worktree exists: run it in a new worktree, NAME-2, NAME-3, …"
     )
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
@@ -78,12 +99,29 @@ def register(subparsers: Any) -> None:
 async def _sdlc(args: argparse.Namespace) -> int:
     from adw.git.repo import Repo
     from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import sdlc_workflows
+    from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows
 
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     engine = await Engine.open(base, max_agents=args.max_agents)
-    workflows = sdlc_workflows(repo.root, [base / spec for spec in args.specs], engine.config)
+    specs = [base / spec for spec in args.specs]
+    try:
+        try:
+            workflows = await sdlc_workflows(
+                repo.root, specs, engine.config, existing="again" if args.again else "refuse", store=engine.store
+            )
+        except WorktreeExistsError as exc:
+            if not args.resume:
+                raise _refusal(args, exc) from None
+            resumed = _resumable(args, engine, exc)
+            there = {Path(found.spec) for found in exc.existing}
+            others = [spec for spec in specs if spec.resolve() not in there]
+            fresh = await sdlc_workflows(repo.root, others, engine.config, store=engine.store) if others else []
+            _announce_resume(args, resumed)
+            workflows = resumed + fresh
+    except BaseException:
+        engine.close()
+        raise
     return await _run(args, engine, workflows)
 
 
@@ -91,8 +129,13 @@ async def _resume(args: argparse.Namespace) -> int:
     from adw.workflow.engine import Engine
 
     engine = await Engine.open(args.cwd)
-    workflow = engine.get(args.id)
-    return await _run(args, engine, [workflow], resume=True)
+    try:
+        workflow = _prepare_resume(args, engine, args.id)
+    except BaseException:
+        engine.close()
+        raise
+    _announce_resume(args, [workflow])
+    return await _run(args, engine, [workflow])
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -106,7 +149,7 @@ async def _demo(args: argparse.Namespace) -> int:
         print(f"demo repository: {root}")
         print(f"specs: {', '.join(spec.name for spec in specs)}\n")
     engine = await Engine.open(root)
-    return await _run(args, engine, sdlc_workflows(root, specs, engine.config))
+    return await _run(args, engine, await sdlc_workflows(root, specs, engine.config))
 
 
 def _demo_root(cwd: str, path: str | None) -> Path:
@@ -115,22 +158,61 @@ def _demo_root(cwd: str, path: str | None) -> Path:
     return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
 
 
-async def _run(
-    args: argparse.Namespace, engine: Engine, workflows: list[Workflow], resume: bool = False
-) -> int:
+async def _run(args: argparse.Namespace, engine: Engine, workflows: list[Workflow]) -> int:
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
     try:
-        if resume:
-            results = [await engine.resume(workflows[0].id)]
-        else:
-            results = await engine.run_all(workflows)
+        await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
+        with _CtrlC(engine, workflows) as ctrl_c:
+            await engine.run_all(workflows)  # updates `workflows` in place, also when stopped
     finally:
         if printer is not None:
             await asyncio.sleep(0)  # let the printer take the last events
             printer.cancel()
         engine.close()
-    emit(args, {"workflows": results}, _outcome_text(results))
-    return 0 if all(wf.state.value == "succeeded" for wf in results) else 1
+    emit(args, {"workflows": workflows}, _outcome_text(workflows))
+    if ctrl_c.pressed:
+        left = [wf for wf in workflows if wf.state is not TaskState.SUCCEEDED]
+        print("adw: interrupted", file=sys.stderr)
+        for wf in left:
+            print(f"  `adw resume {wf.id}` continues {wf.name}", file=sys.stderr)
+        return 130
+    return 0 if all(wf.state is TaskState.SUCCEEDED for wf in workflows) else 1
+
+
+class _CtrlC:
+    """Ctrl-C while workflows run. The first stops the agents through the engine's cancel path (SIGINT, SIGTERM,
+    SIGKILL to each agent's process group, `stop_grace` apart); their tasks end `interrupted`, resumable. A
+    second one stops waiting: the running tasks are cancelled, which kills their process groups at once."""
+
+    def __init__(self, engine: Engine, workflows: list[Workflow]) -> None:
+        self.engine = engine
+        self.workflows = workflows
+        self.pressed = 0
+
+    def __enter__(self) -> _CtrlC:
+        self._main = asyncio.current_task()
+        self._previous = signal.getsignal(signal.SIGINT)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._previous)
+        if exc_type is asyncio.CancelledError and self.pressed > 1 and self._main is not None:
+            self._main.uncancel()  # our own hard stop: the workflows are stored as interrupted
+            return True
+        return False
+
+    def _on_sigint(self) -> None:
+        self.pressed += 1
+        if self.pressed == 1:
+            print("adw: stopping the agents (Ctrl-C again to kill them)", file=sys.stderr, flush=True)
+            for workflow in self.workflows:
+                self.engine.cancel(workflow.id, reason="interrupted by Ctrl-C", state=TaskState.INTERRUPTED)
+        elif self._main is not None:
+            self._main.cancel()
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -204,6 +286,83 @@ async def _logs(args: argparse.Namespace) -> int:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+
+def _agent_count(text: str) -> int:
+    """`--max-agents`: the bounds of `[tool.adw.agents] max_agents`."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_AGENTS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_AGENTS}, got {text!r}")
+    return int(text)
+
+
+def _shown(args: argparse.Namespace, path: str | Path) -> str:
+    """A spec as the user would type it: relative to the folder `adw` runs in when it is inside."""
+    resolved, here = Path(path).resolve(), Path(args.cwd).resolve()
+    return str(resolved.relative_to(here) if resolved.is_relative_to(here) else resolved)
+
+
+def _sdlc_command(flag: str, specs: list[str]) -> str:
+    return f"`adw sdlc {flag} {' '.join(shlex.quote(spec) for spec in specs)}`"
+
+
+def _existing_worktrees(
+    args: argparse.Namespace, found: list[ExistingWorktree], detail: Callable[[ExistingWorktree], str]
+) -> str:
+    return "; ".join(f"{_shown(args, e.spec)} already has a worktree: {e.path}{detail(e)}" for e in found)
+
+
+def _remove_first(found: list[ExistingWorktree]) -> str:
+    commands = ", ".join(f"`adw worktree remove {shlex.quote(e.worktree)}`" for e in found)
+    return f"or remove the worktree first: {commands}"
+
+
+def _refusal(args: argparse.Namespace, exc: WorktreeExistsError) -> AdwError:
+    """The core's refusal in command-line words, with the flags that choose what to do."""
+
+    def ran(e: ExistingWorktree) -> str:
+        if e.workflow_id and e.workflow_state:
+            return f" (workflow {e.workflow_id}, {e.workflow_state.value})"
+        return " (no ADW workflow ran there)"
+
+    found = exc.existing
+    them = "it" if len(found) == 1 else "them"
+    choices = []
+    if any(e.workflow_state not in (None, TaskState.SUCCEEDED) for e in found):
+        workflows = "its workflow" if len(found) == 1 else "their workflows"
+        choices.append(f"{_sdlc_command('--resume', args.specs)} continues {workflows}")
+    choices += [f"{_sdlc_command('--again', args.specs)} runs {them} in a new worktree", _remove_first(found)]
+    return AdwError(_existing_worktrees(args, found, ran), "; ".join(choices))
+
+
+def _resumable(args: argparse.Namespace, engine: Engine, exc: WorktreeExistsError) -> list[Workflow]:
+    """`adw sdlc --resume`: the workflows that ran in the existing worktrees, all ready before any starts."""
+    lost = [e for e in exc.existing if e.workflow_id is None]
+    if lost:
+        again = _sdlc_command("--again", [_shown(args, e.spec) for e in lost])
+        raise AdwError(
+            _existing_worktrees(args, lost, lambda _: "; no ADW workflow ran there to resume"),
+            f"{again} runs {'it' if len(lost) == 1 else 'them'} in a new worktree; {_remove_first(lost)}",
+        )
+    return [_prepare_resume(args, engine, e.workflow_id) for e in exc.existing if e.workflow_id]
+
+
+def _prepare_resume(args: argparse.Namespace, engine: Engine, workflow_id: str) -> Workflow:
+    from adw.workflow.engine import NothingToResumeError
+
+    try:
+        return engine.prepare_resume(workflow_id)
+    except NothingToResumeError as exc:
+        spec = engine.get(workflow_id).spec
+        again = _sdlc_command("--again", [_shown(args, spec)]) if spec else "`adw sdlc --again SPEC`"
+        raise AdwError(exc.message, f"{again} runs its spec again in a new worktree") from None
+
+
+def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> None:
+    if args.json:
+        return
+    for wf in workflows:
+        left = [task.id for task in wf.tasks if task.state is TaskState.PENDING]
+        print(f"resuming {wf.name} [{wf.id}]: {len(left)} task(s) with the current configuration: {', '.join(left)}")
 
 
 def _no_task(workflow: Workflow, task_id: str) -> NoReturn:

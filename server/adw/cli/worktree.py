@@ -80,6 +80,8 @@ async def _list(args: argparse.Namespace) -> int:
             extra.append(f"{info.disk_bytes / 1e6:.1f} MB")
         if info.locked:
             extra.append("locked")
+        if not info.complete:
+            extra.append("half-made (interrupted create; `adw worktree prune` removes it)")
         if info.checkpoints:
             extra.append(f"{info.checkpoints} checkpoint(s)")
         head = (info.head or "-")[:10]

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from adw.errors import GitError, GitTimeoutError
+from adw.errors import GitError, GitLockError, GitTimeoutError
+from adw.git.locks import lock_holders, remove_if_stale
 
 DEFAULT_TIMEOUT = 120.0
 # git fails at once rather than waiting when another process holds one of these; they clear in milliseconds.
 _TRANSIENT_LOCK = re.compile(r"(index|packed-refs|config|HEAD|\.git/refs/.*)\.lock", re.IGNORECASE)
+_LOCK_PATH = re.compile(r"Unable to create '([^']+\.lock)'")
 _LOCK_RETRIES = 8
 _LOCK_BACKOFF_S = 0.02
 
@@ -55,14 +57,25 @@ async def git(
     argv = ["git", *(os.fspath(arg) for arg in args)]
     full_env = {**os.environ, **_BASE_ENV, **(env or {})}
     data = input.encode() if isinstance(input, str) else input
+    # An index ADW passes in GIT_INDEX_FILE is its own (a shadow or a copy): only a git killed mid-write can
+    # have left a lock on it that no process holds, so such a lock is removed instead of blocking for good.
+    own_index_lock = Path(f"{env['GIT_INDEX_FILE']}.lock") if env and "GIT_INDEX_FILE" in env else None
     for attempt in range(_LOCK_RETRIES + 1):
         returncode, out, err = await _spawn(argv, Path(cwd), full_env, data, timeout)
         if returncode in ok_codes:
             return GitResult(argv, returncode, out, err)
-        if attempt < _LOCK_RETRIES and _TRANSIENT_LOCK.search(err):
+        if not _TRANSIENT_LOCK.search(err):
+            raise GitError(argv, returncode, err, out)
+        found = _LOCK_PATH.search(err)
+        lock = Path(found[1]) if found else None
+        if lock is not None and lock == own_index_lock and await asyncio.to_thread(remove_if_stale, lock, Path(cwd)):
+            continue
+        if attempt < _LOCK_RETRIES:
             await asyncio.sleep(_LOCK_BACKOFF_S * 2**attempt)
             continue
-        raise GitError(argv, returncode, err, out)
+        if lock is None:
+            raise GitError(argv, returncode, err, out)
+        raise GitLockError(argv, returncode, err, lock, await asyncio.to_thread(lock_holders, lock, Path(cwd)))
     raise AssertionError("unreachable")
 
 

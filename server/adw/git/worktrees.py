@@ -24,13 +24,18 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
+from adw.fsutil import check_inside, write_inside
 from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id, trailers
-from adw.git.locks import repo_lock
+from adw.git.locks import Owner, repo_lock
 from adw.git.refs import count_refs, list_refs
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
 from adw.git.runner import git
 
 TRASH_DIR = ".adw-trash"
+# A name becomes a folder name, `<name>.json` and `<name>-<time>` in the trash: keep clear of the 255-byte limit.
+MAX_NAME_BYTES = 200
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
+_NAME_HINT = "use letters, digits, '-', '_' and '.', e.g. `fix-login` (git's rules for branch names apply)"
 ARCHIVE_NS = "refs/adw/archive"
 Strategy = Literal["merge", "squash", "rebase"]
 
@@ -52,6 +57,7 @@ class WorktreeInfo(BaseModel):
     locked: bool = False
     lock_reason: str | None = None
     prunable: bool = False
+    complete: bool = True  # False: a create that was interrupted; the next create or `prune` cleans it
     checkpoints: int = 0
     ports: list[int] = []
     dirty: bool | None = None
@@ -94,13 +100,17 @@ class RemoveResult(BaseModel):
 
 class PruneResult(BaseModel):
     pruned_entries: list[str]
+    half_made: list[Path] = []
     orphan_folders: list[Path]
     trash_emptied: list[Path]
     message: str
 
 
 class _Meta(BaseModel):
-    """What ADW remembers of a worktree it created; lives in the shared git dir, never in the tree."""
+    """What ADW remembers of a worktree it created; lives in the shared git dir, never in the tree.
+
+    Written before anything else exists (the create's intent) and marked complete last, so a create killed
+    half-way is recognised by the next command and cleaned: a create is all or nothing."""
 
     name: str
     path: Path
@@ -108,6 +118,16 @@ class _Meta(BaseModel):
     base: str
     slot: int
     created: datetime
+    complete: bool = True
+    owner_pid: int = 0
+    owner_started: float = 0.0
+    new_branch: bool = False  # the create made the branch; undoing it deletes it if it has not moved
+    base_commit: str = ""
+    created_for: str | None = None  # who asked (a workflow id): a rerun by the same one adopts the worktree
+
+    def abandoned(self) -> bool:
+        """A create that did not finish and whose process is gone."""
+        return not self.complete and not Owner(self.owner_pid, self.owner_started).alive()
 
 
 class Worktrees:
@@ -134,39 +154,111 @@ class Worktrees:
 
     # ---------------------------------------------------------------- create
 
-    async def create(self, name: str, base: str | None = None, branch: str | None = None) -> CreateResult:
-        await self._validate_name(name)
+    async def create(
+        self, name: str, base: str | None = None, branch: str | None = None, created_for: str | None = None
+    ) -> CreateResult:
+        """Create worktree `name`, all or nothing. `created_for` names the caller (a workflow id): when that
+        caller runs create again (a resumed workflow), the worktree it made is adopted instead of refused."""
+        self._validate_name(name)
         branch = branch or self.config.worktree.branch_prefix + name
-        await self._validate_branch(branch)
+        self._validate_branch(branch)
         path = self.root / name
-        if path.exists() or path.is_symlink():
-            hint = f"pick another name, or remove it: `adw worktree remove {name}`"
-            raise WorktreeError(f"{path} already exists", hint)
         base_ref = base or await self._main_branch() or "HEAD"
         base_commit = await self._resolve(base_ref, f"--base {base_ref}")
-        exists = (await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1)))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        add = ["worktree", "add", "-q", "--no-checkout"]
-        add += [path.as_posix(), branch] if exists.returncode == 0 else ["-b", branch, path.as_posix(), base_commit]
         # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
         async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+            earlier = self._meta_of(name)
+            if earlier is not None and earlier.complete and created_for and earlier.created_for == created_for:
+                return await self._adopt(earlier)
+            if earlier is not None and earlier.abandoned():
+                await self._undo_create(earlier)
+            elif earlier is not None and not earlier.complete:
+                raise WorktreeError(f"worktree {name} is being created by process {earlier.owner_pid}",
+                                    "wait for it to finish")
+            if path.exists() or path.is_symlink():
+                hint = f"pick another name, or remove it: `adw worktree remove {name}`"
+                raise WorktreeError(f"{path} already exists", hint)
+            await self._drop_stale_entries(path)
+            exists = await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root,
+                               ok_codes=(0, 1))
+            owner = Owner.me()
+            meta = _Meta(name=name, path=path, branch=branch, base=base_ref, slot=self._free_slot(),
+                         created=datetime.now(UTC), complete=False, owner_pid=owner.pid, owner_started=owner.started,
+                         new_branch=exists.returncode != 0, base_commit=base_commit, created_for=created_for)
+            self._write_meta(meta)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            add = ["worktree", "add", "-q", "--no-checkout"]
+            add += [path.as_posix(), branch] if not meta.new_branch else ["-b", branch, path.as_posix(), base_commit]
             try:
                 await git(*add, cwd=self.main_root)
             except GitError as exc:
+                await self._undo_create(meta)
                 raise WorktreeError(f"could not create worktree {name}: {exc.stderr}", _hint_for(exc.stderr)) from None
-            slot = self._claim_slot(name, path, branch, base_ref)
+        try:
+            result = await self._complete(meta)
+        except BaseException as exc:
+            await asyncio.shield(self._undo_create(meta))  # all or nothing, also when cancelled
+            if isinstance(exc, OSError | GitError):
+                detail = exc.stderr if isinstance(exc, GitError) else f"{exc.strerror}: {exc.filename or ''}"
+                raise WorktreeError(f"could not create worktree {name}: {detail}; nothing was left behind",
+                                    "free some disk space if it is full, then create it again") from None
+            raise
+        return result
+
+    async def _complete(self, meta: _Meta) -> CreateResult:
+        """Check out the files, copy the include files, run the setup; then mark the worktree complete."""
+        path = meta.path
         await git("reset", "-q", "--hard", cwd=path)
-        info = WorktreeInfo(name=name, path=path, branch=branch, head=base_commit, base=base_ref,
-                            ports=self._ports(slot))
+        info = WorktreeInfo(name=meta.name, path=path, branch=meta.branch, head=meta.base_commit, base=meta.base,
+                            managed=True, ports=self._ports(meta.slot))
         env = self.env_for(info)
         included = await asyncio.to_thread(self._copy_included, path, await self._included_files())
         setup = await self._run_setup(path, env)
-        parts = [f"created {path} on {branch} from {base_ref}"]
+        self._write_meta(meta.model_copy(update={"complete": True}))
+        parts = [f"created {path} on {meta.branch} from {meta.base}"]
         if included:
             parts.append(f"copied {len(included)} file(s) listed by .worktreeinclude")
         if setup:
             parts.append(f"setup exited with {setup.returncode}")
         return CreateResult(worktree=info, env=env, included=included, setup=setup, message="; ".join(parts))
+
+    async def _adopt(self, meta: _Meta) -> CreateResult:
+        head = await git("rev-parse", "HEAD", cwd=meta.path)
+        info = WorktreeInfo(name=meta.name, path=meta.path, branch=meta.branch, head=head.stdout.strip(),
+                            base=meta.base, managed=True, ports=self._ports(meta.slot))
+        return CreateResult(worktree=info, env=self.env_for(info), included=[], setup=None,
+                            message=f"kept {meta.path} on {meta.branch}, made earlier by this run")
+
+    async def _undo_create(self, meta: _Meta) -> None:
+        """Take back everything an unfinished create made: the folder, git's entry, the branch if the create
+        made it and it has not moved since, and the intent record last (so a kill here is retried)."""
+        for admin in self._admin_dirs_of(meta.path):
+            if not await self._move_to_trash(admin, trash=meta.path.parent / TRASH_DIR):
+                await asyncio.to_thread(shutil.rmtree, admin, True)
+        if (meta.path.exists() or meta.path.is_symlink()) and not await self._move_to_trash(meta.path):
+            await asyncio.to_thread(shutil.rmtree, meta.path, True)
+        if meta.new_branch:
+            await git("update-ref", "-d", f"refs/heads/{meta.branch}", meta.base_commit, cwd=self.main_root,
+                      ok_codes=(0, 1, 128))
+        (self._meta_dir / f"{meta.name}.json").unlink(missing_ok=True)
+
+    async def _drop_stale_entries(self, path: Path) -> None:
+        """git's entries for a folder that is gone (a removal interrupted after the folder went) are dropped,
+        as `git worktree prune` would, except locked ones (a worktree on a drive that is not mounted)."""
+        for admin in self._admin_dirs_of(path):
+            if not (admin / "locked").exists():
+                await asyncio.to_thread(shutil.rmtree, admin, True)
+
+    def _admin_dirs_of(self, path: Path) -> list[Path]:
+        """git's admin folders for a worktree at `path` (`worktree add` makes one before the folder itself)."""
+        admin_root = self.repo.common_dir / "worktrees"
+        found = []
+        with contextlib.suppress(OSError):
+            for admin in admin_root.iterdir():
+                with contextlib.suppress(OSError):
+                    if Path((admin / "gitdir").read_text(encoding="utf-8").strip()).parent == path:
+                        found.append(admin)
+        return found
 
     def env_for(self, info: WorktreeInfo) -> dict[str, str]:
         """Environment variables given to every agent that runs in this worktree."""
@@ -176,23 +268,29 @@ class Worktrees:
                     "PORT": str(info.ports[0])}
         return env
 
-    async def _validate_name(self, name: str) -> None:
-        if not name or name.startswith(("-", ".")) or "/" in name or "\\" in name or name in (TRASH_DIR,):
-            raise InvalidNameError(
-                f"invalid worktree name {name!r}",
-                "use letters, digits, '-', '_' or '.', not starting with '-' or '.', and no '/'",
-            )
-        await self._validate_branch(f"adw-check/{name}", shown=name)
+    @staticmethod
+    def _validate_name(name: str) -> None:
+        """A worktree name is a folder name and the last part of a branch name: refused before anything exists."""
+        problem = (
+            "it is empty" if not name
+            else f"it is longer than {MAX_NAME_BYTES} bytes" if len(name.encode()) > MAX_NAME_BYTES
+            else "it cannot start with '-', '.' or '@' ('@main' names the main worktree)" if name[0] in "-.@"
+            else "it cannot contain '/' or '\\'" if "/" in name or "\\" in name
+            else "it is ADW's trash folder" if name == TRASH_DIR
+            else ref_name_problem(name)
+        )
+        if problem:
+            raise InvalidNameError(f"invalid worktree name {name!r}: {problem}", _NAME_HINT)
 
-    async def _validate_branch(self, branch: str, shown: str | None = None) -> None:
-        if branch.startswith("-"):
-            raise InvalidNameError(f"invalid branch name {branch!r}", "branch names cannot start with '-'")
-        result = await git("check-ref-format", f"refs/heads/{branch}", cwd=self.main_root, ok_codes=(0, 1))
-        if result.returncode != 0:
-            raise InvalidNameError(
-                f"invalid name {shown or branch!r}: git does not accept it in a branch name",
-                "avoid spaces, '~', '^', ':', '?', '*', '[', '\\', '..' and a trailing '.lock' (git check-ref-format)",
-            )
+    @staticmethod
+    def _validate_branch(branch: str) -> None:
+        problem = (
+            "it cannot start with '-'" if branch.startswith("-")
+            else "'HEAD' is not a branch name" if branch == "HEAD"
+            else ref_name_problem(branch)
+        )
+        if problem:
+            raise InvalidNameError(f"invalid branch name {branch!r}: {problem}", _NAME_HINT)
 
     async def _resolve(self, ref: str, what: str) -> str:
         result = await git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", cwd=self.main_root, ok_codes=(0, 1))
@@ -204,14 +302,18 @@ class Worktrees:
         out = (await git("symbolic-ref", "-q", "--short", "HEAD", cwd=self.main_root, ok_codes=(0, 1))).stdout
         return out.strip() or None
 
-    def _claim_slot(self, name: str, path: Path, branch: str, base: str) -> int:
-        """Take the lowest free port slot and write the worktree's metadata; the caller holds the repository lock."""
-        self._meta_dir.mkdir(parents=True, exist_ok=True)
+    def _free_slot(self) -> int:
+        """The lowest port slot no worktree uses; the caller holds the repository lock."""
         taken = {meta.slot for meta in self._all_meta().values()}
-        slot = next(i for i in range(len(taken) + 1) if i not in taken)
-        meta = _Meta(name=name, path=path, branch=branch, base=base, slot=slot, created=datetime.now(UTC))
-        (self._meta_dir / f"{name}.json").write_text(meta.model_dump_json(), encoding="utf-8")
-        return slot
+        return next(i for i in range(len(taken) + 1) if i not in taken)
+
+    def _write_meta(self, meta: _Meta) -> None:
+        write_inside(self.repo.adw_dir, f"worktrees/{meta.name}.json", meta.model_dump_json())
+
+    def _meta_of(self, name: str) -> _Meta | None:
+        with contextlib.suppress(OSError, ValueError):
+            return _Meta.model_validate_json((self._meta_dir / f"{name}.json").read_text(encoding="utf-8"))
+        return None
 
     def _all_meta(self) -> dict[str, _Meta]:
         # Meta files are only ever created or deleted, both of which change the folder's mtime.
@@ -248,6 +350,7 @@ class Worktrees:
             source, target = self.main_root / rel, dest_root / rel
             if not source.is_file():
                 continue
+            check_inside(dest_root, rel)  # a link committed in the branch must not carry the copy outside
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target, follow_symlinks=False)
             if not source.is_symlink() and not filecmp.cmp(source, target, shallow=False):
@@ -308,7 +411,7 @@ class Worktrees:
         return WorktreeInfo(
             name=meta.name if meta else (MAIN_WORKTREE_ID if is_main else path.name),
             path=path, branch=branch, head=record.get("HEAD"), base=meta.base if meta else None,
-            is_main=is_main, managed=meta is not None,
+            is_main=is_main, managed=meta is not None, complete=meta.complete if meta else True,
             locked="locked" in record, lock_reason=record.get("locked") or None,
             prunable="prunable" in record, checkpoints=counts.get(ref_id(ident), 0) if ident else 0,
             ports=self._ports(meta.slot) if meta else [],
@@ -389,6 +492,12 @@ class Worktrees:
     # ---------------------------------------------------------------- remove / restore / prune
 
     async def remove(self, name: str, archive: bool = False, force: bool = False) -> RemoveResult:
+        meta = self._meta_of(name)
+        if meta is not None and meta.abandoned():  # an interrupted create holds no work: it is taken back
+            async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+                await self._undo_create(meta)
+            return RemoveResult(name=name, path=meta.path, archive_ref=None, branch_deleted=meta.new_branch,
+                                message=f"removed {meta.path}, left half-made by an interrupted create")
         info = await self.get(name)
         if info.is_main:
             raise UnsafeOperationError("the main worktree cannot be removed", "remove a linked worktree instead")
@@ -517,7 +626,9 @@ class Worktrees:
         if existing.returncode != 0:
             await git("branch", branch, head, cwd=self.main_root)
         base = None if fields.get("adw-archive-base", "-") == "-" else fields["adw-archive-base"]
-        created = await self.create(name, base=base, branch=branch)
+        # A restore killed after the create is rerun on the worktree it made (`created_for`), until the
+        # archive's files are in place; then the mark is cleared, so a later restore never overwrites work.
+        created = await self.create(name, base=base, branch=branch, created_for=f"restore {ref}")
         checkpoints = await Checkpoints.open(created.worktree.path)
         state, _ = await checkpoints.snapshot()
         await git("read-tree", "-u", "-m", f"{ref}^{{tree}}", cwd=created.worktree.path,
@@ -525,6 +636,9 @@ class Worktrees:
         index_tree = fields.get("adw-index-tree")
         if index_tree and index_tree != state.index_tree:
             await git("read-tree", "--reset", index_tree, cwd=created.worktree.path)
+        meta = self._meta_of(name)
+        if meta is not None:
+            self._write_meta(meta.model_copy(update={"created_for": None}))
         created.message = f"restored {name} from {ref} at {created.worktree.path}"
         return created
 
@@ -544,13 +658,21 @@ class Worktrees:
                         emptied.append(leftover)
                 elif child.is_dir() and child not in known:
                     orphans.append(child)
-        for meta in self._all_meta().values():
-            if meta.path not in known and not meta.path.exists():
-                (self._meta_dir / f"{meta.name}.json").unlink(missing_ok=True)
+        half_made: list[Path] = []
+        async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+            for meta in list(self._all_meta().values()):
+                if meta.abandoned():
+                    await self._undo_create(meta)
+                    half_made.append(meta.path)
+                elif meta.complete and meta.path not in known and not meta.path.exists():
+                    (self._meta_dir / f"{meta.name}.json").unlink(missing_ok=True)
+        orphans = [folder for folder in orphans if folder not in half_made]
         parts = [f"pruned {len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'}"]
+        if half_made:
+            parts.append(f"removed {len(half_made)} worktree(s) left half-made by an interrupted create")
         if orphans:
             parts.append(f"{len(orphans)} folder(s) in {self.root} are not worktrees; left untouched")
-        return PruneResult(pruned_entries=stale, orphan_folders=orphans, trash_emptied=emptied,
+        return PruneResult(pruned_entries=stale, half_made=half_made, orphan_folders=orphans, trash_emptied=emptied,
                            message="; ".join(parts))
 
 
@@ -563,6 +685,29 @@ async def locate(base: Path, name_or_path: str | None) -> Path:
     if candidate.exists():
         return candidate
     return (await (await Worktrees.open(base)).get(name_or_path)).path
+
+
+def ref_name_problem(name: str) -> str | None:
+    """Why git would refuse `name` as (part of) a ref name, or None: the rules of `git check-ref-format`,
+    checked in-process so a bad name is refused before any git call creates anything."""
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        return "it cannot start or end with '/' or contain '//'"
+    if name == "@" or "@{" in name:
+        return "it cannot be '@' or contain '@{'"
+    if ".." in name:
+        return "it cannot contain '..'"
+    if name.endswith("."):
+        return "it cannot end with '.'"
+    bad = sorted({c for c in name if ord(c) < 0x20 or ord(c) == 0x7F or c in _REF_FORBIDDEN})
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        return f"it cannot contain {shown}"
+    for part in name.split("/"):
+        if part.startswith(".") or part.endswith(".lock"):
+            return f"no part of it may start with '.' or end with '.lock' ({part!r})"
+        if len(part.encode()) > MAX_NAME_BYTES:
+            return f"no part of it may be longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:

@@ -8,6 +8,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from adw.agents.preflight import preflight_workflows
 from adw.lsp.server import AdwServer, Args, ArgumentError, path_of, uri_of
 from adw.serialize import to_jsonable
 
@@ -50,7 +51,8 @@ def register(server: AdwServer) -> None:
         if isinstance(options.get("maxAgents"), int):
             engine.max_agents = options["maxAgents"]
         repo = await Repo.discover(ls.root)
-        workflows = sdlc_workflows(repo.root, specs, engine.config)
+        workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
+        await preflight_workflows(workflows)  # a missing CLI or login is an error now, not after retries
         for workflow in workflows:
             ls.spawn(engine.run(workflow))
         ls.changed("workflows")

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adw.errors import PathOutsideError
+from adw.fsutil import read_inside, write_inside
 from adw.git.repo import Repo
 from adw.scouts.context import Context, FactsCache, Tree
 from adw.scouts.corpus import Corpus
@@ -193,21 +195,18 @@ async def save_report(report: ScoutReport, root: Path) -> Path:
     repo = await _discover(root)
     file = repo.root / OUTPUT_FILE
     text = json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
-    await asyncio.to_thread(_write_output, file, text, repo.common_dir / "info" / "exclude")
+    await asyncio.to_thread(_write_output, repo, text)
     return file
 
 
-def _write_output(file: Path, text: str, exclude: Path) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(text, "utf-8")
+def _write_output(repo: Repo, text: str) -> None:
+    write_inside(repo.root, OUTPUT_FILE.as_posix(), text)
     pattern = f"/{OUTPUT_FILE.parts[0]}/"
-    with contextlib.suppress(OSError):  # without it the folder only shows as untracked
-        existing = exclude.read_text("utf-8") if exclude.is_file() else ""
+    with contextlib.suppress(OSError, PathOutsideError):  # without it the folder only shows as untracked
+        existing = (read_inside(repo.common_dir, "info/exclude") or b"").decode("utf-8", "replace")
         if pattern not in existing.splitlines():
-            exclude.parent.mkdir(parents=True, exist_ok=True)
-            with exclude.open("a", encoding="utf-8") as out:
-                separator = "" if not existing or existing.endswith("\n") else "\n"
-                out.write(f"{separator}{pattern}\n")
+            separator = "" if not existing or existing.endswith("\n") else "\n"
+            write_inside(repo.common_dir, "info/exclude", f"{existing}{separator}{pattern}\n")
 
 
 async def _discover(root: Path) -> Repo:

@@ -86,7 +86,9 @@ def test_greet() -> None:
 FILES = {
     "README.md": "# calc\n\nA demo repository for ADW. Its specs are in `specs/`.\n",
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0.1.0"\n\n'
-    '[tool.pytest.ini_options]\npythonpath = ["src"]\n',
+    '[tool.pytest.ini_options]\npythonpath = ["src"]\n\n'
+    "# The demo has no virtualenv of its own: its tests run with the interpreter that runs ADW.\n"
+    '[tool.adw.agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n',
     ".gitignore": "__pycache__/\n.pytest_cache/\n.ruff_cache/\n",
     "src/calc/__init__.py": '"""A tiny calculator."""\n',
 }

@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 
 from adw.agents.base import Agent, CancelToken
-from adw.agents.process import group_alive, stop_group
-from adw.config import AdwConfig, AgentsConfig
+from adw.agents.process import AgentTree, stop_tree, task_marker
+from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
 from adw.errors import AdwError
 from adw.workflow.events import (
     EventBus,
@@ -39,7 +39,6 @@ from adw.workflow.store import Store
 AgentFactory = Callable[[Workflow, AgentsConfig], Agent]
 
 _AGENT_MEMORY = 512 * 1024**2  # what one agent CLI (a Node or native binary plus its tools) holds
-_MAX_AGENTS = 8  # agent APIs rate-limit well before a machine runs out of cores
 _STEP_TIMEOUT = 600.0
 _REQUEST_POLL = 0.25
 _BLOCKING = (TaskState.FAILED, TaskState.CANCELLED, TaskState.SKIPPED, TaskState.INTERRUPTED)
@@ -49,7 +48,7 @@ def default_max_agents() -> int:
     """Agents mostly wait on remote APIs, so several per core; memory bounds them, and so do rate limits."""
     cores = os.cpu_count() or 1
     by_memory = psutil.virtual_memory().available // _AGENT_MEMORY
-    return int(max(1, min(_MAX_AGENTS, cores * 4, by_memory)))
+    return int(max(1, min(MAX_AGENTS, cores * 4, by_memory)))
 
 
 def new_workflow_id(name: str) -> str:
@@ -59,6 +58,10 @@ def new_workflow_id(name: str) -> str:
 
 class UnknownWorkflowError(AdwError):
     pass
+
+
+class NothingToResumeError(AdwError):
+    """Every task of the workflow succeeded."""
 
 
 class Engine:
@@ -79,6 +82,8 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
+        if max_agents is not None and not 1 <= max_agents <= MAX_AGENTS:
+            raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {max_agents}", f"pick 1 to {MAX_AGENTS}")
         self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
         self._slots = asyncio.Semaphore(self.max_agents)
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
@@ -143,22 +148,36 @@ class Engine:
             self._watcher = asyncio.create_task(self._watch_requests())
         try:
             await self._drive(workflow)
+        except asyncio.CancelledError:  # the orchestrator itself is stopping: resumable later
+            self._end(workflow, TaskState.INTERRUPTED, "the ADW process stopped")
+            raise
         finally:
             self._active -= 1
             if self._active == 0 and self._watcher is not None:
                 self._watcher.cancel()
                 self._watcher = None
-        workflow.state, workflow.reason = _outcome(workflow)
+        self._end(workflow, *_outcome(workflow))
+        return workflow
+
+    def _end(self, workflow: Workflow, state: TaskState, reason: str) -> None:
+        workflow.state, workflow.reason = state, reason
         workflow.finished_at = time.time()
         self._publish(WorkflowFinished(workflow_id=workflow.id, state=workflow.state, reason=workflow.reason))
         self._save(workflow)
-        return workflow
 
     async def run_all(self, workflows: Collection[Workflow]) -> list[Workflow]:
         return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
 
     async def resume(self, workflow_id: str) -> Workflow:
-        """Run again every task of a stored workflow that did not succeed; succeeded tasks are kept."""
+        """Run again every task of a stored workflow that did not succeed (see `prepare_resume`)."""
+        return await self.run(self.prepare_resume(workflow_id))
+
+    def prepare_resume(self, workflow_id: str) -> Workflow:
+        """A stored workflow made ready for `run`: every task that did not succeed is pending again, and each
+        of those that is an agent phase (`[tool.adw.phases]`) takes the current configuration of its phase,
+        agent included. Succeeded tasks are kept as they are. Nothing runs yet, so a caller can say what will
+        run (the pending tasks) and start several at once. Raises AdwError when the workflow is running or
+        nothing is left to run."""
         workflow = self.get(workflow_id)
         if workflow.id in self._workflows and workflow.state is TaskState.RUNNING:
             raise AdwError(f"workflow {workflow.id} is running", "wait for it or cancel it first")
@@ -174,13 +193,31 @@ class Engine:
                     f"workflow {workflow.id} is running in process {owner.pid}",
                     f"wait for it, or stop it with `adw cancel {workflow.id}`",
                 )
+        if all(task.state is TaskState.SUCCEEDED for task in workflow.tasks):
+            raise NothingToResumeError(
+                f"workflow {workflow.id} already succeeded: nothing to resume",
+                "to do its work once more, start it again in a new worktree",
+            )
+        phases = phase_configs(self.config)
         for task in workflow.tasks:
-            if task.state is not TaskState.SUCCEEDED:
-                task.state, task.reason = TaskState.PENDING, ""
-        return await self.run(workflow)
+            if task.state is TaskState.SUCCEEDED:
+                continue
+            task.state, task.reason = TaskState.PENDING, ""
+            current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
+            if current is not None:
+                task.config, task.agent = current, current.agent
+        return workflow
 
-    def cancel(self, workflow_id: str, task_id: str | None = None, reason: str = "cancelled by user") -> bool:
-        """Cancel one task or the whole workflow run by this engine. False when nothing was left to cancel."""
+    def cancel(
+        self,
+        workflow_id: str,
+        task_id: str | None = None,
+        reason: str = "cancelled by user",
+        state: TaskState = TaskState.CANCELLED,
+    ) -> bool:
+        """Cancel one task or the whole workflow run by this engine; its running and pending tasks end in `state`
+        (`INTERRUPTED` when the user stops ADW itself, e.g. Ctrl-C: resumable as it was). False when nothing was
+        left to cancel."""
         workflow = self._workflows.get(workflow_id)
         if workflow is None:
             return False
@@ -194,10 +231,10 @@ class Engine:
         for task in tasks:
             token = self._tokens.get((workflow_id, task.id))
             if token is not None:
-                token.cancel(reason)
+                token.cancel(reason, state)
                 hit = True
             elif task.state is TaskState.PENDING:
-                self._finish(workflow, task, TaskState.CANCELLED, reason)
+                self._finish(workflow, task, state, reason)
                 hit = True
         if hit:
             self._save(workflow)
@@ -207,8 +244,10 @@ class Engine:
         """After a crash: stop the agents it left behind and mark what it was running as interrupted."""
         if self.store is None:
             return []
+        # What an agent started survives its leader, so each recorded agent's whole tree is looked for.
         stray = self.store.stray_processes()
-        await asyncio.gather(*(stop_group(p.pid, None, self.settings.stop_grace) for p in stray))
+        trees = [AgentTree(p.pid, p.create_time, task_marker(p.workflow_id, p.task_id)) for p in stray]
+        await asyncio.gather(*(stop_tree(tree, self.settings.stop_grace) for tree in trees))
         self.store.forget_processes(stray)
         orphans = self.store.orphaned()
         for workflow in orphans:
@@ -312,6 +351,8 @@ class Engine:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(token.wait(), delay)
                     continue
+                if attempt.retryable and number > 0:  # the last retry failed too: say so, not "retrying"
+                    reason = f"gave up after {number + 1} attempts: {reason}"
                 task.summary, task.findings = result.summary, result.findings
                 task.files_changed, task.outputs = result.files_changed, {**task.outputs, **result.outputs}
                 self._finish(workflow, task, state, reason, attempt.number)
@@ -498,10 +539,3 @@ def _outcome(workflow: Workflow) -> tuple[TaskState, str]:
             return state, f"{first.id}: {first.reason}" if first.reason else first.id
     return TaskState.FAILED, "not every task succeeded"
 
-
-async def kill_strays(store: Store, workflow_id: str, grace: float) -> int:
-    """Stop the agents of a workflow whose owner is gone (used by `adw cancel` when no one runs it)."""
-    stray = store.stray_processes(workflow_id)
-    await asyncio.gather(*(stop_group(p.pid, None, grace) for p in stray))
-    store.forget_processes(stray)
-    return sum(1 for p in stray if not group_alive(p.pid))

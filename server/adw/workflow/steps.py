@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adw.agents.base import Agent, AgentBase, CancelToken
 from adw.config import AgentsConfig
@@ -13,6 +14,9 @@ from adw.errors import AdwError
 from adw.git.runner import git
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task, TaskState, Workflow
+
+if TYPE_CHECKING:
+    from adw.git.worktrees import SetupResult, Worktrees
 
 # Used only when git has no identity at all (a fresh CI machine), so that the commit can be made.
 FALLBACK_IDENTITY = ("-c", "user.name=ADW", "-c", "user.email=adw@localhost")
@@ -27,10 +31,13 @@ class CreateWorktreeStep(AgentBase):
         name = self.workflow.worktree or self.workflow.name
         try:
             worktrees = await Worktrees.open(self.workflow.repo)
-            created = await worktrees.create(name)
+            # A resumed run adopts the worktree it made before a crash instead of failing on "already exists".
+            created = await worktrees.create(name, created_for=self.workflow.id)
         except AdwError as exc:
             return AgentResult.failed(str(exc))
         info = created.worktree
+        if created.setup and created.setup.returncode != 0:
+            return await self._setup_failed(worktrees, name, created.setup)
         self.workflow.cwd = str(info.path)
         self.workflow.env = {**self.workflow.env, **created.env}
         self.workflow.base_commit = info.head
@@ -45,6 +52,21 @@ class CreateWorktreeStep(AgentBase):
                 "base_commit": info.head,
             },
         )
+
+
+    async def _setup_failed(self, worktrees: Worktrees, name: str, setup: SetupResult) -> AgentResult:
+        """The worktree is taken back, so that a resume creates it again and runs the setup once more (a kept
+        worktree would be adopted as it is, set up or not)."""
+        output = "\n".join(setup.output.strip().splitlines()[-5:])
+        message = f"the worktree setup command `{' '.join(setup.command)}` exited with {setup.returncode}"
+        message += f": {output}" if output else ""
+        try:
+            await worktrees.remove(name, force=True)
+        except AdwError as exc:
+            message += f"; the worktree could not be removed: {exc.message}"
+        else:
+            message += "; nothing was built or tested, and the worktree was removed"
+        return AgentResult.failed(str(AdwError(message, "fix [tool.adw.worktree] setup, then resume the workflow")))
 
 
 class ScoutStep(AgentBase):
@@ -112,10 +134,15 @@ class CommitStep(AgentBase):
             await git("add", "-A", cwd=worktree)  # the scouts' report is in info/exclude (`save_report`)
             staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
             if staged.returncode == 0:
-                return AgentResult(status="succeeded", summary="nothing to commit")
-            identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
-            await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
-            head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
+                # Resumed after a kill that came once the commit was made: report that commit again.
+                last = await git("log", "-1", "--format=%H%n%B", cwd=worktree, ok_codes=(0, 128))
+                head, _, body = last.stdout.partition("\n")
+                if f"ADW-Workflow: {self.workflow.id}" not in body.splitlines():
+                    return AgentResult(status="succeeded", summary="nothing to commit")
+            else:
+                identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
+                await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
+                head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
             files = (await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)).lines
         except AdwError as exc:
             return AgentResult.failed(f"commit failed: {exc.message}")

@@ -8,7 +8,6 @@ live one in another terminal.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from pydantic import TypeAdapter
 
+from adw.git.locks import Owner, process_matches
 from adw.workflow.events import BaseEvent, Event, OutputLine
 from adw.workflow.models import Attempt, Task, TaskState, Workflow
 
@@ -46,28 +45,6 @@ CREATE TABLE IF NOT EXISTS requests (
 # Output kept per task attempt; past it one marker says how much was left out (the live stream has it all).
 MAX_STORED_OUTPUT = 1024 * 1024
 _EVENT = TypeAdapter(Event)
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    pid: int
-    started: float
-
-    @classmethod
-    def me(cls) -> Owner:
-        return cls(os.getpid(), psutil.Process().create_time())
-
-    def alive(self) -> bool:
-        return process_matches(self.pid, self.started)
-
-
-def process_matches(pid: int, create_time: float) -> bool:
-    """True when `pid` is still the process that started at `create_time` (PIDs are reused)."""
-    try:
-        started: float = psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    return abs(started - create_time) < 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +129,15 @@ class Store:
             "SELECT id FROM workflows ORDER BY created_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [wf for (wid,) in ids if (wf := self._load(wid)) is not None]
+
+    def latest_in_worktree(self, worktree: str, kind: str) -> Workflow | None:
+        """The newest workflow of `kind` (e.g. "sdlc") that ran in the worktree named `worktree`."""
+        row = self._db.execute(
+            "SELECT id FROM workflows WHERE json_extract(data, '$.worktree') = ? AND json_extract(data, '$.kind') = ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (worktree, kind),
+        ).fetchone()
+        return self._load(row[0]) if row else None
 
     def _load(self, workflow_id: str) -> Workflow | None:
         row = self._db.execute("SELECT data FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
@@ -249,21 +235,14 @@ class Store:
             db.execute("DELETE FROM processes WHERE pid = ? AND owner_pid = ?", (pid, self.owner.pid))
 
     def stray_processes(self, workflow_id: str | None = None) -> list[AgentProcess]:
-        """Agent processes recorded by owners that are gone, and that are still the processes we started."""
+        """Agent processes recorded by owners that are gone. Their leader may have exited since, and what it
+        started still be running: the caller looks for the whole tree, then forgets the record."""
         rows = self._db.execute("SELECT * FROM processes").fetchall()
-        stray = []
-        for pid, create_time, wid, task_id, owner_pid, owner_started in rows:
-            if workflow_id is not None and wid != workflow_id:
-                continue
-            if process_matches(owner_pid, owner_started):
-                continue
-            if process_matches(pid, create_time):
-                stray.append(AgentProcess(pid, create_time, wid, task_id))
-            else:
-                self._db.execute(
-                    "DELETE FROM processes WHERE pid = ? AND create_time = ?", (pid, create_time)
-                )
-        return stray
+        return [
+            AgentProcess(pid, create_time, wid, task_id)
+            for pid, create_time, wid, task_id, owner_pid, owner_started in rows
+            if (workflow_id is None or wid == workflow_id) and not process_matches(owner_pid, owner_started)
+        ]
 
     def forget_processes(self, processes: Iterable[AgentProcess]) -> None:
         with self._transaction() as db:
