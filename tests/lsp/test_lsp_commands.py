@@ -195,7 +195,8 @@ async def test_max_agents_option_caps_running_agents(vscode: LanguageClient, wor
     [workflow] = (await run(client, "startSdlc", ["specs/mul.md"], {"maxAgents": 1}))["workflows"]
     finished = await wait_workflow(client, workflow["id"])
     assert finished["state"] == "succeeded", finished["reason"]
-    assert (folder / "seen").read_text().split() == ["1"] * len(PARALLEL)
+    seen = (folder / "seen").read_text().split()  # a phase may run its command twice (baseline, then change)
+    assert len(seen) >= len(PARALLEL) and set(seen) == {"1"}, seen
 
 
 PARALLEL = ("test", "review", "document")
