@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from adw.agents.base import CancelToken
-from adw.config import AgentsConfig, PhaseConfig
+from adw.config import AdwConfig, AgentsConfig, PhaseConfig
 from adw.errors import AdwError
 from adw.workflow.engine import Engine, default_max_agents
 from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
@@ -187,6 +187,18 @@ def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:
         with pytest.raises(AdwError, match="max_agents must be 1 to 8"):
             engine.set_max_agents(bad)
     assert engine.max_agents == 2
+
+
+def test_reconfigure_takes_the_new_agent_cap_unless_the_caller_set_one() -> None:
+    engine = Engine(config=AdwConfig(agents=AgentsConfig(max_agents=2)))
+    engine.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=3)))
+    assert engine.max_agents == 3 and engine.settings.max_agents == 3
+    engine.set_max_agents(1)
+    engine.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=4)))
+    assert engine.max_agents == 1
+    given = Engine(max_agents=2)  # `adw sdlc --max-agents 2`
+    given.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=4)))
+    assert given.max_agents == 2
 
 
 async def test_wall_clock_timeout_stops_the_agent(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ class RawClient:
         """Every answer (not notifications) up to and including the one to `msg_id`."""
         answers: list[dict[str, Any]] = []
         while True:
-            received = await asyncio.wait_for(self.receive(), 60)
+            received = await asyncio.wait_for(self.receive(), 300)  # a hang guard, generous for a loaded machine
             if "method" not in received:
                 answers.append(received)
                 if received.get("id") == msg_id:

@@ -89,6 +89,7 @@ class Engine:
         if max_agents is not None:
             _check_max_agents(max_agents)
         self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
+        self._cap_from_config = max_agents is None  # else given by the caller, and kept over reloads
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -124,12 +125,16 @@ class Engine:
         """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
         agents finish and starts no other until fewer than `limit` run."""
         _check_max_agents(limit)
+        self._cap_from_config = False
         self._slots.resize(limit)
 
     def reconfigure(self, config: AdwConfig) -> None:
         """A changed configuration (the language server reloads it when its files change): workflows made
-        from now on use it; tasks already made keep the phase settings they were made with."""
+        from now on use it; tasks already made keep the phase settings they were made with. Its agent cap
+        applies unless the caller set one."""
         self.config, self.settings = config, config.agents
+        if self._cap_from_config:
+            self._slots.resize(self.settings.max_agents or default_max_agents())
 
     # -- reading state ---------------------------------------------------------------------------------------
 
