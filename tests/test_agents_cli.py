@@ -303,14 +303,17 @@ async def test_claude_denied_and_failed_tool_calls_become_findings(tmp_path: Pat
     done = result.task("build")
     assert done.state is TaskState.SUCCEEDED, done.reason
     assert done.files_changed == []  # the Write was denied: nothing was changed
-    messages = sorted((f.path, f.message.split(":")[0]) for f in done.findings)
-    assert messages == [
-        (".", "Bash pytest -q failed"),
-        ("src/hello.py", "Write src/hello.py failed"),
-        ("src/hello.py", "permission denied"),
+    # One finding per problem: the denied Write's failed result is part of its denial.
+    assert sorted((f.path, f.message) for f in done.findings) == [
+        (".", "Bash pytest -q failed: Exit code 127"),
+        (
+            "src/hello.py",
+            "permission denied: Write src/hello.py "
+            "(allow it in agents.claude_allowed_tools or agents.claude_permission_mode)",
+        ),
     ]
-    assert "3 tool problem(s)" in done.summary
-    assert len([e for e in events if isinstance(e, FindingReported)]) == 3
+    assert "2 tool problem(s)" in done.summary
+    assert len([e for e in events if isinstance(e, FindingReported)]) == 2
 
 
 async def test_codex_exiting_0_after_an_error_without_finishing_its_turn_fails(tmp_path: Path, bin_dir: Path) -> None:

@@ -234,20 +234,33 @@ async def test_with_nothing_to_run_the_tests_the_phase_fails_with_what_to_set(re
     assert "hint: set the command: test_command = " in done.reason and "Traceback" not in done.reason
 
 
-async def test_a_failing_worktree_setup_fails_the_workflow_before_anything_is_built(make_repo: MakeRepo) -> None:
-    setup = json.dumps([sys.executable, "-c", "import sys; print('cannot sync'); sys.exit(3)"])
+async def test_a_failing_worktree_setup_fails_the_workflow_and_a_resume_sets_it_up_again(make_repo: MakeRepo) -> None:
+    def config(code: str) -> str:
+        setup = json.dumps([sys.executable, "-c", code])
+        return f'[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n[worktree]\nsetup = {setup}\n'
+
     project = make_repo({
-        ".adw.toml": f"[worktree]\nsetup = {setup}\n",
+        ".gitignore": ".adw.toml\nset-up\n",
         "specs/add.md": "# Add\n\n```python path=src/add.py\ndef add(a, b):\n    return a + b\n```\n",
     })
+    (project / ".adw.toml").write_text(config("import sys; print('cannot sync'); sys.exit(3)"))
     engine = await Engine.open(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
     assert wf.state is TaskState.FAILED
     created = wf.task("worktree")
     assert created.state is TaskState.FAILED
-    assert "the worktree setup command" in created.reason and "exited with 3" in created.reason
-    assert "cannot sync" in created.reason and "hint: fix [tool.adw.worktree] setup" in created.reason
+    assert created.reason == (
+        f"the worktree setup command `{sys.executable} -c import sys; print('cannot sync'); sys.exit(3)` exited"
+        " with 3: cannot sync; nothing was built or tested, and the worktree was removed\n"
+        "  hint: fix [tool.adw.worktree] setup, then resume the workflow"
+    )
     assert all(wf.task(phase).state is not TaskState.SUCCEEDED for phase in ("build", "test", "commit"))
+    assert not (project.parent / "repo.worktrees/add").exists()
+
+    (project / ".adw.toml").write_text(config("import pathlib; pathlib.Path('set-up').write_text('yes')"))
+    resumed = await engine.run(engine.prepare_resume(wf.id))
+    assert resumed.state is TaskState.SUCCEEDED, [(t.id, t.reason) for t in resumed.tasks if t.reason]
+    assert (Path(resumed.cwd) / "set-up").read_text() == "yes"
 
 
 async def test_a_runner_other_than_pytest_is_judged_by_its_exit_status_with_its_output(make_repo: MakeRepo) -> None:

@@ -4,13 +4,14 @@ from another process; the JSON of status and logs; `adw demo`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -40,6 +41,12 @@ def _marked(marker: str) -> list[psutil.Process]:
         if proc.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+def _agents_waiting_for(go: Path) -> list[psutil.Process]:
+    """The fake agents of one test (tests/fakes/orchestrator.py): their code names its `go` file; other
+    checkouts' suites may be running the same agents at the same time."""
+    return _marked(f"pathlib.Path({str(go)!r})")
 
 
 def _wait_for(predicate: Callable[[], bool], limit: float = 15.0) -> None:
@@ -74,13 +81,13 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     store = Store.for_common_dir(repo / ".git")
     await _until(lambda: runs.exists() and runs.read_text().splitlines() == ["first", "second"])
     await _until(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
-    [agent] = _marked("adw-crash-test")
+    [agent] = _agents_waiting_for(go)
     orchestrator.send_signal(signal.SIGKILL)
     await orchestrator.wait()
     assert agent.is_running()  # the crash left it behind: it lives in its own process group
 
     engine = await Engine.open(repo)
-    assert not _marked("adw-crash-test")  # the restart found it by PID and start time and stopped it
+    assert not _agents_waiting_for(go)  # the restart found it from the stored record and stopped it
     crashed = engine.get(workflow_id)
     assert [t.state for t in crashed.tasks] == [TaskState.SUCCEEDED, TaskState.INTERRUPTED, TaskState.PENDING]
     assert crashed.state is TaskState.INTERRUPTED
@@ -90,8 +97,85 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     assert resumed.state is TaskState.SUCCEEDED
     assert runs.read_text().splitlines() == ["first", "second", "second", "third"]  # first was not re-run
     assert len(resumed.task("second").attempts) == 2
-    assert not _marked("adw-crash-test")
+    assert not _agents_waiting_for(go)
     engine.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+Orchestrate = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def orchestrate(tmp_path: Path) -> Iterator[Orchestrate]:
+    """Starts a fake orchestrator (tests/fakes/SCRIPT ARGS…); in the end kills it and any process of this
+    test still running (their command lines name its folder), whether the test passed or not."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(script: str, *args: Path) -> subprocess.Popen[str]:
+        argv = [sys.executable, str(TESTS / "fakes" / script), *map(str, args)]
+        started.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=_env()))
+        return started[-1]
+
+    yield start
+    for orchestrator in started:
+        orchestrator.kill()
+        orchestrator.wait()
+    for leftover in _marked(str(tmp_path)):
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+
+
+def test_after_a_crash_any_command_stops_every_process_the_agents_started(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], orchestrate: Orchestrate
+) -> None:
+    """Both agents started a grandchild in a new session; after ADW is killed one agent exits on its own,
+    leaving its grandchild behind, the other runs on. The next command finds all three by what was stored."""
+    orchestrator = orchestrate("tree_orchestrator.py", repo, tmp_path)
+    assert orchestrator.stdout is not None
+    workflow_id = orchestrator.stdout.readline().strip()
+    pid_files = [tmp_path / "exits.pids", tmp_path / "lingers.pids"]
+    _wait_for(lambda: all(path.exists() for path in pid_files))
+    (exited_leader, orphan), (leader, grandchild) = ([int(pid) for pid in p.read_text().split()] for p in pid_files)
+    orchestrator.kill()
+    orchestrator.wait()
+    (tmp_path / "go").touch()
+    _wait_for(lambda: not _alive(exited_leader))
+    assert all(_alive(pid) for pid in (orphan, leader, grandchild))  # the crash left them behind
+
+    assert main(["-C", str(repo), "status", workflow_id, "--json"]) == 0
+    assert not any(_alive(pid) for pid in (orphan, leader, grandchild))
+    states = {task["id"]: task["state"] for task in json.loads(capsys.readouterr().out)["tasks"]}
+    assert states == {"exits": "interrupted", "lingers": "interrupted"}
+
+
+def test_a_killed_owner_not_yet_reaped_counts_as_gone_for_cancel_and_resume(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], orchestrate: Orchestrate
+) -> None:
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    orchestrator = orchestrate("orchestrator.py", repo, runs, go)
+    assert orchestrator.stdout is not None
+    workflow_id = orchestrator.stdout.readline().strip()
+    store = Store.for_common_dir(repo / ".git")
+    _wait_for(lambda: runs.exists() and runs.read_text().splitlines() == ["first", "second"])
+    _wait_for(lambda: store.load(workflow_id).task("second").state is TaskState.RUNNING)  # type: ignore[union-attr]
+    orchestrator.kill()  # and not reaped yet: a zombie, as under a parent that has not waited for it
+    _wait_for(lambda: psutil.Process(orchestrator.pid).status() == psutil.STATUS_ZOMBIE)
+
+    # As for any crashed run: its agents were stopped and it is marked interrupted, not "running" forever.
+    assert main(["-C", str(repo), "cancel", workflow_id]) == 2
+    assert f"workflow {workflow_id} already ended: interrupted" in capsys.readouterr().err
+    go.touch()
+    assert main(["-C", str(repo), "resume", workflow_id, "--json"]) == 0
+    [resumed] = json.loads(capsys.readouterr().out)["workflows"]
+    assert resumed["state"] == "succeeded"
+    assert not _agents_waiting_for(go)
+    store.close()
 
 
 SLOW_BUILD = """

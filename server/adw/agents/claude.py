@@ -59,6 +59,7 @@ class ClaudeAgent(CliAgent):
         self.auth_error = ""
         self.files: set[str] = set()
         self.pending: dict[str, tuple[str, str]] = {}  # tool_use id → (tool, detail) until its result comes
+        self.failed_tools: dict[str, tuple[str, str, str]] = {}  # tool_use id → (tool, detail, error)
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
         config = self.phase_config(task)
@@ -129,31 +130,34 @@ class ClaudeAgent(CliAgent):
                 self.pending[str(block.get("id", ""))] = (name, detail)
 
     def _tool_results(self, message: dict[str, Any]) -> None:
-        """An edit counts once its result says it worked; a failed tool call is a finding."""
-        if message.get("parent_tool_use_id"):
-            return  # a sub-agent's own tool traffic; its outcome reaches us through its parent's result
+        """An edit counts once its result says it worked; a failed call is kept for `_judge_run`."""
         for block in (message.get("message") or {}).get("content") or []:
             if not isinstance(block, dict) or block.get("type") != "tool_result":
                 continue
-            name, detail = self.pending.pop(str(block.get("tool_use_id", "")), ("tool", ""))
+            tool_use_id = str(block.get("tool_use_id", ""))
+            name, detail = self.pending.pop(tool_use_id, ("tool", ""))
             if block.get("is_error"):
-                path = detail if name in _EDIT_TOOLS else "."
-                self.flag(path, f"{name} {detail}".rstrip() + f" failed: {_text_of(block.get('content'))}")
+                self.failed_tools[tool_use_id] = (name, detail, _text_of(block.get("content")))
             elif name in _EDIT_TOOLS and detail:
                 self.files.add(detail)
 
     def _judge_run(self, final: dict[str, Any]) -> None:
-        """What the result says beyond success: denied tool calls and an unusual end become findings."""
+        """What the result says beyond success: denied and failed tool calls (one finding each, a denial's
+        failed result included) and an unusual end become findings."""
         for denial in final.get("permission_denials") or []:
-            tool = str(denial.get("tool_name", "tool")) if isinstance(denial, dict) else "tool"
-            tool_input = (denial.get("tool_input") if isinstance(denial, dict) else None) or {}
+            if not isinstance(denial, dict):
+                continue
+            self.failed_tools.pop(str(denial.get("tool_use_id", "")), None)
+            tool, tool_input = str(denial.get("tool_name", "tool")), denial.get("tool_input")
             detail = tool_detail(tool_input) if isinstance(tool_input, dict) else ""
-            path = self.relative(detail) if tool in _EDIT_TOOLS and detail else "."
+            detail = self.relative(detail) if tool in _EDIT_TOOLS else detail
             self.flag(
-                path,
+                detail if tool in _EDIT_TOOLS else ".",
                 f"permission denied: {tool} {detail}".rstrip()
                 + " (allow it in agents.claude_allowed_tools or agents.claude_permission_mode)",
             )
+        for name, detail, text in self.failed_tools.values():
+            self.flag(detail if name in _EDIT_TOOLS else ".", f"{name} {detail}".rstrip() + f" failed: {text}")
         terminal = final.get("terminal_reason")
         if terminal and terminal != _COMPLETED and not final.get("is_error"):
             self.flag(".", f"claude ended with terminal_reason {terminal!r}, not 'completed'")
@@ -182,7 +186,7 @@ class ClaudeAgent(CliAgent):
         if "not logged in" in lowered or "authentication" in lowered or "invalid api key" in lowered:
             return (
                 f"Claude Code is not logged in ({text.strip()}): "
-                "run `claude` and /login, or set ANTHROPIC_API_KEY",
+                "run `claude auth login` (or /login inside claude), or set ANTHROPIC_API_KEY",
                 False,
             )
         if status == 429 or "rate limit" in lowered:

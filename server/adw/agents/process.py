@@ -1,34 +1,45 @@
-"""Running an agent's process: its own process group, line-by-line output, resource samples, graceful stop.
+"""Running an agent's process: line-by-line output, resource samples, graceful stop, and every process it
+started stopped with it.
 
 Stopping sends SIGINT (Claude Code then writes its final result with the cost), then SIGTERM, then SIGKILL,
-each after a grace period, and returns only when no live process of the group is left.
+each after a grace period, and returns only when no live process of the agent's tree is left.
+
+The task ends when the agent's leader exits, not when its output pipes close: a background child (`cmd &`)
+holds them open. What the leader left behind is then stopped; see `AgentTree` for how it is found.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import psutil
 
 from adw.agents.base import CancelToken
+from adw.git.locks import find_process
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import TaskState
 
 Stream = Literal["stdout", "stderr"]
 LineHandler = Callable[[str, Stream], None]
 
-_CHUNK = 64 * 1024
+# Set in every agent's environment, so inherited by everything it starts; its value is `task_marker(…)`.
+TASK_VARIABLE = "ADW_TASK_ID"
 # Longer lines are cut: a JSON event this big is a file's content echoed back, not something we parse.
 MAX_LINE = 1024 * 1024
 _POLL = 0.02
+_RESCAN = 0.25  # a tree scan reads every process's environment: a few per second, not one per poll
+_DRAIN = 0.2  # once the leader exited, how long its output may take to reach end of file on its own
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,76 @@ class ProcessLimits:
     memory_limit: int | None = None
 
 
+def task_marker(workflow_id: str, task_id: str) -> str:
+    return f"{workflow_id}/{task_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTree:
+    """Every process an agent started, found from what the store keeps, so also after ADW itself was killed.
+
+    The leader starts a session of its own (its pid is its session and process group id) with `TASK_VARIABLE`
+    set to `marker`. Its processes are: the leader's descendants (on Linux the leader is a child subreaper, so
+    an orphan stays its descendant while it runs, even one that left the session and the environment); every
+    process carrying the marker (found by environment after the leader is gone, even in a session of its own
+    made by `setsid`); and every process in the session of either. A marked process proves its session is the
+    agent's: a session can only be created, never joined, so a reused pid cannot make a stranger's look ours.
+    """
+
+    pid: int
+    create_time: float
+    marker: str
+    # Found below the leader by the resource samples while it ran (only in the ADW process that runs it): so a
+    # process that left the session and the environment is still stopped once the leader is gone.
+    sampled: dict[int, psutil.Process] = field(default_factory=dict, compare=False)
+
+    def members(self) -> list[psutil.Process]:
+        """The live processes of the tree, zombies left out (they are dead, only not reaped yet)."""
+        found: dict[int, psutil.Process] = dict(self.sampled)
+        sessions: set[int] = set()
+        leader = find_process(self.pid, self.create_time)
+        if leader is not None:
+            sessions.add(self.pid)
+            found[leader.pid] = leader
+            with contextlib.suppress(psutil.Error):
+                found.update((child.pid, child) for child in leader.children(recursive=True))
+        unmarked: list[tuple[int, int]] = []
+        own_session = os.getsid(0)  # never ADW's, whatever a process there put in its environment
+        for pid in psutil.pids():
+            session = _session(pid)
+            if session is None or session == own_session:
+                continue
+            if _carries(pid, self.marker):
+                sessions.add(session)
+                with contextlib.suppress(psutil.Error):
+                    found.setdefault(pid, psutil.Process(pid))
+            else:
+                unmarked.append((pid, session))
+        for pid, session in unmarked:
+            if session in sessions and pid not in found:
+                with contextlib.suppress(psutil.Error):
+                    found[pid] = psutil.Process(pid)
+        found.pop(os.getpid(), None)
+        return [proc for proc in found.values() if _running(proc)]
+
+
+def _carries(pid: int, marker: str) -> bool:
+    """Whether the process's environment has `TASK_VARIABLE=marker`; a zombie's or a stranger's reads empty.
+    On Linux /proc is read directly: twenty times faster than psutil parsing every environment into a dict."""
+    if sys.platform != "linux":
+        try:
+            return bool(psutil.Process(pid).environ().get(TASK_VARIABLE) == marker)
+        except psutil.Error:
+            return False
+    entry = f"{TASK_VARIABLE}={marker}\0".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            data = environ.read()
+    except OSError:
+        return False
+    return data.startswith(entry) or b"\0" + entry in data
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -56,143 +137,276 @@ async def run_process(
     stop: CancelToken | None = None,
     stdin: bytes | None = None,
 ) -> ProcessOutcome:
-    """Run `argv` until it ends, or `cancel` (the engine's) or `stop` (the adapter's own) fires. Going over
-    the memory limit cancels `cancel` with the reason. Raises FileNotFoundError for a missing program.
+    """Run `argv` until its leader exits, or `cancel` (the engine's) or `stop` (the adapter's own) fires;
+    either way no process it started is left when this returns. Going over the memory limit cancels `cancel`
+    with the reason. Raises FileNotFoundError for a missing program.
 
     `stdin` is written to the process and then closed (a prompt: no argument-size limit, no option parsing);
     without it the process reads an empty stdin, so no CLI waits for input."""
-    proc = await asyncio.create_subprocess_exec(
+    loop = asyncio.get_running_loop()
+    marker = task_marker(events.workflow_id, events.task_id)
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _AgentProtocol(loop, on_line),
         *argv,
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**os.environ, **env, TASK_VARIABLE: marker},
         stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group (pgid == pid), so a stop reaches every descendant
+        start_new_session=True,  # its own session and process group (both ids == pid)
+        preexec_fn=_become_subreaper,
     )
-    pgid = proc.pid
+    pid = transport.get_pid()
+    if stdin is not None:
+        _feed(transport.get_pipe_transport(0), stdin)
     try:
-        create_time = psutil.Process(proc.pid).create_time()
+        create_time = psutil.Process(pid).create_time()
     except psutil.NoSuchProcess:
         create_time = time.time()
-    events.process_started(proc.pid, create_time)
-    assert proc.stdout is not None and proc.stderr is not None
-    feeding = [_feed(proc.stdin, stdin)] if proc.stdin is not None and stdin is not None else []
-    pumps = asyncio.gather(
-        *feeding, _pump(proc.stdout, "stdout", on_line), _pump(proc.stderr, "stderr", on_line)
-    )
-    monitor = asyncio.create_task(_monitor(proc.pid, events, cancel, limits))
-    exited = asyncio.create_task(proc.wait())
+    tree = AgentTree(pid, create_time, marker)
+    events.process_started(pid, create_time)
+    monitor = asyncio.create_task(_monitor(tree, events, cancel, limits))
     requests = [asyncio.create_task(token.wait()) for token in (cancel, stop) if token is not None]
-    stopped = False
+    stopped = settled = False
     try:
-        await asyncio.wait({exited, *requests}, return_when=asyncio.FIRST_COMPLETED)
-        if not exited.done():
+        await asyncio.wait({protocol.exited, *requests}, return_when=asyncio.FIRST_COMPLETED)
+        if not protocol.exited.done():
             stopped = True
-            await stop_group(pgid, proc, limits.grace)
-        elif group_alive(pgid):  # the agent is done but left children behind
-            await stop_group(pgid, proc, limits.grace, (signal.SIGTERM, signal.SIGKILL))
-        # A grandchild that moved to another group may still hold a pipe open; do not wait for it forever.
+            await stop_tree(tree, limits.grace)
+        else:
+            # The leader is done; what it left behind (`cmd &`, a `setsid` daemon) must not hold the task.
+            # Its last output is read first: it is in the pipes already, unless a leftover holds them open.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.closed), _DRAIN)
+            await stop_tree(tree, limits.grace, (signal.SIGTERM, signal.SIGKILL))
+        # A process that escaped the tree (a new session and a scrubbed environment, started after the last
+        # resource sample) may still hold a pipe; do not wait for it forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pumps), limits.grace)
+            await asyncio.wait_for(asyncio.shield(protocol.closed), limits.grace)
+        settled = protocol.exited.done()
     finally:
-        for helper in (monitor, exited, *requests):
+        for helper in (monitor, *requests):
             helper.cancel()
-        pumps.cancel()
-        await asyncio.gather(pumps, return_exceptions=True)  # retrieved: a cancelled pump must not log a traceback
-        if proc.returncode is None or group_alive(pgid):
-            signal_group(pgid, signal.SIGKILL)
-            await proc.wait()
-        events.process_exited(proc.pid)
-    assert proc.returncode is not None
-    return ProcessOutcome(proc.returncode, stopped)
+        if not settled:  # ADW itself is stopping (Ctrl-C) mid-way, or the leader outlived every signal
+            _Delivery(signal.SIGKILL).send(tree.members())
+            await protocol.exited
+        protocol.finish()
+        transport.close()
+        events.process_exited(pid)
+    if protocol.error is not None:
+        raise protocol.error
+    returncode = transport.get_returncode()
+    assert returncode is not None
+    return ProcessOutcome(returncode, stopped)
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a process group that may be gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
-def group_alive(pgid: int) -> bool:
-    """True while a live process is in the group; zombies still answer kill(0), so look closer."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, PermissionError):
-            continue
-    return False
+@dataclass
+class _Delivery:
+    """One signal sent across a tree, at most once to each process: to each process group at once where the
+    group had none yet (which also reaches a child forked since the scan; a group cannot hold a stranger, as it
+    lives inside a session of the tree), else to each process found since, by psutil (which checks the pid
+    still names the process the scan found)."""
+
+    sig: signal.Signals
+    processes: set[psutil.Process] = field(default_factory=set)  # equal by pid and start time
+    groups: set[int] = field(default_factory=set)
+
+    def send(self, members: Iterable[psutil.Process]) -> None:
+        by_group: dict[int, list[psutil.Process]] = {}
+        for proc in members:
+            if proc not in self.processes and (group := _group(proc.pid)) is not None:
+                by_group.setdefault(group, []).append(proc)
+        for group, procs in by_group.items():
+            if group not in self.groups:
+                self.groups.add(group)
+                signal_group(group, self.sig)
+            else:
+                for proc in procs:
+                    with contextlib.suppress(psutil.Error):
+                        proc.send_signal(self.sig)
+            self.processes.update(procs)
 
 
-async def stop_group(
-    pgid: int,
-    proc: asyncio.subprocess.Process | None,
+async def stop_tree(
+    tree: AgentTree,
     grace: float,
     signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL),
-) -> None:
-    """Escalate through `signals`, `grace` seconds apart, until no process of the group is left."""
+) -> bool:
+    """Send each of `signals` to every process of the tree, `grace` seconds apart, until none is left; a
+    process found later is sent the current one. True when none is left. Scans run off the event loop."""
     for sig in signals:
-        signal_group(pgid, sig)
         deadline = time.monotonic() + (grace if sig != signal.SIGKILL else max(grace, 5.0))
-        while time.monotonic() < deadline:
-            leader_done = proc is None or proc.returncode is not None
-            if leader_done and not group_alive(pgid):
-                return
-            await asyncio.sleep(_POLL)
+        delivery = _Delivery(sig)
+        while True:
+            members = await asyncio.to_thread(tree.members)
+            if not members:
+                return True
+            delivery.send(members)
+            await _until_dead(members, min(deadline, time.monotonic() + _RESCAN))
+            if time.monotonic() >= deadline:
+                break
+    return not await asyncio.to_thread(tree.members)
 
 
-async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
-    """Write `data` beside the pumps (a large prompt fills the pipe until the process reads), then close."""
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it exited without reading it all
-        writer.write(data)
-        await writer.drain()
-        writer.close()
-        await writer.wait_closed()
+def _feed(pipe: asyncio.BaseTransport | None, data: bytes) -> None:
+    """Hand `data` to the stdin pipe, which writes it as the process reads (a large prompt fills the pipe)
+    and closes once all is written; a process that exits without reading it all only ends the writing."""
+    assert isinstance(pipe, asyncio.WriteTransport)
+    pipe.write(data)
+    pipe.close()
 
 
-async def _pump(stream: asyncio.StreamReader, name: Stream, on_line: LineHandler) -> None:
-    buffer = b""
-    discarding = False  # inside a line longer than MAX_LINE, after its first MAX_LINE bytes were delivered
-    while chunk := await stream.read(_CHUNK):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
+async def _until_dead(processes: list[psutil.Process], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not any(_running(proc) for proc in processes):
+            return
+        await asyncio.sleep(_POLL)
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Alive, and still the process found (not another one given its pid since)."""
+    try:
+        return proc.is_running() and bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _subreaper_call() -> Callable[[], None] | None:
+    """On Linux, what makes the agent's leader a child subreaper between fork and exec, so an orphan below it
+    is re-parented to it rather than to init: it stays in its tree. (ADW itself is not made one: it would
+    then inherit every orphan, git's detached `gc` included, and reaping those could steal the exit status
+    its own subprocess waiters expect.)"""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+
+    def become_subreaper() -> None:
+        # Runs in the forked child: only this one libc call, resolved above, so no lock or import is needed.
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    return become_subreaper
+
+
+_become_subreaper = _subreaper_call()
+
+
+class _AgentProtocol(asyncio.SubprocessProtocol):
+    """Hands each output line to `on_line` as it arrives, and tells the leader's exit (`exited`) apart from
+    the end of its output (`closed`, when every pipe reached end of file and the leader exited)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_line: LineHandler) -> None:
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.error: Exception | None = None  # raised by `on_line`: an adapter bug, raised again by run_process
+        self._lines = {1: _Lines("stdout", on_line), 2: _Lines("stderr", on_line)}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._deliver(self._lines[fd].feed, data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd in self._lines:  # not stdin
+            self._deliver(self._lines[fd].end)
+
+    def process_exited(self) -> None:
+        _settle(self.exited)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # the leader exited and every pipe closed
+        _settle(self.closed)
+
+    def finish(self) -> None:
+        """Deliver what is left of each stream and ignore anything after: the result is being judged."""
+        for lines in self._lines.values():
+            self._deliver(lines.end)
+
+    def _deliver(self, step: Callable[..., None], *args: bytes) -> None:
+        """The transport would swallow the handler's exception (it logs it and closes the pipe)."""
+        if self.error is None:
+            try:
+                step(*args)
+            except Exception as exc:
+                self.error = exc
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Lines:
+    """Splits one stream into lines."""
+
+    def __init__(self, name: Stream, on_line: LineHandler) -> None:
+        self._name = name
+        self._on_line = on_line
+        self._buffer = b""
+        self._discarding = False  # inside a line longer than MAX_LINE, after its first MAX_LINE bytes went out
+        self._ended = False
+
+    def feed(self, data: bytes) -> None:
+        if self._ended:
+            return
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
         for index, line in enumerate(lines):
-            if not (discarding and index == 0):
-                on_line(_decode(line), name)
-            discarding = False
-        if len(buffer) > MAX_LINE:
-            if not discarding:
-                on_line(_decode(buffer[:MAX_LINE]) + " …[cut]", name)
-            discarding, buffer = True, b""
-    if buffer and not discarding:
-        on_line(_decode(buffer), name)
+            if not (self._discarding and index == 0):
+                self._on_line(_decode(line), self._name)
+            self._discarding = False
+        if len(self._buffer) > MAX_LINE:
+            if not self._discarding:
+                self._on_line(_decode(self._buffer[:MAX_LINE]) + " …[cut]", self._name)
+            self._discarding, self._buffer = True, b""
+
+    def end(self) -> None:
+        if not self._ended and self._buffer and not self._discarding:
+            self._on_line(_decode(self._buffer), self._name)
+        self._ended, self._buffer = True, b""
 
 
 def _decode(data: bytes) -> str:
     return data.decode("utf-8", "replace").rstrip("\r")
 
 
-async def _monitor(pid: int, events: TaskEvents, cancel: CancelToken, limits: ProcessLimits) -> None:
+async def _monitor(tree: AgentTree, events: TaskEvents, cancel: CancelToken, limits: ProcessLimits) -> None:
     """Sample CPU and memory of the whole process tree; stop it past the memory cap."""
-    known: dict[int, psutil.Process] = {}  # kept so cpu_percent measures since the previous sample
+    known = tree.sampled  # also kept so cpu_percent measures since the previous sample
     try:
-        leader = psutil.Process(pid)
+        leader = psutil.Process(tree.pid)
     except psutil.NoSuchProcess:
         return
     while True:
         await asyncio.sleep(limits.sample_interval)
         try:
-            tree = [leader, *leader.children(recursive=True)]
+            processes = [leader, *leader.children(recursive=True)]
         except psutil.NoSuchProcess:
             return
+        for gone in known.keys() - {proc.pid for proc in processes}:
+            del known[gone]  # exited: below a subreaper, a process leaves the tree no other way
         cpu, rss, alive = 0.0, 0, 0
-        for proc in tree:
+        for proc in processes:
             proc = known.setdefault(proc.pid, proc)
             try:
                 cpu += proc.cpu_percent(None)

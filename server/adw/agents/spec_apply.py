@@ -141,13 +141,13 @@ class SpecApplyAgent(AgentBase):
     def _write(self, worktree: Path, targets: dict[str, FileBlock], events: TaskEvents) -> AgentResult:
         changed: dict[str, str] = {}
         created = 0
-        for relative, block in targets.items():
-            existing = read_inside(worktree, relative)
-            if existing is not None and existing.decode("utf-8", "replace") == block.content:
-                continue
-            created += existing is None
-            changed[relative] = block.content
         try:
+            for relative, block in targets.items():
+                existing = read_inside(worktree, relative)
+                if existing is not None and existing.decode("utf-8", "replace") == block.content:
+                    continue
+                created += existing is None
+                changed[relative] = block.content
             write_all_inside(worktree, changed)  # all or nothing
         except PathOutsideError as exc:
             return AgentResult.failed(f"wrote nothing: {exc.message}")

@@ -9,17 +9,28 @@ atomic `update-ref --stdin` transaction with old-value checks.
 
 Numbers only grow, and every checkpoint on the undo stack is older than everything on the redo stack, so the
 top of the undo stack is its highest number and the next redo is the redo stack's lowest.
+
+Undo and redo are journaled: the commits they will reference are pinned under `refs/adw/journal/<worktree>/`
+and their intent written to `<private dir>/journal.json` before any file changes; files are then restored one
+by one (each verified against the snapshot first, so a file saved meanwhile is kept), and the ref moves come
+last in one transaction that also drops the journal. Any later checkpoint command finishes an interrupted one.
+A branch tip an undo moves away from is kept under `refs/adw/tips/<worktree>/<n>/` until the redo of entry n
+puts it back (or a checkpoint folds it into its parents).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass
+import stat
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -28,6 +39,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import CheckpointError, GitError
+from adw.git.locks import repo_lock
 from adw.git.refs import read_head
 from adw.git.repo import Repo
 from adw.git.runner import git
@@ -35,6 +47,8 @@ from adw.git.runner import git
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 UNDO_NS = "refs/adw/checkpoints"
 REDO_NS = "refs/adw/redo"
+TIPS_NS = "refs/adw/tips"
+JOURNAL_NS = "refs/adw/journal"
 # Checkpoints are ADW's own bookkeeping; a fixed identity works on machines with no git identity configured.
 ADW_IDENTITY = {
     "GIT_AUTHOR_NAME": "ADW",
@@ -42,6 +56,12 @@ ADW_IDENTITY = {
     "GIT_COMMITTER_NAME": "ADW",
     "GIT_COMMITTER_EMAIL": "adw@localhost",
 }
+_BLOB_MODES = ("100644", "100755", "120000")
+_NO_MODE = "000000"
+# Failures that no other path would escape: stop with the journal kept rather than skip every file.
+_RESOURCE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+_GIT_LOCK = re.compile(r"Unable to create '([^']+\.lock)'")
+_PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 
 Kind = Literal["checkpoint", "state"]
 
@@ -70,6 +90,8 @@ class RestoreResult(BaseModel):
     restored: Checkpoint
     saved: Checkpoint | None
     skipped: list[str]
+    # Files left as they were because they changed while the restore ran (or could not be replaced).
+    kept: list[str] = []
     message: str
 
 
@@ -78,7 +100,20 @@ class FileUndoResult(BaseModel):
     restored_from: Checkpoint
     deleted: bool
     saved: Checkpoint | None
+    kept: list[str] = []
     message: str
+
+
+class _Intent(BaseModel):
+    """What an undo or redo is about to do, written before it changes anything, so it can be finished later."""
+
+    source: str  # the tree of the files as the operation found them
+    target: str  # the tree they become
+    index_tree: str | None  # the user's index becomes this tree (None: left alone)
+    branch: str | None  # HEAD becomes this symbolic ref before the ref transaction (None: left alone)
+    detach: str | None  # or HEAD is detached at this commit
+    refs: list[str]  # `update-ref --stdin` lines, the journal's own refs dropped among them
+    adopt: list[str]  # ignored files already equal to the target's version: taken into the shadow index
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +134,37 @@ class State:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Tip:
+    """A branch tip an undo moved away from, kept until the redo of `entry` puts it back."""
+
+    ref: str
+    commit: str  # ADW's commit whose parent is the tip
+    entry: str  # the redo entry whose redo puts it back (numbers are reused by a later worktree of this id)
+    branch: str
+    tip: str
+    moved_to: str  # where the undo left the branch
+
+
+@dataclass(slots=True)
+class _Refs:
+    undo: list[Checkpoint] = field(default_factory=list)
+    redo: list[Checkpoint] = field(default_factory=list)
+    tips: list[_Tip] = field(default_factory=list)
+    journal: dict[str, str] = field(default_factory=dict)  # refs pinned by an undo that never started
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One path that differs between two trees (a mode of 000000: absent on that side)."""
+
+    path: str
+    old_mode: str
+    old_oid: str
+    new_mode: str
+    new_oid: str
+
+
 def ref_id(worktree_id: str) -> str:
     """A worktree id made safe for a ref component (git ids may hold spaces or unicode)."""
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_.@") else f"%{ord(c):02X}" for c in worktree_id)
@@ -113,7 +179,10 @@ class Checkpoints:
         ident = ref_id(repo.worktree_id)
         self._undo_ns = f"{UNDO_NS}/{ident}/"
         self._redo_ns = f"{REDO_NS}/{ident}/"
+        self._tips_ns = f"{TIPS_NS}/{ident}/"
+        self._journal_ns = f"{JOURNAL_NS}/{ident}/"
         self.shadow_index = repo.private_dir / "shadow-index"
+        self.journal = repo.private_dir / "journal.json"
         # Both caches are keyed by immutable object ids, so they never go stale.
         self._changed_cache: dict[tuple[str, str], frozenset[str]] = {}
         self._tree_cache: dict[str, str] = {}
@@ -123,12 +192,24 @@ class Checkpoints:
         repo = await Repo.discover(path)
         return cls(repo, load_config(repo.main_root))
 
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """One checkpoint command per worktree at a time (flock: a killed holder releases it), after finishing
+        whatever an interrupted undo or redo left in the journal."""
+        async with repo_lock(self.repo.private_dir / "checkpoints.lock"):
+            # Only ADW writes the shadow index, and only under this lock: a lock file left now is a dead writer's.
+            self.shadow_index.with_name("shadow-index.lock").unlink(missing_ok=True)
+            if self.journal.exists():
+                await self._roll_forward(_Intent.model_validate_json(self.journal.read_bytes()))
+            yield
+
     # ---------------------------------------------------------------- reading
 
     async def history(self, file: str | None = None, include_redo: bool = False) -> list[Checkpoint]:
         """The undo stack, oldest first (plus the redo stack when asked); with `file`, only checkpoints that
         changed that file compared with the checkpoint before them."""
-        undo, redo = await self.stacks()
+        async with self._locked():
+            undo, redo = await self.stacks()
         entries = undo + (redo if include_redo else [])
         if file is None:
             return entries
@@ -146,14 +227,23 @@ class Checkpoints:
     async def diff(self, a: int, b: int | None = None, stat: bool = False) -> str:
         """Patch from checkpoint `a` to checkpoint `b`, or to the current files when `b` is None."""
         old = (await self.get(a)).tree
-        new = (await self.get(b)).tree if b is not None else (await self.snapshot())[0].tree
+        if b is not None:
+            new = (await self.get(b)).tree
+        else:
+            async with self._locked():
+                new = (await self.snapshot())[0].tree
         args = ["diff", "--no-color", "--no-ext-diff", "-M", *(["--stat"] if stat else []), old, new]
         return (await git(*args, cwd=self.repo.root)).stdout
 
     # ---------------------------------------------------------------- writing
 
     async def checkpoint(self, message: str = "") -> CheckpointResult:
-        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
+        async with self._locked():
+            return await self._checkpoint(message)
+
+    async def _checkpoint(self, message: str) -> CheckpointResult:
+        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        undo, redo = refs.undo, refs.redo
         if undo and state.same_as(undo[-1]):
             return CheckpointResult(
                 created=False,
@@ -162,16 +252,22 @@ class Checkpoints:
                 message=f"nothing changed since checkpoint {undo[-1].number}; no checkpoint made",
             )
         number = self._next_number(undo, redo)
-        commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=redo)
+        folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+        commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=folded)
         create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
-        await self._transaction([create, *self._clear(redo)])
+        await self._transaction([create, *self._clear(refs)])
         made = _describe(number, commit, state, message or f"checkpoint {number}", "checkpoint", redo=False)
         return CheckpointResult(created=True, checkpoint=made, skipped=skipped, message=f"checkpoint {number} made")
 
     async def undo(self, to: int | None = None) -> RestoreResult:
         """Return to the latest checkpoint if the worktree differs from it, else to the one before;
         `to` picks any checkpoint on the undo stack. The current state is saved first so `redo` returns to it."""
-        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
+        async with self._locked():
+            return await self._undo(to)
+
+    async def _undo(self, to: int | None) -> RestoreResult:
+        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        undo, redo = refs.undo, refs.redo
         if not undo:
             raise CheckpointError("there is no checkpoint to undo to", "make one first with `adw checkpoint`")
         ops: list[_RefOp] = []
@@ -179,8 +275,9 @@ class Checkpoints:
         if not state.same_as(undo[-1]):
             # Unsaved changes: they become the newest redo entry; the redo history they replace stays reachable.
             number = self._next_number(undo, redo)
-            commit = await self.commit_state(state, "state before undo", "state", folded=redo)
-            ops += [*self._clear(redo), ("create", self._redo_ns + f"{number:06d}", commit, None)]
+            folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+            commit = await self.commit_state(state, "state before undo", "state", folded=folded)
+            ops += [*self._clear(refs), ("create", self._redo_ns + f"{number:06d}", commit, None)]
             saved = _describe(number, commit, state, "state before undo", "state", redo=True)
             default_target = undo[-1].number
         else:
@@ -196,19 +293,23 @@ class Checkpoints:
                 f"checkpoint {target_number} is not on the undo stack",
                 "pick one listed by `adw checkpoints` (use `adw redo` for undone ones)",
             )
-        for later in (c for c in undo if c.number > target.number):
-            ops += [("delete", self._undo_ns + f"{later.number:06d}", None, later.commit),
-                    ("create", self._redo_ns + f"{later.number:06d}", later.commit, None)]
-        await self._restore(state, target, ops)
-        return RestoreResult(
-            restored=target,
-            saved=saved,
-            skipped=skipped,
-            message=f"restored checkpoint {target.number}" + (" (current state saved for redo)" if saved else ""),
-        )
+        later = [c for c in undo if c.number > target.number]
+        for checkpoint in later:
+            ops += [("delete", self._undo_ns + f"{checkpoint.number:06d}", None, checkpoint.commit),
+                    ("create", self._redo_ns + f"{checkpoint.number:06d}", checkpoint.commit, None)]
+        # A branch tip this undo moves away from is put back by the redo of the last entry it creates.
+        top = saved or (later[-1] if later else target)
+        kept = await self._restore(state, target, ops, [saved.commit] if saved else [], refs, top, undoing=True)
+        message = f"restored checkpoint {target.number}" + (" (current state saved for redo)" if saved else "")
+        return RestoreResult(restored=target, saved=saved, skipped=skipped, kept=kept, message=message + _kept(kept))
 
     async def redo(self) -> RestoreResult:
-        (undo, redo), (state, skipped) = await asyncio.gather(self.stacks(), self.snapshot())
+        async with self._locked():
+            return await self._redo()
+
+    async def _redo(self) -> RestoreResult:
+        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        undo, redo = refs.undo, refs.redo
         if not redo:
             raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`")
         if undo and not state.same_as(undo[-1]):
@@ -221,39 +322,42 @@ class Checkpoints:
             ("delete", self._redo_ns + f"{target.number:06d}", None, target.commit),
             ("create", self._undo_ns + f"{target.number:06d}", target.commit, None),
         ]
-        await self._restore(state, target, ops)
-        return RestoreResult(restored=target, saved=None, skipped=skipped, message=f"redid to {target.number}")
+        kept = await self._restore(state, target, ops, [], refs, target, undoing=False)
+        return RestoreResult(
+            restored=target, saved=None, skipped=skipped, kept=kept, message=f"redid to {target.number}" + _kept(kept)
+        )
 
     async def undo_file(self, file: str, to: int | None = None) -> FileUndoResult:
         """Restore one path to its content at a checkpoint (default: the latest one where it differs).
         The state before is checkpointed, so a plain `undo` brings the file back."""
-        full, rel = self._path(file)
-        made = await self.checkpoint(f"before undo of {rel}")
+        async with self._locked():
+            return await self._undo_file(file, to)
+
+    async def _undo_file(self, file: str, to: int | None) -> FileUndoResult:
+        _, rel = self._path(file)
+        made = await self._checkpoint(f"before undo of {rel}")
         saved = made.checkpoint if made.created else None
         undo, _ = await self.stacks()
-        blobs = await self._blobs_at(rel, undo)
-        current = blobs[undo[-1].commit]
+        versions = await self._versions_at(rel, undo)
+        current = versions[undo[-1].commit]
         if to is not None:
             target = next((c for c in undo if c.number == to), None)
             if target is None:
                 raise CheckpointError(f"checkpoint {to} is not on the undo stack", "see `adw checkpoints`")
         else:
-            target = next((c for c in reversed(undo) if blobs[c.commit] != current), None)
+            target = next((c for c in reversed(undo) if versions[c.commit] != current), None)
             if target is None:
                 raise CheckpointError(f"no checkpoint has a different version of {rel}", "nothing to undo")
-        deleted = blobs[target.commit] is None
-        env = {"GIT_INDEX_FILE": str(self.shadow_index)}
-        if deleted:
-            # The target proves the file did not exist then; its current content is in the checkpoint above.
-            if full.is_symlink() or full.is_file():
-                full.unlink()
-            await git("rm", "-q", "--cached", "--ignore-unmatch", "--", f":(literal){rel}", cwd=self.repo.root, env=env)
-        else:
-            await git("checkout", target.commit, "--", f":(literal){rel}", cwd=self.repo.root, env=env)
+        deleted = not versions[target.commit]
+        # The checkpoint above holds the current version, so one file at a time needs no journal: each write
+        # replaces a verified file in one rename.
+        changes = await self._changes(undo[-1].tree, target.tree, [rel])
+        kept = await self._apply(changes)
+        await self._update_shadow(changes, [])
         verb = "deleted" if deleted else "restored"
         return FileUndoResult(
-            path=rel, restored_from=target, deleted=deleted, saved=saved,
-            message=f"{verb} {rel} as of checkpoint {target.number}",
+            path=rel, restored_from=target, deleted=deleted, saved=saved, kept=kept,
+            message=f"{verb} {rel} as of checkpoint {target.number}" + _kept(kept),
         )
 
     # ---------------------------------------------------------------- internals
@@ -269,31 +373,45 @@ class Checkpoints:
         return full, full.relative_to(self.repo.root).as_posix()
 
     async def stacks(self) -> tuple[list[Checkpoint], list[Checkpoint]]:
-        fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(contents)%01"
-        out = (await git("for-each-ref", f"--format={fmt}", self._undo_ns, self._redo_ns, cwd=self.repo.root)).stdout
-        undo: list[Checkpoint] = []
-        redo: list[Checkpoint] = []
+        refs = await self._refs()
+        return refs.undo, refs.redo
+
+    async def _refs(self) -> _Refs:
+        fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(parent)%00%(contents)%01"
+        namespaces = (self._undo_ns, self._redo_ns, self._tips_ns, self._journal_ns)
+        out = (await git("for-each-ref", f"--format={fmt}", *namespaces, cwd=self.repo.root)).stdout
+        refs = _Refs()
         for record in out.split("\x01"):
             record = record.lstrip("\n")
             if not record:
                 continue
-            refname, commit, tree, date, contents = record.split("\x00", 4)
-            checkpoint = _parse(refname, commit, tree, date, contents)
-            if refname.startswith(self._redo_ns):
-                redo.append(checkpoint.model_copy(update={"redo": True}))
+            refname, commit, tree, date, parent, contents = record.split("\x00", 5)
+            if refname.startswith(self._journal_ns):
+                refs.journal[refname] = commit
+            elif refname.startswith(self._tips_ns):
+                _, fields = trailers(contents)
+                refs.tips.append(_Tip(refname, commit, fields["adw-entry"], fields["adw-branch"], parent,
+                                      fields["adw-moved-to"]))
+            elif refname.startswith(self._redo_ns):
+                refs.redo.append(_parse(refname, commit, tree, date, contents).model_copy(update={"redo": True}))
             else:
-                undo.append(checkpoint)
-        undo.sort(key=lambda c: c.number)
-        redo.sort(key=lambda c: c.number)
-        return undo, redo
+                refs.undo.append(_parse(refname, commit, tree, date, contents))
+        refs.undo.sort(key=lambda c: c.number)
+        refs.redo.sort(key=lambda c: c.number)
+        return refs
 
     @staticmethod
     def _next_number(undo: list[Checkpoint], redo: list[Checkpoint]) -> int:
         return max((c.number for c in undo + redo), default=0) + 1
 
-    def _clear(self, redo: list[Checkpoint]) -> list[_RefOp]:
-        """Drop the redo stack; the caller's new commit lists these as parents, so nothing becomes unreachable."""
-        return [("delete", self._redo_ns + f"{c.number:06d}", None, c.commit) for c in redo]
+    def _clear(self, refs: _Refs) -> list[_RefOp]:
+        """Drop the redo stack and the branch tips kept for it (the caller's new commit lists them as parents, so
+        nothing becomes unreachable), and refs pinned by an undo that was killed before it began."""
+        return [
+            *(("delete", self._redo_ns + f"{c.number:06d}", None, c.commit) for c in refs.redo),
+            *(("delete", t.ref, None, t.commit) for t in refs.tips),
+            *(("delete", ref, None, commit) for ref, commit in refs.journal.items()),
+        ]
 
     async def snapshot(self) -> tuple[State, list[str]]:
         """Write the worktree's files into the shadow index and return the state with the paths left out."""
@@ -306,22 +424,28 @@ class Checkpoints:
             if real.exists():
                 shutil.copyfile(real, self.shadow_index)
         new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
-        skipped = list(self._too_big_or_nested(p for p in new_untracked.split("\0") if p))
+        skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
         excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
         await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
         tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
         head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
         return State(tree, await self._index_tree(), head, branch), skipped
 
-    def _too_big_or_nested(self, paths: Iterable[str]) -> Iterable[str]:
+    async def _too_big_or_nested(self, paths: list[str]) -> list[str]:
+        """Nested repositories, and files over the size cap that the user's index does not track (the cap is for
+        build output and downloads; a committed file is always checkpointed)."""
         cap = self.config.checkpoint.max_untracked_size
+        nested = [rel for rel in paths if rel.endswith("/")]  # git lists a nested repository as one folder
+        big = []
         for rel in paths:
-            if rel.endswith("/"):
-                yield rel  # git lists a nested repository as one folder; it is left exactly as it is
-                continue
             with contextlib.suppress(OSError):
-                if os.lstat(self.repo.root / rel).st_size > cap:
-                    yield rel
+                if not rel.endswith("/") and os.lstat(self.repo.root / rel).st_size > cap:
+                    big.append(rel)
+        if big:
+            listed = await git("ls-files", "-z", "--", *(f":(literal){p}" for p in big), cwd=self.repo.root)
+            tracked = set(listed.stdout.split("\0"))
+            big = [p for p in big if p not in tracked]
+        return nested + big
 
     async def _index_tree(self) -> str:
         """The tree of the user's index, written from a copy so the real one is never locked or rewritten.
@@ -350,7 +474,8 @@ class Checkpoints:
         cache.write_text(json.dumps({"signature": signature, "tree": tree}))
         return tree
 
-    async def commit_state(self, state: State, message: str, kind: Kind, folded: list[Checkpoint]) -> str:
+    async def commit_state(self, state: State, message: str, kind: Kind, folded: Iterable[Checkpoint | str]) -> str:
+        """Commit `state`; `folded` (checkpoints or commit ids) become parents, so they stay reachable."""
         root = self.repo.root
         parents = [state.head] if state.head else []
         head_tree = await self._tree_of(state.head) if state.head else EMPTY_TREE
@@ -360,7 +485,7 @@ class Checkpoints:
                 "commit-tree", state.index_tree, *index_parent, "-m", "adw index", cwd=root, env=ADW_IDENTITY
             )
             parents.append(index_commit.stdout.strip())
-        parents += [c.commit for c in folded]
+        parents += [c if isinstance(c, str) else c.commit for c in folded]
         trailer = (
             f"\n\nadw-kind: {kind}\nadw-branch: {state.branch or '-'}\n"
             f"adw-head: {state.head or '-'}\nadw-index-tree: {state.index_tree}\n"
@@ -374,36 +499,31 @@ class Checkpoints:
             self._tree_cache[commit] = (await git("rev-parse", f"{commit}^{{tree}}", cwd=self.repo.root)).stdout.strip()
         return self._tree_cache[commit]
 
-    async def _transaction(self, ops: list[_RefOp]) -> None:
+    async def _transaction(self, ops: list[_RefOp] | list[str]) -> None:
         if not ops:  # e.g. undo to the checkpoint the worktree is already at; update-ref rejects empty input
             return
-        lines = []
-        for verb, ref, new, old in ops:
-            if verb == "create":
-                lines.append(f"create {ref} {new}")
-            elif verb == "delete":
-                lines.append(f"delete {ref} {old}")
-            else:
-                lines.append(f"update {ref} {new} {old or ''}".rstrip())
+        lines = [op if isinstance(op, str) else _ref_line(op) for op in ops]
         try:
             await git("update-ref", "--stdin", cwd=self.repo.root, input="\n".join(lines) + "\n")
         except GitError as exc:
-            raise CheckpointError(
-                "the checkpoints changed while this ran (another undo or checkpoint?)", "run the command again"
+            raise _lock_error(exc) or CheckpointError(
+                "the checkpoints or a branch changed while this ran (another git command or checkout?)",
+                "run the command again: it starts from the refs as they are now",
             ) from exc
 
-    async def _restore(self, current: State, target: Checkpoint, ops: list[_RefOp]) -> None:
-        """Save the ref moves (and the redo point) first, then files, index and HEAD."""
+    async def _restore(
+        self, current: State, target: Checkpoint, ops: list[_RefOp], pinned: list[str], refs: _Refs, top: Checkpoint,
+        undoing: bool,
+    ) -> list[str]:
+        """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files."""
         root = self.repo.root
-        env = {"GIT_INDEX_FILE": str(self.shadow_index)}
-        # One pass over the differences: "D" = the target has it, the snapshot lacks it; "A" = the reverse.
-        listed = (await git("diff-index", "--cached", "--name-status", "-z", "--diff-filter=AD", target.tree,
-                            cwd=root, env=env)).stdout.split("\0")
-        by_status: dict[str, list[str]] = {"A": [], "D": []}
-        for status, path in zip(listed[0::2], listed[1::2], strict=False):
-            by_status[status].append(path)
-        # Files the target has but the snapshot lacks exist on disk only if ignored or skipped: never overwrite them.
-        present = [p for p in by_status["D"] if os.path.lexists(root / p)]
+        changes = await self._changes(current.tree, target.tree)
+        # A path the target has and the snapshot lacks exists on disk only if ignored or skipped (a folder there
+        # is replaced, as its files are in the snapshot): never overwrite such a file.
+        present = [
+            c.path for c in changes
+            if c.old_mode == _NO_MODE and os.path.lexists(root / c.path) and not _is_dir(root / c.path)
+        ]
         blocking = await self._differing(target.tree, present)
         if blocking:
             raise CheckpointError(
@@ -411,62 +531,180 @@ class Checkpoints:
                 + ", ".join(blocking[:10]),
                 "move them aside, or checkpoint them (`git add -f` is not needed: rename them), then undo again",
             )
-        if target.head != current.head or target.branch != current.branch:
-            ops = ops + await self._head_ops(current, target)
-        await self._transaction(ops)
-        if present:  # identical to the target's version (e.g. ignored since): adopt them as they are
-            await git("add", "-f", "--", *(f":(literal){p}" for p in present), cwd=root, env=env)
-        # Paths the target lacks are taken out of the index so read-tree leaves them; only those the target's
-        # own ignore rules do not ignore are proven created after it (a changed .gitignore proves nothing).
-        gone = by_status["A"]
-        if gone:
-            await git("update-index", "-z", "--force-remove", "--stdin", cwd=root, env=env, input="\0".join(gone))
-        await git("read-tree", "-u", "-m", target.tree, cwd=root, env=env)
-        if gone:
-            check = await git("check-ignore", "-z", "--stdin", cwd=root, env=env, input="\0".join(gone),
-                              ok_codes=(0, 1))
+        head_ops, tips = await self._head_ops(current, target, refs, top, undoing)
+        pinned = pinned + [commit for commit, _ in tips]
+        journal_refs = {f"{self._journal_ns}{n}": commit for n, commit in enumerate(pinned)}
+        lines: list[str] = []
+        moves: list[_RefOp] = [*ops, *head_ops, *(("create", ref, commit, None) for commit, ref in tips)]
+        for op in [*moves, *(("delete", ref, None, commit) for ref, commit in journal_refs.items())]:
+            lines.append(_ref_line(op))
+        intent = _Intent(
+            source=current.tree,
+            target=target.tree,
+            index_tree=target.index_tree if target.index_tree != current.index_tree else None,
+            branch=target.branch if target.branch and target.branch != current.branch else None,
+            detach=target.head if target.branch is None and (current.branch, current.head) != (None, target.head)
+            else None,
+            refs=lines,
+            adopt=present,
+        )
+        # Intent first: pin what the refs will reference, then the journal file; until it exists nothing changed.
+        pins: list[_RefOp] = [("delete", ref, None, commit) for ref, commit in refs.journal.items()
+                              if ref not in journal_refs]
+        pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
+        await self._transaction(pins)
+        _write_atomic(self.journal, intent.model_dump_json().encode())
+        return await self._roll_forward(intent, changes)
+
+    async def _roll_forward(self, intent: _Intent, changes: list[_Change] | None = None) -> list[str]:
+        """Carry out a journaled undo or redo; safe to repeat from any point, as every step checks what is done."""
+        changes = changes if changes is not None else await self._changes(intent.source, intent.target)
+        kept = await self._apply(changes)
+        await self._update_shadow(changes, intent.adopt)
+        root = self.repo.root
+        try:
+            if intent.index_tree:
+                await git("read-tree", "--reset", intent.index_tree, cwd=root)
+            # HEAD's own moves go first: a transaction cannot move HEAD and the branch it names together.
+            if intent.branch:
+                await git("symbolic-ref", "HEAD", intent.branch, cwd=root)
+            if intent.detach:
+                await git("update-ref", "--no-deref", "HEAD", intent.detach, cwd=root)
+        except GitError as exc:
+            lock = _lock_error(exc)
+            if lock is None:
+                raise
+            raise lock from exc
+        await self._transaction(intent.refs)
+        self.journal.unlink()
+        return kept
+
+    async def _changes(self, source: str, target: str, paths: Iterable[str] = ()) -> list[_Change]:
+        spec = [f":(literal){p}" for p in paths]
+        out = (await git("diff-tree", "-r", "-z", "--no-renames", source, target, "--", *spec, cwd=self.repo.root))
+        tokens = out.stdout.split("\0")
+        changes = []
+        for meta, path in zip(tokens[0::2], tokens[1::2], strict=False):
+            old_mode, new_mode, old_oid, new_oid, _ = meta.lstrip(":").split(" ")
+            changes.append(_Change(path, old_mode, old_oid, new_mode, new_oid))
+        return changes
+
+    async def _apply(self, changes: list[_Change]) -> list[str]:
+        """Make the files that differ between two trees (`changes`) those of the second. A file is replaced or
+        deleted only while it still is the first tree's version; one that is neither version (saved meanwhile) or
+        cannot be replaced is kept and returned. Already-target files are left, so a rerun finishes a killed one."""
+        root = self.repo.root
+        writes = [c for c in changes if c.new_mode in _BLOB_MODES]
+        gone = [c for c in changes if c.new_mode == _NO_MODE and c.old_mode in _BLOB_MODES]
+        contents = await self._contents({c.new_oid for c in writes})
+        kept: list[str] = []
+        # Type changes: a file where a target folder goes, or files in a folder where a target file goes.
+        written = {c.path for c in writes}
+        folders = {parent.as_posix() for path in written for parent in Path(path).parents}
+        first = [c for c in gone if c.path in folders or _parent_in(c.path, written)]
+        later = [c for c in gone if c not in first]
+
+        def remove_then_write() -> None:
+            for change in first:
+                _remove(root, change, kept)
+            for change in writes:
+                _place(root, change, contents[change.new_oid], kept)
+
+        # File work (hashing, writing) runs in a thread: the language server's event loop never waits on it.
+        await asyncio.to_thread(remove_then_write)
+        ignored: set[str] = set()
+        if later:
+            # Only paths the target's own ignore rules do not ignore are proven created after it (a changed
+            # .gitignore proves nothing); the others stay, now ignored.
+            check = await git("check-ignore", "--no-index", "-z", "--stdin", cwd=root, ok_codes=(0, 1),
+                              input="\0".join(c.path for c in later))
             ignored = set(check.stdout.split("\0"))
-            _delete(root, [p for p in gone if p not in ignored])
-        if target.index_tree != current.index_tree:
-            await git("read-tree", "--reset", target.index_tree, cwd=root)
+
+        def remove_later() -> None:
+            for change in later:
+                if change.path not in ignored:
+                    _remove(root, change, kept)
+
+        await asyncio.to_thread(remove_later)
+        return sorted(set(kept))
+
+    async def _contents(self, oids: set[str]) -> dict[str, bytes]:
+        if not oids:
+            return {}
+        out = (await git("cat-file", "--batch", cwd=self.repo.root, input="".join(f"{o}\n" for o in oids))).stdout
+        data = out.encode("utf-8", "surrogateescape")  # the runner decodes losslessly; blobs are bytes
+        found: dict[str, bytes] = {}
+        offset = 0
+        while offset < len(data):
+            end = data.index(b"\n", offset)
+            oid, _, size = data[offset:end].decode().split(" ")
+            found[oid] = data[end + 1 : end + 1 + int(size)]
+            offset = end + 2 + int(size)
+        return found
+
+    async def _update_shadow(self, changes: list[_Change], adopt: list[str]) -> None:
+        """The shadow index takes the target's entries (without stat data, so the next snapshot rehashes those
+        files and sees any that were kept); removed entries of files kept on disk are re-added by it too."""
+        wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000"}
+        lines = [f"{mode if mode != _NO_MODE else '0'} {oid}\t{path}" for path, (mode, oid) in wanted.items()]
+        if lines:
+            await git("update-index", "-z", "--index-info", cwd=self.repo.root,
+                      env={"GIT_INDEX_FILE": str(self.shadow_index)}, input="\0".join(lines) + "\0")
+        if adopt:
+            await git("add", "-f", "--", *(f":(literal){p}" for p in adopt), cwd=self.repo.root,
+                      env={"GIT_INDEX_FILE": str(self.shadow_index)})
 
     async def _differing(self, tree: str, paths: list[str]) -> list[str]:
         """The paths whose file on disk is not exactly (content and mode) the version in `tree`."""
         if not paths:
             return []
-        listed = await git("ls-tree", "-z", tree, "--", *paths, cwd=self.repo.root)
+        listed = await git("ls-tree", "-z", tree, "--", *(f":(literal){p}" for p in paths), cwd=self.repo.root)
         wanted = {}
         for entry in listed.stdout.split("\0"):
             if entry:
                 meta, _, path = entry.partition("\t")
                 mode, _, oid = meta.split(" ")
                 wanted[path] = (mode, oid)
-        files = [p for p in paths if not os.path.islink(self.repo.root / p) and os.path.isfile(self.repo.root / p)]
-        oids = (await git("hash-object", "--", *files, cwd=self.repo.root)).lines if files else []
-        on_disk = {
-            p: ("100755" if os.access(self.repo.root / p, os.X_OK) else "100644", oid)
-            for p, oid in zip(files, oids, strict=True)
-        }
-        return [p for p in paths if on_disk.get(p) is None or on_disk[p] != wanted.get(p)]
+        return [p for p in paths if p not in wanted or not _matches(self.repo.root / p, *wanted[p])]
 
-    async def _head_ops(self, current: State, target: Checkpoint) -> list[_RefOp]:
-        if target.branch != current.branch:
-            # Moving between branches: point HEAD at the checkpoint's branch before moving that branch.
-            if target.branch:
-                await git("symbolic-ref", "HEAD", target.branch, cwd=self.repo.root)
-            else:
-                await git("update-ref", "--no-deref", "HEAD", target.head or "", cwd=self.repo.root)
-                return []
-            old = (await git("rev-parse", "-q", "--verify", target.branch, cwd=self.repo.root, ok_codes=(0, 1)))
-            old_id = old.stdout.strip() or None
+    async def _head_ops(
+        self, current: State, target: Checkpoint, refs: _Refs, top: Checkpoint, undoing: bool
+    ) -> tuple[list[_RefOp], list[tuple[str, str]]]:
+        """Ref moves that give HEAD and its branch the target's, plus (commit, ref) of branch tips to keep: the
+        tip of another branch an undo rewinds (the redo of entry `top` puts it back), and on redo a tip no
+        checkpoint holds. A redo of `top` also returns the tips its undo kept."""
+        root = self.repo.root
+        known = {c.head for c in refs.undo + refs.redo} | {current.head}
+        ops: list[_RefOp] = []
+        keep: list[tuple[str, str]] = []
+        branches: dict[str, tuple[str | None, str | None]] = {}  # branch -> (where it is, where it goes)
+        if target.branch is None:
+            pass  # HEAD is detached at the target's commit by the journal (no branch moves)
+        elif target.branch == current.branch:
+            branches[target.branch] = (current.head, target.head)
         else:
-            old_id = current.head
-        ref = target.branch or "HEAD"
-        if target.head is None:
-            return [("delete", ref, None, old_id)] if old_id else []
-        if old_id is None:
-            return [("create", ref, target.head, None)]
-        return [("update", ref, target.head, old_id)]
+            old = await _rev_parse(root, target.branch)
+            branches[target.branch] = (old, target.head)
+            if old and old != target.head and (undoing or old not in known):
+                commit = await self._keep_tip(target.branch, old, target.head, top.commit)
+                keep.append((commit, f"{self._tips_ns}{top.number:06d}/{commit}"))
+        for tip in (t for t in refs.tips if t.entry == target.commit and t.branch != target.branch):
+            if undoing:
+                break
+            now = branches[tip.branch] if tip.branch in branches else (await _rev_parse(root, tip.branch),) * 2
+            if now[1] in (tip.tip, tip.moved_to) or now[1] in known:
+                # Where the branch is now is held by a checkpoint (or is the tip itself): nothing is lost.
+                branches[tip.branch] = (now[0], tip.tip)
+                ops.append(("delete", tip.ref, None, tip.commit))
+        ops += [_move(branch, old, new) for branch, (old, new) in branches.items() if old != new]
+        return ops, keep
+
+    async def _keep_tip(self, branch: str, tip: str, moved_to: str | None, entry: str) -> str:
+        message = f"adw branch tip\n\nadw-branch: {branch}\nadw-moved-to: {moved_to or '-'}\nadw-entry: {entry}\n"
+        # The tip's own tree: an existing object (git knows the empty tree without storing it; fsck does not).
+        made = await git("commit-tree", f"{tip}^{{tree}}", "-p", tip, cwd=self.repo.root, env=ADW_IDENTITY,
+                         input=message)
+        return made.stdout.strip()
 
     async def changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
         """Paths each checkpoint changed against the one before it (its HEAD for the first); cached per pair."""
@@ -479,53 +717,210 @@ class Checkpoints:
             previous = checkpoint.tree
         missing = [(c, b, t) for c, b, t in pairs if (t, b) not in self._changed_cache]
         if missing:
-            feed = "".join(f"{b} {t}\n" for _, b, t in missing)
-            out = (await git("diff-tree", "--stdin", "-r", "--name-only", "-z", cwd=self.repo.root, input=feed)).stdout
-            groups = _split_diff_tree(out)
+            groups = await self._diff_pairs([(b, t) for _, b, t in missing])
             for _, base, tree in missing:
-                self._changed_cache[(tree, base)] = frozenset(groups.get((base, tree), ()))
+                self._changed_cache[(tree, base)] = frozenset(c.path for c in groups.get((base, tree), ()))
         return {c: self._changed_cache[(t, b)] for c, b, t in pairs}
 
-    async def _blobs_at(self, rel: str, entries: list[Checkpoint]) -> dict[str, str | None]:
-        feed = "".join(f"{c.commit}:{rel}\n" for c in entries)
-        out = (await git("cat-file", "--batch-check=%(objectname) %(objecttype)", cwd=self.repo.root, input=feed))
-        blobs: dict[str, str | None] = {}
-        for checkpoint, line in zip(entries, out.stdout.splitlines(), strict=True):
-            oid, _, kind = line.partition(" ")
-            blobs[checkpoint.commit] = oid if kind in ("blob", "commit") else None
-        return blobs
+    async def _diff_pairs(
+        self, pairs: list[tuple[str, str]], path: str | None = None
+    ) -> dict[tuple[str, str], list[_Change]]:
+        # Each pair once: records of a repeated pair would land in its one group twice.
+        feed = "".join(f"{b} {t}\n" for b, t in dict.fromkeys(pairs))
+        spec = ["--", f":(literal){path}"] if path is not None else []
+        out = await git("diff-tree", "--stdin", "-r", "-z", "--no-renames", *spec, cwd=self.repo.root, input=feed)
+        return _split_diff_tree(out.stdout)
+
+    async def _versions_at(self, rel: str, entries: list[Checkpoint]) -> dict[str, tuple[tuple[str, str, str], ...]]:
+        """What each checkpoint holds at `rel` (a file, or every file under a folder): empty when nothing."""
+        groups = await self._diff_pairs([(EMPTY_TREE, c.tree) for c in entries], rel)
+        return {
+            c.commit: tuple((x.path, x.new_mode, x.new_oid) for x in groups.get((EMPTY_TREE, c.tree), []))
+            for c in entries
+        }
 
 
 _RefOp = tuple[Literal["create", "delete", "update"], str, str | None, str | None]
 
 
-def _delete(root: Path, paths: list[str]) -> None:
-    """Delete files and symlinks (never folders: a submodule or nested repository stays), then emptied folders."""
-    for rel in paths:
-        path = root / rel
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        for parent in path.parents:
-            if parent == root or root not in parent.parents:
-                break
-            try:
-                parent.rmdir()
-            except OSError:
-                break
+def _ref_line(op: _RefOp) -> str:
+    verb, ref, new, old = op
+    if verb == "create":
+        return f"create {ref} {new}"
+    if verb == "delete":
+        return f"delete {ref} {old}"
+    return f"update {ref} {new} {old or ''}".rstrip()
 
 
-def _split_diff_tree(out: str) -> dict[tuple[str, str], list[str]]:
-    """`diff-tree --stdin -z` prints "<old> <new>\n" before the paths of each pair, also of a pair of equal trees
-    (no paths then), so one token can hold several headers before its path."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    current: list[str] = []
-    for token in out.split("\0"):
-        *headers, path = token.split("\n")
-        for header in headers:
-            old, _, new = header.partition(" ")
-            current = groups.setdefault((old, new), [])
-        if path:
-            current.append(path)
+def _move(branch: str, old: str | None, new: str | None) -> _RefOp:
+    if new is None:
+        return ("delete", branch, None, old)
+    return ("update", branch, new, old) if old else ("create", branch, new, None)
+
+
+async def _rev_parse(root: Path, ref: str) -> str | None:
+    found = await git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", cwd=root, ok_codes=(0, 1))
+    return found.stdout.strip() or None
+
+
+def _kept(kept: list[str]) -> str:
+    if not kept:
+        return ""
+    return (f"; kept {len(kept)} file(s) as they are, because they changed while this ran or could not be "
+            f"replaced: " + ", ".join(kept[:10]))
+
+
+def _lock_error(exc: GitError) -> CheckpointError | None:
+    """A git lock held by another process, named with its holder; None for other failures."""
+    found = _GIT_LOCK.search(exc.stderr)
+    if not found:
+        return None
+    lock = found.group(1)
+    holders = _lock_holders(Path(lock))
+    who = f"process {', '.join(map(str, holders))} holds it" if holders else "no running process holds it"
+    hint = (
+        "wait for that git command to finish, then run `adw checkpoints` to complete this"
+        if holders
+        else f"a git command was killed and left it: delete {lock}, then run `adw checkpoints` to complete this"
+    )
+    return CheckpointError(f"git's lock file {lock} exists ({who}), so the undo/redo is paused", hint)
+
+
+def _lock_holders(lock: Path) -> list[int]:
+    """Processes with the lock file open (Linux /proc; empty elsewhere)."""
+    holders = []
+    with contextlib.suppress(OSError):
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                fds = Path("/proc", pid, "fd")
+                if any(os.readlink(fd) == str(lock) for fd in fds.iterdir()):
+                    holders.append(int(pid))
+    return holders
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _is_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _parent_in(path: str, paths: set[str]) -> bool:
+    return any(parent.as_posix() in paths for parent in Path(path).parents)
+
+
+def _blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _on_disk(path: Path) -> tuple[str, str] | None:
+    """(mode, blob id) of a file or symlink as a tree would hold it; (000000, "") when absent; None otherwise."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return "120000", _blob_id(os.readlink(os.fsencode(path)))
+        if stat.S_ISREG(st.st_mode):
+            return "100755" if st.st_mode & stat.S_IXUSR else "100644", _blob_id(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return _NO_MODE, ""
+    except OSError:
+        pass
+    return None
+
+
+def _is(found: tuple[str, str] | None, mode: str, oid: str) -> bool:
+    return found is not None and found[0] == mode and (mode == _NO_MODE or found[1] == oid)
+
+
+def _matches(path: Path, mode: str, oid: str) -> bool:
+    """Whether `path` on disk is exactly that tree entry (mode 000000: absent)."""
+    return _is(_on_disk(path), mode, oid)
+
+
+def _check_resource(exc: OSError, rel: str) -> None:
+    if exc.errno in _RESOURCE_ERRORS:
+        raise CheckpointError(
+            f"could not write {rel}: {exc.strerror}; the undo/redo is paused with nothing lost",
+            "free space (or make the disk writable), then run `adw checkpoints` to complete it",
+        ) from exc
+
+
+def _remove(root: Path, change: _Change, kept: list[str]) -> None:
+    """Delete a file or symlink still at its source version, then the folders it emptied."""
+    path = root / change.path
+    if not _matches(path, change.old_mode, change.old_oid):
+        if os.path.lexists(path):
+            kept.append(change.path)
+        return
+    try:
+        path.unlink()
+    except OSError as exc:
+        _check_resource(exc, change.path)
+        kept.append(change.path)
+        return
+    for parent in path.parents:
+        if parent == root or root not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def _place(root: Path, change: _Change, data: bytes, kept: list[str]) -> None:
+    """Write the target version of a file still at its source version (or absent when the source lacks it) in
+    one rename, so a kill leaves either version and never half a file."""
+    path = root / change.path
+    found = _on_disk(path)  # hashed once, compared with both versions
+    if _is(found, change.new_mode, change.new_oid):
+        return
+    # A folder where the source had no file held the source's files, removed before this.
+    if not (_is(found, change.old_mode, change.old_oid) or (change.old_mode == _NO_MODE and _is_dir(path))):
+        kept.append(change.path)
+        return
+    tmp = path.with_name(f".{path.name}.adw-{os.getpid()}")
+    try:
+        parent = path.parent
+        if parent != root and not _is_dir(parent):
+            parent.mkdir(parents=True, exist_ok=True)  # fails where a kept file stands in the way
+        if _is_dir(path):
+            path.rmdir()  # emptied by the removals before; a folder with other files in it is kept
+        tmp.unlink(missing_ok=True)
+        if change.new_mode == "120000":
+            os.symlink(data, tmp)
+        else:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o777 if change.new_mode == "100755" else 0o666)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        _check_resource(exc, change.path)
+        kept.append(change.path)
+
+
+def _split_diff_tree(out: str) -> dict[tuple[str, str], list[_Change]]:
+    """`diff-tree --stdin -r -z` prints "<old> <new>\\n" before the records of each pair, also of a pair of equal
+    trees (no records then), so one token can hold several headers before a record's ":modes oids status";
+    the path is the token after it (a path may hold newlines)."""
+    groups: dict[tuple[str, str], list[_Change]] = {}
+    current: list[_Change] = []
+    tokens = iter(out.split("\0"))
+    for token in tokens:
+        while header := _PAIR_HEADER.match(token):
+            current = groups.setdefault((header.group(1), header.group(2)), [])
+            token = token[header.end() :]
+        if token.startswith(":"):
+            old_mode, new_mode, old_oid, new_oid, _ = token[1:].split(" ")
+            current.append(_Change(next(tokens), old_mode, old_oid, new_mode, new_oid))
     return groups
 
 

@@ -60,13 +60,20 @@ class Owner:
         return process_matches(self.pid, self.started)
 
 
-def process_matches(pid: int, create_time: float) -> bool:
-    """True when `pid` is still the process that started at `create_time` (PIDs are reused)."""
+def find_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The process `pid` while it is still the one that started at `create_time` (PIDs are reused) and has
+    not exited: a zombie (dead, only not yet reaped by its parent) counts as exited."""
     try:
-        started: float = psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    return abs(started - create_time) < 0.01
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
+            return proc
+    except (psutil.Error, ValueError):
+        pass
+    return None
+
+
+def process_matches(pid: int, create_time: float) -> bool:
+    return find_process(pid, create_time) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +83,8 @@ class Holder:
 
 
 def lock_holders(lock: Path, repo: Path) -> list[Holder]:
-    """Processes that have `lock` open, else live git processes working in `repo` (a git between creating
-    its lock and writing to it may not show the file yet). Empty: nobody holds it, the file is stale."""
+    """Processes that have `lock` open, else live git processes working in `repo` (when another user's
+    processes cannot be looked into, one of them may be the holder). Empty: nobody holds it, it is stale."""
     holding: list[Holder] = []
     gits: list[Holder] = []
     wanted = str(lock)
@@ -95,3 +102,22 @@ def lock_holders(lock: Path, repo: Path) -> list[Holder]:
         if process.info.get("name") == "git" and cwd and Path(cwd).is_relative_to(repo):
             gits.append(Holder(process.pid, command))
     return holding or gits
+
+
+def remove_if_stale(lock: Path, repo: Path) -> bool:
+    """Delete `lock` when no process holds it and it is still the same file as before the (slow) search, so
+    a lock a new git took meanwhile is never deleted. True when it is gone."""
+    try:
+        before = lock.stat()
+    except FileNotFoundError:
+        return True
+    if lock_holders(lock, repo):
+        return False
+    try:
+        after = lock.stat()
+    except FileNotFoundError:
+        return True
+    if (after.st_ino, after.st_ctime_ns) != (before.st_ino, before.st_ctime_ns):
+        return False
+    lock.unlink(missing_ok=True)
+    return True

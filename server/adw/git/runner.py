@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adw.errors import GitError, GitLockError, GitTimeoutError
-from adw.git.locks import lock_holders
+from adw.git.locks import lock_holders, remove_if_stale
 
 DEFAULT_TIMEOUT = 120.0
 # git fails at once rather than waiting when another process holds one of these; they clear in milliseconds.
@@ -68,8 +68,7 @@ async def git(
             raise GitError(argv, returncode, err, out)
         found = _LOCK_PATH.search(err)
         lock = Path(found[1]) if found else None
-        if lock is not None and lock == own_index_lock and not await asyncio.to_thread(lock_holders, lock, Path(cwd)):
-            lock.unlink(missing_ok=True)
+        if lock is not None and lock == own_index_lock and await asyncio.to_thread(remove_if_stale, lock, Path(cwd)):
             continue
         if attempt < _LOCK_RETRIES:
             await asyncio.sleep(_LOCK_BACKOFF_S * 2**attempt)

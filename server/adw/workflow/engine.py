@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from adw.agents.base import Agent, CancelToken
-from adw.agents.process import group_alive, stop_group
+from adw.agents.process import AgentTree, stop_tree, task_marker
 from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
 from adw.errors import AdwError
 from adw.git.checkpoints import Checkpoint, Checkpoints
@@ -86,10 +86,9 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
-        if max_agents is not None and not 1 <= max_agents <= MAX_AGENTS:
-            raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {max_agents}", f"pick 1 to {MAX_AGENTS}")
-        self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
-        self._slots = asyncio.Semaphore(self.max_agents)
+        if max_agents is not None:
+            _check_max_agents(max_agents)
+        self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -115,6 +114,22 @@ class Engine:
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
+
+    @property
+    def max_agents(self) -> int:
+        """The cap on agent tasks running at once, shared by every workflow of this engine."""
+        return self._slots.limit
+
+    def set_max_agents(self, limit: int) -> None:
+        """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
+        agents finish and starts no other until fewer than `limit` run."""
+        _check_max_agents(limit)
+        self._slots.resize(limit)
+
+    def reconfigure(self, config: AdwConfig) -> None:
+        """A changed configuration (the language server reloads it when its files change): workflows made
+        from now on use it; tasks already made keep the phase settings they were made with."""
+        self.config, self.settings = config, config.agents
 
     # -- reading state ---------------------------------------------------------------------------------------
 
@@ -248,8 +263,10 @@ class Engine:
         """After a crash: stop the agents it left behind and mark what it was running as interrupted."""
         if self.store is None:
             return []
+        # What an agent started survives its leader, so each recorded agent's whole tree is looked for.
         stray = self.store.stray_processes()
-        await asyncio.gather(*(stop_group(p.pid, None, self.settings.stop_grace) for p in stray))
+        trees = [AgentTree(p.pid, p.create_time, task_marker(p.workflow_id, p.task_id)) for p in stray]
+        await asyncio.gather(*(stop_tree(tree, self.settings.stop_grace) for tree in trees))
         self.store.forget_processes(stray)
         orphans = self.store.orphaned()
         for workflow in orphans:
@@ -624,6 +641,34 @@ class Engine:
             self.store.save(workflow, task)
 
 
+def _check_max_agents(limit: int) -> None:
+    if not 1 <= limit <= MAX_AGENTS:
+        raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {limit}", f"pick 1 to {MAX_AGENTS}")
+
+
+class AgentSlots:
+    """A counting semaphore whose limit can change while it is held (asyncio.Semaphore's cannot)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while self.used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()  # wakes every waiter; each checks again, one takes a freed slot
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._freed.set()
+
+
 async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:
     started = time.monotonic()
     while not token.requested:
@@ -655,10 +700,3 @@ def _outcome(workflow: Workflow) -> tuple[TaskState, str]:
             return state, f"{first.id}: {first.reason}" if first.reason else first.id
     return TaskState.FAILED, "not every task succeeded"
 
-
-async def kill_strays(store: Store, workflow_id: str, grace: float) -> int:
-    """Stop the agents of a workflow whose owner is gone (used by `adw cancel` when no one runs it)."""
-    stray = store.stray_processes(workflow_id)
-    await asyncio.gather(*(stop_group(p.pid, None, grace) for p in stray))
-    store.forget_processes(stray)
-    return sum(1 for p in stray if not group_alive(p.pid))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adw.agents.base import Agent, AgentBase, CancelToken
 from adw.config import AgentsConfig
@@ -13,6 +14,9 @@ from adw.errors import AdwError
 from adw.git.runner import git
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task, TaskState, Workflow
+
+if TYPE_CHECKING:
+    from adw.git.worktrees import SetupResult, Worktrees
 
 # Used only when git has no identity at all (a fresh CI machine), so that the commit can be made.
 FALLBACK_IDENTITY = ("-c", "user.name=ADW", "-c", "user.email=adw@localhost")
@@ -32,18 +36,12 @@ class CreateWorktreeStep(AgentBase):
         except AdwError as exc:
             return AgentResult.failed(str(exc))
         info = created.worktree
+        if created.setup and created.setup.returncode != 0:
+            return await self._setup_failed(worktrees, name, created.setup)
         self.workflow.cwd = str(info.path)
         self.workflow.env = {**self.workflow.env, **created.env}
         self.workflow.base_commit = info.head
         events.progress(created.message)
-        if created.setup and created.setup.returncode != 0:
-            output = "\n".join(created.setup.output.strip().splitlines()[-5:])
-            failure = AdwError(
-                f"the worktree setup command `{' '.join(created.setup.command)}` exited with"
-                f" {created.setup.returncode}, so nothing was built or tested" + (f": {output}" if output else ""),
-                f"fix [tool.adw.worktree] setup, then `adw worktree remove {name}` and run the spec again",
-            )
-            return AgentResult.failed(str(failure))
         return AgentResult(
             status="succeeded",
             summary=created.message,
@@ -54,6 +52,21 @@ class CreateWorktreeStep(AgentBase):
                 "base_commit": info.head,
             },
         )
+
+
+    async def _setup_failed(self, worktrees: Worktrees, name: str, setup: SetupResult) -> AgentResult:
+        """The worktree is taken back, so that a resume creates it again and runs the setup once more (a kept
+        worktree would be adopted as it is, set up or not)."""
+        output = "\n".join(setup.output.strip().splitlines()[-5:])
+        message = f"the worktree setup command `{' '.join(setup.command)}` exited with {setup.returncode}"
+        message += f": {output}" if output else ""
+        try:
+            await worktrees.remove(name, force=True)
+        except AdwError as exc:
+            message += f"; the worktree could not be removed: {exc.message}"
+        else:
+            message += "; nothing was built or tested, and the worktree was removed"
+        return AgentResult.failed(str(AdwError(message, "fix [tool.adw.worktree] setup, then resume the workflow")))
 
 
 class ScoutStep(AgentBase):
@@ -122,12 +135,17 @@ class CommitStep(AgentBase):
             listed = await git("diff", "--cached", "--name-status", "--no-renames", "-z", cwd=worktree)
             fields = [field for field in listed.stdout.split("\0") if field]
             staged = list(zip(fields[1::2], fields[0::2], strict=True))  # (path, status letter)
-            if not staged:
-                return AgentResult(status="succeeded", summary="nothing to commit")
-            identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
-            await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message(staged))
+            if staged:
+                identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
+                await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message(staged))
+            else:
+                # Resumed after a kill that came once the commit was made: report that commit again.
+                last = await git("log", "-1", "--format=%B", cwd=worktree, ok_codes=(0, 128))
+                if f"ADW-Workflow: {self.workflow.id}" not in last.stdout.splitlines():
+                    return AgentResult(status="succeeded", summary="nothing to commit")
             head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
-            files = [path for path, _ in staged]
+            changed = await git("diff-tree", "--no-commit-id", "--name-only", "-z", "-r", "HEAD", cwd=worktree)
+            files = [path for path in changed.stdout.split("\0") if path]
         except AdwError as exc:
             return AgentResult.failed(f"commit failed: {exc.message}")
         events.progress(f"committed {head[:12]}")

@@ -235,21 +235,14 @@ class Store:
             db.execute("DELETE FROM processes WHERE pid = ? AND owner_pid = ?", (pid, self.owner.pid))
 
     def stray_processes(self, workflow_id: str | None = None) -> list[AgentProcess]:
-        """Agent processes recorded by owners that are gone, and that are still the processes we started."""
+        """Agent processes recorded by owners that are gone. Their leader may have exited since, and what it
+        started still be running: the caller looks for the whole tree, then forgets the record."""
         rows = self._db.execute("SELECT * FROM processes").fetchall()
-        stray = []
-        for pid, create_time, wid, task_id, owner_pid, owner_started in rows:
-            if workflow_id is not None and wid != workflow_id:
-                continue
-            if process_matches(owner_pid, owner_started):
-                continue
-            if process_matches(pid, create_time):
-                stray.append(AgentProcess(pid, create_time, wid, task_id))
-            else:
-                self._db.execute(
-                    "DELETE FROM processes WHERE pid = ? AND create_time = ?", (pid, create_time)
-                )
-        return stray
+        return [
+            AgentProcess(pid, create_time, wid, task_id)
+            for pid, create_time, wid, task_id, owner_pid, owner_started in rows
+            if (workflow_id is None or wid == workflow_id) and not process_matches(owner_pid, owner_started)
+        ]
 
     def forget_processes(self, processes: Iterable[AgentProcess]) -> None:
         with self._transaction() as db:
