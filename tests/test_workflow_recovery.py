@@ -238,6 +238,7 @@ def test_status_and_logs_json_list_tasks_findings_and_events(
             "message": "`os` imported but unused",
             "source": "ruff",
             "code": "F401",
+            "key": None,
         }
     ]
     assert [task["id"] for task in status["tasks"]] == [
