@@ -7,8 +7,10 @@ import pytest
 from adw.cli import main
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
+    from tests.conftest import run_git
     from tests.realistic import FAILING_TEST, LINT_FINDING, RealisticProject
 except ModuleNotFoundError:
+    from conftest import run_git
     from realistic import FAILING_TEST, LINT_FINDING, RealisticProject
 
 COUPONS = """# Coupons
@@ -44,3 +46,19 @@ def test_the_outcome_lists_the_pre_existing_failure_and_finding_as_information_o
     assert any(f"{failing_file}:" in line and failing_name in line and line.endswith("[test]") for line in pre_existing)
     # Nothing new to report, and each item holds one line: no tail of a multi-line pytest message.
     assert all(line.startswith(("  worktree", "  commit", "  merge", "  pre-existing")) for line in details), details
+
+
+def test_a_spec_the_repository_already_satisfies_commits_nothing_and_says_so(
+    realistic_project: RealisticProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not even a changes document that says "No files changed": the branch stays at its base."""
+    root = realistic_project.root
+    readme = (root / "README.md").read_text()
+    realistic_project.write("specs/readme.md", f"# Same README\n\n```markdown path=README.md\n{readme}```\n")
+    assert main(["-C", str(root), "sdlc", "specs/readme.md"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 0 file(s) (0 new, 0 changed, 1 unchanged)" in out
+    assert "document      succeeded: no file changed; nothing to document" in out
+    assert "commit        succeeded: nothing to commit" in out
+    assert run_git(root, "rev-parse", "adw/readme") == run_git(root, "rev-parse", "main")
+    assert not (root.parent / "shop.worktrees/readme/docs/changes/readme.md").exists()
