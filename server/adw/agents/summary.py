@@ -63,6 +63,8 @@ class SummaryAgent(AgentBase):
                 sections.append((path, status, details))
         except GitError as exc:
             return AgentResult.failed(f"cannot read the diff: {exc.message}")
+        if not changes:  # a document saying "no change" would be the commit's only file
+            return AgentResult(status="succeeded", summary="no file changed; nothing to document")
         try:
             write_inside(worktree, output, self._render(name, base, sections))
         except PathOutsideError as exc:
@@ -101,8 +103,6 @@ class SummaryAgent(AgentBase):
         if self.workflow.spec:
             out += [f"Spec: `{Path(self.workflow.spec).name}`", ""]
         out += [f"Compared with `{base[:12]}`.", ""]
-        if not sections:
-            return "\n".join([*out, "No files changed.", ""])
         out += ["| file | change |", "| --- | --- |"]
         out += [f"| `{path}` | {status} |" for path, status, _ in sections]
         for path, _, details in sections:

@@ -20,7 +20,7 @@ from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
-from adw.workflow.models import TaskState
+from adw.workflow.models import Finding, TaskState
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -422,10 +422,17 @@ def _outcome_text(workflows: list[Workflow]) -> str:
         preview = next((t for t in wf.tasks if t.id == "merge-preview"), None)
         if preview is not None and preview.summary:
             lines.append(f"  merge     {preview.summary}")
-        findings = [(t.id, f) for t in wf.tasks for f in t.findings]
-        for task_id, finding in findings[:10]:
+        # New findings first; the ones the base commit already had are information, so they come after.
+        findings = [(t.id, f.severity.value, f) for t in wf.tasks for f in t.findings]
+        findings += [
+            (t.id, "pre-existing", Finding.model_validate(f))
+            for t in wf.tasks
+            for f in t.outputs.get("baseline", {}).get("pre_existing", [])
+        ]
+        for task_id, label, finding in findings[:10]:
             where = f"{finding.path}:{finding.line}" if finding.line else finding.path
-            lines.append(f"  {finding.severity.value:<8}  {where}  {finding.message}  [{task_id}]")
+            first_line = (finding.message.strip().splitlines() or [""])[0]
+            lines.append(f"  {label:<8}  {where}  {first_line}  [{task_id}]")
         if len(findings) > 10:
             lines.append(f"  … {len(findings) - 10} more finding(s): `adw status {wf.id} --json`")
     return "\n".join(lines)
