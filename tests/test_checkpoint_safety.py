@@ -200,8 +200,8 @@ def test_a_held_index_lock_pauses_the_undo_with_what_to_do_and_nothing_lost(repo
     lock.write_text("")
     paused = adw(repo, "undo")
     assert paused.returncode != 0
-    assert str(lock) in paused.stderr and "no running process holds it" in paused.stderr
-    assert f"delete {lock}" in paused.stderr and "run again" not in paused.stderr
+    assert str(lock) in paused.stderr and "no process holds it" in paused.stderr
+    assert f"rm '{lock}'" in paused.stderr and "adw checkpoints" in paused.stderr and "run again" not in paused.stderr
     assert "Traceback" not in paused.stderr
 
     lock.unlink()
@@ -228,7 +228,8 @@ def test_a_full_disk_pauses_the_undo_and_the_next_command_finishes_it(repo: Path
     assert "big.txt" in full.stderr and "adw checkpoints" in full.stderr and "Traceback" not in full.stderr
     assert run_git(repo, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
 
-    assert adw(repo, "checkpoints").returncode == 0
+    again = adw(repo, "undo")  # run again, it finishes the paused undo instead of undoing twice
+    assert again.returncode == 0 and "finished the interrupted undo/redo: at checkpoint 2" in again.stdout
     assert (repo / "big.txt").read_text() == "b" * 200_000
     assert adw(repo, "redo").returncode == 0
     assert (repo / "src/app.py").read_text() == "unsaved edit\n" and not (repo / "big.txt").exists()
@@ -259,15 +260,6 @@ def test_a_folder_in_the_way_and_an_immutable_file_are_kept_and_reported(repo: P
     else:
         assert (repo / "README.md").read_text() == "# demo\n"
     assert adw(repo, "checkpoints").returncode == 0
-
-
-def test_a_dead_writers_shadow_index_lock_does_not_block(repo: Path) -> None:
-    assert adw(repo, "checkpoint").returncode == 0
-    (repo / ".git" / "adw" / "shadow-index.lock").write_text("")
-    (repo / "README.md").write_text("edited\n")
-    made = adw(repo, "checkpoint")
-    assert made.returncode == 0, made.stderr
-
 
 
 async def test_undo_file_with_two_checkpoints_of_the_same_files(repo: Path) -> None:
