@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adw.errors import CheckpointError
+from adw.git import checkpoints as checkpoints_module
 from adw.git.checkpoints import Checkpoints
 from tests.conftest import run_git
 from tests.faults import FaultyGit
@@ -272,3 +273,26 @@ async def test_undo_file_with_two_checkpoints_of_the_same_files(repo: Path) -> N
     run_git(repo, "commit", "-q", "-m", "notes")
     with pytest.raises(CheckpointError, match=r"no checkpoint has a different version of README\.md"):
         await cps.undo_file("README.md")
+
+
+async def test_an_undo_killed_after_its_refs_moved_is_finished_by_the_next_command(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()
+    (repo / "README.md").write_text("unsaved\n")
+    written: list[bytes] = []
+    real_write = checkpoints_module._write_atomic
+
+    def keep_a_copy(path: Path, data: bytes) -> None:
+        written.append(data)
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoints_module, "_write_atomic", keep_a_copy)
+    await cps.undo()
+    cps.journal.write_bytes(written[0])  # as if killed after the ref transaction, before the journal's removal
+
+    assert [c.number for c in await cps.history(include_redo=True)] == [1, 2]
+    assert not cps.journal.exists()
+    await cps.redo()
+    assert (repo / "README.md").read_text() == "unsaved\n"

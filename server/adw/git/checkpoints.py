@@ -152,6 +152,10 @@ class _Refs:
     tips: list[_Tip] = field(default_factory=list)
     journal: dict[str, str] = field(default_factory=dict)  # refs pinned by an undo that never started
 
+    def folded(self) -> list[str]:
+        """What a new commit that clears the redo history lists as parents, so nothing becomes unreachable."""
+        return [c.commit for c in self.redo] + [t.commit for t in self.tips] + list(self.journal.values())
+
 
 @dataclass(frozen=True, slots=True)
 class _Change:
@@ -259,7 +263,7 @@ class Checkpoints:
                 message=f"nothing changed since checkpoint {undo[-1].number}; no checkpoint made",
             )
         number = self._next_number(undo, redo)
-        folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+        folded = refs.folded()
         commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=folded)
         create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
         await self._transaction([create, *self._clear(refs)])
@@ -282,7 +286,7 @@ class Checkpoints:
         if not state.same_as(undo[-1]):
             # Unsaved changes: they become the newest redo entry; the redo history they replace stays reachable.
             number = self._next_number(undo, redo)
-            folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+            folded = refs.folded()
             commit = await self.commit_state(state, "state before undo", "state", folded=folded)
             ops += [*self._clear(refs), ("create", self._redo_ns + f"{number:06d}", commit, None)]
             saved = _describe(number, commit, state, "state before undo", "state", redo=True)
@@ -582,8 +586,25 @@ class Checkpoints:
             await self._transaction(intent.refs)
         except GitLockError as exc:
             raise _paused(exc) from exc
+        except CheckpointError:
+            if not await self._refs_hold(intent.refs):
+                # Refs moved by someone else: the journal's pins keep the state before reachable until a new
+                # checkpoint folds them into its parents; retrying could never succeed.
+                self.journal.unlink()
+                raise
+            # A kill after the transaction and before the journal's removal: it was all done.
         self.journal.unlink()
         return kept
+
+    async def _refs_hold(self, lines: list[str]) -> bool:
+        """Whether every ref of an `update-ref --stdin` transaction already has the value it sets."""
+        wanted = {}
+        for line in lines:
+            verb, ref, *values = line.split(" ")
+            wanted[ref] = values[0] if verb in ("create", "update") else None
+        out = await git("for-each-ref", "--format=%(refname) %(objectname)", *wanted, cwd=self.repo.root)
+        found = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+        return all(found.get(ref) == value for ref, value in wanted.items())
 
     async def _changes(self, source: str, target: str, paths: Iterable[str] = ()) -> list[_Change]:
         spec = [f":(literal){p}" for p in paths]
