@@ -124,6 +124,71 @@ async def test_never_more_agent_processes_alive_than_the_cap(tmp_path: Path) -> 
     assert elapsed >= 0.9  # three rounds of 0.3 s: the cap really serialised them
 
 
+class Gate:
+    """In-process agents that hold their slot until the test opens the gate; counts how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+        self.open = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    def factory(self, workflow: Workflow, settings: AgentsConfig) -> Gate.Agent:
+        return Gate.Agent(self)
+
+    async def until(self, running: int) -> None:
+        while self.running != running:
+            self.changed.clear()
+            await self.changed.wait()
+
+    class Agent:
+        def __init__(self, gate: Gate) -> None:
+            self.gate = gate
+
+        async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+            gate = self.gate
+            gate.running += 1
+            gate.peak = max(gate.peak, gate.running)
+            gate.changed.set()
+            await gate.open.wait()
+            gate.running -= 1
+            gate.changed.set()
+            return AgentResult(status="succeeded", summary=f"{task.id} done")
+
+
+async def test_set_max_agents_lowers_the_cap_of_an_engine(tmp_path: Path) -> None:
+    gate = Gate()
+    engine = Engine(agents={"fake": gate.factory}, max_agents=4)
+    engine.set_max_agents(1)
+    run = asyncio.create_task(engine.run(workflow(tmp_path, [fake_task(f"t{i}") for i in range(4)])))
+    await gate.until(running=1)
+    gate.open.set()
+    result = await run
+    assert result.state is TaskState.SUCCEEDED
+    assert gate.peak == 1 and engine.max_agents == 1
+
+
+async def test_set_max_agents_while_tasks_run_starts_waiting_agents(tmp_path: Path) -> None:
+    gate = Gate()
+    engine = Engine(agents={"fake": gate.factory}, max_agents=1)
+    run = asyncio.create_task(engine.run(workflow(tmp_path, [fake_task(f"t{i}") for i in range(3)])))
+    await gate.until(running=1)
+    engine.set_max_agents(3)
+    await gate.until(running=3)  # the two waiting agents started without any finishing
+    engine.set_max_agents(2)  # a cut never stops a running agent
+    gate.open.set()
+    assert (await run).state is TaskState.SUCCEEDED
+    assert gate.peak == 3 and engine.max_agents == 2
+
+
+def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:
+    engine = Engine(max_agents=2)
+    for bad in (0, -5, 9):
+        with pytest.raises(AdwError, match="max_agents must be 1 to 8"):
+            engine.set_max_agents(bad)
+    assert engine.max_agents == 2
+
+
 async def test_wall_clock_timeout_stops_the_agent(tmp_path: Path) -> None:
     task = command_task(
         "slow", python("import time\nwhile True:\n print('busy', flush=True); time.sleep(0.05)"), timeout=0.5

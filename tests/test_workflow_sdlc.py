@@ -93,7 +93,8 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
         assert wf.task("scout").outputs["task"] == wf.name  # the spec's heading; it has no prose
         assert (worktree / "scout_outputs/relevant_files.json").is_file()
         preview = wf.task("merge-preview")
-        assert preview.outputs["clean"] is True and preview.summary == f"adw/{wf.name} merges cleanly into main"
+        assert preview.outputs["clean"] is True
+        assert preview.summary == f"adw/{wf.name} merges cleanly into main: 3 file(s), +25 -0"
         checkpoints = wf.task("build").outputs["checkpoints"]
         assert checkpoints["after"] > checkpoints["before"]
     spans = {wf.name: (wf.started_at, wf.finished_at) for wf in results}

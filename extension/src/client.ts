@@ -2,7 +2,9 @@
 import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from 'vscode-languageclient/node';
-import { CHANGED, ChangedParams, serverCommand, shownByServer } from './protocol';
+import {
+  CHANGED, CONFIGURATION, ChangedParams, CommandResults, ConfigurationParams, ServerCommands, serverCommand, shownByServer,
+} from './protocol';
 import { CHECK_ARGS, INSTALL_ARGS, Interpreter, SERVER_ARGS, commandLine, findInterpreter } from './python';
 
 export type ServerState = 'stopped' | 'starting' | 'running' | 'failed' | 'restricted';
@@ -24,6 +26,9 @@ export class AdwClient implements vscode.Disposable {
   readonly onDidChangeState = this.stateEmitter.event;
   /** The server's `adw/changed` notification: `worktrees`, `workflows` or `checkpoints`. */
   readonly onDidChange = this.changedEmitter.event;
+  private readonly configurationEmitter = new vscode.EventEmitter<ConfigurationParams>();
+  /** The server's `adw/configuration` notification: an invalid configuration's error, or null once valid. */
+  readonly onDidLoadConfiguration = this.configurationEmitter.event;
   state: ServerState = 'stopped';
   interpreter: Interpreter | undefined;
 
@@ -58,10 +63,11 @@ export class AdwClient implements vscode.Disposable {
     return this.client;
   }
 
-  /** Runs `adw.server.<name>` with positional arguments (see server/adw/lsp/commands.py). */
-  async command<T>(name: string, ...args: unknown[]): Promise<T> {
+  /** Runs `adw.server.<name>` with its positional arguments, typed by the server's models (protocol.generated.ts). */
+  async command<K extends keyof ServerCommands>(name: K, ...args: ServerCommands[K]): Promise<CommandResults[K]> {
     const client = await this.ready();
-    return client.sendRequest<T>('workspace/executeCommand', { command: serverCommand(name), arguments: args });
+    return client.sendRequest<CommandResults[K]>('workspace/executeCommand',
+      { command: serverCommand(name), arguments: args });
   }
 
   async request<T>(method: string, params: object = {}): Promise<T> {
@@ -125,6 +131,7 @@ export class AdwClient implements vscode.Disposable {
     };
     const client = new LanguageClient('adw', 'ADW', serverOptions, clientOptions);
     client.onNotification(CHANGED, (params: ChangedParams) => this.changedEmitter.fire(params.what));
+    client.onNotification(CONFIGURATION, (params: ConfigurationParams) => this.configurationEmitter.fire(params));
     client.onDidChangeState((event) => {
       if (event.newState === State.Stopped && this.client === client) this.setState('failed');
     });
@@ -198,6 +205,7 @@ export class AdwClient implements vscode.Disposable {
   dispose(): void {
     void this.stop();
     this.stateEmitter.dispose();
+    this.configurationEmitter.dispose();
     this.changedEmitter.dispose();
   }
 }

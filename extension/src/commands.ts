@@ -1,12 +1,13 @@
 // The `adw.*` commands of the palette and views. Each forwards to an `adw.server.*` command
-// (argument order: server/adw/lsp/commands.py) after asking the user what the server needs.
+// (arguments typed by ServerCommands, generated from server/adw/lsp/params.py) after asking the user what the server needs.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
-import { workflowDescription, worktreeDescription, worktreeLabel } from './format';
+import { mergeDetail, workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
-  MergePreview, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  ExistingChoice, ExistingWorktree, MergeResult, Message, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  existingWorktrees,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
@@ -22,9 +23,7 @@ export interface Views {
   refresh(what: string): Promise<void>;
 }
 
-interface Message {
-  message: string;
-}
+const STRATEGIES = { Merge: 'merge', Squash: 'squash', Rebase: 'rebase' } as const;
 
 export function registerCommands(adw: AdwClient, views: Views): vscode.Disposable[] {
   const commands = new Commands(adw, views);
@@ -66,8 +65,18 @@ class Commands {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
     const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
-    const started = await this.adw.command<StartedWorkflows>('startSdlc', specs.map((spec) => spec.fsPath),
-      maxAgents > 0 ? { maxAgents } : {});
+    const paths = specs.map((spec) => spec.fsPath);
+    const options = maxAgents > 0 ? { maxAgents } : {};
+    let started: StartedWorkflows;
+    try {
+      started = await this.adw.command('startSdlc', paths, options);
+    } catch (error) {
+      const existing = existingWorktrees(error);
+      if (!existing) throw error;
+      const choice = await this.askExisting(existing);
+      if (!choice) return undefined;
+      started = await this.adw.command('startSdlc', paths, { ...options, existing: choice });
+    }
     void vscode.window.showInformationMessage(
       `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
     await vscode.commands.executeCommand('adw.workflows.focus');
@@ -93,6 +102,21 @@ class Commands {
     return picked?.map((item) => item.uri);
   }
 
+  /** A spec's worktree is already there: resume its workflow, start in a new worktree, or replace it. */
+  private async askExisting(existing: ExistingWorktree[]): Promise<ExistingChoice | undefined> {
+    const names = existing.map((e) => e.worktree).join(', ');
+    const resumable = existing.every((e) => e.workflow_id && e.workflow_state !== 'succeeded');
+    const detail = existing.map((e) => `${path.basename(e.spec)}: ${e.path}`
+      + (e.workflow_id ? ` (workflow ${e.workflow_id}, ${e.workflow_state})` : '')).join('\n')
+      + '\n\n"Remove and Rerun" first archives the worktree (adw worktree restore brings it back).';
+    const choices: Record<string, ExistingChoice> = {
+      ...(resumable ? { Resume: 'resume' } : {}), 'Run in a New Worktree': 'again', 'Remove and Rerun': 'replace',
+    };
+    const picked = await vscode.window.showWarningMessage(`ADW: a worktree already exists for ${names}.`,
+      { modal: true, detail }, ...Object.keys(choices));
+    return picked ? choices[picked] : undefined;
+  }
+
   async scout(task?: string): Promise<ScoutResult | undefined> {
     task ??= await vscode.window.showInputBox({
       title: 'ADW: Scout', prompt: 'Describe the task; scouts rank the files and lines to read first',
@@ -101,7 +125,7 @@ class Commands {
     if (!task?.trim()) return undefined;
     const result = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `ADW: scouting "${task}"…` },
-      () => this.adw.command<ScoutResult>('scout', task));
+      () => this.adw.command('scout', task));
     const client = await this.adw.ready();
     const locations = result.lspLocations.map((loc) => client.protocol2CodeConverter.asLocation(loc));
     if (!locations.length) {
@@ -134,7 +158,7 @@ class Commands {
       validateInput: (value) => (/^[\w.-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only'),
     });
     if (!name) return undefined;
-    const result = await this.adw.command<Message & { worktree: Worktree }>('createWorktree', name);
+    const result = await this.adw.command('createWorktree', name);
     const choice = await vscode.window.showInformationMessage(`ADW: ${result.message}`, 'Open in New Window');
     if (choice) await this.openWorktree(result.worktree);
     return result;
@@ -151,7 +175,7 @@ class Commands {
   async mergeWorktree(node?: Worktree): Promise<MergeResult | undefined> {
     const worktree = node ?? await this.pickWorktree('Merge which worktree?', false);
     if (!worktree) return undefined;
-    const preview = await this.adw.command<MergePreview>('mergePreview', worktree.name);
+    const preview = await this.adw.command('mergePreview', worktree.name);
     if (!preview.clean) {
       const choice = await vscode.window.showWarningMessage(
         `Merging ${preview.source} into ${preview.target} would conflict`, {
@@ -162,10 +186,10 @@ class Commands {
       return undefined;
     }
     const strategy = await vscode.window.showInformationMessage(`Merge ${preview.source} into ${preview.target}?`, {
-      modal: true, detail: 'The preview merges cleanly (no conflicts).',
+      modal: true, detail: `It merges cleanly (no conflicts) and brings:\n${mergeDetail(preview)}`,
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
-    const result = await this.adw.command<MergeResult>('merge', worktree.name, strategy.toLowerCase());
+    const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy]);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -181,7 +205,7 @@ class Commands {
         + `(restore it with: adw worktree restore ${worktree.name}). "Remove Without Archive" refuses to drop unmerged work.`,
     }, archive, 'Remove Without Archive');
     if (!choice) return undefined;
-    const result = await this.adw.command<Message>('removeWorktree', worktree.name, choice === archive, false);
+    const result = await this.adw.command('removeWorktree', worktree.name, choice === archive, false);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -189,15 +213,15 @@ class Commands {
   async checkpoint(): Promise<unknown> {
     const message = await vscode.window.showInputBox({ title: 'ADW: Checkpoint', prompt: 'Message (optional)' });
     if (message === undefined) return undefined;
-    return this.announce(await this.adw.command<Message>('checkpoint', this.views.checkpoints.activeWorktree(), message));
+    return this.announce(await this.adw.command('checkpoint', this.views.checkpoints.activeWorktree(), message));
   }
 
   async restore(kind: 'undo' | 'redo'): Promise<unknown> {
-    return this.announce(await this.adw.command<Message>(kind, this.views.checkpoints.activeWorktree()));
+    return this.announce(await this.adw.command(kind, this.views.checkpoints.activeWorktree()));
   }
 
   async undoTo(node: CheckpointNode): Promise<unknown> {
-    return this.announce(await this.adw.command<Message>('undo', node.worktree, null, node.checkpoint.number));
+    return this.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
   }
 
   async cancel(node?: WorkflowNode): Promise<unknown> {

@@ -44,6 +44,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     ...registerCommands(adw, views),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),
+    adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),
     workflows.onDidLoad((list) => status.setAgents(runningAgents(list))),
     vscode.window.onDidChangeActiveTextEditor(() => void checkpoints.load()),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void adw?.start()),

@@ -1,5 +1,5 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
-import type { Checkpoint, Task, TaskState, Workflow, Worktree } from './protocol';
+import type { Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree } from './protocol';
 
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -87,4 +87,15 @@ export function checkpointLabel(checkpoint: Checkpoint): string {
 export function worktreeOf<T extends { path: string }>(file: string, worktrees: T[]): T | undefined {
   const inside = (root: string) => file === root || file.startsWith(root.endsWith('/') ? root : root + '/');
   return worktrees.filter((w) => inside(w.path)).sort((a, b) => b.path.length - a.path.length)[0];
+}
+
+/** The merge dialog's detail: every file the merge brings with its line counts (the first `limit`), then the
+ * totals, so that nobody confirms a merge without seeing what it contains. */
+export function mergeDetail(preview: MergePreview, limit = 25): string {
+  const counts = (f: MergePreview['files'][number]): string =>
+    f.insertions === null || f.deletions === null ? 'binary' : `+${f.insertions} -${f.deletions}`;
+  const lines = preview.files.slice(0, limit).map((f) => `${f.status} ${f.path}  ${counts(f)}`);
+  if (preview.files.length > limit) lines.push(`… and ${preview.files.length - limit} more`);
+  lines.push(`${preview.files.length} file(s) changed, +${preview.insertions} -${preview.deletions}`);
+  return lines.join('\n');
 }

@@ -1,8 +1,12 @@
 // The server's custom protocol (server/adw/lsp/views.py, commands.py) as the extension sees it.
 // Shapes are the JSON the server sends (pydantic models dumped with snake_case keys).
 
+import type { ServerCommands } from './protocol.generated';
+
+export type { ServerCommands };
+
 /** `adw.server.<name>` commands; vscode-languageclient registers these ids itself, so the client never does. */
-export const serverCommand = (name: string): string => `adw.server.${name}`;
+export const serverCommand = (name: keyof ServerCommands): string => `adw.server.${name}`;
 
 export const Requests = {
   worktrees: 'adw/worktrees',
@@ -11,6 +15,15 @@ export const Requests = {
 } as const;
 
 export const CHANGED = 'adw/changed';
+
+/** `adw/configuration`: sent whenever the server (re)loads `.adw.toml` / `pyproject.toml`; `error` names the key
+path and file of an invalid one (every command is refused until it is fixed), null when it is valid. */
+export const CONFIGURATION = 'adw/configuration';
+
+export interface ConfigurationParams {
+  error: string | null;
+  hint: string | null;
+}
 
 export type ChangedWhat = 'worktrees' | 'workflows' | 'checkpoints';
 
@@ -80,11 +93,25 @@ export interface CheckpointList {
   checkpoints: Checkpoint[];
 }
 
+export interface ChangedFile {
+  path: string;
+  /** git's letter: A added, M modified, D deleted, T type changed. */
+  status: string;
+  /** null for a binary file. */
+  insertions: number | null;
+  deletions: number | null;
+}
+
 export interface MergePreview {
   source: string;
   target: string;
   clean: boolean;
   conflicts: string[];
+  /** What the branch brings since it left the target. */
+  files: ChangedFile[];
+  insertions: number;
+  deletions: number;
+  diffstat: string;
 }
 
 export interface MergeResult {
@@ -113,7 +140,49 @@ export interface ScoutResult {
 }
 
 export interface StartedWorkflows {
-  workflows: { id: string; name: string; spec: string | null }[];
+  workflows: { id: string; name: string; spec: string | null; resumed: boolean }[];
+}
+
+/** A spec whose worktree is already there (startSdlc refused it, see `existingWorktrees`). */
+export interface ExistingWorktree {
+  spec: string;
+  worktree: string;
+  path: string;
+  workflow_id: string | null;
+  workflow_state: TaskState | null;
+}
+
+/** What startSdlc's `options.existing` may say once the user chose. */
+export type ExistingChoice = NonNullable<NonNullable<ServerCommands['startSdlc'][1]>['existing']>;
+
+/** The worktrees a startSdlc refusal names when specs' worktrees already exist, else undefined. */
+export function existingWorktrees(error: unknown): ExistingWorktree[] | undefined {
+  const data = (error as { data?: { error?: unknown; existing?: unknown } } | null)?.data;
+  return data?.error === 'WorktreeExistsError' && Array.isArray(data.existing)
+    ? data.existing as ExistingWorktree[] : undefined;
+}
+
+/** Every command's result says what it did in `message`. */
+export interface Message {
+  message: string;
+}
+
+/** What each `adw.server.*` command answers (docs/PROTOCOL.md); its arguments are `ServerCommands`. */
+export interface CommandResults {
+  cancel: { workflow: string; task: string | null; cancelled: boolean };
+  checkpoint: Message;
+  createWorktree: Message & { worktree: Worktree };
+  listCheckpoints: Checkpoint[];
+  listWorktrees: Worktree[];
+  merge: MergeResult;
+  mergePreview: MergePreview;
+  redo: Message;
+  removeWorktree: Message;
+  resume: { workflow: string; resumed: boolean };
+  scout: ScoutResult;
+  startSdlc: StartedWorkflows;
+  status: Workflow | Workflow[];
+  undo: Message;
 }
 
 /** JSON-RPC codes for which the server has already shown its own message ("ADW: … — hint"). */

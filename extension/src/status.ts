@@ -1,4 +1,5 @@
-// The status bar item: "ADW: 3 agents running" (click focuses the Workflows view), or the server's state.
+// The status bar item: "ADW: 3 agents running" (click focuses the Workflows view), an invalid configuration, or
+// the server's state.
 import * as vscode from 'vscode';
 import type { ServerState } from './client';
 import { statusText } from './format';
@@ -7,6 +8,7 @@ export class StatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('adw.status', vscode.StatusBarAlignment.Left, 10);
   private agents = 0;
   private state: ServerState = 'stopped';
+  private configurationError: string | undefined;
 
   constructor() {
     this.item.name = 'ADW';
@@ -16,6 +18,12 @@ export class StatusItem implements vscode.Disposable {
 
   setState(state: ServerState): void {
     this.state = state;
+    this.render();
+  }
+
+  /** The server's message for an invalid `.adw.toml` / `pyproject.toml` (key path and file), or undefined. */
+  setConfigurationError(error: string | undefined): void {
+    this.configurationError = error;
     this.render();
   }
 
@@ -29,6 +37,13 @@ export class StatusItem implements vscode.Disposable {
     item.backgroundColor = undefined;
     switch (this.state) {
       case 'running':
+        if (this.configurationError) {
+          item.text = '$(error) ADW: configuration';
+          item.tooltip = `ADW: ${this.configurationError} — fix it and save; ADW reloads it`;
+          item.command = 'adw.showOutput';
+          item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+          return;
+        }
         item.text = statusText(this.agents);
         item.tooltip = 'ADW: show the Workflows view';
         item.command = 'adw.workflows.focus';

@@ -80,6 +80,19 @@ class PhaseConfig(_Strict):
     retry_backoff: float = Field(default=2.0, ge=0, description="First retry delay (s); doubles.")
     memory_limit: ByteSize | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    writes: list[str] | None = Field(
+        default=None,
+        description="Globs of the files the phase may change (`**` any depth; no `/` = any folder); writes "
+        "elsewhere are undone. Default by phase: plan, test, review nothing; document docs; others everything.",
+    )
+    baseline: bool | None = Field(
+        default=None,
+        description="Judge findings against a run on the base commit (default: test and review phases run "
+        "by pytest, ruff or command).",
+    )
+    block_on: Literal["new", "any"] = Field(
+        default="new", description="Which failures fail the phase: only new ones, or pre-existing ones too."
+    )
 
 
 # The SDLC's agent phases, in order; `[tool.adw.phases.<phase>]` configures one of them.

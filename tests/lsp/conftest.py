@@ -54,6 +54,8 @@ class Recorder:
     def __init__(self) -> None:
         self.refreshes = 0
         self.changed: list[Any] = []
+        self.configuration: list[Any] = []
+        self.registrations: list[types.Registration] = []
 
 
 async def _start(
@@ -67,6 +69,14 @@ async def _start(
     @lsp_client.feature("adw/changed")
     def _changed(params: Any) -> None:
         recorder.changed.append(params)
+
+    @lsp_client.feature("adw/configuration")
+    def _configuration(params: Any) -> None:
+        recorder.configuration.append(params)
+
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def _register(params: types.RegistrationParams) -> None:
+        recorder.registrations.extend(params.registrations)
 
     await lsp_client.initialize_session(
         types.InitializeParams(
@@ -198,8 +208,8 @@ def open_document(client: LanguageClient, path: Path, language: str = "markdown"
 
 
 def write_config(root: Path, text: str) -> None:
-    """`.adw.toml` of the workspace (untracked); read when the engine first opens, so write it before starting
-    workflows. It always keeps the workspace's test command."""
+    """`.adw.toml` of the workspace (untracked); the server reloads it before its next command. It always keeps
+    the workspace's test command."""
     (root / ".adw.toml").write_text(_TEST_COMMAND + text, encoding="utf-8")
 
 

@@ -6,17 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
 from tests.conftest import run_git
 from tests.lsp.conftest import (
     Recorder,
+    code_lenses,
     command_phase,
     commit_all,
     eventually,
     fails,
+    lens,
+    make_workspace,
     run,
+    run_lens,
     task_of,
     wait_workflow,
     write_config,
@@ -40,6 +45,8 @@ async def test_worktree_commands(vscode: LanguageClient, workspace: Path, record
     commit_all(path, "news")
     preview = await run(client, "mergePreview", "feat")
     assert preview == {**preview, "source": "adw/feat", "target": "main", "clean": True, "conflicts": []}
+    assert preview["files"] == [{"path": "NEWS.md", "status": "A", "insertions": 1, "deletions": 0}]
+    assert "NEWS.md" in preview["diffstat"] and "1 file changed" in preview["diffstat"]
 
     merged = await run(client, "merge", "feat", "squash")
     assert merged["merged"] is True and merged["strategy"] == "squash"
@@ -141,6 +148,121 @@ async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_pa
     assert run_git(Path(finished["cwd"]), "log", "-1", "--format=%s").strip() == "adw: mul"
 
 
+async def test_worktree_arguments_refuse_other_repositories(
+    minimal: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    """A folder of another repository on disk is no worktree of the workspace: refused, and left untouched."""
+    client = minimal
+    foreign = make_workspace(tmp_path / "foreign")
+    ops = foreign / "src/calc/ops.py"
+    ops.write_text("def add(a, b):\n    return 0\n")
+    for command, arguments in [
+        ("checkpoint", [str(foreign), "x"]),
+        ("undo", [str(foreign), str(ops)]),
+        ("listCheckpoints", [foreign.as_uri()]),
+        ("scout", ["add", str(foreign / "src")]),
+    ]:
+        error = await fails(client, command, *arguments)
+        assert error.code == JsonRpcInvalidParams.CODE, (command, error)
+        assert "is not a worktree of the workspace's repository" in str(error), (command, error)
+    assert run_git(foreign, "for-each-ref", "refs/adw") == ""
+    assert ops.read_text() == "def add(a, b):\n    return 0\n"
+    assert not (foreign / "src/scout_outputs").exists() and not (foreign / "scout_outputs").exists()
+    # A folder inside a worktree of the workspace is still one of its worktrees.
+    assert (await run(client, "checkpoint", str(workspace / "src"), "inside"))["created"] is True
+
+
+# Each agent marks itself running, then watches for a second agent for up to 1.5 s and records the most it saw.
+OVERLAP = (
+    "import os, pathlib, sys, time\n"
+    "folder = pathlib.Path(sys.argv[1]); me = folder / f'{os.getpid()}.running'; me.touch()\n"
+    "seen = 1\n"
+    "for _ in range(30):\n"
+    "    seen = max(seen, len(list(folder.glob('*.running'))))\n"
+    "    if seen > 1: break\n"
+    "    time.sleep(0.05)\n"
+    "with open(folder / 'seen', 'a') as out: out.write(f'{seen}\\n')\n"
+    "me.unlink()\n"
+)
+
+
+async def test_max_agents_option_caps_running_agents(vscode: LanguageClient, workspace: Path, tmp_path: Path) -> None:
+    """test ‖ review ‖ document run in parallel; with `maxAgents: 1` they must take turns."""
+    client, root = vscode, workspace
+    folder = tmp_path / "agents"
+    folder.mkdir()
+    write_config(root, "".join(command_phase(phase, "-c", OVERLAP, str(folder)) for phase in PARALLEL))
+    [workflow] = (await run(client, "startSdlc", ["specs/mul.md"], {"maxAgents": 1}))["workflows"]
+    finished = await wait_workflow(client, workflow["id"])
+    assert finished["state"] == "succeeded", finished["reason"]
+    assert (folder / "seen").read_text().split() == ["1"] * len(PARALLEL)
+
+
+PARALLEL = ("test", "review", "document")
+
+
+async def test_start_sdlc_of_a_spec_whose_worktree_exists_offers_the_choices(
+    minimal: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    """Refused with the choices (nothing started, no message shown: the client asks), then each choice."""
+    client, root = minimal, workspace
+    verdict = tmp_path / "plan-verdict"
+    verdict.write_text("fail")
+    write_config(root, command_phase("plan", "-c", "import sys; sys.exit(open(sys.argv[1]).read() == 'fail')",
+                                     str(verdict)))
+    [first] = (await run(client, "startSdlc", ["specs/mul.md"]))["workflows"]
+    assert (await wait_workflow(client, first["id"]))["state"] == "failed"
+
+    shown = len(client.messages)
+    refused = await fails(client, "startSdlc", ["specs/mul.md"])
+    assert refused.code == REQUEST_FAILED and "a worktree exists" in str(refused)
+    data = refused.data
+    assert data["error"] == "WorktreeExistsError" and data["choices"] == ["resume", "again", "replace"]
+    [entry] = data["existing"]
+    assert entry["worktree"] == "mul" and entry["workflow_id"] == first["id"] and entry["workflow_state"] == "failed"
+    assert len(client.messages) == shown
+    assert [wf["id"] for wf in await run(client, "status")] == [first["id"]]
+
+    verdict.write_text("ok")
+    [resumed] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "resume"}))["workflows"]
+    assert resumed["id"] == first["id"] and resumed["resumed"] is True
+    assert (await wait_workflow(client, first["id"]))["state"] == "succeeded"
+
+    [again] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "again"}))["workflows"]
+    finished = await wait_workflow(client, again["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul-2" and again["resumed"] is False
+
+    (Path(finished["cwd"]).parent / "mul" / "draft.txt").write_text("unsaved\n")
+    [replaced] = (await run(client, "startSdlc", ["specs/mul.md"], {"existing": "replace"}))["workflows"]
+    finished = await wait_workflow(client, replaced["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul"
+    assert not (Path(finished["cwd"]) / "draft.txt").exists()
+    archived = run_git(root, "for-each-ref", "--format=%(refname)", "refs/adw/archive/")
+    assert "refs/adw/archive/mul/" in archived  # the replaced worktree's work, draft included, is kept
+
+
+async def test_the_spec_lens_asks_what_to_do_with_an_existing_worktree(vscode: LanguageClient, workspace: Path) -> None:
+    """The lens passes `existing: "ask"`: the server asks the user (showMessageRequest) and does what they pick."""
+    client = vscode
+    asked: list[types.ShowMessageRequestParams] = []
+    answers = [None, "Run in a New Worktree"]
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def _ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
+        asked.append(params)
+        title = answers.pop(0)
+        return types.MessageActionItem(title=title) if title else None
+
+    await run(client, "createWorktree", "mul")
+    start = lens(await code_lenses(client, workspace / "specs/mul.md"), "▶ Start Parallel SDLC")
+    assert await run_lens(client, start) == {"workflows": []}  # dismissed: nothing starts
+    assert "a worktree exists" in asked[0].message
+    assert [a.title for a in asked[0].actions or []] == ["Resume", "Run in a New Worktree", "Remove and Rerun"]
+    [again] = (await run_lens(client, start))["workflows"]
+    finished = await wait_workflow(client, again["id"])
+    assert finished["state"] == "succeeded" and finished["worktree"] == "mul-2"
+
+
 async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) -> bool:
     return (await run(client, "status", wf_id))["state"] in states
 
@@ -149,21 +271,27 @@ async def _state(client: LanguageClient, wf_id: str, states: tuple[str, ...]) ->
 BAD_INPUT: list[tuple[str, list[Any], str]] = [
     ("startSdlc", [], "needs `specs`"),
     ("startSdlc", [["specs/nope.md"]], "no such spec"),
-    ("startSdlc", [["specs/mul.md"], "fast"], "`options` must be an object"),
+    ("startSdlc", [["specs/mul.md"], "fast"], "`options` should be an object"),
+    ("startSdlc", [["specs/mul.md"], {"maxAgents": 0}], "`options.maxAgents` should be greater than or equal to 1"),
+    ("startSdlc", [["specs/mul.md"], {"maxAgent": 2}], "has no argument `options.maxAgent`"),
     ("scout", [], "needs `task`"),
-    ("scout", [42], "must be a string"),
+    ("scout", [42], "`task` should be a valid string (got 42)"),
     ("scout", ["x", "no-such-worktree"], "no worktree named"),
     ("listWorktrees", ["extra"], "takes at most 0 argument"),
     ("createWorktree", [], "needs `name`"),
     ("createWorktree", ["-bad"], "invalid worktree name"),
     ("createWorktree", ["ok", "no-such-base"], "no-such-base"),
     ("mergePreview", ["ghost"], "no worktree named 'ghost'"),
-    ("merge", ["ghost", "octopus"], "unknown strategy 'octopus'"),
+    ("merge", ["ghost", "octopus"], "`strategy` should be 'merge', 'squash' or 'rebase' (got 'octopus')"),
+    ("merge", [{"name": "ghost", "strategy": "octopus"}], "`strategy` should be 'merge'"),  # named arguments
+    ("merge", [{"strategy": "squash"}], "merge: needs `name`"),
     ("merge", ["ghost"], "no worktree named 'ghost'"),
     ("removeWorktree", ["ghost"], "no worktree named 'ghost'"),
+    ("removeWorktree", ["ghost", "yes"], "`archive` should be a valid boolean"),
     ("checkpoint", ["ghost"], "no worktree named 'ghost'"),
+    ("checkpoint", ["a\0b"], "`worktree` must not contain a NUL character"),
     ("undo", [], "no checkpoint to undo"),
-    ("undo", [None, None, "latest"], "must be a whole number"),
+    ("undo", [None, None, "latest"], "`to` should be a valid integer"),
     ("redo", [], "nothing to redo"),
     ("listCheckpoints", ["ghost"], "no worktree named 'ghost'"),
     ("cancel", [], "needs `workflow`"),

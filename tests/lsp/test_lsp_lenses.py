@@ -43,7 +43,7 @@ async def test_spec_lenses_start_scout_and_live_status(
     assert titles(lenses) == ["▶ Start Parallel SDLC", "⌕ Scout"]
     assert all(item.range.start.line == 0 for item in lenses)
     start, scout = lens(lenses, "▶"), lens(lenses, "⌕")
-    assert (start.command, args(start)) == ("adw.server.startSdlc", [[str(spec)]])
+    assert (start.command, args(start)) == ("adw.server.startSdlc", [[str(spec)], {"existing": "ask"}])
     assert (scout.command, args(scout)) == ("adw.server.scout", ["Multiply numbers"])
     assert await code_lenses(client, root / "README.md") == []  # not a spec, no checkpoints
 

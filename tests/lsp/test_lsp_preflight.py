@@ -23,3 +23,15 @@ async def test_start_sdlc_refuses_an_agent_that_is_not_installed(
     assert "phases.build (codex): `codex` is not installed or not on PATH" in str(refused)
     assert "npm install -g @openai/codex" in vscode.messages[-1].message
     assert await run(vscode, "status") == []
+
+
+async def test_remove_and_rerun_checks_the_agents_before_removing_anything(
+    minimal: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-agents"
+    empty.mkdir()
+    path = Path((await run(minimal, "createWorktree", "mul"))["worktree"]["path"])
+    write_config(workspace, f'[phases.build]\nagent = "codex"\nenv = {{ PATH = {toml_argv(str(empty))[1:-1]} }}\n')
+    refused = await fails(minimal, "startSdlc", ["specs/mul.md"], {"existing": "replace"})
+    assert refused.code == REQUEST_FAILED and "`codex` is not installed" in str(refused)
+    assert path.is_dir() and "mul" in [w["name"] for w in await run(minimal, "listWorktrees")]

@@ -150,6 +150,7 @@ class PytestAgent(PythonToolAgent):
                     severity=Severity.ERROR,
                     message=f"{case.get('name')}: {message}",
                     source="pytest",
+                    key=f"{case.get('classname')}::{case.get('name')}",  # the same test failing, whatever it says
                 )
             )
         return findings, counts
@@ -163,6 +164,7 @@ class RuffAgent(PythonToolAgent):
         return [
             *self.argv_base(),
             "check",
+            "--no-fix",  # a project's `fix = true` must not make the review rewrite files
             "--output-format",
             "json",
             f"--output-file={self.report}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
@@ -31,7 +33,8 @@ def register(subparsers: Any) -> None:
     merge.add_argument("name")
     merge.add_argument("--into", help="target branch (default: the worktree's base)")
     merge.add_argument("--strategy", choices=("merge", "squash", "rebase"), default="merge")
-    merge.add_argument("--preview", action="store_true", help="only report whether it merges cleanly")
+    merge.add_argument("--preview", action="store_true", help="only show its files and whether it merges cleanly")
+    merge.add_argument("--yes", "-y", action="store_true", help="do not ask before merging (asked only on a terminal)")
     merge.set_defaults(handler=_merge)
 
     remove = verbs.add_parser("remove", help="remove a worktree; refuses to lose work")
@@ -98,13 +101,24 @@ async def _open(args: argparse.Namespace) -> int:
 
 async def _merge(args: argparse.Namespace) -> int:
     manager = await _open_manager(args)
-    if args.preview:
+    confirm = not (args.preview or args.yes or args.json) and sys.stdin.isatty()
+    if args.preview or confirm:
         preview = await manager.merge_preview(args.name, args.into)
         verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
-        emit(args, preview, "\n".join([f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts]))
-        return 0 if preview.clean else 1
+        text = [f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts, preview.diffstat]
+        emit(args, preview, "\n".join(text))
+        if args.preview or not preview.clean:
+            return 0 if preview.clean else 1
+        question = f"Merge {preview.source} into {preview.target} ({args.strategy})? [y/N] "
+        try:
+            answer = await asyncio.to_thread(input, question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not merged; nothing changed")
+            return 1
     result = await manager.merge(args.name, args.into, args.strategy)
-    emit(args, result, "\n".join([result.message, *result.preview.conflicts]))
+    emit(args, result, "\n".join([result.message, *result.preview.conflicts, result.preview.diffstat]))
     return 0 if result.merged else 1
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from adw.lsp import commands, configuration, lenses, links, progress, views
 from adw.lsp.server import AdwServer
 
-FEATURES = ("commands", "lenses", "progress", "links", "views")
+FEATURES = (commands, configuration, lenses, progress, links, views)
 
 
 def create_server() -> AdwServer:
-    import importlib
-
     server = AdwServer()
-    for name in FEATURES:
-        importlib.import_module(f"adw.lsp.{name}").register(server)
+    for feature in FEATURES:
+        feature.register(server)
     return server

@@ -1,207 +1,300 @@
-"""`adw.server.*` commands (workspace/executeCommand). Each returns JSON; docs/PROTOCOL.md lists them."""
+"""`adw.server.*` commands (workspace/executeCommand). Each takes its typed arguments (adw/lsp/params.py) and
+returns JSON; docs/PROTOCOL.md lists them."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lsprotocol import types
 
-from adw.agents.preflight import preflight_workflows
-from adw.lsp.server import AdwServer, Args, ArgumentError, path_of, uri_of
+from adw.agents.preflight import preflight, preflight_workflows
+from adw.config import phase_configs
+from adw.errors import AdwError
+from adw.git.checkpoints import Checkpoints
+from adw.git.repo import Repo
+from adw.git.worktrees import Worktrees, locate
+from adw.lsp import params
+from adw.lsp.diagnostics import clear_under, publish_conflicts
+from adw.lsp.links import show_best, write_report
+from adw.lsp.params import ArgumentError, P
+from adw.lsp.server import AdwServer, Handler, RequestFailed, path_of, uri_of
+from adw.scouts import save_report
+from adw.scouts import scout as run_scout
 from adw.serialize import to_jsonable
+from adw.workflow.engine import Engine
+from adw.workflow.models import TaskState, Workflow
+from adw.workflow.sdlc import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
+
+# Each handler takes its own model; the list can only say "some Params" (Any), its pairs keep them matched.
+_HANDLERS: list[tuple[type[params.Params], Callable[[AdwServer, Any], Awaitable[object]]]] = []
 
 
-async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
-    """A worktree given by ADW name, branch or path (default: the workspace folder)."""
-    from adw.git.worktrees import locate
+def handles(model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
+    """Declare the handler of the command `model` describes; `register` hands them all to the server."""
 
-    # A file URI becomes a path first; the rest is what the CLI's --worktree means.
-    if name_or_path and name_or_path.startswith("file:"):
-        name_or_path = str(path_of(name_or_path, ls.root))
-    return await locate(ls.root, name_or_path)
+    def add(handler: Handler[P]) -> Handler[P]:
+        _HANDLERS.append((model, handler))
+        return handler
 
-
-async def _checkpoints(ls: AdwServer, worktree: str | None) -> Any:
-    from adw.git.checkpoints import Checkpoints
-
-    return await Checkpoints.open(await worktree_path(ls, worktree))
-
-
-async def _worktrees(ls: AdwServer) -> Any:
-    from adw.git.worktrees import Worktrees
-
-    return await Worktrees.open(ls.root)
+    return add
 
 
 def register(server: AdwServer) -> None:
-    @server.adw_command("startSdlc")
-    async def start_sdlc(ls: AdwServer, *values: Any) -> Any:
-        args = Args("startSdlc", values, ["specs", "options"])
-        specs = [path_of(spec, ls.root) for spec in args.texts("specs")]
-        options = args.options("options")
-        missing = [str(spec) for spec in specs if not spec.is_file()]
-        if missing:
-            raise ArgumentError(f"no such spec: {', '.join(missing)}", "pass Markdown files of the workspace")
-        from adw.git.repo import Repo
-        from adw.workflow.sdlc import sdlc_workflows
+    for model, handler in _HANDLERS:
+        server.adw_command(model, handler)
 
-        engine = await ls.engine()
-        if isinstance(options.get("maxAgents"), int):
-            engine.max_agents = options["maxAgents"]
-        repo = await Repo.discover(ls.root)
-        workflows = await sdlc_workflows(repo.root, specs, engine.config, store=engine.store)
-        await preflight_workflows(workflows)  # a missing CLI or login is an error now, not after retries
-        for workflow in workflows:
-            ls.spawn(engine.run(workflow))
-        ls.changed("workflows")
-        return {"workflows": [{"id": wf.id, "name": wf.name, "spec": wf.spec} for wf in workflows]}
 
-    @server.adw_command("scout")
-    async def scout(ls: AdwServer, *values: Any) -> Any:
-        args = Args("scout", values, ["task", "worktree", "top"])
-        task = args.required("task")
-        root = await worktree_path(ls, args.text("worktree"))
-        from adw.lsp.links import show_best, write_report
-        from adw.scouts import save_report
-        from adw.scouts import scout as run_scout
+async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
+    """A worktree of the workspace's repository given by ADW name, branch or path (default: the workspace
+    folder). A folder of any other repository is refused: a command must not touch it."""
+    if not name_or_path:
+        return ls.root
+    # A file URI becomes a path first; the rest is what the CLI's --worktree means.
+    if name_or_path.startswith("file:"):
+        name_or_path = str(path_of(name_or_path, ls.root))
+    path = await locate(ls.root, name_or_path)
+    try:
+        ours = (await Repo.discover(path)).common_dir == (await Repo.discover(ls.root)).common_dir
+    except AdwError:
+        ours = False
+    if not ours:
+        raise ArgumentError(
+            f"{name_or_path} is not a worktree of the workspace's repository",
+            "pass the name or path of one of its worktrees (see the Worktrees view)",
+        )
+    return path
 
-        report = await run_scout(task, root, top=args.number("top") or 10)
-        await save_report(report, root)  # relevant_files.json beside the Markdown report, as the CLI leaves it
-        report_path = await write_report(root, report)
-        locations = [
-            types.Location(uri=uri_of(root / loc.path), range=_line_range(loc.line)) for loc in report.locations
+
+async def _checkpoints(ls: AdwServer, worktree: str | None) -> Checkpoints:
+    return await Checkpoints.open(await worktree_path(ls, worktree))
+
+
+@handles(params.StartSdlc)
+async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
+    specs = [path_of(spec, ls.root) for spec in args.specs]
+    missing = [str(spec) for spec in specs if not spec.is_file()]
+    if missing:
+        raise ArgumentError(f"no such spec: {', '.join(missing)}", "pass Markdown files of the workspace")
+    engine = await ls.engine()
+    if args.options.max_agents is not None:
+        engine.set_max_agents(args.options.max_agents)
+    existing = args.options.existing
+    try:
+        workflows = await _sdlc_workflows(ls, engine, specs, "again" if existing == "again" else "refuse")
+        resumed: list[Workflow] = []
+    except WorktreeExistsError as exc:
+        choice = await _ask(ls, exc) if existing == "ask" else existing
+        if choice == "refuse":
+            raise _choices(exc) from None
+        if choice is None:  # the user dismissed the question: nothing starts
+            return {"workflows": []}
+        resumed, workflows = await _rerun(ls, engine, specs, exc, choice)
+    await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
+    for workflow in [*resumed, *workflows]:
+        ls.spawn(engine.run(workflow))
+    ls.changed("workflows")
+    return {
+        "workflows": [
+            {"id": wf.id, "name": wf.name, "spec": wf.spec, "resumed": wf in resumed} for wf in [*resumed, *workflows]
         ]
-        shown = await show_best(ls, locations)
-        result = to_jsonable(report)
-        result["lspLocations"] = [ls.protocol._converter.unstructure(loc) for loc in locations]
-        result["reportUri"] = uri_of(report_path)
-        result["shown"] = shown
-        return result
-
-    @server.adw_command("listWorktrees")
-    async def list_worktrees(ls: AdwServer, *values: Any) -> Any:
-        Args("listWorktrees", values, [])
-        return to_jsonable(await (await _worktrees(ls)).all(status=True))
-
-    @server.adw_command("createWorktree")
-    async def create_worktree(ls: AdwServer, *values: Any) -> Any:
-        args = Args("createWorktree", values, ["name", "base"])
-        name = args.required("name")
-        result = await (await _worktrees(ls)).create(name, base=args.text("base"))
-        ls.changed("worktrees")
-        return to_jsonable(result)
-
-    @server.adw_command("mergePreview")
-    async def merge_preview(ls: AdwServer, *values: Any) -> Any:
-        args = Args("mergePreview", values, ["name", "into"])
-        name = args.required("name")
-        manager = await _worktrees(ls)
-        preview = await manager.merge_preview(name, args.text("into"))
-        info = await manager.get(name)
-        from adw.lsp.diagnostics import publish_conflicts
-
-        publish_conflicts(ls, info.path, preview.conflicts, preview.target)
-        return to_jsonable(preview)
-
-    @server.adw_command("merge")
-    async def merge(ls: AdwServer, *values: Any) -> Any:
-        args = Args("merge", values, ["name", "strategy", "into"])
-        name = args.required("name")
-        strategy = args.text("strategy") or "merge"
-        if strategy not in ("merge", "squash", "rebase"):
-            raise ArgumentError(f"unknown strategy {strategy!r}", "use merge, squash or rebase")
-        manager = await _worktrees(ls)
-        result = await manager.merge(name, args.text("into"), strategy)
-        from adw.lsp.diagnostics import publish_conflicts
-
-        publish_conflicts(ls, (await manager.get(name)).path, result.preview.conflicts, result.preview.target)
-        ls.changed("worktrees")
-        return to_jsonable(result)
-
-    @server.adw_command("removeWorktree")
-    async def remove_worktree(ls: AdwServer, *values: Any) -> Any:
-        args = Args("removeWorktree", values, ["name", "archive", "force"])
-        name = args.required("name")
-        result = await (await _worktrees(ls)).remove(name, archive=args.flag("archive"), force=args.flag("force"))
-        from adw.lsp.diagnostics import clear_under
-
-        clear_under(ls, result.path)
-        ls.changed("worktrees")
-        return to_jsonable(result)
-
-    @server.adw_command("checkpoint")
-    async def checkpoint(ls: AdwServer, *values: Any) -> Any:
-        args = Args("checkpoint", values, ["worktree", "message"])
-        store = await _checkpoints(ls, args.text("worktree"))
-        result = await store.checkpoint(args.text("message") or "")
-        await _moved(ls, store, at_checkpoint=True)
-        return to_jsonable(result)
-
-    @server.adw_command("undo")
-    async def undo(ls: AdwServer, *values: Any) -> Any:
-        args = Args("undo", values, ["worktree", "file", "to"])
-        store = await _checkpoints(ls, args.text("worktree"))
-        file = args.text("file")
-        if file:  # a relative path is inside the worktree acted on, not the workspace folder
-            result = await store.undo_file(str(path_of(file, store.repo.root)), args.number("to"))
-        else:
-            result = await store.undo(args.number("to"))
-        await _moved(ls, store, at_checkpoint=not file)
-        return to_jsonable(result)
-
-    @server.adw_command("redo")
-    async def redo(ls: AdwServer, *values: Any) -> Any:
-        args = Args("redo", values, ["worktree"])
-        store = await _checkpoints(ls, args.text("worktree"))
-        result = await store.redo()
-        await _moved(ls, store, at_checkpoint=True)
-        return to_jsonable(result)
-
-    @server.adw_command("listCheckpoints")
-    async def list_checkpoints(ls: AdwServer, *values: Any) -> Any:
-        args = Args("listCheckpoints", values, ["worktree", "file"])
-        store = await _checkpoints(ls, args.text("worktree"))
-        file = args.text("file")
-        path = str(path_of(file, store.repo.root)) if file else None
-        return to_jsonable(await store.history(file=path, include_redo=True))
-
-    @server.adw_command("cancel")
-    async def cancel(ls: AdwServer, *values: Any) -> Any:
-        args = Args("cancel", values, ["workflow", "task"])
-        workflow = args.required("workflow")
-        engine = await ls.engine()
-        task = args.text("task")
-        tasks = [t.id for t in engine.get(workflow).tasks]
-        if task and task not in tasks:
-            raise ArgumentError(f"workflow {workflow} has no task {task!r}", f"its tasks are {', '.join(tasks)}")
-        cancelled = engine.cancel(workflow, task)
-        if not cancelled and engine.store is not None:
-            engine.store.request_cancel(workflow, task)  # run by another ADW process: it polls for requests
-        return {"workflow": workflow, "task": task, "cancelled": True}
-
-    @server.adw_command("resume")
-    async def resume(ls: AdwServer, *values: Any) -> Any:
-        args = Args("resume", values, ["workflow"])
-        workflow = args.required("workflow")
-        engine = await ls.engine()
-        engine.get(workflow)
-        ls.spawn(engine.resume(workflow))
-        ls.changed("workflows")
-        return {"workflow": workflow, "resumed": True}
-
-    @server.adw_command("status")
-    async def status(ls: AdwServer, *values: Any) -> Any:
-        args = Args("status", values, ["workflow"])
-        engine = await ls.engine()
-        workflow = args.text("workflow")
-        if workflow:
-            return to_jsonable(engine.get(workflow))
-        return to_jsonable(await all_workflows(engine))
+    }
 
 
-async def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
+async def _sdlc_workflows(ls: AdwServer, engine: Engine, specs: list[Path], existing: Existing) -> list[Workflow]:
+    repo = await Repo.discover(ls.root)
+    return await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
+
+
+EXISTING_CHOICES = ("resume", "again", "replace")  # startSdlc's options.existing, besides "refuse"
+
+
+def _choices(exc: WorktreeExistsError) -> RequestFailed:
+    """The refusal a client answers by asking the user (the extension offers Resume / Run in a New Worktree /
+    Remove and Rerun): no message is shown here, the error carries the worktrees and the choices."""
+    hint = (
+        'start it again with options.existing: "resume" (its workflow), "again" (a new worktree) '
+        'or "replace" (archive and remove the worktree first)'
+    )
+    data = {**exc.to_dict(), "hint": hint, "existing": to_jsonable(exc.existing), "choices": list(EXISTING_CHOICES)}
+    return RequestFailed(f"ADW: {exc.message} — {hint}", data=data)
+
+
+Rerun = Literal["resume", "again", "replace"]
+_ASK: dict[str, Rerun] = {"Resume": "resume", "Run in a New Worktree": "again", "Remove and Rerun": "replace"}
+
+
+async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
+    picked = await ls.window_show_message_request_async(
+        types.ShowMessageRequestParams(
+            type=types.MessageType.Warning,
+            message=f"ADW: {exc.message}. Resume its workflow, run the spec in a new worktree, or remove the "
+            "worktree (archived first) and run it again?",
+            actions=[types.MessageActionItem(title=title) for title in _ASK],
+        )
+    )
+    return _ASK.get(picked.title) if picked is not None else None
+
+
+async def _rerun(
+    ls: AdwServer, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun
+) -> tuple[list[Workflow], list[Workflow]]:
+    """The workflows resumed and the ones made for the specs, once the user chose what to do with the
+    worktrees that exist. Everything is decided before any of them starts."""
+    if choice == "again":
+        return [], await _sdlc_workflows(ls, engine, specs, "again")
+    there = {Path(entry.spec) for entry in exc.existing}
+    resumed: list[Workflow] = []
+    if choice == "resume":
+        resumed = [_resumable(engine, entry) for entry in exc.existing]
+    else:  # replace: archived first, so nothing is lost (`adw worktree restore` brings it back)
+        await preflight(phase_configs(engine.config), ls.root)  # a missing agent refuses before anything goes
+        manager = await Worktrees.open(ls.root)
+        for entry in exc.existing:
+            _not_running(entry)
+            await manager.remove(entry.worktree, archive=True)
+        there = set()
+    fresh = [spec for spec in specs if spec.resolve() not in there]
+    return resumed, await _sdlc_workflows(ls, engine, fresh, "refuse") if fresh else []
+
+
+def _not_running(entry: ExistingWorktree) -> None:
+    if entry.workflow_state is TaskState.RUNNING:
+        raise AdwError(f"workflow {entry.workflow_id} is running in {entry.path}", "wait for it or cancel it first")
+
+
+def _resumable(engine: Engine, entry: ExistingWorktree) -> Workflow:
+    if entry.workflow_id is None:
+        raise AdwError(
+            f"{entry.path} holds no ADW workflow of {Path(entry.spec).name} to resume",
+            "run the spec again in a new worktree, or remove that worktree first",
+        )
+    _not_running(entry)
+    return engine.prepare_resume(entry.workflow_id)
+
+
+@handles(params.Scout)
+async def scout(ls: AdwServer, args: params.Scout) -> object:
+    root = await worktree_path(ls, args.worktree)
+    report = await run_scout(args.task, root, top=args.top or 10)
+    await save_report(report, root)  # relevant_files.json beside the Markdown report, as the CLI leaves it
+    report_path = await write_report(root, report)
+    locations = [
+        types.Location(uri=uri_of(root / loc.path), range=_line_range(loc.line)) for loc in report.locations
+    ]
+    shown = await show_best(ls, locations)
+    result = to_jsonable(report)
+    result["lspLocations"] = [ls.protocol._converter.unstructure(loc) for loc in locations]
+    result["reportUri"] = uri_of(report_path)
+    result["shown"] = shown
+    return result
+
+
+@handles(params.ListWorktrees)
+async def list_worktrees(ls: AdwServer, args: params.ListWorktrees) -> object:
+    return to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
+
+
+@handles(params.CreateWorktree)
+async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
+    result = await (await Worktrees.open(ls.root)).create(args.name, base=args.base)
+    ls.changed("worktrees")
+    return to_jsonable(result)
+
+
+@handles(params.MergePreview)
+async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
+    manager = await Worktrees.open(ls.root)
+    preview = await manager.merge_preview(args.name, args.into)
+    publish_conflicts(ls, (await manager.get(args.name)).path, preview.conflicts, preview.target)
+    return to_jsonable(preview)
+
+
+@handles(params.Merge)
+async def merge(ls: AdwServer, args: params.Merge) -> object:
+    manager = await Worktrees.open(ls.root)
+    result = await manager.merge(args.name, args.into, args.strategy)
+    publish_conflicts(ls, (await manager.get(args.name)).path, result.preview.conflicts, result.preview.target)
+    ls.changed("worktrees")
+    return to_jsonable(result)
+
+
+@handles(params.RemoveWorktree)
+async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
+    result = await (await Worktrees.open(ls.root)).remove(args.name, archive=args.archive, force=args.force)
+    clear_under(ls, result.path)
+    ls.changed("worktrees")
+    return to_jsonable(result)
+
+
+@handles(params.Checkpoint)
+async def checkpoint(ls: AdwServer, args: params.Checkpoint) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    result = await store.checkpoint(args.message)
+    await _moved(ls, store, at_checkpoint=True)
+    return to_jsonable(result)
+
+
+@handles(params.Undo)
+async def undo(ls: AdwServer, args: params.Undo) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    if args.file:  # a relative path is inside the worktree acted on, not the workspace folder
+        result: object = await store.undo_file(str(path_of(args.file, store.repo.root)), args.to)
+    else:
+        result = await store.undo(args.to)
+    await _moved(ls, store, at_checkpoint=not args.file)
+    return to_jsonable(result)
+
+
+@handles(params.Redo)
+async def redo(ls: AdwServer, args: params.Redo) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    result = await store.redo()
+    await _moved(ls, store, at_checkpoint=True)
+    return to_jsonable(result)
+
+
+@handles(params.ListCheckpoints)
+async def list_checkpoints(ls: AdwServer, args: params.ListCheckpoints) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    path = str(path_of(args.file, store.repo.root)) if args.file else None
+    return to_jsonable(await store.history(file=path, include_redo=True))
+
+
+@handles(params.Cancel)
+async def cancel(ls: AdwServer, args: params.Cancel) -> object:
+    engine = await ls.engine()
+    tasks = [t.id for t in engine.get(args.workflow).tasks]
+    if args.task and args.task not in tasks:
+        raise ArgumentError(
+            f"workflow {args.workflow} has no task {args.task!r}", f"its tasks are {', '.join(tasks)}"
+        )
+    cancelled = engine.cancel(args.workflow, args.task)
+    if not cancelled and engine.store is not None:
+        engine.store.request_cancel(args.workflow, args.task)  # run by another ADW process: it polls for requests
+    return {"workflow": args.workflow, "task": args.task, "cancelled": True}
+
+
+@handles(params.Resume)
+async def resume(ls: AdwServer, args: params.Resume) -> object:
+    engine = await ls.engine()
+    engine.get(args.workflow)
+    ls.spawn(engine.resume(args.workflow))
+    ls.changed("workflows")
+    return {"workflow": args.workflow, "resumed": True}
+
+
+@handles(params.Status)
+async def status(ls: AdwServer, args: params.Status) -> object:
+    engine = await ls.engine()
+    if args.workflow:
+        return to_jsonable(engine.get(args.workflow))
+    return to_jsonable(await all_workflows(engine))
+
+
+async def _moved(ls: AdwServer, store: Checkpoints, at_checkpoint: bool) -> None:
     """After a checkpoint, undo or redo: tell the lenses whether that worktree now equals its newest checkpoint
     (so "Undo to checkpoint N" names the one an undo goes to), then notify."""
     if ls.lens_cache is not None:
@@ -209,7 +302,7 @@ async def _moved(ls: AdwServer, store: Any, at_checkpoint: bool) -> None:
     ls.changed("checkpoints")
 
 
-async def all_workflows(engine: Any) -> list[Any]:
+async def all_workflows(engine: Engine) -> list[Workflow]:
     """Live workflows of this server first, then the stored ones of the repository (other processes' too).
     Reading and parsing the stored ones takes tens of milliseconds, so it runs off the event loop."""
     live = {wf.id: wf for wf in engine.workflows()}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 
 from adw.lsp.server import AdwServer, uri_of
+from adw.workflow.models import Finding
 
 _SEVERITY = {
     "error": types.DiagnosticSeverity.Error,
@@ -28,7 +28,7 @@ def replace(ls: AdwServer, key: str, by_uri: dict[str, list[types.Diagnostic]]) 
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=merged))
 
 
-def publish_findings(ls: AdwServer, key: str, root: Path, findings: list[Any]) -> None:
+def publish_findings(ls: AdwServer, key: str, root: Path, findings: list[Finding]) -> None:
     """Findings of one phase (pytest failures, ruff findings, …) at their file and line."""
     by_uri: dict[str, list[types.Diagnostic]] = defaultdict(list)
     for finding in findings:

@@ -15,13 +15,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from adw.errors import AdwError
+from adw.config import AdwConfig, load_config
+from adw.errors import AdwError, ConfigError
+from adw.git.checkpoints import REDO_NS, UNDO_NS, Checkpoint, Checkpoints, ref_id
+from adw.git.repo import Repo
+from adw.git.worktrees import Worktrees
 from adw.lsp.server import COMMAND_PREFIX, AdwServer
+from adw.workflow.models import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,8 @@ def _mtime(path: Path) -> int:
 @dataclass
 class _Stack:
     stamp: tuple[int, ...]
-    undo: list[Any]
-    redo: list[Any]
+    undo: list[Checkpoint]
+    redo: list[Checkpoint]
     changed: dict[str, bool] = field(default_factory=dict)
 
 
@@ -77,7 +81,7 @@ class LensCache:
         self.server = server
         self._common: Path | None = None
         self._worktrees: tuple[int, list[Path]] | None = None
-        self._stores: dict[Path, Any] = {}
+        self._stores: dict[Path, Checkpoints] = {}
         self._stacks: dict[Path, _Stack] = {}
         self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
@@ -100,9 +104,6 @@ class LensCache:
         await self.stack(worktree.resolve())
 
     async def worktree_of(self, path: Path) -> Path | None:
-        from adw.git.repo import Repo
-        from adw.git.worktrees import Worktrees
-
         if self._common is None:
             self._common = (await Repo.discover(self.server.root)).common_dir
         stamp = _mtime(self._common / "worktrees")
@@ -112,9 +113,7 @@ class LensCache:
             self._worktrees = (stamp, roots)
         return next((root for root in self._worktrees[1] if root == path or root in path.parents), None)
 
-    async def stack(self, worktree: Path) -> tuple[Any, _Stack]:
-        from adw.git.checkpoints import REDO_NS, UNDO_NS, Checkpoints, ref_id
-
+    async def stack(self, worktree: Path) -> tuple[Checkpoints, _Stack]:
         store = self._stores.get(worktree)
         if store is None:
             store = self._stores[worktree] = await Checkpoints.open(worktree)
@@ -134,7 +133,7 @@ class LensCache:
             self.server.spawn(self._reload(store, worktree, stamp))
         return store, cached
 
-    async def _reload(self, store: Any, worktree: Path, stamp: tuple[int, ...]) -> None:
+    async def _reload(self, store: Checkpoints, worktree: Path, stamp: tuple[int, ...]) -> None:
         try:
             undo, redo = await store.stacks()
             self._stacks[worktree] = _Stack(stamp, undo, redo)
@@ -143,7 +142,7 @@ class LensCache:
         if self.server.supports("workspace.code_lens.refresh_support"):
             await self.server.workspace_code_lens_refresh_async(None)
 
-    async def file_changed(self, store: Any, stack: _Stack, rel: str) -> bool:
+    async def file_changed(self, store: Checkpoints, stack: _Stack, rel: str) -> bool:
         if rel not in stack.changed:
             try:
                 changed = await store.changed_paths(stack.undo)
@@ -165,13 +164,17 @@ def register(server: AdwServer) -> None:
             return []
         path = Path(fs)
         lenses = await _spec_lenses(ls, path)
-        worktree = await cache.worktree_of(path)
-        if worktree is not None:
-            lenses += await _checkpoint_lenses(cache, worktree, path)
+        try:
+            worktree = await cache.worktree_of(path)
+            if worktree is not None:
+                lenses += await _checkpoint_lenses(cache, worktree, path)
+        except ConfigError:  # shown by AdwServer.check_config; checkpoint lenses wait for a valid one
+            pass
         return lenses
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: AdwServer, params: types.DidSaveTextDocumentParams) -> None:
+        await ls.check_config()  # the saved file may be .adw.toml or pyproject.toml
         fs = to_fs_path(params.text_document.uri)
         if fs is not None:
             saved = Path(fs).resolve()
@@ -190,7 +193,8 @@ async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
     spec = str(path)
     lenses = [
         types.CodeLens(range=_TOP, command=types.Command(
-            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc", arguments=[[spec]])),
+            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
+            arguments=[[spec], {"existing": "ask"}])),
         types.CodeLens(range=_TOP, command=types.Command(
             title="⌕ Scout", command=COMMAND_PREFIX + "scout", arguments=[_first_heading(path) or path.stem])),
     ]
@@ -208,16 +212,18 @@ _patterns: dict[Path, tuple[tuple[int, int], re.Pattern[str]]] = {}
 
 def _spec_pattern(root: Path) -> re.Pattern[str]:
     """The spec glob of the configuration, parsed again only when a configuration file changes."""
-    from adw.config import load_config
-
     stamp = (_mtime(root / ".adw.toml"), _mtime(root / "pyproject.toml"))
     cached = _patterns.get(root)
     if cached is None or cached[0] != stamp:
-        cached = _patterns[root] = (stamp, glob_regex(load_config(root).lsp.spec_glob))
+        try:
+            glob = load_config(root).lsp.spec_glob
+        except ConfigError:  # AdwServer.check_config shows it; lenses go on with the default spec glob
+            glob = AdwConfig().lsp.spec_glob
+        cached = _patterns[root] = (stamp, glob_regex(glob))
     return cached[1]
 
 
-def status_title(workflow: Any) -> str:
+def status_title(workflow: Workflow) -> str:
     """"● build · claude · 1m12s · $0.04" for the running task(s) of a workflow."""
     running = [task for task in workflow.tasks if task.state == "running"]
     phase = " ‖ ".join(task.phase for task in running) or workflow.current_phase or "starting"
@@ -263,6 +269,6 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> li
     return lenses
 
 
-def _lens(title: str, command: str, arguments: list[Any]) -> types.CodeLens:
+def _lens(title: str, command: str, arguments: list[object]) -> types.CodeLens:
     return types.CodeLens(range=_TOP, command=types.Command(title=title, command=COMMAND_PREFIX + command,
                                                             arguments=arguments))

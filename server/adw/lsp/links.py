@@ -5,27 +5,27 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from adw.lsp.server import AdwServer, uri_of
 from adw.scouts import OUTPUT_FILE
+from adw.scouts.models import ScoutReport
 
 REPORT_NAME = "scout-report.md"
 # `path/to/file.py:42` in backticks: the form write_report uses, so links are found exactly where it put them.
 _LINK = re.compile(r"`([^`\s]+):(\d+)`")
 
 
-def render(report: Any) -> str:
+def render(report: ScoutReport) -> str:
     lines = [f"# Scout: {report.task}", "", f"{report.count} source file(s), method {report.method}", ""]
     for location in report.locations:
         lines.append(f"- `{location.path}:{location.line}` — {location.reason} ({', '.join(location.scouts)})")
     return "\n".join(lines) + "\n"
 
 
-async def write_report(root: Path, report: Any) -> Path:
+async def write_report(root: Path, report: ScoutReport) -> Path:
     path = root / OUTPUT_FILE.parent / REPORT_NAME
     text = render(report)
 

@@ -9,12 +9,22 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 
 from adw.lsp.diagnostics import publish_findings
 from adw.lsp.server import AdwServer
+from adw.workflow.engine import Engine
+from adw.workflow.events import (
+    BaseEvent,
+    OutputLine,
+    Progress,
+    TaskFinished,
+    TaskStarted,
+    ToolUse,
+    WorkflowFinished,
+    WorkflowStarted,
+)
 
 _OUTPUT_EVERY_S = 0.2  # output lines can come by the thousand; the client needs a few per second at most
 # A percentage is known when the agent prints one at the end of a line, as pytest does ("....  [ 40%]").
@@ -53,20 +63,23 @@ class AgentView:
         self.by_task: dict[tuple[str, str], _TaskProgress] = {}
         self.by_token: dict[str, tuple[str, str]] = {}
 
-    def handle(self, engine: Any, event: Any) -> None:
-        kind = event.type
-        if kind in ("workflow_started", "workflow_finished"):
-            self.ls.changed("workflows")
-            return
+    def handle(self, engine: Engine, event: BaseEvent) -> None:
         key = (event.workflow_id, event.task_id or "")
-        if kind == "task_started":
-            self._started(engine, event, key)
-        elif kind == "task_finished":
-            self._finished(engine, event, key)
-        elif kind in ("tool_use", "progress", "output"):
-            self._message(event, key)
+        match event:
+            case WorkflowStarted() | WorkflowFinished():
+                self.ls.changed("workflows")
+            case TaskStarted():
+                self._started(engine, event, key)
+            case TaskFinished():
+                self._finished(engine, event, key)
+            case ToolUse():
+                self._message(f"{event.tool} {event.detail}".strip(), key, event)
+            case Progress():
+                self._message(event.message, key, event)
+            case OutputLine():
+                self._message(event.text.strip()[:120], key, event)
 
-    def _started(self, engine: Any, event: Any, key: tuple[str, str]) -> None:
+    def _started(self, engine: Engine, event: TaskStarted, key: tuple[str, str]) -> None:
         workflow = engine.get(event.workflow_id)
         title = f"ADW {workflow.name}: {event.phase} ({event.agent})"
         if self.ls.supports("window.work_done_progress"):
@@ -77,20 +90,15 @@ class AgentView:
             self.ls.log(f"{title}: started")
         self.ls.changed("workflows")
 
-    def _message(self, event: Any, key: tuple[str, str]) -> None:
-        if event.type == "tool_use":
-            text = f"{event.tool} {event.detail}".strip()
-        elif event.type == "progress":
-            text = event.message
-        else:
-            text = event.text.strip()[:120]
+    def _message(self, text: str, key: tuple[str, str], event: ToolUse | Progress | OutputLine) -> None:
+        output = isinstance(event, OutputLine)
         progress = self.by_task.get(key)
         if progress is None:
-            if event.type != "output":
+            if not output:
                 self.ls.log(f"ADW {event.workflow_id}/{event.task_id}: {text}")
             return
         now = time.monotonic()
-        if event.type == "output":
+        if output:
             if now - progress.last_output < _OUTPUT_EVERY_S:
                 return
             progress.last_output = now
@@ -98,7 +106,7 @@ class AgentView:
         percentage = min(int(found.group(1)), 100) if found else None
         progress.queue.put_nowait(types.WorkDoneProgressReport(message=text, percentage=percentage))
 
-    def _finished(self, engine: Any, event: Any, key: tuple[str, str]) -> None:
+    def _finished(self, engine: Engine, event: TaskFinished, key: tuple[str, str]) -> None:
         verdict = str(event.state) + (f": {event.reason}" if event.reason else "")
         progress = self.by_task.pop(key, None)
         if progress is not None:
@@ -113,7 +121,7 @@ class AgentView:
             publish_findings(self.ls, f"findings:{workflow.cwd}:{task.phase}", Path(workflow.cwd), task.findings)
         self.ls.changed("workflows")
 
-    def cancel(self, engine: Any, token: str) -> bool:
+    def cancel(self, engine: Engine, token: str) -> bool:
         key = self.by_token.get(token)
         if key is None:
             return False
@@ -123,12 +131,12 @@ class AgentView:
 def register(server: AdwServer) -> None:
     view = AgentView(server)
 
-    async def pump(engine: Any) -> None:
+    async def pump(engine: Engine) -> None:
         async with engine.subscribe() as events:
             async for event in events:
                 view.handle(engine, event)
 
-    def start(engine: Any) -> None:
+    def start(engine: Engine) -> None:
         server.spawn(pump(engine))
 
     server.engine_listeners.append(start)

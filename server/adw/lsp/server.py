@@ -7,40 +7,91 @@ server reading stdin), so requests are answered while agents and checkpoints run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.capabilities import get_capability
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from adw import __version__
+from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
+from adw.git.repo import Repo
+from adw.lsp import transport
+from adw.lsp.params import ArgumentError, P
+from adw.workflow.engine import Engine
+
+if TYPE_CHECKING:
+    from adw.lsp.lenses import LensCache
 
 log = logging.getLogger(__name__)
 
 COMMAND_PREFIX = "adw.server."
 CHANGED = "adw/changed"
-_INPUT_ERRORS = (InvalidNameError, PathOutsideError, ConfigError)
-Handler = Callable[..., Awaitable[Any]]
+CONFIGURATION = "adw/configuration"
+CONFIG_FILES = (".adw.toml", "pyproject.toml")
+_INPUT_ERRORS = (ArgumentError, InvalidNameError, PathOutsideError, ConfigError)
+Handler = Callable[["AdwServer", P], Awaitable[object]]
+RequestHandler = Callable[["AdwServer", object], Awaitable[object]]
 
 
 class AdwServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("adw", __version__)
         self._root: Path | None = None
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: list[Callable[[str], None]] = []
-        self.engine_listeners: list[Callable[[Any], None]] = []
+        self.engine_listeners: list[Callable[[Engine], None]] = []
+        self.lens_cache: LensCache | None = None
+        self.config_error: ConfigError | None = None
+        self._config_stamp: tuple[tuple[int, int], ...] | None = None
+        self._config_lock = asyncio.Lock()
+        self._main_root: Path | None = None
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
-        self.lens_cache: Any = None
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio with ADW's hardened reader (adw/lsp/transport.py) instead of pygls's."""
+        self._stop_event = stop = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        reader = transport.StdinReader(stdin or sys.stdin.buffer, self.thread_pool)
+        try:
+            asyncio.run(transport.serve(stop, reader, self.protocol, transport.answer_with(self.protocol)))
+        except BrokenPipeError:
+            log.error("the client closed the connection; stopping")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+
+    def start_tcp(self, host: str, port: int) -> None:
+        """Serve one client at a time on a TCP socket with the same hardened reader as stdio."""
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            answer = transport.answer_with(self.protocol)
+            await transport.serve(stop, transport.StreamReader(reader), self.protocol, answer)
+            self.shutdown()  # type: ignore[no-untyped-call]  # closes the listening socket too
+
+        async def listen() -> None:
+            self._server = server = await asyncio.start_server(connection, host, port)
+            async with server:
+                await server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            asyncio.run(listen())
 
     # ---------------------------------------------------------------- workspace
 
@@ -54,18 +105,43 @@ class AdwServer(LanguageServer):
             self._root = Path(path) if path else Path.cwd()
         return self._root
 
-    async def engine(self) -> Any:
+    async def engine(self) -> Engine:
         """The workflow engine, opened on first use (it recovers crashed runs when it opens)."""
         async with self._engine_lock:
             if self._engine is None:
-                from adw.workflow.engine import Engine
-
-                self._engine = await Engine.open(self.root)
+                self._engine = engine = await Engine.open(self.root)
                 for start in self.engine_listeners:
-                    start(self._engine)
-        return self._engine
+                    start(engine)
+            return self._engine
 
-    def engine_if_open(self) -> Any:
+    async def check_config(self) -> None:
+        """Reload the configuration when `.adw.toml` or `pyproject.toml` of the main worktree changed (a stat of
+        each, so every command can afford it). An invalid one is shown at once, sent as `adw/configuration`, and
+        refuses every command with its message until it is fixed; a valid one reaches the engine."""
+        async with self._config_lock:
+            if self._main_root is None:
+                try:
+                    self._main_root = (await Repo.discover(self.root)).main_root
+                except AdwError:
+                    return  # not a repository: each command says so itself
+            main = self._main_root
+            stamp = tuple(_stat(main / name) for name in CONFIG_FILES)
+            if stamp == self._config_stamp:
+                return
+            self._config_stamp = stamp
+            try:
+                config = await asyncio.to_thread(load_config, main)
+            except ConfigError as exc:
+                self.config_error = exc
+                self.show_error(f"ADW: {exc.message} — {exc.hint}")
+                self.protocol.notify(CONFIGURATION, {"error": exc.message, "hint": exc.hint})
+                return
+            self.config_error = None
+            if self._engine is not None:
+                self._engine.reconfigure(config)
+            self.protocol.notify(CONFIGURATION, {"error": None, "hint": None})
+
+    def engine_if_open(self) -> Engine | None:
         """The engine if something already opened it; lenses must not open it as a side effect."""
         return self._engine
 
@@ -101,93 +177,63 @@ class AdwServer(LanguageServer):
     def log(self, message: str) -> None:
         self.window_log_message(types.LogMessageParams(type=types.MessageType.Info, message=message))
 
-    def adw_command(self, name: str) -> Callable[[Handler], Handler]:
-        """Register `adw.server.<name>`: errors become a JSON-RPC error plus a message saying what to do."""
+    def adw_command(self, model: type[P], handler: Handler[P]) -> None:
+        """Register `adw.server.<model.command>`: its arguments are parsed into `model`, errors are answered
+        as `answer` says."""
 
-        def decorate(handler: Handler) -> Handler:
-            async def run(ls: AdwServer, *args: Any) -> Any:
-                try:
-                    return await handler(ls, *args)
-                except AdwError as exc:
-                    text = f"ADW: {exc.message}" + (f" — {exc.hint}" if exc.hint else "")
-                    ls.show_error(text)
-                    error = JsonRpcInvalidParams if isinstance(exc, (ArgumentError, *_INPUT_ERRORS)) else _Failed
-                    raise error(text, data=exc.to_dict()) from None
-                except JsonRpcException:
-                    raise
-                except Exception as exc:  # a bug, not bad input: still say so in the editor, and serve on
-                    log.exception("adw.server.%s failed", name)
-                    ls.show_error(f"ADW: {name} failed: {type(exc).__name__}: {exc} — see the language server's log")
-                    raise
+        async def run(ls: AdwServer, *values: object) -> object:
+            return await ls.answer(model.command, lambda: handler(ls, model.from_wire(values)))
+
+        run.__name__ = handler.__name__
+        self.command(COMMAND_PREFIX + model.command)(run)
+
+    def adw_request(self, method: str) -> Callable[[RequestHandler], RequestHandler]:
+        """Register a custom request (`adw/…`) whose errors are answered as `answer` says."""
+
+        def decorate(handler: RequestHandler) -> RequestHandler:
+            async def run(ls: AdwServer, params: object) -> object:
+                return await ls.answer(method, lambda: handler(ls, params))
 
             run.__name__ = handler.__name__
-            self.command(COMMAND_PREFIX + name)(run)
+            self.feature(method)(run)
             return handler
 
         return decorate
 
+    async def answer(self, name: str, call: Callable[[], Awaitable[object]]) -> object:
+        """Bad input becomes InvalidParams, a refusal RequestFailed, each with a message saying what to do; a bug
+        is an InternalError pointing at the log (never a traceback sent to the client), and the server serves on."""
+        try:
+            await self.check_config()
+            if self.config_error is not None:
+                raise self.config_error
+            return await call()
+        except AdwError as exc:
+            text = f"ADW: {exc.message}" + (f" — {exc.hint}" if exc.hint else "")
+            self.show_error(text)
+            error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
+            raise error(text, data=exc.to_dict()) from None
+        except JsonRpcException:
+            raise
+        except Exception as exc:
+            log.exception("%s failed", name)
+            text = f"ADW: {name} failed: {type(exc).__name__}: {exc} — see the language server's log"
+            self.show_error(text)
+            raise JsonRpcInternalError(text) from None
 
-class _Failed(JsonRpcException):
+
+class RequestFailed(JsonRpcException):
     """The request was valid but the operation was refused or failed (LSP's RequestFailed)."""
 
     CODE = -32803
 
 
-class ArgumentError(AdwError):
-    pass
-
-
-class Args:
-    """Positional command arguments by name, with clear errors for a missing or mistyped one."""
-
-    def __init__(self, command: str, values: tuple[Any, ...], names: list[str]) -> None:
-        if len(values) > len(names):
-            raise ArgumentError(
-                f"{command} takes at most {len(names)} argument(s) ({', '.join(names)}), got {len(values)}",
-                "see docs/PROTOCOL.md",
-            )
-        self.command = command
-        self.values = dict(zip(names, values, strict=False))
-
-    def text(self, name: str) -> str | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise ArgumentError(f"{self.command}: `{name}` must be a string, got {type(value).__name__}",
-                                "see docs/PROTOCOL.md")
-        return value
-
-    def required(self, name: str) -> str:
-        value = self.text(name)
-        if value is None:
-            raise ArgumentError(f"{self.command} needs `{name}`", "see docs/PROTOCOL.md for its arguments")
-        return value
-
-    def number(self, name: str) -> int | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-            raise ArgumentError(f"{self.command}: `{name}` must be a whole number", "see docs/PROTOCOL.md")
-        return int(value)
-
-    def flag(self, name: str) -> bool:
-        return bool(self.values.get(name))
-
-    def texts(self, name: str) -> list[str]:
-        value = self.values.get(name)
-        if isinstance(value, str):
-            value = [value]
-        if not value or not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ArgumentError(f"{self.command} needs `{name}`: a list of paths or URIs", "see docs/PROTOCOL.md")
-        return value
-
-    def options(self, name: str) -> dict[str, Any]:
-        value = self.values.get(name) or {}
-        if not isinstance(value, dict):
-            raise ArgumentError(f"{self.command}: `{name}` must be an object", "see docs/PROTOCOL.md")
-        return value
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, -1)
+    return (info.st_mtime_ns, info.st_size)
 
 
 def uri_of(path: Path) -> str:

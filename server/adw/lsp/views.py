@@ -4,22 +4,28 @@ requests (the `adw/changed` notification is sent by AdwServer.changed)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from adw.git.checkpoints import Checkpoints
+from adw.git.worktrees import Worktrees
 from adw.lsp.commands import all_workflows, worktree_path
+from adw.lsp.params import ArgumentError, CheckpointsRequest, validate
 from adw.lsp.server import AdwServer, path_of
 from adw.serialize import to_jsonable
 
 
-def _param(params: Any, name: str) -> Any:
-    return getattr(params, name, None) if params is not None else None
+def _fields(params: object, method: str) -> dict[str, object]:
+    """pygls hands a custom request's object params over as a namedtuple; null is no params."""
+    if params is None:
+        return {}
+    as_dict = getattr(params, "_asdict", None)
+    if as_dict is None:
+        raise ArgumentError(f"{method}: params must be an object or null", "see docs/PROTOCOL.md")
+    return dict(as_dict())
 
 
 def register(server: AdwServer) -> None:
-    @server.feature("adw/worktrees")
-    async def worktrees(ls: AdwServer, params: Any) -> list[dict[str, Any]]:
-        from adw.git.worktrees import Worktrees
-
+    @server.adw_request("adw/worktrees")
+    async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:
         infos = to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
         engine = ls.engine_if_open()
         running: dict[str, int] = {}
@@ -31,16 +37,16 @@ def register(server: AdwServer) -> None:
             info["agentsRunning"] = running.get(info["path"], 0)
         return list(infos)
 
-    @server.feature("adw/workflows")
-    async def workflows(ls: AdwServer, params: Any) -> list[dict[str, Any]]:
+    @server.adw_request("adw/workflows")
+    async def workflows(ls: AdwServer, params: object) -> list[dict[str, object]]:
         return list(to_jsonable(await all_workflows(await ls.engine())))
 
-    @server.feature("adw/checkpoints")
-    async def checkpoints(ls: AdwServer, params: Any) -> dict[str, Any]:
-        from adw.git.checkpoints import Checkpoints
-
-        root = await worktree_path(ls, _param(params, "worktree"))
+    @server.adw_request("adw/checkpoints")
+    async def checkpoints(ls: AdwServer, params: object) -> dict[str, object]:
+        args = validate(CheckpointsRequest, _fields(params, "adw/checkpoints"), "adw/checkpoints")
+        root = await worktree_path(ls, args.worktree)
         store = await Checkpoints.open(root)
-        file = _param(params, "file")  # a path inside the worktree or a file URI, as for listCheckpoints
-        entries = await store.history(file=str(path_of(file, store.repo.root)) if file else None, include_redo=True)
+        # `file` is a path inside the worktree or a file URI, as for listCheckpoints
+        path = str(path_of(args.file, store.repo.root)) if args.file else None
+        entries = await store.history(file=path, include_redo=True)
         return {"worktree": str(root), "checkpoints": to_jsonable(entries)}

@@ -22,6 +22,8 @@ from adw.agents.base import Agent, CancelToken
 from adw.agents.process import AgentTree, stop_tree, task_marker
 from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
 from adw.errors import AdwError
+from adw.git.checkpoints import Checkpoint, Checkpoints
+from adw.git.repo import Repo
 from adw.workflow.events import (
     EventBus,
     EventType,
@@ -33,7 +35,9 @@ from adw.workflow.events import (
     WorkflowFinished,
     WorkflowStarted,
 )
-from adw.workflow.models import AgentResult, Attempt, Task, TaskState, Usage, Workflow
+from adw.workflow.judge import CHANGED_FILES_ONLY, base_run, changed_files, compare, judged
+from adw.workflow.models import AgentResult, Attempt, Finding, Severity, Task, TaskState, Usage, Workflow
+from adw.workflow.scope import Window, out_of_scope, restore, write_scope
 from adw.workflow.store import Store
 
 AgentFactory = Callable[[Workflow, AgentsConfig], Agent]
@@ -82,14 +86,14 @@ class Engine:
         self.bus = EventBus()
         if store is not None:
             self.bus.add_sink(store.record_event)
-        if max_agents is not None and not 1 <= max_agents <= MAX_AGENTS:
-            raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {max_agents}", f"pick 1 to {MAX_AGENTS}")
-        self.max_agents = max_agents or self.settings.max_agents or default_max_agents()
-        self._slots = asyncio.Semaphore(self.max_agents)
+        if max_agents is not None:
+            _check_max_agents(max_agents)
+        self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
         self._checkpoint_locks: dict[str, asyncio.Lock] = {}
+        self._windows: dict[str, dict[str, Window]] = {}  # workflow → its checkpointed tasks now running
         self._active = 0
         self._watcher: asyncio.Task[None] | None = None
 
@@ -104,13 +108,28 @@ class Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
         recovering from any crashed run."""
         from adw.config import load_config
-        from adw.git.repo import Repo
 
         repo = await Repo.discover(path)
         config = load_config(repo.main_root)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
+
+    @property
+    def max_agents(self) -> int:
+        """The cap on agent tasks running at once, shared by every workflow of this engine."""
+        return self._slots.limit
+
+    def set_max_agents(self, limit: int) -> None:
+        """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
+        agents finish and starts no other until fewer than `limit` run."""
+        _check_max_agents(limit)
+        self._slots.resize(limit)
+
+    def reconfigure(self, config: AdwConfig) -> None:
+        """A changed configuration (the language server reloads it when its files change): workflows made
+        from now on use it; tasks already made keep the phase settings they were made with."""
+        self.config, self.settings = config, config.agents
 
     # -- reading state ---------------------------------------------------------------------------------------
 
@@ -403,9 +422,35 @@ class Engine:
             )
         )
         self._save(workflow, task)
+        events = self._task_events(workflow, task, self.bus)
+        judging = judged(task) and workflow.base_commit is not None
+        if judging:
+            events.held = []
+        before = None
+        if task.checkpoint:
+            before = await self._checkpoint_before(workflow, task, events)
+        scope_findings = []
+        try:
+            result = await self._call_agent(workflow, task, events, token)
+            attempt.usage = result.usage if result.usage != Usage() else events.usage
+            if task.checkpoint:
+                scope_findings = await self._checkpoint_after(workflow, task, events, before)
+        finally:
+            self._windows.get(workflow.id, {}).pop(task.id, None)
+        if judging:
+            result = await self._against_base(workflow, task, events, token, result)
+            events.held = None
+            for finding in result.findings:
+                events.finding(finding)
+        for finding in scope_findings:
+            events.finding(finding)
+        result.findings += scope_findings
+        return attempt, result
+
+    def _task_events(self, workflow: Workflow, task: Task, bus: EventBus) -> TaskEvents:
         store = self.store
-        events = TaskEvents(
-            self.bus,
+        return TaskEvents(
+            bus,
             workflow.id,
             task.id,
             on_process=(lambda pid, created: store.add_process(pid, created, workflow.id, task.id))
@@ -413,13 +458,45 @@ class Engine:
             else None,
             on_process_exit=store.remove_process if store else None,
         )
-        if task.checkpoint:
-            await self._checkpoint(workflow, task, events, "before")
-        result = await self._call_agent(workflow, task, events, token)
-        attempt.usage = result.usage if result.usage != Usage() else events.usage
-        if task.checkpoint:
-            await self._checkpoint(workflow, task, events, "after")
-        return attempt, result
+
+    async def _against_base(
+        self, workflow: Workflow, task: Task, events: TaskEvents, token: CancelToken, result: AgentResult
+    ) -> AgentResult:
+        """Split the findings into new, pre-existing and fixed by running the phase's agent on the base commit
+        too (once per base tree and command: cached and locked across workflows and processes)."""
+        base_commit = workflow.base_commit
+        assert base_commit is not None and events.held is not None
+        # Agents return their findings; any they only reported are judged with them.
+        reported_only = [finding for finding in events.held if finding not in result.findings]
+        result = result.model_copy(update={"findings": result.findings + reported_only})
+        if token.requested:
+            return result
+
+        async def run_on(checkout: Path) -> AgentResult | None:
+            events.progress(f"running {task.agent} on the base commit {base_commit[:12]} once")
+            copy = workflow.model_copy(deep=True, update={"cwd": str(checkout)})
+            quiet = self._task_events(workflow, task, EventBus())  # base findings are not this task's
+            outcome = await self._call_agent(copy, task, quiet, token)
+            return None if token.requested else outcome
+
+        command = [task.agent, task.config.model_dump(mode="json") if task.config else None,
+                   self.settings.model_dump(mode="json")]
+        try:
+            repo = await Repo.discover(workflow.repo)
+            base, cached = await base_run(repo.adw_dir, repo.root, base_commit, command, run_on)
+            only_changed = task.phase in CHANGED_FILES_ONLY
+            changed = await changed_files(Path(workflow.cwd), base_commit) if only_changed else None
+        except AdwError as exc:
+            events.progress(f"no comparison with the base commit: {exc.message}")
+            return result
+        if base is None:
+            return result
+        if cached:
+            events.progress(f"{task.agent} on the base commit {base_commit[:12]}: {base.summary} (cached)")
+        block_on = task.config.block_on if task.config else "new"
+        judged_result = compare(result, base, changed, block_on)
+        judged_result.outputs["baseline"].update(base=base_commit, cached=cached)
+        return judged_result
 
     async def _call_agent(
         self, workflow: Workflow, task: Task, events: TaskEvents, token: CancelToken
@@ -455,22 +532,78 @@ class Engine:
             watchdog.cancel()
             stopping.cancel()
 
-    async def _checkpoint(self, workflow: Workflow, task: Task, events: TaskEvents, when: str) -> None:
-        """Snapshot the worktree around a phase so it can be undone; a failure is reported, not fatal."""
-        from adw.git.checkpoints import Checkpoints
+    async def _checkpoint_before(self, workflow: Workflow, task: Task, events: TaskEvents) -> Checkpoint | None:
+        """Checkpoint the worktree before a phase and open the phase's write window."""
+        async with self._checkpoint_lock(workflow):
+            made = await self._checkpoint(workflow, task, events, "before")
+            windows = self._windows.setdefault(workflow.id, {})
+            for other in windows.values():
+                other.overlaps.add(task.id)
+            windows[task.id] = Window(overlaps=set(windows))
+        return made[1] if made else None
 
+    async def _checkpoint_after(
+        self, workflow: Workflow, task: Task, events: TaskEvents, before: Checkpoint | None
+    ) -> list[Finding]:
+        """Checkpoint the worktree after a phase, then undo its writes outside its scope (the checkpoint keeps
+        them). Returns the finding that names them, if any."""
+        async with self._checkpoint_lock(workflow):
+            made = await self._checkpoint(workflow, task, events, "after")
+            if made is None or before is None:
+                return []
+            checkpoints, after = made
+            window = self._windows.get(workflow.id, {}).get(task.id, Window())
+            own = write_scope(task)
+            others = [workflow.task(other) for other in sorted(window.overlaps)]
+            allowed = own + tuple(glob for other in others for glob in write_scope(other))
+            root = checkpoints.repo.root
+            try:
+                paths = await out_of_scope(root, before, after, allowed, window)
+                if not paths:
+                    return []
+                await restore(root, before, paths)
+                await checkpoints.checkpoint(f"adw {workflow.id}: undid writes outside the scope of {task.id}")
+            except AdwError as exc:
+                events.progress(f"could not check what {task.id} wrote: {exc.message}")
+                return []
+            for other_id, other_window in self._windows.get(workflow.id, {}).items():
+                if other_id != task.id:
+                    other_window.restored.update(dict.fromkeys(paths, before.tree))
+        task.outputs["write_scope"] = {
+            "restored": paths,
+            "restored_from": before.number,
+            "discarded_in": after.number,
+            "ran_with": [other.id for other in others],
+        }
+        scope = ", ".join(own) or "nothing"
+        message = (
+            f"{task.id} may write {scope}, but {', '.join(paths)} changed: restored as of checkpoint "
+            f"{before.number}; the discarded version is kept in checkpoint {after.number}"
+        )
+        if others:  # git cannot tell which of the phases running at once wrote a file
+            message += f" ({', '.join(o.id for o in others)} ran at the same time: one of them wrote it)"
+        events.progress(message)
+        return [Finding(path=paths[0], severity=Severity.WARNING, message=message, source="write-scope")]
+
+    def _checkpoint_lock(self, workflow: Workflow) -> asyncio.Lock:
         # One at a time per repository: the worktrees' checkpoint refs live in one shared ref store.
-        lock = self._checkpoint_locks.setdefault(workflow.repo, asyncio.Lock())
+        return self._checkpoint_locks.setdefault(workflow.repo, asyncio.Lock())
+
+    async def _checkpoint(
+        self, workflow: Workflow, task: Task, events: TaskEvents, when: str
+    ) -> tuple[Checkpoints, Checkpoint] | None:
+        """Snapshot the worktree around a phase so it can be undone; a failure is reported, not fatal."""
         try:
-            async with lock:
-                checkpoints = await Checkpoints.open(Path(workflow.cwd))
-                made = await checkpoints.checkpoint(f"adw {workflow.id}: {when} {task.id}")
+            checkpoints = await Checkpoints.open(Path(workflow.cwd))
+            made = await checkpoints.checkpoint(f"adw {workflow.id}: {when} {task.id}")
         except AdwError as exc:
             events.progress(f"checkpoint {when} {task.id} failed: {exc.message}")
-            return
-        if made.checkpoint is not None:
-            task.outputs.setdefault("checkpoints", {})[when] = made.checkpoint.number
-            events.progress(f"checkpoint {made.checkpoint.number} {when} {task.id}")
+            return None
+        if made.checkpoint is None:
+            return None
+        task.outputs.setdefault("checkpoints", {})[when] = made.checkpoint.number
+        events.progress(f"checkpoint {made.checkpoint.number} {when} {task.id}")
+        return checkpoints, made.checkpoint
 
     def _finish(
         self, workflow: Workflow, task: Task, state: TaskState, reason: str = "", attempt: int | None = None
@@ -506,6 +639,34 @@ class Engine:
     def _save(self, workflow: Workflow, task: Task | None = None) -> None:
         if self.store is not None:
             self.store.save(workflow, task)
+
+
+def _check_max_agents(limit: int) -> None:
+    if not 1 <= limit <= MAX_AGENTS:
+        raise AdwError(f"max_agents must be 1 to {MAX_AGENTS}, not {limit}", f"pick 1 to {MAX_AGENTS}")
+
+
+class AgentSlots:
+    """A counting semaphore whose limit can change while it is held (asyncio.Semaphore's cannot)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while self.used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()  # wakes every waiter; each checks again, one takes a freed slot
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._freed.set()
 
 
 async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivity: float) -> None:

@@ -215,6 +215,8 @@ class TaskEvents:
         self.usage = Usage()
         self._on_process = on_process
         self._on_process_exit = on_process_exit
+        # While a list, findings wait here instead of being published: the engine judges them first.
+        self.held: list[Finding] | None = None
 
     def _emit(self, event: BaseEvent, activity: bool = True) -> None:
         if activity:
@@ -235,6 +237,10 @@ class TaskEvents:
         self._emit(Progress(workflow_id=self.workflow_id, task_id=self.task_id, message=message), activity)
 
     def finding(self, finding: Finding) -> None:
+        if self.held is not None:
+            self.held.append(finding)
+            self.last_activity = time.monotonic()
+            return
         self._emit(FindingReported(workflow_id=self.workflow_id, task_id=self.task_id, finding=finding))
 
     def cost(self, usage: Usage) -> None:

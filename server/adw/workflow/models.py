@@ -49,6 +49,9 @@ class Finding(BaseModel):
     message: str
     source: str
     code: str | None = None
+    # What makes two findings on two versions of the code the same problem (a failing test's id); when None,
+    # its source, path, code and message.
+    key: str | None = None
 
 
 class Usage(BaseModel):

@@ -132,18 +132,20 @@ class CommitStep(AgentBase):
     async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         try:
             await git("add", "-A", cwd=worktree)  # the scouts' report is in info/exclude (`save_report`)
-            staged = await git("diff", "--cached", "--quiet", cwd=worktree, ok_codes=(0, 1))
-            if staged.returncode == 0:
-                # Resumed after a kill that came once the commit was made: report that commit again.
-                last = await git("log", "-1", "--format=%H%n%B", cwd=worktree, ok_codes=(0, 128))
-                head, _, body = last.stdout.partition("\n")
-                if f"ADW-Workflow: {self.workflow.id}" not in body.splitlines():
-                    return AgentResult(status="succeeded", summary="nothing to commit")
-            else:
+            listed = await git("diff", "--cached", "--name-status", "--no-renames", "-z", cwd=worktree)
+            fields = [field for field in listed.stdout.split("\0") if field]
+            staged = list(zip(fields[1::2], fields[0::2], strict=True))  # (path, status letter)
+            if staged:
                 identity = () if await has_identity(worktree) else FALLBACK_IDENTITY
-                await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message())
-                head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
-            files = (await git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=worktree)).lines
+                await git(*identity, "commit", "-q", "-F", "-", cwd=worktree, input=self.message(staged))
+            else:
+                # Resumed after a kill that came once the commit was made: report that commit again.
+                last = await git("log", "-1", "--format=%B", cwd=worktree, ok_codes=(0, 128))
+                if f"ADW-Workflow: {self.workflow.id}" not in last.stdout.splitlines():
+                    return AgentResult(status="succeeded", summary="nothing to commit")
+            head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
+            changed = await git("diff-tree", "--no-commit-id", "--name-only", "-z", "-r", "HEAD", cwd=worktree)
+            files = [path for path in changed.stdout.split("\0") if path]
         except AdwError as exc:
             return AgentResult.failed(f"commit failed: {exc.message}")
         events.progress(f"committed {head[:12]}")
@@ -154,7 +156,8 @@ class CommitStep(AgentBase):
             outputs={"commit": head},
         )
 
-    def message(self) -> str:
+    def message(self, staged: list[tuple[str, str]]) -> str:
+        """The title, each phase's summary, cost, then every committed file with its status (A, M, D, T)."""
         workflow = self.workflow
         title = f"adw: {Path(workflow.spec).stem if workflow.spec else workflow.name}"
         lines = [title, ""]
@@ -168,6 +171,7 @@ class CommitStep(AgentBase):
             lines.append(f"Cost: ${usage.cost_usd:.4f}")
         if usage.input_tokens is not None or usage.output_tokens is not None:
             lines.append(f"Tokens: {usage.input_tokens or 0} in, {usage.output_tokens or 0} out")
+        lines += ["", f"Committed {len(staged)} file(s):", *(f"{status} {path}" for path, status in staged)]
         lines += ["", f"ADW-Workflow: {workflow.id}"]
         return "\n".join(lines) + "\n"
 
@@ -199,6 +203,7 @@ class MergePreviewStep(AgentBase):
             summary = f"{preview.source} merges cleanly into {preview.target}"
         else:
             summary = f"{preview.source} conflicts with {preview.target} in {', '.join(preview.conflicts)}"
+        summary += f": {len(preview.files)} file(s), +{preview.insertions} -{preview.deletions}"
         return AgentResult(
             status="succeeded", summary=summary, findings=findings, outputs=preview.model_dump(mode="json")
         )

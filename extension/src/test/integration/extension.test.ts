@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../extension';
-import type { ScoutResult, StartedWorkflows } from '../../protocol';
+import type { MergePreview, ScoutResult, StartedWorkflows } from '../../protocol';
 
 type Api = Awaited<ReturnType<typeof activate>>;
 
@@ -130,11 +130,12 @@ describe('ADW extension in VS Code', () => {
     assert.equal(readFileSync(target, 'utf8'), before);
   });
 
-  it('previews a merge through the server (conflicts would land in Problems)', async () => {
-    const preview = await vscode.commands.executeCommand<{ clean: boolean; target: string }>(
-      'adw.server.mergePreview', 'add');
+  it('previews a merge through the server with its files (conflicts would land in Problems)', async () => {
+    const preview = await vscode.commands.executeCommand<MergePreview>('adw.server.mergePreview', 'add');
     assert.equal(preview.clean, true);
     assert.equal(preview.target, 'main');
+    assert.ok(preview.files.some((f) => f.status === 'A' && f.path.endsWith('.py')), JSON.stringify(preview.files));
+    assert.match(preview.diffstat, /files? changed/);
   });
 
   it('scouts a task and lists file:line locations', async () => {

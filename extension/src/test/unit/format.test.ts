@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import {
-  ago, agentsText, checkpointLabel, cost, duration, elapsed, runningAgents, stateIcon, statusText, taskDescription,
-  workflowDescription, worktreeDescription, worktreeOf,
+  ago, agentsText, checkpointLabel, cost, duration, elapsed, mergeDetail, runningAgents, stateIcon, statusText,
+  taskDescription, workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
-import type { Task, Workflow, Worktree } from '../../protocol';
+import type { MergePreview, Task, Workflow, Worktree } from '../../protocol';
 
 const task = (over: Partial<Task> = {}): Task => ({
   id: 'build', phase: 'build', agent: 'claude', kind: 'agent', state: 'running', reason: '', summary: '',
@@ -99,5 +99,19 @@ describe('format', () => {
     assert.equal(worktreeOf('/r.worktrees/add/a.py', trees)?.path, '/r.worktrees/add');
     assert.equal(worktreeOf('/r.worktrees/add', trees)?.path, '/r.worktrees/add');
     assert.equal(worktreeOf('/other/a.py', trees), undefined);
+  });
+
+  it('lists the files of a merge with their line counts before it is confirmed', () => {
+    const preview: MergePreview = {
+      source: 'adw/add', target: 'main', clean: true, conflicts: [], insertions: 7, deletions: 1, diffstat: '',
+      files: [
+        { path: 'src/calc/add.py', status: 'A', insertions: 2, deletions: 0 },
+        { path: 'README.md', status: 'M', insertions: 5, deletions: 1 },
+        { path: 'logo.png', status: 'A', insertions: null, deletions: null },
+      ],
+    };
+    assert.equal(mergeDetail(preview),
+      'A src/calc/add.py  +2 -0\nM README.md  +5 -1\nA logo.png  binary\n3 file(s) changed, +7 -1');
+    assert.equal(mergeDetail(preview, 1).split('\n').slice(1).join('\n'), '… and 2 more\n3 file(s) changed, +7 -1');
   });
 });

@@ -1,0 +1,20 @@
+// Generated from server/adw/lsp/params.py by `python -m adw.lsp.typescript`: do not edit.
+// tests/lsp/test_lsp_params.py fails when this file and the server's models differ.
+
+/** Positional arguments of each `adw.server.*` command; `null` means "not given". */
+export interface ServerCommands {
+  cancel: [workflow: string, task?: string | null];
+  checkpoint: [worktree?: string | null, message?: string | null];
+  createWorktree: [name: string, base?: string | null];
+  listCheckpoints: [worktree?: string | null, file?: string | null];
+  listWorktrees: [];
+  merge: [name: string, strategy?: 'merge' | 'squash' | 'rebase' | null, into?: string | null];
+  mergePreview: [name: string, into?: string | null];
+  redo: [worktree?: string | null];
+  removeWorktree: [name: string, archive?: boolean | null, force?: boolean | null];
+  resume: [workflow: string];
+  scout: [task: string, worktree?: string | null, top?: number | null];
+  startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
+  status: [workflow?: string | null];
+  undo: [worktree?: string | null, file?: string | null, to?: number | null];
+}
