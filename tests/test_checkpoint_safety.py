@@ -93,7 +93,7 @@ def test_a_file_saved_while_undo_runs_is_kept_and_reported(repo: Path, faulty_gi
 
     def run_undo() -> None:
         # Slow blob reads widen the window between the snapshot and the restore, where an editor saves.
-        done = faulty_git.run(repo, "undo", "--json", slow={"cat-file": 2.0})
+        done = faulty_git.run(repo, "undo", "--json", slow={"cat-file": 3.0})
         result.append(subprocess.CompletedProcess([], done.returncode, done.stdout, done.stderr))
 
     undo = threading.Thread(target=run_undo)
