@@ -38,7 +38,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
-from adw.errors import CheckpointError, GitError
+from adw.errors import CheckpointError, GitError, GitLockError
 from adw.git.locks import repo_lock
 from adw.git.refs import read_head
 from adw.git.repo import Repo
@@ -60,7 +60,6 @@ _BLOB_MODES = ("100644", "100755", "120000")
 _NO_MODE = "000000"
 # Failures that no other path would escape: stop with the journal kept rather than skip every file.
 _RESOURCE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
-_GIT_LOCK = re.compile(r"Unable to create '([^']+\.lock)'")
 _PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 
 Kind = Literal["checkpoint", "state"]
@@ -153,6 +152,10 @@ class _Refs:
     tips: list[_Tip] = field(default_factory=list)
     journal: dict[str, str] = field(default_factory=dict)  # refs pinned by an undo that never started
 
+    def folded(self) -> list[str]:
+        """What a new commit that clears the redo history lists as parents, so nothing becomes unreachable."""
+        return [c.commit for c in self.redo] + [t.commit for t in self.tips] + list(self.journal.values())
+
 
 @dataclass(frozen=True, slots=True)
 class _Change:
@@ -193,15 +196,23 @@ class Checkpoints:
         return cls(repo, load_config(repo.main_root))
 
     @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    async def _locked(self) -> AsyncIterator[list[str] | None]:
         """One checkpoint command per worktree at a time (flock: a killed holder releases it), after finishing
-        whatever an interrupted undo or redo left in the journal."""
+        whatever an interrupted undo or redo left in the journal; yields the files that kept (None: nothing was
+        left to finish)."""
         async with repo_lock(self.repo.private_dir / "checkpoints.lock"):
-            # Only ADW writes the shadow index, and only under this lock: a lock file left now is a dead writer's.
-            self.shadow_index.with_name("shadow-index.lock").unlink(missing_ok=True)
+            finished = None
             if self.journal.exists():
-                await self._roll_forward(_Intent.model_validate_json(self.journal.read_bytes()))
-            yield
+                finished = await self._roll_forward(_Intent.model_validate_json(self.journal.read_bytes()))
+            yield finished
+
+    async def _finished(self, kept: list[str]) -> RestoreResult:
+        """The result of an undo or redo run again after it was interrupted: finishing it is what was asked."""
+        undo, _ = await self.stacks()
+        return RestoreResult(
+            restored=undo[-1], saved=None, skipped=[], kept=kept,
+            message=f"finished the interrupted undo/redo: at checkpoint {undo[-1].number}" + _kept(kept),
+        )
 
     # ---------------------------------------------------------------- reading
 
@@ -252,7 +263,7 @@ class Checkpoints:
                 message=f"nothing changed since checkpoint {undo[-1].number}; no checkpoint made",
             )
         number = self._next_number(undo, redo)
-        folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+        folded = refs.folded()
         commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=folded)
         create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
         await self._transaction([create, *self._clear(refs)])
@@ -262,8 +273,8 @@ class Checkpoints:
     async def undo(self, to: int | None = None) -> RestoreResult:
         """Return to the latest checkpoint if the worktree differs from it, else to the one before;
         `to` picks any checkpoint on the undo stack. The current state is saved first so `redo` returns to it."""
-        async with self._locked():
-            return await self._undo(to)
+        async with self._locked() as finished:
+            return await (self._finished(finished) if finished is not None else self._undo(to))
 
     async def _undo(self, to: int | None) -> RestoreResult:
         refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
@@ -275,7 +286,7 @@ class Checkpoints:
         if not state.same_as(undo[-1]):
             # Unsaved changes: they become the newest redo entry; the redo history they replace stays reachable.
             number = self._next_number(undo, redo)
-            folded = [c.commit for c in redo] + [t.commit for t in refs.tips]
+            folded = refs.folded()
             commit = await self.commit_state(state, "state before undo", "state", folded=folded)
             ops += [*self._clear(refs), ("create", self._redo_ns + f"{number:06d}", commit, None)]
             saved = _describe(number, commit, state, "state before undo", "state", redo=True)
@@ -304,8 +315,8 @@ class Checkpoints:
         return RestoreResult(restored=target, saved=saved, skipped=skipped, kept=kept, message=message + _kept(kept))
 
     async def redo(self) -> RestoreResult:
-        async with self._locked():
-            return await self._redo()
+        async with self._locked() as finished:
+            return await (self._finished(finished) if finished is not None else self._redo())
 
     async def _redo(self) -> RestoreResult:
         refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
@@ -505,8 +516,10 @@ class Checkpoints:
         lines = [op if isinstance(op, str) else _ref_line(op) for op in ops]
         try:
             await git("update-ref", "--stdin", cwd=self.repo.root, input="\n".join(lines) + "\n")
+        except GitLockError:
+            raise  # names the lock and its holder already
         except GitError as exc:
-            raise _lock_error(exc) or CheckpointError(
+            raise CheckpointError(
                 "the checkpoints or a branch changed while this ran (another git command or checkout?)",
                 "run the command again: it starts from the refs as they are now",
             ) from exc
@@ -570,14 +583,28 @@ class Checkpoints:
                 await git("symbolic-ref", "HEAD", intent.branch, cwd=root)
             if intent.detach:
                 await git("update-ref", "--no-deref", "HEAD", intent.detach, cwd=root)
-        except GitError as exc:
-            lock = _lock_error(exc)
-            if lock is None:
+            await self._transaction(intent.refs)
+        except GitLockError as exc:
+            raise _paused(exc) from exc
+        except CheckpointError:
+            if not await self._refs_hold(intent.refs):
+                # Refs moved by someone else: the journal's pins keep the state before reachable until a new
+                # checkpoint folds them into its parents; retrying could never succeed.
+                self.journal.unlink()
                 raise
-            raise lock from exc
-        await self._transaction(intent.refs)
+            # A kill after the transaction and before the journal's removal: it was all done.
         self.journal.unlink()
         return kept
+
+    async def _refs_hold(self, lines: list[str]) -> bool:
+        """Whether every ref of an `update-ref --stdin` transaction already has the value it sets."""
+        wanted = {}
+        for line in lines:
+            verb, ref, *values = line.split(" ")
+            wanted[ref] = values[0] if verb in ("create", "update") else None
+        out = await git("for-each-ref", "--format=%(refname) %(objectname)", *wanted, cwd=self.repo.root)
+        found = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+        return all(found.get(ref) == value for ref, value in wanted.items())
 
     async def _changes(self, source: str, target: str, paths: Iterable[str] = ()) -> list[_Change]:
         spec = [f":(literal){p}" for p in paths]
@@ -770,32 +797,11 @@ def _kept(kept: list[str]) -> str:
             f"replaced: " + ", ".join(kept[:10]))
 
 
-def _lock_error(exc: GitError) -> CheckpointError | None:
-    """A git lock held by another process, named with its holder; None for other failures."""
-    found = _GIT_LOCK.search(exc.stderr)
-    if not found:
-        return None
-    lock = found.group(1)
-    holders = _lock_holders(Path(lock))
-    who = f"process {', '.join(map(str, holders))} holds it" if holders else "no running process holds it"
-    hint = (
-        "wait for that git command to finish, then run `adw checkpoints` to complete this"
-        if holders
-        else f"a git command was killed and left it: delete {lock}, then run `adw checkpoints` to complete this"
+def _paused(exc: GitLockError) -> CheckpointError:
+    return CheckpointError(
+        f"{exc.message}; the undo/redo is paused with nothing lost",
+        f"{exc.hint} (any checkpoint command, `adw checkpoints` too, finishes the paused undo/redo)",
     )
-    return CheckpointError(f"git's lock file {lock} exists ({who}), so the undo/redo is paused", hint)
-
-
-def _lock_holders(lock: Path) -> list[int]:
-    """Processes with the lock file open (Linux /proc; empty elsewhere)."""
-    holders = []
-    with contextlib.suppress(OSError):
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            with contextlib.suppress(OSError):
-                fds = Path("/proc", pid, "fd")
-                if any(os.readlink(fd) == str(lock) for fd in fds.iterdir()):
-                    holders.append(int(pid))
-    return holders
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
