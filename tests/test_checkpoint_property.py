@@ -133,6 +133,7 @@ class CheckpointMachine(RuleBasedStateMachine):
             # Now and then (decided by the walk itself, so a failing walk replays): objects survive gc, fsck is
             # clean, and read_index agrees with git.
             if len(self.trace) % 7 == 6:
+                self.outcomes["gc and fsck"] += 1
                 run_git(self.root, "gc", "-q", "--prune=now")
                 assert run_git(self.root, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
                 listed = run_git(self.root, "ls-files", "-s").splitlines()
