@@ -28,6 +28,25 @@ LINT_FINDING = ("src/shop/legacy.py", 1, "F401")  # path, line, ruff code
 FAILING_TEST = "tests/test_legacy.py::test_bulk_discount_starts_at_ten"
 PASSING_TEST = "tests/test_pricing.py::test_total_adds_vat"
 
+# A spec that adds a module and its test: what the end-to-end tests run on the project.
+COUPONS = """# Coupons
+
+A coupon takes a percentage off a price.
+
+```python path=src/shop/coupons.py
+def apply_coupon(price: float, percent: int) -> float:
+    return round(price * (100 - percent) / 100, 2)
+```
+
+```python path=tests/test_coupons.py
+from shop.coupons import apply_coupon
+
+
+def test_apply_coupon_takes_the_percentage_off() -> None:
+    assert apply_coupon(20.0, 25) == 15.0
+```
+"""
+
 _DEPENDENCY_FILES = {
     "pyproject.toml": """\
 [build-system]

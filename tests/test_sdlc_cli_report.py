@@ -8,26 +8,10 @@ from adw.cli import main
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import run_git
-    from tests.realistic import FAILING_TEST, LINT_FINDING, RealisticProject
+    from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 except ModuleNotFoundError:
     from conftest import run_git
-    from realistic import FAILING_TEST, LINT_FINDING, RealisticProject
-
-COUPONS = """# Coupons
-
-```python path=src/shop/coupons.py
-def apply_coupon(price: float, percent: int) -> float:
-    return round(price * (100 - percent) / 100, 2)
-```
-
-```python path=tests/test_coupons.py
-from shop.coupons import apply_coupon
-
-
-def test_apply_coupon_takes_the_percentage_off() -> None:
-    assert apply_coupon(20.0, 25) == 15.0
-```
-"""
+    from realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 
 
 def test_the_outcome_lists_the_pre_existing_failure_and_finding_as_information_one_line_each(

@@ -20,10 +20,10 @@ from adw.workflow.sdlc import sdlc_workflows
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import MakeRepo, run_git
-    from tests.realistic import FAILING_TEST, LINT_FINDING, RealisticProject
+    from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 except ModuleNotFoundError:
     from conftest import MakeRepo, run_git
-    from realistic import FAILING_TEST, LINT_FINDING, RealisticProject
+    from realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 
 # A project as found in the wild: ruff configured to fix on every check, a lint finding already on main and a
 # test that already fails there.
@@ -254,25 +254,6 @@ async def test_the_base_run_is_made_once_per_base_and_command(make_repo: MakeRep
 
 
 # ---------------------------------------------------------------- end to end, as a new user would
-
-
-COUPONS = """# Coupons
-
-A coupon takes a percentage off a price.
-
-```python path=src/shop/coupons.py
-def apply_coupon(price: float, percent: int) -> float:
-    return round(price * (100 - percent) / 100, 2)
-```
-
-```python path=tests/test_coupons.py
-from shop.coupons import apply_coupon
-
-
-def test_apply_coupon_takes_the_percentage_off() -> None:
-    assert apply_coupon(20.0, 25) == 15.0
-```
-"""
 
 
 async def test_the_sdlc_on_a_realistic_project_commits_the_spec_and_judges_only_the_change(

@@ -114,6 +114,15 @@ describe('ADW extension in VS Code', () => {
     assert.match(diff, /diff --git a\/src\/calc\/add.py/);
   });
 
+  // Before the undo test: undoing to checkpoint 1 rewinds the branch past the workflow's commit.
+  it('previews a merge through the server with its files (conflicts would land in Problems)', async () => {
+    const preview = await vscode.commands.executeCommand<MergePreview>('adw.server.mergePreview', 'add');
+    assert.equal(preview.clean, true);
+    assert.equal(preview.target, 'main');
+    assert.ok(preview.files.some((f) => f.status === 'A' && f.path.endsWith('.py')), JSON.stringify(preview.files));
+    assert.match(preview.diffstat, /files? changed/);
+  });
+
   it('undoes to a checkpoint from the Checkpoints view, and redoes', async () => {
     const target = path.join(worktree, 'src', 'calc', 'add.py');
     const before = readFileSync(target, 'utf8');
@@ -128,14 +137,6 @@ describe('ADW extension in VS Code', () => {
     }, 30_000);
     await vscode.commands.executeCommand('adw.redo');
     assert.equal(readFileSync(target, 'utf8'), before);
-  });
-
-  it('previews a merge through the server with its files (conflicts would land in Problems)', async () => {
-    const preview = await vscode.commands.executeCommand<MergePreview>('adw.server.mergePreview', 'add');
-    assert.equal(preview.clean, true);
-    assert.equal(preview.target, 'main');
-    assert.ok(preview.files.some((f) => f.status === 'A' && f.path.endsWith('.py')), JSON.stringify(preview.files));
-    assert.match(preview.diffstat, /files? changed/);
   });
 
   it('scouts a task and lists file:line locations', async () => {
