@@ -13,16 +13,11 @@ from adw.workflow.store import Store
 
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import MakeRepo, run_git
+    from tests.test_workflow_sdlc import PYPROJECT
 except ModuleNotFoundError:
     from conftest import MakeRepo, run_git
+    from test_workflow_sdlc import PYPROJECT
 
-PYPROJECT = """[tool.pytest.ini_options]
-pythonpath = ["src"]
-
-[tool.adw.agents]
-stop_grace = 0.3
-test_command = ["python", "-m", "pytest", "-q"]
-"""
 ADD = "# Add\n\n```python path=src/calc/add.py\ndef add(a, b):\n    return a + b\n```\n"
 BROKEN = (
     "# Broken\n\n```python path=src/calc/sub.py\ndef sub(a, b):\n    return a + b\n```\n\n"
