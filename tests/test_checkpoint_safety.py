@@ -88,7 +88,6 @@ def test_a_file_saved_while_undo_runs_is_kept_and_reported(repo: Path, faulty_gi
     assert adw(repo, "checkpoint").returncode == 0
     (repo / "src/app.py").write_text("edited\n")
     (repo / "new.txt").write_text("created after the checkpoint\n")
-    calls = faulty_git.state / "calls"
     result: list[subprocess.CompletedProcess[str]] = []
 
     def run_undo() -> None:
@@ -98,7 +97,7 @@ def test_a_file_saved_while_undo_runs_is_kept_and_reported(repo: Path, faulty_gi
 
     undo = threading.Thread(target=run_undo)
     undo.start()
-    while undo.is_alive() and '"cat-file"' not in (calls.read_text() if calls.exists() else ""):
+    while undo.is_alive() and not any(call[:1] == ["cat-file"] for call in faulty_git.calls_so_far()):
         threading.Event().wait(0.01)
     (repo / "new.txt").write_text("saved by the editor during the undo\n")
     (repo / "src/app.py").write_text("also saved during the undo\n")
