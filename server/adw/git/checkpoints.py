@@ -158,6 +158,14 @@ class _Refs:
 
 
 @dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a restore from one tree to another writes: the paths that differ, and the target's blobs."""
+
+    changes: list[_Change]
+    contents: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class _Change:
     """One path that differs between two trees (a mode of 000000: absent on that side)."""
 
@@ -319,7 +327,13 @@ class Checkpoints:
             return await (self._finished(finished) if finished is not None else self._redo())
 
     async def _redo(self) -> RestoreResult:
-        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        async def refs_and_plan() -> tuple[_Refs, _Plan | None]:
+            # A redo starts from the top of the undo stack (or is refused), so what it will write is known before
+            # the snapshot ends: read it meanwhile.
+            refs = await self._refs()
+            return refs, await self._plan(refs.undo[-1].tree, refs.redo[0].tree) if refs.undo and refs.redo else None
+
+        (refs, plan), (state, skipped) = await asyncio.gather(refs_and_plan(), self.snapshot())
         undo, redo = refs.undo, refs.redo
         if not redo:
             raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`")
@@ -333,7 +347,7 @@ class Checkpoints:
             ("delete", self._redo_ns + f"{target.number:06d}", None, target.commit),
             ("create", self._undo_ns + f"{target.number:06d}", target.commit, None),
         ]
-        kept = await self._restore(state, target, ops, [], refs, target, undoing=False)
+        kept = await self._restore(state, target, ops, [], refs, target, undoing=False, plan=plan)
         return RestoreResult(
             restored=target, saved=None, skipped=skipped, kept=kept, message=f"redid to {target.number}" + _kept(kept)
         )
@@ -362,9 +376,9 @@ class Checkpoints:
         deleted = not versions[target.commit]
         # The checkpoint above holds the current version, so one file at a time needs no journal: each write
         # replaces a verified file in one rename.
-        changes = await self._changes(undo[-1].tree, target.tree, [rel])
-        kept = await self._apply(changes)
-        await self._update_shadow(changes, [])
+        plan = await self._plan(undo[-1].tree, target.tree, [rel])
+        kept = await self._apply(plan)
+        await self._update_shadow(plan.changes, [])
         verb = "deleted" if deleted else "restored"
         return FileUndoResult(
             path=rel, restored_from=target, deleted=deleted, saved=saved, kept=kept,
@@ -526,11 +540,13 @@ class Checkpoints:
 
     async def _restore(
         self, current: State, target: Checkpoint, ops: list[_RefOp], pinned: list[str], refs: _Refs, top: Checkpoint,
-        undoing: bool,
+        undoing: bool, plan: _Plan | None = None,
     ) -> list[str]:
-        """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files."""
+        """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files.
+        `plan`: the move from `current.tree` to the target's, when the caller read it already."""
         root = self.repo.root
-        changes = await self._changes(current.tree, target.tree)
+        plan = plan or await self._plan(current.tree, target.tree)
+        changes = plan.changes
         # A path the target has and the snapshot lacks exists on disk only if ignored or skipped (a folder there
         # is replaced, as its files are in the snapshot): never overwrite such a file.
         present = [
@@ -567,13 +583,14 @@ class Checkpoints:
         pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
         await self._transaction(pins)
         _write_atomic(self.journal, intent.model_dump_json().encode())
-        return await self._roll_forward(intent, changes)
+        return await self._roll_forward(intent, plan)
 
-    async def _roll_forward(self, intent: _Intent, changes: list[_Change] | None = None) -> list[str]:
+    async def _roll_forward(self, intent: _Intent, plan: _Plan | None = None) -> list[str]:
         """Carry out a journaled undo or redo; safe to repeat from any point, as every step checks what is done."""
-        changes = changes if changes is not None else await self._changes(intent.source, intent.target)
-        kept = await self._apply(changes)
-        await self._update_shadow(changes, intent.adopt)
+        plan = plan or await self._plan(intent.source, intent.target)
+        kept = await self._apply(plan)
+        # The shadow index is ADW's own file: it is brought up to date beside the user's index and refs.
+        shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt))
         root = self.repo.root
         try:
             if intent.index_tree:
@@ -593,6 +610,8 @@ class Checkpoints:
                 self.journal.unlink()
                 raise
             # A kill after the transaction and before the journal's removal: it was all done.
+        finally:
+            await shadow
         self.journal.unlink()
         return kept
 
@@ -616,14 +635,18 @@ class Checkpoints:
             changes.append(_Change(path, old_mode, old_oid, new_mode, new_oid))
         return changes
 
-    async def _apply(self, changes: list[_Change]) -> list[str]:
-        """Make the files that differ between two trees (`changes`) those of the second. A file is replaced or
+    async def _plan(self, source: str, target: str, paths: Iterable[str] = ()) -> _Plan:
+        changes = await self._changes(source, target, paths)
+        return _Plan(changes, await self._contents({c.new_oid for c in changes if c.new_mode in _BLOB_MODES}))
+
+    async def _apply(self, plan: _Plan) -> list[str]:
+        """Make the files that differ between two trees (`plan.changes`) those of the second. A file is replaced or
         deleted only while it still is the first tree's version; one that is neither version (saved meanwhile) or
         cannot be replaced is kept and returned. Already-target files are left, so a rerun finishes a killed one."""
         root = self.repo.root
+        changes, contents = plan.changes, plan.contents
         writes = [c for c in changes if c.new_mode in _BLOB_MODES]
         gone = [c for c in changes if c.new_mode == _NO_MODE and c.old_mode in _BLOB_MODES]
-        contents = await self._contents({c.new_oid for c in writes})
         kept: list[str] = []
         # Type changes: a file where a target folder goes, or files in a folder where a target file goes.
         written = {c.path for c in writes}
