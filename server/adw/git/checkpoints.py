@@ -40,7 +40,7 @@ from pydantic import BaseModel
 from adw.config import AdwConfig, load_config
 from adw.errors import CheckpointError, GitError, GitLockError
 from adw.git.locks import repo_lock
-from adw.git.refs import read_head
+from adw.git.refs import list_refs, read_head
 from adw.git.repo import Repo
 from adw.git.runner import git
 
@@ -194,9 +194,10 @@ class Checkpoints:
         self._journal_ns = f"{JOURNAL_NS}/{ident}/"
         self.shadow_index = repo.private_dir / "shadow-index"
         self.journal = repo.private_dir / "journal.json"
-        # Both caches are keyed by immutable object ids, so they never go stale.
+        # The caches are keyed by immutable object ids, so they never go stale.
         self._changed_cache: dict[tuple[str, str], frozenset[str]] = {}
         self._tree_cache: dict[str, str] = {}
+        self._records: dict[str, tuple[str, str, str, str]] = {}  # commit -> (tree, date, parent, message)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
@@ -402,15 +403,21 @@ class Checkpoints:
         return refs.undo, refs.redo
 
     async def _refs(self) -> _Refs:
-        fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(parent)%00%(contents)%01"
         namespaces = (self._undo_ns, self._redo_ns, self._tips_ns, self._journal_ns)
-        out = (await git("for-each-ref", f"--format={fmt}", *namespaces, cwd=self.repo.root)).stdout
+        # The refs are read in-process; git is asked only about commits this instance has not parsed yet.
+        found = {ref: commit for ns in namespaces for ref, commit in list_refs(self.repo.common_dir, ns).items()}
+        if any(commit not in self._records for commit in found.values()):
+            fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(parent)%00%(contents)%01"
+            out = (await git("for-each-ref", f"--format={fmt}", *namespaces, cwd=self.repo.root)).stdout
+            found = {}  # git's answer is the truth, should a ref have moved since the read above
+            for record in out.split("\x01"):
+                if record := record.lstrip("\n"):
+                    refname, commit, tree, date, parent, contents = record.split("\x00", 5)
+                    found[refname] = commit
+                    self._records[commit] = (tree, date, parent, contents)
         refs = _Refs()
-        for record in out.split("\x01"):
-            record = record.lstrip("\n")
-            if not record:
-                continue
-            refname, commit, tree, date, parent, contents = record.split("\x00", 5)
+        for refname, commit in found.items():
+            tree, date, parent, contents = self._records[commit]
             if refname.startswith(self._journal_ns):
                 refs.journal[refname] = commit
             elif refname.startswith(self._tips_ns):
@@ -515,9 +522,18 @@ class Checkpoints:
             f"\n\nadw-kind: {kind}\nadw-branch: {state.branch or '-'}\n"
             f"adw-head: {state.head or '-'}\nadw-index-tree: {state.index_tree}\n"
         )
-        args = ["commit-tree", state.tree, *(arg for p in dict.fromkeys(parents) for arg in ("-p", p))]
-        result = await git(*args, cwd=root, env=ADW_IDENTITY, input=message + trailer)
-        return result.stdout.strip()
+        parents = list(dict.fromkeys(parents))
+        args = ["commit-tree", state.tree, *(arg for p in parents for arg in ("-p", p))]
+        return await self._commit(args, " ".join(parents), message + trailer)
+
+    async def _commit(self, args: list[str], parents: str, message: str) -> str:
+        """`git commit-tree ARGS` with ADW's identity and a date given to git, so this instance knows what
+        `_refs` would read about the new commit without asking git again."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        env = {**ADW_IDENTITY, "GIT_COMMITTER_DATE": f"{int(now.timestamp())} +0000"}
+        commit = (await git(*args, cwd=self.repo.root, env=env, input=message)).stdout.strip()
+        self._records[commit] = (args[1], now.isoformat(), parents, message)
+        return commit
 
     async def _tree_of(self, commit: str) -> str:
         if commit not in self._tree_cache:
@@ -694,7 +710,11 @@ class Checkpoints:
 
     async def _update_shadow(self, changes: list[_Change], adopt: list[str]) -> None:
         """The shadow index takes the target's entries (without stat data, so the next snapshot rehashes those
-        files and sees any that were kept); removed entries of files kept on disk are re-added by it too."""
+        files and sees any that were kept); removed entries of files kept on disk are re-added by it too.
+        When every change rewrote a file the shadow index holds, it is left as it is: each such file was
+        replaced by a rename (a new inode), so its entry no longer matches and the next snapshot rehashes it."""
+        if not adopt and all(c.old_mode in _BLOB_MODES and c.new_mode in _BLOB_MODES for c in changes):
+            return
         wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000"}
         lines = [f"{mode if mode != _NO_MODE else '0'} {oid}\t{path}" for path, (mode, oid) in wanted.items()]
         if lines:
@@ -752,9 +772,7 @@ class Checkpoints:
     async def _keep_tip(self, branch: str, tip: str, moved_to: str | None, entry: str) -> str:
         message = f"adw branch tip\n\nadw-branch: {branch}\nadw-moved-to: {moved_to or '-'}\nadw-entry: {entry}\n"
         # The tip's own tree: an existing object (git knows the empty tree without storing it; fsck does not).
-        made = await git("commit-tree", f"{tip}^{{tree}}", "-p", tip, cwd=self.repo.root, env=ADW_IDENTITY,
-                         input=message)
-        return made.stdout.strip()
+        return await self._commit(["commit-tree", await self._tree_of(tip), "-p", tip], tip, message)
 
     async def changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
         """Paths each checkpoint changed against the one before it (its HEAD for the first); cached per pair."""
