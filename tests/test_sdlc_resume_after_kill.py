@@ -68,7 +68,8 @@ class SdlcSweep:
     calls: list[list[str]]  # the git calls of an uninterrupted `adw sdlc`
     tree: str  # the tree of its commit
     scratch: Path
-    kills: int = 0  # how many runs were killed, for the figures in docs/RELIABILITY.md
+    kills: int = 0  # how many runs of `adw sdlc` were killed, for the figures in docs/RELIABILITY.md
+    resume_kills: int = 0  # and how many of the resumes that followed
 
     @classmethod
     def make(cls, make_repo: MakeRepo, scratch: Path) -> SdlcSweep:
@@ -148,7 +149,7 @@ class SdlcSweep:
         _, workflow = self.kill_sdlc(project, sdlc_kill_at)
         run = self.finish(project, workflow, what, kill_at=kill_at)
         if run.killed:
-            self.kills += 1
+            self.resume_kills += 1
             self.assert_intact(project, what)
             if workflow is None:  # the rerun of `adw sdlc` may have stored the workflow before its kill
                 store = Store.for_common_dir(project / ".git")

@@ -30,5 +30,5 @@ def test_resume_killed_at_every_git_call_then_resumed_again(make_repo: MakeRepo,
     calls = sweep.resume_calls(sdlc_kill)
     for kill_at in range(1, len(calls) + 2):
         sweep.resume_killed(sdlc_kill, kill_at)
-    print(f"resume: {sweep.kills} kills of {len(calls)} git calls")
-    assert sweep.kills >= len(calls) - 2
+    print(f"resume: {sweep.resume_kills} kills of {len(calls)} git calls")
+    assert sweep.resume_kills >= len(calls) - 2
