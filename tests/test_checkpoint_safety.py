@@ -326,4 +326,3 @@ async def test_content_filters_are_not_applied_so_a_converted_file_is_kept_and_r
     assert run_git(repo, "show", f"{entry.commit}:b.txt") == "two\n"
     with pytest.raises(CheckpointError, match="redo would overwrite them"):
         await cps.redo()
-
