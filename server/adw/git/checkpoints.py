@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -63,6 +63,15 @@ _RESOURCE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.
 _PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 
 Kind = Literal["checkpoint", "state"]
+# Beyond this many changed paths a full `add -A` is as cheap as naming them.
+MAX_INCREMENTAL_PATHS = 1000
+
+
+class ChangeTracker(Protocol):
+    """What changed in a worktree since the last call (a long-lived watch, e.g. adw.scouts.watch.Watch with
+    `paths=True`): paths relative to the worktree, or None when something may have been missed."""
+
+    def changed_paths(self) -> list[str] | None: ...
 
 
 class Checkpoint(BaseModel):
@@ -198,6 +207,10 @@ class Checkpoints:
         self._changed_cache: dict[tuple[str, str], frozenset[str]] = {}
         self._tree_cache: dict[str, str] = {}
         self._records: dict[str, tuple[str, str, str, str]] = {}  # commit -> (tree, date, parent, message)
+        # With a tracker, a snapshot adds only the paths it reports, once a full one made the shadow index whole.
+        self.tracker: ChangeTracker | None = None
+        self._whole = False  # the shadow index holds every change up to the tracker's last report
+        self._skipped: set[str] = set()  # what the last snapshot left out
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
@@ -455,13 +468,43 @@ class Checkpoints:
             real = self.repo.git_dir / "index"
             if real.exists():
                 shutil.copyfile(real, self.shadow_index)
-        new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
-        skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
-        excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
-        await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
+        # The tracker's report is taken first: a change made while this snapshot runs is in the next one.
+        changed = self.tracker.changed_paths() if self.tracker is not None else None
+        whole, self._whole = self._whole, False  # a snapshot that fails leaves the next one to start over
+        if changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS:
+            skipped = await self._add_changed(changed, env)
+        else:
+            new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
+            skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
+            excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
+            await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
         tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
+        self._skipped, self._whole = set(skipped), self.tracker is not None
         head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
         return State(tree, await self._index_tree(), head, branch), skipped
+
+    async def _add_changed(self, paths: list[str], env: dict[str, str]) -> list[str]:
+        """`add -A` of only `paths` (files or folders): what the shadow index tracks under them is updated or
+        removed, and their untracked files not ignored are added unless too big or nested repositories; the
+        same index a full `add -A` would give, when nothing else changed."""
+        skipped = {p for p in self._skipped if not any(_under(p, changed) for changed in paths)}
+        if not paths:
+            return sorted(skipped)
+        root = self.repo.root
+        listed = await git("ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--",
+                           *(f":(literal){p}" for p in paths), cwd=root, env=env)
+        tracked: list[str] = []
+        untracked: list[str] = []
+        for entry in filter(None, listed.stdout.split("\0")):
+            (untracked if entry.startswith("? ") else tracked).append(entry[2:])
+        left_out = await self._too_big_or_nested(untracked)
+        skipped.update(left_out)
+        update = list(dict.fromkeys([*tracked, *(p for p in untracked if p not in left_out)]))
+        if update:
+            # --replace: a file where a tracked folder was (or the reverse) takes its place, as with add -A.
+            await git("update-index", "--add", "--remove", "--replace", "-z", "--stdin", cwd=root, env=env,
+                      input="\0".join(update) + "\0")
+        return sorted(skipped)
 
     async def _too_big_or_nested(self, paths: list[str]) -> list[str]:
         """Nested repositories, and files over the size cap that the user's index does not track (the cap is for
@@ -856,6 +899,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _is_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
+
+
+def _under(path: str, top: str) -> bool:
+    """Whether `path` is `top` or inside the folder `top` (either may end with "/")."""
+    path, top = path.rstrip("/"), top.rstrip("/")
+    return path == top or path.startswith(top + "/")
 
 
 def _parent_in(path: str, paths: set[str]) -> bool:
