@@ -19,7 +19,7 @@ from pathlib import Path
 
 from adw.agents.base import CancelToken
 from adw.agents.claude import prompt_for
-from adw.agents.cli import CliAgent
+from adw.agents.headless import CliAgent
 from adw.agents.process import ProcessOutcome, Stream
 from adw.config import AgentsConfig
 from adw.workflow.events import TaskEvents

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from adw.agents.aider import AiderAgent
 from adw.agents.claude import ClaudeAgent
-from adw.agents.cli import first_line
 from adw.agents.codex import CodexAgent
+from adw.agents.headless import first_line
 from adw.agents.process import signal_group
 from adw.config import PhaseConfig
 from adw.errors import AdwError

@@ -51,7 +51,6 @@ class AdwServer(LanguageServer):
         self._engine: Engine | None = None
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
-        self.on_change: list[Callable[[str], None]] = []
         self.engine_listeners: list[Callable[[Engine], None]] = []
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
@@ -166,8 +165,6 @@ class AdwServer(LanguageServer):
     def changed(self, what: str) -> None:
         """Tell the client's views and lenses that worktrees, workflows or checkpoints changed."""
         self.protocol.notify(CHANGED, {"what": what})
-        for listener in self.on_change:
-            listener(what)
         if self.supports("workspace.code_lens.refresh_support"):
             self.spawn(self.workspace_code_lens_refresh_async(None))
 

@@ -16,7 +16,7 @@ import pytest
 from adw.workflow.store import Store
 from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultyGit
-from tests.test_workflow_sdlc import ADD, PYPROJECT
+from tests.sdlc.test_workflow_sdlc import ADD, PYPROJECT
 
 
 def test_sdlc_killed_during_setup_then_resume_succeeds(make_repo: MakeRepo, tmp_path: Path) -> None:

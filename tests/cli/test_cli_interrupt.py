@@ -17,13 +17,9 @@ import psutil
 import pytest
 
 from adw.workflow.store import Store
+from tests.conftest import MakeRepo
 
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo
-except ModuleNotFoundError:
-    from conftest import MakeRepo
-
-TESTS = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]
 MARKER = "86317"  # the slow agent is `sleep 86317`: found by its command line
 SLOW_BUILD = """
 [tool.adw.agents]
@@ -43,7 +39,7 @@ STUBBORN = (
 
 
 def _env() -> dict[str, str]:
-    paths = [str(TESTS.parent / "server"), os.environ.get("PYTHONPATH", "")]
+    paths = [str(ROOT / "server"), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 

@@ -21,11 +21,7 @@ from adw.cli import main
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState
 from adw.workflow.store import Store
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo
-except ModuleNotFoundError:
-    from conftest import MakeRepo
+from tests.conftest import MakeRepo
 
 TESTS = Path(__file__).parent
 

@@ -18,15 +18,9 @@ from adw.workflow.engine import Engine
 from adw.workflow.events import Progress
 from adw.workflow.models import Severity, Task, TaskState
 from adw.workflow.sdlc import sdlc_workflows
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo, run_git
-    from tests.fakes import FAST, workflow
-    from tests.realistic import FAILING_TEST, PASSING_TEST, RealisticProject
-except ModuleNotFoundError:
-    from conftest import MakeRepo, run_git
-    from fakes import FAST, workflow
-    from realistic import FAILING_TEST, PASSING_TEST, RealisticProject
+from tests.conftest import MakeRepo, run_git
+from tests.fakes import FAST, workflow
+from tests.realistic import FAILING_TEST, PASSING_TEST, RealisticProject
 
 INSTALLED = {"uv", "poetry", "hatch", "tox", "nox", "npm", "cargo", "go", "make"}
 

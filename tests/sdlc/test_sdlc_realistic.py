@@ -9,13 +9,8 @@ from pathlib import Path
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState
 from adw.workflow.sdlc import sdlc_workflows
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import run_git
-    from tests.realistic import FAILING_TEST, LINT_FINDING, PROJECT_FILES, RealisticProject
-except ModuleNotFoundError:
-    from conftest import run_git
-    from realistic import FAILING_TEST, LINT_FINDING, PROJECT_FILES, RealisticProject
+from tests.conftest import run_git
+from tests.realistic import FAILING_TEST, LINT_FINDING, PROJECT_FILES, RealisticProject
 
 # A module that exists only in the workflow's worktree, and its test, which needs the project's own `taxrates`.
 SPEC = """# Receipts

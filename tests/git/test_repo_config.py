@@ -191,7 +191,7 @@ def test_max_agents_outside_one_to_eight_is_refused(tmp_path: Path, value: int) 
 
 def test_the_configuration_examples_in_the_docs_are_valid(tmp_path: Path) -> None:
     """Each TOML example of docs/CONFIGURATION.md loads from the file it is written for."""
-    docs = (Path(__file__).parent.parent / "docs" / "CONFIGURATION.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md").read_text(encoding="utf-8")
     examples = re.findall(r"```toml\n# (\S+)\n(.*?)```", docs, re.S)
     assert {file for file, _ in examples} == {".adw.toml", "pyproject.toml"}
     for file, text in examples:

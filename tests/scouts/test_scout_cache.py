@@ -9,7 +9,7 @@ import pytest
 
 from adw.scouts import engine, scout, watch
 from tests.conftest import MakeRepo, run_git
-from tests.test_scout_engine import TASK, WEBAPP
+from tests.scouts.test_scout_engine import TASK, WEBAPP
 
 MATCHING = "def mark_session_cookie_secure(response):\n    response.secure = True  # SESSION_COOKIE_SECURE\n"
 UNRELATED = "def unrelated_function_name_xy(response):\n    response.banana = True  # ORANGES_APPLES_PEARSX\n"

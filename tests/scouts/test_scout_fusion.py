@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from adw.scouts.evidence import Evidence
 from adw.scouts.fusion import AGREEMENT_BONUS, fuse
-from adw.scouts.scouts import Evidence
 
 
 def test_each_scout_votes_once_per_file_with_its_best_evidence() -> None:

@@ -13,11 +13,7 @@ from adw.config import PhaseConfig
 from adw.workflow.engine import Engine
 from adw.workflow.events import BaseEvent, FindingReported, Progress, TaskStarted, ToolUse
 from adw.workflow.models import Task, TaskState, Workflow
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.fakes import FAST, install_fakes, python, workflow
-except ModuleNotFoundError:
-    from fakes import FAST, install_fakes, python, workflow
+from tests.fakes import FAST, install_fakes, python, workflow
 
 
 @pytest.fixture

@@ -19,11 +19,7 @@ from adw.agents.process import Stream
 from adw.workflow.engine import Engine
 from adw.workflow.events import ResourceSample
 from adw.workflow.models import TaskState, Workflow
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.fakes import FAST, command_task, python, workflow
-except ModuleNotFoundError:
-    from fakes import FAST, command_task, python, workflow
+from tests.fakes import FAST, command_task, python, workflow
 
 # Only a stall reaches this: every run below takes a second or two; the agents' own timeouts are far longer.
 STALL = 60.0

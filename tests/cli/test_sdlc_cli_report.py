@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adw.cli import main
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import run_git
-    from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
-except ModuleNotFoundError:
-    from conftest import run_git
-    from realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
+from tests.conftest import run_git
+from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 
 
 def test_the_outcome_lists_the_pre_existing_failure_and_finding_as_information_one_line_each(

@@ -10,13 +10,8 @@ import pytest
 
 from adw.cli import main
 from adw.workflow.store import Store
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo, run_git
-    from tests.test_workflow_sdlc import PYPROJECT
-except ModuleNotFoundError:
-    from conftest import MakeRepo, run_git
-    from test_workflow_sdlc import PYPROJECT
+from tests.conftest import MakeRepo, run_git
+from tests.sdlc.test_workflow_sdlc import PYPROJECT
 
 ADD = "# Add\n\n```python path=src/calc/add.py\ndef add(a, b):\n    return a + b\n```\n"
 BROKEN = (

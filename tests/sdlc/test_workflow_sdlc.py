@@ -14,11 +14,7 @@ from adw.git.worktrees import Worktrees
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, TaskState
 from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows, worktree_name
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo, run_git
-except ModuleNotFoundError:
-    from conftest import MakeRepo, run_git
+from tests.conftest import MakeRepo, run_git
 
 PYPROJECT = """[tool.pytest.ini_options]
 pythonpath = ["src"]

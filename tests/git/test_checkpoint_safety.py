@@ -18,7 +18,7 @@ from adw.git import checkpoints as checkpoints_module
 from adw.git.checkpoints import Checkpoints
 from tests.conftest import run_git
 from tests.faults import FaultyGit
-from tests.test_checkpoints import files_of, git_out, reachable
+from tests.git.test_checkpoints import files_of, git_out, reachable
 
 
 @pytest.fixture

@@ -10,13 +10,8 @@ from adw.agents.summary import compare
 from adw.config import AdwConfig, PhaseConfig
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, Task, TaskState, Workflow
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import run_git
-    from tests.fakes import FAST, workflow
-except ModuleNotFoundError:
-    from conftest import run_git
-    from fakes import FAST, workflow
+from tests.conftest import run_git
+from tests.fakes import FAST, workflow
 
 SPEC = """# Calculator
 

@@ -7,11 +7,7 @@ from pathlib import Path
 from adw.workflow.events import EventBus, OutputLine, TaskFinished
 from adw.workflow.models import Attempt, Finding, TaskState
 from adw.workflow.store import MAX_STORED_OUTPUT, Store
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.fakes import command_task, workflow
-except ModuleNotFoundError:
-    from fakes import command_task, workflow
+from tests.fakes import command_task, workflow
 
 
 def test_a_workflow_round_trips_with_tasks_attempts_and_findings(tmp_path: Path) -> None:

@@ -17,13 +17,8 @@ from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.scope import DEFAULT_WRITES, in_scope
 from adw.workflow.sdlc import sdlc_workflows
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo, run_git
-    from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
-except ModuleNotFoundError:
-    from conftest import MakeRepo, run_git
-    from realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
+from tests.conftest import MakeRepo, run_git
+from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 
 # A project as found in the wild: ruff configured to fix on every check, a lint finding already on main and a
 # test that already fails there.

@@ -13,13 +13,8 @@ from adw.agents.preflight import preflight
 from adw.cli import main
 from adw.config import PhaseConfig
 from adw.errors import AdwError
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import MakeRepo, run_git
-    from tests.fakes import install_fakes
-except ModuleNotFoundError:
-    from conftest import MakeRepo, run_git
-    from fakes import install_fakes
+from tests.conftest import MakeRepo, run_git
+from tests.fakes import install_fakes
 
 KEYS = ("ANTHROPIC_API_KEY", "CODEX_API_KEY", "OPENAI_API_KEY")
 

@@ -16,11 +16,7 @@ from adw.errors import AdwError
 from adw.workflow.engine import Engine, default_max_agents
 from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
-
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.fakes import FAST, command_task, python, workflow
-except ModuleNotFoundError:
-    from fakes import FAST, command_task, python, workflow
+from tests.fakes import FAST, command_task, python, workflow
 
 
 class Recorder:
