@@ -16,6 +16,7 @@ import pytest
 
 from adw.agents.command import CommandAgent
 from adw.agents.process import Stream
+from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.events import ResourceSample
 from adw.workflow.models import TaskState, Workflow
@@ -73,7 +74,7 @@ async def test_a_background_child_holding_the_output_does_not_hold_the_task(tmp_
     pid_file = tmp_path / "sleep.pid"
     script = 'sleep 600 & echo $! > "$1"; echo ok'
     task = command_task("bg", ["sh", "-c", script, "sh", str(pid_file)], **PATIENT)
-    result = await _run(Engine(config=FAST), workflow(tmp_path, [task]))
+    result = await _run(Engine(config=FAST, agents=agent_factories()), workflow(tmp_path, [task]))
     assert result.task("bg").state is TaskState.SUCCEEDED
     assert result.task("bg").summary == "ok"  # the leader's output, read before its leftovers were stopped
     assert not _alive(int(pid_file.read_text()))
@@ -83,7 +84,7 @@ async def test_a_setsid_grandchild_is_stopped_when_its_agent_completes(tmp_path:
     pid_file = tmp_path / "grandchild.pid"
     code = SETSID_GRANDCHILD + "print('done')\n"
     task = command_task("spawn", [*python(code), str(pid_file)], **PATIENT)
-    result = await _run(Engine(config=FAST), workflow(tmp_path, [task]))
+    result = await _run(Engine(config=FAST, agents=agent_factories()), workflow(tmp_path, [task]))
     assert result.task("spawn").state is TaskState.SUCCEEDED
     assert not _alive(int(pid_file.read_text()))
 
@@ -91,7 +92,7 @@ async def test_a_setsid_grandchild_is_stopped_when_its_agent_completes(tmp_path:
 async def test_a_setsid_grandchild_is_stopped_when_its_task_is_cancelled(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     code = SETSID_GRANDCHILD + "import time\nwhile True: time.sleep(0.05)\n"
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     wf = workflow(tmp_path, [command_task("spawn", [*python(code), str(pid_file)], **PATIENT)])
     run = asyncio.create_task(_run(engine, wf))
     grandchild = await asyncio.wait_for(_pid_in(pid_file), STALL)
@@ -131,7 +132,7 @@ async def test_an_orphan_that_left_the_session_and_the_environment_is_stopped_on
     """Once the leader has exited the orphan is nobody's descendant: the resource samples saw it below the
     leader, and that is how it is found."""
     pid_file = tmp_path / "orphan.pid"
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     wf = workflow(tmp_path, [command_task("spawn", [*python(LEAVES_AN_ORPHAN), str(pid_file)], **PATIENT)])
     async with engine.subscribe(types=[ResourceSample]) as samples:
         run = asyncio.create_task(_run(engine, wf))
@@ -149,7 +150,7 @@ async def test_an_orphan_that_left_the_session_and_the_environment_is_stopped_on
 @pytest.mark.skipif(sys.platform != "linux", reason="child subreapers are a Linux feature")
 async def test_an_orphan_that_left_the_session_and_the_environment_is_stopped_on_cancel(tmp_path: Path) -> None:
     pid_file = tmp_path / "orphan.pid"
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     wf = workflow(tmp_path, [command_task("spawn", [*python(SCRUBBED_ORPHAN), str(pid_file)], **PATIENT)])
     run = asyncio.create_task(_run(engine, wf))
     orphan = await asyncio.wait_for(_pid_in(pid_file), STALL)

@@ -8,6 +8,7 @@ from pathlib import Path
 from adw.agents.spec_apply import file_blocks
 from adw.agents.summary import compare
 from adw.config import AdwConfig, PhaseConfig
+from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.models import Severity, Task, TaskState, Workflow
 from tests.conftest import run_git
@@ -53,7 +54,7 @@ async def run_phase(
         spec_file.write_text(spec, encoding="utf-8")
     task = Task(id=phase, phase=phase, agent=agent, config=PhaseConfig.model_validate({"agent": agent}))
     wf = workflow(cwd, [task], spec=str(spec_file) if spec_file else None, **fields)
-    return await Engine(config=config).run(wf)
+    return await Engine(config=config, agents=agent_factories()).run(wf)
 
 
 def test_file_blocks_follow_commonmark_fences() -> None:

@@ -14,10 +14,11 @@ import pytest
 from adw.agents.environment import TestEnvironment, discover_test_environment, source_roots
 from adw.config import PhaseConfig
 from adw.errors import ConfigError
+from adw.sdlc.engine import agent_factories, open_engine
+from adw.sdlc.pipeline import sdlc_workflows
 from adw.workflow.engine import Engine
 from adw.workflow.events import Progress
 from adw.workflow.models import Severity, Task, TaskState
-from adw.workflow.sdlc import sdlc_workflows
 from tests.conftest import MakeRepo, run_git
 from tests.fakes import FAST, workflow
 from tests.realistic import FAILING_TEST, PASSING_TEST, RealisticProject
@@ -162,7 +163,7 @@ async def run_test_phase(cwd: Path, main: Path | None = None, log: list[str] | N
     task = Task(id="test", phase="test", agent="pytest", config=PhaseConfig(agent="pytest"))
     wf = workflow(cwd, [task])
     wf.repo = str(main or cwd)
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     if log is not None:
         engine.bus.add_sink(lambda event: log.append(event.message) if isinstance(event, Progress) else None)
     return (await engine.run(wf)).task("test")
@@ -238,7 +239,7 @@ async def test_a_failing_worktree_setup_fails_the_workflow_and_a_resume_sets_it_
         "specs/add.md": "# Add\n\n```python path=src/add.py\ndef add(a, b):\n    return a + b\n```\n",
     })
     (project / ".adw.toml").write_text(config("import sys; print('cannot sync'); sys.exit(3)"))
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
     assert wf.state is TaskState.FAILED
     created = wf.task("worktree")

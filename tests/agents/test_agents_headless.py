@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adw.config import PhaseConfig
+from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.events import BaseEvent, FindingReported, Progress, TaskStarted, ToolUse
 from adw.workflow.models import Task, TaskState, Workflow
@@ -34,7 +35,7 @@ def agent_task(agent: str, bin_dir: Path, phase: str = "build", **config: object
 async def run_one(
     tmp_path: Path, task: Task, spec_text: str = "# Greeting\nAdd hello().\n"
 ) -> tuple[Workflow, list[BaseEvent]]:
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     spec = tmp_path / "spec.md"
     spec.write_text(spec_text, encoding="utf-8")
     (tmp_path / "work").mkdir(exist_ok=True)
@@ -107,7 +108,7 @@ async def test_claude_rate_limit_is_retryable(tmp_path: Path, bin_dir: Path) -> 
 
 
 async def test_cancelling_claude_sends_sigint_first_and_keeps_its_final_cost(tmp_path: Path, bin_dir: Path) -> None:
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     (tmp_path / "work").mkdir()
     wf = workflow(tmp_path / "work", [agent_task("claude", bin_dir, env={"FAKE_CLAUDE": "hang"})])
     async with engine.subscribe(types=[Progress]) as events:

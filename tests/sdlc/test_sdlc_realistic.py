@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import sdlc_workflows
 from adw.workflow.models import TaskState
-from adw.workflow.sdlc import sdlc_workflows
 from tests.conftest import run_git
 from tests.realistic import FAILING_TEST, LINT_FINDING, PROJECT_FILES, RealisticProject
 
@@ -45,7 +45,7 @@ async def test_the_sdlc_commits_only_the_spec_and_reports_only_what_the_change_d
     spec = realistic_project.write("specs/receipt.md", SPEC)
     run_git(root, "add", "specs/receipt.md")
     run_git(root, "commit", "-q", "-m", "spec: receipts")
-    engine = await Engine.open(root)
+    engine = await open_engine(root)
     [wf] = await engine.run_all(await sdlc_workflows(root, [spec], engine.config))
     reasons = [(t.id, t.state.value, t.reason) for t in wf.tasks if t.reason]
     assert wf.state is TaskState.SUCCEEDED, reasons

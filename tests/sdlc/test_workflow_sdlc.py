@@ -11,9 +11,9 @@ import pytest
 from adw.config import AdwConfig
 from adw.errors import AdwError
 from adw.git.worktrees import Worktrees
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import WorktreeExistsError, sdlc_workflows, worktree_name
 from adw.workflow.models import Severity, TaskState
-from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows, worktree_name
 from tests.conftest import MakeRepo, run_git
 
 PYPROJECT = """[tool.pytest.ini_options]
@@ -64,7 +64,7 @@ def project(make_repo: MakeRepo) -> Path:
 
 
 async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> None:
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     workflows = await sdlc_workflows(project, [project / "specs/add.md", project / "specs/mul.md"], engine.config)
     results = await engine.run_all(workflows)
     for wf in results:
@@ -100,7 +100,7 @@ async def test_two_specs_run_in_parallel_to_one_commit_each(project: Path) -> No
 
 
 async def test_a_failing_test_phase_skips_the_commit_and_reports_the_finding(project: Path) -> None:
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
     assert wf.state is TaskState.FAILED
     assert wf.task("test").state is TaskState.FAILED
@@ -121,7 +121,7 @@ async def test_the_commit_works_without_any_git_identity(project: Path, monkeypa
         "GIT_CONFIG_VALUE_0": "true",
     }.items():
         monkeypatch.setenv(key, value)
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
     assert wf.state is TaskState.SUCCEEDED, wf.reason
     author = run_git(Path(wf.cwd), "log", "-1", "--format=%an <%ae>").strip()
@@ -144,7 +144,7 @@ async def test_specs_are_checked_before_anything_starts(project: Path, tmp_path:
 
 async def test_spec_names_with_spaces_or_capitals_are_slugified_for_the_worktree_and_branch(project: Path) -> None:
     (project / "specs/My Add Spec.md").write_text(ADD)
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/My Add Spec.md"], engine.config))
     assert wf.state is TaskState.SUCCEEDED, [(t.id, t.reason) for t in wf.tasks if t.reason]
     assert (wf.name, wf.worktree, Path(wf.cwd).name) == ("my-add-spec", "my-add-spec", "my-add-spec")
@@ -168,7 +168,7 @@ async def test_a_spec_without_a_usable_name_is_refused(project: Path) -> None:
 
 
 async def test_a_spec_whose_worktree_exists_is_refused_before_anything_starts(project: Path) -> None:
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [first] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
     assert first.state is TaskState.FAILED
     specs = [project / "specs/add.md", project / "specs/broken.md"]
@@ -198,7 +198,7 @@ async def test_again_runs_in_a_new_suffixed_worktree(project: Path) -> None:
     await worktrees.create("add")
     run_git(project, "branch", "adw/add-2")  # a branch left by an earlier run: its name is taken too
     (project / "specs/add-3.md").write_text(MUL)  # and so is the name of another spec of the same run
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     specs = [project / "specs/add.md", project / "specs/add-3.md", project / "specs/mul.md"]
     workflows = await sdlc_workflows(project, specs, engine.config, existing="again", store=engine.store)
     assert [(wf.name, wf.worktree) for wf in workflows] == [("add-4", "add-4"), ("add-3", "add-3"), ("mul", "mul")]
@@ -223,7 +223,7 @@ async def test_the_plan_phase_receives_the_scouts_report(make_repo: MakeRepo) ->
             "specs/sign.md": "# Fix the sign of subtract\n\nsubtract(a, b) returns b - a instead of a - b.\n",
         }
     )
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/sign.md"], engine.config))
     assert wf.task("scout").state is TaskState.SUCCEEDED and wf.task("plan").state is TaskState.SUCCEEDED
     assert wf.task("scout").outputs["task"] == "Fix the sign of subtract subtract(a, b) returns b - a instead of a - b."
@@ -233,7 +233,7 @@ async def test_the_plan_phase_receives_the_scouts_report(make_repo: MakeRepo) ->
 
 
 async def test_resume_runs_what_did_not_succeed_with_the_current_configuration(project: Path) -> None:
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     [first] = await engine.run_all(await sdlc_workflows(project, [project / "specs/broken.md"], engine.config))
     assert first.task("test").state is TaskState.FAILED and first.task("test").agent == "pytest"
     engine.close()
@@ -241,7 +241,7 @@ async def test_resume_runs_what_did_not_succeed_with_the_current_configuration(p
     (project / "pyproject.toml").write_text(
         PYPROJECT + f'\n[tool.adw.phases.test]\nagent = "command"\ncommand = ["{sys.executable}", "-c", "{judge}"]\n'
     )
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     again = engine.prepare_resume(first.id)
     assert [t.id for t in again.tasks if t.state is TaskState.PENDING] == ["test", "commit", "merge-preview"]
     assert again.task("test").agent == "command" and again.task("test").config == engine.config.phases["test"]

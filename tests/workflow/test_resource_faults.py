@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from adw.config import PhaseConfig
+from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.events import OutputLine
 from adw.workflow.models import Task, TaskState
@@ -20,7 +21,7 @@ FLOOD = f"import sys\nline = 'x' * 999 + '\\n'\nfor _ in range({LINES}): sys.std
 
 async def test_200_mb_of_agent_output_keeps_memory_and_the_log_bounded(repo: Path) -> None:
     store = Store.for_common_dir(repo / ".git")
-    engine = Engine(store, FAST)
+    engine = Engine(store, FAST, agents=agent_factories())
     config = PhaseConfig.model_validate({"agent": "command", "command": [sys.executable, "-c", FLOOD]})
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     done = await engine.run(workflow(repo, [Task(id="build", phase="build", agent="command", config=config)]))

@@ -10,9 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adw.agents.base import CancelToken
 from adw.config import AdwConfig, AgentsConfig, PhaseConfig
 from adw.errors import AdwError
+from adw.sdlc.engine import agent_factories
+from adw.workflow.agent import CancelToken
 from adw.workflow.engine import Engine, default_max_agents
 from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
@@ -81,7 +82,7 @@ async def test_a_failure_skips_its_dependents_while_independent_tasks_go_on(tmp_
 
 async def test_an_unknown_agent_fails_its_task_with_the_known_names(tmp_path: Path) -> None:
     task = Task(id="x", phase="x", agent="nope")
-    result = await Engine().run(workflow(tmp_path, [task]))
+    result = await Engine(agents=agent_factories()).run(workflow(tmp_path, [task]))
     assert result.task("x").state is TaskState.FAILED
     assert "unknown agent 'nope'" in result.task("x").reason and "spec-apply" in result.task("x").reason
 
@@ -94,13 +95,13 @@ def test_the_default_cap_follows_cores_and_memory_and_never_passes_eight() -> No
 @pytest.mark.parametrize("cap", [0, -5, 9])
 def test_a_cap_outside_one_to_eight_is_refused(cap: int) -> None:
     with pytest.raises(AdwError, match=f"max_agents must be 1 to 8, not {cap}"):
-        Engine(max_agents=cap)
+        Engine(max_agents=cap, agents=agent_factories())
 
 
 async def test_never_more_agent_processes_alive_than_the_cap(tmp_path: Path) -> None:
     marker = f"adw-cap-{os.getpid()}"
     tasks = [command_task(f"t{i}", python(f"import time  # {marker}\ntime.sleep(0.3)")) for i in range(6)]
-    engine = Engine(config=FAST, max_agents=2)
+    engine = Engine(config=FAST, max_agents=2, agents=agent_factories())
     peak = 0
 
     async def sample() -> None:
@@ -178,7 +179,7 @@ async def test_set_max_agents_while_tasks_run_starts_waiting_agents(tmp_path: Pa
 
 
 def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:
-    engine = Engine(max_agents=2)
+    engine = Engine(max_agents=2, agents=agent_factories())
     for bad in (0, -5, 9):
         with pytest.raises(AdwError, match="max_agents must be 1 to 8"):
             engine.set_max_agents(bad)
@@ -186,13 +187,13 @@ def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:
 
 
 def test_reconfigure_takes_the_new_agent_cap_unless_the_caller_set_one() -> None:
-    engine = Engine(config=AdwConfig(agents=AgentsConfig(max_agents=2)))
+    engine = Engine(config=AdwConfig(agents=AgentsConfig(max_agents=2)), agents=agent_factories())
     engine.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=3)))
     assert engine.max_agents == 3 and engine.settings.max_agents == 3
     engine.set_max_agents(1)
     engine.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=4)))
     assert engine.max_agents == 1
-    given = Engine(max_agents=2)  # `adw sdlc --max-agents 2`
+    given = Engine(max_agents=2, agents=agent_factories())  # `adw sdlc --max-agents 2`
     given.reconfigure(AdwConfig(agents=AgentsConfig(max_agents=4)))
     assert given.max_agents == 2
 
@@ -202,7 +203,7 @@ async def test_wall_clock_timeout_stops_the_agent(tmp_path: Path) -> None:
         "slow", python("import time\nwhile True:\n print('busy', flush=True); time.sleep(0.05)"), timeout=0.5
     )
     started = time.monotonic()
-    result = await Engine(config=FAST).run(workflow(tmp_path, [task]))
+    result = await Engine(config=FAST, agents=agent_factories()).run(workflow(tmp_path, [task]))
     assert time.monotonic() - started < 3
     assert result.task("slow").state is TaskState.FAILED
     assert result.task("slow").reason == "timed out after 0.5s"
@@ -213,7 +214,7 @@ async def test_inactivity_timeout_stops_a_silent_agent(tmp_path: Path) -> None:
         "quiet", python("import time\nprint('hello', flush=True)\ntime.sleep(30)"), inactivity_timeout=0.4
     )
     started = time.monotonic()
-    result = await Engine(config=FAST).run(workflow(tmp_path, [task]))
+    result = await Engine(config=FAST, agents=agent_factories()).run(workflow(tmp_path, [task]))
     assert time.monotonic() - started < 3
     assert result.task("quiet").state is TaskState.FAILED
     assert result.task("quiet").reason == "no output for 0.4s"
@@ -229,7 +230,7 @@ async def test_retryable_failures_are_retried_with_exponential_backoff(tmp_path:
         "sys.exit(75 if n < 2 else 0)"
     )
     task = command_task("flaky", python(code), retries=3, retry_backoff=0.1)
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     async with engine.subscribe(types=[TaskFinished]) as events:
         result = await engine.run(workflow(tmp_path, [task]))
         finished = [event async for event in _drain(events)]
@@ -247,7 +248,7 @@ async def test_retryable_failures_are_retried_with_exponential_backoff(tmp_path:
 
 async def test_a_failure_not_marked_retryable_is_not_retried(tmp_path: Path) -> None:
     task = command_task("broken", python("import sys; sys.exit(3)"), retries=3, retry_backoff=0.01)
-    result = await Engine(config=FAST).run(workflow(tmp_path, [task]))
+    result = await Engine(config=FAST, agents=agent_factories()).run(workflow(tmp_path, [task]))
     assert len(result.task("broken").attempts) == 1
     assert result.task("broken").reason.startswith("python")
     assert "exited with status 3" in result.task("broken").reason
@@ -266,7 +267,7 @@ time.sleep(60)
 
 
 async def test_cancel_escalates_to_sigkill_and_leaves_no_process_of_the_group(tmp_path: Path) -> None:
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     wf = workflow(tmp_path, [command_task("stubborn", python(STUBBORN))])
     pids: list[int] = []
     async with engine.subscribe(types=[OutputLine]) as events:
@@ -291,7 +292,7 @@ async def test_cancelling_a_workflow_cancels_running_and_pending_tasks(tmp_path:
         command_task("first", python("import time; time.sleep(30)")),
         command_task("then", ["true"], ["first"]),
     ]
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     wf = workflow(tmp_path, tasks)
     async with engine.subscribe(types=[TaskStarted]) as events:
         run = asyncio.create_task(engine.run(wf))
@@ -305,7 +306,7 @@ async def test_cancelling_a_workflow_cancels_running_and_pending_tasks(tmp_path:
 async def test_memory_cap_stops_an_agent_with_a_clear_reason(tmp_path: Path) -> None:
     hog = "import time\nblock = b'x' * (300 << 20)  # every page touched\ntime.sleep(30)"
     task = command_task("hog", python(hog), memory_limit="100MB")
-    result = await Engine(config=FAST).run(workflow(tmp_path, [task]))
+    result = await Engine(config=FAST, agents=agent_factories()).run(workflow(tmp_path, [task]))
     assert result.task("hog").state is TaskState.FAILED
     assert result.task("hog").reason.startswith("memory limit exceeded:")
     assert "limit 100 MB" in result.task("hog").reason
@@ -318,7 +319,7 @@ async def test_megabytes_of_output_pass_through_without_stalling(tmp_path: Path)
         "sys.stdout.write('y' * (3 * 1024 * 1024) + '\\n')\n"
         "print('tail')\n"
     )
-    engine = Engine(config=FAST)
+    engine = Engine(config=FAST, agents=agent_factories())
     lines = 0
     async with engine.subscribe(types=[OutputLine]) as events:
         started = time.monotonic()

@@ -13,10 +13,10 @@ import pytest
 from adw.cli import main
 from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import MergePreview, Worktrees
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import sdlc_workflows
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.scope import DEFAULT_WRITES, in_scope
-from adw.workflow.sdlc import sdlc_workflows
 from tests.conftest import MakeRepo, run_git
 from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
 
@@ -77,7 +77,7 @@ def make_project(make_repo: MakeRepo, extra_config: str = "") -> Path:
 
 
 async def run_specs(project: Path, *names: str) -> list[Workflow]:
-    engine = await Engine.open(project)
+    engine = await open_engine(project)
     try:
         specs = [project / f"specs/{n}.md" for n in names]
         return await engine.run_all(await sdlc_workflows(project, specs, engine.config, store=engine.store))

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from adw.cli import main
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
 from adw.workflow.models import TaskState
 from adw.workflow.store import Store
 from tests.conftest import MakeRepo
@@ -82,7 +82,7 @@ async def test_sigkill_mid_workflow_then_restart_resumes_without_rerunning_or_or
     await orchestrator.wait()
     assert agent.is_running()  # the crash left it behind: it lives in its own process group
 
-    engine = await Engine.open(repo)
+    engine = await open_engine(repo)
     assert not _agents_waiting_for(go)  # the restart found it from the stored record and stopped it
     crashed = engine.get(workflow_id)
     assert [t.state for t in crashed.tasks] == [TaskState.SUCCEEDED, TaskState.INTERRUPTED, TaskState.PENDING]

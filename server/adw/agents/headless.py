@@ -8,8 +8,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from adw.agents.base import AgentBase, CancelToken
+from adw.agents.base import AgentBase
 from adw.agents.process import ProcessLimits, ProcessOutcome, Stream, run_process
+from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 

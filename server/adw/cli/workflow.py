@@ -25,10 +25,10 @@ from adw.workflow.models import Finding, TaskState
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError
     from adw.workflow.engine import Engine
     from adw.workflow.events import BaseEvent
     from adw.workflow.models import Workflow
-    from adw.workflow.sdlc import ExistingWorktree, WorktreeExistsError
 
 _WATCH_INTERVAL = 0.5
 
@@ -98,12 +98,12 @@ def register(subparsers: Any) -> None:
 
 async def _sdlc(args: argparse.Namespace) -> int:
     from adw.git.repo import Repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows
+    from adw.sdlc.engine import open_engine
+    from adw.sdlc.pipeline import WorktreeExistsError, sdlc_workflows
 
     base = Path(args.cwd)
     repo = await Repo.discover(base)
-    engine = await Engine.open(base, max_agents=args.max_agents)
+    engine = await open_engine(base, max_agents=args.max_agents)
     specs = [base / spec for spec in args.specs]
     try:
         try:
@@ -126,9 +126,9 @@ async def _sdlc(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
+    from adw.sdlc.engine import open_engine
 
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = _prepare_resume(args, engine, args.id)
     except BaseException:
@@ -139,16 +139,16 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from adw.workflow.demo import create_demo_repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import sdlc_workflows
+    from adw.sdlc.demo import create_demo_repo
+    from adw.sdlc.engine import open_engine
+    from adw.sdlc.pipeline import sdlc_workflows
 
     root = _demo_root(args.cwd, args.path)
     specs = await create_demo_repo(root)
     if not args.json:
         print(f"demo repository: {root}")
         print(f"specs: {', '.join(spec.name for spec in specs)}\n")
-    engine = await Engine.open(root)
+    engine = await open_engine(root)
     return await _run(args, engine, await sdlc_workflows(root, specs, engine.config))
 
 
@@ -216,9 +216,9 @@ class _CtrlC:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
+    from adw.sdlc.engine import open_engine
 
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         if args.watch and not args.json:
             await _watch(engine, args.id)
@@ -244,9 +244,9 @@ async def _status(args: argparse.Namespace) -> int:
 
 async def _cancel(args: argparse.Namespace) -> int:
     from adw.errors import AdwError
-    from adw.workflow.engine import Engine
+    from adw.sdlc.engine import open_engine
 
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):
@@ -271,9 +271,9 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
+    from adw.sdlc.engine import open_engine
 
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):

@@ -28,6 +28,7 @@ from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
 from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
+from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class AdwServer(LanguageServer):
         """The workflow engine, opened on first use (it recovers crashed runs when it opens)."""
         async with self._engine_lock:
             if self._engine is None:
-                self._engine = engine = await Engine.open(self.root)
+                self._engine = engine = await open_engine(self.root)
                 for start in self.engine_listeners:
                     start(engine)
             return self._engine

@@ -4,19 +4,16 @@ engine persists, resumes and reports them like any task, but they take no agent 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from adw.agents.base import Agent, AgentBase, CancelToken
-from adw.config import AgentsConfig
+from adw.agents.base import AgentBase
 from adw.errors import AdwError
 from adw.git.runner import git
+from adw.git.worktrees import SetupResult, Worktrees
+from adw.scouts import save_report, scout
+from adw.workflow.agent import AgentFactory, CancelToken
 from adw.workflow.events import TaskEvents
-from adw.workflow.models import AgentResult, Finding, Severity, Task, TaskState, Workflow
-
-if TYPE_CHECKING:
-    from adw.git.worktrees import SetupResult, Worktrees
+from adw.workflow.models import AgentResult, Finding, Severity, Task, TaskState
 
 # Used only when git has no identity at all (a fresh CI machine), so that the commit can be made.
 FALLBACK_IDENTITY = ("-c", "user.name=ADW", "-c", "user.email=adw@localhost")
@@ -26,8 +23,6 @@ class CreateWorktreeStep(AgentBase):
     """Creates the workflow's worktree and points the workflow at it (cwd, base commit, port variables)."""
 
     async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
-        from adw.git.worktrees import Worktrees
-
         name = self.workflow.worktree or self.workflow.name
         try:
             worktrees = await Worktrees.open(self.workflow.repo)
@@ -75,8 +70,6 @@ class ScoutStep(AgentBase):
     `{relevant_files}` in agent prompts). A scout failure is a warning: the plan goes on without the report."""
 
     async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
-        from adw.scouts import save_report, scout
-
         spec = Path(self.workflow.spec) if self.workflow.spec else None
         try:
             wanted = (task_of_spec(spec.read_text(encoding="utf-8")) if spec else "") or self.workflow.name
@@ -181,8 +174,6 @@ class MergePreviewStep(AgentBase):
     committed and the user decides how to merge."""
 
     async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
-        from adw.git.worktrees import Worktrees
-
         name = self.workflow.worktree or self.workflow.name
         try:
             preview = await (await Worktrees.open(self.workflow.repo)).merge_preview(name)
@@ -216,7 +207,7 @@ async def has_identity(cwd: Path) -> bool:
     return True
 
 
-STEP_AGENTS: dict[str, Callable[[Workflow, AgentsConfig], Agent]] = {
+STEP_AGENTS: dict[str, AgentFactory] = {
     "worktree": CreateWorktreeStep,
     "scout": ScoutStep,
     "commit": CommitStep,

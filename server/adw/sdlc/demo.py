@@ -6,7 +6,7 @@ from pathlib import Path
 
 from adw.errors import AdwError
 from adw.git.runner import git
-from adw.workflow.steps import FALLBACK_IDENTITY, has_identity
+from adw.sdlc.steps import FALLBACK_IDENTITY, has_identity
 
 SPECS = {
     "add": """# Add
