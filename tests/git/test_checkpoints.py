@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ def checkpoint_refs(root: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- capture
+
+
+def _next_second() -> None:
+    time.sleep(1.01 - time.time() % 1)
+
+
+async def test_the_first_checkpoint_sees_an_edit_made_in_the_second_the_index_was_written(make_repo: MakeRepo) -> None:
+    """git compares file times in whole seconds and checks by content an entry written in its index's own second
+    ("racily clean"). The first checkpoint seeds its shadow index from the user's index: a copy dated later made a
+    same-size edit within that second look unchanged, and the checkpoint kept the committed content."""
+    for attempt in range(5):  # the repository and the edit must fall in one second; a stalled machine retries
+        _next_second()
+        repo = make_repo({"app.py": "return 1\n"}, name=f"repo{attempt}")
+        (repo / "app.py").write_text("return 2\n", encoding="utf-8")
+        if int((repo / ".git/index").stat().st_mtime) == int((repo / "app.py").stat().st_ctime):
+            break
+    _next_second()
+    result = await (await Checkpoints.open(repo)).checkpoint("edit")
+    assert result.checkpoint is not None
+    assert run_git(repo, "show", f"{result.checkpoint.commit}:app.py") == "return 2\n"
 
 
 async def test_a_checkpoint_captures_everything_and_touches_nothing(repo: Path) -> None:

@@ -436,11 +436,13 @@ class Checkpoints:
         root = self.repo.root
         env = {"GIT_INDEX_FILE": str(self.shadow_index)}
         if not self.shadow_index.exists():
-            # Seeding from the real index gives the stat data, so only files changed since are hashed.
+            # Seeding from the real index gives the stat data, so only files changed since are hashed. Its mtime is
+            # kept: git compares whole seconds, and an entry written in the index's own second is "racily clean",
+            # checked by content; a copy dated now would make an edit within that second look unchanged.
             self.shadow_index.parent.mkdir(parents=True, exist_ok=True)
             real = self.repo.git_dir / "index"
             if real.exists():
-                shutil.copyfile(real, self.shadow_index)
+                shutil.copy2(real, self.shadow_index)
         new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
         skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
         excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
