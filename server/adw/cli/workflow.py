@@ -10,25 +10,38 @@ import asyncio
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
-from adw.workflow.models import Finding, TaskState
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError
-    from adw.workflow.engine import Engine
-    from adw.workflow.events import BaseEvent
-    from adw.workflow.models import Workflow
+from adw.git.repo import Repo
+from adw.sdlc.demo import create_demo_repo
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError, sdlc_workflows
+from adw.workflow.engine import Engine, NothingToResumeError
+from adw.workflow.events import (
+    BaseEvent,
+    CostReported,
+    FindingReported,
+    OutputLine,
+    Progress,
+    ResourceSample,
+    TaskFinished,
+    TaskStarted,
+    ToolUse,
+)
+from adw.workflow.models import Finding, TaskState, Workflow
 
 _WATCH_INTERVAL = 0.5
 
@@ -36,7 +49,6 @@ _WATCH_INTERVAL = 0.5
 def register(subparsers: Any) -> None:
     sdlc = subparsers.add_parser(
         "sdlc",
-        help="run scout → plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
         description="For each SPEC (Markdown): a worktree named after it, the scouts, plan, build, then test, review "
         "and document in parallel, one commit summing up every phase, and a merge preview against the base.",
     )
@@ -59,24 +71,24 @@ def register(subparsers: Any) -> None:
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
 
-    status = subparsers.add_parser("status", help="workflows of this repository, or the tasks of one")
+    status = subparsers.add_parser("status")
     status.add_argument("id", nargs="?", help="a workflow id (a unique prefix will do)")
     status.add_argument("--watch", action="store_true", help="refresh live until the workflows end")
     add_json_flag(status)
     status.set_defaults(handler=_status)
 
-    cancel = subparsers.add_parser("cancel", help="cancel a workflow, or one of its tasks")
+    cancel = subparsers.add_parser("cancel")
     cancel.add_argument("id", help="a workflow id")
     cancel.add_argument("--task", metavar="T", help="only this task (and so what depends on it)")
     add_json_flag(cancel)
     cancel.set_defaults(handler=_cancel)
 
-    resume = subparsers.add_parser("resume", help="run again what did not succeed; succeeded tasks are kept")
+    resume = subparsers.add_parser("resume")
     resume.add_argument("id", help="a workflow id")
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
 
-    logs = subparsers.add_parser("logs", help="the recorded events and output of a workflow")
+    logs = subparsers.add_parser("logs")
     logs.add_argument("id", help="a workflow id")
     logs.add_argument("--task", metavar="T", help="only this task")
     add_json_flag(logs)
@@ -84,7 +96,6 @@ def register(subparsers: Any) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="create a demo repository with three specs and run them in parallel",
         description="Creates a small Python repository with three specs and runs `adw sdlc` on all of them "
         "with the built-in agents (no LLM needed), then shows the commits and merge previews.",
     )
@@ -97,10 +108,6 @@ def register(subparsers: Any) -> None:
 
 
 async def _sdlc(args: argparse.Namespace) -> int:
-    from adw.git.repo import Repo
-    from adw.sdlc.engine import open_engine
-    from adw.sdlc.pipeline import WorktreeExistsError, sdlc_workflows
-
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     engine = await open_engine(base, max_agents=args.max_agents)
@@ -126,8 +133,6 @@ async def _sdlc(args: argparse.Namespace) -> int:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from adw.sdlc.engine import open_engine
-
     engine = await open_engine(args.cwd)
     try:
         workflow = _prepare_resume(args, engine, args.id)
@@ -139,10 +144,6 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from adw.sdlc.demo import create_demo_repo
-    from adw.sdlc.engine import open_engine
-    from adw.sdlc.pipeline import sdlc_workflows
-
     root = _demo_root(args.cwd, args.path)
     specs = await create_demo_repo(root)
     if not args.json:
@@ -153,8 +154,6 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_root(cwd: str, path: str | None) -> Path:
-    import tempfile
-
     return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
 
 
@@ -216,8 +215,6 @@ class _CtrlC:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from adw.sdlc.engine import open_engine
-
     engine = await open_engine(args.cwd)
     try:
         if args.watch and not args.json:
@@ -243,9 +240,6 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    from adw.errors import AdwError
-    from adw.sdlc.engine import open_engine
-
     engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
@@ -271,8 +265,6 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    from adw.sdlc.engine import open_engine
-
     engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
@@ -347,8 +339,6 @@ def _resumable(args: argparse.Namespace, engine: Engine, exc: WorktreeExistsErro
 
 
 def _prepare_resume(args: argparse.Namespace, engine: Engine, workflow_id: str) -> Workflow:
-    from adw.workflow.engine import NothingToResumeError
-
     try:
         return engine.prepare_resume(workflow_id)
     except NothingToResumeError as exc:
@@ -366,8 +356,6 @@ def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> Non
 
 
 def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
-    from adw.errors import AdwError
-
     raise AdwError(
         f"workflow {workflow.id} has no task {task_id!r}",
         f"its tasks: {', '.join(t.id for t in workflow.tasks)}",
@@ -388,8 +376,6 @@ async def _await_cancel(engine: Engine, workflow_id: str, task_id: str | None) -
 
 async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
     """One line per task start and end, with the time since the start."""
-    from adw.workflow.events import TaskFinished, TaskStarted
-
     names = {wf.id: wf.name for wf in workflows}
     width = max(len(name) for name in names.values())
     started = time.monotonic()
@@ -449,8 +435,6 @@ def _cost(value: float | None) -> str:
 
 
 def _workflows_table(workflows: list[Workflow]) -> Table:
-    from rich.table import Table
-
     table = Table(title="workflows")
     for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
         table.add_column(column)
@@ -472,8 +456,6 @@ def _workflows_table(workflows: list[Workflow]) -> Table:
 
 
 def _tasks_table(workflow: Workflow) -> Table:
-    from rich.table import Table
-
     table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
     for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
         table.add_column(column)
@@ -500,8 +482,6 @@ def _styled(state: str) -> str:
 
 async def _watch(engine: Engine, workflow_id: str | None) -> None:
     """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
-    from rich.live import Live
-
     def render() -> tuple[Table, bool]:
         if workflow_id:
             workflow = engine.get(workflow_id)
@@ -518,17 +498,6 @@ async def _watch(engine: Engine, workflow_id: str | None) -> None:
 
 
 def _event_line(event: BaseEvent) -> str:
-    from adw.workflow.events import (
-        CostReported,
-        FindingReported,
-        OutputLine,
-        Progress,
-        ResourceSample,
-        TaskFinished,
-        TaskStarted,
-        ToolUse,
-    )
-
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     head = f"{stamp}  {event.task_id or '-':<13}"
     if isinstance(event, OutputLine):
@@ -554,7 +523,5 @@ def _event_line(event: BaseEvent) -> str:
     return f"{head} {event.type}"
 
 
-def _console() -> Any:
-    from rich.console import Console
-
+def _console() -> Console:
     return Console(file=sys.stdout)
