@@ -23,7 +23,7 @@ from adw.workflow.models import TaskState
 from adw.workflow.store import Store
 from tests.conftest import MakeRepo
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def _env() -> dict[str, str]:
