@@ -14,57 +14,195 @@ from tests.conftest import MakeRepo, run_git
 
 # url, kind, host, project, web_url, api_url
 TABLE = [
-    ("https://github.com/octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("https://github.com/octo/widget", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("https://github.com/octo/widget/", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("git@github.com:octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
+    (
+        "https://github.com/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "https://github.com/octo/widget",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "https://github.com/octo/widget/",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "git@github.com:octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
     ("github.com:octo/widget", "github", "github.com", "octo/widget", "https://github.com", "https://api.github.com"),
-    ("ssh://git@github.com/octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("ssh://git@ssh.github.com:443/octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("git+ssh://git@github.com/octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("git://github.com/octo/widget.git", "github", "github.com", "octo/widget", "https://github.com",
-     "https://api.github.com"),
-    ("https://x-access-token:ghs_SECRET@github.com/octo/widget.git", "github", "github.com", "octo/widget",
-     "https://github.com", "https://api.github.com"),
-    ("https://GitHub.com/Octo/Widget.git", "github", "github.com", "Octo/Widget", "https://github.com",
-     "https://api.github.com"),
+    (
+        "ssh://git@github.com/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "ssh://git@ssh.github.com:443/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "git+ssh://git@github.com/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "git://github.com/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "https://x-access-token:ghs_SECRET@github.com/octo/widget.git",
+        "github",
+        "github.com",
+        "octo/widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "https://GitHub.com/Octo/Widget.git",
+        "github",
+        "github.com",
+        "Octo/Widget",
+        "https://github.com",
+        "https://api.github.com",
+    ),
     # the predecessor's `.rstrip(".git")` made these `widge` and `gi`
-    ("git@github.com:octo/widget.git.git", "github", "github.com", "octo/widget.git", "https://github.com",
-     "https://api.github.com"),
-    ("https://github.com/octo/git.git", "github", "github.com", "octo/git", "https://github.com",
-     "https://api.github.com"),
+    (
+        "git@github.com:octo/widget.git.git",
+        "github",
+        "github.com",
+        "octo/widget.git",
+        "https://github.com",
+        "https://api.github.com",
+    ),
+    (
+        "https://github.com/octo/git.git",
+        "github",
+        "github.com",
+        "octo/git",
+        "https://github.com",
+        "https://api.github.com",
+    ),
     # GitHub Enterprise: named like its provider, with an https port kept for the web and the API
-    ("https://github.corp.example:8443/team/app.git", "github", "github.corp.example", "team/app",
-     "https://github.corp.example:8443", "https://github.corp.example:8443/api/v3"),
-    ("ssh://git@github.corp.example:2222/team/app.git", "github", "github.corp.example", "team/app",
-     "https://github.corp.example", "https://github.corp.example/api/v3"),
+    (
+        "https://github.corp.example:8443/team/app.git",
+        "github",
+        "github.corp.example",
+        "team/app",
+        "https://github.corp.example:8443",
+        "https://github.corp.example:8443/api/v3",
+    ),
+    (
+        "ssh://git@github.corp.example:2222/team/app.git",
+        "github",
+        "github.corp.example",
+        "team/app",
+        "https://github.corp.example",
+        "https://github.corp.example/api/v3",
+    ),
     # GitLab, subgroups, self-hosted named like its provider, http
-    ("git@gitlab.com:group/sub/deeper/app.git", "gitlab", "gitlab.com", "group/sub/deeper/app", "https://gitlab.com",
-     "https://gitlab.com/api/v4"),
-    ("https://gitlab.com/group/app.git", "gitlab", "gitlab.com", "group/app", "https://gitlab.com",
-     "https://gitlab.com/api/v4"),
-    ("https://oauth2:glpat-SECRET@gitlab.com/group/app.git", "gitlab", "gitlab.com", "group/app", "https://gitlab.com",
-     "https://gitlab.com/api/v4"),
-    ("ssh://git@altssh.gitlab.com:443/group/app.git", "gitlab", "gitlab.com", "group/app", "https://gitlab.com",
-     "https://gitlab.com/api/v4"),
-    ("git@gitlab.gnome.org:GNOME/gtk.git", "gitlab", "gitlab.gnome.org", "GNOME/gtk", "https://gitlab.gnome.org",
-     "https://gitlab.gnome.org/api/v4"),
-    ("http://gitlab.lan:8080/team/app.git", "gitlab", "gitlab.lan", "team/app", "http://gitlab.lan:8080",
-     "http://gitlab.lan:8080/api/v4"),
+    (
+        "git@gitlab.com:group/sub/deeper/app.git",
+        "gitlab",
+        "gitlab.com",
+        "group/sub/deeper/app",
+        "https://gitlab.com",
+        "https://gitlab.com/api/v4",
+    ),
+    (
+        "https://gitlab.com/group/app.git",
+        "gitlab",
+        "gitlab.com",
+        "group/app",
+        "https://gitlab.com",
+        "https://gitlab.com/api/v4",
+    ),
+    (
+        "https://oauth2:glpat-SECRET@gitlab.com/group/app.git",
+        "gitlab",
+        "gitlab.com",
+        "group/app",
+        "https://gitlab.com",
+        "https://gitlab.com/api/v4",
+    ),
+    (
+        "ssh://git@altssh.gitlab.com:443/group/app.git",
+        "gitlab",
+        "gitlab.com",
+        "group/app",
+        "https://gitlab.com",
+        "https://gitlab.com/api/v4",
+    ),
+    (
+        "git@gitlab.gnome.org:GNOME/gtk.git",
+        "gitlab",
+        "gitlab.gnome.org",
+        "GNOME/gtk",
+        "https://gitlab.gnome.org",
+        "https://gitlab.gnome.org/api/v4",
+    ),
+    (
+        "http://gitlab.lan:8080/team/app.git",
+        "gitlab",
+        "gitlab.lan",
+        "team/app",
+        "http://gitlab.lan:8080",
+        "http://gitlab.lan:8080/api/v4",
+    ),
     # Bitbucket Cloud
-    ("https://someone@bitbucket.org/workspace/repo-slug.git", "bitbucket", "bitbucket.org", "workspace/repo-slug",
-     "https://bitbucket.org", "https://api.bitbucket.org/2.0"),
-    ("git@bitbucket.org:workspace/repo-slug.git", "bitbucket", "bitbucket.org", "workspace/repo-slug",
-     "https://bitbucket.org", "https://api.bitbucket.org/2.0"),
-    ("ssh://git@altssh.bitbucket.org:443/workspace/repo-slug.git", "bitbucket", "bitbucket.org",
-     "workspace/repo-slug", "https://bitbucket.org", "https://api.bitbucket.org/2.0"),
+    (
+        "https://someone@bitbucket.org/workspace/repo-slug.git",
+        "bitbucket",
+        "bitbucket.org",
+        "workspace/repo-slug",
+        "https://bitbucket.org",
+        "https://api.bitbucket.org/2.0",
+    ),
+    (
+        "git@bitbucket.org:workspace/repo-slug.git",
+        "bitbucket",
+        "bitbucket.org",
+        "workspace/repo-slug",
+        "https://bitbucket.org",
+        "https://api.bitbucket.org/2.0",
+    ),
+    (
+        "ssh://git@altssh.bitbucket.org:443/workspace/repo-slug.git",
+        "bitbucket",
+        "bitbucket.org",
+        "workspace/repo-slug",
+        "https://bitbucket.org",
+        "https://api.bitbucket.org/2.0",
+    ),
 ]
 
 
@@ -74,7 +212,11 @@ def test_detects_the_forge_of_each_remote_form(
 ) -> None:
     forge = forge_of(url, ForgeConfig())
     assert (forge.kind, forge.host, forge.project, forge.web_url, forge.api_url) == (
-        kind, host, project, web_url, api_url
+        kind,
+        host,
+        project,
+        web_url,
+        api_url,
     )
     assert "SECRET" not in forge.remote_url
     assert not forge.configured
@@ -82,8 +224,15 @@ def test_detects_the_forge_of_each_remote_form(
 
 @pytest.mark.parametrize(
     "url",
-    ["/srv/git/app.git", "../app", "./app.git", "file:///srv/git/app.git", "~/repos/app.git",
-     "https://github.com/just-a-host", "ssh://git@example.com/~user/app.git"],
+    [
+        "/srv/git/app.git",
+        "../app",
+        "./app.git",
+        "file:///srv/git/app.git",
+        "~/repos/app.git",
+        "https://github.com/just-a-host",
+        "ssh://git@example.com/~user/app.git",
+    ],
 )
 def test_local_paths_and_urls_without_a_project_are_not_forges(url: str) -> None:
     with pytest.raises(AdwError) as caught:
@@ -104,8 +253,10 @@ def test_a_configured_self_hosted_host_and_api_url() -> None:
     forge = forge_of("ssh://git@git.corp.example:2222/team/sub/app.git", config)
     assert (forge.kind, forge.configured, forge.api_url) == ("gitlab", True, "https://git.corp.example/api/v4")
     assert forge.project_id == "team%2Fsub%2Fapp"
-    custom = forge_of("https://git.corp.example/team/app", ForgeConfig(host="git.corp.example", kind="github",
-                                                                       api_url="https://api.corp.example/v3/"))
+    custom = forge_of(
+        "https://git.corp.example/team/app",
+        ForgeConfig(host="git.corp.example", kind="github", api_url="https://api.corp.example/v3/"),
+    )
     assert (custom.kind, custom.api_url) == ("github", "https://api.corp.example/v3")
     # the configured host speaks only of itself: another remote is detected as usual
     assert forge_of("git@github.com:octo/widget.git", config).kind == "github"

@@ -17,9 +17,7 @@ class NotLoggedInError(AdwError):
     pass
 
 
-async def connect_to(
-    forge: Forge, env: Mapping[str, str] | None = None
-) -> Provider:
+async def connect_to(forge: Forge, env: Mapping[str, str] | None = None) -> Provider:
     credentials, tried = await resolve(forge, env)
     if credentials is None:
         raise NotLoggedInError(

@@ -55,9 +55,7 @@ def sum_checks(states: list[CheckState], url: str | None = None) -> Checks:
     overall: CheckState = (
         "none" if not states else "failure" if counts["failure"] else "pending" if counts["pending"] else "success"
     )
-    return Checks(
-        state=overall, passed=counts["success"], failed=counts["failure"], pending=counts["pending"], url=url
-    )
+    return Checks(state=overall, passed=counts["success"], failed=counts["failure"], pending=counts["pending"], url=url)
 
 
 class Provider(ABC):
@@ -147,8 +145,9 @@ class GitHub(Provider):
         return [Comment(id=str(c["id"]), author=(c.get("user") or {}).get("login", ""), body=c["body"]) for c in found]
 
     async def add_comment(self, issue: int, body: str) -> Comment:
-        data = await self.http.call("POST", self._repo("issues", issue, "comments"), json={"body": body},
-                                    what=f"issue #{issue}")
+        data = await self.http.call(
+            "POST", self._repo("issues", issue, "comments"), json={"body": body}, what=f"issue #{issue}"
+        )
         return Comment(id=str(data["id"]), author=(data.get("user") or {}).get("login", ""), body=data["body"])
 
     async def edit_comment(self, issue: int, comment: Comment, body: str) -> Comment:
@@ -160,10 +159,16 @@ class GitHub(Provider):
         """Check runs (GitHub Actions and apps) and commit statuses (older CI) of the head commit."""
         if not pr.head_sha:
             return sum_checks([])
-        runs = await self.http.call("GET", self._repo("commits", pr.head_sha, "check-runs"),
-                                    params={"per_page": "100"}, what="check runs", cached=True)
-        status = await self.http.call("GET", self._repo("commits", pr.head_sha, "status"), what="commit status",
-                                      cached=True)
+        runs = await self.http.call(
+            "GET",
+            self._repo("commits", pr.head_sha, "check-runs"),
+            params={"per_page": "100"},
+            what="check runs",
+            cached=True,
+        )
+        status = await self.http.call(
+            "GET", self._repo("commits", pr.head_sha, "status"), what="commit status", cached=True
+        )
         states: list[CheckState] = [_github_run(run) for run in runs.get("check_runs", [])]
         states += [_github_status(item.get("state", "")) for item in status.get("statuses", [])]
         return sum_checks(states, f"{pr.url}/checks")
@@ -208,26 +213,40 @@ class GitLab(Provider):
 
     async def find_pull_request(self, branch: str) -> PullRequest | None:
         params = {"source_branch": branch, "state": "opened"}
-        found = await self.http.call("GET", self._project("merge_requests"), params=params, what="merge requests",
-                                     cached=True)
+        found = await self.http.call(
+            "GET", self._project("merge_requests"), params=params, what="merge requests", cached=True
+        )
         return self._mr(found[0]) if found else None
 
     async def create_pull_request(self, branch: str, base: str, title: str, body: str) -> PullRequest:
         # A title starting with "Draft:" is how the API makes a draft merge request.
-        payload = {"source_branch": branch, "target_branch": base, "title": f"Draft: {title}", "description": body,
-                   "remove_source_branch": False}
+        payload = {
+            "source_branch": branch,
+            "target_branch": base,
+            "title": f"Draft: {title}",
+            "description": body,
+            "remove_source_branch": False,
+        }
         data = await self.http.call("POST", self._project("merge_requests"), json=payload, what="the merge request")
         return self._mr(data, True)
 
     async def update_pull_request(self, pr: PullRequest, title: str, body: str) -> PullRequest:
         shown = f"Draft: {title}" if pr.draft else title  # updating keeps a draft a draft
-        data = await self.http.call("PUT", self._project("merge_requests", pr.number),
-                                    json={"title": shown, "description": body}, what=f"!{pr.number}")
+        data = await self.http.call(
+            "PUT",
+            self._project("merge_requests", pr.number),
+            json={"title": shown, "description": body},
+            what=f"!{pr.number}",
+        )
         return self._mr(data)
 
     async def comments(self, issue: int) -> list[Comment]:
-        found = await self.http.call("GET", self._project("issues", issue, "notes"),
-                                     params={"sort": "asc", "per_page": "100"}, what=f"issue #{issue}")
+        found = await self.http.call(
+            "GET",
+            self._project("issues", issue, "notes"),
+            params={"sort": "asc", "per_page": "100"},
+            what=f"issue #{issue}",
+        )
         return [
             Comment(id=str(n["id"]), author=(n.get("author") or {}).get("username", ""), body=n["body"])
             for n in found
@@ -235,19 +254,22 @@ class GitLab(Provider):
         ]
 
     async def add_comment(self, issue: int, body: str) -> Comment:
-        data = await self.http.call("POST", self._project("issues", issue, "notes"), json={"body": body},
-                                    what=f"issue #{issue}")
+        data = await self.http.call(
+            "POST", self._project("issues", issue, "notes"), json={"body": body}, what=f"issue #{issue}"
+        )
         return Comment(id=str(data["id"]), author=(data.get("author") or {}).get("username", ""), body=data["body"])
 
     async def edit_comment(self, issue: int, comment: Comment, body: str) -> Comment:
-        data = await self.http.call("PUT", self._project("issues", issue, "notes", comment.id), json={"body": body},
-                                    what=f"note {comment.id}")
+        data = await self.http.call(
+            "PUT", self._project("issues", issue, "notes", comment.id), json={"body": body}, what=f"note {comment.id}"
+        )
         return Comment(id=str(data["id"]), author=comment.author, body=data["body"])
 
     async def checks(self, pr: PullRequest) -> Checks:
         """The merge request's head pipeline."""
-        data = await self.http.call("GET", self._project("merge_requests", pr.number), what=f"!{pr.number}",
-                                    cached=True)
+        data = await self.http.call(
+            "GET", self._project("merge_requests", pr.number), what=f"!{pr.number}", cached=True
+        )
         pipeline = data.get("head_pipeline") or {}
         if not pipeline:
             return sum_checks([])
@@ -294,46 +316,67 @@ class Bitbucket(Provider):
 
     async def find_pull_request(self, branch: str) -> PullRequest | None:
         query = f'source.branch.name="{branch}" AND state="OPEN"'
-        found = await self.http.call("GET", self._repo("pullrequests"), params={"q": query}, what="pull requests",
-                                     cached=True)
+        found = await self.http.call(
+            "GET", self._repo("pullrequests"), params={"q": query}, what="pull requests", cached=True
+        )
         values = found.get("values", [])
         return self._pr(values[0]) if values else None
 
     async def create_pull_request(self, branch: str, base: str, title: str, body: str) -> PullRequest:
-        payload = {"title": title, "description": body, "draft": True,
-                   "source": {"branch": {"name": branch}}, "destination": {"branch": {"name": base}}}
-        return self._pr(await self.http.call("POST", self._repo("pullrequests"), json=payload,
-                                             what="the pull request"), True)
+        payload = {
+            "title": title,
+            "description": body,
+            "draft": True,
+            "source": {"branch": {"name": branch}},
+            "destination": {"branch": {"name": base}},
+        }
+        return self._pr(
+            await self.http.call("POST", self._repo("pullrequests"), json=payload, what="the pull request"), True
+        )
 
     async def update_pull_request(self, pr: PullRequest, title: str, body: str) -> PullRequest:
-        data = await self.http.call("PUT", self._repo("pullrequests", pr.number),
-                                    json={"title": title, "description": body}, what=f"#{pr.number}")
+        data = await self.http.call(
+            "PUT",
+            self._repo("pullrequests", pr.number),
+            json={"title": title, "description": body},
+            what=f"#{pr.number}",
+        )
         return self._pr(data)
 
     async def comments(self, issue: int) -> list[Comment]:
-        found = await self.http.call("GET", self._repo("issues", issue, "comments"), params={"pagelen": "100"},
-                                     what=f"issue #{issue}")
+        found = await self.http.call(
+            "GET", self._repo("issues", issue, "comments"), params={"pagelen": "100"}, what=f"issue #{issue}"
+        )
         return [
-            Comment(id=str(c["id"]), author=(c.get("user") or {}).get("display_name", ""),
-                    body=(c.get("content") or {}).get("raw") or "")
+            Comment(
+                id=str(c["id"]),
+                author=(c.get("user") or {}).get("display_name", ""),
+                body=(c.get("content") or {}).get("raw") or "",
+            )
             for c in found.get("values", [])
         ]
 
     async def add_comment(self, issue: int, body: str) -> Comment:
-        data = await self.http.call("POST", self._repo("issues", issue, "comments"), json={"content": {"raw": body}},
-                                    what=f"issue #{issue}")
+        data = await self.http.call(
+            "POST", self._repo("issues", issue, "comments"), json={"content": {"raw": body}}, what=f"issue #{issue}"
+        )
         return Comment(id=str(data["id"]), author="", body=(data.get("content") or {}).get("raw") or body)
 
     async def edit_comment(self, issue: int, comment: Comment, body: str) -> Comment:
-        data = await self.http.call("PUT", self._repo("issues", issue, "comments", comment.id),
-                                    json={"content": {"raw": body}}, what=f"comment {comment.id}")
+        data = await self.http.call(
+            "PUT",
+            self._repo("issues", issue, "comments", comment.id),
+            json={"content": {"raw": body}},
+            what=f"comment {comment.id}",
+        )
         return Comment(id=str(data["id"]), author=comment.author, body=(data.get("content") or {}).get("raw") or body)
 
     async def checks(self, pr: PullRequest) -> Checks:
         if not pr.head_sha:
             return sum_checks([])
-        found = await self.http.call("GET", self._repo("commit", pr.head_sha, "statuses"), what="commit statuses",
-                                     cached=True)
+        found = await self.http.call(
+            "GET", self._repo("commit", pr.head_sha, "statuses"), what="commit statuses", cached=True
+        )
         states = [_bitbucket_status(item.get("state", "")) for item in found.get("values", [])]
         return sum_checks(states, pr.url)
 
