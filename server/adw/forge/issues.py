@@ -15,10 +15,13 @@ from pydantic import BaseModel, ValidationError
 
 from adw.config import AdwConfig, PhaseName, phase_configs
 from adw.errors import AdwError
-from adw.forge.providers import Issue
+from adw.forge.providers import Issue, Provider
 from adw.forge.remotes import Forge
 from adw.fsutil import write_all_inside
-from adw.workflow.sdlc import worktree_name
+from adw.git.repo import Repo
+from adw.workflow.models import Workflow
+from adw.workflow.sdlc import Existing, sdlc_workflows, worktree_name
+from adw.workflow.store import Store
 
 IssueKind = Literal["bug", "feature", "chore"]
 _TITLE_WORDS = 48  # characters of the title in the worktree name: `123-fix-the-crash-on-empty-input`
@@ -158,3 +161,22 @@ def issue_of_spec(spec: str | None) -> IssueSpec | None:
         return IssueSpec.model_validate_json(path.with_suffix(".json").read_bytes())
     except (OSError, ValidationError):
         return None
+
+
+async def issue_workflows(
+    repo: Repo,
+    provider: Provider,
+    reference: str,
+    config: AdwConfig,
+    *,
+    existing: Existing = "refuse",
+    store: Store | None = None,
+) -> tuple[Path, list[Workflow]]:
+    """`adw sdlc --issue N`: the issue read, its spec written, and its SDLC workflow with the kind's prompts
+    (as `sdlc_workflows`, so an existing worktree is refused or suffixed the same way). Returns the spec too."""
+    issue = await provider.issue(issue_number(reference, provider.forge))
+    spec = save_issue_spec(repo.common_dir, issue, provider.forge, issue_name(issue))
+    workflows = await sdlc_workflows(
+        repo.root, [spec], issue_config(config, issue_kind(issue.labels)), existing=existing, store=store
+    )
+    return spec, workflows
