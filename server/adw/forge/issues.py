@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from adw.config import AdwConfig, PhaseName, phase_configs
+from adw.config import PHASES, AdwConfig, PhaseConfig, PhaseName, phase_configs
 from adw.errors import AdwError
 from adw.forge.providers import Issue, Provider
 from adw.forge.remotes import Forge
@@ -128,11 +128,13 @@ def issue_config(config: AdwConfig, kind: IssueKind | None) -> AdwConfig:
     if kind is None:
         return config
     configured = config.forge.prompts.get(kind, {})
-    phases = {}
-    for name, phase in phase_configs(config).items():
-        prompt = configured.get(name) or phase.prompt  # type: ignore[call-overload]
+    current = phase_configs(config)
+    phases: dict[PhaseName, PhaseConfig] = {}
+    for name in PHASES:
+        phase = current[name]
+        prompt = configured.get(name) or phase.prompt
         if not prompt and phase.agent in _LLM_AGENTS:
-            prompt = KIND_PROMPTS[kind].get(name, "")  # type: ignore[call-overload]
+            prompt = KIND_PROMPTS[kind].get(name, "")
         phases[name] = phase.model_copy(update={"prompt": prompt})
     return config.model_copy(update={"phases": phases})
 
