@@ -43,6 +43,8 @@ class ReviewWatch:
         self._provider: Provider | None = None
         self._key: tuple[str, ForgeConfig] | None = None
         self._cache: dict[str, BranchReview] = {}
+        # No forge or no login, and when it was found: not looked for again (a spawn of `gh`) before `interval`.
+        self._failed: tuple[tuple[str, ForgeConfig], str, float] | None = None
 
     async def aclose(self) -> None:
         if self._provider is not None:
@@ -50,11 +52,18 @@ class ReviewWatch:
             self._provider = None
 
     async def status(self, root: Path, config: ForgeConfig, branches: list[str], refresh: bool = False) -> ReviewStatus:
-        try:
-            provider = await self._connect(root, config)
-        except AdwError as exc:
-            return ReviewStatus(available=False, reason=str(exc))
         now = time.time()
+        key = (str(root), config)
+        if self._failed is not None and not refresh:
+            failed_key, reason, at = self._failed
+            if failed_key == key and now - at < self.interval:
+                return ReviewStatus(available=False, reason=reason)
+        try:
+            provider = await self._connect(key, root, config)
+        except AdwError as exc:
+            self._failed = (key, str(exc), now)
+            return ReviewStatus(available=False, reason=str(exc))
+        self._failed = None
         found: list[BranchReview] = []
         try:
             for branch in branches:
@@ -68,8 +77,7 @@ class ReviewWatch:
             return ReviewStatus(available=False, reason=str(exc), forge=provider.forge)
         return ReviewStatus(available=True, forge=provider.forge, branches=found)
 
-    async def _connect(self, root: Path, config: ForgeConfig) -> Provider:
-        key = (str(root), config)
+    async def _connect(self, key: tuple[str, ForgeConfig], root: Path, config: ForgeConfig) -> Provider:
         if self._provider is None or self._key != key:
             await self.aclose()
             self._provider = await connect(root, config, self.env)
