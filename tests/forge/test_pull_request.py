@@ -13,6 +13,7 @@ import pytest
 from adw.config import ForgeConfig
 from adw.errors import AdwError, UnsafeOperationError
 from adw.forge.client import connect_to
+from adw.forge.http import ForgeError
 from adw.forge.issues import save_issue_spec
 from adw.forge.pr import open_pull_request
 from adw.forge.providers import Issue, Provider
@@ -220,3 +221,11 @@ async def test_refuses_running_or_branchless_or_empty_workflows(repo: Path, prov
     with pytest.raises(AdwError) as caught:
         await open_pull_request(repo, detached, provider)
     assert "--base main" in caught.value.hint
+
+
+async def test_a_failing_remote_is_one_error_without_the_urls_password(repo: Path) -> None:
+    run_git(repo, "remote", "set-url", "--push", "origin", "https://me:SECRET@127.0.0.1:9/octo/widget.git")
+    with pytest.raises(ForgeError) as caught:
+        await push_branch(repo, "origin", "adw/x")
+    assert "cannot read origin" in caught.value.message and "127.0.0.1:9" in caught.value.message
+    assert "SECRET" not in str(caught.value)
