@@ -345,12 +345,12 @@ def _handler(fake: Fake) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             status, body, headers = fake.answer(request)
-            data = json.dumps(body).encode() if body is not None else b""
+            data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
             if data:
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if isinstance(body, bytes) else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -167,6 +167,15 @@ async def test_403_without_rate_limit_names_the_scopes(fake: Fake, provider: Pro
     assert "forbids" in caught.value.message and "scopes" in caught.value.hint
 
 
+@pytest.mark.parametrize("answer", [{}, [], b"<html><body>Sign in</body></html>"])
+async def test_an_answer_of_another_shape_says_what_to_check(fake: Fake, provider: Provider, answer: object) -> None:
+    fake.fail("GET", r".*/issues/5", 200, answer)
+    with pytest.raises(ForgeError) as caught:
+        await provider.issue(5)
+    assert "answered issue with something ADW does not understand" in caught.value.message
+    assert "[tool.adw.forge] kind and api_url" in caught.value.hint
+
+
 async def test_an_unreachable_forge_is_one_clear_error() -> None:
     forge = forge_of(
         "https://github.com/o/r.git", ForgeConfig(host="github.com", kind="github", api_url="http://127.0.0.1:9")

@@ -3,15 +3,19 @@ read an issue, find/create/update a draft pull (merge) request, add or update AD
 
 from __future__ import annotations
 
+import functools
+import inspect
 from abc import ABC, abstractmethod
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from adw.forge.http import ForgeHttp
+from adw.forge.http import ForgeError, ForgeHttp
 from adw.forge.remotes import Forge
 
 CheckState = Literal["none", "pending", "success", "failure"]
+T = TypeVar("T")
 
 
 class Comment(BaseModel):
@@ -58,8 +62,34 @@ def sum_checks(states: list[CheckState], url: str | None = None) -> Checks:
     return Checks(state=overall, passed=counts["success"], failed=counts["failure"], pending=counts["pending"], url=url)
 
 
+def _understood(call: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """An answer of another shape than the documented one (a wrong `api_url`, an HTML login page, another
+    product's API) is a ForgeError saying what to check, not a KeyError."""
+
+    @functools.wraps(call)
+    async def checked(self: Provider, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await call(self, *args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            forge = self.forge
+            raise ForgeError(
+                f"{forge.host} answered {call.__name__} with something ADW does not understand "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+                f"check that {forge.api_url} is the {forge.kind} REST API ([tool.adw.forge] kind and api_url)",
+            ) from None
+
+    return checked
+
+
 class Provider(ABC):
-    """One forge's REST calls. Idempotence is the caller's (`adw.forge.pr`): find before create."""
+    """One forge's REST calls. Idempotence is the caller's (`adw.forge.pr`): find before create. Every public
+    coroutine of a subclass answers a misunderstood reply with a ForgeError (`_understood`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.iscoroutinefunction(member) and name != "aclose":
+                setattr(cls, name, _understood(member))
 
     def __init__(self, http: ForgeHttp) -> None:
         self.http = http
