@@ -114,6 +114,11 @@ async def test_bitbucket_access_token_wins_over_a_pair(tmp_path: Path) -> None:
     assert found is not None and found.username is None and found.header() == ("Authorization", "Bearer tok")
 
 
+async def test_a_cli_that_is_not_installed_is_said_so(tmp_path: Path) -> None:
+    _, tried = await resolve(forge_of("git@gitlab.com:g/app.git", ForgeConfig()), {"PATH": str(tmp_path)})
+    assert tried == ["glab (not installed)", "GITLAB_TOKEN", "GITLAB_ACCESS_TOKEN"]
+
+
 @pytest.mark.parametrize(
     ("url", "env", "method"),
     [

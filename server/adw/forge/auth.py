@@ -66,9 +66,12 @@ async def resolve(forge: Forge, env: Mapping[str, str] | None = None) -> tuple[C
     env = os.environ if env is None else env
     tried: list[str] = []
     cli = _cli_command(forge)
-    if cli is not None:
+    program = shutil.which(cli[0], path=env.get("PATH")) if cli is not None else None
+    if cli is not None and program is None:
+        tried.append(f"{cli[0]} (not installed)")
+    elif cli is not None and program is not None:
         tried.append(" ".join(cli))
-        token = await _cli_token(cli, env)
+        token = await _cli_token(program, cli[1:], env)
         if token:
             return Credentials(source=" ".join(cli), token=SecretStr(token)), tried
     if forge.kind == "bitbucket":
@@ -102,15 +105,12 @@ def _cli_command(forge: Forge) -> list[str] | None:
     return None
 
 
-async def _cli_token(argv: list[str], env: Mapping[str, str]) -> str:
-    """The token the CLI prints, or "" when it is not installed, not logged in, or does not answer."""
-    program = shutil.which(argv[0], path=env.get("PATH"))
-    if program is None:
-        return ""
+async def _cli_token(program: str, args: list[str], env: Mapping[str, str]) -> str:
+    """The token the CLI prints, or "" when it is not logged in or does not answer."""
     try:
         proc = await asyncio.create_subprocess_exec(
             program,
-            *argv[1:],
+            *args,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
