@@ -154,12 +154,23 @@ class BM25:
         return [path for score, path in sorted(scores, key=lambda s: -s[0]) if score > 0]
 
 
-def checkout(mirror: Path, cache: Path, repository: str, commit: str) -> Path:
+def checkout(mirror: Path, cache: Path, repository: str, commit: str, *, history: bool) -> Path:
+    """A worktree of `commit` whose repository reaches nothing after it: no refs, objects borrowed from the
+    mirror. With `history`, HEAD is the commit itself, so `git log` sees exactly the history before it; without,
+    HEAD is a new root commit of the same tree (what a downloaded archive would give)."""
     work = cache / repository.replace("/", "+")
     if not (work / ".git").exists():
-        work.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(mirror), str(work)], check=True)
-    git(work, "checkout", "-q", "-f", "--detach", commit)
+        work.mkdir(parents=True, exist_ok=True)
+        git(work, "init", "-q")
+        (work / ".git" / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n", encoding="utf-8")
+    target = commit
+    if not history:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+               "GIT_COMMITTER_EMAIL": "b@b", "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+               "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}  # fmt: skip
+        target = subprocess.run(["git", "commit-tree", f"{commit}^{{tree}}", "-m", "snapshot"], cwd=work,
+                                check=True, capture_output=True, text=True, env=env).stdout.strip()  # fmt: skip
+    git(work, "checkout", "-q", "-f", "--detach", target)
     git(work, "clean", "-q", "-fdx")
     return work
 
@@ -168,40 +179,52 @@ def recall(ranked: list[str], truth: list[str], k: int) -> float:
     return 1.0 if set(ranked[:k]) & set(truth) else 0.0
 
 
+METHODS = {"scouts": True, "scouts, no history": False}  # method -> runs on the commit's own history
+
+
 def quality(args: argparse.Namespace) -> None:
     cases = [json.loads(line) for line in args.cases.read_text(encoding="utf-8").splitlines() if line]
     if args.split != "all":
         cases = [case for case in cases if case["split"] == args.split]
     if args.repo:
         cases = [case for case in cases if case["repo"] == args.repo]
+    methods = {name: history for name, history in METHODS.items() if args.only is None or name == args.only}
     results: dict[str, dict[str, list[float]]] = {}
     misses = []
+    ranks = []
     fresh: set[Path] = set()
     for case in cases:
-        work = checkout(mirror_of(args.mirrors, case["repo"]), args.cache, case["repo"], case["parent"])
-        if work not in fresh:  # reports cached by an earlier version of the scouts must not be reused
-            shutil.rmtree(work / ".git" / "adw", ignore_errors=True)
-            fresh.add(work)
-        report = asyncio.run(scout(case["task"], work, top=10))
+        mirror = mirror_of(args.mirrors, case["repo"])
+        rankings: dict[str, list[str]] = {}
+        for method, history in methods.items():
+            work = checkout(mirror, args.cache, case["repo"], case["parent"], history=history)
+            if work not in fresh:  # reports cached by an earlier version of the scouts must not be reused
+                shutil.rmtree(work / ".git" / "adw", ignore_errors=True)
+                fresh.add(work)
+            rankings[method] = asyncio.run(scout(case["task"], work, top=10)).files
         paths = git(work, "ls-files", "-z").split("\0")
-        baseline = BM25(work, [p for p in paths if p]).rank(case["task"])
-        for method, ranked in (("scouts", report.files), ("bm25", baseline)):
+        rankings["bm25"] = BM25(work, [p for p in paths if p]).rank(case["task"])
+        for method, ranked in rankings.items():
             for split in (case["split"], "all"):
                 bucket = results.setdefault(f"{split}/{method}", {})
                 for k in (1, 5, 10):
                     bucket.setdefault(f"R@{k}", []).append(recall(ranked, case["truth"], k))
-        if not recall(report.files, case["truth"], 1):
-            misses.append(f"{case['repo']} {case['commit'][:8]} {case['task']!r}: {case['truth'][0]} "
-                          f"got {report.files[:3]}")  # fmt: skip
+            if method != "bm25" and not recall(ranked, case["truth"], 1):
+                misses.append(f"[{method}] {case['repo']} {case['commit'][:8]} {case['task']!r}: "
+                              f"{case['truth'][0]} got {ranked[:3]}")  # fmt: skip
+        ranks.append({**case, "ranked": {method: ranked[:10] for method, ranked in rankings.items()}})
     if args.verbose:
         print("\n".join(misses))
-    print("| part | method | cases | Recall@1 | Recall@5 | Recall@10 |")
-    print("|---|---|---|---|---|---|")
+    if args.dump:
+        args.dump.write_text("".join(json.dumps(r) + "\n" for r in ranks), encoding="utf-8")
+    print("| part | method | cases | Recall@1 | Recall@5 | Recall@10 | hits at 1 / 5 / 10 |")
+    print("|---|---|---|---|---|---|---|")
     for key in sorted(results):
         split, method = key.split("/")
         bucket = results[key]
         row = " | ".join(f"{statistics.fmean(bucket[f'R@{k}']):.2f}" for k in (1, 5, 10))
-        print(f"| {split} | {method} | {len(bucket['R@1'])} | {row} |")
+        hits = " / ".join(f"{sum(bucket[f'R@{k}']):.0f}" for k in (1, 5, 10))
+        print(f"| {split} | {method} | {len(bucket['R@1'])} | {row} | {hits} |")
 
 
 # ---------------------------------------------------------------------------------------------- speed
@@ -382,6 +405,8 @@ def main() -> None:
     measure.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
     measure.add_argument("--repo", help="only this owner/name")
     measure.add_argument("-v", "--verbose", action="store_true", help="list the cases missed at rank 1")
+    measure.add_argument("--only", choices=tuple(METHODS), help="run the scouts one way only (BM25 always runs)")
+    measure.add_argument("--dump", type=Path, help="write each case's rankings to this JSON-lines file")
     measure.set_defaults(run=quality)
     timing = commands.add_parser("speed", help="timings on a synthetic repository")
     timing.add_argument("--files", type=int, default=20_000)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adw.scouts.corpus import TABLE, Corpus, TermHits, lines_with, read_text
 from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
+from adw.scouts.history import History
 from adw.scouts.kinds import Folder, Kind, kind_in, split_path
 from adw.scouts.synonyms import learn
 from adw.scouts.terms import Query, Term
@@ -146,7 +147,7 @@ class Tree:
     root: Path
     corpus: Corpus
     facts_cache: FactsCache
-    churn: dict[str, int] = field(default_factory=dict)  # path -> recent commits that touched it
+    history: History = field(default_factory=History.empty)  # the commits before HEAD
     # The tree this one replaces: what its paths said is reused (all of it when the paths are the same).
     previous: InitVar[Tree | None] = None
     paths: dict[str, PathInfo] = field(init=False)  # memo, shared along the chain of trees
@@ -180,8 +181,9 @@ class Tree:
             self.path_index = TextIndex(self.path_words, range(len(paths)))
             self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
         self.priors = priors = [info[3] for info in infos]
-        most = math.log1p(max(self.churn.values(), default=0)) or 1.0
-        for path, commits in self.churn.items():  # up to +50% for the most changed file
+        churn = self.history.churn  # path -> recent commits that touched it
+        most = math.log1p(max(churn.values(), default=0)) or 1.0
+        for path, commits in churn.items():  # up to +50% for the most changed file
             index = self.by_path.get(path)
             if index is not None:
                 priors[index] *= 1 + _CHURN * math.log1p(commits) / most
@@ -258,8 +260,10 @@ class Context:
 
     def __init__(self, tree: Tree, query: Query) -> None:
         self.tree = tree
-        self.query = query
         corpus = tree.corpus
+        # A compound the code writes as one word (`samesite`, `hostname`) stands for its parts there.
+        compounds = corpus.find_all(compound.term for compound in query.compounds)
+        self.query = query = query.joined(c for c in query.compounds if compounds[c.term].counts)
         self.hits: dict[Term, TermHits] = corpus.find_all(query.terms)
         count = max(len(corpus), 1)
         self.idf = {
