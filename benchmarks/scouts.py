@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/scouts.py cases    # mine benchmarks/scout_cases/cases.jsonl from git mirrors
     .venv/bin/python benchmarks/scouts.py quality  # Recall@1/5/10, scouts vs BM25, tuning and held-out parts
-    .venv/bin/python benchmarks/scouts.py speed    # first / cached / new query on a synthetic 20,000-file tree
+    .venv/bin/python benchmarks/scouts.py speed    # first / cached / new query, synthetic 20,000 files, 5,000 commits
 
 The repositories are never stored here: `cases` and `quality` read bare mirrors from `--mirrors` (default
 /work/.mirror/<owner>+<name>/repo, the layout of the sandbox's `fetch` tool; any bare clone works, e.g.
@@ -344,7 +344,10 @@ def speed(args: argparse.Namespace) -> None:
                "GIT_COMMITTER_EMAIL": "b@b"}  # fmt: skip
         for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "synthetic"]):
             subprocess.run(["git", *command], cwd=root, check=True, env=env)
+        if args.commits:
+            add_history(root, args.commits)
         count = len(git(root, "ls-files").splitlines())
+        commits = int(git(root, "rev-list", "--count", "HEAD"))
         size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and ".git" not in f.parts)
         vocabulary = _vocabulary(5000)
         rng = random.Random(3)
@@ -363,7 +366,8 @@ def speed(args: argparse.Namespace) -> None:
                            check=True, capture_output=True)  # fmt: skip
             cli.append(time.perf_counter() - start)
         load = os.getloadavg()[0]
-        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, load {load:.1f}; "
+        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB, {commits} commits; {os.cpu_count()} cores, "
+              f"load {load:.1f}; "
               f"reference loop {ms(_reference_loop())} (the same Python work every time: how fast this "
               f"machine runs Python right now)")  # fmt: skip
         # CPU time (user + system, git included) bounds the wall time an idle machine would need; wall time
@@ -374,6 +378,38 @@ def speed(args: argparse.Namespace) -> None:
             walls, cpus = [row[key][0] for row in rows], [row[key][1] for row in rows]
             print(f"| {key} | {ms(statistics.median(walls))} | {ms(max(walls))} | {ms(statistics.median(cpus))} |")
         print(f"| CLI repeat, new process | {ms(statistics.median(cli))} | {ms(max(cli))} | |")
+
+
+def add_history(root: Path, commits: int) -> None:
+    """`commits` commits on top of the synthetic tree, written with `git fast-import`: each changes one to four
+    source files and says so in a subject of Zipf-drawn words; one in 250 is a mass change of 60 files."""
+    rng = random.Random(5)
+    vocabulary = _vocabulary(5000)
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    sources = sorted(str(p.relative_to(root)) for p in (root / "src").rglob("*.py"))
+    contents: dict[str, bytes] = {}
+    branch = git(root, "symbolic-ref", "HEAD").strip()
+    stream = bytearray()
+
+    def data(payload: bytes) -> None:
+        stream.extend(b"data %d\n" % len(payload) + payload + b"\n")
+
+    for number in range(commits):
+        mass = number % 250 == 249
+        touched = rng.sample(sources, 60 if mass else rng.randint(1, 4))
+        subject = "Reformat the tree" if mass else " ".join(rng.choices(vocabulary, weights, k=6)).capitalize()
+        stream.extend(b"commit %s\ncommitter b <b@b> %d +0000\n" % (branch.encode(), 1_600_000_000 + number * 600))
+        data(subject.encode())
+        if number == 0:
+            stream.extend(b"from %s\n" % git(root, "rev-parse", "HEAD").strip().encode())
+        for path in touched:
+            if path not in contents:
+                contents[path] = (root / path).read_bytes()
+            contents[path] += f"# {number}\n".encode()
+            stream.extend(b"M 100644 inline %s\n" % path.encode())
+            data(contents[path])
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=bytes(stream), check=True)
+    git(root, "reset", "-q", "--hard")
 
 
 def _reference_loop() -> float:
@@ -412,6 +448,7 @@ def main() -> None:
     timing.add_argument("--files", type=int, default=20_000)
     timing.add_argument("--queries", type=int, default=5, help="new queries after the first; the worst counts")
     timing.add_argument("--runs", type=int, default=3)
+    timing.add_argument("--commits", type=int, default=5000, help="history written on top of the tree")
     timing.set_defaults(run=speed)
     args = parser.parse_args()
     args.run(args)

@@ -111,14 +111,3 @@ async def test_history_is_cached_by_head_and_read_incrementally_when_head_moves(
     await scout(TASK, shop)
     assert state.history is not None and [c.sha for c in state.history.commits][:1] == [rewritten]
     assert head not in {c.sha for c in state.history.commits}
-
-
-async def test_a_glued_word_the_code_writes_as_one_is_not_split(make_repo: MakeRepo) -> None:
-    site = "def site_packages(site_dir):\n    site = find_site(site_dir)\n    return [site, site_dir, SITE_ROOT]\n"
-    cookies = 'def set_cookie(response, key, value, samesite="lax"):\n    response.cookies[key] = (value, samesite)\n'
-    root = make_repo({"app/cookies.py": cookies, "app/paths.py": site}, name="split")
-    report = await scout("Add SameSite option", root)
-    assert report.files == ["app/cookies.py"]
-    # Where the code does not write the compound, its parts still count.
-    plain = make_repo({"app/paths.py": site}, name="plain")
-    assert (await scout("Add SameSite option", plain)).files == ["app/paths.py"]

@@ -65,14 +65,17 @@ def report(ctx: Context, ranked: list[Ranked], top: int) -> ScoutReport:
     locations = []
     for group in _GROUPS.values():
         for item in groups[group]:
-            line = item.best.line if item.best.line is not None else ctx.best_line(item.index)
+            line, reason = item.best.line, item.best.reason
+            definition = ctx.definition(item.index) if item.best.definition else None
+            if definition is not None:
+                line, reason = definition
             locations.append(
                 ScoutLocation(
                     path=tree.corpus.paths[item.index],
-                    line=line,
+                    line=line if line is not None else ctx.best_line(item.index),
                     score=round(item.score, 3),
                     scouts=list(item.scouts),
-                    reason=item.best.reason,
+                    reason=reason,
                 )
             )
     files = [tree.corpus.paths[item.index] for item in groups["files"]]

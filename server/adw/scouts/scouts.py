@@ -32,6 +32,9 @@ class Evidence:
     score: float
     line: int | None
     reason: str
+    # The line is the file's best definition by name and signature: the report may move it to the definition
+    # whose body the task is about (`Context.definition`), computed only for the files it reports.
+    definition: bool = False
 
 
 Scout = Callable[[Context], list[Evidence]]
@@ -67,7 +70,7 @@ def implementation(ctx: Context) -> list[Evidence]:
         if ctx.tree.kinds[match.index] != "source" or match.score <= 0:
             continue
         line, reason = _describe(ctx, match)
-        evidence.append(Evidence(match.index, match.score, line, reason))
+        evidence.append(Evidence(match.index, match.score, line, reason, definition=line is not None))
     return evidence
 
 
