@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MakeRepo
-from tests.test_sdlc_resume_after_kill import SdlcSweep, after_worktree_add
+from tests.sdlc.test_sdlc_resume_after_kill import SdlcSweep, after_worktree_add
 
 
 @pytest.mark.soak
