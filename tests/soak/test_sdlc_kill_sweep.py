@@ -2,7 +2,7 @@
 own: after each kill fsck is clean, the user's files and branch are untouched, and the next `adw resume` (or
 `adw sdlc` again, when the kill came before the workflow was stored) finishes with exactly one commit holding
 the same files as an uninterrupted run. Deselected by default (tens of minutes); CI runs it with
-`pytest -m soak tests/soak`. tests/test_sdlc_resume_after_kill.py keeps a sample of it in the default suite."""
+`pytest -m soak tests/soak`. tests/sdlc/test_sdlc_resume_after_kill.py keeps a sample of it in the default suite."""
 
 from __future__ import annotations
 
