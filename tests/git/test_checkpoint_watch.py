@@ -106,3 +106,21 @@ async def test_a_failed_snapshot_makes_the_next_one_full(
     assert full(calls), "the paths the failed snapshot took from the watch are in no index"
     assert made.checkpoint is not None
     assert git_out(repo, "show", f"{made.checkpoint.commit}:src/app.py") == "edited"
+
+
+async def test_a_file_an_undo_kept_leaves_the_shadow_index_as_the_disk_is(repo: Path, calls: Calls) -> None:
+    """`undo --file` of src/app.py while a file `src` stands where its folder must go: the file is kept, and the
+    next incremental snapshot (no event: nothing changed on disk) must not find the undone version in the index."""
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").unlink()
+    (repo / "src").rmdir()
+    (repo / "src").write_text("a file now\n")
+    await store.checkpoint()
+    undone = await store.undo_file("src/app.py")
+    assert undone.kept == ["src/app.py"]
+    calls.clear()
+    made = await store.checkpoint()
+    assert not full(calls)
+    assert made.checkpoint is not None
+    assert git_out(repo, "ls-tree", "-r", "--name-only", made.checkpoint.tree).split() == ["README.md", "src"]

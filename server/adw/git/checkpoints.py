@@ -400,7 +400,7 @@ class Checkpoints:
         # replaces a verified file in one rename.
         plan = await self._plan(undo[-1].tree, target.tree, [rel])
         kept = await self._apply(plan)
-        await self._update_shadow(plan.changes, [])
+        await self._update_shadow(plan.changes, [], kept)
         verb = "deleted" if deleted else "restored"
         return FileUndoResult(
             path=rel, restored_from=target, deleted=deleted, saved=saved, kept=kept,
@@ -659,7 +659,7 @@ class Checkpoints:
         plan = plan or await self._plan(intent.source, intent.target)
         kept = await self._apply(plan)
         # The shadow index is ADW's own file: it is brought up to date beside the user's index and refs.
-        shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt))
+        shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt, kept))
         root = self.repo.root
         try:
             if intent.index_tree:
@@ -761,14 +761,15 @@ class Checkpoints:
             offset = end + 2 + int(size)
         return found
 
-    async def _update_shadow(self, changes: list[_Change], adopt: list[str]) -> None:
+    async def _update_shadow(self, changes: list[_Change], adopt: list[str], kept: list[str]) -> None:
         """The shadow index takes the target's entries (without stat data, so the next snapshot rehashes those
         files and sees any that were kept); removed entries of files kept on disk are re-added by it too.
         When every change rewrote a file the shadow index holds, it is left as it is: each such file was
         replaced by a rename (a new inode), so its entry no longer matches and the next snapshot rehashes it."""
         if not adopt and all(c.old_mode in _BLOB_MODES and c.new_mode in _BLOB_MODES for c in changes):
             return
-        wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000"}
+        # A kept file's entry stays as the snapshot saw it: no event of a watch would bring it back in line.
+        wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000" and c.path not in kept}
         lines = [f"{mode if mode != _NO_MODE else '0'} {oid}\t{path}" for path, (mode, oid) in wanted.items()]
         if lines:
             await git("update-index", "-z", "--index-info", cwd=self.repo.root,
