@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/git_ops.py            # 1,000- and 10,000-file repositories (~3-5 min)
     .venv/bin/python benchmarks/git_ops.py --quick    # smoke run: 1,000 files, 3 runs, k = 10 and 100 (~30 s)
     .venv/bin/python benchmarks/git_ops.py --sizes 10000 --runs 9 --json results.json --keep
+    .venv/bin/python benchmarks/git_ops.py --watched 50000 # only the language server's watched checkpoint
 
 What it does, in one process and one long-lived asyncio loop (the way the language server calls ADW):
 
@@ -61,6 +62,7 @@ from typing import Any
 from adw.git import runner
 from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import Worktrees
+from adw.scouts.watch import Watch
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -381,6 +383,29 @@ class Bench:
             self.log(f"r{n}: undo/redo k={k} done ({undo.med(undo.adw):.0f} vs {undo.med(undo.floor):.0f} ms, "
                      f"{redo.med(redo.adw):.0f} vs {redo.med(redo.floor):.0f} ms)")
 
+    async def bench_watched(self, n: int) -> None:
+        """A checkpoint of 10 changed files as the language server makes it: a long-lived instance whose inotify
+        watch names the changed paths, so only they are added (the floor still runs `add -A`)."""
+        st = self.state[n]
+        adw_wt, floor_wt = st["twins"] / "ck-adw", st["twins"] / "ck-floor"
+        ck = await Checkpoints.open(adw_wt)
+        ck.tracker = await asyncio.to_thread(Watch.open, adw_wt, (ck.repo.git_dir, ck.repo.common_dir), True)
+        assert ck.tracker is not None, "no inotify here"
+        fl = FloorCheckpoints(floor_wt)
+        await ck.checkpoint("base")  # full: the watch covers what follows
+        await fl.checkpoint()
+        files = changed_set(st["paths"], 10)
+        cell = self.cell(n, "checkpoint, 10 changed, watched", "checkpoint, 10 changed, inotify watch (server)")
+        for run in range(self.runs + 1):  # run 0: the untimed warm-up
+            mutate(adw_wt, files, f"w-{run}-a")
+            adw = await timed(functools.partial(ck.checkpoint, f"watched {run}"))
+            mutate(floor_wt, files, f"w-{run}-f")
+            floor = await timed(fl.checkpoint)
+            if run:
+                cell.adw.append(adw)
+                cell.floor.append(floor)
+        self.log(f"r{n}: watched checkpoint done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+
     async def bench_list(self, n: int) -> None:
         st = self.state[n]
         wts: Worktrees = st["wts"]
@@ -458,6 +483,11 @@ def judge(cells: list[Cell], sizes: list[int]) -> list[Verdict]:
     ratio("undo, 10 changed", 1.5, "undo, 10 changed")
     ratio("redo, 10 changed", 1.5, "redo, 10 changed")
     ratio("list", 1.3, f"list of {LIST_WORKTREES} worktrees")
+    for size in sizes:
+        cell = by.get((size, "checkpoint, 10 changed, watched"))
+        if cell is not None and (median := cell.med(cell.adw)) is not None:
+            verdicts.append(Verdict(f"watched checkpoint, 10 changed on r{size}: ≤ 20 ms", f"median {median:.1f} ms",
+                                    median <= 20))
     for size in sizes:
         cell = by.get((size, "remove"))
         if cell is not None:
@@ -566,10 +596,14 @@ async def main_async(args: argparse.Namespace) -> int:
         bench.first_size = args.sizes[0]
         for n in args.sizes:
             await bench.setup(n)
+            if args.watched:
+                await bench.bench_watched(n)
+                continue
             await bench.bench_create(n)
             await bench.bench_checkpoints(n)
+            await bench.bench_watched(n)
             await bench.bench_list(n)
-        for n in args.sizes:  # last: its background deletions would skew CPU figures and file creation
+        for n in [] if args.watched else args.sizes:  # last: background deletions would skew CPU and file creation
             await bench.bench_remove(n)
     finally:
         if not args.keep:
@@ -579,7 +613,8 @@ async def main_async(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     load1 = os.getloadavg()[0]
     verdicts = judge(bench.cells, args.sizes)
-    command = "python benchmarks/git_ops.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/git_ops.py" + (" --quick" if args.quick else "") + (
+        f" --watched {args.watched}" if args.watched else "")
     print(f"\nMachine: {machine(base.parent)}; load average {load0:.1f} at start, {load1:.1f} at end; "
           f"total {elapsed:.0f} s.\nCommand: {command} (runs per cell: {args.runs} checkpoint/undo/redo, "
           f"{args.create_runs} create/remove, {args.list_runs} list; one untimed warm-up run per instance)\n")
@@ -614,9 +649,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", help="also write every sample to this file")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
+    parser.add_argument("--watched", type=int, metavar="N",
+                        help="only the watched checkpoint (the language server's), on an N-file repository")
     args = parser.parse_args()
     quick = args.quick
-    args.sizes = args.sizes or ([1000] if quick else [1000, 10000])
+    args.sizes = [args.watched] if args.watched else args.sizes or ([1000] if quick else [1000, 10000])
     args.runs = args.runs or (3 if quick else 7)
     args.create_runs = args.create_runs or (3 if quick else 5)
     args.list_runs = args.list_runs or (5 if quick else 15)

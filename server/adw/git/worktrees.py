@@ -29,7 +29,9 @@ from adw.git.checkpoints import ADW_IDENTITY, Checkpoints, ref_id, trailers
 from adw.git.locks import Owner, repo_lock
 from adw.git.refs import (
     ARCHIVE_NS,
+    JOURNAL_NS,
     REDO_NS,
+    TIPS_NS,
     TRASH_DIR,
     UNDO_NS,
     WORKTREE_META_DIR,
@@ -536,8 +538,7 @@ class Worktrees:
                 "(bring it back with `adw worktree restore`); --force discards it",
             )
         archive_ref = await self._archive(info) if archive else None
-        if not archive:
-            await self._drop_checkpoints(info)
+        kept = [] if archive else await self._drop_checkpoints(info, keep_unheld=True)
         if info.locked:  # forced: `worktree prune` keeps a locked entry, which would keep its branch checked out
             await git("worktree", "unlock", info.path, cwd=self.main_root)
         if not await self._move_to_trash(info.path):
@@ -550,6 +551,10 @@ class Worktrees:
         with contextlib.suppress(FileNotFoundError):
             (self._meta_dir / f"{info.name}.json").unlink()
         saved = f"; saved as {archive_ref}" if archive_ref else ""
+        if kept:
+            saved += (f"; kept {', '.join(kept)}: {'they hold' if len(kept) > 1 else 'it holds'} commits no branch"
+                      " holds (from an undo that moved another branch, or an interrupted undo); see them with"
+                      " `git log REF`")
         return RemoveResult(name=info.name, path=info.path, archive_ref=archive_ref, branch_deleted=branch_deleted,
                             message=f"removed {info.path}{saved}")
 
@@ -584,25 +589,45 @@ class Worktrees:
         return result.returncode == 0 and result.stdout.split("\n", 1)[0] == target_tree.stdout.strip()
 
     async def _archive(self, info: WorktreeInfo) -> str:
-        """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit."""
+        """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit; the
+        branch tips and journal pins the worktree's checkpoints hold become its parents too."""
         checkpoints = await Checkpoints.open(info.path)
         state, _ = await checkpoints.snapshot()
         undo, redo = await checkpoints.stacks()
         message = (f"archive of worktree {info.name}\n\nadw-archive-name: {info.name}\n"
                    f"adw-archive-path: {info.path}\nadw-archive-base: {info.base or '-'}")
-        commit = await checkpoints.commit_state(state, message, "state", folded=undo + redo)
+        pins = [*self._checkpoint_refs(info, TIPS_NS).values(), *self._checkpoint_refs(info, JOURNAL_NS).values()]
+        commit = await checkpoints.commit_state(state, message, "state", folded=[*undo, *redo, *pins])
         ref = f"{ARCHIVE_NS}/{ref_id(info.name)}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
         await git("update-ref", ref, commit, "", cwd=self.main_root)
-        await self._drop_checkpoints(info)
+        await self._drop_checkpoints(info, keep_unheld=False)
         return ref
 
-    async def _drop_checkpoints(self, info: WorktreeInfo) -> None:
-        ident = ref_id(_linked_id(info.path) or info.name)
-        refs = {**list_refs(self.repo.common_dir, f"{UNDO_NS}/{ident}/"),
-                **list_refs(self.repo.common_dir, f"{REDO_NS}/{ident}/")}
-        if refs:
-            feed = "".join(f"delete {ref} {sha}\n" for ref, sha in refs.items())
+    def _checkpoint_refs(self, info: WorktreeInfo, namespace: str) -> dict[str, str]:
+        return list_refs(self.repo.common_dir, f"{namespace}/{ref_id(_linked_id(info.path) or info.name)}/")
+
+    async def _drop_checkpoints(self, info: WorktreeInfo, keep_unheld: bool) -> list[str]:
+        """Delete the worktree's checkpoint refs. A kept branch tip or a journal pin (an interrupted undo's saved
+        state) may hold the only way to a commit; with `keep_unheld` such refs stay, and are returned."""
+        drop = {ref: sha for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS) for ref, sha in
+                self._checkpoint_refs(info, ns).items()}
+        kept: list[str] = []
+        if keep_unheld:
+            ident = ref_id(_linked_id(info.path) or info.name)
+            others = [f"--exclude={ns}/{ident}/*" for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS)]
+            for ref, sha in drop.items():
+                if ref.startswith((TIPS_NS, JOURNAL_NS)):
+                    # A kept tip is ADW's commit on top of the branch's old tip: what it protects is its parent.
+                    protects = f"{sha}^" if ref.startswith(TIPS_NS) else sha
+                    out = await git("rev-list", "-n", "1", protects, "--not", *others, "--all", cwd=self.main_root)
+                    if out.stdout.strip():
+                        kept.append(ref)
+        for ref in kept:
+            del drop[ref]
+        if drop:
+            feed = "".join(f"delete {ref} {sha}\n" for ref, sha in drop.items())
             await git("update-ref", "--stdin", cwd=self.main_root, input=feed)
+        return kept
 
     async def _forget(self, path: Path) -> None:
         """Drop git's entry for a worktree whose folder is gone: its admin folder goes to the trash too (what
