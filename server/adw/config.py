@@ -40,6 +40,16 @@ class PortsConfig(_Strict):
     size: int = Field(default=10, ge=1, le=1000)
 
 
+class PoolConfig(_Strict):
+    size: int = Field(default=2, ge=0, le=16, description="Prewarmed worktrees kept ready (0: no pool).")
+    max_disk: ByteSize = Field(default=2 * 1000**3, description="Most disk the pool's worktrees may use together.")
+    lock_files: list[str] = Field(
+        default_factory=lambda: ["uv.lock", "poetry.lock", "package-lock.json", "requirements*.txt"],
+        description="Globs (from the repository root) of the files the setup command reads: a pool worktree "
+        "is used only when these files and the setup command are those it was set up with.",
+    )
+
+
 class WorktreeConfig(_Strict):
     root: str = Field(
         default="../{repo}.worktrees",
@@ -49,6 +59,7 @@ class WorktreeConfig(_Strict):
     setup: list[str] = Field(default_factory=list, description="Command run in each new worktree, as an argv list.")
     setup_timeout: float = Field(default=600.0, gt=0)
     ports: PortsConfig = PortsConfig()
+    pool: PoolConfig = PoolConfig()
 
 
 class CheckpointConfig(_Strict):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Prewarmed worktrees (adw.git.pool): their folders under the worktree root, their records under the ADW dir.
+POOL_FOLDER = ".adw-pool"
+POOL_RECORDS = "pool"
+
 # Refs that belong to one worktree rather than to the shared repository.
 _PER_WORKTREE = ("HEAD", "refs/bisect/", "refs/worktree/", "refs/rewritten/")
 
