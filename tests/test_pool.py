@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from adw.agents.base import CancelToken
+from adw.config import AgentsConfig, load_config
 from adw.errors import WorktreeError
 from adw.git.pool import POOL_FOLDER
 from adw.git.worktrees import Worktrees
+from adw.workflow.events import EventBus, TaskEvents
+from adw.workflow.sdlc import sdlc_workflow
+from adw.workflow.steps import CreateWorktreeStep
 from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultRun, FaultyGit
 
@@ -143,6 +148,20 @@ async def test_other_lock_files_or_setup_never_match(repo: Path, no_refill: list
     other_setup = await Worktrees.open(repo)
     commit(repo, {"uv.lock": "lock 1\n"})  # the lock files match again, the setup command does not
     assert "pool" not in (await other_setup.create("setup")).message
+
+
+async def test_the_sdlc_worktree_step_takes_from_the_pool(repo: Path, no_refill: list[Path]) -> None:
+    wts = await Worktrees.open(repo)
+    await wts.pool.fill()
+    spec = repo / "specs/add-numbers.md"
+    spec.parent.mkdir()
+    spec.write_text("# Add numbers\n")
+    workflow = sdlc_workflow(repo, spec, load_config(repo))
+    step = CreateWorktreeStep(workflow, AgentsConfig())
+    result = await step.run(workflow.task("worktree"), repo, TaskEvents(EventBus(), workflow.id, "worktree"),
+                            CancelToken())
+    assert result.status == "succeeded" and "taken from the pool" in result.summary
+    assert workflow.cwd == str(wts.root / "add-numbers") and len(setup_runs(repo)) == 2
 
 
 async def test_an_existing_branch_or_no_pool_is_a_plain_create(repo: Path, no_refill: list[Path]) -> None:
