@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -186,6 +187,18 @@ async def test_pool_worktrees_are_invisible_unless_asked_for(repo: Path, no_refi
         await wts.get(str(made[0].path))
     pruned = await wts.prune()
     assert pruned.orphan_folders == [] and pruned.pool_discarded == [], "matching pool worktrees are kept"
+
+
+def test_the_cli_lists_pool_worktrees_only_with_pool(repo: Path) -> None:
+    def adw(*args: str) -> list[dict[str, object]]:
+        done = subprocess.run([sys.executable, "-m", "adw", *args, "--json"], cwd=repo, capture_output=True,
+                              text=True, check=True, env={**os.environ, "ADW_POOL": "1"})
+        listed: list[dict[str, object]] = json.loads(done.stdout)
+        return listed
+
+    assert len(adw("worktree", "pool")) == 2
+    assert [w["name"] for w in adw("worktree", "list")] == ["@main"]
+    assert [w["pool"] for w in adw("worktree", "list", "--pool")] == [False, True, True]
 
 
 async def test_prune_discards_pool_worktrees_that_no_longer_fit(repo: Path, no_refill: list[Path]) -> None:
