@@ -5,6 +5,10 @@ Every model forbids unknown keys, so a typo is an error naming the key path and 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import time
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -12,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from adw.errors import ConfigError
+from adw.fsutil import write_inside
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3}
 
@@ -160,8 +165,59 @@ def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
     return {name: phase for name, phase in (_default_phases() | config.phases).items()}
 
 
-def load_config(root: Path) -> AdwConfig:
-    """Read `.adw.toml` (preferred) or `[tool.adw]` of pyproject.toml under `root`; defaults when neither exists."""
+# Validated configurations by main worktree, with the stamp of the files they came from.
+_memo: dict[Path, tuple[tuple[object, ...], AdwConfig]] = {}
+# A file changed less than this before it was read may change again within the same timestamp: not reused.
+_RACY_S = 2.0
+
+
+def load_config(root: Path, cache: Path | None = None) -> AdwConfig:
+    """Read `.adw.toml` (preferred) or `[tool.adw]` of pyproject.toml under `root`; defaults when neither exists.
+
+    The validated result is reused while the files' stat is unchanged: in this process, and across processes
+    through `cache` (a pickle in the git dir, where only this repository's own tools write)."""
+    stamp = _stamp(root)
+    memo = _memo.get(root)
+    if memo is not None and memo[0] == stamp:
+        return memo[1]
+    config = _cached(cache, stamp) if cache is not None else None
+    if config is None:
+        config = _read(root)
+        if not _racy(stamp) and cache is not None:
+            with contextlib.suppress(OSError):
+                write_inside(cache.parent, cache.name, pickle.dumps((stamp, config)))
+    if not _racy(stamp):
+        _memo[root] = (stamp, config)
+    return config
+
+
+def _stamp(root: Path) -> tuple[object, ...]:
+    """What identifies the configuration's sources: each file's inode, size and times, and ADW's own code."""
+    parts: list[object] = [Path(__file__).stat().st_mtime_ns]
+    for name in (".adw.toml", "pyproject.toml"):
+        try:
+            found = os.stat(root / name)
+        except OSError:
+            parts.append(None)
+            continue
+        parts.append((found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns))
+    return tuple(parts)
+
+
+def _racy(stamp: tuple[object, ...]) -> bool:
+    newest = max((part[2] for part in stamp[1:] if isinstance(part, tuple)), default=0)
+    return isinstance(newest, int) and time.time_ns() - newest < _RACY_S * 1e9
+
+
+def _cached(cache: Path, stamp: tuple[object, ...]) -> AdwConfig | None:
+    try:
+        stored, config = pickle.loads(cache.read_bytes())  # ADW's own file in the git dir, like its hooks
+    except (OSError, ValueError, EOFError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
+        return None
+    return config if stored == stamp and isinstance(config, AdwConfig) else None
+
+
+def _read(root: Path) -> AdwConfig:
     for name, table_path in ((".adw.toml", ()), ("pyproject.toml", ("tool", "adw"))):
         file = root / name
         if not file.is_file():

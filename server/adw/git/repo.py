@@ -40,6 +40,11 @@ class Repo:
         return self.common_dir / "adw"
 
     @property
+    def config_cache(self) -> Path:
+        """Where the validated configuration is kept between processes (`adw.config.load_config`)."""
+        return self.adw_dir / "config.cache"
+
+    @property
     def private_dir(self) -> Path:
         """State private to this worktree (its shadow index, for instance)."""
         return self.git_dir / "adw"

@@ -161,7 +161,7 @@ class Worktrees:
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
         repo = await Repo.discover(path)
-        return cls(repo, load_config(repo.main_root))
+        return cls(repo, load_config(repo.main_root, repo.config_cache))
 
     @property
     def root(self) -> Path:

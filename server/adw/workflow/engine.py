@@ -111,7 +111,7 @@ class Engine:
         from adw.config import load_config
 
         repo = await Repo.discover(path)
-        config = load_config(repo.main_root)
+        config = load_config(repo.main_root, repo.config_cache)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
