@@ -37,7 +37,7 @@ ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(ge=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class PortsConfig(_Strict):
@@ -63,8 +63,8 @@ class WorktreeConfig(_Strict):
     branch_prefix: str = "adw/"
     setup: list[str] = Field(default_factory=list, description="Command run in each new worktree, as an argv list.")
     setup_timeout: float = Field(default=600.0, gt=0)
-    ports: PortsConfig = PortsConfig()
-    pool: PoolConfig = PoolConfig()
+    ports: PortsConfig = Field(default_factory=PortsConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
 
 
 class CheckpointConfig(_Strict):
@@ -152,12 +152,12 @@ class LspConfig(_Strict):
 
 
 class AdwConfig(_Strict):
-    worktree: WorktreeConfig = WorktreeConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    scout: ScoutConfig = ScoutConfig()
-    agents: AgentsConfig = AgentsConfig()
+    worktree: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    scout: ScoutConfig = Field(default_factory=ScoutConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
     phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
-    lsp: LspConfig = LspConfig()
+    lsp: LspConfig = Field(default_factory=LspConfig)
 
 
 def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
