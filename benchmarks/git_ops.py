@@ -463,6 +463,22 @@ class CliBench(Bench):
             raise RuntimeError(f"adw {' '.join(args)} failed ({proc.returncode}): {err.decode(errors='replace')}")
         return out.decode()
 
+    async def bench_interpreter(self) -> None:
+        """What any Python command line pays before its own code, at the same moments: the interpreter start
+        (floor column) and the imports every ADW git command needs, asyncio and pydantic (ADW column)."""
+        cell = self.cell(0, "cli python", "reference: `python -c 'import asyncio, pydantic.BaseModel'` vs "
+                                          "`python -c pass`")
+        imports = "import asyncio; from pydantic import BaseModel"
+
+        async def python(*args: str) -> None:
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", *args)
+            await proc.wait()
+
+        for _ in range(self.runs):
+            cell.adw.append(await timed(functools.partial(python, imports)))
+            cell.floor.append(await timed(functools.partial(python, "pass")))
+        self.log(f"python start done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+
     async def run_cli(self, n: int) -> None:
         st = self.state[n]
         repo: Path = st["repo"]
@@ -717,6 +733,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"scratch: {base}", file=sys.stderr)
     try:
         bench.first_size = args.sizes[0]
+        if isinstance(bench, CliBench):
+            await bench.bench_interpreter()
         for n in args.sizes if isinstance(bench, CliBench) else ():
             await bench.setup(n)
             await bench.run_cli(n)
