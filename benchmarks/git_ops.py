@@ -669,7 +669,7 @@ def table(cells: list[Cell]) -> str:
     for c in cells:
         spawns = f"{statistics.median(len(s.spawns) for s in c.adw):.0f} / " \
                  f"{statistics.median(len(s.spawns) for s in c.floor):.0f}"
-        rows.append(f"| r{c.size} | {c.op} | {spread(c.adw)} | {spread(c.floor)} | "
+        rows.append(f"| {f'r{c.size}' if c.size else '–'} | {c.op} | {spread(c.adw)} | {spread(c.floor)} | "
                     f"{fmt(c.ratio, 2)}× | {fmt(c.med(c.adw, 'cpu'))} | {fmt(c.med(c.floor, 'cpu'))} | "
                     f"{fmt(c.cpu_ratio, 2)}{'×' if c.cpu_ratio else ''} | {spawns} |")
     return "\n".join(rows)
