@@ -12,6 +12,7 @@ export const Requests = {
   worktrees: 'adw/worktrees',
   workflows: 'adw/workflows',
   checkpoints: 'adw/checkpoints',
+  pullRequests: 'adw/pullRequests',
 } as const;
 
 export const CHANGED = 'adw/changed';
@@ -168,9 +169,54 @@ export interface Message {
 }
 
 /** What each `adw.server.*` command answers (docs/PROTOCOL.md); its arguments are `ServerCommands`. */
+export interface PullRequest {
+  number: number;
+  url: string;
+  title: string;
+  state: string;
+  draft: boolean;
+  head: string;
+  created: boolean;
+}
+
+export type CheckState = 'none' | 'pending' | 'success' | 'failure';
+
+export interface Checks {
+  state: CheckState;
+  passed: number;
+  failed: number;
+  pending: number;
+  url: string | null;
+}
+
+/** One worktree branch in `adw/pullRequests`: its open pull request and the CI state of its head. */
+export interface BranchReview {
+  branch: string;
+  pull_request: PullRequest | null;
+  checks: Checks | null;
+}
+
+export interface ReviewStatus {
+  available: boolean;
+  /** Why not (no forge remote, no login), with what to do. */
+  reason: string;
+  branches: BranchReview[];
+}
+
+export interface PullRequestOutcome {
+  workflow: string;
+  branch: string;
+  base: string;
+  push: { mode: 'new' | 'fast-forward' | 'up-to-date' | 'lease' };
+  pull_request: PullRequest;
+  issue: number | null;
+  message: string;
+}
+
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
+  createPullRequest: PullRequestOutcome;
   createWorktree: Message & { worktree: Worktree };
   listCheckpoints: Checkpoint[];
   listWorktrees: Worktree[];

@@ -10,25 +10,42 @@ import asyncio
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from adw.agents.preflight import preflight_workflows
+from adw.cli.forge import pull_requests
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
-from adw.workflow.models import Finding, TaskState
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from adw.workflow.engine import Engine
-    from adw.workflow.events import BaseEvent
-    from adw.workflow.models import Workflow
-    from adw.workflow.sdlc import ExistingWorktree, WorktreeExistsError
+from adw.forge.client import connect
+from adw.forge.issues import issue_workflows
+from adw.forge.providers import Provider
+from adw.git.repo import Repo
+from adw.sdlc.demo import create_demo_repo
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
+from adw.workflow.engine import Engine, NothingToResumeError
+from adw.workflow.events import (
+    BaseEvent,
+    CostReported,
+    FindingReported,
+    OutputLine,
+    Progress,
+    ResourceSample,
+    TaskFinished,
+    TaskStarted,
+    ToolUse,
+)
+from adw.workflow.models import Finding, TaskState, Workflow
 
 _WATCH_INTERVAL = 0.5
 
@@ -36,11 +53,19 @@ _WATCH_INTERVAL = 0.5
 def register(subparsers: Any) -> None:
     sdlc = subparsers.add_parser(
         "sdlc",
-        help="run scout → plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
         description="For each SPEC (Markdown): a worktree named after it, the scouts, plan, build, then test, review "
         "and document in parallel, one commit summing up every phase, and a merge preview against the base.",
     )
-    sdlc.add_argument("specs", nargs="+", metavar="SPEC", help="Markdown spec files")
+    sdlc.add_argument("specs", nargs="*", metavar="SPEC", help="Markdown spec files")
+    sdlc.add_argument(
+        "--issue",
+        metavar="N|URL",
+        help="use an issue of the repository's forge as the spec: title, body, labels and comments "
+        "(worktree NUMBER-TITLE; labels bug/feature/chore choose the prompts)",
+    )
+    sdlc.add_argument(
+        "--pr", action="store_true", help="then push each branch and open or update its draft pull request"
+    )
     sdlc.add_argument(
         "--max-agents",
         type=_agent_count,
@@ -59,24 +84,24 @@ def register(subparsers: Any) -> None:
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
 
-    status = subparsers.add_parser("status", help="workflows of this repository, or the tasks of one")
+    status = subparsers.add_parser("status")
     status.add_argument("id", nargs="?", help="a workflow id (a unique prefix will do)")
     status.add_argument("--watch", action="store_true", help="refresh live until the workflows end")
     add_json_flag(status)
     status.set_defaults(handler=_status)
 
-    cancel = subparsers.add_parser("cancel", help="cancel a workflow, or one of its tasks")
+    cancel = subparsers.add_parser("cancel")
     cancel.add_argument("id", help="a workflow id")
     cancel.add_argument("--task", metavar="T", help="only this task (and so what depends on it)")
     add_json_flag(cancel)
     cancel.set_defaults(handler=_cancel)
 
-    resume = subparsers.add_parser("resume", help="run again what did not succeed; succeeded tasks are kept")
+    resume = subparsers.add_parser("resume")
     resume.add_argument("id", help="a workflow id")
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
 
-    logs = subparsers.add_parser("logs", help="the recorded events and output of a workflow")
+    logs = subparsers.add_parser("logs")
     logs.add_argument("id", help="a workflow id")
     logs.add_argument("--task", metavar="T", help="only this task")
     add_json_flag(logs)
@@ -84,7 +109,6 @@ def register(subparsers: Any) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="create a demo repository with three specs and run them in parallel",
         description="Creates a small Python repository with three specs and runs `adw sdlc` on all of them "
         "with the built-in agents (no LLM needed), then shows the commits and merge previews.",
     )
@@ -97,19 +121,28 @@ def register(subparsers: Any) -> None:
 
 
 async def _sdlc(args: argparse.Namespace) -> int:
-    from adw.git.repo import Repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows
-
+    if bool(args.specs) == bool(args.issue):
+        raise AdwError(
+            "give either SPEC files or --issue",
+            "e.g. `adw sdlc specs/a.md specs/b.md`, or `adw sdlc --issue 123` for an issue of the repository's forge",
+        )
     base = Path(args.cwd)
     repo = await Repo.discover(base)
-    engine = await Engine.open(base, max_agents=args.max_agents)
+    engine = await open_engine(base, max_agents=args.max_agents)
     specs = [base / spec for spec in args.specs]
+    provider = None
+    existing: Existing = "again" if args.again else "refuse"
     try:
+        # With --pr, a missing login fails now, before any agent runs.
+        provider = await connect(repo.root, engine.config.forge) if args.issue or args.pr else None
         try:
-            workflows = await sdlc_workflows(
-                repo.root, specs, engine.config, existing="again" if args.again else "refuse", store=engine.store
-            )
+            if args.issue and provider is not None:
+                spec, workflows = await issue_workflows(
+                    repo, provider, args.issue, engine.config, existing=existing, store=engine.store
+                )
+                specs = [spec]
+            else:
+                workflows = await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
         except WorktreeExistsError as exc:
             if not args.resume:
                 raise _refusal(args, exc) from None
@@ -119,16 +152,19 @@ async def _sdlc(args: argparse.Namespace) -> int:
             fresh = await sdlc_workflows(repo.root, others, engine.config, store=engine.store) if others else []
             _announce_resume(args, resumed)
             workflows = resumed + fresh
+        if provider is not None and not args.pr:
+            await provider.aclose()
+            provider = None
     except BaseException:
         engine.close()
+        if provider is not None:
+            await provider.aclose()
         raise
-    return await _run(args, engine, workflows)
+    return await _run(args, engine, workflows, provider)
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = _prepare_resume(args, engine, args.id)
     except BaseException:
@@ -139,44 +175,52 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from adw.workflow.demo import create_demo_repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import sdlc_workflows
-
     root = _demo_root(args.cwd, args.path)
     specs = await create_demo_repo(root)
     if not args.json:
         print(f"demo repository: {root}")
         print(f"specs: {', '.join(spec.name for spec in specs)}\n")
-    engine = await Engine.open(root)
+    engine = await open_engine(root)
     return await _run(args, engine, await sdlc_workflows(root, specs, engine.config))
 
 
 def _demo_root(cwd: str, path: str | None) -> Path:
-    import tempfile
-
     return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
 
 
-async def _run(args: argparse.Namespace, engine: Engine, workflows: list[Workflow]) -> int:
+async def _run(
+    args: argparse.Namespace, engine: Engine, workflows: list[Workflow], provider: Provider | None = None
+) -> int:
+    """Run the workflows; with `provider` (`--pr`), then open each one's pull request."""
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
     try:
         await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
         with _CtrlC(engine, workflows) as ctrl_c:
             await engine.run_all(workflows)  # updates `workflows` in place, also when stopped
+        opened: tuple[list[dict[str, Any]], str, bool] | None = None
+        if provider is not None and not ctrl_c.pressed:
+            opened = await pull_requests(provider, workflows)
     finally:
         if printer is not None:
             await asyncio.sleep(0)  # let the printer take the last events
             printer.cancel()
         engine.close()
-    emit(args, {"workflows": workflows}, _outcome_text(workflows))
+        if provider is not None:
+            await provider.aclose()
+    result: dict[str, Any] = {"workflows": workflows}
+    text = _outcome_text(workflows)
+    if opened is not None:
+        result["pull_requests"], prs_text, _ = opened
+        text += "\n\n" + prs_text
+    emit(args, result, text)
     if ctrl_c.pressed:
         left = [wf for wf in workflows if wf.state is not TaskState.SUCCEEDED]
         print("adw: interrupted", file=sys.stderr)
         for wf in left:
             print(f"  `adw resume {wf.id}` continues {wf.name}", file=sys.stderr)
         return 130
-    return 0 if all(wf.state is TaskState.SUCCEEDED for wf in workflows) else 1
+    all_opened = opened is None or opened[2]
+    return 0 if all_opened and all(wf.state is TaskState.SUCCEEDED for wf in workflows) else 1
 
 
 class _CtrlC:
@@ -216,9 +260,7 @@ class _CtrlC:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         if args.watch and not args.json:
             await _watch(engine, args.id)
@@ -243,10 +285,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    from adw.errors import AdwError
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):
@@ -271,9 +310,7 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):
@@ -305,6 +342,11 @@ def _sdlc_command(flag: str, specs: list[str]) -> str:
     return f"`adw sdlc {flag} {' '.join(shlex.quote(spec) for spec in specs)}`"
 
 
+def _targets(args: argparse.Namespace) -> list[str]:
+    """What `adw sdlc` was asked to run, as its arguments: the specs, or `--issue N`."""
+    return ["--issue", args.issue] if args.issue else list(args.specs)
+
+
 def _existing_worktrees(
     args: argparse.Namespace, found: list[ExistingWorktree], detail: Callable[[ExistingWorktree], str]
 ) -> str:
@@ -329,8 +371,8 @@ def _refusal(args: argparse.Namespace, exc: WorktreeExistsError) -> AdwError:
     choices = []
     if any(e.workflow_state not in (None, TaskState.SUCCEEDED) for e in found):
         workflows = "its workflow" if len(found) == 1 else "their workflows"
-        choices.append(f"{_sdlc_command('--resume', args.specs)} continues {workflows}")
-    choices += [f"{_sdlc_command('--again', args.specs)} runs {them} in a new worktree", _remove_first(found)]
+        choices.append(f"{_sdlc_command('--resume', _targets(args))} continues {workflows}")
+    choices += [f"{_sdlc_command('--again', _targets(args))} runs {them} in a new worktree", _remove_first(found)]
     return AdwError(_existing_worktrees(args, found, ran), "; ".join(choices))
 
 
@@ -347,8 +389,6 @@ def _resumable(args: argparse.Namespace, engine: Engine, exc: WorktreeExistsErro
 
 
 def _prepare_resume(args: argparse.Namespace, engine: Engine, workflow_id: str) -> Workflow:
-    from adw.workflow.engine import NothingToResumeError
-
     try:
         return engine.prepare_resume(workflow_id)
     except NothingToResumeError as exc:
@@ -366,8 +406,6 @@ def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> Non
 
 
 def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
-    from adw.errors import AdwError
-
     raise AdwError(
         f"workflow {workflow.id} has no task {task_id!r}",
         f"its tasks: {', '.join(t.id for t in workflow.tasks)}",
@@ -388,8 +426,6 @@ async def _await_cancel(engine: Engine, workflow_id: str, task_id: str | None) -
 
 async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
     """One line per task start and end, with the time since the start."""
-    from adw.workflow.events import TaskFinished, TaskStarted
-
     names = {wf.id: wf.name for wf in workflows}
     width = max(len(name) for name in names.values())
     started = time.monotonic()
@@ -449,8 +485,6 @@ def _cost(value: float | None) -> str:
 
 
 def _workflows_table(workflows: list[Workflow]) -> Table:
-    from rich.table import Table
-
     table = Table(title="workflows")
     for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
         table.add_column(column)
@@ -472,8 +506,6 @@ def _workflows_table(workflows: list[Workflow]) -> Table:
 
 
 def _tasks_table(workflow: Workflow) -> Table:
-    from rich.table import Table
-
     table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
     for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
         table.add_column(column)
@@ -500,8 +532,6 @@ def _styled(state: str) -> str:
 
 async def _watch(engine: Engine, workflow_id: str | None) -> None:
     """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
-    from rich.live import Live
-
     def render() -> tuple[Table, bool]:
         if workflow_id:
             workflow = engine.get(workflow_id)
@@ -518,17 +548,6 @@ async def _watch(engine: Engine, workflow_id: str | None) -> None:
 
 
 def _event_line(event: BaseEvent) -> str:
-    from adw.workflow.events import (
-        CostReported,
-        FindingReported,
-        OutputLine,
-        Progress,
-        ResourceSample,
-        TaskFinished,
-        TaskStarted,
-        ToolUse,
-    )
-
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     head = f"{stamp}  {event.task_id or '-':<13}"
     if isinstance(event, OutputLine):
@@ -554,7 +573,5 @@ def _event_line(event: BaseEvent) -> str:
     return f"{head} {event.type}"
 
 
-def _console() -> Any:
-    from rich.console import Console
-
+def _console() -> Console:
     return Console(file=sys.stdout)

@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
+from adw.git.worktrees import Worktrees
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worktree", help="isolated worktrees, one branch each")
+    parser = subparsers.add_parser("worktree")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     create = verbs.add_parser("create", help="create a worktree on a new branch")
@@ -60,9 +61,7 @@ def register(subparsers: Any) -> None:
         add_json_flag(sub)
 
 
-async def _open_manager(args: argparse.Namespace) -> Any:
-    from adw.git.worktrees import Worktrees
-
+async def _open_manager(args: argparse.Namespace) -> Worktrees:
     return await Worktrees.open(args.cwd)
 
 

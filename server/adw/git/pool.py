@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from adw.fsutil import disk_usage, read_inside, retarget_link_inside, write_inside
 from adw.git.locks import Owner, repo_lock
-from adw.git.refs import POOL_FOLDER, POOL_RECORDS
+from adw.git.refs import POOL_FOLDER, POOL_RECORDS, TRASH_DIR, WORKTREES_LOCK
 from adw.git.runner import git
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class Pool:
         self._write(entry)  # the intent first: a kill from here on leaves an abandoned record, discarded later
         wts = self.worktrees
         self.folder.mkdir(parents=True, exist_ok=True)
-        async with repo_lock(wts.repo.adw_dir / "worktrees.lock"):
+        async with repo_lock(wts.repo.adw_dir / WORKTREES_LOCK):
             await git("worktree", "add", "-q", "--detach", "--no-checkout", entry.path.as_posix(), commit,
                       cwd=wts.main_root)
         try:
@@ -233,7 +233,7 @@ class Pool:
     async def _move_forward(self, entry: PoolEntry, commit: str) -> PoolEntry | None:
         """Check out `commit` in a ready worktree (only the files that differ); taken by nobody meanwhile."""
         owner = Owner.me()
-        async with repo_lock(self.worktrees.repo.adw_dir / "worktrees.lock"):
+        async with repo_lock(self.worktrees.repo.adw_dir / WORKTREES_LOCK):
             if not (self.records / f"{entry.id}.json").exists():
                 return None  # taken meanwhile
             busy = entry.model_copy(update={"ready": False, "owner_pid": owner.pid, "owner_started": owner.started})
@@ -253,7 +253,7 @@ class Pool:
         """Discard what cannot be taken: abandoned or broken entries, those of another key (None: every entry),
         the oldest beyond the configured size or disk budget, orphan folders. Returns the folders discarded."""
         gone: list[Path] = []
-        async with repo_lock(self.worktrees.repo.adw_dir / "worktrees.lock"):
+        async with repo_lock(self.worktrees.repo.adw_dir / WORKTREES_LOCK):
             entries = self.entries()
             keep = self.config.size if self.enabled else 0
             matching = [e for e in entries if e.ready and e.key == key and e.path.is_dir()]
@@ -282,8 +282,8 @@ class Pool:
     async def discard_folder(self, path: Path) -> None:
         wts = self.worktrees
         for admin in wts.admin_dirs_of(path):
-            await wts.move_to_trash(admin, trash=self.folder.parent / ".adw-trash")
-        await wts.move_to_trash(path, trash=self.folder.parent / ".adw-trash")
+            await wts.move_to_trash(admin, trash=self.folder.parent / TRASH_DIR)
+        await wts.move_to_trash(path, trash=self.folder.parent / TRASH_DIR)
 
 
 @contextlib.contextmanager

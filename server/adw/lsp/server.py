@@ -28,6 +28,7 @@ from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
 from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
+from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ class AdwServer(LanguageServer):
         self._engine: Engine | None = None
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
-        self.on_change: list[Callable[[str], None]] = []
         self.engine_listeners: list[Callable[[Engine], None]] = []
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
@@ -109,7 +109,7 @@ class AdwServer(LanguageServer):
         """The workflow engine, opened on first use (it recovers crashed runs when it opens)."""
         async with self._engine_lock:
             if self._engine is None:
-                self._engine = engine = await Engine.open(self.root)
+                self._engine = engine = await open_engine(self.root)
                 for start in self.engine_listeners:
                     start(engine)
             return self._engine
@@ -166,8 +166,6 @@ class AdwServer(LanguageServer):
     def changed(self, what: str) -> None:
         """Tell the client's views and lenses that worktrees, workflows or checkpoints changed."""
         self.protocol.notify(CHANGED, {"what": what})
-        for listener in self.on_change:
-            listener(what)
         if self.supports("workspace.code_lens.refresh_support"):
             self.spawn(self.workspace_code_lens_refresh_async(None))
 
