@@ -1,4 +1,4 @@
-"""`adw worktree create|list|open|merge|remove|restore|prune`."""
+"""`adw worktree create|list|open|conflicts|merge|remove|restore|prune`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def register(subparsers: Any) -> None:
     opener.add_argument("name")
     opener.set_defaults(handler=_open)
 
+    conflicts = verbs.add_parser(
+        "conflicts", help="preview every pair of active worktrees (and each with its base) for merge conflicts"
+    )
+    conflicts.set_defaults(handler=_conflicts)
+
     merge = verbs.add_parser("merge", help="merge a worktree's branch (conflicts are previewed first)")
     merge.add_argument("name")
     merge.add_argument("--into", help="target branch (default: the worktree's base)")
@@ -51,7 +56,7 @@ def register(subparsers: Any) -> None:
     prune = verbs.add_parser("prune", help="reconcile stale entries and orphan folders")
     prune.set_defaults(handler=_prune)
 
-    for sub in (create, listing, opener, merge, remove, restore, prune):
+    for sub in (create, listing, opener, conflicts, merge, remove, restore, prune):
         add_json_flag(sub)
 
 
@@ -97,6 +102,22 @@ async def _open(args: argparse.Namespace) -> int:
     info = await (await _open_manager(args)).get(args.name)
     emit(args, info, str(info.path))
     return 0
+
+
+async def _conflicts(args: argparse.Namespace) -> int:
+    from adw.git.conflicts import ConflictChecker
+
+    report = await (await ConflictChecker.open(args.cwd)).check()
+    lines = []
+    for pair in report.conflicting:
+        what = pair.error or ", ".join(f"{f.path} ({f.kind})" for f in pair.files)
+        lines.append(f"{pair.a.name} {'-> ' if pair.base else '<-> '}{pair.b.name}: {what}")
+    verdict = f"{len(report.conflicting)} of {len(report.pairs)} pair(s) conflict" if report.conflicting else (
+        f"no conflicts among {len(report.pairs)} pair(s)")
+    lines.append(f"{verdict} ({len(report.worktrees)} active worktree(s); {report.computed} merged now, "
+                 f"{report.cached} from the cache)")
+    emit(args, report, "\n".join(lines))
+    return 1 if report.conflicting else 0
 
 
 async def _merge(args: argparse.Namespace) -> int:

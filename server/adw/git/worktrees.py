@@ -174,7 +174,7 @@ class Worktrees:
         branch = branch or self.config.worktree.branch_prefix + name
         self._validate_branch(branch)
         path = self.root / name
-        base_ref = base or await self._main_branch() or "HEAD"
+        base_ref = base or await self.main_branch() or "HEAD"
         base_commit = await self._resolve(base_ref, f"--base {base_ref}")
         # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
         async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
@@ -309,7 +309,7 @@ class Worktrees:
             raise WorktreeError(f"{what}: {ref!r} is not a commit in this repository", "pass a branch, tag or commit")
         return result.stdout.strip()
 
-    async def _main_branch(self) -> str | None:
+    async def main_branch(self) -> str | None:
         out = (await git("symbolic-ref", "-q", "--short", "HEAD", cwd=self.main_root, ok_codes=(0, 1))).stdout
         return out.strip() or None
 
@@ -410,7 +410,7 @@ class Worktrees:
         """Admin ids of linked worktrees, re-read only when git's worktree folder changes (an add or a prune)."""
         stamp = _mtime_ns(self.repo.common_dir / "worktrees")
         if stamp != self._linked_stamp or any(r["worktree"] not in self._linked_ids for r in records):
-            self._linked_ids = {r["worktree"]: _linked_id(Path(r["worktree"])) for r in records}
+            self._linked_ids = {r["worktree"]: linked_id(Path(r["worktree"])) for r in records}
             self._linked_stamp = stamp
 
     def _info(self, record: dict[str, str], metas: dict[str, _Meta], counts: dict[str, int]) -> WorktreeInfo:
@@ -451,7 +451,7 @@ class Worktrees:
         if not info.branch:
             raise WorktreeError(f"worktree {info.name} has a detached HEAD; there is no branch to merge",
                                 f"create a branch in it first: `git -C {info.path} switch -c NAME`")
-        target = into or info.base or await self._main_branch()
+        target = into or info.base or await self.main_branch()
         if not target or target == info.branch:
             raise WorktreeError("no branch to merge into", "pass --into BRANCH")
         await self._resolve(target, f"--into {target}")
@@ -566,7 +566,7 @@ class Worktrees:
 
     async def _is_merged(self, info: WorktreeInfo) -> bool:
         """Merged when merging the branch would change nothing: covers ancestors, squash and patch-equivalent merges."""
-        target = info.base or await self._main_branch()
+        target = info.base or await self.main_branch()
         if not target or not info.branch:
             return False
         result, target_tree = await asyncio.gather(
@@ -590,7 +590,7 @@ class Worktrees:
         return ref
 
     async def _drop_checkpoints(self, info: WorktreeInfo) -> None:
-        ident = ref_id(_linked_id(info.path) or info.name)
+        ident = ref_id(linked_id(info.path) or info.name)
         refs = {**list_refs(self.repo.common_dir, f"{UNDO_NS}/{ident}/"),
                 **list_refs(self.repo.common_dir, f"{REDO_NS}/{ident}/")}
         if refs:
@@ -787,7 +787,7 @@ def _mtime_ns(path: Path) -> int:
         return 0
 
 
-def _linked_id(path: Path) -> str | None:
+def linked_id(path: Path) -> str | None:
     """The admin folder name of a linked worktree, read from its `.git` file (no git spawn)."""
     with contextlib.suppress(OSError):
         text = (path / ".git").read_text(encoding="utf-8").strip()
