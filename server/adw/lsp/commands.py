@@ -208,8 +208,14 @@ async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
 async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
     manager = await Worktrees.open(ls.root)
     preview = await manager.merge_preview(args.name, args.into)
-    publish_conflicts(ls, (await manager.get(args.name)).path, preview.conflicts, preview.target)
-    return to_jsonable(preview)
+    info = await manager.get(args.name)
+    publish_conflicts(ls, info.path, preview.conflicts, preview.target)
+    result = to_jsonable(preview)
+    # The merge dialog warns when the branch also conflicts with another worktree that is still active.
+    if ls.conflicts is not None:
+        await ls.conflicts.refresh()
+        result["activeConflicts"] = ls.conflicts.involving(info.name)
+    return result
 
 
 @handles(params.Merge)

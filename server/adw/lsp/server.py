@@ -31,6 +31,7 @@ from adw.lsp.params import ArgumentError, P
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
+    from adw.lsp.conflicts import ConflictWatch
     from adw.lsp.lenses import LensCache
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class AdwServer(LanguageServer):
         self._background: set[asyncio.Task[Any]] = set()
         self.on_change: list[Callable[[str], None]] = []
         self.engine_listeners: list[Callable[[Engine], None]] = []
+        self.on_initialized: list[Callable[[], None]] = []  # run once the client has said `initialized`
+        self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
         self._config_stamp: tuple[tuple[int, int], ...] | None = None
