@@ -133,3 +133,14 @@ def test_the_cli_says_so_when_nothing_conflicts(make_repo: MakeRepo, capsys: pyt
     repo = make_repo(FILES)
     assert main(["-C", str(repo), "worktree", "conflicts"]) == 0
     assert "no conflicts among 0 pair(s) (0 active worktree(s)" in capsys.readouterr().out
+
+
+def test_the_merge_preview_warns_of_conflicts_with_other_worktrees(
+    three: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, _ = three
+    assert main(["-C", str(repo), "worktree", "merge", "a", "--preview"]) == 0  # clean into main
+    out = capsys.readouterr().out
+    assert "warning: a also conflicts with 1 other active worktree(s):\n  b: src/app.py (content)" in out
+    assert main(["-C", str(repo), "worktree", "merge", "c", "--preview"]) == 0
+    assert "warning" not in capsys.readouterr().out

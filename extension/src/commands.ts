@@ -185,8 +185,9 @@ class Commands {
       if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
       return undefined;
     }
-    const strategy = await vscode.window.showInformationMessage(`Merge ${preview.source} into ${preview.target}?`, {
-      modal: true, detail: `It merges cleanly (no conflicts) and brings:\n${mergeDetail(preview)}`,
+    const ask = preview.activeConflicts?.length ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    const strategy = await ask(`Merge ${preview.source} into ${preview.target}?`, {
+      modal: true, detail: `It merges cleanly into ${preview.target} and brings:\n${mergeDetail(preview)}`,
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
     const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy]);

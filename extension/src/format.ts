@@ -1,5 +1,5 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
-import type { Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree } from './protocol';
+import type { Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree, WorktreeConflict } from './protocol';
 
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -42,7 +42,14 @@ export function worktreeDescription(worktree: Worktree): string {
   if (worktree.ahead || worktree.behind) parts.push(`↑${worktree.ahead ?? 0} ↓${worktree.behind ?? 0}`);
   const agents = worktree.agentsRunning ?? 0;
   if (agents) parts.push(agentsText(agents));
+  const conflicts = worktree.conflicts ?? [];
+  if (conflicts.length) parts.push(`⚠ conflicts with ${conflicts.map((c) => c.worktree).join(', ')}`);
   return parts.join(' · ');
+}
+
+/** One line per other worktree: its name and the files both change (or why git could not merge them). */
+export function conflictLines(conflicts: WorktreeConflict[]): string[] {
+  return conflicts.map((c) => `${c.worktree}: ${c.error ?? c.files.map((f) => `${f.path} (${f.kind})`).join(', ')}`);
 }
 
 export function agentsText(count: number): string {
@@ -97,5 +104,10 @@ export function mergeDetail(preview: MergePreview, limit = 25): string {
   const lines = preview.files.slice(0, limit).map((f) => `${f.status} ${f.path}  ${counts(f)}`);
   if (preview.files.length > limit) lines.push(`… and ${preview.files.length - limit} more`);
   lines.push(`${preview.files.length} file(s) changed, +${preview.insertions} -${preview.deletions}`);
+  const others = preview.activeConflicts ?? [];
+  if (others.length) {
+    lines.unshift(`Warning: it conflicts with ${others.length} other active worktree(s); whichever merges second will `
+      + 'have to resolve them:', ...conflictLines(others), '');
+  }
   return lines.join('\n');
 }

@@ -43,6 +43,18 @@ export interface Worktree {
   ahead: number | null;
   behind: number | null;
   agentsRunning?: number;
+  /** Predicted conflicts with the other active worktrees (server/adw/lsp/conflicts.py). */
+  conflicts?: WorktreeConflict[];
+}
+
+/** Another active worktree whose branch (or newest checkpoint) would conflict with this one's. */
+export interface WorktreeConflict {
+  worktree: string;
+  branch: string | null;
+  path: string;
+  /** Set when git could not merge the two at all (unrelated histories). */
+  error: string | null;
+  files: { path: string; kind: string }[];
 }
 
 export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'skipped';
@@ -112,6 +124,8 @@ export interface MergePreview {
   insertions: number;
   deletions: number;
   diffstat: string;
+  /** The branch's conflicts with other worktrees still active (the merge dialog warns about them). */
+  activeConflicts?: WorktreeConflict[];
 }
 
 export interface MergeResult {

@@ -1,7 +1,7 @@
 // The Worktrees view: one row per worktree of the repository (`adw/worktrees`).
 import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
-import { worktreeDescription, worktreeLabel } from '../format';
+import { conflictLines, worktreeDescription, worktreeLabel } from '../format';
 import { Requests, Worktree } from '../protocol';
 
 export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vscode.Disposable {
@@ -31,9 +31,13 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
     const item = new vscode.TreeItem(worktreeLabel(worktree));
     item.id = worktree.path;
     item.description = worktreeDescription(worktree);
+    const conflicts = conflictLines(worktree.conflicts ?? []);
     item.tooltip = new vscode.MarkdownString(`**${worktree.name}** — \`${worktree.path}\`\n\n`
-      + `${worktree.checkpoints} checkpoint(s)${worktree.locked ? ', locked' : ''}`);
-    item.iconPath = new vscode.ThemeIcon(worktree.agentsRunning ? 'sync~spin' : worktree.is_main ? 'repo' : 'git-branch');
+      + `${worktree.checkpoints} checkpoint(s)${worktree.locked ? ', locked' : ''}`
+      + (conflicts.length ? `\n\nWould conflict with:\n${conflicts.map((line) => `- ${line}`).join('\n')}` : ''));
+    item.iconPath = worktree.agentsRunning ? new vscode.ThemeIcon('sync~spin')
+      : conflicts.length ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+        : new vscode.ThemeIcon(worktree.is_main ? 'repo' : 'git-branch');
     item.contextValue = worktree.is_main ? 'worktree.main' : 'worktree';
     item.resourceUri = vscode.Uri.file(worktree.path);
     return item;

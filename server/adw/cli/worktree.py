@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adw.cli.output import add_json_flag, emit
+
+if TYPE_CHECKING:
+    from adw.git.conflicts import PairResult
 
 
 def register(subparsers: Any) -> None:
@@ -110,14 +113,29 @@ async def _conflicts(args: argparse.Namespace) -> int:
     report = await (await ConflictChecker.open(args.cwd)).check()
     lines = []
     for pair in report.conflicting:
-        what = pair.error or ", ".join(f"{f.path} ({f.kind})" for f in pair.files)
-        lines.append(f"{pair.a.name} {'-> ' if pair.base else '<-> '}{pair.b.name}: {what}")
+        lines.append(f"{pair.a.name} {'-> ' if pair.base else '<-> '}{pair.b.name}: {_files(pair)}")
     verdict = f"{len(report.conflicting)} of {len(report.pairs)} pair(s) conflict" if report.conflicting else (
         f"no conflicts among {len(report.pairs)} pair(s)")
     lines.append(f"{verdict} ({len(report.worktrees)} active worktree(s); {report.computed} merged now, "
                  f"{report.cached} from the cache)")
     emit(args, report, "\n".join(lines))
     return 1 if report.conflicting else 0
+
+
+async def _active_conflicts(cwd: str, name: str) -> list[str]:
+    """A warning naming the other active worktrees this one conflicts with: whoever merges second resolves them."""
+    from adw.git.conflicts import ConflictChecker
+
+    pairs = (await (await ConflictChecker.open(cwd)).check()).involving(name)
+    if not pairs:
+        return []
+    lines = [f"warning: {name} also conflicts with {len(pairs)} other active worktree(s):"]
+    return lines + [f"  {pair.b.name}: {_files(pair)}" for pair in pairs]
+
+
+def _files(pair: PairResult) -> str:
+    """The files a pair conflicts in, with git's kind of conflict, or why git could not merge them."""
+    return pair.error or ", ".join(f"{f.path} ({f.kind})" for f in pair.files)
 
 
 async def _merge(args: argparse.Namespace) -> int:
@@ -127,6 +145,7 @@ async def _merge(args: argparse.Namespace) -> int:
         preview = await manager.merge_preview(args.name, args.into)
         verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
         text = [f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts, preview.diffstat]
+        text += await _active_conflicts(args.cwd, (await manager.get(args.name)).name)
         emit(args, preview, "\n".join(text))
         if args.preview or not preview.clean:
             return 0 if preview.clean else 1

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import {
-  ago, agentsText, checkpointLabel, cost, duration, elapsed, mergeDetail, runningAgents, stateIcon, statusText,
+  ago, agentsText, checkpointLabel, conflictLines, cost, duration, elapsed, mergeDetail, runningAgents, stateIcon, statusText,
   taskDescription, workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
 import type { MergePreview, Task, Workflow, Worktree } from '../../protocol';
@@ -76,6 +76,18 @@ describe('format', () => {
     assert.equal(worktreeDescription(worktree({ is_main: true, branch: 'main' })), '');
   });
 
+  it('names the worktrees a worktree would conflict with, and the files', () => {
+    const conflicts = [
+      { worktree: 'b', branch: 'adw/b', path: '/r.worktrees/b', error: null,
+        files: [{ path: 'src/a.py', kind: 'content' }, { path: 'b.txt', kind: 'modify/delete' }] },
+      { worktree: 'c', branch: 'adw/c', path: '/r.worktrees/c', error: 'refusing to merge unrelated histories', files: [] },
+    ];
+    assert.equal(worktreeDescription(worktree({ conflicts })), 'adw/add · ⚠ conflicts with b, c');
+    assert.equal(worktreeDescription(worktree({ conflicts: [] })), 'adw/add');
+    assert.deepEqual(conflictLines(conflicts),
+      ['b: src/a.py (content), b.txt (modify/delete)', 'c: refusing to merge unrelated histories']);
+  });
+
   it('has an icon for every state', () => {
     for (const state of ['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted', 'skipped'] as const) {
       assert.ok(stateIcon(state));
@@ -113,5 +125,16 @@ describe('format', () => {
     assert.equal(mergeDetail(preview),
       'A src/calc/add.py  +2 -0\nM README.md  +5 -1\nA logo.png  binary\n3 file(s) changed, +7 -1');
     assert.equal(mergeDetail(preview, 1).split('\n').slice(1).join('\n'), '… and 2 more\n3 file(s) changed, +7 -1');
+  });
+
+  it('warns in the merge dialog about conflicts with other active worktrees', () => {
+    const preview: MergePreview = {
+      source: 'adw/add', target: 'main', clean: true, conflicts: [], insertions: 1, deletions: 0, diffstat: '',
+      files: [{ path: 'src/a.py', status: 'M', insertions: 1, deletions: 0 }],
+      activeConflicts: [{ worktree: 'b', branch: 'adw/b', path: '/r.worktrees/b', error: null,
+        files: [{ path: 'src/a.py', kind: 'content' }] }],
+    };
+    assert.equal(mergeDetail(preview), 'Warning: it conflicts with 1 other active worktree(s); whichever merges second '
+      + 'will have to resolve them:\nb: src/a.py (content)\n\nM src/a.py  +1 -0\n1 file(s) changed, +1 -0');
   });
 });
