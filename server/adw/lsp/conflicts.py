@@ -44,7 +44,7 @@ class ConflictWatch:
         self._wanted = asyncio.Event()
         self._running = False
         self._base_keys: set[Path] = set()  # worktrees whose conflicts with their base are published
-        self._shown: object = None  # what was last published, to publish (and notify) only changes
+        self._shown: list[object] = []  # the conflicts last published, to publish (and notify) only changes
 
     def start(self) -> None:
         if not self._running:
@@ -95,7 +95,7 @@ class ConflictWatch:
                 self.request()
 
     def _publish(self, report: ConflictReport) -> None:
-        shown = [(p.a.tip, p.b.tip, p.clean, p.error, [f.path for f in p.files]) for p in report.pairs]
+        shown: list[object] = [(p.a.path, p.b.name, p.b.branch, p.error, p.files) for p in report.conflicting]
         if shown == self._shown:
             return
         self._shown = shown
