@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from adw import __version__
 
 # Feature modules, each exposing `register(subparsers)`; a handler is stored as `args.handler`.
-FEATURES = ("adw.cli.worktree", "adw.cli.checkpoint", "adw.cli.workflow", "adw.cli.scout", "adw.cli.lsp")
+FEATURES = (
+    "adw.cli.worktree", "adw.cli.checkpoint", "adw.cli.workflow", "adw.cli.best_of", "adw.cli.scout", "adw.cli.lsp",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
