@@ -42,16 +42,20 @@ class ConflictWatch:
         self.report: ConflictReport | None = None
         self._checker: ConflictChecker | None = None
         self._wanted = asyncio.Event()
-        self._running = False
+        self._tasks: list[asyncio.Task[None]] = []
         self._base_keys: set[Path] = set()  # worktrees whose conflicts with their base are published
         self._shown: list[object] = []  # the conflicts last published, to publish (and notify) only changes
 
     def start(self) -> None:
-        if not self._running:
-            self._running = True
-            self.ls.spawn(self._loop())
-            self.ls.spawn(self._poll())
+        if not self._tasks:
+            self._tasks = [self.ls.spawn(self._loop()), self.ls.spawn(self._poll())]
             self.request()
+
+    async def stop(self) -> None:
+        """Stop watching (the client asked the server to shut down): no check runs while the server exits."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def request(self) -> None:
         """Ask for a check soon; any number of requests before it runs cost one."""
@@ -168,6 +172,10 @@ def register(server: AdwServer) -> None:
 
     def start(engine: Engine) -> None:
         server.spawn(pump(engine))
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: AdwServer, params: None) -> None:
+        await watch.stop()
 
     server.on_change.append(changed)
     server.on_initialized.append(watch.start)
