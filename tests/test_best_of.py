@@ -4,6 +4,7 @@ built-in agent (the spec's files), a command agent that breaks an existing test 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -17,10 +18,12 @@ from adw.cli import main
 try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
     from tests.conftest import MakeRepo, run_git
     from tests.fakes import install_fakes
+    from tests.faults import FaultyGit
     from tests.test_workflow_sdlc import MUL, PYPROJECT
 except ModuleNotFoundError:
     from conftest import MakeRepo, run_git
     from fakes import install_fakes
+    from faults import FaultyGit
     from test_workflow_sdlc import MUL, PYPROJECT
 
 ADD = "def add(a, b):\n    return a + b\n"
@@ -147,3 +150,49 @@ def test_compare_and_pick_of_an_unknown_run_say_what_to_pass(project: Path, caps
         code, refused = adw(project, capsys, *argv)
         assert code == 2 and refused["message"] == "no best-of run 'nothing'"
         assert "adw sdlc --best-of" in refused["hint"]
+
+
+def _work_kept(project: Path, name: str, rel: str, text: str) -> bool:
+    """The candidate's file is in its worktree, or in one of its archives."""
+    folder = project.parent / f"{project.name}.worktrees" / name
+    if (folder / rel).is_file() and (folder / rel).read_text() == text:
+        return True
+    refs = run_git(project, "for-each-ref", "--format=%(refname)", f"refs/adw/archive/{name}/").split()
+    return any(run_git(project, "show", f"{ref}:{rel}") == text for ref in refs)
+
+
+@pytest.mark.slow
+def test_a_pick_killed_at_any_point_loses_nothing_and_runs_again_to_the_end(
+    project: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, ran = adw(project, capsys, "sdlc", "specs/mul.md", "--best-of", "3", "--agents", "spec-apply,command,claude")
+    group = ran["workflows"][0]["best_of"]["group"]
+    before = run_git(project, "rev-parse", "main").strip()
+    work = {"mul-2": ("src/calc/ops.py", "def add(a, b):\n    return a - b\n"),
+            "mul-3": ("src/hello.py", "def hello():\n    return 'hi'\n")}
+    faulty = FaultyGit(tmp_path / "faults")
+
+    def reset() -> None:  # main as before the pick, the two archived candidates back in their worktrees
+        run_git(project, "reset", "-q", "--hard", before)
+        for name in work:
+            if not (project.parent / f"{project.name}.worktrees" / name).exists():
+                assert main(["-C", str(project), "worktree", "restore", name]) == 0
+        capsys.readouterr()
+
+    calls = len(faulty.run(project, "pick", group, "1", "--json").calls)
+    reset()
+    kills = 0
+    for kill_at in itertools.count(1, max(1, calls // 5)):  # ~5 points across the pick, till one finishes
+        run = faulty.run(project, "pick", group, "1", "--json", kill_at=kill_at)
+        if not run.killed:
+            assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+            break
+        kills += 1
+        assert all(_work_kept(project, name, *kept) for name, kept in work.items()), f"kill at {kill_at}"
+        code, picked = adw(project, capsys, "pick", group, "1")  # run again: it finishes the job
+        assert code == 0, f"kill at {kill_at}: {picked}"
+        assert (project / "src/calc/mul.py").is_file() and "mul-2" not in run_git(project, "worktree", "list")
+        assert all(_work_kept(project, name, *kept) for name, kept in work.items()), f"kill at {kill_at}"
+        assert run_git(project, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
+        reset()
+    assert kills >= 4
