@@ -214,7 +214,7 @@ async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
     # The merge dialog warns when the branch also conflicts with another worktree that is still active.
     if ls.conflicts is not None:
         await ls.conflicts.refresh()
-        result["activeConflicts"] = ls.conflicts.involving(info.name)
+        result["activeConflicts"] = to_jsonable(ls.conflicts.involving(info.name))
     return result
 
 

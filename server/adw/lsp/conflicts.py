@@ -18,14 +18,14 @@ import os
 from pathlib import Path
 
 from lsprotocol import types
+from pydantic import BaseModel
 
 from adw.errors import AdwError
 from adw.git.checkpoints import UNDO_NS
-from adw.git.conflicts import ConflictChecker, ConflictReport, PairResult
+from adw.git.conflicts import ConflictChecker, ConflictFile, ConflictReport, PairResult
 from adw.git.repo import Repo
 from adw.lsp.diagnostics import publish_conflicts, replace
 from adw.lsp.server import AdwServer, uri_of
-from adw.serialize import to_jsonable
 from adw.workflow.engine import Engine
 from adw.workflow.events import TaskFinished, WorkflowFinished
 
@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 KEY = "worktree-conflicts"
 POLL_S = 2.0
 _SETTLE_S = 0.1  # a burst of triggers (a phase's checkpoint, then its finish) costs one check
+
+
+class OtherWorktree(BaseModel):
+    """Another active worktree a worktree would conflict with: `conflicts` in `adw/worktrees`, `activeConflicts`
+    in the merge preview."""
+
+    worktree: str
+    branch: str | None
+    path: Path | None
+    error: str | None
+    files: list[ConflictFile]
 
 
 class ConflictWatch:
@@ -70,10 +81,11 @@ class ConflictWatch:
         self._publish(report)
         return report
 
-    def involving(self, name: str) -> list[dict[str, object]]:
+    def involving(self, name: str) -> list[OtherWorktree]:
         """The latest conflicts of worktree `name` with the other active worktrees (view, merge dialog)."""
         pairs = self.report.involving(name) if self.report else []
-        return [_other(pair) for pair in pairs]
+        return [OtherWorktree(worktree=p.b.name, branch=p.b.branch, path=p.b.path, error=p.error, files=p.files)
+                for p in pairs]
 
     async def _loop(self) -> None:
         while True:
@@ -134,11 +146,6 @@ def _diagnostic(other: str, branch: str | None, kind: str) -> types.Diagnostic:
         range=top, severity=types.DiagnosticSeverity.Warning, source="adw", code="worktree-conflict",
         message=f"worktree {other}{on} changes this file too: merging both would conflict ({kind})",
     )
-
-
-def _other(pair: PairResult) -> dict[str, object]:
-    return {"worktree": pair.b.name, "branch": pair.b.branch, "path": str(pair.b.path), "error": pair.error,
-            "files": to_jsonable(pair.files)}
 
 
 def _refs_stamp(common: Path) -> tuple[tuple[str, int], ...]:

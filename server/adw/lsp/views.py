@@ -38,7 +38,8 @@ def register(server: AdwServer) -> None:
         for info in infos:
             info["agentsRunning"] = running.get(info["path"], 0)
             # predicted conflicts with the other active worktrees (adw.lsp.conflicts)
-            info["conflicts"] = ls.conflicts.involving(str(info["name"])) if ls.conflicts is not None else []
+            others = ls.conflicts.involving(str(info["name"])) if ls.conflicts is not None else []
+            info["conflicts"] = to_jsonable(others)
         return list(infos)
 
     @server.adw_request("adw/workflows")
