@@ -1,5 +1,7 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
-import type { Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree, WorktreeConflict } from './protocol';
+import type {
+  Candidate, Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree, WorktreeConflict,
+} from './protocol';
 
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -110,4 +112,33 @@ export function mergeDetail(preview: MergePreview, limit = 25): string {
       + 'have to resolve them:', ...conflictLines(others), '');
   }
   return lines.join('\n');
+}
+
+/** A candidate of a best-of run in the comparison picker: its rank, number and worktree, then how it was built. */
+export function candidateLabel(candidate: Candidate): string {
+  return `${candidate.rank}. candidate ${candidate.number} — ${candidate.worktree}`;
+}
+
+export function candidateDescription(candidate: Candidate): string {
+  const time = candidate.seconds === null ? undefined : duration(candidate.seconds);
+  return [candidate.model ? `${candidate.agent} (${candidate.model})` : candidate.agent, candidate.state, time,
+    cost(candidate.cost_usd)].filter(Boolean).join(' · ');
+}
+
+/** Why it ranks where it does: its new test failures, new review findings and size, then the comparison. */
+export function candidateDetail(candidate: Candidate): string {
+  return candidate.reasons.join(' · ');
+}
+
+/** The best-of runs among the workflows, newest first: one entry per group, with its candidates. */
+export function bestOfRuns(workflows: Workflow[]): { group: string; name: string; candidates: Workflow[] }[] {
+  const runs = new Map<string, { group: string; name: string; candidates: Workflow[] }>();
+  for (const workflow of workflows) {
+    const group = workflow.best_of?.group;
+    if (!group) continue;
+    const run = runs.get(group) ?? { group, name: workflow.name.replace(/-\d+$/, ''), candidates: [] };
+    run.candidates.push(workflow);
+    runs.set(group, run);
+  }
+  return [...runs.values()];
 }

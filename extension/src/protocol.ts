@@ -90,6 +90,43 @@ export interface Workflow {
   finished_at: number | null;
   tasks: Task[];
   usage: Usage;
+  /** Set on a candidate of `adw sdlc --best-of N`. */
+  best_of?: { group: string; number: number; agent: string | null; model: string | null } | null;
+}
+
+/** One row of `compare` (server/adw/workflow/best_of.py), best first. */
+export interface Candidate {
+  number: number;
+  workflow: string;
+  worktree: string;
+  agent: string;
+  model: string;
+  state: TaskState;
+  reason: string;
+  /** null: the phase did not run. */
+  new_test_failures: number | null;
+  new_findings: number | null;
+  files: number;
+  insertions: number;
+  deletions: number;
+  cost_usd: number | null;
+  seconds: number | null;
+  rank: number;
+  reasons: string[];
+}
+
+export interface Comparison {
+  group: string;
+  spec: string | null;
+  candidates: Candidate[];
+}
+
+export interface PickResult extends Message {
+  group: string;
+  picked: number;
+  worktree: string;
+  merge: MergeResult | null;
+  archived: { number: number; worktree: string; path: string; archive_ref: string | null }[];
 }
 
 export interface Checkpoint {
@@ -185,11 +222,13 @@ export interface Message {
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
+  compare: Comparison;
   createWorktree: Message & { worktree: Worktree };
   listCheckpoints: Checkpoint[];
   listWorktrees: Worktree[];
   merge: MergeResult;
   mergePreview: MergePreview;
+  pick: PickResult;
   redo: Message;
   removeWorktree: Message;
   resume: { workflow: string; resumed: boolean };

@@ -4,14 +4,18 @@ and in the merge preview the merge dialog warns with."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.conftest import run_git
-from tests.lsp.conftest import commit_all, eventually, run, uri
+from tests.conftest import GIT_ENV, run_git
+from tests.lsp.conftest import commit_all, eventually, fails, run, uri
 from tests.lsp.test_lsp_links_views import request
 
 
@@ -61,3 +65,27 @@ async def test_conflicts_between_worktrees_follow_the_branches(minimal: Language
     # Removing a worktree clears its conflicts in the other one.
     await run(client, "removeWorktree", "b", False, True)
     await eventually(lambda: not _messages(client, a / ops), 20, "the conflict to clear on remove")
+
+
+async def test_best_of_candidates_compared_and_picked_from_the_editor(minimal: LanguageClient, workspace: Path) -> None:
+    """`compare` and `pick` (the editor's Compare Candidates): two candidates of the workspace's spec, made by
+    `adw sdlc --best-of 2`; the second picked, the first archived and its diagnostics cleared."""
+    client = minimal
+    made = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "adw", "sdlc", "specs/mul.md", "--best-of", "2", "--json"],
+        cwd=workspace, env={**os.environ, **GIT_ENV}, capture_output=True, text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    group = run_git(workspace, "for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/adw/").split()
+    assert group == ["adw/mul-1", "adw/mul-2"]
+    [first] = [wf for wf in await run(client, "status") if wf["worktree"] == "mul-1"]
+    compared = await run(client, "compare", first["id"])
+    assert [(c["rank"], c["number"]) for c in compared["candidates"]] == [(1, 1), (2, 2)]  # equal: by number
+    assert compared["candidates"][1]["reasons"][-1] == "tied with #1; listed by number"
+
+    wrong = await fails(client, "pick", compared["group"])
+    assert wrong.code == types.ErrorCodes.InvalidParams and "needs `number`" in str(wrong)
+    picked = await run(client, "pick", compared["group"], 2)
+    assert picked["merge"]["merged"] is True and [a["worktree"] for a in picked["archived"]] == ["mul-1"]
+    assert (workspace / "src/calc/mul.py").is_file()
+    assert "mul-1" not in run_git(workspace, "worktree", "list")

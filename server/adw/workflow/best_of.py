@@ -59,6 +59,7 @@ class Comparison(BaseModel):
 class Archived(BaseModel):
     number: int
     worktree: str
+    path: Path
     archive_ref: str | None  # None: its worktree was already gone
 
 
@@ -164,7 +165,8 @@ async def pick(store: Store, ident: str, number: int, strategy: Strategy = "merg
         ref = None
         if workflow.worktree in present:
             ref = (await manager.remove(workflow.worktree, archive=True)).archive_ref
-        archived.append(Archived(number=workflow.best_of.number, worktree=workflow.worktree, archive_ref=ref))
+        archived.append(Archived(number=workflow.best_of.number, worktree=workflow.worktree,
+                                 path=Path(workflow.cwd), archive_ref=ref))
     target = merged.preview.target if merged else preview.target
     message = f"picked candidate {number} ({chosen.worktree}): " + (
         merged.message if merged else f"already merged into {target}")
