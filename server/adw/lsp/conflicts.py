@@ -96,6 +96,8 @@ class ConflictWatch:
                 await self.refresh()
             except AdwError as exc:  # not a repository (yet), a branch deleted mid-check: the next change retries
                 log.info("conflict check skipped: %s", exc.message)
+            except Exception:  # a bug must not stop the watch for the rest of the session
+                log.exception("conflict check failed")
 
     async def _poll(self) -> None:
         try:
@@ -172,10 +174,9 @@ def register(server: AdwServer) -> None:
             watch.request()
 
     async def pump(engine: Engine) -> None:
-        async with engine.subscribe() as events:
-            async for event in events:
-                if isinstance(event, TaskFinished | WorkflowFinished):
-                    watch.request()
+        async with engine.subscribe(types=[TaskFinished, WorkflowFinished]) as events:
+            async for _ in events:
+                watch.request()
 
     def start(engine: Engine) -> None:
         server.spawn(pump(engine))
