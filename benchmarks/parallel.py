@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from adw.agents.base import CancelToken
 from adw.config import AdwConfig, AgentsConfig, PhaseConfig
+from adw.sdlc.pipeline import sdlc_workflow
+from adw.workflow.agent import CancelToken
 from adw.workflow.engine import Engine
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
-from adw.workflow.sdlc import sdlc_workflow
 from adw.workflow.store import Store
 
 

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.realistic import RealisticProject, build_template, copy_project
-except ModuleNotFoundError:
-    from realistic import RealisticProject, build_template, copy_project
+from tests.realistic import RealisticProject, build_template, copy_project
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",

@@ -14,8 +14,8 @@ from adw.git.worktrees import Worktrees
 from adw.scouts import save_report
 from adw.scouts.models import ScoutReport
 from adw.workflow.models import TaskState
+from tests.agents.test_agents_builtin import run_phase
 from tests.conftest import MakeRepo, run_git
-from tests.test_agents_builtin import run_phase
 
 REPORT = ScoutReport(task="t", files=["a.py"], tests=[], docs=[], config=[], locations=[], count=1, method="m",
                      timestamp="2026-01-01T00:00:00Z")

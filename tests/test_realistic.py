@@ -7,12 +7,8 @@ import json
 import subprocess
 import sys
 
-try:  # pytest puts either tests/ (no tests/__init__.py) or its parent on sys.path
-    from tests.conftest import run_git
-    from tests.realistic import DEPENDENCY, FAILING_TEST, LINT_FINDING, PACKAGE, PASSING_TEST, RealisticProject
-except ModuleNotFoundError:
-    from conftest import run_git
-    from realistic import DEPENDENCY, FAILING_TEST, LINT_FINDING, PACKAGE, PASSING_TEST, RealisticProject
+from tests.conftest import run_git
+from tests.realistic import DEPENDENCY, FAILING_TEST, LINT_FINDING, PACKAGE, PASSING_TEST, RealisticProject
 
 
 def test_its_venv_has_a_dependency_adw_lacks_and_imports_the_main_worktree(

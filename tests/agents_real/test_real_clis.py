@@ -26,6 +26,7 @@ from adw.agents.codex import CodexAgent
 from adw.agents.preflight import preflight
 from adw.config import AdwConfig, AgentsConfig, PhaseConfig
 from adw.errors import AdwError
+from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.models import Task, TaskState, Workflow
 from tests.conftest import MakeRepo, run_git
@@ -75,7 +76,7 @@ def phase(agent: str, env: dict[str, str], **fields: object) -> PhaseConfig:
 
 async def run_task(project: Path, config: PhaseConfig, settings: AgentsConfig = FAST) -> Workflow:
     task = Task(id="build", phase="build", agent=config.agent, config=config)
-    engine = Engine(config=AdwConfig(agents=settings))
+    engine = Engine(config=AdwConfig(agents=settings), agents=agent_factories())
     return await engine.run(workflow(project, [task]))
 
 

@@ -5,7 +5,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
 from fakes import command_task, python, workflow
 
 
@@ -17,7 +17,7 @@ def step(name: str, runs: Path, go: Path | None = None) -> list[str]:
 
 
 async def main(repo: Path, runs: Path, go: Path) -> None:
-    engine = await Engine.open(repo)
+    engine = await open_engine(repo)
     tasks = [
         command_task("first", step("first", runs)),
         command_task("second", step("second", runs, go), ["first"]),

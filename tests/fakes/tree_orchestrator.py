@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from adw.workflow.engine import Engine
+from adw.sdlc.engine import open_engine
 from fakes import command_task, python, workflow
 
 AGENT = """
@@ -27,7 +27,7 @@ PATIENT = {"timeout": 3600.0, "inactivity_timeout": 3600.0}
 
 
 async def main(repo: Path, folder: Path) -> None:
-    engine = await Engine.open(repo)
+    engine = await open_engine(repo)
     tasks = [command_task(name, [*python(AGENT), str(folder), name], **PATIENT) for name in ("exits", "lingers")]
     wf = workflow(repo, tasks, name="tree")
     print(wf.id, flush=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adw.workflow.demo import create_demo_repo
+from adw.sdlc.demo import create_demo_repo
 
 SCRIPT = Path(__file__).with_name("nvim_scenario.lua")
 

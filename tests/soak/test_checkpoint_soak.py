@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_checkpoint_property import run_model
+from tests.git.test_checkpoint_property import run_model
 
 SOAK_STEPS = int(os.environ.get("ADW_SOAK_STEPS", "20000"))
 WALK = 16

@@ -17,11 +17,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from adw.agents.base import CancelToken
 from adw.agents.claude import prompt_for
-from adw.agents.cli import CliAgent
+from adw.agents.headless import CliAgent
 from adw.agents.process import ProcessOutcome, Stream
 from adw.config import AgentsConfig
+from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task, Usage, Workflow
 

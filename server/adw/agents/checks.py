@@ -17,11 +17,11 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from adw.agents.base import CancelToken
-from adw.agents.cli import CliAgent
 from adw.agents.environment import TestEnvironment, discover_test_environment
+from adw.agents.headless import CliAgent
 from adw.agents.process import ProcessOutcome
 from adw.errors import AdwError
+from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adw.agents.base import render
-from adw.agents.cli import CliAgent, first_line, parse_json_line
+from adw.agents.headless import CliAgent, first_line, parse_json_line
 from adw.agents.process import ProcessOutcome, Stream
 from adw.config import AgentsConfig
 from adw.workflow.models import AgentResult, Task, Usage, Workflow

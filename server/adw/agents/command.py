@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adw.agents.base import render
-from adw.agents.cli import CliAgent
+from adw.agents.headless import CliAgent
 from adw.agents.process import ProcessOutcome
 from adw.workflow.models import AgentResult, Task
 

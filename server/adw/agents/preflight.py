@@ -22,11 +22,11 @@ from pathlib import Path
 
 from adw.agents.aider import AiderAgent
 from adw.agents.claude import ClaudeAgent
-from adw.agents.cli import first_line
 from adw.agents.codex import CodexAgent
-from adw.agents.process import signal_group
+from adw.agents.headless import first_line
 from adw.config import PhaseConfig
 from adw.errors import AdwError
+from adw.process import signal_group
 from adw.workflow.models import Workflow
 
 # Each `--version` / login check answers in 0.05–1 s, aider's in 1–3 s on a loaded machine; a false "did not

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from adw.agents.aider import AiderAgent
-from adw.agents.base import Agent
 from adw.agents.checks import PytestAgent, RuffAgent
 from adw.agents.claude import ClaudeAgent
 from adw.agents.codex import CodexAgent
 from adw.agents.command import CommandAgent
 from adw.agents.spec_apply import SpecApplyAgent
 from adw.agents.summary import SummaryAgent
-from adw.config import AgentsConfig
-from adw.workflow.models import Workflow
+from adw.workflow.agent import AgentFactory
 
 
-def builtin_agents() -> dict[str, Callable[[Workflow, AgentsConfig], Agent]]:
+def builtin_agents() -> dict[str, AgentFactory]:
     return {
         "spec-apply": SpecApplyAgent,
         "pytest": PytestAgent,

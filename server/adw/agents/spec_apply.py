@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from adw.agents.base import AgentBase, CancelToken
+from adw.agents.base import AgentBase
 from adw.errors import PathOutsideError
 from adw.fsutil import check_inside, iter_parents, read_inside, write_all_inside
+from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from adw.agents.base import AgentBase, CancelToken
+from adw.agents.base import AgentBase
 from adw.errors import GitError, PathOutsideError
 from adw.fsutil import write_inside
 from adw.git.runner import git
+from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task
 

@@ -1,6 +1,9 @@
-"""The `adw` command line: a thin adapter over the core. Each feature module registers its own subcommands.
+"""The `adw` command line: a thin adapter over the core, one module per feature, each registering its
+subcommands and importing what they need at its top.
 
-Core modules are imported inside the command handlers, so `adw --version` starts without them.
+The dispatch is the one lazy seam: it imports only the feature module of the command being run, so `adw --help`,
+`adw --version` and a mistyped command load none of the core (figures in docs/PERFORMANCE.md, "Command line
+start-up").
 """
 
 from __future__ import annotations
@@ -12,43 +15,69 @@ from collections.abc import Sequence
 
 from adw import __version__
 
-# Feature modules, each exposing `register(subparsers)`; a handler is stored as `args.handler`.
-FEATURES = (
-    "adw.cli.worktree", "adw.cli.checkpoint", "adw.cli.workflow", "adw.cli.best_of", "adw.cli.scout", "adw.cli.lsp",
-)
+# Each command: the feature module that registers it (`register(subparsers)`, which stores its handler as
+# `args.handler`), and its line in `adw --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "worktree": ("adw.cli.worktree", "isolated worktrees, one branch each"),
+    "checkpoint": ("adw.cli.checkpoint", "snapshot the worktree (or `checkpoint diff A [B]`)"),
+    "undo": ("adw.cli.checkpoint", "go back to the latest checkpoint, or the one before"),
+    "redo": ("adw.cli.checkpoint", "return to the state before the last undo"),
+    "checkpoints": ("adw.cli.checkpoint", "list checkpoints"),
+    "sdlc": (
+        "adw.cli.workflow",
+        "run scout → plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
+    ),
+    "status": ("adw.cli.workflow", "workflows of this repository, or the tasks of one"),
+    "cancel": ("adw.cli.workflow", "cancel a workflow, or one of its tasks"),
+    "resume": ("adw.cli.workflow", "run again what did not succeed; succeeded tasks are kept"),
+    "logs": ("adw.cli.workflow", "the recorded events and output of a workflow"),
+    "demo": ("adw.cli.workflow", "create a demo repository with three specs and run them in parallel"),
+    "compare": ("adw.cli.best_of", "rank the candidates of `adw sdlc SPEC --best-of N`, with the reasons"),
+    "pick": ("adw.cli.best_of", "merge one candidate of a best-of-N run and archive the others"),
+    "scout": ("adw.cli.scout", "find the files and lines a task is about (no LLM, no network)"),
+    "lsp": ("adw.cli.lsp", "run the language server (stdio by default)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` with its feature module's subcommands; for any other word, or none, every
+    command as a one-line entry, which is all `adw --help` and argparse's "invalid choice" need."""
     parser = argparse.ArgumentParser(
         prog="adw", description="AI Developer Workflows: parallel coding agents in isolated git worktrees."
     )
     parser.add_argument("--version", action="version", version=f"adw {__version__}")
     parser.add_argument("-C", dest="cwd", default=".", metavar="PATH", help="run as if started in PATH")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in FEATURES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+    if command in COMMANDS:
+        importlib.import_module(COMMANDS[command][0]).register(subparsers)
+    else:
+        for name, (_, summary) in COMMANDS.items():
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The first word that is not a global option (`-C PATH`, `--version`, `-h`): the command, if any."""
+    words = iter(argv)
+    for word in words:
+        if word == "-C":
+            next(words, None)
+        elif word == "--":
+            return next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
-    if list(argv) == ["--version"]:  # the hot path: answer before building every subparser
-        print(f"adw {__version__}")
-        return 0
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if getattr(args, "run", None):  # owns its own event loop (the language server)
         return int(args.run(args))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from adw.cli.output import run_handler
+    from adw.cli.output import run_handler  # the seam: the feature module loaded it already, `--help` must not
 
     return run_handler(args)

@@ -5,21 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adw.cli.output import add_json_flag, emit
-
-if TYPE_CHECKING:
-    from adw.workflow.best_of import Candidate
+from adw.git.worktrees import Worktrees
+from adw.sdlc.best_of import Candidate, candidates_of, compare, pick
+from adw.sdlc.engine import open_engine
 
 
 def register(subparsers: Any) -> None:
-    compare = subparsers.add_parser("compare", help="rank the candidates of a best-of-N run, with the reasons")
+    compare = subparsers.add_parser("compare", description="Rank the candidates of a best-of-N run, with the reasons.")
     compare.add_argument("id", help="the best-of id `adw sdlc --best-of` printed, or one of its workflows' ids")
     add_json_flag(compare)
     compare.set_defaults(handler=_compare)
 
-    pick = subparsers.add_parser("pick", help="merge one candidate of a best-of-N run and archive the others")
+    pick = subparsers.add_parser("pick", description="Merge one candidate of a best-of-N run and archive the others.")
     pick.add_argument("id", help="the best-of id, or one of its workflows' ids")
     pick.add_argument("number", type=int, help="the candidate to keep (its number, as `adw compare` shows it)")
     pick.add_argument("--strategy", choices=("merge", "squash", "rebase"), default="merge")
@@ -29,10 +29,7 @@ def register(subparsers: Any) -> None:
 
 
 async def _compare(args: argparse.Namespace) -> int:
-    from adw.workflow.best_of import compare
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         assert engine.store is not None
         result = await compare(engine.store, args.id)
@@ -48,11 +45,7 @@ async def _compare(args: argparse.Namespace) -> int:
 
 
 async def _pick(args: argparse.Namespace) -> int:
-    from adw.git.worktrees import Worktrees
-    from adw.workflow.best_of import candidates_of, pick
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         assert engine.store is not None
         if not (args.yes or args.json) and sys.stdin.isatty():

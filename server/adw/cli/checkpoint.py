@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
+from adw.errors import AdwError
+from adw.git.checkpoints import Checkpoints
+from adw.git.worktrees import locate
 
 
 def register(subparsers: Any) -> None:
-    checkpoint = subparsers.add_parser("checkpoint", help="snapshot the worktree (or `checkpoint diff A [B]`)")
+    checkpoint = subparsers.add_parser("checkpoint")
     checkpoint.add_argument("-m", "--message", default="")
     checkpoint.add_argument("action", nargs="*", metavar="diff A [B]", help="compare checkpoint A with B or the files")
     checkpoint.set_defaults(handler=_checkpoint)
 
-    undo = subparsers.add_parser("undo", help="go back to the latest checkpoint, or the one before")
+    undo = subparsers.add_parser("undo")
     undo.add_argument("--file", help="restore only this file")
     undo.add_argument("--to", type=int, metavar="N", help="the checkpoint to return to")
     undo.set_defaults(handler=_undo)
 
-    redo = subparsers.add_parser("redo", help="return to the state before the last undo")
+    redo = subparsers.add_parser("redo")
     redo.set_defaults(handler=_redo)
 
-    listing = subparsers.add_parser("checkpoints", help="list checkpoints")
+    listing = subparsers.add_parser("checkpoints")
     listing.add_argument("--file", help="only those that changed this file")
     listing.add_argument("--all", action="store_true", help="include undone checkpoints (the redo stack)")
     listing.set_defaults(handler=_list)
@@ -32,20 +36,13 @@ def register(subparsers: Any) -> None:
         add_json_flag(sub)
 
 
-async def _store(args: argparse.Namespace) -> Any:
-    from pathlib import Path
-
-    from adw.git.checkpoints import Checkpoints
-    from adw.git.worktrees import locate
-
+async def _store(args: argparse.Namespace) -> Checkpoints:
     return await Checkpoints.open(await locate(Path(args.cwd), args.worktree))
 
 
 async def _checkpoint(args: argparse.Namespace) -> int:
     store = await _store(args)
     if args.action:
-        from adw.errors import AdwError
-
         if args.action[0] != "diff" or not 2 <= len(args.action) <= 3:
             raise AdwError(f"unknown checkpoint action {' '.join(args.action)!r}", "use `adw checkpoint diff A [B]`")
         numbers = [_number(value) for value in args.action[1:]]
@@ -59,8 +56,6 @@ async def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _number(value: str) -> int:
-    from adw.errors import AdwError
-
     if not value.isdigit():
         raise AdwError(f"{value!r} is not a checkpoint number", "see `adw checkpoints` for the numbers")
     return int(value)

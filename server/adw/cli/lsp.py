@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
+
+from adw.errors import AdwError
+from adw.lsp import create_server
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("lsp", help="run the language server (stdio by default)")
+    parser = subparsers.add_parser("lsp")
     parser.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead")
     parser.set_defaults(handler=None, run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import logging
-
-    from adw.errors import AdwError
-    from adw.lsp import create_server
-
     # stderr only: stdout is the LSP channel. pygls logs every message at INFO, so keep it to warnings.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
+from adw.config import load_config
+from adw.errors import ConfigError
+from adw.git.repo import Repo
+from adw.scouts import save_report, scout
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "scout",
-        help="find the files and lines a task is about (no LLM, no network)",
         description="Rank the files and lines to read first for TASK (also written to scout_outputs/).",
     )
     parser.add_argument("task", help="what needs doing, in words or with code names")
@@ -23,11 +26,6 @@ def register(subparsers: Any) -> None:
 
 
 async def _scout(args: argparse.Namespace) -> int:
-    from adw.config import load_config
-    from adw.errors import ConfigError
-    from adw.git.repo import Repo
-    from adw.scouts import save_report, scout
-
     repo = await Repo.discover(Path(args.cwd) / (args.worktree or "."))
     top = args.top if args.top is not None else load_config(repo.root).scout.top
     if top < 1:

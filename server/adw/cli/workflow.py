@@ -10,25 +10,40 @@ import asyncio
 import shlex
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from adw.agents.preflight import preflight_workflows
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
-from adw.workflow.models import Finding, TaskState
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from adw.workflow.engine import Engine
-    from adw.workflow.events import BaseEvent
-    from adw.workflow.models import Workflow
-    from adw.workflow.sdlc import ExistingWorktree, WorktreeExistsError
+from adw.git.repo import Repo
+from adw.git.worktrees import Worktrees
+from adw.sdlc.best_of import best_of_workflows
+from adw.sdlc.demo import create_demo_repo
+from adw.sdlc.engine import open_engine
+from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError, sdlc_workflows
+from adw.workflow.engine import Engine, NothingToResumeError
+from adw.workflow.events import (
+    BaseEvent,
+    CostReported,
+    FindingReported,
+    OutputLine,
+    Progress,
+    ResourceSample,
+    TaskFinished,
+    TaskStarted,
+    ToolUse,
+)
+from adw.workflow.models import Finding, TaskState, Workflow
 
 _WATCH_INTERVAL = 0.5
 
@@ -36,7 +51,6 @@ _WATCH_INTERVAL = 0.5
 def register(subparsers: Any) -> None:
     sdlc = subparsers.add_parser(
         "sdlc",
-        help="run scout → plan → build → test ‖ review ‖ document → commit for each spec, in parallel",
         description="For each SPEC (Markdown): a worktree named after it, the scouts, plan, build, then test, review "
         "and document in parallel, one commit summing up every phase, and a merge preview against the base.",
     )
@@ -67,24 +81,24 @@ def register(subparsers: Any) -> None:
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
 
-    status = subparsers.add_parser("status", help="workflows of this repository, or the tasks of one")
+    status = subparsers.add_parser("status")
     status.add_argument("id", nargs="?", help="a workflow id (a unique prefix will do)")
     status.add_argument("--watch", action="store_true", help="refresh live until the workflows end")
     add_json_flag(status)
     status.set_defaults(handler=_status)
 
-    cancel = subparsers.add_parser("cancel", help="cancel a workflow, or one of its tasks")
+    cancel = subparsers.add_parser("cancel")
     cancel.add_argument("id", help="a workflow id")
     cancel.add_argument("--task", metavar="T", help="only this task (and so what depends on it)")
     add_json_flag(cancel)
     cancel.set_defaults(handler=_cancel)
 
-    resume = subparsers.add_parser("resume", help="run again what did not succeed; succeeded tasks are kept")
+    resume = subparsers.add_parser("resume")
     resume.add_argument("id", help="a workflow id")
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
 
-    logs = subparsers.add_parser("logs", help="the recorded events and output of a workflow")
+    logs = subparsers.add_parser("logs")
     logs.add_argument("id", help="a workflow id")
     logs.add_argument("--task", metavar="T", help="only this task")
     add_json_flag(logs)
@@ -92,7 +106,6 @@ def register(subparsers: Any) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="create a demo repository with three specs and run them in parallel",
         description="Creates a small Python repository with three specs and runs `adw sdlc` on all of them "
         "with the built-in agents (no LLM needed), then shows the commits and merge previews.",
     )
@@ -105,14 +118,10 @@ def register(subparsers: Any) -> None:
 
 
 async def _sdlc(args: argparse.Namespace) -> int:
-    from adw.git.repo import Repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import WorktreeExistsError, sdlc_workflows
-
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     _check_best_of(args)
-    engine = await Engine.open(base, max_agents=args.max_agents)
+    engine = await open_engine(base, max_agents=args.max_agents)
     specs = [base / spec for spec in args.specs]
     if args.best_of is not None:
         return await _best_of(args, engine, repo.root, specs[0])
@@ -146,9 +155,6 @@ def _check_best_of(args: argparse.Namespace) -> None:
 
 
 async def _best_of(args: argparse.Namespace, engine: Engine, root: Path, spec: Path) -> int:
-    from adw.git.worktrees import Worktrees
-    from adw.workflow.best_of import best_of_workflows
-
     try:
         manager = await Worktrees.open(root)
         existing = {info.name for info in await manager.all()}
@@ -176,9 +182,7 @@ def _names(text: str) -> list[str]:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = _prepare_resume(args, engine, args.id)
     except BaseException:
@@ -189,22 +193,16 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from adw.workflow.demo import create_demo_repo
-    from adw.workflow.engine import Engine
-    from adw.workflow.sdlc import sdlc_workflows
-
     root = _demo_root(args.cwd, args.path)
     specs = await create_demo_repo(root)
     if not args.json:
         print(f"demo repository: {root}")
         print(f"specs: {', '.join(spec.name for spec in specs)}\n")
-    engine = await Engine.open(root)
+    engine = await open_engine(root)
     return await _run(args, engine, await sdlc_workflows(root, specs, engine.config))
 
 
 def _demo_root(cwd: str, path: str | None) -> Path:
-    import tempfile
-
     return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
 
 
@@ -266,9 +264,7 @@ class _CtrlC:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         if args.watch and not args.json:
             await _watch(engine, args.id)
@@ -293,10 +289,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    from adw.errors import AdwError
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):
@@ -321,9 +314,7 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    from adw.workflow.engine import Engine
-
-    engine = await Engine.open(args.cwd)
+    engine = await open_engine(args.cwd)
     try:
         workflow = engine.get(args.id)
         if args.task and not any(t.id == args.task for t in workflow.tasks):
@@ -397,8 +388,6 @@ def _resumable(args: argparse.Namespace, engine: Engine, exc: WorktreeExistsErro
 
 
 def _prepare_resume(args: argparse.Namespace, engine: Engine, workflow_id: str) -> Workflow:
-    from adw.workflow.engine import NothingToResumeError
-
     try:
         return engine.prepare_resume(workflow_id)
     except NothingToResumeError as exc:
@@ -416,8 +405,6 @@ def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> Non
 
 
 def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
-    from adw.errors import AdwError
-
     raise AdwError(
         f"workflow {workflow.id} has no task {task_id!r}",
         f"its tasks: {', '.join(t.id for t in workflow.tasks)}",
@@ -438,8 +425,6 @@ async def _await_cancel(engine: Engine, workflow_id: str, task_id: str | None) -
 
 async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
     """One line per task start and end, with the time since the start."""
-    from adw.workflow.events import TaskFinished, TaskStarted
-
     names = {wf.id: wf.name for wf in workflows}
     width = max(len(name) for name in names.values())
     started = time.monotonic()
@@ -499,8 +484,6 @@ def _cost(value: float | None) -> str:
 
 
 def _workflows_table(workflows: list[Workflow]) -> Table:
-    from rich.table import Table
-
     table = Table(title="workflows")
     for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
         table.add_column(column)
@@ -522,8 +505,6 @@ def _workflows_table(workflows: list[Workflow]) -> Table:
 
 
 def _tasks_table(workflow: Workflow) -> Table:
-    from rich.table import Table
-
     table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
     for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
         table.add_column(column)
@@ -550,8 +531,6 @@ def _styled(state: str) -> str:
 
 async def _watch(engine: Engine, workflow_id: str | None) -> None:
     """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
-    from rich.live import Live
-
     def render() -> tuple[Table, bool]:
         if workflow_id:
             workflow = engine.get(workflow_id)
@@ -568,17 +547,6 @@ async def _watch(engine: Engine, workflow_id: str | None) -> None:
 
 
 def _event_line(event: BaseEvent) -> str:
-    from adw.workflow.events import (
-        CostReported,
-        FindingReported,
-        OutputLine,
-        Progress,
-        ResourceSample,
-        TaskFinished,
-        TaskStarted,
-        ToolUse,
-    )
-
     stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
     head = f"{stamp}  {event.task_id or '-':<13}"
     if isinstance(event, OutputLine):
@@ -604,7 +572,5 @@ def _event_line(event: BaseEvent) -> str:
     return f"{head} {event.type}"
 
 
-def _console() -> Any:
-    from rich.console import Console
-
+def _console() -> Console:
     return Console(file=sys.stdout)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adw.cli.output import add_json_flag, emit
-
-if TYPE_CHECKING:
-    from adw.git.conflicts import PairResult
+from adw.git.conflicts import ConflictChecker, PairResult
+from adw.git.worktrees import Worktrees
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worktree", help="isolated worktrees, one branch each")
+    parser = subparsers.add_parser("worktree")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     create = verbs.add_parser("create", help="create a worktree on a new branch")
@@ -63,9 +62,7 @@ def register(subparsers: Any) -> None:
         add_json_flag(sub)
 
 
-async def _open_manager(args: argparse.Namespace) -> Any:
-    from adw.git.worktrees import Worktrees
-
+async def _open_manager(args: argparse.Namespace) -> Worktrees:
     return await Worktrees.open(args.cwd)
 
 
@@ -108,8 +105,6 @@ async def _open(args: argparse.Namespace) -> int:
 
 
 async def _conflicts(args: argparse.Namespace) -> int:
-    from adw.git.conflicts import ConflictChecker
-
     report = await (await ConflictChecker.open(args.cwd)).check()
     lines = []
     for pair in report.conflicting:
@@ -124,8 +119,6 @@ async def _conflicts(args: argparse.Namespace) -> int:
 
 async def _active_conflicts(cwd: str, name: str) -> list[str]:
     """A warning naming the other active worktrees this one conflicts with: whoever merges second resolves them."""
-    from adw.git.conflicts import ConflictChecker
-
     pairs = (await (await ConflictChecker.open(cwd)).check()).involving(name)
     if not pairs:
         return []

@@ -40,15 +40,22 @@ from pydantic import BaseModel
 from adw.config import AdwConfig, load_config
 from adw.errors import CheckpointError, GitError, GitLockError
 from adw.git.locks import repo_lock
-from adw.git.refs import read_head
+from adw.git.refs import (
+    CHECKPOINT_JOURNAL,
+    CHECKPOINTS_LOCK,
+    INDEX_COPY,
+    INDEX_TREE_CACHE,
+    JOURNAL_NS,
+    REDO_NS,
+    SHADOW_INDEX,
+    TIPS_NS,
+    UNDO_NS,
+    read_head,
+)
 from adw.git.repo import Repo
 from adw.git.runner import git
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-UNDO_NS = "refs/adw/checkpoints"
-REDO_NS = "refs/adw/redo"
-TIPS_NS = "refs/adw/tips"
-JOURNAL_NS = "refs/adw/journal"
 # Checkpoints are ADW's own bookkeeping; a fixed identity works on machines with no git identity configured.
 ADW_IDENTITY = {
     "GIT_AUTHOR_NAME": "ADW",
@@ -184,8 +191,8 @@ class Checkpoints:
         self._redo_ns = f"{REDO_NS}/{ident}/"
         self._tips_ns = f"{TIPS_NS}/{ident}/"
         self._journal_ns = f"{JOURNAL_NS}/{ident}/"
-        self.shadow_index = repo.private_dir / "shadow-index"
-        self.journal = repo.private_dir / "journal.json"
+        self.shadow_index = repo.private_dir / SHADOW_INDEX
+        self.journal = repo.private_dir / CHECKPOINT_JOURNAL
         # Both caches are keyed by immutable object ids, so they never go stale.
         self._changed_cache: dict[tuple[str, str], frozenset[str]] = {}
         self._tree_cache: dict[str, str] = {}
@@ -200,7 +207,7 @@ class Checkpoints:
         """One checkpoint command per worktree at a time (flock: a killed holder releases it), after finishing
         whatever an interrupted undo or redo left in the journal; yields the files that kept (None: nothing was
         left to finish)."""
-        async with repo_lock(self.repo.private_dir / "checkpoints.lock"):
+        async with repo_lock(self.repo.private_dir / CHECKPOINTS_LOCK):
             finished = None
             if self.journal.exists():
                 finished = await self._roll_forward(_Intent.model_validate_json(self.journal.read_bytes()))
@@ -429,11 +436,13 @@ class Checkpoints:
         root = self.repo.root
         env = {"GIT_INDEX_FILE": str(self.shadow_index)}
         if not self.shadow_index.exists():
-            # Seeding from the real index gives the stat data, so only files changed since are hashed.
+            # Seeding from the real index gives the stat data, so only files changed since are hashed. Its mtime is
+            # kept: git compares whole seconds, and an entry written in the index's own second is "racily clean",
+            # checked by content; a copy dated now would make an edit within that second look unchanged.
             self.shadow_index.parent.mkdir(parents=True, exist_ok=True)
             real = self.repo.git_dir / "index"
             if real.exists():
-                shutil.copyfile(real, self.shadow_index)
+                shutil.copy2(real, self.shadow_index)
         new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
         skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
         excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
@@ -467,12 +476,12 @@ class Checkpoints:
         except FileNotFoundError:
             return EMPTY_TREE
         signature = [st.st_mtime_ns, st.st_size, st.st_ino]
-        cache = self.repo.private_dir / "index-tree.json"
+        cache = self.repo.private_dir / INDEX_TREE_CACHE
         with contextlib.suppress(OSError, ValueError):
             cached = json.loads(cache.read_text())
             if cached["signature"] == signature:
                 return str(cached["tree"])
-        copy = self.repo.private_dir / "index-copy"
+        copy = self.repo.private_dir / INDEX_COPY
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(real, copy)
         try:

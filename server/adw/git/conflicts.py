@@ -23,12 +23,11 @@ from pydantic import BaseModel, ValidationError
 
 from adw.errors import GitError
 from adw.fsutil import write_inside
-from adw.git.checkpoints import UNDO_NS, ref_id
-from adw.git.refs import list_refs, resolve_ref
+from adw.git.checkpoints import ref_id
+from adw.git.refs import CONFLICTS_DIR, UNDO_NS, list_refs, resolve_ref
 from adw.git.runner import git
 from adw.git.worktrees import WorktreeInfo, Worktrees, linked_id
 
-CACHE_DIR = "conflicts"  # under the repository's ADW folder (`Repo.adw_dir`)
 _KIND = re.compile(r"CONFLICT \(([^)]*)\)")
 
 
@@ -105,7 +104,7 @@ class ConflictChecker:
     def __init__(self, worktrees: Worktrees) -> None:
         self.worktrees = worktrees
         self.repo = worktrees.repo
-        self.cache_dir = self.repo.adw_dir / CACHE_DIR
+        self.cache_dir = self.repo.adw_dir / CONFLICTS_DIR
         self._memo: dict[tuple[str, str], _Outcome] = {}
         self._lock = asyncio.Lock()
 
@@ -213,7 +212,7 @@ class ConflictChecker:
     def _store(self, key: tuple[str, str], outcome: _Outcome) -> None:
         self._memo[key] = outcome
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never a result
-            write_inside(self.repo.adw_dir, f"{CACHE_DIR}/{_file_name(key)}", outcome.model_dump_json())
+            write_inside(self.repo.adw_dir, f"{CONFLICTS_DIR}/{_file_name(key)}", outcome.model_dump_json())
 
     def _forget_except(self, keep: set[tuple[str, str]]) -> None:
         """Drop the results of tips that are no longer any worktree's (moved or removed branches)."""

@@ -1,9 +1,35 @@
-"""In-process reads of HEAD and refs (loose files and packed-refs), so hot paths such as `list` spawn no git."""
+"""Every name ADW gives to refs and files on disk, and in-process reads of HEAD and refs (loose files and
+packed-refs), so hot paths such as `list` spawn no git."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+# Refs, in the shared repository; `<id>` is a worktree id (`@main` or git's admin folder name, see `ref_id`).
+UNDO_NS = "refs/adw/checkpoints"  # <id>/<n>: the undo stack of checkpoints
+REDO_NS = "refs/adw/redo"  # <id>/<n>: the redo stack
+TIPS_NS = "refs/adw/tips"  # <id>/<n>/: branch tips an undo moved away from, kept until its redo
+JOURNAL_NS = "refs/adw/journal"  # <id>/: commits a journaled undo or redo is about to reference
+ARCHIVE_NS = "refs/adw/archive"  # <name>/<time>: the work `worktree remove --archive` saved
+
+# Folders and files. ADW_DIR sits in git's common dir (state shared by all worktrees, `Repo.adw_dir`) and in
+# each worktree's own git dir (`Repo.private_dir`); both are inside .git, so never committed or crawled.
+ADW_DIR = "adw"
+STATE_DB = "state.db"  # adw_dir: workflows, tasks, attempts and events
+WORKTREE_META_DIR = "worktrees"  # adw_dir: <name>.json, what `worktree create` recorded about each worktree
+WORKTREES_LOCK = "worktrees.lock"  # adw_dir: serializes creates and removes
+CONFLICTS_DIR = "conflicts"  # adw_dir: <tip>-<tip>.json, predicted conflicts of a pair of commits
+BASELINE_DIR = "baseline"  # adw_dir: <digest>.json, the judge's cached runs on a base commit
+SCOUTS_DIR = "scouts"  # adw_dir: corpus-<worktree>.bin caches and reports/
+SHADOW_INDEX = "shadow-index"  # private_dir: the index checkpoints are snapshotted through
+CHECKPOINT_JOURNAL = "journal.json"  # private_dir: the undo or redo in progress
+CHECKPOINTS_LOCK = "checkpoints.lock"  # private_dir: one checkpoint operation at a time per worktree
+INDEX_TREE_CACHE = "index-tree.json"  # private_dir: the tree of the last index seen
+INDEX_COPY = "index-copy"  # private_dir: a copy of the index a checkpoint starts from
+TRASH_DIR = ".adw-trash"  # beside the worktrees: removed worktrees on their way out
+SCOUT_OUTPUTS = "scout_outputs"  # at a worktree's root (git-excluded): relevant_files.json, the plan phase's input
+SCOUT_REPORT = "scout-report.md"  # SCOUT_OUTPUTS: the report the editor opens
 
 # Refs that belong to one worktree rather than to the shared repository.
 _PER_WORKTREE = ("HEAD", "refs/bisect/", "refs/worktree/", "refs/rewritten/")

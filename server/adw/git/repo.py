@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adw.errors import GitError, NotARepositoryError, PathOutsideError
+from adw.git.refs import ADW_DIR
 from adw.git.runner import git
 
 MAIN_WORKTREE_ID = "@main"
@@ -37,12 +38,12 @@ class Repo:
     @property
     def adw_dir(self) -> Path:
         """Shared state of ADW for the whole repository; inside .git, so never committed or crawled."""
-        return self.common_dir / "adw"
+        return self.common_dir / ADW_DIR
 
     @property
     def private_dir(self) -> Path:
         """State private to this worktree (its shadow index, for instance)."""
-        return self.git_dir / "adw"
+        return self.git_dir / ADW_DIR
 
     @classmethod
     async def discover(cls, path: str | os.PathLike[str] = ".") -> Repo:

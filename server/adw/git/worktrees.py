@@ -25,18 +25,25 @@ from pydantic import BaseModel
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
 from adw.fsutil import check_inside, write_inside
-from adw.git.checkpoints import ADW_IDENTITY, REDO_NS, UNDO_NS, Checkpoints, ref_id, trailers
+from adw.git.checkpoints import ADW_IDENTITY, Checkpoints, ref_id, trailers
 from adw.git.locks import Owner, repo_lock
-from adw.git.refs import count_refs, list_refs
+from adw.git.refs import (
+    ARCHIVE_NS,
+    REDO_NS,
+    TRASH_DIR,
+    UNDO_NS,
+    WORKTREE_META_DIR,
+    WORKTREES_LOCK,
+    count_refs,
+    list_refs,
+)
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
 from adw.git.runner import git
 
-TRASH_DIR = ".adw-trash"
 # A name becomes a folder name, `<name>.json` and `<name>-<time>` in the trash: keep clear of the 255-byte limit.
 MAX_NAME_BYTES = 200
 _REF_FORBIDDEN = frozenset(" ~^:?*[\\")
 _NAME_HINT = "use letters, digits, '-', '_' and '.', e.g. `fix-login` (git's rules for branch names apply)"
-ARCHIVE_NS = "refs/adw/archive"
 Strategy = Literal["merge", "squash", "rebase"]
 
 
@@ -148,7 +155,7 @@ class Worktrees:
         self.repo = repo
         self.main_root = repo.main_root
         self.config = config
-        self._meta_dir = repo.adw_dir / "worktrees"
+        self._meta_dir = repo.adw_dir / WORKTREE_META_DIR
         self._meta_cache: tuple[int, dict[str, _Meta]] | None = None
         self._linked_ids: dict[str, str | None] = {}
         self._linked_stamp = -1
@@ -177,7 +184,7 @@ class Worktrees:
         base_ref = base or await self.main_branch() or "HEAD"
         base_commit = await self._resolve(base_ref, f"--base {base_ref}")
         # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
-        async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+        async with repo_lock(self.repo.adw_dir / WORKTREES_LOCK):
             earlier = self._meta_of(name)
             if earlier is not None and earlier.complete and created_for and earlier.created_for == created_for:
                 return await self._adopt(earlier)
@@ -319,7 +326,7 @@ class Worktrees:
         return next(i for i in range(len(taken) + 1) if i not in taken)
 
     def _write_meta(self, meta: _Meta) -> None:
-        write_inside(self.repo.adw_dir, f"worktrees/{meta.name}.json", meta.model_dump_json())
+        write_inside(self.repo.adw_dir, f"{WORKTREE_META_DIR}/{meta.name}.json", meta.model_dump_json())
 
     def _meta_of(self, name: str) -> _Meta | None:
         with contextlib.suppress(OSError, ValueError):
@@ -508,7 +515,7 @@ class Worktrees:
     async def remove(self, name: str, archive: bool = False, force: bool = False) -> RemoveResult:
         meta = self._meta_of(name)
         if meta is not None and meta.abandoned():  # an interrupted create holds no work: it is taken back
-            async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+            async with repo_lock(self.repo.adw_dir / WORKTREES_LOCK):
                 await self._undo_create(meta)
             return RemoveResult(name=name, path=meta.path, archive_ref=None, branch_deleted=meta.new_branch,
                                 message=f"removed {meta.path}, left half-made by an interrupted create")
@@ -673,7 +680,7 @@ class Worktrees:
                 elif child.is_dir() and child not in known:
                     orphans.append(child)
         half_made: list[Path] = []
-        async with repo_lock(self.repo.adw_dir / "worktrees.lock"):
+        async with repo_lock(self.repo.adw_dir / WORKTREES_LOCK):
             for meta in list(self._all_meta().values()):
                 if meta.abandoned():
                     await self._undo_create(meta)

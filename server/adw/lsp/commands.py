@@ -23,11 +23,11 @@ from adw.lsp.params import ArgumentError, P
 from adw.lsp.server import AdwServer, Handler, RequestFailed, path_of, uri_of
 from adw.scouts import save_report
 from adw.scouts import scout as run_scout
+from adw.sdlc.best_of import compare, pick
+from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.serialize import to_jsonable
-from adw.workflow.best_of import compare, pick
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState, Workflow
-from adw.workflow.sdlc import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.workflow.store import Store
 
 # Each handler takes its own model; the list can only say "some Params" (Any), its pairs keep them matched.

@@ -21,8 +21,8 @@ from lsprotocol import types
 from pydantic import BaseModel
 
 from adw.errors import AdwError
-from adw.git.checkpoints import UNDO_NS
 from adw.git.conflicts import ConflictChecker, ConflictFile, ConflictReport, PairResult
+from adw.git.refs import UNDO_NS
 from adw.git.repo import Repo
 from adw.lsp.diagnostics import publish_conflicts, replace
 from adw.lsp.server import AdwServer, uri_of

@@ -21,7 +21,8 @@ from pygls.uris import to_fs_path
 
 from adw.config import AdwConfig, load_config
 from adw.errors import AdwError, ConfigError
-from adw.git.checkpoints import REDO_NS, UNDO_NS, Checkpoint, Checkpoints, ref_id
+from adw.git.checkpoints import Checkpoint, Checkpoints, ref_id
+from adw.git.refs import REDO_NS, UNDO_NS
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
 from adw.lsp.server import COMMAND_PREFIX, AdwServer

@@ -9,11 +9,11 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from adw.git.refs import SCOUT_REPORT
 from adw.lsp.server import AdwServer, uri_of
 from adw.scouts import OUTPUT_FILE
 from adw.scouts.models import ScoutReport
 
-REPORT_NAME = "scout-report.md"
 # `path/to/file.py:42` in backticks: the form write_report uses, so links are found exactly where it put them.
 _LINK = re.compile(r"`([^`\s]+):(\d+)`")
 
@@ -26,7 +26,7 @@ def render(report: ScoutReport) -> str:
 
 
 async def write_report(root: Path, report: ScoutReport) -> Path:
-    path = root / OUTPUT_FILE.parent / REPORT_NAME
+    path = root / OUTPUT_FILE.parent / SCOUT_REPORT
     text = render(report)
 
     def write() -> None:

@@ -28,6 +28,7 @@ from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
 from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
+from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ class AdwServer(LanguageServer):
         self._engine: Engine | None = None
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
-        self.on_change: list[Callable[[str], None]] = []
         self.engine_listeners: list[Callable[[Engine], None]] = []
+        self.on_change: list[Callable[[str], None]] = []  # told what `changed` says (the conflict watch)
         self.on_initialized: list[Callable[[], None]] = []  # run once the client has said `initialized`
         self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
@@ -112,7 +113,7 @@ class AdwServer(LanguageServer):
         """The workflow engine, opened on first use (it recovers crashed runs when it opens)."""
         async with self._engine_lock:
             if self._engine is None:
-                self._engine = engine = await Engine.open(self.root)
+                self._engine = engine = await open_engine(self.root)
                 for start in self.engine_listeners:
                     start(engine)
             return self._engine

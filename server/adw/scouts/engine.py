@@ -31,12 +31,13 @@ from pathlib import Path
 
 from adw.errors import PathOutsideError
 from adw.fsutil import read_inside, write_inside
+from adw.git.refs import SCOUT_OUTPUTS, SCOUTS_DIR
 from adw.git.repo import Repo
 from adw.scouts.context import Context, FactsCache, Tree
 from adw.scouts.corpus import Corpus
+from adw.scouts.evidence import SCOUTS, Evidence
 from adw.scouts.fusion import METHOD, fuse, report
 from adw.scouts.models import ScoutReport
-from adw.scouts.scouts import SCOUTS, Evidence
 from adw.scouts.snapshot import (
     Listing,
     Snapshot,
@@ -51,7 +52,7 @@ from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
 SCOUT_VERSION = "2"  # bumped whenever rankings change: reports on disk are keyed by it
-OUTPUT_FILE = Path("scout_outputs") / "relevant_files.json"
+OUTPUT_FILE = Path(SCOUT_OUTPUTS) / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512
 _CORPORA_ON_DISK = 8  # ~40-60 MB each for a 20,000-file tree
@@ -308,11 +309,11 @@ def _stored_corpora(folder: Path) -> list[Path]:
 
 def _corpus_file(repo: Repo) -> Path:
     worktree = hashlib.sha1(str(repo.root).encode(), usedforsecurity=False).hexdigest()[:16]
-    return repo.adw_dir / "scouts" / f"corpus-{worktree}.bin"
+    return repo.adw_dir / SCOUTS_DIR / f"corpus-{worktree}.bin"
 
 
 def _reports_dir(repo: Repo) -> Path:
-    return repo.adw_dir / "scouts" / "reports"
+    return repo.adw_dir / SCOUTS_DIR / "reports"
 
 
 def _load_report(repo: Repo, key: str) -> ScoutReport | None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adw.scouts.context import Context
+from adw.scouts.evidence import Evidence
 from adw.scouts.models import ScoutLocation, ScoutReport
-from adw.scouts.scouts import Evidence
 
 WEIGHTS = {
     "implementation": 1.0,

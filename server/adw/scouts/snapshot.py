@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adw.errors import GitError
+from adw.git.refs import SCOUT_OUTPUTS
 from adw.git.runner import git
 
 _STATUS = ("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames")
 _REGULAR_MODES = ("100644", "100755")
 # Our own output file lives in the worktree; counting it would make every run invalidate the next one's cache.
-IGNORED_PREFIX = "scout_outputs/"
+IGNORED_PREFIX = SCOUT_OUTPUTS + "/"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ import sys
 import threading
 from pathlib import Path
 
+from adw.git.refs import ADW_DIR, SCOUT_OUTPUTS
+
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004
 _IN_CLOSE_WRITE = 0x008
@@ -44,8 +46,8 @@ _MASK = (
 )  # fmt: skip
 _HEADER = struct.Struct("iIII")
 MAX_WATCHES = 50_000  # beyond this, `git status` per query is the cheaper and kinder option
-_OURS = b"scout_outputs"  # our own output folder at the worktree root
-_ADW = b"adw"  # our own caches in the git common dir
+_OURS = SCOUT_OUTPUTS.encode()  # our own output folder at the worktree root
+_ADW = ADW_DIR.encode()  # our own caches in the git common dir
 
 
 def _libc() -> ctypes.CDLL | None:

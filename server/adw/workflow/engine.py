@@ -13,17 +13,17 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import psutil
 
-from adw.agents.base import Agent, CancelToken
-from adw.agents.process import AgentTree, stop_tree, task_marker
-from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig, phase_configs
+from adw.config import MAX_AGENTS, AdwConfig, load_config, phase_configs
 from adw.errors import AdwError
 from adw.git.checkpoints import Checkpoint, Checkpoints
 from adw.git.repo import Repo
+from adw.process import AgentTree, stop_tree, task_marker
+from adw.workflow.agent import AgentFactory, CancelToken
 from adw.workflow.events import (
     EventBus,
     EventType,
@@ -49,8 +49,6 @@ from adw.workflow.models import (
 )
 from adw.workflow.scope import Window, out_of_scope, restore, write_scope
 from adw.workflow.store import Store
-
-AgentFactory = Callable[[Workflow, AgentsConfig], Agent]
 
 _AGENT_MEMORY = 512 * 1024**2  # what one agent CLI (a Node or native binary plus its tools) holds
 _STEP_TIMEOUT = 600.0
@@ -84,12 +82,10 @@ class Engine:
         store: Store | None = None,
         config: AdwConfig | None = None,
         *,
+        agents: Mapping[str, AgentFactory],
         max_agents: int | None = None,
-        agents: Mapping[str, AgentFactory] | None = None,
     ) -> None:
-        from adw.agents.registry import builtin_agents
-        from adw.workflow.steps import STEP_AGENTS
-
+        """`agents`: every kind of agent a task may name (`Task.agent`), by name; the engine knows no other."""
         self.config = config or AdwConfig()
         self.settings = self.config.agents
         self.store = store
@@ -100,7 +96,7 @@ class Engine:
             _check_max_agents(max_agents)
         self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
         self._cap_from_config = max_agents is None  # else given by the caller, and kept over reloads
-        self._factories: dict[str, AgentFactory] = {**builtin_agents(), **STEP_AGENTS, **(agents or {})}
+        self._factories = dict(agents)
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
         self._checkpoint_locks: dict[str, asyncio.Lock] = {}
@@ -113,13 +109,11 @@ class Engine:
         cls,
         path: str | os.PathLike[str] = ".",
         *,
+        agents: Mapping[str, AgentFactory],
         max_agents: int | None = None,
-        agents: Mapping[str, AgentFactory] | None = None,
     ) -> Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
         recovering from any crashed run."""
-        from adw.config import load_config
-
         repo = await Repo.discover(path)
         config = load_config(repo.main_root)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from adw.git.locks import repo_lock
+from adw.git.refs import BASELINE_DIR
 from adw.git.runner import git
 from adw.workflow.models import AgentResult, Finding, Severity, Task
 
@@ -52,7 +53,7 @@ async def base_run(
     cache."""
     tree = (await git("rev-parse", f"{base_commit}^{{tree}}", cwd=repo_root)).stdout.strip()
     digest = hashlib.sha256(json.dumps([tree, command], sort_keys=True).encode()).hexdigest()[:32]
-    folder = adw_dir / "baseline"
+    folder = adw_dir / BASELINE_DIR
     cache = folder / f"{digest}.json"
     async with repo_lock(folder / f"{digest}.lock"):
         with contextlib.suppress(OSError, ValidationError):

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from adw.git.locks import Owner, process_matches
+from adw.git.refs import ADW_DIR, STATE_DB
 from adw.workflow.events import BaseEvent, Event, OutputLine
 from adw.workflow.models import Attempt, Task, TaskState, Workflow
 
@@ -69,7 +70,7 @@ class Store:
 
     @classmethod
     def for_common_dir(cls, common_dir: Path) -> Store:
-        return cls(common_dir / "adw" / "state.db")
+        return cls(common_dir / ADW_DIR / STATE_DB)
 
     def close(self) -> None:
         self.flush()
