@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/scouts.py cases    # mine benchmarks/scout_cases/cases.jsonl from git mirrors
     .venv/bin/python benchmarks/scouts.py quality  # Recall@1/5/10, scouts vs BM25, tuning and held-out parts
-    .venv/bin/python benchmarks/scouts.py speed    # first / cached / new query on a synthetic 20,000-file tree
+    .venv/bin/python benchmarks/scouts.py speed    # first / cached / new query, synthetic 20,000 files, 5,000 commits
 
 The repositories are never stored here: `cases` and `quality` read bare mirrors from `--mirrors` (default
 /work/.mirror/<owner>+<name>/repo, the layout of the sandbox's `fetch` tool; any bare clone works, e.g.
@@ -154,12 +154,23 @@ class BM25:
         return [path for score, path in sorted(scores, key=lambda s: -s[0]) if score > 0]
 
 
-def checkout(mirror: Path, cache: Path, repository: str, commit: str) -> Path:
+def checkout(mirror: Path, cache: Path, repository: str, commit: str, *, history: bool) -> Path:
+    """A worktree of `commit` whose repository reaches nothing after it: no refs, objects borrowed from the
+    mirror. With `history`, HEAD is the commit itself, so `git log` sees exactly the history before it; without,
+    HEAD is a new root commit of the same tree (what a downloaded archive would give)."""
     work = cache / repository.replace("/", "+")
     if not (work / ".git").exists():
-        work.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(mirror), str(work)], check=True)
-    git(work, "checkout", "-q", "-f", "--detach", commit)
+        work.mkdir(parents=True, exist_ok=True)
+        git(work, "init", "-q")
+        (work / ".git" / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n", encoding="utf-8")
+    target = commit
+    if not history:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+               "GIT_COMMITTER_EMAIL": "b@b", "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+               "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}  # fmt: skip
+        target = subprocess.run(["git", "commit-tree", f"{commit}^{{tree}}", "-m", "snapshot"], cwd=work,
+                                check=True, capture_output=True, text=True, env=env).stdout.strip()  # fmt: skip
+    git(work, "checkout", "-q", "-f", "--detach", target)
     git(work, "clean", "-q", "-fdx")
     return work
 
@@ -168,40 +179,52 @@ def recall(ranked: list[str], truth: list[str], k: int) -> float:
     return 1.0 if set(ranked[:k]) & set(truth) else 0.0
 
 
+METHODS = {"scouts": True, "scouts, no history": False}  # method -> runs on the commit's own history
+
+
 def quality(args: argparse.Namespace) -> None:
     cases = [json.loads(line) for line in args.cases.read_text(encoding="utf-8").splitlines() if line]
     if args.split != "all":
         cases = [case for case in cases if case["split"] == args.split]
     if args.repo:
         cases = [case for case in cases if case["repo"] == args.repo]
+    methods = {name: history for name, history in METHODS.items() if args.only is None or name == args.only}
     results: dict[str, dict[str, list[float]]] = {}
     misses = []
+    ranks = []
     fresh: set[Path] = set()
     for case in cases:
-        work = checkout(mirror_of(args.mirrors, case["repo"]), args.cache, case["repo"], case["parent"])
-        if work not in fresh:  # reports cached by an earlier version of the scouts must not be reused
-            shutil.rmtree(work / ".git" / "adw", ignore_errors=True)
-            fresh.add(work)
-        report = asyncio.run(scout(case["task"], work, top=10))
+        mirror = mirror_of(args.mirrors, case["repo"])
+        rankings: dict[str, list[str]] = {}
+        for method, history in methods.items():
+            work = checkout(mirror, args.cache, case["repo"], case["parent"], history=history)
+            if work not in fresh:  # reports cached by an earlier version of the scouts must not be reused
+                shutil.rmtree(work / ".git" / "adw", ignore_errors=True)
+                fresh.add(work)
+            rankings[method] = asyncio.run(scout(case["task"], work, top=10)).files
         paths = git(work, "ls-files", "-z").split("\0")
-        baseline = BM25(work, [p for p in paths if p]).rank(case["task"])
-        for method, ranked in (("scouts", report.files), ("bm25", baseline)):
+        rankings["bm25"] = BM25(work, [p for p in paths if p]).rank(case["task"])
+        for method, ranked in rankings.items():
             for split in (case["split"], "all"):
                 bucket = results.setdefault(f"{split}/{method}", {})
                 for k in (1, 5, 10):
                     bucket.setdefault(f"R@{k}", []).append(recall(ranked, case["truth"], k))
-        if not recall(report.files, case["truth"], 1):
-            misses.append(f"{case['repo']} {case['commit'][:8]} {case['task']!r}: {case['truth'][0]} "
-                          f"got {report.files[:3]}")  # fmt: skip
+            if method != "bm25" and not recall(ranked, case["truth"], 1):
+                misses.append(f"[{method}] {case['repo']} {case['commit'][:8]} {case['task']!r}: "
+                              f"{case['truth'][0]} got {ranked[:3]}")  # fmt: skip
+        ranks.append({**case, "ranked": {method: ranked[:10] for method, ranked in rankings.items()}})
     if args.verbose:
         print("\n".join(misses))
-    print("| part | method | cases | Recall@1 | Recall@5 | Recall@10 |")
-    print("|---|---|---|---|---|---|")
+    if args.dump:
+        args.dump.write_text("".join(json.dumps(r) + "\n" for r in ranks), encoding="utf-8")
+    print("| part | method | cases | Recall@1 | Recall@5 | Recall@10 | hits at 1 / 5 / 10 |")
+    print("|---|---|---|---|---|---|---|")
     for key in sorted(results):
         split, method = key.split("/")
         bucket = results[key]
         row = " | ".join(f"{statistics.fmean(bucket[f'R@{k}']):.2f}" for k in (1, 5, 10))
-        print(f"| {split} | {method} | {len(bucket['R@1'])} | {row} |")
+        hits = " / ".join(f"{sum(bucket[f'R@{k}']):.0f}" for k in (1, 5, 10))
+        print(f"| {split} | {method} | {len(bucket['R@1'])} | {row} | {hits} |")
 
 
 # ---------------------------------------------------------------------------------------------- speed
@@ -321,7 +344,10 @@ def speed(args: argparse.Namespace) -> None:
                "GIT_COMMITTER_EMAIL": "b@b"}  # fmt: skip
         for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "synthetic"]):
             subprocess.run(["git", *command], cwd=root, check=True, env=env)
+        if args.commits:
+            add_history(root, args.commits)
         count = len(git(root, "ls-files").splitlines())
+        commits = int(git(root, "rev-list", "--count", "HEAD"))
         size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and ".git" not in f.parts)
         vocabulary = _vocabulary(5000)
         rng = random.Random(3)
@@ -340,7 +366,8 @@ def speed(args: argparse.Namespace) -> None:
                            check=True, capture_output=True)  # fmt: skip
             cli.append(time.perf_counter() - start)
         load = os.getloadavg()[0]
-        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB; {os.cpu_count()} cores, load {load:.1f}; "
+        print(f"synthetic tree: {count} files, {size / 1e6:.1f} MB, {commits} commits; {os.cpu_count()} cores, "
+              f"load {load:.1f}; "
               f"reference loop {ms(_reference_loop())} (the same Python work every time: how fast this "
               f"machine runs Python right now)")  # fmt: skip
         # CPU time (user + system, git included) bounds the wall time an idle machine would need; wall time
@@ -351,6 +378,38 @@ def speed(args: argparse.Namespace) -> None:
             walls, cpus = [row[key][0] for row in rows], [row[key][1] for row in rows]
             print(f"| {key} | {ms(statistics.median(walls))} | {ms(max(walls))} | {ms(statistics.median(cpus))} |")
         print(f"| CLI repeat, new process | {ms(statistics.median(cli))} | {ms(max(cli))} | |")
+
+
+def add_history(root: Path, commits: int) -> None:
+    """`commits` commits on top of the synthetic tree, written with `git fast-import`: each changes one to four
+    source files and says so in a subject of Zipf-drawn words; one in 250 is a mass change of 60 files."""
+    rng = random.Random(5)
+    vocabulary = _vocabulary(5000)
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    sources = sorted(str(p.relative_to(root)) for p in (root / "src").rglob("*.py"))
+    contents: dict[str, bytes] = {}
+    branch = git(root, "symbolic-ref", "HEAD").strip()
+    stream = bytearray()
+
+    def data(payload: bytes) -> None:
+        stream.extend(b"data %d\n" % len(payload) + payload + b"\n")
+
+    for number in range(commits):
+        mass = number % 250 == 249
+        touched = rng.sample(sources, 60 if mass else rng.randint(1, 4))
+        subject = "Reformat the tree" if mass else " ".join(rng.choices(vocabulary, weights, k=6)).capitalize()
+        stream.extend(b"commit %s\ncommitter b <b@b> %d +0000\n" % (branch.encode(), 1_600_000_000 + number * 600))
+        data(subject.encode())
+        if number == 0:
+            stream.extend(b"from %s\n" % git(root, "rev-parse", "HEAD").strip().encode())
+        for path in touched:
+            if path not in contents:
+                contents[path] = (root / path).read_bytes()
+            contents[path] += f"# {number}\n".encode()
+            stream.extend(b"M 100644 inline %s\n" % path.encode())
+            data(contents[path])
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=bytes(stream), check=True)
+    git(root, "reset", "-q", "--hard")
 
 
 def _reference_loop() -> float:
@@ -382,11 +441,14 @@ def main() -> None:
     measure.add_argument("--split", choices=("tune", "heldout", "all"), default="all")
     measure.add_argument("--repo", help="only this owner/name")
     measure.add_argument("-v", "--verbose", action="store_true", help="list the cases missed at rank 1")
+    measure.add_argument("--only", choices=tuple(METHODS), help="run the scouts one way only (BM25 always runs)")
+    measure.add_argument("--dump", type=Path, help="write each case's rankings to this JSON-lines file")
     measure.set_defaults(run=quality)
     timing = commands.add_parser("speed", help="timings on a synthetic repository")
     timing.add_argument("--files", type=int, default=20_000)
     timing.add_argument("--queries", type=int, default=5, help="new queries after the first; the worst counts")
     timing.add_argument("--runs", type=int, default=3)
+    timing.add_argument("--commits", type=int, default=5000, help="history written on top of the tree")
     timing.set_defaults(run=speed)
     args = parser.parse_args()
     args.run(args)

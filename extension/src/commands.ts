@@ -5,8 +5,8 @@ import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import {
-  bestOfRuns, candidateDescription, candidateDetail, candidateLabel, mergeDetail, workflowDescription,
-  worktreeDescription, worktreeLabel,
+  bestOfRuns, candidateDescription, candidateDetail, candidateLabel, finishedWorkflows, mergeDetail,
+  workflowDescription, worktreeDescription, worktreeLabel,
 } from './format';
 import {
   ExistingChoice, ExistingWorktree, MergeResult, Message, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
@@ -47,6 +47,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
       views.documents.show(views.documents.taskLogUri(repo, workflow, task)),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
     'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
+    'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
     'adw.restartServer': () => adw.restart(),
     'adw.refreshViews': () => views.refresh('all'),
@@ -244,6 +245,31 @@ class Commands {
     const result = await this.adw.command('cancel', workflow.id);
     void vscode.window.showInformationMessage(`ADW: cancelling ${workflow.name}`);
     return result;
+  }
+
+  /** Pushes a finished workflow's branch and opens (or updates) its draft pull request, then offers to open it. */
+  async createPullRequest(node?: WorkflowNode): Promise<unknown> {
+    let workflow = node?.workflow;
+    if (!workflow) {
+      const finished = finishedWorkflows(await this.views.workflows.load());
+      if (!finished.length) {
+        void vscode.window.showInformationMessage('ADW: no finished workflow to open a pull request for.');
+        return undefined;
+      }
+      workflow = (await vscode.window.showQuickPick(finished.map((w) => this.workflowItem(w)),
+        { title: 'ADW: Create Pull Request' }))?.workflow;
+    }
+    if (!workflow) return undefined;
+    const chosen = workflow;
+    const outcome = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `ADW: pushing ${chosen.name} and opening its pull request` },
+      () => this.adw.command('createPullRequest', chosen.id));
+    const pr = outcome.pull_request;
+    const verb = pr.created ? 'Opened draft' : 'Updated';
+    void this.views.worktrees.loadReviews(true);
+    const open = await vscode.window.showInformationMessage(`ADW: ${verb} pull request #${pr.number} for ${chosen.name}.`, 'Open');
+    if (open) await vscode.env.openExternal(vscode.Uri.parse(pr.url));
+    return outcome;
   }
 
   /** Every workflow with its state; picking one lists its tasks, picking a task opens its log. */

@@ -1,6 +1,7 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
 import type {
-  Candidate, Checkpoint, MergePreview, Task, TaskState, Workflow, Worktree, WorktreeConflict,
+  BranchReview, Candidate, Checkpoint, CheckState, MergePreview, Task, TaskState, Workflow, Worktree,
+  WorktreeConflict,
 } from './protocol';
 
 export function duration(seconds: number): string {
@@ -37,13 +38,15 @@ export function worktreeLabel(worktree: Worktree): string {
   return worktree.is_main ? worktree.branch ?? worktree.name : worktree.name;
 }
 
-export function worktreeDescription(worktree: Worktree): string {
+export function worktreeDescription(worktree: Worktree, review?: BranchReview): string {
   const parts: string[] = [];
   if (worktree.branch && !worktree.is_main) parts.push(worktree.branch);
   if (worktree.dirty) parts.push('dirty');
   if (worktree.ahead || worktree.behind) parts.push(`↑${worktree.ahead ?? 0} ↓${worktree.behind ?? 0}`);
   const agents = worktree.agentsRunning ?? 0;
   if (agents) parts.push(agentsText(agents));
+  const shown = reviewText(review);
+  if (shown) parts.push(shown);
   const conflicts = worktree.conflicts ?? [];
   if (conflicts.length) parts.push(`⚠ conflicts with ${conflicts.map((c) => c.worktree).join(', ')}`);
   return parts.join(' · ');
@@ -52,6 +55,27 @@ export function worktreeDescription(worktree: Worktree): string {
 /** One line per other worktree: its name and the files both change (or why git could not merge them). */
 export function conflictLines(conflicts: WorktreeConflict[]): string[] {
   return conflicts.map((c) => `${c.worktree}: ${c.error ?? c.files.map((f) => `${f.path} (${f.kind})`).join(', ')}`);
+}
+
+const CHECK_MARKS: Record<CheckState, string> = { none: '', pending: '…', success: '✓', failure: '✗' };
+
+/** A branch's pull request and CI state in a few characters: `PR #3 draft ✗ 1 failed`. */
+export function reviewText(review?: BranchReview): string {
+  const pr = review?.pull_request;
+  if (!pr) return '';
+  const parts = [`PR #${pr.number}${pr.draft ? ' draft' : ''}`];
+  const checks = review?.checks;
+  if (checks && checks.state !== 'none') {
+    const detail = checks.state === 'failure' ? ` ${checks.failed} failed`
+      : checks.state === 'pending' ? ` ${checks.pending} running` : '';
+    parts.push(`${CHECK_MARKS[checks.state]}${detail}`);
+  }
+  return parts.join(' ');
+}
+
+/** Workflows a pull request can be opened for: finished ones (a running one has nothing final to propose). */
+export function finishedWorkflows(workflows: Workflow[]): Workflow[] {
+  return workflows.filter((w) => w.state !== 'pending' && w.state !== 'running' && w.worktree);
 }
 
 export function agentsText(count: number): string {

@@ -6,6 +6,7 @@ export interface ServerCommands {
   cancel: [workflow: string, task?: string | null];
   checkpoint: [worktree?: string | null, message?: string | null];
   compare: [id: string];
+  createPullRequest: [workflow: string, base?: string | null];
   createWorktree: [name: string, base?: string | null];
   listCheckpoints: [worktree?: string | null, file?: string | null];
   listWorktrees: [];

@@ -12,6 +12,7 @@ export const Requests = {
   worktrees: 'adw/worktrees',
   workflows: 'adw/workflows',
   checkpoints: 'adw/checkpoints',
+  pullRequests: 'adw/pullRequests',
 } as const;
 
 export const CHANGED = 'adw/changed';
@@ -94,7 +95,7 @@ export interface Workflow {
   best_of?: { group: string; number: number; agent: string | null; model: string | null } | null;
 }
 
-/** One row of `compare` (server/adw/workflow/best_of.py), best first. */
+/** One row of `compare` (server/adw/sdlc/best_of.py), best first. */
 export interface Candidate {
   number: number;
   workflow: string;
@@ -219,10 +220,55 @@ export interface Message {
 }
 
 /** What each `adw.server.*` command answers (docs/PROTOCOL.md); its arguments are `ServerCommands`. */
+export interface PullRequest {
+  number: number;
+  url: string;
+  title: string;
+  state: string;
+  draft: boolean;
+  head: string;
+  created: boolean;
+}
+
+export type CheckState = 'none' | 'pending' | 'success' | 'failure';
+
+export interface Checks {
+  state: CheckState;
+  passed: number;
+  failed: number;
+  pending: number;
+  url: string | null;
+}
+
+/** One worktree branch in `adw/pullRequests`: its open pull request and the CI state of its head. */
+export interface BranchReview {
+  branch: string;
+  pull_request: PullRequest | null;
+  checks: Checks | null;
+}
+
+export interface ReviewStatus {
+  available: boolean;
+  /** Why not (no forge remote, no login), with what to do. */
+  reason: string;
+  branches: BranchReview[];
+}
+
+export interface PullRequestOutcome {
+  workflow: string;
+  branch: string;
+  base: string;
+  push: { mode: 'new' | 'fast-forward' | 'up-to-date' | 'lease' };
+  pull_request: PullRequest;
+  issue: number | null;
+  message: string;
+}
+
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
   compare: Comparison;
+  createPullRequest: PullRequestOutcome;
   createWorktree: Message & { worktree: Worktree };
   listCheckpoints: Checkpoint[];
   listWorktrees: Worktree[];

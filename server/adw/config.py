@@ -131,6 +131,26 @@ class AgentsConfig(_Strict):
     sample_interval: float = Field(default=1.0, gt=0, description="Seconds between CPU/memory samples.")
 
 
+ForgeKind = Literal["github", "gitlab", "bitbucket"]
+
+
+class ForgeConfig(_Strict):
+    remote: str = Field(default="origin", description="The git remote whose host is the forge.")
+    host: str | None = Field(
+        default=None, description="Host name of a self-hosted forge (GitHub Enterprise, GitLab), e.g. git.corp.example."
+    )
+    kind: ForgeKind | None = Field(default=None, description="What `host` runs: github, gitlab or bitbucket.")
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL of its REST API when not the usual one (https://HOST/api/v3 for GitHub Enterprise, "
+        "https://HOST/api/v4 for GitLab).",
+    )
+    prompts: dict[str, dict[PhaseName, str]] = Field(
+        default_factory=dict,
+        description="Per issue kind (bug, feature, chore), prompt templates of phases, over the built-in ones.",
+    )
+
+
 class LspConfig(_Strict):
     spec_glob: str = "specs/**/*.md"
 
@@ -142,6 +162,7 @@ class AdwConfig(_Strict):
     agents: AgentsConfig = AgentsConfig()
     phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
     lsp: LspConfig = LspConfig()
+    forge: ForgeConfig = ForgeConfig()
 
 
 def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:

@@ -1,4 +1,4 @@
-"""The six scouts on a small web framework with known answers, the report shape, caching and safety."""
+"""The scouts on a small web framework with known answers, the report shape, caching and safety."""
 
 from __future__ import annotations
 

@@ -2,15 +2,34 @@
 import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
 import { conflictLines, worktreeDescription, worktreeLabel } from '../format';
-import { Requests, Worktree } from '../protocol';
+import { BranchReview, Requests, ReviewStatus, Worktree } from '../protocol';
+
+/** How often the view asks for the branches' pull requests; the server asks the forge at most once a minute per
+branch anyway, with conditional requests. */
+const REVIEW_POLL_MS = 60_000;
 
 export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   /** The last list the server sent; commands pick from it too. */
   worktrees: Worktree[] = [];
+  /** Each branch's pull request and CI state (`adw/pullRequests`); empty without a forge or a login. */
+  reviews = new Map<string, BranchReview>();
+  private readonly poller = setInterval(() => void this.loadReviews(), REVIEW_POLL_MS);
 
   constructor(private readonly adw: AdwClient) {}
+
+  async loadReviews(refresh = false): Promise<void> {
+    try {
+      const status = await this.adw.request<ReviewStatus>(Requests.pullRequests, { refresh });
+      this.reviews = new Map(status.branches.map((b) => [b.branch, b]));
+      if (!status.available) this.adw.output.debug(`pull requests: ${status.reason}`);
+    } catch (error) {
+      this.adw.output.debug(`pull requests: ${String(error)}`);
+      this.reviews = new Map();
+    }
+    this.changed.fire();
+  }
 
   async load(): Promise<Worktree[]> {
     try {
@@ -20,6 +39,7 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
       this.worktrees = [];
     }
     this.changed.fire();
+    void this.loadReviews();
     return this.worktrees;
   }
 
@@ -30,10 +50,14 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
   getTreeItem(worktree: Worktree): vscode.TreeItem {
     const item = new vscode.TreeItem(worktreeLabel(worktree));
     item.id = worktree.path;
-    item.description = worktreeDescription(worktree);
+    const review = worktree.branch ? this.reviews.get(worktree.branch) : undefined;
+    item.description = worktreeDescription(worktree, review);
+    const pr = review?.pull_request;
     const conflicts = conflictLines(worktree.conflicts ?? []);
     item.tooltip = new vscode.MarkdownString(`**${worktree.name}** — \`${worktree.path}\`\n\n`
       + `${worktree.checkpoints} checkpoint(s)${worktree.locked ? ', locked' : ''}`
+      + (pr ? `\n\n[Pull request #${pr.number}](${pr.url})${pr.draft ? ' (draft)' : ''}`
+        + (review?.checks ? `, checks: ${review.checks.state}` : '') : '')
       + (conflicts.length ? `\n\nWould conflict with:\n${conflicts.map((line) => `- ${line}`).join('\n')}` : ''));
     item.iconPath = worktree.agentsRunning ? new vscode.ThemeIcon('sync~spin')
       : conflicts.length ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
@@ -44,6 +68,7 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
   }
 
   dispose(): void {
+    clearInterval(this.poller);
     this.changed.dispose();
   }
 }

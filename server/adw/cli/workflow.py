@@ -22,15 +22,19 @@ from rich.live import Live
 from rich.table import Table
 
 from adw.agents.preflight import preflight_workflows
+from adw.cli.forge import pull_requests
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
+from adw.forge.client import connect
+from adw.forge.issues import issue_workflows
+from adw.forge.providers import Provider
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
 from adw.sdlc.best_of import best_of_workflows
 from adw.sdlc.demo import create_demo_repo
 from adw.sdlc.engine import open_engine
-from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError, sdlc_workflows
+from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.workflow.engine import Engine, NothingToResumeError
 from adw.workflow.events import (
     BaseEvent,
@@ -54,7 +58,16 @@ def register(subparsers: Any) -> None:
         description="For each SPEC (Markdown): a worktree named after it, the scouts, plan, build, then test, review "
         "and document in parallel, one commit summing up every phase, and a merge preview against the base.",
     )
-    sdlc.add_argument("specs", nargs="+", metavar="SPEC", help="Markdown spec files")
+    sdlc.add_argument("specs", nargs="*", metavar="SPEC", help="Markdown spec files")
+    sdlc.add_argument(
+        "--issue",
+        metavar="N|URL",
+        help="use an issue of the repository's forge as the spec: title, body, labels and comments "
+        "(worktree NUMBER-TITLE; labels bug/feature/chore choose the prompts)",
+    )
+    sdlc.add_argument(
+        "--pr", action="store_true", help="then push each branch and open or update its draft pull request"
+    )
     sdlc.add_argument(
         "--max-agents",
         type=_agent_count,
@@ -118,6 +131,11 @@ def register(subparsers: Any) -> None:
 
 
 async def _sdlc(args: argparse.Namespace) -> int:
+    if bool(args.specs) == bool(args.issue):
+        raise AdwError(
+            "give either SPEC files or --issue",
+            "e.g. `adw sdlc specs/a.md specs/b.md`, or `adw sdlc --issue 123` for an issue of the repository's forge",
+        )
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     _check_best_of(args)
@@ -125,11 +143,19 @@ async def _sdlc(args: argparse.Namespace) -> int:
     specs = [base / spec for spec in args.specs]
     if args.best_of is not None:
         return await _best_of(args, engine, repo.root, specs[0])
+    provider = None
+    existing: Existing = "again" if args.again else "refuse"
     try:
+        # With --pr, a missing login fails now, before any agent runs.
+        provider = await connect(repo.root, engine.config.forge) if args.issue or args.pr else None
         try:
-            workflows = await sdlc_workflows(
-                repo.root, specs, engine.config, existing="again" if args.again else "refuse", store=engine.store
-            )
+            if args.issue and provider is not None:
+                spec, workflows = await issue_workflows(
+                    repo, provider, args.issue, engine.config, existing=existing, store=engine.store
+                )
+                specs = [spec]
+            else:
+                workflows = await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
         except WorktreeExistsError as exc:
             if not args.resume:
                 raise _refusal(args, exc) from None
@@ -139,10 +165,15 @@ async def _sdlc(args: argparse.Namespace) -> int:
             fresh = await sdlc_workflows(repo.root, others, engine.config, store=engine.store) if others else []
             _announce_resume(args, resumed)
             workflows = resumed + fresh
+        if provider is not None and not args.pr:
+            await provider.aclose()
+            provider = None
     except BaseException:
         engine.close()
+        if provider is not None:
+            await provider.aclose()
         raise
-    return await _run(args, engine, workflows)
+    return await _run(args, engine, workflows, provider)
 
 
 def _check_best_of(args: argparse.Namespace) -> None:
@@ -150,8 +181,9 @@ def _check_best_of(args: argparse.Namespace) -> None:
         if args.agents or args.models:
             raise AdwError("--agents and --models choose the candidates of --best-of N", "add --best-of N")
         return
-    if len(args.specs) != 1 or args.resume or args.again:
-        raise AdwError("--best-of runs one spec, as new candidates", "pass one SPEC, without --resume or --again")
+    if len(args.specs) != 1 or args.resume or args.again or args.issue or args.pr:
+        raise AdwError("--best-of runs one spec, as new candidates",
+                       "pass one SPEC file, without --resume, --again, --issue or --pr (`adw pr` the one you pick)")
 
 
 async def _best_of(args: argparse.Namespace, engine: Engine, root: Path, spec: Path) -> int:
@@ -206,25 +238,39 @@ def _demo_root(cwd: str, path: str | None) -> Path:
     return Path(cwd, path).resolve() if path else Path(tempfile.mkdtemp(prefix="adw-demo-")) / "calc"
 
 
-async def _run(args: argparse.Namespace, engine: Engine, workflows: list[Workflow]) -> int:
+async def _run(
+    args: argparse.Namespace, engine: Engine, workflows: list[Workflow], provider: Provider | None = None
+) -> int:
+    """Run the workflows; with `provider` (`--pr`), then open each one's pull request."""
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
     try:
         await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
         with _CtrlC(engine, workflows) as ctrl_c:
             await engine.run_all(workflows)  # updates `workflows` in place, also when stopped
+        opened: tuple[list[dict[str, Any]], str, bool] | None = None
+        if provider is not None and not ctrl_c.pressed:
+            opened = await pull_requests(provider, workflows)
     finally:
         if printer is not None:
             await asyncio.sleep(0)  # let the printer take the last events
             printer.cancel()
         engine.close()
-    emit(args, {"workflows": workflows}, _outcome_text(workflows))
+        if provider is not None:
+            await provider.aclose()
+    result: dict[str, Any] = {"workflows": workflows}
+    text = _outcome_text(workflows)
+    if opened is not None:
+        result["pull_requests"], prs_text, _ = opened
+        text += "\n\n" + prs_text
+    emit(args, result, text)
     if ctrl_c.pressed:
         left = [wf for wf in workflows if wf.state is not TaskState.SUCCEEDED]
         print("adw: interrupted", file=sys.stderr)
         for wf in left:
             print(f"  `adw resume {wf.id}` continues {wf.name}", file=sys.stderr)
         return 130
-    return 0 if all(wf.state is TaskState.SUCCEEDED for wf in workflows) else 1
+    all_opened = opened is None or opened[2]
+    return 0 if all_opened and all(wf.state is TaskState.SUCCEEDED for wf in workflows) else 1
 
 
 class _CtrlC:
@@ -346,6 +392,11 @@ def _sdlc_command(flag: str, specs: list[str]) -> str:
     return f"`adw sdlc {flag} {' '.join(shlex.quote(spec) for spec in specs)}`"
 
 
+def _targets(args: argparse.Namespace) -> list[str]:
+    """What `adw sdlc` was asked to run, as its arguments: the specs, or `--issue N`."""
+    return ["--issue", args.issue] if args.issue else list(args.specs)
+
+
 def _existing_worktrees(
     args: argparse.Namespace, found: list[ExistingWorktree], detail: Callable[[ExistingWorktree], str]
 ) -> str:
@@ -370,8 +421,8 @@ def _refusal(args: argparse.Namespace, exc: WorktreeExistsError) -> AdwError:
     choices = []
     if any(e.workflow_state not in (None, TaskState.SUCCEEDED) for e in found):
         workflows = "its workflow" if len(found) == 1 else "their workflows"
-        choices.append(f"{_sdlc_command('--resume', args.specs)} continues {workflows}")
-    choices += [f"{_sdlc_command('--again', args.specs)} runs {them} in a new worktree", _remove_first(found)]
+        choices.append(f"{_sdlc_command('--resume', _targets(args))} continues {workflows}")
+    choices += [f"{_sdlc_command('--again', _targets(args))} runs {them} in a new worktree", _remove_first(found)]
     return AdwError(_existing_worktrees(args, found, ran), "; ".join(choices))
 
 

@@ -13,6 +13,8 @@ from lsprotocol import types
 from adw.agents.preflight import preflight, preflight_workflows
 from adw.config import phase_configs
 from adw.errors import AdwError
+from adw.forge.client import connect
+from adw.forge.pr import open_pull_request
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees, locate
@@ -312,6 +314,19 @@ async def resume(ls: AdwServer, args: params.Resume) -> object:
     ls.spawn(engine.resume(args.workflow))
     ls.changed("workflows")
     return {"workflow": args.workflow, "resumed": True}
+
+
+@handles(params.CreatePullRequest)
+async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> object:
+    engine = await ls.engine()
+    workflow = engine.get(args.workflow)
+    provider = await connect(Path(workflow.repo), engine.config.forge)
+    try:
+        outcome = await open_pull_request(Path(workflow.repo), workflow, provider, base=args.base)
+    finally:
+        await provider.aclose()
+    ls.changed("worktrees")
+    return to_jsonable(outcome)
 
 
 @handles(params.Status)

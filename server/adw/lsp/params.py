@@ -194,6 +194,18 @@ class Pick(Params):
     strategy: Literal["merge", "squash", "rebase"] = "merge"
 
 
+class CreatePullRequest(Params):
+    workflow: Text
+    base: Text | None = None
+
+
+class PullRequestsRequest(BaseModel):
+    """Parameters of the `adw/pullRequests` request (an object, or null; unknown keys are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    refresh: bool = False  # ask the forge now, even about a branch asked about less than a minute ago
+
+
 class CheckpointsRequest(BaseModel):
     """Parameters of the `adw/checkpoints` request (an object, or null; unknown keys are ignored)."""
 

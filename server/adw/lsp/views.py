@@ -1,14 +1,17 @@
-"""The custom protocol behind the extension's views: `adw/worktrees`, `adw/workflows`, `adw/checkpoints`
-requests (the `adw/changed` notification is sent by AdwServer.changed)."""
+"""The custom protocol behind the extension's views: `adw/worktrees`, `adw/workflows`, `adw/checkpoints` and
+`adw/pullRequests` requests (the `adw/changed` notification is sent by AdwServer.changed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from adw.config import load_config
+from adw.forge.status import ReviewWatch
 from adw.git.checkpoints import Checkpoints
+from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
 from adw.lsp.commands import all_workflows, worktree_path
-from adw.lsp.params import ArgumentError, CheckpointsRequest, validate
+from adw.lsp.params import ArgumentError, CheckpointsRequest, PullRequestsRequest, validate
 from adw.lsp.server import AdwServer, path_of
 from adw.serialize import to_jsonable
 
@@ -24,6 +27,8 @@ def _fields(params: object, method: str) -> dict[str, object]:
 
 
 def register(server: AdwServer) -> None:
+    reviews = ReviewWatch()  # one per server: its provider's ETags and each branch's last answer
+
     @server.adw_request("adw/worktrees")
     async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:
         infos = to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
@@ -55,3 +60,13 @@ def register(server: AdwServer) -> None:
         path = str(path_of(args.file, store.repo.root)) if args.file else None
         entries = await store.history(file=path, include_redo=True)
         return {"worktree": str(root), "checkpoints": to_jsonable(entries)}
+
+    @server.adw_request("adw/pullRequests")
+    async def pull_requests(ls: AdwServer, params: object) -> dict[str, object]:
+        """Each worktree branch's pull request and CI state; `available: false` with the reason (no forge, no
+        login) is an answer, not an error, so that a view can say it quietly."""
+        args = validate(PullRequestsRequest, _fields(params, "adw/pullRequests"), "adw/pullRequests")
+        repo = await Repo.discover(ls.root)
+        branches = [info.branch for info in await (await Worktrees.open(ls.root)).all() if info.branch]
+        status = await reviews.status(repo.root, load_config(repo.main_root).forge, branches, refresh=args.refresh)
+        return dict(to_jsonable(status))

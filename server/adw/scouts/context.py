@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adw.scouts.corpus import TABLE, Corpus, TermHits, lines_with, read_text
 from adw.scouts.facts import Facts, Symbol, extract, module_name, symbol
+from adw.scouts.history import History
 from adw.scouts.kinds import Folder, Kind, kind_in, split_path
 from adw.scouts.synonyms import learn
 from adw.scouts.terms import Query, Term
@@ -46,6 +47,8 @@ _EXPAND_BELOW = 0.6
 _LEARN_FROM = CANDIDATES  # best direct matches whose definition names teach the synonyms
 # Files changed often lately are where work is happening; up to +50% for the most changed one.
 _CHURN = 0.5
+_BODY = 0.5  # a term in a definition's body, relative to one in its name, when choosing the line to open
+_CODE_KINDS = frozenset({"function", "method", "class"})
 _PERIPHERAL_DIRS = frozenset(
     {"docs", "doc", "docs_src", "examples", "example", "samples", "scripts", "tools", "benchmarks", "bench",
      "performance", "typing-examples", "contrib", "demo", "demos", "tutorial"}
@@ -146,7 +149,7 @@ class Tree:
     root: Path
     corpus: Corpus
     facts_cache: FactsCache
-    churn: dict[str, int] = field(default_factory=dict)  # path -> recent commits that touched it
+    history: History = field(default_factory=History.empty)  # the commits before HEAD
     # The tree this one replaces: what its paths said is reused (all of it when the paths are the same).
     previous: InitVar[Tree | None] = None
     paths: dict[str, PathInfo] = field(init=False)  # memo, shared along the chain of trees
@@ -180,8 +183,9 @@ class Tree:
             self.path_index = TextIndex(self.path_words, range(len(paths)))
             self.test_stems = TextIndex([self.stem_words[i] for i in self.tests], self.tests)
         self.priors = priors = [info[3] for info in infos]
-        most = math.log1p(max(self.churn.values(), default=0)) or 1.0
-        for path, commits in self.churn.items():  # up to +50% for the most changed file
+        churn = self.history.churn  # path -> recent commits that touched it
+        most = math.log1p(max(churn.values(), default=0)) or 1.0
+        for path, commits in churn.items():  # up to +50% for the most changed file
             index = self.by_path.get(path)
             if index is not None:
                 priors[index] *= 1 + _CHURN * math.log1p(commits) / most
@@ -258,8 +262,10 @@ class Context:
 
     def __init__(self, tree: Tree, query: Query) -> None:
         self.tree = tree
-        self.query = query
         corpus = tree.corpus
+        # A compound the code writes as one word (`samesite`, `hostname`) stands for its parts there.
+        compounds = corpus.find_all(compound.term for compound in query.compounds)
+        self.query = query = query.joined(c for c in query.compounds if compounds[c.term].counts)
         self.hits: dict[Term, TermHits] = corpus.find_all(query.terms)
         count = max(len(corpus), 1)
         self.idf = {
@@ -383,6 +389,40 @@ class Context:
     def name_score(self, name: str) -> float:
         return self.symbol_score(symbol(name, "function", 1))
 
+    def definition(self, index: int) -> tuple[int, str] | None:
+        """The line and reason of the definition the task is about: by its name and signature as
+        `symbol_score` rates them, plus `_BODY` of the weight of the terms its body holds (up to the next
+        definition), so `--cert adhoc` opens the method that checks for "adhoc", not the command whose
+        signature takes a `cert`. None when no function, method or class matches."""
+        symbols = sorted((s for s in self.tree.facts(index).symbols if s.kind in _CODE_KINDS), key=lambda s: s.line)
+        if not symbols:
+            return None
+        corpus = self.tree.corpus
+        term_lines = {
+            term: sorted({corpus.line_of(index, at) for at in corpus.offsets_in(hits, index)})
+            for term, hits in self.hits.items()
+            if index in hits.counts
+        }
+        best: tuple[float, Symbol, list[Term]] | None = None
+        for number, candidate in enumerate(symbols):
+            end = symbols[number + 1].line if number + 1 < len(symbols) else math.inf
+            body = [
+                t
+                for t, lines in term_lines.items()
+                if t.needle not in candidate.name_words
+                and t.needle not in candidate.words
+                and _within(lines, candidate.line, end)
+            ]  # terms its name, signature or docstring hold already count in `symbol_score`
+            score = self.symbol_score(candidate) + _BODY * sum(self.idf[t] for t in body)
+            if score > 0 and (best is None or score > best[0]):
+                best = score, candidate, body
+        if best is None:
+            return None
+        _, found, body = best
+        named = [t for t in self.query.terms if t.needle in found.name_words or t.needle in found.words]
+        words = ", ".join(sorted({w for t in (*named, *body) for w in t.words}))
+        return found.line, f"{found.kind} `{found.name}` matches {words}"
+
     def best_line(self, index: int) -> int:
         """The line where most distinct query terms meet (first such line), or 1."""
         lines = lines_with(self.tree.corpus, index, (self.hits[t] for t in self.query.terms))
@@ -393,3 +433,9 @@ class Context:
     def score_of(self, index: int) -> float:
         found = self.matches.get(index)
         return found.score if found else self.content.get(index, 0.0) + self.path.get(index, 0.0)
+
+
+def _within(lines: list[int], start: int, end: float) -> bool:
+    """Whether any of the sorted `lines` is in [start, end)."""
+    at = bisect.bisect_left(lines, start)
+    return at < len(lines) and lines[at] < end

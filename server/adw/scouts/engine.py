@@ -1,4 +1,4 @@
-"""`scout()`: snapshot the tree, reuse or update the index, run the six scouts concurrently, fuse, cache.
+"""`scout()`: snapshot the tree, reuse or update the index, run the seven scouts concurrently, fuse, cache.
 
 Caches, cheapest first:
 * reports in memory and on disk (`<git-common-dir>/adw/scouts/reports/`), keyed by (tree id, task, top,
@@ -37,6 +37,7 @@ from adw.scouts.context import Context, FactsCache, Tree
 from adw.scouts.corpus import Corpus
 from adw.scouts.evidence import SCOUTS, Evidence
 from adw.scouts.fusion import METHOD, fuse, report
+from adw.scouts.history import History, history_at, read_history
 from adw.scouts.models import ScoutReport
 from adw.scouts.snapshot import (
     Listing,
@@ -45,18 +46,16 @@ from adw.scouts.snapshot import (
     index_stamp,
     list_files,
     read_status,
-    recent_changes,
     snapshot,
 )
 from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
-SCOUT_VERSION = "2"  # bumped whenever rankings change: reports on disk are keyed by it
+SCOUT_VERSION = "3"  # bumped whenever rankings change: reports on disk are keyed by it
 OUTPUT_FILE = Path(SCOUT_OUTPUTS) / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512
 _CORPORA_ON_DISK = 8  # ~40-60 MB each for a 20,000-file tree
-HISTORY_COMMITS = 300
 
 
 @dataclass(slots=True)
@@ -65,8 +64,7 @@ class _State:
 
     tree: Tree | None = None
     tree_id: str = ""  # of the tree `tree` was built from
-    churn: dict[str, int] = field(default_factory=dict)  # path -> recent commits touching it
-    churn_head: str | None = None  # the HEAD `churn` was read at
+    history: History | None = None  # the commits before HEAD (see history.py)
     reports: OrderedDict[str, ScoutReport] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     watch: Watch | None = None  # inotify on the worktree: while it saw nothing, `status` still holds
@@ -76,6 +74,7 @@ class _State:
 
 
 _STATES: dict[Path, _State] = {}
+_HISTORIES: dict[Path, History] = {}  # per repository (common dir), the latest read: a base for incremental reads
 _REPOS: dict[Path, Repo] = {}
 _FACTS = FactsCache()
 
@@ -99,7 +98,7 @@ async def scout(task: str, root: Path, top: int = 10, *, follow_up: bool = True)
     early = None
     if state.tree is None:
         listing_task = asyncio.ensure_future(list_files(repo.root, _index_of(repo)))
-        early = listing_task, asyncio.ensure_future(_history(repo.root))
+        early = listing_task, asyncio.ensure_future(read_history(repo.root, _HISTORIES.get(repo.common_dir)))
     try:
         status = await _current_status(state, repo, set_up_watch=follow_up)
         key = hashlib.sha1(
@@ -110,11 +109,10 @@ async def scout(task: str, root: Path, top: int = 10, *, follow_up: bool = True)
             tree = state.tree
             if tree is None or state.tree_id != status.tree_id:
                 early_listing, early_history = early or (None, None)
-                if state.churn_head != status.head:
-                    listing, state.churn = await asyncio.gather(
-                        _listing(state, repo, early_listing), early_history or _history(repo.root)
+                if state.history is None or state.history.head != status.head:
+                    listing, state.history = await asyncio.gather(
+                        _listing(state, repo, early_listing), _history(state, repo, status.head, early_history)
                     )
-                    state.churn_head = status.head
                 else:
                     listing = await _listing(state, repo, early_listing)
                 files = await asyncio.to_thread(snapshot, listing, status)
@@ -156,8 +154,17 @@ def _index_of(repo: Repo) -> Path:
     return repo.git_dir / "index"
 
 
-async def _history(root: Path) -> dict[str, int]:
-    return await recent_changes(root, HISTORY_COMMITS)
+async def _history(state: _State, repo: Repo, head: str, early: asyncio.Future[History] | None) -> History:
+    """The history of `head`: the one read early if HEAD did not move meanwhile, else read now, incrementally
+    from this worktree's last one or the repository's latest when `head` descends from it."""
+    history = await early if early is not None else None
+    if history is None or history.head != head:
+        if head == "(initial)":
+            history = History.empty(head)
+        else:
+            history = await history_at(repo.root, head, state.history or _HISTORIES.get(repo.common_dir))
+    _HISTORIES[repo.common_dir] = history
+    return history
 
 
 async def _current_status(state: _State, repo: Repo, set_up_watch: bool) -> Status:
@@ -221,8 +228,9 @@ def _update_tree(state: _State, repo: Repo, files: Snapshot) -> Tree:
     with state.lock:
         previous = state.tree.corpus if state.tree is not None else _stored_corpus(repo)
         corpus = previous.updated(repo.root, files.files)
-        if state.tree is None or corpus is not state.tree.corpus or state.tree.churn is not state.churn:
-            state.tree = Tree(repo.root, corpus, _FACTS, churn=state.churn, previous=state.tree)
+        history = state.history or History.empty()
+        if state.tree is None or corpus is not state.tree.corpus or state.tree.history is not history:
+            state.tree = Tree(repo.root, corpus, _FACTS, history=history, previous=state.tree)
         state.tree_id = files.tree_id
         return state.tree
 

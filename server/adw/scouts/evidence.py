@@ -1,4 +1,4 @@
-"""The six scouts. Each reads the shared `Context` and returns its own evidence; none depends on another.
+"""The seven scouts. Each reads the shared `Context` and returns its own evidence; none depends on another.
 
 Scores are in the context's unit (summed inverse document frequencies). Neighbour evidence (architecture,
 dependencies, documentation pointing at code) is a fraction of the score of the file it was reached from,
@@ -20,6 +20,7 @@ _ENTRY = 0.2
 _DOC_POINTER = 0.4
 _TEST_OF = 0.5
 _SETTINGS_VOTE = 0.2
+_PHRASE = 2.0  # an identifier copied from the task counts double in commit messages too, as in the code
 _ENTRY_NAMES = frozenset({"__init__", "__main__", "cli", "main", "app", "application", "wsgi", "asgi", "manage"})
 _ENTRY_FUNCTIONS = frozenset({"create_app", "make_app", "main", "cli", "app", "application"})
 _SETTINGS_NAMES = frozenset({"settings", "config", "conf", "configuration", "defaults", "constants", "options"})
@@ -31,6 +32,9 @@ class Evidence:
     score: float
     line: int | None
     reason: str
+    # The line is the file's best definition by name and signature: the report may move it to the definition
+    # whose body the task is about (`Context.definition`), computed only for the files it reports.
+    definition: bool = False
 
 
 Scout = Callable[[Context], list[Evidence]]
@@ -66,7 +70,7 @@ def implementation(ctx: Context) -> list[Evidence]:
         if ctx.tree.kinds[match.index] != "source" or match.score <= 0:
             continue
         line, reason = _describe(ctx, match)
-        evidence.append(Evidence(match.index, match.score, line, reason))
+        evidence.append(Evidence(match.index, match.score, line, reason, definition=line is not None))
     return evidence
 
 
@@ -188,6 +192,33 @@ def documentation(ctx: Context) -> list[Evidence]:
     return evidence
 
 
+def history(ctx: Context) -> list[Evidence]:
+    """Files changed by past commits whose messages match the task, and files that changed beside them.
+
+    A file's vote (history.py, about one for a file several well matching commits changed) saturates at the
+    task's weight in the corpus, the score of a file whose content matches every term once.
+    """
+    tree = ctx.tree
+    weights = {term: _PHRASE for term in ctx.query.terms if term.phrase}
+    votes = tree.history.votes(ctx.query.terms, weights, tree.by_path)
+    if not votes:
+        return []
+    weight = sum(ctx.idf.values())
+    evidence = []
+    for path, vote in votes.items():
+        index = tree.by_path[path]
+        if tree.kinds[index] == "other":
+            continue
+        score = weight * vote.score / (1 + vote.score) * tree.priors[index]
+        if vote.best is None:
+            reason = f"changed together with {vote.partner}"
+        else:
+            many = f" and {vote.commits - 1} more" if vote.commits > 1 else ""
+            reason = f"changed by {vote.best.sha[:8]} “{vote.best.subject}”{many}"
+        evidence.append(Evidence(index, score, None, reason))
+    return evidence
+
+
 def _definitions_of(ctx: Context, name: str) -> list[tuple[int, int]]:
     """Source files defining `name` (found through the corpus, so not limited to the candidates)."""
     corpus = ctx.tree.corpus
@@ -213,4 +244,5 @@ SCOUTS: dict[str, Scout] = {
     "architecture": architecture,
     "dependencies": dependencies,
     "documentation": documentation,
+    "history": history,
 }

@@ -20,7 +20,6 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adw.errors import GitError
 from adw.git.refs import SCOUT_OUTPUTS
 from adw.git.runner import git
 
@@ -132,19 +131,6 @@ def snapshot(listing: Listing, status: Status) -> Snapshot:
         else:
             files.pop(path, None)
     return Snapshot(tree_id=status.tree_id, head=status.head, files=files)
-
-
-async def recent_changes(root: Path, commits: int) -> dict[str, int]:
-    """How many of the last `commits` commits touched each path: where work has been happening."""
-    try:
-        out = (await git("log", f"-n{commits}", "--no-merges", "--format=", "--name-only", "-z", cwd=root)).stdout
-    except GitError:  # no commit yet
-        return {}
-    counts: dict[str, int] = {}
-    for path in out.replace("\n", "\0").split("\0"):
-        if path:
-            counts[path] = counts.get(path, 0) + 1
-    return counts
 
 
 def _stat_signature(root: Path, path: str) -> str:

@@ -9,6 +9,7 @@ substring also matches `secure`, `security` and `isSecure`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -82,32 +83,66 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
+class Compound:
+    """A glued identifier of the task (`SameSite`, `FileName`) and the terms of its parts that only it produced:
+    where the code writes it as one word (`samesite`), those parts are noise (`site` matches `site_packages`)."""
+
+    term: Term
+    parts: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     task: str
     terms: tuple[Term, ...]
     words: frozenset[str]
+    compounds: tuple[Compound, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.terms
 
+    def joined(self, found: Iterable[Compound]) -> Query:
+        """This query with each compound in `found` standing for its parts."""
+        found = tuple(found)
+        if not found:
+            return self
+        dropped = {part for compound in found for part in compound.parts}
+        return Query(self.task, tuple(term for term in self.terms if term not in dropped), self.words)
+
 
 def parse_query(task: str) -> Query:
-    """Terms for `task`: each content word once (stemmed), plus each identifier-looking token as a phrase."""
+    """Terms for `task`: each content word once (stemmed), plus each identifier-looking token as a phrase.
+
+    Glued identifiers (`SameSite`) are also `Compound`s: `Context` drops their parts where the code writes
+    them as one word.
+    """
     terms: dict[str, Term] = {}
     words: set[str] = set()
+    sources: dict[str, int] = {}  # term text -> how many tokens of the task produced it
+    glued: list[tuple[Term, list[str]]] = []
     for raw in re.findall(r"[^\s`'\"(),;:!?\[\]{}<>]+", task):
         parts = [p for p in split_identifier(raw) if p]
+        kept = []
         for part in parts:
             if part in STOP_WORDS or len(part) < 3 or part.isdigit():
                 continue
             words.add(part)
             key = stem(part)
             terms.setdefault(key, Term(key, (part,)))
+            kept.append(key)
+        for key in set(kept):
+            sources[key] = sources.get(key, 0) + 1
         if len(parts) > 1 and _IDENTIFIER.fullmatch(raw) and _looks_like_code(raw):
-            phrase = " ".join(parts) if ("_" in raw or "." in raw) else "".join(parts)
-            terms.setdefault(phrase, Term(phrase, tuple(parts), phrase=True))
-    return Query(task=task, terms=tuple(terms.values()), words=frozenset(words))
+            joined = not ("_" in raw or "." in raw)
+            phrase = "".join(parts) if joined else " ".join(parts)
+            term = terms.setdefault(phrase, Term(phrase, tuple(parts), phrase=True))
+            if joined:
+                glued.append((term, kept))
+    compounds = [
+        Compound(term, tuple(terms[k] for k in dict.fromkeys(kept) if sources[k] == 1)) for term, kept in glued
+    ]
+    return Query(task=task, terms=tuple(terms.values()), words=frozenset(words), compounds=tuple(compounds))
 
 
 def _looks_like_code(token: str) -> bool:

@@ -36,7 +36,7 @@ describe('ADW extension in VS Code', () => {
   it('registers the adw.* commands, and the client registers the server\'s adw.server.* ones', async () => {
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
-      'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'showStatus', 'restartServer']) {
+      'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'createPullRequest', 'showStatus', 'restartServer']) {
       assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
     }
     assert.ok(commands.includes('adw.server.startSdlc'));

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
 import {
-  ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines, cost, duration, elapsed, mergeDetail, runningAgents, stateIcon, statusText,
+  ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
+  cost, duration, elapsed, finishedWorkflows, mergeDetail, reviewText, runningAgents, stateIcon, statusText,
   taskDescription, workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
-import type { Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
+import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
 
 const task = (over: Partial<Task> = {}): Task => ({
   id: 'build', phase: 'build', agent: 'claude', kind: 'agent', state: 'running', reason: '', summary: '',
@@ -21,7 +22,37 @@ const worktree = (over: Partial<Worktree> = {}): Worktree => ({
   checkpoints: 0, dirty: false, ahead: null, behind: null, ...over,
 });
 
+const review = (over: Partial<BranchReview> = {}): BranchReview => ({
+  branch: 'adw/add',
+  pull_request: { number: 3, url: 'https://github.com/o/r/pull/3', title: 'Add', state: 'open', draft: true,
+    head: 'adw/add', created: false },
+  checks: { state: 'failure', passed: 2, failed: 1, pending: 0, url: null },
+  ...over,
+});
+
 describe('format', () => {
+  it("shows a branch's pull request and CI state, and nothing without a pull request", () => {
+    assert.equal(reviewText(review()), 'PR #3 draft ✗ 1 failed');
+    assert.equal(reviewText(review({ checks: { state: 'pending', passed: 0, failed: 0, pending: 2, url: null } })),
+      'PR #3 draft … 2 running');
+    assert.equal(reviewText(review({ checks: { state: 'success', passed: 4, failed: 0, pending: 0, url: null } })),
+      'PR #3 draft ✓');
+    assert.equal(reviewText(review({ checks: { state: 'none', passed: 0, failed: 0, pending: 0, url: null } })),
+      'PR #3 draft');
+    assert.equal(reviewText(review({ checks: null, pull_request: { ...review().pull_request!, draft: false } })), 'PR #3');
+    assert.equal(reviewText(review({ pull_request: null })), '');
+    assert.equal(reviewText(undefined), '');
+    assert.equal(worktreeDescription(worktree({ ahead: 1 }), review()), 'adw/add · ↑1 ↓0 · PR #3 draft ✗ 1 failed');
+  });
+
+  it('offers a pull request only for finished workflows that have a worktree', () => {
+    const done = workflow([], { id: 'a', state: 'succeeded' });
+    const failed = workflow([], { id: 'b', state: 'failed' });
+    const running = workflow([], { id: 'c', state: 'running' });
+    const bare = workflow([], { id: 'd', state: 'succeeded', worktree: null });
+    assert.deepEqual(finishedWorkflows([done, failed, running, bare]).map((w) => w.id), ['a', 'b']);
+  });
+
   it('writes durations compactly', () => {
     assert.equal(duration(0), '0s');
     assert.equal(duration(59.9), '59s');

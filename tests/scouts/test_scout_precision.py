@@ -1,0 +1,54 @@
+"""Precision of the first rank: glued words stay whole, and the line opened is the definition the task is about."""
+
+from __future__ import annotations
+
+import pytest
+
+from adw.scouts import engine, scout
+from tests.conftest import MakeRepo
+
+CLI = """import click
+
+
+class CertParamType(click.ParamType):
+    \"\"\"Option type for the certificate: a file, an SSL context or a generated one.\"\"\"
+
+    def convert(self, value, param, ctx):
+        if value == "adhoc":
+            require("cryptography")
+        return value
+
+
+@click.command("run")
+@click.option("--cert", type=CertParamType())
+def run_command(host, port, cert):
+    \"\"\"Run a local development server.\"\"\"
+    serve(host, port, ssl_context=cert)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_STATES", {})
+
+
+async def test_a_glued_word_the_code_writes_as_one_is_not_split(make_repo: MakeRepo) -> None:
+    site = "def site_packages(site_dir):\n    site = find_site(site_dir)\n    return [site, site_dir, SITE_ROOT]\n"
+    cookies = 'def set_cookie(response, key, value, samesite="lax"):\n    response.cookies[key] = (value, samesite)\n'
+    root = make_repo({"app/cookies.py": cookies, "app/paths.py": site}, name="split")
+    report = await scout("Add SameSite option", root)
+    assert report.files == ["app/cookies.py"]
+    # Where the code does not write the compound, its parts still count.
+    plain = make_repo({"app/paths.py": site}, name="plain")
+    assert (await scout("Add SameSite option", plain)).files == ["app/paths.py"]
+
+
+async def test_the_line_is_the_definition_whose_body_the_task_is_about(make_repo: MakeRepo) -> None:
+    root = make_repo({"app/cli.py": CLI, "app/serve.py": "def serve(host, port, ssl_context):\n    return host\n"})
+    (location,) = [loc for loc in (await scout("Fix --cert adhoc", root)).locations if loc.path == "app/cli.py"]
+    lines = CLI.splitlines()
+    assert lines[location.line - 1].strip().startswith("def convert(")  # not the class, not run_command
+    assert location.reason == "method `convert` matches adhoc, cert"
+    # A task about the command itself still opens the command.
+    (location,) = [loc for loc in (await scout("run command serve", root)).locations if loc.path == "app/cli.py"]
+    assert lines[location.line - 1].startswith("def run_command(")
