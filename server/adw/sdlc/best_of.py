@@ -133,10 +133,8 @@ async def compare(store: Store, ident: str) -> Comparison:
     return Comparison(group=first.best_of.group, spec=first.spec, candidates=ranked)
 
 
-async def pick(store: Store, ident: str, number: int, strategy: Strategy = "merge") -> PickResult:
-    """Merge candidate `number` (its merge preview must be clean) and archive every other candidate's worktree
-    (`adw worktree restore NAME` brings one back). Run again after an interruption, it finishes the job."""
-    workflows = candidates_of(store, ident)
+def chosen_candidate(workflows: list[Workflow], number: int) -> Workflow:
+    """Candidate `number`, if it can be picked: it succeeded (its work is committed) and no candidate still runs."""
     chosen = next((wf for wf in workflows if wf.best_of and wf.best_of.number == number), None)
     numbers = ", ".join(str(wf.best_of.number) for wf in workflows if wf.best_of)
     if chosen is None or chosen.worktree is None:
@@ -148,10 +146,20 @@ async def pick(store: Store, ident: str, number: int, strategy: Strategy = "merg
         raise AdwError(f"candidate {number} ({chosen.name}) did not finish: {chosen.state.value}"
                        + (f" ({chosen.reason})" if chosen.reason else "") + "; its work is not committed",
                        f"resume it (`adw resume {chosen.id}`) or pick another; `adw compare` ranks them")
+    return chosen
+
+
+async def pick(store: Store, ident: str, number: int, strategy: Strategy = "merge", merge: bool = True) -> PickResult:
+    """Merge candidate `number` (its merge preview must be clean; `merge=False` keeps its branch as it is, for a
+    pull request) and archive every other candidate's worktree (`adw worktree restore NAME` brings one back).
+    Run again after an interruption, it finishes the job."""
+    workflows = candidates_of(store, ident)
+    chosen = chosen_candidate(workflows, number)
+    assert chosen.worktree is not None
     manager = await Worktrees.open(chosen.repo)
     preview = await manager.merge_preview(chosen.worktree)
     merged: MergeResult | None = None
-    if preview.files:  # nothing to bring: merged already by an earlier pick that was interrupted
+    if merge and preview.files:  # nothing to bring: merged already by an earlier pick that was interrupted
         if not preview.clean:
             raise WorktreeError(f"candidate {number} conflicts with {preview.target} in "
                                 f"{', '.join(preview.conflicts)}; nothing was merged or archived",
@@ -169,7 +177,7 @@ async def pick(store: Store, ident: str, number: int, strategy: Strategy = "merg
                                  path=Path(workflow.cwd), archive_ref=ref))
     target = merged.preview.target if merged else preview.target
     message = f"picked candidate {number} ({chosen.worktree}): " + (
-        merged.message if merged else f"already merged into {target}")
+        merged.message if merged else f"already merged into {target}" if merge else f"kept {preview.source} as it is")
     saved = [a.worktree for a in archived if a.archive_ref]
     if saved:
         message += f"; archived {', '.join(saved)} (bring one back with `adw worktree restore NAME`)"
