@@ -13,7 +13,8 @@ import pytest
 
 from adw.errors import InvalidNameError, NotARepositoryError, UnsafeOperationError, WorktreeError
 from adw.git.checkpoints import Checkpoints
-from adw.git.worktrees import ARCHIVE_NS, TRASH_DIR, Strategy, Worktrees
+from adw.git.refs import ARCHIVE_NS, TRASH_DIR
+from adw.git.worktrees import Strategy, Worktrees
 from tests.conftest import MakeRepo, run_git
 
 

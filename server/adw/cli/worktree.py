@@ -1,4 +1,4 @@
-"""`adw worktree create|list|open|merge|remove|restore|prune`."""
+"""`adw worktree create|list|open|conflicts|merge|remove|restore|prune`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
+from adw.git.conflicts import ConflictChecker, PairResult
 from adw.git.worktrees import Worktrees
 
 
@@ -19,16 +20,23 @@ def register(subparsers: Any) -> None:
     create.add_argument("name")
     create.add_argument("--base", help="commit or branch to start from (default: the main worktree's HEAD)")
     create.add_argument("--branch", help="branch name (default: adw/NAME)")
+    create.add_argument("--no-pool", action="store_true", help="do not take a prewarmed worktree from the pool")
     create.set_defaults(handler=_create)
 
     listing = verbs.add_parser("list", help="list worktrees")
     listing.add_argument("--status", action="store_true", help="add dirty and ahead/behind its base")
     listing.add_argument("--disk", action="store_true", help="add disk usage")
+    listing.add_argument("--pool", action="store_true", help="also list the pool's prewarmed worktrees")
     listing.set_defaults(handler=_list)
 
     opener = verbs.add_parser("open", help="print a worktree's path")
     opener.add_argument("name")
     opener.set_defaults(handler=_open)
+
+    conflicts = verbs.add_parser(
+        "conflicts", help="preview every pair of active worktrees (and each with its base) for merge conflicts"
+    )
+    conflicts.set_defaults(handler=_conflicts)
 
     merge = verbs.add_parser("merge", help="merge a worktree's branch (conflicts are previewed first)")
     merge.add_argument("name")
@@ -49,10 +57,13 @@ def register(subparsers: Any) -> None:
     restore.add_argument("name")
     restore.set_defaults(handler=_restore)
 
-    prune = verbs.add_parser("prune", help="reconcile stale entries and orphan folders")
+    prune = verbs.add_parser("prune", help="reconcile stale entries, orphan folders and the pool")
     prune.set_defaults(handler=_prune)
 
-    for sub in (create, listing, opener, merge, remove, restore, prune):
+    pool = verbs.add_parser("pool", help="fill the pool of prewarmed worktrees now, and list it")
+    pool.set_defaults(handler=_pool)
+
+    for sub in (create, listing, opener, conflicts, merge, remove, restore, prune, pool):
         add_json_flag(sub)
 
 
@@ -61,7 +72,8 @@ async def _open_manager(args: argparse.Namespace) -> Worktrees:
 
 
 async def _create(args: argparse.Namespace) -> int:
-    result = await (await _open_manager(args)).create(args.name, base=args.base, branch=args.branch)
+    manager = await _open_manager(args)
+    result = await manager.create(args.name, base=args.base, branch=args.branch, pool=not args.no_pool)
     text = result.message
     if result.setup and result.setup.output.strip():
         text += "\n" + result.setup.output.rstrip()
@@ -70,7 +82,7 @@ async def _create(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    infos = await (await _open_manager(args)).all(status=args.status, disk=args.disk)
+    infos = await (await _open_manager(args)).all(status=args.status, disk=args.disk, pool=args.pool)
     rows = []
     for info in infos:
         extra = []
@@ -80,6 +92,8 @@ async def _list(args: argparse.Namespace) -> int:
             extra.append(f"+{info.ahead}/-{info.behind}")
         if info.disk_bytes is not None:
             extra.append(f"{info.disk_bytes / 1e6:.1f} MB")
+        if info.pool:
+            extra.append("pool")
         if info.locked:
             extra.append("locked")
         if not info.complete:
@@ -98,6 +112,33 @@ async def _open(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _conflicts(args: argparse.Namespace) -> int:
+    report = await (await ConflictChecker.open(args.cwd)).check()
+    lines = []
+    for pair in report.conflicting:
+        lines.append(f"{pair.a.name} {'-> ' if pair.base else '<-> '}{pair.b.name}: {_files(pair)}")
+    verdict = f"{len(report.conflicting)} of {len(report.pairs)} pair(s) conflict" if report.conflicting else (
+        f"no conflicts among {len(report.pairs)} pair(s)")
+    lines.append(f"{verdict} ({len(report.worktrees)} active worktree(s); {report.computed} merged now, "
+                 f"{report.cached} from the cache)")
+    emit(args, report, "\n".join(lines))
+    return 1 if report.conflicting else 0
+
+
+async def _active_conflicts(cwd: str, name: str) -> list[str]:
+    """A warning naming the other active worktrees this one conflicts with: whoever merges second resolves them."""
+    pairs = (await (await ConflictChecker.open(cwd)).check()).involving(name)
+    if not pairs:
+        return []
+    lines = [f"warning: {name} also conflicts with {len(pairs)} other active worktree(s):"]
+    return lines + [f"  {pair.b.name}: {_files(pair)}" for pair in pairs]
+
+
+def _files(pair: PairResult) -> str:
+    """The files a pair conflicts in, with git's kind of conflict, or why git could not merge them."""
+    return pair.error or ", ".join(f"{f.path} ({f.kind})" for f in pair.files)
+
+
 async def _merge(args: argparse.Namespace) -> int:
     manager = await _open_manager(args)
     confirm = not (args.preview or args.yes or args.json) and sys.stdin.isatty()
@@ -105,6 +146,7 @@ async def _merge(args: argparse.Namespace) -> int:
         preview = await manager.merge_preview(args.name, args.into)
         verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
         text = [f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts, preview.diffstat]
+        text += await _active_conflicts(args.cwd, (await manager.get(args.name)).name)
         emit(args, preview, "\n".join(text))
         if args.preview or not preview.clean:
             return 0 if preview.clean else 1
@@ -138,4 +180,15 @@ async def _prune(args: argparse.Namespace) -> int:
     lines = [result.message, *(f"pruned: {p}" for p in result.pruned_entries)]
     lines += [f"not a worktree (left untouched): {p}" for p in result.orphan_folders]
     emit(args, result, "\n".join(lines))
+    return 0
+
+
+async def _pool(args: argparse.Namespace) -> int:
+    manager = await _open_manager(args)
+    made = await manager.pool.fill()
+    entries = manager.pool.entries()
+    lines = [f"{len(entries)} pool worktree(s), {len(made)} made or moved now; "
+             f"{sum(e.disk_bytes for e in entries) / 1e6:.1f} MB"]
+    lines += [f"{e.id:<20} {e.base_commit[:10]} {'ready' if e.ready else 'filling'} {e.path}" for e in entries]
+    emit(args, entries, "\n".join(lines))
     return 0

@@ -223,7 +223,7 @@ class Checkpoints:
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
         repo = await Repo.discover(path)
-        return cls(repo, load_config(repo.main_root))
+        return cls(repo, load_config(repo.main_root, repo.config_cache))
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[list[str] | None]:

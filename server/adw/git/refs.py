@@ -19,6 +19,7 @@ ADW_DIR = "adw"
 STATE_DB = "state.db"  # adw_dir: workflows, tasks, attempts and events
 WORKTREE_META_DIR = "worktrees"  # adw_dir: <name>.json, what `worktree create` recorded about each worktree
 WORKTREES_LOCK = "worktrees.lock"  # adw_dir: serializes creates and removes
+CONFLICTS_DIR = "conflicts"  # adw_dir: <tip>-<tip>.json, predicted conflicts of a pair of commits
 BASELINE_DIR = "baseline"  # adw_dir: <digest>.json, the judge's cached runs on a base commit
 SCOUTS_DIR = "scouts"  # adw_dir: corpus-<worktree>.bin caches and reports/
 SHADOW_INDEX = "shadow-index"  # private_dir: the index checkpoints are snapshotted through
@@ -27,6 +28,9 @@ CHECKPOINTS_LOCK = "checkpoints.lock"  # private_dir: one checkpoint operation a
 INDEX_TREE_CACHE = "index-tree.json"  # private_dir: the tree of the last index seen
 INDEX_COPY = "index-copy"  # private_dir: a copy of the index a checkpoint starts from
 TRASH_DIR = ".adw-trash"  # beside the worktrees: removed worktrees on their way out
+POOL_FOLDER = ".adw-pool"  # beside the worktrees: <id>/, the pool's prewarmed worktrees (adw.git.pool)
+POOL_RECORDS = "pool"  # adw_dir: <id>.json per pool worktree, state, fill.lock, fill.log
+CONFIG_CACHE = "config.cache"  # adw_dir: the validated configuration and the stat of its files
 SCOUT_OUTPUTS = "scout_outputs"  # at a worktree's root (git-excluded): relevant_files.json, the plan phase's input
 SCOUT_REPORT = "scout-report.md"  # SCOUT_OUTPUTS: the report the editor opens
 

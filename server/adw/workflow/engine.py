@@ -36,7 +36,17 @@ from adw.workflow.events import (
     WorkflowStarted,
 )
 from adw.workflow.judge import CHANGED_FILES_ONLY, base_run, changed_files, compare, judged
-from adw.workflow.models import AgentResult, Attempt, Finding, Severity, Task, TaskState, Usage, Workflow
+from adw.workflow.models import (
+    BEST_OF_PHASE,
+    AgentResult,
+    Attempt,
+    Finding,
+    Severity,
+    Task,
+    TaskState,
+    Usage,
+    Workflow,
+)
 from adw.workflow.scope import Window, out_of_scope, restore, write_scope
 from adw.workflow.store import Store
 
@@ -105,7 +115,7 @@ class Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
         recovering from any crashed run."""
         repo = await Repo.discover(path)
-        config = load_config(repo.main_root)
+        config = load_config(repo.main_root, repo.config_cache)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
@@ -222,6 +232,8 @@ class Engine:
                 continue
             task.state, task.reason = TaskState.PENDING, ""
             current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
+            if current is not None and workflow.best_of is not None and task.phase == BEST_OF_PHASE:
+                current = workflow.best_of.build_config(current)  # a candidate keeps its own agent and model
             if current is not None:
                 task.config, task.agent = current, current.agent
         return workflow
