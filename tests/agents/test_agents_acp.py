@@ -14,10 +14,12 @@ import pytest
 from adw.agents.preflight import preflight
 from adw.config import PhaseConfig
 from adw.errors import AdwError
-from adw.sdlc.engine import agent_factories
+from adw.sdlc.engine import agent_factories, open_engine
+from adw.sdlc.pipeline import sdlc_workflows
 from adw.workflow.engine import Engine
 from adw.workflow.events import BaseEvent, FindingReported, OutputLine, Progress, ToolUse
 from adw.workflow.models import Task, TaskState, Workflow
+from tests.conftest import MakeRepo, run_git
 from tests.fakes import FAKES, FAST, workflow
 
 FAKE = [sys.executable, str(FAKES / "acp_agent.py")]
@@ -254,3 +256,34 @@ async def test_preflight_checks_the_acp_command(work: Path) -> None:
 def test_unknown_permission_policy_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="permissions"):
         PhaseConfig.model_validate({"agent": "acp", "command": ["x"], "permissions": "maybe"})
+
+
+async def test_an_sdlc_build_phase_runs_an_acp_agent_end_to_end(make_repo: MakeRepo) -> None:
+    command = ", ".join(f'"{part}"' for part in FAKE)
+    spec = (
+        "# add\n\nAdd add().\n\n```python path=src/calc/add.py\ndef add(a, b):\n    return a + b\n```\n\n"
+        "```python path=tests/test_add.py\nfrom calc.add import add\n\n\ndef test_add():\n"
+        "    assert add(2, 3) == 5\n```\n"
+    )
+    project = make_repo(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["src"]\n\n'
+            f'[tool.adw.phases.build]\nagent = "acp"\ncommand = [{command}]\n'
+            'prompt = "implement\\n{spec_text}"\n\n'
+            '[tool.adw.agents]\nstop_grace = 0.3\ntest_command = ["python", "-m", "pytest", "-q"]\n',
+            "src/calc/__init__.py": "",
+            "src/calc/calc.py": "def add_numbers(a, b):\n    return a + b\n",
+            ".gitignore": "__pycache__/\n",
+            "specs/add.md": spec,
+        }
+    )
+    engine = await open_engine(project)
+    [wf] = await engine.run_all(await sdlc_workflows(project, [project / "specs/add.md"], engine.config))
+    assert wf.state is TaskState.SUCCEEDED, [(t.id, t.state.value, t.reason) for t in wf.tasks if t.reason]
+    build = wf.task("build")
+    assert build.agent == "acp" and build.files_changed == ["src/calc/add.py", "tests/test_add.py"]
+    assert build.summary == "Implemented 2 file(s) of the spec"  # the spec's text was in the prompt
+    assert build.outputs["acp"]["session_id"] == "fake-session-1"
+    assert "test (pytest): 1 passed" in run_git(Path(wf.cwd), "log", "--format=%b", "-1")
+    files = run_git(Path(wf.cwd), "show", "--name-only", "--format=", "HEAD").split()
+    assert {"src/calc/add.py", "tests/test_add.py"} <= set(files)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from typing import Any
 
@@ -40,6 +41,7 @@ from acp.schema import (
 )
 
 SESSION = "fake-session-1"
+FENCED = re.compile(r"```\w* path=(\S+)\n(.*?)```", re.S)
 
 
 class ScriptedAgent(Agent):
@@ -47,6 +49,7 @@ class ScriptedAgent(Agent):
         self.client: Client
         self.cancelled = asyncio.Event()
         self.cwd = ""
+        self.prompt_text = ""
 
     def on_connect(self, conn: Client) -> None:
         self.client = conn
@@ -77,6 +80,7 @@ class ScriptedAgent(Agent):
     async def prompt(self, prompt: list[Any], session_id: str, **kwargs: Any) -> PromptResponse:
         block = prompt[0]
         text = block.text if isinstance(block, TextContentBlock) else ""
+        self.prompt_text = text
         name, _, argument = text.splitlines()[0].partition(" ")
         script = getattr(self, f"script_{name.replace('-', '_')}")
         stop = await script(argument)
@@ -89,6 +93,21 @@ class ScriptedAgent(Agent):
         entries = [plan_entry("read", status="completed"), plan_entry("write", status="in_progress")]
         await self.client.session_update(session_id=SESSION, update=update_plan(entries))
         await self.say(f"\ncwd: {self.cwd}")
+
+    async def script_implement(self, argument: str) -> None:
+        """Write each fenced block of the spec in the prompt that names a `path=`, as an edit tool call."""
+        blocks = FENCED.findall(self.prompt_text)
+        for number, (path, body) in enumerate(blocks, 1):
+            target = os.path.join(self.cwd, path)
+            start = start_tool_call(
+                f"w{number}", f"Write {path}", kind="edit", locations=[ToolCallLocation(path=target)]
+            )
+            await self.client.session_update(session_id=SESSION, update=start)
+            await self.client.write_text_file(session_id=SESSION, path=target, content=body)
+            await self.client.session_update(
+                session_id=SESSION, update=update_tool_call(f"w{number}", status="completed")
+            )
+        await self.say(f"Implemented {len(blocks)} file(s) of the spec")
 
     async def script_bench(self, argument: str) -> None:
         for index in range(int(argument)):
