@@ -186,9 +186,10 @@ def _marked(workflow_id: str) -> list[list[str]]:
 async def test_cancel_mid_turn_ends_the_turn_and_leaves_no_process(work: Path, argument: str) -> None:
     """The agent is sent session/cancel; one that answers `cancelled` and one that ignores it both end,
     with the terminal it started."""
-    result, _ = await run_acp(work, acp_task(f"hang {argument}".strip()), cancel_on="working in")
+    result, events = await run_acp(work, acp_task(f"hang {argument}".strip()), cancel_on="working in")
     task = result.task("build")
     assert task.state is TaskState.CANCELLED
+    assert ("cancel received" in lines(events)) is (argument != "deaf")  # it got session/cancel
     assert task.outputs["acp"]["session_id"] == "fake-session-1"
     assert _marked(result.id) == []
 
@@ -258,6 +259,7 @@ def test_unknown_permission_policy_is_a_configuration_error() -> None:
         PhaseConfig.model_validate({"agent": "acp", "command": ["x"], "permissions": "maybe"})
 
 
+@pytest.mark.slow  # a whole SDLC run: ~50 s on a loaded 2-core machine
 async def test_an_sdlc_build_phase_runs_an_acp_agent_end_to_end(make_repo: MakeRepo) -> None:
     command = ", ".join(f'"{part}"' for part in FAKE)
     spec = (

@@ -213,6 +213,7 @@ class ScriptedAgent(Agent):
         if argument == "deaf":
             await asyncio.sleep(600)
         await self.cancelled.wait()
+        await self.say("cancel received\n")
         return "cancelled"
 
     async def script_crash(self, argument: str) -> None:
