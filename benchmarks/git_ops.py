@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/git_ops.py            # 1,000- and 10,000-file repositories (~3-5 min)
     .venv/bin/python benchmarks/git_ops.py --quick    # smoke run: 1,000 files, 3 runs, k = 10 and 100 (~30 s)
     .venv/bin/python benchmarks/git_ops.py --sizes 10000 --runs 9 --json results.json --keep
+    .venv/bin/python benchmarks/git_ops.py --watched 50000 # only the language server's watched checkpoint
+    .venv/bin/python benchmarks/git_ops.py --cli      # the real `adw` command per run beside the floor (~3-6 min)
 
 What it does, in one process and one long-lived asyncio loop (the way the language server calls ADW):
 
@@ -32,6 +34,16 @@ What it does, in one process and one long-lived asyncio loop (the way the langua
 3. Judges the targets on the largest repository (`remove`: on every size) and prints a Markdown table and the
    spawn profile of every ADW operation (time per git subcommand, plus the time outside git).
 
+`--cli` (issue #14): the same repositories (default 10,000 files, 20 worktrees), but each ADW run spawns the real
+`adw` command (`.venv/bin/adw`, a fresh process: interpreter start, imports, configuration) beside the floor spawned
+as bare git, interleaved, medians of `--runs` (7): `adw worktree list` vs `git worktree list --porcelain`;
+`adw checkpoint`/`undo`/`redo` (10 changed files) vs the shadow-index recipes above; `adw checkpoints` vs one
+`git for-each-ref` of the checkpoint refs; `adw status` vs `git rev-parse --git-common-dir` (finding the repository:
+the only git work it needs); and `adw worktree create` taking a ready worktree from the pool vs `git worktree add -b`
++ the setup command (`python -m venv --without-pip .venv`, written to the repository's `.adw.toml` for this cell),
+with the background refill waited for (untimed) between runs. The spawn columns stay 0 for ADW: its git calls
+happen in the child process.
+
 Worktrees are created on the file system of `--dir` (default: the system temp dir). File creation is slow and
 noisy on this machine's ext4 (see §1.1 of the floor notes), so nothing is deleted while timing except by the
 `remove` cells, and the whole scratch folder is deleted in the background at exit (unless `--keep`).
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import functools
 import json
 import os
@@ -61,6 +74,7 @@ from typing import Any
 from adw.git import runner
 from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import Worktrees
+from adw.scouts.watch import Watch
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -381,6 +395,29 @@ class Bench:
             self.log(f"r{n}: undo/redo k={k} done ({undo.med(undo.adw):.0f} vs {undo.med(undo.floor):.0f} ms, "
                      f"{redo.med(redo.adw):.0f} vs {redo.med(redo.floor):.0f} ms)")
 
+    async def bench_watched(self, n: int) -> None:
+        """A checkpoint of 10 changed files as the language server makes it: a long-lived instance whose inotify
+        watch names the changed paths, so only they are added (the floor still runs `add -A`)."""
+        st = self.state[n]
+        adw_wt, floor_wt = st["twins"] / "ck-adw", st["twins"] / "ck-floor"
+        ck = await Checkpoints.open(adw_wt)
+        ck.tracker = await asyncio.to_thread(Watch.open, adw_wt, (ck.repo.git_dir, ck.repo.common_dir), True)
+        assert ck.tracker is not None, "no inotify here"
+        fl = FloorCheckpoints(floor_wt)
+        await ck.checkpoint("base")  # full: the watch covers what follows
+        await fl.checkpoint()
+        files = changed_set(st["paths"], 10)
+        cell = self.cell(n, "checkpoint, 10 changed, watched", "checkpoint, 10 changed, inotify watch (server)")
+        for run in range(self.runs + 1):  # run 0: the untimed warm-up
+            mutate(adw_wt, files, f"w-{run}-a")
+            adw = await timed(functools.partial(ck.checkpoint, f"watched {run}"))
+            mutate(floor_wt, files, f"w-{run}-f")
+            floor = await timed(fl.checkpoint)
+            if run:
+                cell.adw.append(adw)
+                cell.floor.append(floor)
+        self.log(f"r{n}: watched checkpoint done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+
     async def bench_list(self, n: int) -> None:
         st = self.state[n]
         wts: Worktrees = st["wts"]
@@ -433,6 +470,147 @@ def _rmtree_in_background(path: Path) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------ the CLI cells
+
+ADW_CLI = Path(sys.executable).parent / "adw"
+POOL_SETUP = [sys.executable, "-m", "venv", "--without-pip", ".venv"]
+
+
+class CliBench(Bench):
+    """`--cli`: the real `adw` command spawned for each run, beside the bare-git floor spawned the same way."""
+
+    async def adw(self, cwd: Path, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            ADW_CLI, *args, cwd=cwd, env=BARE_ENV, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"adw {' '.join(args)} failed ({proc.returncode}): {err.decode(errors='replace')}")
+        return out.decode()
+
+    async def bench_interpreter(self) -> None:
+        """What any Python command line pays before its own code, at the same moments: the interpreter start
+        (floor column) and the imports every ADW git command needs, asyncio and pydantic (ADW column)."""
+        cell = self.cell(0, "cli python", "reference: `python -c 'import asyncio, pydantic.BaseModel'` vs "
+                                          "`python -c pass`")
+        imports = "import asyncio; from pydantic import BaseModel"
+
+        async def python(*args: str) -> None:
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", *args)
+            await proc.wait()
+
+        for _ in range(self.runs):
+            cell.adw.append(await timed(functools.partial(python, imports)))
+            cell.floor.append(await timed(functools.partial(python, "pass")))
+        self.log(f"python start done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+
+    async def run_cli(self, n: int) -> None:
+        st = self.state[n]
+        repo: Path = st["repo"]
+        adw_wt, floor_wt = st["twins"] / "ck-adw", st["twins"] / "ck-floor"
+        await self.bench_list_cli(n)
+        fl = FloorCheckpoints(floor_wt)
+        await self.adw(adw_wt, "checkpoint", "-m", "base")
+        await fl.checkpoint()
+        files = changed_set(st["paths"], 10)
+        edits = ("checkpoint", "undo", "redo")
+        cells = {op: self.cell(n, f"cli {op}", f"`adw {op}`" + (", 10 changed" if op in edits else ""))
+                 for op in (*edits, "checkpoints", "status")}
+        cells["status"].floor_note = "`git rev-parse --git-common-dir`"
+        for run in range(self.runs + 1):  # run 0: untimed warm-up
+            mutate(adw_wt, files, f"cli{run}-a")
+            samples = {"checkpoint": await timed(lambda: self.adw(adw_wt, "checkpoint"))}
+            mutate(floor_wt, files, f"cli{run}-f")
+            floors = {"checkpoint": await timed(fl.checkpoint)}
+            mutate(adw_wt, files, f"cliu{run}-a")
+            samples["undo"] = await timed(lambda: self.adw(adw_wt, "undo"))
+            mutate(floor_wt, files, f"cliu{run}-f")
+            saved: list[str] = []
+
+            async def floor_undo(saved: list[str] = saved) -> None:
+                saved.append(await fl.restore(fl.latest))
+
+            floors["undo"] = await timed(floor_undo)
+            samples["redo"] = await timed(lambda: self.adw(adw_wt, "redo"))
+
+            async def floor_redo(saved: list[str] = saved) -> None:
+                await fl.restore(saved[0])
+                fl.latest = saved[0]
+
+            floors["redo"] = await timed(floor_redo)
+            samples["checkpoints"] = await timed(lambda: self.adw(adw_wt, "checkpoints"))
+            floors["checkpoints"] = await timed(lambda: bare(
+                "for-each-ref", "--format=%(refname) %(committerdate:iso) %(subject)", "refs/checkpoints/floor/",
+                cwd=floor_wt))
+            samples["status"] = await timed(lambda: self.adw(repo, "status"))
+            floors["status"] = await timed(lambda: bare("rev-parse", "--git-common-dir", cwd=repo))
+            if run:
+                for op, cell in cells.items():
+                    cell.adw.append(samples[op])
+                    cell.floor.append(floors[op])
+        for op, cell in cells.items():
+            self.log(f"r{n}: cli {op} done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+        await self.bench_pool(n)
+
+    async def bench_list_cli(self, n: int) -> None:
+        st = self.state[n]
+        repo: Path = st["repo"]
+        have = sh("worktree", "list", "--porcelain", cwd=repo).count("worktree ")
+        for i in range(LIST_WORKTREES - have):
+            sh("worktree", "add", "-q", "--no-checkout", "-b", f"fill/{i}", st["twins"] / f"fill{i}", "main", cwd=repo)
+        cell = self.cell(n, "cli list", f"`adw worktree list` ({LIST_WORKTREES} worktrees)")
+        await self.adw(repo, "worktree", "list")
+        for _ in range(self.runs):
+            cell.adw.append(await timed(lambda: self.adw(repo, "worktree", "list")))
+            cell.floor.append(await timed(lambda: bare("worktree", "list", "--porcelain", cwd=repo)))
+        self.log(f"r{n}: cli list done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.1f} ms)")
+
+    async def bench_pool(self, n: int) -> None:
+        """`adw worktree create` taking a ready pool worktree vs `git worktree add` + the setup command. Between
+        runs (untimed) the background refill the take started is waited for, so each take finds a ready one."""
+        st = self.state[n]
+        repo: Path = st["repo"]
+        (repo / ".adw.toml").write_text(f"[worktree]\nsetup = {json.dumps(POOL_SETUP)}\n")
+        cell = self.cell(n, "cli pool", "`adw worktree create` from the pool (setup: `python -m venv`)")
+        cell.floor_note = "`git worktree add -b` + the setup command"
+
+        async def floor_create(i: int) -> None:
+            path = st["twins"] / f"pf{i}"
+            await bare("worktree", "add", "-q", "-b", f"floor/p{i}", path, "main", cwd=repo)
+            proc = await asyncio.create_subprocess_exec(*POOL_SETUP, cwd=path)
+            await proc.wait()
+
+        await self.adw(repo, "worktree", "pool")
+        for i in range(self.runs + 1):
+            await _pool_settled(repo)
+            adw = await timed(functools.partial(self.adw, repo, "worktree", "create", f"p{i}"))
+            floor = await timed(functools.partial(floor_create, i))
+            if i:
+                cell.adw.append(adw)
+                cell.floor.append(floor)
+        messages = json.loads(await self.adw(repo, "worktree", "list", "--json"))
+        assert sum(w["managed"] and w["name"].startswith("p") for w in messages) == self.runs + 1
+        assert (st["repo"].parent / f"r{n}.worktrees" / "p1" / ".venv" / "bin").is_dir(), "no environment"
+        self.log(f"r{n}: cli pool create done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
+
+
+async def _pool_settled(repo: Path) -> None:
+    """Wait until the pool is full again (2 ready worktrees, the default size) and no refill holds its lock, so a
+    timed run never overlaps the refill the previous take started."""
+    records = repo / ".git" / "adw" / "pool"
+    while True:
+        ready = [p for p in records.glob("*.json") if json.loads(p.read_text()).get("ready")]
+        with open(records / "fill.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free = True
+            except BlockingIOError:
+                free = False
+        if free and len(ready) >= 2:
+            return
+        await asyncio.sleep(0.1)
+
+
 # ------------------------------------------------------------------------------------------ report
 
 @dataclass
@@ -458,6 +636,24 @@ def judge(cells: list[Cell], sizes: list[int]) -> list[Verdict]:
     ratio("undo, 10 changed", 1.5, "undo, 10 changed")
     ratio("redo, 10 changed", 1.5, "redo, 10 changed")
     ratio("list", 1.3, f"list of {LIST_WORKTREES} worktrees")
+    for size in sizes:
+        cell = by.get((size, "checkpoint, 10 changed, watched"))
+        if cell is not None and (median := cell.med(cell.adw)) is not None:
+            verdicts.append(Verdict(f"watched checkpoint, 10 changed on r{size}: ≤ 20 ms", f"median {median:.1f} ms",
+                                    median <= 20))
+        absolute = {"cli list": 50.0, "cli pool": 100.0}
+        for key, limit in absolute.items():
+            cell = by.get((size, key))
+            if cell is not None and cell.med(cell.adw) is not None:
+                median = cell.med(cell.adw) or 0.0
+                verdicts.append(Verdict(f"{cell.op} on r{size}: ≤ {limit:.0f} ms wall", f"{median:.0f} ms",
+                                        median <= limit))
+        for op in ("checkpoint", "undo", "redo", "status", "checkpoints"):
+            cell = by.get((size, f"cli {op}"))
+            if cell is not None:
+                a, f = cell.med(cell.adw) or 0.0, cell.med(cell.floor) or 0.0
+                verdicts.append(Verdict(f"{cell.op} on r{size}: ≤ floor + 50 ms", f"{a:.0f} ms vs floor {f:.0f} ms "
+                                        f"(+{a - f:.0f})", a - f <= 50))
     for size in sizes:
         cell = by.get((size, "remove"))
         if cell is not None:
@@ -502,7 +698,7 @@ def table(cells: list[Cell]) -> str:
     for c in cells:
         spawns = f"{statistics.median(len(s.spawns) for s in c.adw):.0f} / " \
                  f"{statistics.median(len(s.spawns) for s in c.floor):.0f}"
-        rows.append(f"| r{c.size} | {c.op} | {spread(c.adw)} | {spread(c.floor)} | "
+        rows.append(f"| {f'r{c.size}' if c.size else '–'} | {c.op} | {spread(c.adw)} | {spread(c.floor)} | "
                     f"{fmt(c.ratio, 2)}× | {fmt(c.med(c.adw, 'cpu'))} | {fmt(c.med(c.floor, 'cpu'))} | "
                     f"{fmt(c.cpu_ratio, 2)}{'×' if c.cpu_ratio else ''} | {spawns} |")
     return "\n".join(rows)
@@ -559,18 +755,29 @@ def machine(base: Path) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     base = Path(tempfile.mkdtemp(prefix="adw-gitbench-", dir=args.dir))
     bench = Bench(base, args.runs, args.create_runs, args.list_runs, ks=[10, 100] if args.quick else [10, 1000])
+    if args.cli:
+        bench = CliBench(base, args.runs, args.create_runs, args.list_runs, ks=[10])
     load0 = os.getloadavg()[0]
     started = time.perf_counter()
     print(f"scratch: {base}", file=sys.stderr)
     try:
         bench.first_size = args.sizes[0]
-        for n in args.sizes:
+        if isinstance(bench, CliBench):
+            await bench.bench_interpreter()
+        for n in args.sizes if isinstance(bench, CliBench) else ():
             await bench.setup(n)
+            await bench.run_cli(n)
+        for n in () if isinstance(bench, CliBench) else args.sizes:
+            await bench.setup(n)
+            if args.watched:
+                await bench.bench_watched(n)
+                continue
             await bench.bench_create(n)
             await bench.bench_checkpoints(n)
+            await bench.bench_watched(n)
             await bench.bench_list(n)
-        for n in args.sizes:  # last: its background deletions would skew CPU figures and file creation
-            await bench.bench_remove(n)
+        for n in () if isinstance(bench, CliBench) or args.watched else args.sizes:  # last: its background
+            await bench.bench_remove(n)  # deletions would skew CPU figures and file creation
     finally:
         if not args.keep:
             _rmtree_in_background(base)
@@ -579,7 +786,8 @@ async def main_async(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     load1 = os.getloadavg()[0]
     verdicts = judge(bench.cells, args.sizes)
-    command = "python benchmarks/git_ops.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/git_ops.py" + (" --quick" if args.quick else "") + (" --cli" if args.cli else "") + (
+        f" --watched {args.watched}" if args.watched else "")
     print(f"\nMachine: {machine(base.parent)}; load average {load0:.1f} at start, {load1:.1f} at end; "
           f"total {elapsed:.0f} s.\nCommand: {command} (runs per cell: {args.runs} checkpoint/undo/redo, "
           f"{args.create_runs} create/remove, {args.list_runs} list; one untimed warm-up run per instance)\n")
@@ -613,11 +821,19 @@ def main() -> int:
     parser.add_argument("--dir", help="where to make the scratch folder (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", help="also write every sample to this file")
+    parser.add_argument("--cli", action="store_true",
+                        help="spawn the real `adw` for list, checkpoint, undo, redo, checkpoints, status and a create "
+                        "from the worktree pool, beside the bare-git floor (default size: 10,000 files)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a target is missed")
+    parser.add_argument("--watched", type=int, metavar="N",
+                        help="only the watched checkpoint (the language server's), on an N-file repository")
     args = parser.parse_args()
     quick = args.quick
-    args.sizes = args.sizes or ([1000] if quick else [1000, 10000])
+    default_sizes = [1000] if quick else [10000] if args.cli else [1000, 10000]
+    args.sizes = [args.watched] if args.watched else args.sizes or default_sizes
     args.runs = args.runs or (3 if quick else 7)
+    if not args.cli:  # the in-process cells compare a plain create; no background refills while timing
+        os.environ["ADW_POOL"] = "0"
     args.create_runs = args.create_runs or (3 if quick else 5)
     args.list_runs = args.list_runs or (5 if quick else 15)
     return asyncio.run(main_async(args))

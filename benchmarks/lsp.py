@@ -35,7 +35,9 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
-from adw.git.checkpoints import UNDO_NS, Checkpoints, ref_id
+from adw.git.checkpoints import Checkpoints, ref_id
+from adw.git.refs import UNDO_NS
+from adw.lsp import create_server
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
@@ -185,8 +187,6 @@ async def bench_lenses(base: Path, worktrees: int, checkpoints: int) -> dict[str
 
 async def lenses_in_process(root: Path, files: list[Path]) -> dict[str, Any]:
     """The lens computation alone: the server's own codeLens handler called in this process (no transport)."""
-    from adw.lsp import create_server
-
     server = create_server()
     server._root = root
     handler = server.protocol.fm.features[types.TEXT_DOCUMENT_CODE_LENS]

@@ -27,6 +27,8 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
+    # No background pool fillers racing the tests (tests/test_pool.py switches the pool on where it is tested).
+    monkeypatch.setenv("ADW_POOL", "0")
 
 
 def run_git(cwd: Path, *args: str) -> str:

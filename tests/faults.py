@@ -7,7 +7,6 @@ call boundary with `kill_at=k`; after each, assert that nothing was lost and the
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -17,25 +16,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# bash, not Python: the wrapper runs before every git call, and a sweep makes thousands of them. Each call is
+# logged as its argument count and arguments, NUL-terminated (arguments may hold newlines, or be empty).
 _WRAPPER = """\
-import fcntl, json, os, signal, sys, time
-
-state = os.environ["ADW_FAULT_DIR"]
-argv = sys.argv[1:]
-with open(os.path.join(state, "calls"), "a+", encoding="utf-8") as log:
-    fcntl.flock(log, fcntl.LOCK_EX)  # ADW runs git calls concurrently: number them one at a time
-    log.seek(0)
-    number = sum(1 for _ in log) + 1
-    log.write(json.dumps(argv) + "\\n")
-    log.flush()
-if os.environ.get("ADW_FAULT_KILL_AT") == str(number):
-    os.killpg(os.getpgrp(), signal.SIGKILL)
-subcommand = next((a for i, a in enumerate(argv) if not a.startswith("-") and argv[i - 1] not in ("-c", "-C")), "")
-for rule in filter(None, os.environ.get("ADW_FAULT_SLOW", "").split(",")):
-    name, seconds = rule.split("=")
-    if name == subcommand:
-        time.sleep(float(seconds))
-os.execv(os.environ["ADW_FAULT_REAL_GIT"], ["git", *argv])
+#!/bin/bash
+state=$ADW_FAULT_DIR
+exec 9>>"$state/calls"
+flock 9  # ADW runs git calls concurrently: number them one at a time
+read -r number < "$state/count"
+number=$((number + 1))
+echo "$number" > "$state/count"
+printf '%s\\0' "$#" "$@" >&9
+exec 9>&-
+if [[ ${ADW_FAULT_KILL_AT-} == "$number" ]]; then
+    kill -KILL 0  # the whole process group, as kill -9 of the job would
+fi
+if [[ -n ${ADW_FAULT_SLOW-} ]]; then
+    subcommand="" previous=""
+    for arg in "$@"; do
+        if [[ $arg != -* && $previous != -c && $previous != -C ]]; then subcommand=$arg; break; fi
+        previous=$arg
+    done
+    IFS=, read -ra rules <<< "$ADW_FAULT_SLOW"
+    for rule in "${rules[@]}"; do
+        if [[ ${rule%%=*} == "$subcommand" ]]; then sleep "${rule#*=}"; fi
+    done
+fi
+exec -a git "$ADW_FAULT_REAL_GIT" "$@"
 """
 
 
@@ -62,8 +69,9 @@ class FaultyGit:
         self.state = folder / "state"
         self.bin.mkdir(parents=True)
         self.state.mkdir()
+        self._reset()
         wrapper = self.bin / "git"
-        wrapper.write_text(f"#!{sys.executable} -I\n{_WRAPPER}", encoding="utf-8")
+        wrapper.write_text(_WRAPPER, encoding="utf-8")
         wrapper.chmod(0o755)
 
     def env(self, kill_at: int | None = None, slow: Mapping[str, float] | None = None) -> dict[str, str]:
@@ -87,7 +95,7 @@ class FaultyGit:
         timeout: float = 120,
     ) -> FaultRun:
         """`python -m adw ARGS` in `cwd`, killed with its whole process group at the `kill_at`-th git call."""
-        (self.state / "calls").write_text("", encoding="utf-8")
+        self._reset()
         done = subprocess.run(
             [sys.executable, "-m", "adw", *args],
             cwd=cwd,
@@ -97,5 +105,21 @@ class FaultyGit:
             timeout=timeout,
             start_new_session=True,  # its own process group: the kill takes ADW and its children, not pytest
         )
-        calls = [json.loads(line) for line in (self.state / "calls").read_text(encoding="utf-8").splitlines()]
-        return FaultRun(done.returncode, done.stdout, done.stderr, calls)
+        return FaultRun(done.returncode, done.stdout, done.stderr, self.calls_so_far())
+
+    def _reset(self) -> None:
+        (self.state / "calls").write_bytes(b"")
+        (self.state / "count").write_text("0\n", encoding="utf-8")
+
+    def calls_so_far(self) -> list[list[str]]:
+        """The git calls of the current (or last) `run`, in the order they were numbered."""
+        fields = (self.state / "calls").read_bytes().split(b"\0")
+        calls: list[list[str]] = []
+        start = 0
+        while start < len(fields) and fields[start]:
+            count = int(fields[start])
+            if start + count + 1 >= len(fields):
+                break  # a record being written as we read
+            calls.append([os.fsdecode(arg) for arg in fields[start + 1 : start + 1 + count]])
+            start += count + 1
+        return calls

@@ -5,6 +5,10 @@ Every model forbids unknown keys, so a typo is an error naming the key path and 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
+import time
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -12,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from adw.errors import ConfigError
+from adw.fsutil import write_inside
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3, "g": 1000**3}
 
@@ -32,12 +37,22 @@ ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(ge=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class PortsConfig(_Strict):
     base: int = Field(default=41000, ge=1024, le=65535)
     size: int = Field(default=10, ge=1, le=1000)
+
+
+class PoolConfig(_Strict):
+    size: int = Field(default=2, ge=0, le=16, description="Prewarmed worktrees kept ready (0: no pool).")
+    max_disk: ByteSize = Field(default=2 * 1000**3, description="Most disk the pool's worktrees may use together.")
+    lock_files: list[str] = Field(
+        default_factory=lambda: ["uv.lock", "poetry.lock", "package-lock.json", "requirements*.txt"],
+        description="Globs (from the repository root) of the files the setup command reads: a pool worktree "
+        "is used only when these files and the setup command are those it was set up with.",
+    )
 
 
 class WorktreeConfig(_Strict):
@@ -48,7 +63,8 @@ class WorktreeConfig(_Strict):
     branch_prefix: str = "adw/"
     setup: list[str] = Field(default_factory=list, description="Command run in each new worktree, as an argv list.")
     setup_timeout: float = Field(default=600.0, gt=0)
-    ports: PortsConfig = PortsConfig()
+    ports: PortsConfig = Field(default_factory=PortsConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
 
 
 class CheckpointConfig(_Strict):
@@ -173,13 +189,13 @@ class LspConfig(_Strict):
 
 
 class AdwConfig(_Strict):
-    worktree: WorktreeConfig = WorktreeConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    scout: ScoutConfig = ScoutConfig()
-    agents: AgentsConfig = AgentsConfig()
+    worktree: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    scout: ScoutConfig = Field(default_factory=ScoutConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
     phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
-    lsp: LspConfig = LspConfig()
-    forge: ForgeConfig = ForgeConfig()
+    lsp: LspConfig = Field(default_factory=LspConfig)
+    forge: ForgeConfig = Field(default_factory=ForgeConfig)
 
 
 def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
@@ -187,8 +203,59 @@ def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:
     return {name: phase for name, phase in (_default_phases() | config.phases).items()}
 
 
-def load_config(root: Path) -> AdwConfig:
-    """Read `.adw.toml` (preferred) or `[tool.adw]` of pyproject.toml under `root`; defaults when neither exists."""
+# Validated configurations by main worktree, with the stamp of the files they came from.
+_memo: dict[Path, tuple[tuple[object, ...], AdwConfig]] = {}
+# A file changed less than this before it was read may change again within the same timestamp: not reused.
+_RACY_S = 2.0
+
+
+def load_config(root: Path, cache: Path | None = None) -> AdwConfig:
+    """Read `.adw.toml` (preferred) or `[tool.adw]` of pyproject.toml under `root`; defaults when neither exists.
+
+    The validated result is reused while the files' stat is unchanged: in this process, and across processes
+    through `cache` (a pickle in the git dir, where only this repository's own tools write)."""
+    stamp = _stamp(root)
+    memo = _memo.get(root)
+    if memo is not None and memo[0] == stamp:
+        return memo[1]
+    config = _cached(cache, stamp) if cache is not None else None
+    if config is None:
+        config = _read(root)
+        if not _racy(stamp) and cache is not None:
+            with contextlib.suppress(OSError):
+                write_inside(cache.parent, cache.name, pickle.dumps((stamp, config)))
+    if not _racy(stamp):
+        _memo[root] = (stamp, config)
+    return config
+
+
+def _stamp(root: Path) -> tuple[object, ...]:
+    """What identifies the configuration's sources: each file's inode, size and times, and ADW's own code."""
+    parts: list[object] = [Path(__file__).stat().st_mtime_ns]
+    for name in (".adw.toml", "pyproject.toml"):
+        try:
+            found = os.stat(root / name)
+        except OSError:
+            parts.append(None)
+            continue
+        parts.append((found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns))
+    return tuple(parts)
+
+
+def _racy(stamp: tuple[object, ...]) -> bool:
+    newest = max((part[2] for part in stamp[1:] if isinstance(part, tuple)), default=0)
+    return isinstance(newest, int) and time.time_ns() - newest < _RACY_S * 1e9
+
+
+def _cached(cache: Path, stamp: tuple[object, ...]) -> AdwConfig | None:
+    try:
+        stored, config = pickle.loads(cache.read_bytes())  # ADW's own file in the git dir, like its hooks
+    except (OSError, ValueError, EOFError, TypeError, AttributeError, ImportError, pickle.UnpicklingError):
+        return None
+    return config if stored == stamp and isinstance(config, AdwConfig) else None
+
+
+def _read(root: Path) -> AdwConfig:
     for name, table_path in ((".adw.toml", ()), ("pyproject.toml", ("tool", "adw"))):
         file = root / name
         if not file.is_file():

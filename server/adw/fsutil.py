@@ -12,7 +12,7 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from adw.errors import PathOutsideError
@@ -85,6 +85,33 @@ def check_inside(root: Path, relpath: str) -> None:
         _replaceable_mode(folder, name, relpath)
     finally:
         os.close(folder)
+
+
+def retarget_link_inside(root: Path, relpath: str, rewrite: Callable[[str], str]) -> None:
+    """Point the symlink `root/relpath` at `rewrite(its target)`, in one rename; its folders are opened without
+    following links. Nothing happens when it is gone or no longer a link."""
+    *folders, name = _components(relpath)
+    folder = _open_folder(root, folders, relpath, create=False)
+    try:
+        try:
+            target = os.readlink(name, dir_fd=folder)
+        except (FileNotFoundError, OSError):
+            return
+        temporary = f".{name[:200]}.adw-{secrets.token_hex(4)}.tmp"
+        os.symlink(rewrite(target), temporary, dir_fd=folder)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes the files under `path` take on disk (links not followed)."""
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for filename in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, filename)).st_blocks * 512
+    return total
 
 
 def _components(relpath: str) -> list[str]:

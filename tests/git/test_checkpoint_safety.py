@@ -16,7 +16,7 @@ import pytest
 from adw.errors import CheckpointError
 from adw.git import checkpoints as checkpoints_module
 from adw.git.checkpoints import Checkpoints
-from tests.conftest import run_git
+from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultyGit
 from tests.git.test_checkpoints import files_of, git_out, reachable
 
@@ -88,7 +88,6 @@ def test_a_file_saved_while_undo_runs_is_kept_and_reported(repo: Path, faulty_gi
     assert adw(repo, "checkpoint").returncode == 0
     (repo / "src/app.py").write_text("edited\n")
     (repo / "new.txt").write_text("created after the checkpoint\n")
-    calls = faulty_git.state / "calls"
     result: list[subprocess.CompletedProcess[str]] = []
 
     def run_undo() -> None:
@@ -98,7 +97,7 @@ def test_a_file_saved_while_undo_runs_is_kept_and_reported(repo: Path, faulty_gi
 
     undo = threading.Thread(target=run_undo)
     undo.start()
-    while undo.is_alive() and '"cat-file"' not in (calls.read_text() if calls.exists() else ""):
+    while undo.is_alive() and not any(call[:1] == ["cat-file"] for call in faulty_git.calls_so_far()):
         threading.Event().wait(0.01)
     (repo / "new.txt").write_text("saved by the editor during the undo\n")
     (repo / "src/app.py").write_text("also saved during the undo\n")
@@ -118,9 +117,9 @@ async def test_undo_file_keeps_a_file_that_changed_after_its_checkpoint(
     (repo / "src/app.py").write_text("v2\n")
     real_apply = Checkpoints._apply
 
-    async def editor_saves_first(self: Checkpoints, changes: list[Any]) -> list[str]:
+    async def editor_saves_first(self: Checkpoints, plan: Any) -> list[str]:
         (repo / "src/app.py").write_text("saved by the editor\n")
-        return await real_apply(self, changes)
+        return await real_apply(self, plan)
 
     monkeypatch.setattr(Checkpoints, "_apply", editor_saves_first)
     result = await cps.undo_file("src/app.py")
@@ -296,3 +295,34 @@ async def test_an_undo_killed_after_its_refs_moved_is_finished_by_the_next_comma
     assert not cps.journal.exists()
     await cps.redo()
     assert (repo / "README.md").read_text() == "unsaved\n"
+
+
+# ---------------------------------------------------------------- content filters (a documented limit)
+
+
+async def test_content_filters_are_not_applied_so_a_converted_file_is_kept_and_reported(make_repo: MakeRepo) -> None:
+    """docs/RELIABILITY.md, Limits: the restore compares and writes blobs as stored, without `eol`/`text`/`filter`
+    conversion. A file whose working copy is converted (CRLF on disk, LF in the blob) is never the snapshot's
+    version byte for byte, so an undo keeps it as it is and reports it, and restores the other files; the state
+    before stays listed as a redo entry holding every file, and redo, which would overwrite the kept file, is
+    refused with what to do."""
+    repo = make_repo({".gitattributes": "*.crlf eol=crlf\n", "a.crlf": "one\n", "b.txt": "one\n"})
+    (repo / "a.crlf").unlink()
+    run_git(repo, "checkout", "--", "a.crlf")  # checked out again with its attributes: CRLF on disk
+    assert (repo / "a.crlf").read_bytes() == b"one\r\n"
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()
+    (repo / "a.crlf").write_bytes(b"two\r\n")
+    (repo / "b.txt").write_text("two\n")
+
+    undone = await cps.undo()
+    assert undone.kept == ["a.crlf"] and "a.crlf" in undone.message
+    assert (repo / "a.crlf").read_bytes() == b"two\r\n"  # kept as it was, never half converted
+    assert (repo / "b.txt").read_text() == "one\n"  # restored
+    assert undone.saved is not None
+    [entry] = [c for c in await cps.history(include_redo=True) if c.redo]
+    assert entry.commit == undone.saved.commit
+    assert run_git(repo, "show", f"{entry.commit}:a.crlf") == "two\n"  # nothing lost
+    assert run_git(repo, "show", f"{entry.commit}:b.txt") == "two\n"
+    with pytest.raises(CheckpointError, match="redo would overwrite them"):
+        await cps.redo()

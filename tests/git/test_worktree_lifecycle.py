@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from adw.errors import InvalidNameError, WorktreeError
-from adw.git.worktrees import ARCHIVE_NS, Worktrees
+from adw.git.refs import ARCHIVE_NS
+from adw.git.worktrees import Worktrees
 from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultRun, FaultyGit
 

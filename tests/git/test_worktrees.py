@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from adw.errors import InvalidNameError, NotARepositoryError, UnsafeOperationError, WorktreeError
 from adw.git.checkpoints import Checkpoints
-from adw.git.worktrees import ARCHIVE_NS, TRASH_DIR, Strategy, Worktrees
+from adw.git.refs import ARCHIVE_NS, TRASH_DIR
+from adw.git.worktrees import Strategy, Worktrees
 from tests.conftest import MakeRepo, run_git
 
 
@@ -362,6 +364,72 @@ async def test_remove_drops_the_worktrees_checkpoints(repo: Path, wts: Worktrees
     assert run_git(repo, "for-each-ref", "--format=%(refname)", "refs/adw/").split() == [
         "refs/adw/checkpoints/@main/000001"
     ]
+
+
+async def undo_that_keeps_a_branch_tip(path: Path) -> str:
+    """In worktree `path`: a checkpoint on branch `side`, a commit S1 on it, back to the worktree's branch, then an
+    undo that rewinds `side` to the checkpoint, so S1 is held only by the tip ref the undo keeps. Returns S1."""
+    branch = run_git(path, "symbolic-ref", "--short", "HEAD").strip()
+    run_git(path, "switch", "-q", "-c", "side")
+    cps = await Checkpoints.open(path)
+    await cps.checkpoint("on side")
+    s1 = commit_file(path, "side.txt", "side work\n", "S1")
+    run_git(path, "switch", "-q", branch)
+    await cps.undo()
+    assert rev(path, "side") != s1
+    assert run_git(path, "for-each-ref", "refs/adw/tips/") != ""
+    return s1
+
+
+def pin_in_journal(repo: Path, ident: str, content: str) -> str:
+    """A commit pinned under refs/adw/journal/IDENT/ and held by nothing else, as an undo killed after pinning
+    the state it saved leaves it."""
+    tree = run_git(repo, "rev-parse", "HEAD^{tree}").strip()
+    commit = subprocess.run(["git", "commit-tree", tree, "-p", "HEAD", "-m", content], cwd=repo, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    run_git(repo, "update-ref", f"refs/adw/journal/{ident}/0", commit)
+    return commit
+
+
+def held(repo: Path, commit: str) -> bool:
+    """Whether a ref (not a reflog) reaches `commit`, also after `git gc --prune=now`."""
+    run_git(repo, "gc", "-q", "--prune=now")
+    return run_git(repo, "for-each-ref", "--contains", commit) != ""
+
+
+async def test_archive_holds_what_kept_branch_tips_and_journal_pins_held(repo: Path, wts: Worktrees) -> None:
+    path = (await wts.create("tp")).worktree.path
+    s1 = await undo_that_keeps_a_branch_tip(path)
+    pinned = pin_in_journal(repo, "tp", "state an interrupted undo saved")
+    removed = await wts.remove("tp", archive=True)
+    assert run_git(repo, "for-each-ref", "refs/adw/tips/", "refs/adw/journal/", "refs/adw/checkpoints/",
+                   "refs/adw/redo/") == ""
+    assert removed.archive_ref is not None
+    for commit in (s1, pinned):
+        assert held(repo, commit)
+        run_git(repo, "merge-base", "--is-ancestor", commit, removed.archive_ref)  # fails unless it is
+
+
+async def test_remove_drops_kept_tips_and_pins_only_when_other_refs_hold_their_commits(
+    repo: Path, wts: Worktrees
+) -> None:
+    path = (await wts.create("tp")).worktree.path
+    s1 = await undo_that_keeps_a_branch_tip(path)
+    merged = pin_in_journal(repo, "tp", "a state some branch holds")
+    run_git(repo, "branch", "holds-it", merged)
+    removed = await wts.remove("tp")  # merged: `side` is back at main's commit after the undo
+    assert run_git(repo, "branch", "--list", "side") == ""  # the worktree's branch then, so removed with it
+    assert run_git(repo, "for-each-ref", "refs/adw/journal/") == ""
+    kept = run_git(repo, "for-each-ref", "--format=%(refname)", "refs/adw/tips/").split()
+    assert len(kept) == 1 and kept[0].startswith("refs/adw/tips/tp/")
+    assert held(repo, s1), "S1 is held by no branch: its tip ref must stay"
+    assert "refs/adw/tips/tp/" in removed.message
+
+    # Once a branch holds S1, the next worktree of that id drops the tip with its own removal.
+    run_git(repo, "branch", "keeps-s1", s1)
+    path = (await wts.create("tp")).worktree.path
+    await wts.remove("tp")
+    assert run_git(repo, "for-each-ref", "refs/adw/tips/") == ""
 
 
 # ---------------------------------------------------------------- archive / restore

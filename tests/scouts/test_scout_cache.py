@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adw.scouts import engine, scout, watch
+from adw.scouts import corpus, engine, scout, watch
+from adw.scouts.index_builder import IndexBuilder
 from tests.conftest import MakeRepo, run_git
 from tests.scouts.test_scout_engine import TASK, WEBAPP
 
@@ -118,8 +119,6 @@ def test_watch_reports_writes_and_new_folders(tmp_path: Path) -> None:
 async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_it(
     webapp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adw.scouts import corpus
-
     await scout(TASK, webapp)
     (webapp / "src/webapp/helpers.py").write_text(MATCHING)
     (webapp / "src/webapp/routing.py").write_text("class Router:\n    pass\n")
@@ -151,8 +150,6 @@ async def test_incremental_update_equals_a_fresh_index_and_a_new_process_reuses_
 
 
 async def test_a_new_worktree_starts_from_its_siblings_corpus(webapp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adw.scouts import corpus
-
     await scout(TASK, webapp)
     engine._wait_for_save()
     sibling = webapp.parent / "webapp-feature"
@@ -171,9 +168,6 @@ async def test_a_new_process_loads_the_token_index_built_by_an_earlier_one(
     webapp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
-
-    from adw.scouts import corpus
-    from adw.scouts.index_builder import IndexBuilder
 
     monkeypatch.setattr(corpus, "INDEX_MIN_BYTES", 0)
     await scout(TASK, webapp)

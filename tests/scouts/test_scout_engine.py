@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adw.cli import main
-from adw.scouts import ScoutReport, scout
+from adw.scouts import ScoutReport, engine, scout
 from adw.scouts.corpus import MAX_FILE_BYTES, read_text
 from tests.conftest import MakeRepo, run_git
 
@@ -147,8 +147,6 @@ async def test_repeat_is_cached_and_any_change_invalidates(webapp: Path) -> None
 
 
 async def test_disk_cache_serves_a_fresh_process(webapp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adw.scouts import engine
-
     first = await scout(TASK, webapp)
     monkeypatch.setattr(engine, "_STATES", {})
     monkeypatch.setattr(engine, "_REPOS", {})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adw.scouts import corpus as corpus_module
+from adw.scouts.context import FactsCache, Tree
 from adw.scouts.corpus import Corpus, TermHits, lines_with
 from adw.scouts.terms import Term
 
@@ -178,8 +179,6 @@ def test_editing_files_in_place_equals_a_fresh_read(tmp_path: Path) -> None:
 
 
 def test_imports_resolve_across_added_and_removed_files(tmp_path: Path) -> None:
-    from adw.scouts.context import FactsCache, Tree
-
     def write(files: dict[str, str]) -> dict[str, str]:
         for path in files:
             (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

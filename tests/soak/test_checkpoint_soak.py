@@ -17,5 +17,6 @@ WALK = 16
 
 @pytest.mark.soak
 def test_checkpoints_follow_the_model_for_20000_steps(tmp_path: Path) -> None:
-    # Walks end early at random, so ask for more than the steps needed; the run asserts the steps made.
-    run_model(tmp_path, examples=SOAK_STEPS * 2 // WALK, steps=WALK, min_steps=SOAK_STEPS)
+    # Walks end early at random (they average 15 of 16 steps), so ask for a quarter more steps than needed; the
+    # run asserts the steps made.
+    run_model(tmp_path, examples=SOAK_STEPS * 5 // 4 // WALK, steps=WALK, min_steps=SOAK_STEPS)

@@ -15,7 +15,7 @@ from adw.errors import AdwError
 from adw.sdlc.engine import agent_factories
 from adw.workflow.agent import CancelToken
 from adw.workflow.engine import Engine, default_max_agents
-from adw.workflow.events import OutputLine, TaskEvents, TaskFinished, TaskStarted
+from adw.workflow.events import OutputLine, Subscription, TaskEvents, TaskFinished, TaskStarted
 from adw.workflow.models import AgentResult, Task, TaskState, Workflow
 from tests.fakes import FAST, command_task, python, workflow
 
@@ -357,8 +357,6 @@ async def test_subscribers_see_typed_events_and_can_filter_by_workflow(tmp_path:
 
 async def _drain(events: object) -> object:
     """What the subscription holds right now, then stop."""
-    from adw.workflow.events import Subscription
-
     assert isinstance(events, Subscription)
     events.close()
     async for event in events:

@@ -19,11 +19,13 @@ def register(subparsers: Any) -> None:
     create.add_argument("name")
     create.add_argument("--base", help="commit or branch to start from (default: the main worktree's HEAD)")
     create.add_argument("--branch", help="branch name (default: adw/NAME)")
+    create.add_argument("--no-pool", action="store_true", help="do not take a prewarmed worktree from the pool")
     create.set_defaults(handler=_create)
 
     listing = verbs.add_parser("list", help="list worktrees")
     listing.add_argument("--status", action="store_true", help="add dirty and ahead/behind its base")
     listing.add_argument("--disk", action="store_true", help="add disk usage")
+    listing.add_argument("--pool", action="store_true", help="also list the pool's prewarmed worktrees")
     listing.set_defaults(handler=_list)
 
     opener = verbs.add_parser("open", help="print a worktree's path")
@@ -49,10 +51,13 @@ def register(subparsers: Any) -> None:
     restore.add_argument("name")
     restore.set_defaults(handler=_restore)
 
-    prune = verbs.add_parser("prune", help="reconcile stale entries and orphan folders")
+    prune = verbs.add_parser("prune", help="reconcile stale entries, orphan folders and the pool")
     prune.set_defaults(handler=_prune)
 
-    for sub in (create, listing, opener, merge, remove, restore, prune):
+    pool = verbs.add_parser("pool", help="fill the pool of prewarmed worktrees now, and list it")
+    pool.set_defaults(handler=_pool)
+
+    for sub in (create, listing, opener, merge, remove, restore, prune, pool):
         add_json_flag(sub)
 
 
@@ -61,7 +66,8 @@ async def _open_manager(args: argparse.Namespace) -> Worktrees:
 
 
 async def _create(args: argparse.Namespace) -> int:
-    result = await (await _open_manager(args)).create(args.name, base=args.base, branch=args.branch)
+    manager = await _open_manager(args)
+    result = await manager.create(args.name, base=args.base, branch=args.branch, pool=not args.no_pool)
     text = result.message
     if result.setup and result.setup.output.strip():
         text += "\n" + result.setup.output.rstrip()
@@ -70,7 +76,7 @@ async def _create(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    infos = await (await _open_manager(args)).all(status=args.status, disk=args.disk)
+    infos = await (await _open_manager(args)).all(status=args.status, disk=args.disk, pool=args.pool)
     rows = []
     for info in infos:
         extra = []
@@ -80,6 +86,8 @@ async def _list(args: argparse.Namespace) -> int:
             extra.append(f"+{info.ahead}/-{info.behind}")
         if info.disk_bytes is not None:
             extra.append(f"{info.disk_bytes / 1e6:.1f} MB")
+        if info.pool:
+            extra.append("pool")
         if info.locked:
             extra.append("locked")
         if not info.complete:
@@ -138,4 +146,15 @@ async def _prune(args: argparse.Namespace) -> int:
     lines = [result.message, *(f"pruned: {p}" for p in result.pruned_entries)]
     lines += [f"not a worktree (left untouched): {p}" for p in result.orphan_folders]
     emit(args, result, "\n".join(lines))
+    return 0
+
+
+async def _pool(args: argparse.Namespace) -> int:
+    manager = await _open_manager(args)
+    made = await manager.pool.fill()
+    entries = manager.pool.entries()
+    lines = [f"{len(entries)} pool worktree(s), {len(made)} made or moved now; "
+             f"{sum(e.disk_bytes for e in entries) / 1e6:.1f} MB"]
+    lines += [f"{e.id:<20} {e.base_commit[:10]} {'ready' if e.ready else 'filling'} {e.path}" for e in entries]
+    emit(args, entries, "\n".join(lines))
     return 0

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -50,6 +50,7 @@ from adw.git.refs import (
     SHADOW_INDEX,
     TIPS_NS,
     UNDO_NS,
+    list_refs,
     read_head,
 )
 from adw.git.repo import Repo
@@ -70,6 +71,15 @@ _RESOURCE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.
 _PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 
 Kind = Literal["checkpoint", "state"]
+# Beyond this many changed paths a full `add -A` is as cheap as naming them.
+MAX_INCREMENTAL_PATHS = 1000
+
+
+class ChangeTracker(Protocol):
+    """What changed in a worktree since the last call (a long-lived watch, e.g. adw.scouts.watch.Watch with
+    `paths=True`): paths relative to the worktree, or None when something may have been missed."""
+
+    def changed_paths(self) -> list[str] | None: ...
 
 
 class Checkpoint(BaseModel):
@@ -165,6 +175,14 @@ class _Refs:
 
 
 @dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a restore from one tree to another writes: the paths that differ, and the target's blobs."""
+
+    changes: list[_Change]
+    contents: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class _Change:
     """One path that differs between two trees (a mode of 000000: absent on that side)."""
 
@@ -193,14 +211,19 @@ class Checkpoints:
         self._journal_ns = f"{JOURNAL_NS}/{ident}/"
         self.shadow_index = repo.private_dir / SHADOW_INDEX
         self.journal = repo.private_dir / CHECKPOINT_JOURNAL
-        # Both caches are keyed by immutable object ids, so they never go stale.
+        # The caches are keyed by immutable object ids, so they never go stale.
         self._changed_cache: dict[tuple[str, str], frozenset[str]] = {}
         self._tree_cache: dict[str, str] = {}
+        self._records: dict[str, tuple[str, str, str, str]] = {}  # commit -> (tree, date, parent, message)
+        # With a tracker, a snapshot adds only the paths it reports, once a full one made the shadow index whole.
+        self.tracker: ChangeTracker | None = None
+        self._whole = False  # the shadow index holds every change up to the tracker's last report
+        self._skipped: set[str] = set()  # what the last snapshot left out
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
         repo = await Repo.discover(path)
-        return cls(repo, load_config(repo.main_root))
+        return cls(repo, load_config(repo.main_root, repo.config_cache))
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[list[str] | None]:
@@ -326,7 +349,13 @@ class Checkpoints:
             return await (self._finished(finished) if finished is not None else self._redo())
 
     async def _redo(self) -> RestoreResult:
-        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        async def refs_and_plan() -> tuple[_Refs, _Plan | None]:
+            # A redo starts from the top of the undo stack (or is refused), so what it will write is known before
+            # the snapshot ends: read it meanwhile.
+            refs = await self._refs()
+            return refs, await self._plan(refs.undo[-1].tree, refs.redo[0].tree) if refs.undo and refs.redo else None
+
+        (refs, plan), (state, skipped) = await asyncio.gather(refs_and_plan(), self.snapshot())
         undo, redo = refs.undo, refs.redo
         if not redo:
             raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`")
@@ -340,7 +369,7 @@ class Checkpoints:
             ("delete", self._redo_ns + f"{target.number:06d}", None, target.commit),
             ("create", self._undo_ns + f"{target.number:06d}", target.commit, None),
         ]
-        kept = await self._restore(state, target, ops, [], refs, target, undoing=False)
+        kept = await self._restore(state, target, ops, [], refs, target, undoing=False, plan=plan)
         return RestoreResult(
             restored=target, saved=None, skipped=skipped, kept=kept, message=f"redid to {target.number}" + _kept(kept)
         )
@@ -369,9 +398,9 @@ class Checkpoints:
         deleted = not versions[target.commit]
         # The checkpoint above holds the current version, so one file at a time needs no journal: each write
         # replaces a verified file in one rename.
-        changes = await self._changes(undo[-1].tree, target.tree, [rel])
-        kept = await self._apply(changes)
-        await self._update_shadow(changes, [])
+        plan = await self._plan(undo[-1].tree, target.tree, [rel])
+        kept = await self._apply(plan)
+        await self._update_shadow(plan.changes, [])
         verb = "deleted" if deleted else "restored"
         return FileUndoResult(
             path=rel, restored_from=target, deleted=deleted, saved=saved, kept=kept,
@@ -395,15 +424,21 @@ class Checkpoints:
         return refs.undo, refs.redo
 
     async def _refs(self) -> _Refs:
-        fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(parent)%00%(contents)%01"
         namespaces = (self._undo_ns, self._redo_ns, self._tips_ns, self._journal_ns)
-        out = (await git("for-each-ref", f"--format={fmt}", *namespaces, cwd=self.repo.root)).stdout
+        # The refs are read in-process; git is asked only about commits this instance has not parsed yet.
+        found = {ref: commit for ns in namespaces for ref, commit in list_refs(self.repo.common_dir, ns).items()}
+        if any(commit not in self._records for commit in found.values()):
+            fmt = "%(refname)%00%(objectname)%00%(tree)%00%(committerdate:iso-strict)%00%(parent)%00%(contents)%01"
+            out = (await git("for-each-ref", f"--format={fmt}", *namespaces, cwd=self.repo.root)).stdout
+            found = {}  # git's answer is the truth, should a ref have moved since the read above
+            for record in out.split("\x01"):
+                if record := record.lstrip("\n"):
+                    refname, commit, tree, date, parent, contents = record.split("\x00", 5)
+                    found[refname] = commit
+                    self._records[commit] = (tree, date, parent, contents)
         refs = _Refs()
-        for record in out.split("\x01"):
-            record = record.lstrip("\n")
-            if not record:
-                continue
-            refname, commit, tree, date, parent, contents = record.split("\x00", 5)
+        for refname, commit in found.items():
+            tree, date, parent, contents = self._records[commit]
             if refname.startswith(self._journal_ns):
                 refs.journal[refname] = commit
             elif refname.startswith(self._tips_ns):
@@ -443,13 +478,43 @@ class Checkpoints:
             real = self.repo.git_dir / "index"
             if real.exists():
                 shutil.copy2(real, self.shadow_index)
-        new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
-        skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
-        excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
-        await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
+        # The tracker's report is taken first: a change made while this snapshot runs is in the next one.
+        changed = self.tracker.changed_paths() if self.tracker is not None else None
+        whole, self._whole = self._whole, False  # a snapshot that fails leaves the next one to start over
+        if changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS:
+            skipped = await self._add_changed(changed, env)
+        else:
+            new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
+            skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
+            excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
+            await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
         tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
+        self._skipped, self._whole = set(skipped), self.tracker is not None
         head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
         return State(tree, await self._index_tree(), head, branch), skipped
+
+    async def _add_changed(self, paths: list[str], env: dict[str, str]) -> list[str]:
+        """`add -A` of only `paths` (files or folders): what the shadow index tracks under them is updated or
+        removed, and their untracked files not ignored are added unless too big or nested repositories; the
+        same index a full `add -A` would give, when nothing else changed."""
+        skipped = {p for p in self._skipped if not any(_under(p, changed) for changed in paths)}
+        if not paths:
+            return sorted(skipped)
+        root = self.repo.root
+        listed = await git("ls-files", "-z", "-t", "--cached", "--others", "--exclude-standard", "--",
+                           *(f":(literal){p}" for p in paths), cwd=root, env=env)
+        tracked: list[str] = []
+        untracked: list[str] = []
+        for entry in filter(None, listed.stdout.split("\0")):
+            (untracked if entry.startswith("? ") else tracked).append(entry[2:])
+        left_out = await self._too_big_or_nested(untracked)
+        skipped.update(left_out)
+        update = list(dict.fromkeys([*tracked, *(p for p in untracked if p not in left_out)]))
+        if update:
+            # --replace: a file where a tracked folder was (or the reverse) takes its place, as with add -A.
+            await git("update-index", "--add", "--remove", "--replace", "-z", "--stdin", cwd=root, env=env,
+                      input="\0".join(update) + "\0")
+        return sorted(skipped)
 
     async def _too_big_or_nested(self, paths: list[str]) -> list[str]:
         """Nested repositories, and files over the size cap that the user's index does not track (the cap is for
@@ -510,9 +575,18 @@ class Checkpoints:
             f"\n\nadw-kind: {kind}\nadw-branch: {state.branch or '-'}\n"
             f"adw-head: {state.head or '-'}\nadw-index-tree: {state.index_tree}\n"
         )
-        args = ["commit-tree", state.tree, *(arg for p in dict.fromkeys(parents) for arg in ("-p", p))]
-        result = await git(*args, cwd=root, env=ADW_IDENTITY, input=message + trailer)
-        return result.stdout.strip()
+        parents = list(dict.fromkeys(parents))
+        args = ["commit-tree", state.tree, *(arg for p in parents for arg in ("-p", p))]
+        return await self._commit(args, " ".join(parents), message + trailer)
+
+    async def _commit(self, args: list[str], parents: str, message: str) -> str:
+        """`git commit-tree ARGS` with ADW's identity and a date given to git, so this instance knows what
+        `_refs` would read about the new commit without asking git again."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        env = {**ADW_IDENTITY, "GIT_COMMITTER_DATE": f"{int(now.timestamp())} +0000"}
+        commit = (await git(*args, cwd=self.repo.root, env=env, input=message)).stdout.strip()
+        self._records[commit] = (args[1], now.isoformat(), parents, message)
+        return commit
 
     async def _tree_of(self, commit: str) -> str:
         if commit not in self._tree_cache:
@@ -535,11 +609,13 @@ class Checkpoints:
 
     async def _restore(
         self, current: State, target: Checkpoint, ops: list[_RefOp], pinned: list[str], refs: _Refs, top: Checkpoint,
-        undoing: bool,
+        undoing: bool, plan: _Plan | None = None,
     ) -> list[str]:
-        """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files."""
+        """Journal the whole move (refs to pin, intent), then files, index, HEAD and refs; returns kept files.
+        `plan`: the move from `current.tree` to the target's, when the caller read it already."""
         root = self.repo.root
-        changes = await self._changes(current.tree, target.tree)
+        plan = plan or await self._plan(current.tree, target.tree)
+        changes = plan.changes
         # A path the target has and the snapshot lacks exists on disk only if ignored or skipped (a folder there
         # is replaced, as its files are in the snapshot): never overwrite such a file.
         present = [
@@ -576,13 +652,14 @@ class Checkpoints:
         pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
         await self._transaction(pins)
         _write_atomic(self.journal, intent.model_dump_json().encode())
-        return await self._roll_forward(intent, changes)
+        return await self._roll_forward(intent, plan)
 
-    async def _roll_forward(self, intent: _Intent, changes: list[_Change] | None = None) -> list[str]:
+    async def _roll_forward(self, intent: _Intent, plan: _Plan | None = None) -> list[str]:
         """Carry out a journaled undo or redo; safe to repeat from any point, as every step checks what is done."""
-        changes = changes if changes is not None else await self._changes(intent.source, intent.target)
-        kept = await self._apply(changes)
-        await self._update_shadow(changes, intent.adopt)
+        plan = plan or await self._plan(intent.source, intent.target)
+        kept = await self._apply(plan)
+        # The shadow index is ADW's own file: it is brought up to date beside the user's index and refs.
+        shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt))
         root = self.repo.root
         try:
             if intent.index_tree:
@@ -602,6 +679,8 @@ class Checkpoints:
                 self.journal.unlink()
                 raise
             # A kill after the transaction and before the journal's removal: it was all done.
+        finally:
+            await shadow
         self.journal.unlink()
         return kept
 
@@ -625,14 +704,18 @@ class Checkpoints:
             changes.append(_Change(path, old_mode, old_oid, new_mode, new_oid))
         return changes
 
-    async def _apply(self, changes: list[_Change]) -> list[str]:
-        """Make the files that differ between two trees (`changes`) those of the second. A file is replaced or
+    async def _plan(self, source: str, target: str, paths: Iterable[str] = ()) -> _Plan:
+        changes = await self._changes(source, target, paths)
+        return _Plan(changes, await self._contents({c.new_oid for c in changes if c.new_mode in _BLOB_MODES}))
+
+    async def _apply(self, plan: _Plan) -> list[str]:
+        """Make the files that differ between two trees (`plan.changes`) those of the second. A file is replaced or
         deleted only while it still is the first tree's version; one that is neither version (saved meanwhile) or
         cannot be replaced is kept and returned. Already-target files are left, so a rerun finishes a killed one."""
         root = self.repo.root
+        changes, contents = plan.changes, plan.contents
         writes = [c for c in changes if c.new_mode in _BLOB_MODES]
         gone = [c for c in changes if c.new_mode == _NO_MODE and c.old_mode in _BLOB_MODES]
-        contents = await self._contents({c.new_oid for c in writes})
         kept: list[str] = []
         # Type changes: a file where a target folder goes, or files in a folder where a target file goes.
         written = {c.path for c in writes}
@@ -680,7 +763,11 @@ class Checkpoints:
 
     async def _update_shadow(self, changes: list[_Change], adopt: list[str]) -> None:
         """The shadow index takes the target's entries (without stat data, so the next snapshot rehashes those
-        files and sees any that were kept); removed entries of files kept on disk are re-added by it too."""
+        files and sees any that were kept); removed entries of files kept on disk are re-added by it too.
+        When every change rewrote a file the shadow index holds, it is left as it is: each such file was
+        replaced by a rename (a new inode), so its entry no longer matches and the next snapshot rehashes it."""
+        if not adopt and all(c.old_mode in _BLOB_MODES and c.new_mode in _BLOB_MODES for c in changes):
+            return
         wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000"}
         lines = [f"{mode if mode != _NO_MODE else '0'} {oid}\t{path}" for path, (mode, oid) in wanted.items()]
         if lines:
@@ -738,9 +825,7 @@ class Checkpoints:
     async def _keep_tip(self, branch: str, tip: str, moved_to: str | None, entry: str) -> str:
         message = f"adw branch tip\n\nadw-branch: {branch}\nadw-moved-to: {moved_to or '-'}\nadw-entry: {entry}\n"
         # The tip's own tree: an existing object (git knows the empty tree without storing it; fsck does not).
-        made = await git("commit-tree", f"{tip}^{{tree}}", "-p", tip, cwd=self.repo.root, env=ADW_IDENTITY,
-                         input=message)
-        return made.stdout.strip()
+        return await self._commit(["commit-tree", await self._tree_of(tip), "-p", tip], tip, message)
 
     async def changed_paths(self, entries: list[Checkpoint]) -> dict[str, frozenset[str]]:
         """Paths each checkpoint changed against the one before it (its HEAD for the first); cached per pair."""
@@ -824,6 +909,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _is_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
+
+
+def _under(path: str, top: str) -> bool:
+    """Whether `path` is `top` or inside the folder `top` (either may end with "/")."""
+    path, top = path.rstrip("/"), top.rstrip("/")
+    return path == top or path.startswith(top + "/")
 
 
 def _parent_in(path: str, paths: set[str]) -> bool:

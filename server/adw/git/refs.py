@@ -27,6 +27,9 @@ CHECKPOINTS_LOCK = "checkpoints.lock"  # private_dir: one checkpoint operation a
 INDEX_TREE_CACHE = "index-tree.json"  # private_dir: the tree of the last index seen
 INDEX_COPY = "index-copy"  # private_dir: a copy of the index a checkpoint starts from
 TRASH_DIR = ".adw-trash"  # beside the worktrees: removed worktrees on their way out
+POOL_FOLDER = ".adw-pool"  # beside the worktrees: <id>/, the pool's prewarmed worktrees (adw.git.pool)
+POOL_RECORDS = "pool"  # adw_dir: <id>.json per pool worktree, state, fill.lock, fill.log
+CONFIG_CACHE = "config.cache"  # adw_dir: the validated configuration and the stat of its files
 SCOUT_OUTPUTS = "scout_outputs"  # at a worktree's root (git-excluded): relevant_files.json, the plan phase's input
 SCOUT_REPORT = "scout-report.md"  # SCOUT_OUTPUTS: the report the editor opens
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adw.errors import GitError, NotARepositoryError, PathOutsideError
-from adw.git.refs import ADW_DIR
+from adw.git.refs import ADW_DIR, CONFIG_CACHE
 from adw.git.runner import git
 
 MAIN_WORKTREE_ID = "@main"
@@ -39,6 +39,11 @@ class Repo:
     def adw_dir(self) -> Path:
         """Shared state of ADW for the whole repository; inside .git, so never committed or crawled."""
         return self.common_dir / ADW_DIR
+
+    @property
+    def config_cache(self) -> Path:
+        """Where the validated configuration is kept between processes (`adw.config.load_config`)."""
+        return self.adw_dir / CONFIG_CACHE
 
     @property
     def private_dir(self) -> Path:

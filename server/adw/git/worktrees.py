@@ -24,12 +24,16 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
-from adw.fsutil import check_inside, write_inside
+from adw.fsutil import check_inside, disk_usage, write_inside
 from adw.git.checkpoints import ADW_IDENTITY, Checkpoints, ref_id, trailers
 from adw.git.locks import Owner, repo_lock
+from adw.git.pool import Pool, PoolEntry
 from adw.git.refs import (
     ARCHIVE_NS,
+    JOURNAL_NS,
+    POOL_FOLDER,
     REDO_NS,
+    TIPS_NS,
     TRASH_DIR,
     UNDO_NS,
     WORKTREE_META_DIR,
@@ -71,6 +75,7 @@ class WorktreeInfo(BaseModel):
     ahead: int | None = None
     behind: int | None = None
     disk_bytes: int | None = None
+    pool: bool = False  # a prewarmed worktree of the pool, not yet taken (listed only when asked for)
 
 
 class CreateResult(BaseModel):
@@ -119,6 +124,7 @@ class RemoveResult(BaseModel):
 class PruneResult(BaseModel):
     pruned_entries: list[str]
     half_made: list[Path] = []
+    pool_discarded: list[Path] = []  # pool worktrees that no longer fit (adw.git.pool)
     orphan_folders: list[Path]
     trash_emptied: list[Path]
     message: str
@@ -142,6 +148,7 @@ class _Meta(BaseModel):
     new_branch: bool = False  # the create made the branch; undoing it deletes it if it has not moved
     base_commit: str = ""
     created_for: str | None = None  # who asked (a workflow id): a rerun by the same one adopts the worktree
+    pool_path: Path | None = None  # taken from the pool: where its folder was until the create completes
 
     def abandoned(self) -> bool:
         """A create that did not finish and whose process is gone."""
@@ -159,11 +166,12 @@ class Worktrees:
         self._meta_cache: tuple[int, dict[str, _Meta]] | None = None
         self._linked_ids: dict[str, str | None] = {}
         self._linked_stamp = -1
+        self.pool = Pool(self)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Worktrees:
         repo = await Repo.discover(path)
-        return cls(repo, load_config(repo.main_root))
+        return cls(repo, load_config(repo.main_root, repo.config_cache))
 
     @property
     def root(self) -> Path:
@@ -173,16 +181,21 @@ class Worktrees:
     # ---------------------------------------------------------------- create
 
     async def create(
-        self, name: str, base: str | None = None, branch: str | None = None, created_for: str | None = None
+        self, name: str, base: str | None = None, branch: str | None = None, created_for: str | None = None,
+        pool: bool = True,
     ) -> CreateResult:
         """Create worktree `name`, all or nothing. `created_for` names the caller (a workflow id): when that
-        caller runs create again (a resumed workflow), the worktree it made is adopted instead of refused."""
+        caller runs create again (a resumed workflow), the worktree it made is adopted instead of refused.
+        With `pool`, a prewarmed worktree of the same environment is taken when there is one (adw.git.pool),
+        and the pool is refilled in the background."""
         self._validate_name(name)
         branch = branch or self.config.worktree.branch_prefix + name
         self._validate_branch(branch)
         path = self.root / name
-        base_ref = base or await self._main_branch() or "HEAD"
+        base_ref = base or await self.main_branch() or "HEAD"
         base_commit = await self._resolve(base_ref, f"--base {base_ref}")
+        pool = pool and self.pool.enabled
+        key = await self.pool.key(base_commit) if pool and self.pool.has_ready() else None
         # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
         async with repo_lock(self.repo.adw_dir / WORKTREES_LOCK):
             earlier = self._meta_of(name)
@@ -199,29 +212,50 @@ class Worktrees:
             await self._drop_stale_entries(path)
             exists = await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root,
                                ok_codes=(0, 1))
+            # Only a new branch starts where a pool worktree can be moved to (an existing one may be anywhere).
+            entry = self.pool.claim(key, base_commit) if key and exists.returncode != 0 else None
             owner = Owner.me()
             meta = _Meta(name=name, path=path, branch=branch, base=base_ref, slot=self._free_slot(),
                          created=datetime.now(UTC), complete=False, owner_pid=owner.pid, owner_started=owner.started,
-                         new_branch=exists.returncode != 0, base_commit=base_commit, created_for=created_for)
+                         new_branch=exists.returncode != 0, base_commit=base_commit, created_for=created_for,
+                         pool_path=entry.path if entry else None)
             self._write_meta(meta)
             path.parent.mkdir(parents=True, exist_ok=True)
-            add = ["worktree", "add", "-q", "--no-checkout"]
-            add += [path.as_posix(), branch] if not meta.new_branch else ["-b", branch, path.as_posix(), base_commit]
+            if entry:
+                add = ["worktree", "move", entry.path.as_posix(), path.as_posix()]
+            else:
+                add = ["worktree", "add", "-q", "--no-checkout"]
+                add += [path.as_posix(), branch] if not meta.new_branch else ["-b", branch, path.as_posix(),
+                                                                              base_commit]
             try:
                 await git(*add, cwd=self.main_root)
             except GitError as exc:
                 await self._undo_create(meta)
-                raise WorktreeError(f"could not create worktree {name}: {exc.stderr}", _hint_for(exc.stderr)) from None
+                if not entry:
+                    raise WorktreeError(f"could not create worktree {name}: {exc.stderr}",
+                                        _hint_for(exc.stderr)) from None
+                entry = None
+        if meta.pool_path and entry is None:  # the pool's worktree could not be moved: a plain create
+            return await self.create(name, base, branch, created_for, pool=False)
         try:
-            result = await self._complete(meta)
+            result = await (self._take(meta, entry) if entry else self._complete(meta))
         except BaseException as exc:
             await asyncio.shield(self._undo_create(meta))  # all or nothing, also when cancelled
+            if entry and isinstance(exc, Exception):  # the pool is only a shortcut: a plain create instead
+                return await self.create(name, base, branch, created_for, pool=False)
             if isinstance(exc, OSError | GitError):
                 detail = exc.stderr if isinstance(exc, GitError) else f"{exc.strerror}: {exc.filename or ''}"
                 raise WorktreeError(f"could not create worktree {name}: {detail}; nothing was left behind",
                                     "free some disk space if it is full, then create it again") from None
             raise
+        if pool:
+            self.pool.refill_in_background()
         return result
+
+    async def default_base(self) -> str:
+        """The commit new worktrees start from by default: the main worktree's branch (or HEAD)."""
+        ref = await self.main_branch() or "HEAD"
+        return await self._resolve(ref, ref)
 
     async def _complete(self, meta: _Meta) -> CreateResult:
         """Check out the files, copy the include files, run the setup; then mark the worktree complete."""
@@ -230,15 +264,27 @@ class Worktrees:
         info = WorktreeInfo(name=meta.name, path=path, branch=meta.branch, head=meta.base_commit, base=meta.base,
                             managed=True, ports=self._ports(meta.slot))
         env = self.env_for(info)
-        included = await asyncio.to_thread(self._copy_included, path, await self._included_files())
-        setup = await self._run_setup(path, env)
+        included = await asyncio.to_thread(self.copy_included, path, await self.included_files())
+        setup = await self.run_setup(path, env)
         self._write_meta(meta.model_copy(update={"complete": True}))
-        parts = [f"created {path} on {meta.branch} from {meta.base}"]
-        if included:
-            parts.append(f"copied {len(included)} file(s) listed by .worktreeinclude")
-        if setup:
-            parts.append(f"setup exited with {setup.returncode}")
-        return CreateResult(worktree=info, env=env, included=included, setup=setup, message="; ".join(parts))
+        return _created(meta, info, env, included, setup, "")
+
+    async def _take(self, meta: _Meta, entry: PoolEntry) -> CreateResult:
+        """Finish a create from a pool worktree already moved to its folder: the new branch at the base (a
+        checkout of only the files that differ from the pool worktree's base), the folder's old path rewritten
+        where the setup wrote it, the include files copied again (they may have changed since). Its setup ran
+        when the pool filled it."""
+        path = meta.path
+        await git("switch", "-q", "--no-track", "-c", meta.branch, meta.base_commit, cwd=path)
+        await asyncio.to_thread(Pool.relocate, entry, path)
+        info = WorktreeInfo(name=meta.name, path=path, branch=meta.branch, head=meta.base_commit, base=meta.base,
+                            managed=True, ports=self._ports(meta.slot))
+        included = await asyncio.to_thread(self.copy_included, path, await self.included_files())
+        command = self.config.worktree.setup
+        setup = SetupResult(command=command, returncode=0, output=entry.setup_output) if command else None
+        self._write_meta(meta.model_copy(update={"complete": True, "pool_path": None}))
+        moved = "" if entry.base_commit == meta.base_commit else f", moved from {entry.base_commit[:10]}"
+        return _created(meta, info, self.env_for(info), included, setup, f"taken from the pool, set up ahead{moved}")
 
     async def _adopt(self, meta: _Meta) -> CreateResult:
         head = await git("rev-parse", "HEAD", cwd=meta.path)
@@ -250,11 +296,12 @@ class Worktrees:
     async def _undo_create(self, meta: _Meta) -> None:
         """Take back everything an unfinished create made: the folder, git's entry, the branch if the create
         made it and it has not moved since, and the intent record last (so a kill here is retried)."""
-        for admin in self._admin_dirs_of(meta.path):
-            if not await self._move_to_trash(admin, trash=meta.path.parent / TRASH_DIR):
-                await asyncio.to_thread(shutil.rmtree, admin, True)
-        if (meta.path.exists() or meta.path.is_symlink()) and not await self._move_to_trash(meta.path):
-            await asyncio.to_thread(shutil.rmtree, meta.path, True)
+        for folder in (meta.path, *([meta.pool_path] if meta.pool_path else [])):
+            for admin in self.admin_dirs_of(folder):
+                if not await self.move_to_trash(admin, trash=meta.path.parent / TRASH_DIR):
+                    await asyncio.to_thread(shutil.rmtree, admin, True)
+            if (folder.exists() or folder.is_symlink()) and not await self.move_to_trash(folder):
+                await asyncio.to_thread(shutil.rmtree, folder, True)
         if meta.new_branch:
             await git("update-ref", "-d", f"refs/heads/{meta.branch}", meta.base_commit, cwd=self.main_root,
                       ok_codes=(0, 1, 128))
@@ -263,11 +310,11 @@ class Worktrees:
     async def _drop_stale_entries(self, path: Path) -> None:
         """git's entries for a folder that is gone (a removal interrupted after the folder went) are dropped,
         as `git worktree prune` would, except locked ones (a worktree on a drive that is not mounted)."""
-        for admin in self._admin_dirs_of(path):
+        for admin in self.admin_dirs_of(path):
             if not (admin / "locked").exists():
                 await asyncio.to_thread(shutil.rmtree, admin, True)
 
-    def _admin_dirs_of(self, path: Path) -> list[Path]:
+    def admin_dirs_of(self, path: Path) -> list[Path]:
         """git's admin folders for a worktree at `path` (`worktree add` makes one before the folder itself)."""
         admin_root = self.repo.common_dir / "worktrees"
         found = []
@@ -316,7 +363,7 @@ class Worktrees:
             raise WorktreeError(f"{what}: {ref!r} is not a commit in this repository", "pass a branch, tag or commit")
         return result.stdout.strip()
 
-    async def _main_branch(self) -> str | None:
+    async def main_branch(self) -> str | None:
         out = (await git("symbolic-ref", "-q", "--short", "HEAD", cwd=self.main_root, ok_codes=(0, 1))).stdout
         return out.strip() or None
 
@@ -355,14 +402,14 @@ class Worktrees:
         start = ports.base + slot * ports.size
         return list(range(start, start + ports.size))
 
-    async def _included_files(self) -> list[str]:
+    async def included_files(self) -> list[str]:
         if not (self.main_root / ".worktreeinclude").is_file():
             return []
         out = await git("ls-files", "-z", "--others", "--ignored", "--exclude-from=.worktreeinclude",
                         cwd=self.main_root)
         return [p for p in out.stdout.split("\0") if p and not p.endswith("/")]
 
-    def _copy_included(self, dest_root: Path, files: list[str]) -> list[str]:
+    def copy_included(self, dest_root: Path, files: list[str]) -> list[str]:
         copied = []
         for rel in files:
             source, target = self.main_root / rel, dest_root / rel
@@ -377,7 +424,7 @@ class Worktrees:
             copied.append(rel)
         return copied
 
-    async def _run_setup(self, path: Path, env: dict[str, str]) -> SetupResult | None:
+    async def run_setup(self, path: Path, env: dict[str, str]) -> SetupResult | None:
         command = self.config.worktree.setup
         if not command:
             return None
@@ -398,17 +445,18 @@ class Worktrees:
 
     # ---------------------------------------------------------------- list / get
 
-    async def all(self, status: bool = False, disk: bool = False) -> list[WorktreeInfo]:
+    async def all(self, status: bool = False, disk: bool = False, pool: bool = False) -> list[WorktreeInfo]:
+        """Every worktree; the pool's prewarmed ones (adw.git.pool) only with `pool`."""
         out = (await git("worktree", "list", "--porcelain", "-z", cwd=self.main_root)).stdout
         metas = self._all_meta()
         counts = count_refs(self.repo.common_dir, UNDO_NS)
-        records = _porcelain_records(out)
+        records = [r for r in _porcelain_records(out) if pool or not self.pool.contains(Path(r["worktree"]))]
         self._refresh_linked_ids(records)
         infos = [self._info(record, metas, counts) for record in records]
         if status:
             await asyncio.gather(*(self._add_status(info) for info in infos if not info.prunable))
         if disk:
-            sizes = await asyncio.gather(*(asyncio.to_thread(_disk_usage, info.path) for info in infos))
+            sizes = await asyncio.gather(*(asyncio.to_thread(disk_usage, info.path) for info in infos))
             for info, size in zip(infos, sizes, strict=True):
                 info.disk_bytes = size
         return infos
@@ -432,7 +480,7 @@ class Worktrees:
             is_main=is_main, managed=meta is not None, complete=meta.complete if meta else True,
             locked="locked" in record, lock_reason=record.get("locked") or None,
             prunable="prunable" in record, checkpoints=counts.get(ref_id(ident), 0) if ident else 0,
-            ports=self._ports(meta.slot) if meta else [],
+            ports=self._ports(meta.slot) if meta else [], pool=self.pool.contains(path),
         )
 
     async def _add_status(self, info: WorktreeInfo) -> None:
@@ -458,7 +506,7 @@ class Worktrees:
         if not info.branch:
             raise WorktreeError(f"worktree {info.name} has a detached HEAD; there is no branch to merge",
                                 f"create a branch in it first: `git -C {info.path} switch -c NAME`")
-        target = into or info.base or await self._main_branch()
+        target = into or info.base or await self.main_branch()
         if not target or target == info.branch:
             raise WorktreeError("no branch to merge into", "pass --into BRANCH")
         await self._resolve(target, f"--into {target}")
@@ -536,11 +584,10 @@ class Worktrees:
                 "(bring it back with `adw worktree restore`); --force discards it",
             )
         archive_ref = await self._archive(info) if archive else None
-        if not archive:
-            await self._drop_checkpoints(info)
+        kept = [] if archive else await self._drop_checkpoints(info, keep_unheld=True)
         if info.locked:  # forced: `worktree prune` keeps a locked entry, which would keep its branch checked out
             await git("worktree", "unlock", info.path, cwd=self.main_root)
-        if not await self._move_to_trash(info.path):
+        if not await self.move_to_trash(info.path):
             await asyncio.to_thread(shutil.rmtree, info.path)
         await self._forget(info.path)
         branch_deleted = False
@@ -550,6 +597,10 @@ class Worktrees:
         with contextlib.suppress(FileNotFoundError):
             (self._meta_dir / f"{info.name}.json").unlink()
         saved = f"; saved as {archive_ref}" if archive_ref else ""
+        if kept:
+            saved += (f"; kept {', '.join(kept)}: {'they hold' if len(kept) > 1 else 'it holds'} commits no branch"
+                      " holds (from an undo that moved another branch, or an interrupted undo); see them with"
+                      " `git log REF`")
         return RemoveResult(name=info.name, path=info.path, archive_ref=archive_ref, branch_deleted=branch_deleted,
                             message=f"removed {info.path}{saved}")
 
@@ -573,7 +624,7 @@ class Worktrees:
 
     async def _is_merged(self, info: WorktreeInfo) -> bool:
         """Merged when merging the branch would change nothing: covers ancestors, squash and patch-equivalent merges."""
-        target = info.base or await self._main_branch()
+        target = info.base or await self.main_branch()
         if not target or not info.branch:
             return False
         result, target_tree = await asyncio.gather(
@@ -584,35 +635,55 @@ class Worktrees:
         return result.returncode == 0 and result.stdout.split("\n", 1)[0] == target_tree.stdout.strip()
 
     async def _archive(self, info: WorktreeInfo) -> str:
-        """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit."""
+        """Save commits, index, uncommitted and untracked files and the checkpoint history in one commit; the
+        branch tips and journal pins the worktree's checkpoints hold become its parents too."""
         checkpoints = await Checkpoints.open(info.path)
         state, _ = await checkpoints.snapshot()
         undo, redo = await checkpoints.stacks()
         message = (f"archive of worktree {info.name}\n\nadw-archive-name: {info.name}\n"
                    f"adw-archive-path: {info.path}\nadw-archive-base: {info.base or '-'}")
-        commit = await checkpoints.commit_state(state, message, "state", folded=undo + redo)
+        pins = [*self._checkpoint_refs(info, TIPS_NS).values(), *self._checkpoint_refs(info, JOURNAL_NS).values()]
+        commit = await checkpoints.commit_state(state, message, "state", folded=[*undo, *redo, *pins])
         ref = f"{ARCHIVE_NS}/{ref_id(info.name)}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
         await git("update-ref", ref, commit, "", cwd=self.main_root)
-        await self._drop_checkpoints(info)
+        await self._drop_checkpoints(info, keep_unheld=False)
         return ref
 
-    async def _drop_checkpoints(self, info: WorktreeInfo) -> None:
-        ident = ref_id(_linked_id(info.path) or info.name)
-        refs = {**list_refs(self.repo.common_dir, f"{UNDO_NS}/{ident}/"),
-                **list_refs(self.repo.common_dir, f"{REDO_NS}/{ident}/")}
-        if refs:
-            feed = "".join(f"delete {ref} {sha}\n" for ref, sha in refs.items())
+    def _checkpoint_refs(self, info: WorktreeInfo, namespace: str) -> dict[str, str]:
+        return list_refs(self.repo.common_dir, f"{namespace}/{ref_id(_linked_id(info.path) or info.name)}/")
+
+    async def _drop_checkpoints(self, info: WorktreeInfo, keep_unheld: bool) -> list[str]:
+        """Delete the worktree's checkpoint refs. A kept branch tip or a journal pin (an interrupted undo's saved
+        state) may hold the only way to a commit; with `keep_unheld` such refs stay, and are returned."""
+        drop = {ref: sha for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS) for ref, sha in
+                self._checkpoint_refs(info, ns).items()}
+        kept: list[str] = []
+        if keep_unheld:
+            ident = ref_id(_linked_id(info.path) or info.name)
+            others = [f"--exclude={ns}/{ident}/*" for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS)]
+            for ref, sha in drop.items():
+                if ref.startswith((TIPS_NS, JOURNAL_NS)):
+                    # A kept tip is ADW's commit on top of the branch's old tip: what it protects is its parent.
+                    protects = f"{sha}^" if ref.startswith(TIPS_NS) else sha
+                    out = await git("rev-list", "-n", "1", protects, "--not", *others, "--all", cwd=self.main_root)
+                    if out.stdout.strip():
+                        kept.append(ref)
+        for ref in kept:
+            del drop[ref]
+        if drop:
+            feed = "".join(f"delete {ref} {sha}\n" for ref, sha in drop.items())
             await git("update-ref", "--stdin", cwd=self.main_root, input=feed)
+        return kept
 
     async def _forget(self, path: Path) -> None:
         """Drop git's entry for a worktree whose folder is gone: its admin folder goes to the trash too (what
         `git worktree prune` would delete), so removal costs no scan of every worktree."""
         ident = self._linked_ids.get(str(path))
         admin = self.repo.common_dir / "worktrees" / ident if ident else None
-        if admin is None or not await self._move_to_trash(admin, trash=path.parent / TRASH_DIR):
+        if admin is None or not await self.move_to_trash(admin, trash=path.parent / TRASH_DIR):
             await git("worktree", "prune", cwd=self.main_root)
 
-    async def _move_to_trash(self, path: Path, trash: Path | None = None) -> bool:
+    async def move_to_trash(self, path: Path, trash: Path | None = None) -> bool:
         """Rename into a trash folder and delete from there in the background; False when the rename is
         impossible (another file system), so the caller falls back to a slower way."""
         if not path.exists():
@@ -664,7 +735,7 @@ class Worktrees:
         return created
 
     async def prune(self) -> PruneResult:
-        infos = await self.all()
+        infos = await self.all(pool=True)
         stale = [str(i.path) for i in infos if i.prunable]
         if stale:
             await git("worktree", "prune", cwd=self.main_root)
@@ -673,6 +744,8 @@ class Worktrees:
         emptied: list[Path] = []
         if self.root.is_dir():
             for child in sorted(self.root.iterdir()):
+                if child.name == POOL_FOLDER:
+                    continue
                 if child.name == TRASH_DIR:
                     for leftover in child.iterdir():
                         _delete_in_background(leftover)
@@ -688,13 +761,16 @@ class Worktrees:
                 elif meta.complete and meta.path not in known and not meta.path.exists():
                     (self._meta_dir / f"{meta.name}.json").unlink(missing_ok=True)
         orphans = [folder for folder in orphans if folder not in half_made]
+        discarded = await self.pool.reconcile(await self.pool.key(await self.default_base()))
         parts = [f"pruned {len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'}"]
         if half_made:
             parts.append(f"removed {len(half_made)} worktree(s) left half-made by an interrupted create")
+        if discarded:
+            parts.append(f"discarded {len(discarded)} pool worktree(s) that no longer fit")
         if orphans:
             parts.append(f"{len(orphans)} folder(s) in {self.root} are not worktrees; left untouched")
-        return PruneResult(pruned_entries=stale, half_made=half_made, orphan_folders=orphans, trash_emptied=emptied,
-                           message="; ".join(parts))
+        return PruneResult(pruned_entries=stale, half_made=half_made, pool_discarded=discarded,
+                           orphan_folders=orphans, trash_emptied=emptied, message="; ".join(parts))
 
 
 async def locate(base: Path, name_or_path: str | None) -> Path:
@@ -771,6 +847,16 @@ async def _changes(cwd: Path, revisions: str) -> tuple[list[ChangedFile], str]:
     return files, stat.stdout.rstrip("\n")
 
 
+def _created(meta: _Meta, info: WorktreeInfo, env: dict[str, str], included: list[str],
+             setup: SetupResult | None, how: str) -> CreateResult:
+    parts = [f"created {meta.path} on {meta.branch} from {meta.base}" + (f" ({how})" if how else "")]
+    if included:
+        parts.append(f"copied {len(included)} file(s) listed by .worktreeinclude")
+    if setup:
+        parts.append(f"setup exited with {setup.returncode}")
+    return CreateResult(worktree=info, env=env, included=included, setup=setup, message="; ".join(parts))
+
+
 def _porcelain_records(out: str) -> list[dict[str, str]]:
     records: list[dict[str, str]] = []
     current: dict[str, str] = {}
@@ -812,15 +898,6 @@ async def _commit_identity(cwd: Path) -> dict[str, str]:
     """The user's identity when configured; ADW's otherwise, so merges work on a fresh machine."""
     result = await git("var", "GIT_COMMITTER_IDENT", cwd=cwd, ok_codes=(0, 128))
     return {} if result.returncode == 0 else dict(ADW_IDENTITY)
-
-
-def _disk_usage(path: Path) -> int:
-    total = 0
-    for dirpath, _dirnames, filenames in os.walk(path):
-        for filename in filenames:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, filename)).st_blocks * 512
-    return total
 
 
 def _delete_in_background(path: Path) -> None:

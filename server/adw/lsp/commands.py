@@ -71,7 +71,7 @@ async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
 
 
 async def _checkpoints(ls: AdwServer, worktree: str | None) -> Checkpoints:
-    return await Checkpoints.open(await worktree_path(ls, worktree))
+    return await ls.checkpoints(await worktree_path(ls, worktree))
 
 
 @handles(params.StartSdlc)

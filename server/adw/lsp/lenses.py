@@ -82,7 +82,6 @@ class LensCache:
         self.server = server
         self._common: Path | None = None
         self._worktrees: tuple[int, list[Path]] | None = None
-        self._stores: dict[Path, Checkpoints] = {}
         self._stacks: dict[Path, _Stack] = {}
         self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
@@ -115,9 +114,7 @@ class LensCache:
         return next((root for root in self._worktrees[1] if root == path or root in path.parents), None)
 
     async def stack(self, worktree: Path) -> tuple[Checkpoints, _Stack]:
-        store = self._stores.get(worktree)
-        if store is None:
-            store = self._stores[worktree] = await Checkpoints.open(worktree)
+        store = await self.server.checkpoints(worktree)
         ident = ref_id(store.repo.worktree_id)
         common = store.repo.common_dir
         stamp = (

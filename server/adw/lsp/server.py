@@ -25,9 +25,11 @@ from pygls.uris import from_fs_path, to_fs_path
 from adw import __version__
 from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
+from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
+from adw.scouts.watch import Watch
 from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
@@ -60,6 +62,8 @@ class AdwServer(LanguageServer):
         self._main_root: Path | None = None
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
+        self._checkpoint_stores: dict[Path, Checkpoints] = {}
+        self._checkpoint_stores_lock = asyncio.Lock()
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdio with ADW's hardened reader (adw/lsp/transport.py) instead of pygls's."""
@@ -144,6 +148,22 @@ class AdwServer(LanguageServer):
     def engine_if_open(self) -> Engine | None:
         """The engine if something already opened it; lenses must not open it as a side effect."""
         return self._engine
+
+    async def checkpoints(self, worktree: Path) -> Checkpoints:
+        """One long-lived checkpoint store per worktree, with an inotify watch of its files as its tracker, so a
+        checkpoint adds only the paths changed since the last one (a full `add -A` whenever the watch may have
+        missed something, and for the first checkpoint of this process)."""
+        root = worktree.resolve()
+        async with self._checkpoint_stores_lock:
+            store = self._checkpoint_stores.get(root)
+            if store is None or not root.is_dir():
+                if store is not None and isinstance(store.tracker, Watch):
+                    store.tracker.close()
+                store = await Checkpoints.open(root)
+                git_dirs = tuple(dict.fromkeys((store.repo.git_dir, store.repo.common_dir)))
+                store.tracker = await asyncio.to_thread(Watch.open, store.repo.root, git_dirs, True)
+                self._checkpoint_stores[root] = store
+            return store
 
     def supports(self, capability: str) -> bool:
         return bool(get_capability(self.client_capabilities, capability, False))

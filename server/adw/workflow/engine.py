@@ -105,7 +105,7 @@ class Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
         recovering from any crashed run."""
         repo = await Repo.discover(path)
-        config = load_config(repo.main_root)
+        config = load_config(repo.main_root, repo.config_cache)
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine

@@ -1,0 +1,108 @@
+"""Incremental checkpoints (issue 14, point 4): with an inotify watch as its tracker, a long-lived checkpoint store
+(the language server's) adds only the paths the watch reports, and falls back to a full `add -A` whenever the
+watch may have missed something. tests/test_checkpoint_property.py proves on random walks that the incremental
+result equals the full one; these tests pin down when each path is taken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adw.errors import GitError
+from adw.git import runner
+from adw.git.checkpoints import Checkpoints
+from adw.scouts.watch import Watch
+from tests.git.test_checkpoints import git_out
+
+Calls = list[list[str]]
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
+    """The git subcommands (with their first option) each operation runs."""
+    made: Calls = []
+    spawn = runner._spawn
+
+    async def counting(argv: list[str], *rest: object) -> tuple[int, str, str]:
+        made.append(argv[1:3])
+        return await spawn(argv, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_spawn", counting)
+    yield made
+
+
+async def watched(root: Path) -> Checkpoints:
+    store = await Checkpoints.open(root)
+    store.tracker = Watch.open(root, (store.repo.git_dir,), paths=True)
+    if store.tracker is None:
+        pytest.skip("no inotify here")
+    return store
+
+
+def full(calls: Calls) -> bool:
+    return ["add", "-A"] in calls
+
+
+async def test_after_one_full_snapshot_only_the_changed_paths_are_added(repo: Path, calls: Calls) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    assert full(calls), "a new process starts with a full add -A: the watch saw nothing before it"
+    calls.clear()
+    (repo / "src/app.py").write_text("edited\n")
+    (repo / "new").mkdir()
+    (repo / "new/file.txt").write_text("in a new folder\n")
+    (repo / "README.md").unlink()
+    made = await store.checkpoint()
+    assert not full(calls) and ["update-index", "--add"] in calls
+    assert made.checkpoint is not None
+    assert git_out(repo, "ls-tree", "-r", "--name-only", made.checkpoint.tree).split() == ["new/file.txt", "src/app.py"]
+    calls.clear()
+    assert not (await store.checkpoint()).created  # nothing changed: nothing listed or added
+    assert ["ls-files", "-z"] not in calls and not full(calls)
+
+
+async def test_a_changed_ignore_rule_falls_back_to_a_full_add(repo: Path, calls: Calls) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "build.log").write_text("output\n")
+    (repo / ".gitignore").write_text("*.log\n")
+    calls.clear()
+    made = await store.checkpoint()
+    assert full(calls)
+    assert made.checkpoint is not None
+    assert "build.log" not in git_out(repo, "ls-tree", "-r", "--name-only", made.checkpoint.tree).split()
+
+
+async def test_a_watch_that_overflowed_falls_back_to_a_full_add(repo: Path, calls: Calls) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    assert isinstance(store.tracker, Watch)
+    store.tracker.close()  # its events are lost, as in a queue overflow: reading them fails
+    (repo / "src/app.py").write_text("unseen\n")
+    calls.clear()
+    made = await store.checkpoint()
+    assert full(calls) and made.checkpoint is not None
+    assert git_out(repo, "show", f"{made.checkpoint.commit}:src/app.py") == "unseen"
+
+
+async def test_a_failed_snapshot_makes_the_next_one_full(
+    repo: Path, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").write_text("edited\n")
+
+    async def fails(*args: object) -> list[str]:
+        raise GitError(["git", "update-index"], 128, "fatal: disk on fire", "")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "_add_changed", fails)
+        with pytest.raises(GitError):
+            await store.checkpoint()
+    calls.clear()
+    made = await store.checkpoint()
+    assert full(calls), "the paths the failed snapshot took from the watch are in no index"
+    assert made.checkpoint is not None
+    assert git_out(repo, "show", f"{made.checkpoint.commit}:src/app.py") == "edited"
