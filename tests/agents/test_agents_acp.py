@@ -79,6 +79,7 @@ async def test_streamed_updates_become_lines_progress_and_the_summary(work: Path
     assert task.summary == f"cwd: {work}"  # the first line of the last message
     assert task.outputs["acp"]["session_id"] == "fake-session-1"
     assert task.outputs["acp"]["agent"] == "fake-acp 1.0"
+    assert (task.usage.input_tokens, task.usage.output_tokens, task.usage.turns) == (120, 30, 1)
 
 
 async def test_tool_calls_report_tools_changed_files_and_failures(work: Path) -> None:
@@ -191,6 +192,16 @@ async def test_cancel_mid_turn_ends_the_turn_and_leaves_no_process(work: Path, a
     assert task.state is TaskState.CANCELLED
     assert ("cancel received" in lines(events)) is (argument != "deaf")  # it got session/cancel
     assert task.outputs["acp"]["session_id"] == "fake-session-1"
+    assert _marked(result.id) == []
+
+
+@pytest.mark.slow  # waits for its 20 s timeout
+async def test_a_timeout_stops_an_agent_that_ignores_the_cancel_and_its_terminal(work: Path) -> None:
+    # Generous: the fake takes seconds to start on a loaded machine; the turn itself never ends.
+    result, events = await run_acp(work, acp_task("hang deaf", timeout=20))
+    task = result.task("build")
+    assert task.state is TaskState.FAILED and task.reason == "timed out after 20s"
+    assert "working in term-1" in lines(events)
     assert _marked(result.id) == []
 
 

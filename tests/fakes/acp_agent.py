@@ -38,6 +38,7 @@ from acp.schema import (
     TextContentBlock,
     ToolCallLocation,
     ToolCallUpdate,
+    Usage,
 )
 
 SESSION = "fake-session-1"
@@ -84,7 +85,9 @@ class ScriptedAgent(Agent):
         name, _, argument = text.splitlines()[0].partition(" ")
         script = getattr(self, f"script_{name.replace('-', '_')}")
         stop = await script(argument)
-        return PromptResponse(stop_reason=stop or "end_turn")
+        return PromptResponse(
+            stop_reason=stop or "end_turn", usage=Usage(total_tokens=150, input_tokens=120, output_tokens=30)
+        )
 
     async def script_stream(self, argument: str) -> None:
         await self.client.session_update(session_id=SESSION, update=update_agent_thought_text("weighing it"))

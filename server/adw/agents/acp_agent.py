@@ -294,6 +294,9 @@ class AcpClient:
     def result(self, turn: PromptResponse | BaseException | None, returncode: int | None) -> AgentResult:
         self.messages.flush()
         self.thoughts.flush()
+        if isinstance(turn, PromptResponse) and turn.usage is not None:
+            tokens = {"input_tokens": turn.usage.input_tokens, "output_tokens": turn.usage.output_tokens, "turns": 1}
+            self.events.cost(self.events.usage.model_copy(update=tokens))
         files = sorted(self.files | self.workspace.written)
         found: dict[str, Any] = {
             "files_changed": files,
