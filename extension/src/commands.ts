@@ -4,9 +4,12 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
-import { finishedWorkflows, mergeDetail, workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
-  ExistingChoice, ExistingWorktree, MergeResult, Message, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  bestOfRuns, candidateDescription, candidateDetail, candidateLabel, finishedWorkflows, mergeDetail,
+  workflowDescription, worktreeDescription, worktreeLabel,
+} from './format';
+import {
+  ExistingChoice, ExistingWorktree, MergeResult, Message, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
   existingWorktrees,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
@@ -43,6 +46,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.openTaskLog': (workflow: string, task: string, repo: string) =>
       views.documents.show(views.documents.taskLogUri(repo, workflow, task)),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
+    'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
     'adw.restartServer': () => adw.restart(),
@@ -186,8 +190,9 @@ class Commands {
       if (choice) await vscode.commands.executeCommand('workbench.actions.view.problems');
       return undefined;
     }
-    const strategy = await vscode.window.showInformationMessage(`Merge ${preview.source} into ${preview.target}?`, {
-      modal: true, detail: `It merges cleanly (no conflicts) and brings:\n${mergeDetail(preview)}`,
+    const ask = preview.activeConflicts?.length ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    const strategy = await ask(`Merge ${preview.source} into ${preview.target}?`, {
+      modal: true, detail: `It merges cleanly into ${preview.target} and brings:\n${mergeDetail(preview)}`,
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
     const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy]);
@@ -282,6 +287,45 @@ class Commands {
       label: t.phase, description: `${t.state} · ${t.agent}`, detail: t.summary || t.reason || undefined, task: t,
     })), { title: `ADW: ${workflow.name}`, placeHolder: 'Open a task log' });
     if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo);
+  }
+
+  /** Ranks the candidates of a best-of run (`adw sdlc SPEC --best-of N`); the one picked is merged after its merge
+   * preview is confirmed, and the others' worktrees are archived (`adw worktree restore NAME` brings one back). */
+  async compareCandidates(node?: WorkflowNode): Promise<PickResult | undefined> {
+    let group = node?.workflow.best_of?.group;
+    if (!group) {
+      const runs = bestOfRuns(await this.views.workflows.load());
+      if (!runs.length) throw new Error('no best-of run yet — `adw sdlc SPEC --best-of N` starts one');
+      group = runs.length === 1 ? runs[0].group : (await vscode.window.showQuickPick(runs.map((run) => ({
+        label: run.name, description: `${run.candidates.length} candidates`, detail: run.group, run,
+      })), { title: 'ADW: Compare Candidates' }))?.run.group;
+    }
+    if (!group) return undefined;
+    const comparison = await this.adw.command('compare', group);
+    const chosen = await vscode.window.showQuickPick(comparison.candidates.map((candidate) => ({
+      label: candidateLabel(candidate), description: candidateDescription(candidate),
+      detail: candidateDetail(candidate), candidate,
+    })), { title: `ADW: best of ${comparison.candidates.length}, ranked — pick one to merge`, matchOnDetail: true });
+    if (!chosen) return undefined;
+    const { number, worktree } = chosen.candidate;
+    const preview = await this.adw.command('mergePreview', worktree);
+    if (!preview.clean) {
+      void vscode.window.showWarningMessage(`ADW: candidate ${number} would conflict with ${preview.target}`, {
+        modal: true, detail: `Conflicting files:\n${preview.conflicts.join('\n')}\n\nNothing was merged or archived.`,
+      });
+      return undefined;
+    }
+    const others = comparison.candidates.filter((c) => c.number !== number).map((c) => c.worktree);
+    const answer = await vscode.window.showInformationMessage(
+      `Pick candidate ${number}: merge ${preview.source} into ${preview.target}?`, {
+        modal: true,
+        detail: `${mergeDetail(preview)}\n\nThe other candidates' worktrees (${others.join(', ')}) are archived; `
+          + 'bring one back with `adw worktree restore NAME`.',
+      }, 'Pick');
+    if (!answer) return undefined;
+    const result = await this.adw.command('pick', group, number);
+    void vscode.window.showInformationMessage(`ADW: ${result.message}`);
+    return result;
   }
 
   private workflowItem(workflow: Workflow) {

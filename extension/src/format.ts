@@ -1,5 +1,8 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
-import type { BranchReview, Checkpoint, CheckState, MergePreview, Task, TaskState, Workflow, Worktree } from './protocol';
+import type {
+  BranchReview, Candidate, Checkpoint, CheckState, MergePreview, Task, TaskState, Workflow, Worktree,
+  WorktreeConflict,
+} from './protocol';
 
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -44,7 +47,14 @@ export function worktreeDescription(worktree: Worktree, review?: BranchReview): 
   if (agents) parts.push(agentsText(agents));
   const shown = reviewText(review);
   if (shown) parts.push(shown);
+  const conflicts = worktree.conflicts ?? [];
+  if (conflicts.length) parts.push(`⚠ conflicts with ${conflicts.map((c) => c.worktree).join(', ')}`);
   return parts.join(' · ');
+}
+
+/** One line per other worktree: its name and the files both change (or why git could not merge them). */
+export function conflictLines(conflicts: WorktreeConflict[]): string[] {
+  return conflicts.map((c) => `${c.worktree}: ${c.error ?? c.files.map((f) => `${f.path} (${f.kind})`).join(', ')}`);
 }
 
 const CHECK_MARKS: Record<CheckState, string> = { none: '', pending: '…', success: '✓', failure: '✗' };
@@ -120,5 +130,39 @@ export function mergeDetail(preview: MergePreview, limit = 25): string {
   const lines = preview.files.slice(0, limit).map((f) => `${f.status} ${f.path}  ${counts(f)}`);
   if (preview.files.length > limit) lines.push(`… and ${preview.files.length - limit} more`);
   lines.push(`${preview.files.length} file(s) changed, +${preview.insertions} -${preview.deletions}`);
+  const others = preview.activeConflicts ?? [];
+  if (others.length) {
+    lines.unshift(`Warning: it conflicts with ${others.length} other active worktree(s); whichever merges second will `
+      + 'have to resolve them:', ...conflictLines(others), '');
+  }
   return lines.join('\n');
+}
+
+/** A candidate of a best-of run in the comparison picker: its rank, number and worktree, then how it was built. */
+export function candidateLabel(candidate: Candidate): string {
+  return `${candidate.rank}. candidate ${candidate.number} — ${candidate.worktree}`;
+}
+
+export function candidateDescription(candidate: Candidate): string {
+  const time = candidate.seconds === null ? undefined : duration(candidate.seconds);
+  return [candidate.model ? `${candidate.agent} (${candidate.model})` : candidate.agent, candidate.state, time,
+    cost(candidate.cost_usd)].filter(Boolean).join(' · ');
+}
+
+/** Why it ranks where it does: its new test failures, new review findings and size, then the comparison. */
+export function candidateDetail(candidate: Candidate): string {
+  return candidate.reasons.join(' · ');
+}
+
+/** The best-of runs among the workflows, newest first: one entry per group, with its candidates. */
+export function bestOfRuns(workflows: Workflow[]): { group: string; name: string; candidates: Workflow[] }[] {
+  const runs = new Map<string, { group: string; name: string; candidates: Workflow[] }>();
+  for (const workflow of workflows) {
+    const group = workflow.best_of?.group;
+    if (!group) continue;
+    const run = runs.get(group) ?? { group, name: workflow.name.replace(/-\d+$/, ''), candidates: [] };
+    run.candidates.push(workflow);
+    runs.set(group, run);
+  }
+  return [...runs.values()];
 }

@@ -5,12 +5,14 @@
 export interface ServerCommands {
   cancel: [workflow: string, task?: string | null];
   checkpoint: [worktree?: string | null, message?: string | null];
+  compare: [id: string];
   createPullRequest: [workflow: string, base?: string | null];
   createWorktree: [name: string, base?: string | null];
   listCheckpoints: [worktree?: string | null, file?: string | null];
   listWorktrees: [];
   merge: [name: string, strategy?: 'merge' | 'squash' | 'rebase' | null, into?: string | null];
   mergePreview: [name: string, into?: string | null];
+  pick: [id: string, number: number, strategy?: 'merge' | 'squash' | 'rebase' | null];
   redo: [worktree?: string | null];
   removeWorktree: [name: string, archive?: boolean | null, force?: boolean | null];
   resume: [workflow: string];

@@ -44,6 +44,18 @@ export interface Worktree {
   ahead: number | null;
   behind: number | null;
   agentsRunning?: number;
+  /** Predicted conflicts with the other active worktrees (server/adw/lsp/conflicts.py). */
+  conflicts?: WorktreeConflict[];
+}
+
+/** Another active worktree whose branch (or newest checkpoint) would conflict with this one's. */
+export interface WorktreeConflict {
+  worktree: string;
+  branch: string | null;
+  path: string;
+  /** Set when git could not merge the two at all (unrelated histories). */
+  error: string | null;
+  files: { path: string; kind: string }[];
 }
 
 export type TaskState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'skipped';
@@ -79,6 +91,43 @@ export interface Workflow {
   finished_at: number | null;
   tasks: Task[];
   usage: Usage;
+  /** Set on a candidate of `adw sdlc --best-of N`. */
+  best_of?: { group: string; number: number; agent: string | null; model: string | null } | null;
+}
+
+/** One row of `compare` (server/adw/sdlc/best_of.py), best first. */
+export interface Candidate {
+  number: number;
+  workflow: string;
+  worktree: string;
+  agent: string;
+  model: string;
+  state: TaskState;
+  reason: string;
+  /** null: the phase did not run. */
+  new_test_failures: number | null;
+  new_findings: number | null;
+  files: number;
+  insertions: number;
+  deletions: number;
+  cost_usd: number | null;
+  seconds: number | null;
+  rank: number;
+  reasons: string[];
+}
+
+export interface Comparison {
+  group: string;
+  spec: string | null;
+  candidates: Candidate[];
+}
+
+export interface PickResult extends Message {
+  group: string;
+  picked: number;
+  worktree: string;
+  merge: MergeResult | null;
+  archived: { number: number; worktree: string; path: string; archive_ref: string | null }[];
 }
 
 export interface Checkpoint {
@@ -113,6 +162,8 @@ export interface MergePreview {
   insertions: number;
   deletions: number;
   diffstat: string;
+  /** The branch's conflicts with other worktrees still active (the merge dialog warns about them). */
+  activeConflicts?: WorktreeConflict[];
 }
 
 export interface MergeResult {
@@ -216,12 +267,14 @@ export interface PullRequestOutcome {
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
+  compare: Comparison;
   createPullRequest: PullRequestOutcome;
   createWorktree: Message & { worktree: Worktree };
   listCheckpoints: Checkpoint[];
   listWorktrees: Worktree[];
   merge: MergeResult;
   mergePreview: MergePreview;
+  pick: PickResult;
   redo: Message;
   removeWorktree: Message;
   resume: { workflow: string; resumed: boolean };

@@ -1,7 +1,7 @@
 // The Worktrees view: one row per worktree of the repository (`adw/worktrees`).
 import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
-import { worktreeDescription, worktreeLabel } from '../format';
+import { conflictLines, worktreeDescription, worktreeLabel } from '../format';
 import { BranchReview, Requests, ReviewStatus, Worktree } from '../protocol';
 
 /** How often the view asks for the branches' pull requests; the server asks the forge at most once a minute per
@@ -53,11 +53,15 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
     const review = worktree.branch ? this.reviews.get(worktree.branch) : undefined;
     item.description = worktreeDescription(worktree, review);
     const pr = review?.pull_request;
+    const conflicts = conflictLines(worktree.conflicts ?? []);
     item.tooltip = new vscode.MarkdownString(`**${worktree.name}** — \`${worktree.path}\`\n\n`
       + `${worktree.checkpoints} checkpoint(s)${worktree.locked ? ', locked' : ''}`
       + (pr ? `\n\n[Pull request #${pr.number}](${pr.url})${pr.draft ? ' (draft)' : ''}`
-        + (review?.checks ? `, checks: ${review.checks.state}` : '') : ''));
-    item.iconPath = new vscode.ThemeIcon(worktree.agentsRunning ? 'sync~spin' : worktree.is_main ? 'repo' : 'git-branch');
+        + (review?.checks ? `, checks: ${review.checks.state}` : '') : '')
+      + (conflicts.length ? `\n\nWould conflict with:\n${conflicts.map((line) => `- ${line}`).join('\n')}` : ''));
+    item.iconPath = worktree.agentsRunning ? new vscode.ThemeIcon('sync~spin')
+      : conflicts.length ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+        : new vscode.ThemeIcon(worktree.is_main ? 'repo' : 'git-branch');
     item.contextValue = worktree.is_main ? 'worktree.main' : 'worktree';
     item.resourceUri = vscode.Uri.file(worktree.path);
     return item;

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("adw.cli.workflow", "run again what did not succeed; succeeded tasks are kept"),
     "logs": ("adw.cli.workflow", "the recorded events and output of a workflow"),
     "demo": ("adw.cli.workflow", "create a demo repository with three specs and run them in parallel"),
+    "compare": ("adw.cli.best_of", "rank the candidates of `adw sdlc SPEC --best-of N`, with the reasons"),
+    "pick": ("adw.cli.best_of", "merge one candidate of a best-of-N run and archive the others"),
     "forge": ("adw.cli.forge", "the repository's forge (GitHub, GitLab, Bitbucket) and how ADW logs in to it"),
     "pr": ("adw.cli.forge", "push a finished workflow's branch and open (or update) its draft pull request"),
     "scout": ("adw.cli.scout", "find the files and lines a task is about (no LLM, no network)"),

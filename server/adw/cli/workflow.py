@@ -30,6 +30,8 @@ from adw.forge.client import connect
 from adw.forge.issues import issue_workflows
 from adw.forge.providers import Provider
 from adw.git.repo import Repo
+from adw.git.worktrees import Worktrees
+from adw.sdlc.best_of import best_of_workflows
 from adw.sdlc.demo import create_demo_repo
 from adw.sdlc.engine import open_engine
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
@@ -81,6 +83,14 @@ def register(subparsers: Any) -> None:
     rerun.add_argument(
         "--again", action="store_true", help="a spec whose worktree exists: run it in a new worktree, NAME-2, NAME-3, …"
     )
+    sdlc.add_argument(
+        "--best-of", type=int, metavar="N",
+        help="run one SPEC as N candidates in worktrees NAME-1 … NAME-N, then `adw compare` and `adw pick` one",
+    )
+    sdlc.add_argument("--agents", type=_names, metavar="A,B,…",
+                      help="with --best-of: the build phase's agent of each candidate (repeated when shorter)")
+    sdlc.add_argument("--models", type=_names, metavar="M,N,…",
+                      help="with --best-of: the build phase's model of each candidate (repeated when shorter)")
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
 
@@ -128,8 +138,11 @@ async def _sdlc(args: argparse.Namespace) -> int:
         )
     base = Path(args.cwd)
     repo = await Repo.discover(base)
+    _check_best_of(args)
     engine = await open_engine(base, max_agents=args.max_agents)
     specs = [base / spec for spec in args.specs]
+    if args.best_of is not None:
+        return await _best_of(args, engine, repo.root, specs[0])
     provider = None
     existing: Existing = "again" if args.again else "refuse"
     try:
@@ -161,6 +174,43 @@ async def _sdlc(args: argparse.Namespace) -> int:
             await provider.aclose()
         raise
     return await _run(args, engine, workflows, provider)
+
+
+def _check_best_of(args: argparse.Namespace) -> None:
+    if args.best_of is None:
+        if args.agents or args.models:
+            raise AdwError("--agents and --models choose the candidates of --best-of N", "add --best-of N")
+        return
+    if len(args.specs) != 1 or args.resume or args.again or args.issue or args.pr:
+        raise AdwError("--best-of runs one spec, as new candidates",
+                       "pass one SPEC file, without --resume, --again, --issue or --pr (`adw pr` the one you pick)")
+
+
+async def _best_of(args: argparse.Namespace, engine: Engine, root: Path, spec: Path) -> int:
+    try:
+        manager = await Worktrees.open(root)
+        existing = {info.name for info in await manager.all()}
+        existing |= {child.name for child in manager.root.iterdir()} if manager.root.is_dir() else set()
+        workflows = best_of_workflows(root, spec, engine.config, args.best_of, args.agents, args.models, existing)
+    except BaseException:
+        engine.close()
+        raise
+    group = workflows[0].best_of.group if workflows[0].best_of else ""
+    if not args.json:
+        for wf in workflows:
+            print(f"candidate {wf.best_of.number if wf.best_of else '?'}: {wf.name} "
+                  f"(build by {wf.task('build').agent})")
+    code = await _run(args, engine, workflows)
+    if code == 1 and any(wf.state is TaskState.SUCCEEDED for wf in workflows):
+        code = 0  # a candidate that fails is an answer of the comparison, not a failure of the run
+    if not args.json:
+        print(f"\ncompare them: adw compare {group}    pick one: adw pick {group} N")
+    return code
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list (`--agents claude,codex`)."""
+    return [name.strip() for name in text.split(",")]
 
 
 async def _resume(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""`adw worktree create|list|open|merge|remove|restore|prune`."""
+"""`adw worktree create|list|open|conflicts|merge|remove|restore|prune`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from adw.cli.output import add_json_flag, emit
+from adw.git.conflicts import ConflictChecker, PairResult
 from adw.git.worktrees import Worktrees
 
 
@@ -31,6 +32,11 @@ def register(subparsers: Any) -> None:
     opener = verbs.add_parser("open", help="print a worktree's path")
     opener.add_argument("name")
     opener.set_defaults(handler=_open)
+
+    conflicts = verbs.add_parser(
+        "conflicts", help="preview every pair of active worktrees (and each with its base) for merge conflicts"
+    )
+    conflicts.set_defaults(handler=_conflicts)
 
     merge = verbs.add_parser("merge", help="merge a worktree's branch (conflicts are previewed first)")
     merge.add_argument("name")
@@ -57,7 +63,7 @@ def register(subparsers: Any) -> None:
     pool = verbs.add_parser("pool", help="fill the pool of prewarmed worktrees now, and list it")
     pool.set_defaults(handler=_pool)
 
-    for sub in (create, listing, opener, merge, remove, restore, prune, pool):
+    for sub in (create, listing, opener, conflicts, merge, remove, restore, prune, pool):
         add_json_flag(sub)
 
 
@@ -106,6 +112,33 @@ async def _open(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _conflicts(args: argparse.Namespace) -> int:
+    report = await (await ConflictChecker.open(args.cwd)).check()
+    lines = []
+    for pair in report.conflicting:
+        lines.append(f"{pair.a.name} {'-> ' if pair.base else '<-> '}{pair.b.name}: {_files(pair)}")
+    verdict = f"{len(report.conflicting)} of {len(report.pairs)} pair(s) conflict" if report.conflicting else (
+        f"no conflicts among {len(report.pairs)} pair(s)")
+    lines.append(f"{verdict} ({len(report.worktrees)} active worktree(s); {report.computed} merged now, "
+                 f"{report.cached} from the cache)")
+    emit(args, report, "\n".join(lines))
+    return 1 if report.conflicting else 0
+
+
+async def _active_conflicts(cwd: str, name: str) -> list[str]:
+    """A warning naming the other active worktrees this one conflicts with: whoever merges second resolves them."""
+    pairs = (await (await ConflictChecker.open(cwd)).check()).involving(name)
+    if not pairs:
+        return []
+    lines = [f"warning: {name} also conflicts with {len(pairs)} other active worktree(s):"]
+    return lines + [f"  {pair.b.name}: {_files(pair)}" for pair in pairs]
+
+
+def _files(pair: PairResult) -> str:
+    """The files a pair conflicts in, with git's kind of conflict, or why git could not merge them."""
+    return pair.error or ", ".join(f"{f.path} ({f.kind})" for f in pair.files)
+
+
 async def _merge(args: argparse.Namespace) -> int:
     manager = await _open_manager(args)
     confirm = not (args.preview or args.yes or args.json) and sys.stdin.isatty()
@@ -113,6 +146,7 @@ async def _merge(args: argparse.Namespace) -> int:
         preview = await manager.merge_preview(args.name, args.into)
         verdict = "merges cleanly" if preview.clean else f"conflicts in {len(preview.conflicts)} file(s)"
         text = [f"{preview.source} -> {preview.target}: {verdict}", *preview.conflicts, preview.diffstat]
+        text += await _active_conflicts(args.cwd, (await manager.get(args.name)).name)
         emit(args, preview, "\n".join(text))
         if args.preview or not preview.clean:
             return 0 if preview.clean else 1

@@ -465,7 +465,7 @@ class Worktrees:
         """Admin ids of linked worktrees, re-read only when git's worktree folder changes (an add or a prune)."""
         stamp = _mtime_ns(self.repo.common_dir / "worktrees")
         if stamp != self._linked_stamp or any(r["worktree"] not in self._linked_ids for r in records):
-            self._linked_ids = {r["worktree"]: _linked_id(Path(r["worktree"])) for r in records}
+            self._linked_ids = {r["worktree"]: linked_id(Path(r["worktree"])) for r in records}
             self._linked_stamp = stamp
 
     def _info(self, record: dict[str, str], metas: dict[str, _Meta], counts: dict[str, int]) -> WorktreeInfo:
@@ -650,7 +650,7 @@ class Worktrees:
         return ref
 
     def _checkpoint_refs(self, info: WorktreeInfo, namespace: str) -> dict[str, str]:
-        return list_refs(self.repo.common_dir, f"{namespace}/{ref_id(_linked_id(info.path) or info.name)}/")
+        return list_refs(self.repo.common_dir, f"{namespace}/{ref_id(linked_id(info.path) or info.name)}/")
 
     async def _drop_checkpoints(self, info: WorktreeInfo, keep_unheld: bool) -> list[str]:
         """Delete the worktree's checkpoint refs. A kept branch tip or a journal pin (an interrupted undo's saved
@@ -659,7 +659,7 @@ class Worktrees:
                 self._checkpoint_refs(info, ns).items()}
         kept: list[str] = []
         if keep_unheld:
-            ident = ref_id(_linked_id(info.path) or info.name)
+            ident = ref_id(linked_id(info.path) or info.name)
             others = [f"--exclude={ns}/{ident}/*" for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS)]
             for ref, sha in drop.items():
                 if ref.startswith((TIPS_NS, JOURNAL_NS)):
@@ -880,7 +880,7 @@ def _mtime_ns(path: Path) -> int:
         return 0
 
 
-def _linked_id(path: Path) -> str | None:
+def linked_id(path: Path) -> str | None:
     """The admin folder name of a linked worktree, read from its `.git` file (no git spawn)."""
     with contextlib.suppress(OSError):
         text = (path / ".git").read_text(encoding="utf-8").strip()

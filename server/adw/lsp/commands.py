@@ -25,10 +25,12 @@ from adw.lsp.params import ArgumentError, P
 from adw.lsp.server import AdwServer, Handler, RequestFailed, path_of, uri_of
 from adw.scouts import save_report
 from adw.scouts import scout as run_scout
+from adw.sdlc.best_of import compare, pick
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.serialize import to_jsonable
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState, Workflow
+from adw.workflow.store import Store
 
 # Each handler takes its own model; the list can only say "some Params" (Any), its pairs keep them matched.
 _HANDLERS: list[tuple[type[params.Params], Callable[[AdwServer, Any], Awaitable[object]]]] = []
@@ -210,8 +212,14 @@ async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
 async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
     manager = await Worktrees.open(ls.root)
     preview = await manager.merge_preview(args.name, args.into)
-    publish_conflicts(ls, (await manager.get(args.name)).path, preview.conflicts, preview.target)
-    return to_jsonable(preview)
+    info = await manager.get(args.name)
+    publish_conflicts(ls, info.path, preview.conflicts, preview.target)
+    result = to_jsonable(preview)
+    # The merge dialog warns when the branch also conflicts with another worktree that is still active.
+    if ls.conflicts is not None:
+        await ls.conflicts.refresh()
+        result["activeConflicts"] = to_jsonable(ls.conflicts.involving(info.name))
+    return result
 
 
 @handles(params.Merge)
@@ -229,6 +237,26 @@ async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
     clear_under(ls, result.path)
     ls.changed("worktrees")
     return to_jsonable(result)
+
+
+@handles(params.Compare)
+async def compare_candidates(ls: AdwServer, args: params.Compare) -> object:
+    return to_jsonable(await compare(_store(await ls.engine()), args.id))
+
+
+@handles(params.Pick)
+async def pick_candidate(ls: AdwServer, args: params.Pick) -> object:
+    result = await pick(_store(await ls.engine()), args.id, args.number, args.strategy)
+    for archived in result.archived:
+        clear_under(ls, archived.path)
+    ls.changed("worktrees")
+    return to_jsonable(result)
+
+
+def _store(engine: Engine) -> Store:
+    if engine.store is None:
+        raise AdwError("this engine keeps no workflows", "open the repository's folder in the editor")
+    return engine.store
 
 
 @handles(params.Checkpoint)

@@ -19,6 +19,8 @@ def register(server: AdwServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: AdwServer, params: types.InitializedParams) -> None:
         await ls.check_config()  # an invalid configuration is shown as soon as the editor opens the folder
+        for start in ls.on_initialized:
+            start()
         if ls.supports("workspace.did_change_watched_files.dynamic_registration"):
             watchers = [types.FileSystemWatcher(glob_pattern=f"**/{name}") for name in CONFIG_FILES]
             registration = types.Registration(

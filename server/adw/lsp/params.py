@@ -184,6 +184,16 @@ class Status(Params):
     workflow: Text | None = None
 
 
+class Compare(Params):
+    id: Text  # a best-of id, or one of its candidates' workflow ids
+
+
+class Pick(Params):
+    id: Text
+    number: WholeNumber
+    strategy: Literal["merge", "squash", "rebase"] = "merge"
+
+
 class CreatePullRequest(Params):
     workflow: Text
     base: Text | None = None

@@ -34,6 +34,7 @@ from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
+    from adw.lsp.conflicts import ConflictWatch
     from adw.lsp.lenses import LensCache
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class AdwServer(LanguageServer):
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.engine_listeners: list[Callable[[Engine], None]] = []
+        self.on_change: list[Callable[[str], None]] = []  # told what `changed` says (the conflict watch)
+        self.on_initialized: list[Callable[[], None]] = []  # run once the client has said `initialized`
+        self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
         self._config_stamp: tuple[tuple[int, int], ...] | None = None
@@ -186,6 +190,8 @@ class AdwServer(LanguageServer):
     def changed(self, what: str) -> None:
         """Tell the client's views and lenses that worktrees, workflows or checkpoints changed."""
         self.protocol.notify(CHANGED, {"what": what})
+        for listener in self.on_change:
+            listener(what)
         if self.supports("workspace.code_lens.refresh_support"):
             self.spawn(self.workspace_code_lens_refresh_async(None))
 

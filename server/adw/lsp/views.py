@@ -32,6 +32,8 @@ def register(server: AdwServer) -> None:
     @server.adw_request("adw/worktrees")
     async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:
         infos = to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
+        if ls.conflicts is not None:
+            await ls.conflicts.refresh()
         engine = ls.engine_if_open()
         running: dict[str, int] = {}
         if engine is not None:
@@ -40,6 +42,9 @@ def register(server: AdwServer) -> None:
                 running[str(Path(workflow.cwd))] = running.get(str(Path(workflow.cwd)), 0) + busy
         for info in infos:
             info["agentsRunning"] = running.get(info["path"], 0)
+            # predicted conflicts with the other active worktrees (adw.lsp.conflicts)
+            others = ls.conflicts.involving(str(info["name"])) if ls.conflicts is not None else []
+            info["conflicts"] = to_jsonable(others)
         return list(infos)
 
     @server.adw_request("adw/workflows")

@@ -36,7 +36,17 @@ from adw.workflow.events import (
     WorkflowStarted,
 )
 from adw.workflow.judge import CHANGED_FILES_ONLY, base_run, changed_files, compare, judged
-from adw.workflow.models import AgentResult, Attempt, Finding, Severity, Task, TaskState, Usage, Workflow
+from adw.workflow.models import (
+    BEST_OF_PHASE,
+    AgentResult,
+    Attempt,
+    Finding,
+    Severity,
+    Task,
+    TaskState,
+    Usage,
+    Workflow,
+)
 from adw.workflow.scope import Window, out_of_scope, restore, write_scope
 from adw.workflow.store import Store
 
@@ -222,6 +232,8 @@ class Engine:
                 continue
             task.state, task.reason = TaskState.PENDING, ""
             current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
+            if current is not None and workflow.best_of is not None and task.phase == BEST_OF_PHASE:
+                current = workflow.best_of.build_config(current)  # a candidate keeps its own agent and model
             if current is not None:
                 task.config, task.agent = current, current.agent
         return workflow

@@ -119,6 +119,27 @@ class Task(BaseModel):
         return (self.finished_at or time.time()) - self.started_at
 
 
+BEST_OF_PHASE = "build"  # the phase that writes the change: the one each candidate runs with its own agent
+
+
+class BestOf(BaseModel):
+    """A workflow that is candidate `number` of a best-of-N run of one spec (`adw sdlc --best-of N`): its build
+    phase runs `agent` and `model` (None: as configured), the other phases as configured, so all are judged alike."""
+
+    group: str
+    number: int
+    agent: str | None = None
+    model: str | None = None
+
+    def build_config(self, config: PhaseConfig) -> PhaseConfig:
+        update: dict[str, str] = {}
+        if self.agent is not None:
+            update["agent"] = self.agent
+        if self.model is not None:
+            update["model"] = self.model
+        return config.model_copy(update=update)
+
+
 class Workflow(BaseModel):
     """A graph of tasks run in one directory (`cwd`, usually a worktree) of the repository at `repo`."""
 
@@ -130,6 +151,7 @@ class Workflow(BaseModel):
     spec: str | None = None
     worktree: str | None = None
     base_commit: str | None = None
+    best_of: BestOf | None = None
     env: dict[str, str] = Field(default_factory=dict)
     state: WorkflowState = WorkflowState.PENDING
     reason: str = ""

@@ -140,6 +140,20 @@ class Store:
         ).fetchone()
         return self._load(row[0]) if row else None
 
+    def best_of(self, ident: str) -> list[Workflow]:
+        """The candidates of a best-of-N run, by number, given its group id or a candidate's workflow id (or a
+        unique prefix of either); [] when `ident` names no such run."""
+        group = "json_extract(data, '$.best_of.group')"
+        where = f"SELECT DISTINCT {group} FROM workflows WHERE {group} IS NOT NULL AND "
+        groups = self._db.execute(where + f"({group} = ?1 OR id = ?1)", (ident,)).fetchall() or self._db.execute(
+            where + f"({group} LIKE ?1 ESCAPE '\\' OR id LIKE ?1 ESCAPE '\\')", (_like_prefix(ident),)
+        ).fetchall()
+        if len(groups) != 1:
+            return []
+        ids = self._db.execute(f"SELECT id FROM workflows WHERE {group} = ?", (groups[0][0],)).fetchall()
+        found = [wf for (wid,) in ids if (wf := self._load(wid)) is not None]
+        return sorted(found, key=lambda wf: wf.best_of.number if wf.best_of else 0)
+
     def _load(self, workflow_id: str) -> Workflow | None:
         row = self._db.execute("SELECT data FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None:

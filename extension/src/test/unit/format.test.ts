@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
 import {
-  ago, agentsText, checkpointLabel, cost, duration, elapsed, finishedWorkflows, mergeDetail, reviewText, runningAgents,
-  stateIcon, statusText, taskDescription, workflowDescription, worktreeDescription, worktreeOf,
+  ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
+  cost, duration, elapsed, finishedWorkflows, mergeDetail, reviewText, runningAgents, stateIcon, statusText,
+  taskDescription, workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
-import type { BranchReview, MergePreview, Task, Workflow, Worktree } from '../../protocol';
+import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
 
 const task = (over: Partial<Task> = {}): Task => ({
   id: 'build', phase: 'build', agent: 'claude', kind: 'agent', state: 'running', reason: '', summary: '',
@@ -106,6 +107,18 @@ describe('format', () => {
     assert.equal(worktreeDescription(worktree({ is_main: true, branch: 'main' })), '');
   });
 
+  it('names the worktrees a worktree would conflict with, and the files', () => {
+    const conflicts = [
+      { worktree: 'b', branch: 'adw/b', path: '/r.worktrees/b', error: null,
+        files: [{ path: 'src/a.py', kind: 'content' }, { path: 'b.txt', kind: 'modify/delete' }] },
+      { worktree: 'c', branch: 'adw/c', path: '/r.worktrees/c', error: 'refusing to merge unrelated histories', files: [] },
+    ];
+    assert.equal(worktreeDescription(worktree({ conflicts })), 'adw/add · ⚠ conflicts with b, c');
+    assert.equal(worktreeDescription(worktree({ conflicts: [] })), 'adw/add');
+    assert.deepEqual(conflictLines(conflicts),
+      ['b: src/a.py (content), b.txt (modify/delete)', 'c: refusing to merge unrelated histories']);
+  });
+
   it('has an icon for every state', () => {
     for (const state of ['pending', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted', 'skipped'] as const) {
       assert.ok(stateIcon(state));
@@ -143,5 +156,40 @@ describe('format', () => {
     assert.equal(mergeDetail(preview),
       'A src/calc/add.py  +2 -0\nM README.md  +5 -1\nA logo.png  binary\n3 file(s) changed, +7 -1');
     assert.equal(mergeDetail(preview, 1).split('\n').slice(1).join('\n'), '… and 2 more\n3 file(s) changed, +7 -1');
+  });
+
+  it('warns in the merge dialog about conflicts with other active worktrees', () => {
+    const preview: MergePreview = {
+      source: 'adw/add', target: 'main', clean: true, conflicts: [], insertions: 1, deletions: 0, diffstat: '',
+      files: [{ path: 'src/a.py', status: 'M', insertions: 1, deletions: 0 }],
+      activeConflicts: [{ worktree: 'b', branch: 'adw/b', path: '/r.worktrees/b', error: null,
+        files: [{ path: 'src/a.py', kind: 'content' }] }],
+    };
+    assert.equal(mergeDetail(preview), 'Warning: it conflicts with 1 other active worktree(s); whichever merges second '
+      + 'will have to resolve them:\nb: src/a.py (content)\n\nM src/a.py  +1 -0\n1 file(s) changed, +1 -0');
+  });
+
+  it('shows a best-of candidate by rank, how it was built and why it ranks there', () => {
+    const candidate: Candidate = {
+      number: 2, workflow: 'mul-2-abc', worktree: 'mul-2', agent: 'claude', model: 'opus', state: 'failed', reason: '',
+      new_test_failures: 1, new_findings: 0, files: 2, insertions: 14, deletions: 1, cost_usd: 0.5, seconds: 72,
+      rank: 3, reasons: ['1 new test failure', 'no new review findings', '+14 -1 in 2 file(s)',
+        'below #1: more new test failures (1 vs 0)'],
+    };
+    assert.equal(candidateLabel(candidate), '3. candidate 2 — mul-2');
+    assert.equal(candidateDescription(candidate), 'claude (opus) · failed · 1m12s · $0.50');
+    assert.equal(candidateDescription({ ...candidate, model: '', seconds: null, cost_usd: null }), 'claude · failed');
+    assert.equal(candidateDetail(candidate),
+      '1 new test failure · no new review findings · +14 -1 in 2 file(s) · below #1: more new test failures (1 vs 0)');
+  });
+
+  it('groups the candidates of each best-of run and leaves other workflows out', () => {
+    const runs = bestOfRuns([
+      workflow([], { id: 'mul-1-a', name: 'mul-1', best_of: { group: 'mul-best-1', number: 1, agent: null, model: null } }),
+      workflow([], { id: 'add-b', name: 'add' }),
+      workflow([], { id: 'mul-2-b', name: 'mul-2', best_of: { group: 'mul-best-1', number: 2, agent: 'claude', model: null } }),
+    ]);
+    assert.deepEqual(runs.map((run) => [run.group, run.name, run.candidates.map((wf) => wf.id)]),
+      [['mul-best-1', 'mul', ['mul-1-a', 'mul-2-b']]]);
   });
 });

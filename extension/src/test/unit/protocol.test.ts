@@ -11,6 +11,7 @@ const accepted: { [K in keyof ServerCommands]?: Args<K>[] } = {
   undo: [[], ['feat', null, 2], [null, 'src/a.py']],
   startSdlc: [[['specs/a.md']], [['specs/a.md'], { maxAgents: 2 }]],
   removeWorktree: [['feat', true, false]],
+  pick: [['mul-best-1', 2], ['mul-best-1', 2, 'squash']],
 };
 
 // @ts-expect-error a strategy the server refuses
@@ -23,10 +24,12 @@ const latest: Args<'undo'> = [null, null, 'latest'];
 const extra: Args<'listWorktrees'> = ['x'];
 // @ts-expect-error options are an object with known keys
 const options: Args<'startSdlc'> = [['a.md'], { maxAgent: 2 }];
+// @ts-expect-error pick needs the candidate's number
+const numberless: Args<'pick'> = ['mul-best-1'];
 // @ts-expect-error no such command
 serverCommand('deploy');
 
-void [accepted, octopus, nameless, latest, extra, options];  // checked by the compiler, never run
+void [accepted, octopus, nameless, latest, extra, options, numberless];  // checked by the compiler, never run
 
 describe('protocol', () => {
   it('names server commands adw.server.<name>', () => {
