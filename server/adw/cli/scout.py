@@ -1,4 +1,4 @@
-"""`adw scout "TASK"`: the files and lines to read first for a task, ranked by six scouts."""
+"""`adw scout "TASK"`: the files and lines to read first for a task, ranked by seven scouts."""
 
 from __future__ import annotations
 

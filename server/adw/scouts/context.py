@@ -258,7 +258,7 @@ class Match:
 
 
 class Context:
-    """Everything the six scouts share for one query on one tree."""
+    """Everything the seven scouts share for one query on one tree."""
 
     def __init__(self, tree: Tree, query: Query) -> None:
         self.tree = tree

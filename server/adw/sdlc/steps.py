@@ -65,7 +65,7 @@ class CreateWorktreeStep(AgentBase):
 
 
 class ScoutStep(AgentBase):
-    """Runs the six scouts on the new worktree for the spec's task and leaves their report in
+    """Runs the seven scouts on the new worktree for the spec's task and leaves their report in
     `scout_outputs/relevant_files.json`, where the plan phase reads it (`{scout_report}` and
     `{relevant_files}` in agent prompts). A scout failure is a warning: the plan goes on without the report."""
 
