@@ -75,7 +75,11 @@ class ScoutConfig(_Strict):
     top: int = Field(default=10, ge=1, le=200)
 
 
-AgentKind = Literal["spec-apply", "pytest", "ruff", "summary", "claude", "codex", "aider", "command"]
+AgentKind = Literal["spec-apply", "pytest", "ruff", "summary", "claude", "codex", "aider", "command", "acp"]
+# How an `acp` phase answers the agent's permission requests: ask whoever watches (denied after
+# `permission_timeout` when nobody answers), allow reads and edits inside the worktree, allow everything, or
+# deny everything.
+PermissionPolicy = Literal["ask", "allow-edits", "allow-all", "deny"]
 
 
 class PhaseConfig(_Strict):
@@ -84,7 +88,20 @@ class PhaseConfig(_Strict):
         default="",
         description="Prompt template for LLM agents: {spec}, {spec_text}, {worktree}, {task}, {phase}.",
     )
-    command: list[str] = Field(default_factory=list, description="argv template for the `command` agent.")
+    command: list[str] = Field(
+        default_factory=list,
+        description="argv template for the `command` agent; the ACP agent's argv for `acp` "
+        '(e.g. ["claude-code-acp"], ["gemini", "--experimental-acp"]).',
+    )
+    permissions: PermissionPolicy = Field(
+        default="allow-edits",
+        description="`acp` agents: how their permission requests are answered (ask, allow-edits, allow-all, deny).",
+    )
+    permission_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description='`acp` agents with permissions = "ask": seconds until an unanswered request is denied.',
+    )
     model: str = Field(
         default="",
         description="Model of the phase's agent: claude/codex/aider `--model`, {model} in a command template. "

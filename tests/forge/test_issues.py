@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 
 from adw.agents.spec_apply import file_blocks
-from adw.config import ForgeConfig
+from adw.config import AdwConfig, ForgeConfig, PhaseConfig
 from adw.errors import AdwError
-from adw.forge.issues import issue_kind, issue_markdown, issue_name, issue_number, issue_of_spec, save_issue_spec
+from adw.forge.issues import (
+    KIND_PROMPTS,
+    issue_config,
+    issue_kind,
+    issue_markdown,
+    issue_name,
+    issue_number,
+    issue_of_spec,
+    save_issue_spec,
+)
 from adw.forge.providers import Comment, Issue
 from adw.forge.remotes import forge_of
 
@@ -89,3 +98,9 @@ def test_markdown_keeps_body_labels_comments_and_their_file_blocks(tmp_path: Pat
     found = issue_of_spec(str(spec))
     assert found is not None and found.issue == issue and found.kind == "feature" and found.forge == GITHUB
     assert issue_of_spec(str(tmp_path / "specs" / "a.md")) is None and issue_of_spec(None) is None
+
+
+def test_an_acp_phase_gets_the_issue_kinds_prompt() -> None:
+    """An ACP agent is an LLM agent: it takes the kind's prompt like claude, codex and aider."""
+    config = AdwConfig(phases={"build": PhaseConfig(agent="acp", command=["gemini", "--experimental-acp"])})
+    assert issue_config(config, "bug").phases["build"].prompt == KIND_PROMPTS["bug"]["build"]

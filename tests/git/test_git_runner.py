@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +110,28 @@ async def test_cancelling_the_caller_kills_git(repo: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 1.0
+
+
+_EXIT_WITH_GIT_RUNNING = """
+import asyncio, sys
+from adw.git.runner import git
+
+async def main() -> None:
+    asyncio.ensure_future(git("cat-file", "blob", "HEAD:big.txt", cwd=sys.argv[1]))
+    await asyncio.sleep(0.01)
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_exiting_while_git_writes_a_lot_does_not_hang(repo: Path) -> None:
+    """asyncio.run cancels a pending git call at exit; with its pipes full, waiting for the killed git without
+    draining them hung about one exit in two (seen as `adw scout` never returning)."""
+    (repo / "big.txt").write_bytes(os.urandom(6_000_000).hex().encode())
+    run_git(repo, "add", "big.txt")
+    run_git(repo, "commit", "-qm", "big")
+    for run in range(8):
+        try:
+            subprocess.run([sys.executable, "-c", _EXIT_WITH_GIT_RUNNING, str(repo)], timeout=30, check=True)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run {run + 1}: the process never exited")

@@ -82,7 +82,7 @@ async def preflight(phases: Mapping[str, PhaseConfig], root: Path | None = None)
     targets: dict[_Target, list[str]] = {}
     problems: list[str] = []
     for name, config in phases.items():
-        if config.agent == "command":
+        if config.agent in ("command", "acp"):
             problems += _command_problems(name, config)
         elif config.agent in _CLIS:
             model = config.model if config.agent == "aider" else ""
@@ -105,7 +105,8 @@ async def preflight_workflows(workflows: Sequence[Workflow]) -> None:
 
 def _command_problems(name: str, config: PhaseConfig) -> list[str]:
     if not config.command:
-        return [f"phases.{name}.command is empty: the `command` agent needs an argv list, e.g. [\"make\", \"build\"]"]
+        example = '["claude-code-acp"]' if config.agent == "acp" else '["make", "build"]'
+        return [f"phases.{name}.command is empty: the `{config.agent}` agent needs an argv list, e.g. {example}"]
     program = config.command[0]
     if "{" in program:
         return []  # filled in per task

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -124,6 +124,66 @@ async def run_process(
     returncode = transport.get_returncode()
     assert returncode is not None
     return ProcessOutcome(returncode, stopped)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProcess:
+    """A running agent talked to over its stdio (an ACP agent): the pipes are the caller's to use."""
+
+    process: asyncio.subprocess.Process
+    tree: AgentTree
+
+
+@contextlib.asynccontextmanager
+async def agent_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    events: TaskEvents,
+    cancel: CancelToken,
+    limits: ProcessLimits,
+    stream_limit: int = MAX_LINE,
+) -> AsyncIterator[AgentProcess]:
+    """Start `argv` with pipes on stdin, stdout and stderr, in its own session and marked like every agent, with
+    resource samples and the memory cap. On leaving, stdin is closed (a stdio server exits on end of file),
+    the leader gets `limits.grace` to exit, then whatever is left of its tree is stopped; nothing it started
+    outlives the block. Raises FileNotFoundError for a missing program."""
+    marker = task_marker(events.workflow_id, events.task_id)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env={**os.environ, **env, TASK_VARIABLE: marker},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_become_subreaper,
+        limit=stream_limit,
+    )
+    try:
+        create_time = psutil.Process(proc.pid).create_time()
+    except psutil.NoSuchProcess:
+        create_time = time.time()
+    tree = AgentTree(proc.pid, create_time, marker)
+    events.process_started(proc.pid, create_time)
+    monitor = asyncio.create_task(_monitor(tree, events, cancel, limits))
+    settled = False
+    try:
+        yield AgentProcess(proc, tree)
+        assert proc.stdin is not None
+        proc.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), limits.grace)
+        await stop_tree(tree, limits.grace, (signal.SIGTERM, signal.SIGKILL))
+        settled = True
+    finally:
+        monitor.cancel()
+        if not settled:  # an error or ADW stopping mid-way: no grace
+            kill_now(tree)
+        with contextlib.suppress(ProcessLookupError):
+            await proc.wait()
+        events.process_exited(proc.pid)
 
 
 def _feed(pipe: asyncio.BaseTransport | None, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adw.agents.acp_agent import AcpAgent
 from adw.agents.aider import AiderAgent
 from adw.agents.checks import PytestAgent, RuffAgent
 from adw.agents.claude import ClaudeAgent
@@ -22,4 +23,5 @@ def builtin_agents() -> dict[str, AgentFactory]:
         "codex": CodexAgent,
         "aider": AiderAgent,
         "command": CommandAgent,
+        "acp": AcpAgent,
     }

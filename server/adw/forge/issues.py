@@ -73,7 +73,7 @@ KIND_PROMPTS: dict[IssueKind, dict[PhaseName, str]] = {
         "without changing behaviour: the existing tests must pass unchanged.\n\nIssue ({spec}):\n{spec_text}",
     },
 }
-_LLM_AGENTS = ("claude", "codex", "aider", "command")
+_LLM_AGENTS = ("claude", "codex", "aider", "acp", "command")
 
 
 class IssueSpec(BaseModel):

@@ -93,13 +93,18 @@ async def _spawn(
     try:
         out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await _kill(proc)
         raise GitTimeoutError(argv, -9, f"timed out after {timeout:.0f}s") from None
     except asyncio.CancelledError:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _kill(proc)
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill git and drain its pipes: with a full pipe the transport stops reading, never sees the end of the
+    output, and a bare `wait()` never returns."""
+    if proc.returncode is None:
+        proc.kill()
+    await proc.communicate()

@@ -1,0 +1,236 @@
+"""A scripted ACP agent, written with the agent side of the `agent-client-protocol` package (tests only).
+
+The prompt's first word picks the script; the rest of the line is its argument. What the client answered is
+written back as agent message lines (`name: answer`), so a test reads the outcome of each request from the
+task's output. `--fail-session` answers `session/new` with "Authentication required" (as codex-acp does
+without a login); `--root` dies at `session/new` with claude-code-acp's message for root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from typing import Any
+
+from acp import (
+    PROTOCOL_VERSION,
+    Agent,
+    RequestError,
+    plan_entry,
+    run_agent,
+    start_tool_call,
+    update_agent_message_text,
+    update_agent_thought_text,
+    update_plan,
+    update_tool_call,
+)
+from acp.interfaces import Client
+from acp.schema import (
+    AgentCapabilities,
+    AuthMethodAgent,
+    Implementation,
+    InitializeResponse,
+    NewSessionResponse,
+    PermissionOption,
+    PromptResponse,
+    TextContentBlock,
+    ToolCallLocation,
+    ToolCallUpdate,
+    Usage,
+)
+
+SESSION = "fake-session-1"
+FENCED = re.compile(r"```\w* path=(\S+)\n(.*?)```", re.S)
+
+
+class ScriptedAgent(Agent):
+    def __init__(self) -> None:
+        self.client: Client
+        self.cancelled = asyncio.Event()
+        self.cwd = ""
+        self.prompt_text = ""
+
+    def on_connect(self, conn: Client) -> None:
+        self.client = conn
+
+    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
+        return InitializeResponse(
+            protocol_version=PROTOCOL_VERSION,
+            agent_capabilities=AgentCapabilities(load_session=False),
+            agent_info=Implementation(name="fake-acp", version="1.0"),
+            auth_methods=[AuthMethodAgent(id="login", name="Log in", description="Run `fake-acp login`")],
+        )
+
+    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
+        if "--fail-session" in sys.argv:
+            raise RequestError.auth_required()
+        if "--root" in sys.argv:
+            print("--dangerously-skip-permissions cannot be used with root/sudo privileges", file=sys.stderr)
+            raise RequestError(-32603, "Query closed before response received")
+        self.cwd = cwd
+        return NewSessionResponse(session_id=SESSION)
+
+    async def cancel(self, session_id: str, **kwargs: Any) -> None:
+        self.cancelled.set()
+
+    async def say(self, text: str) -> None:
+        await self.client.session_update(session_id=SESSION, update=update_agent_message_text(text))
+
+    async def prompt(self, prompt: list[Any], session_id: str, **kwargs: Any) -> PromptResponse:
+        block = prompt[0]
+        text = block.text if isinstance(block, TextContentBlock) else ""
+        self.prompt_text = text
+        name, _, argument = text.splitlines()[0].partition(" ")
+        script = getattr(self, f"script_{name.replace('-', '_')}")
+        stop = await script(argument)
+        return PromptResponse(
+            stop_reason=stop or "end_turn", usage=Usage(total_tokens=150, input_tokens=120, output_tokens=30)
+        )
+
+    async def script_stream(self, argument: str) -> None:
+        await self.client.session_update(session_id=SESSION, update=update_agent_thought_text("weighing it"))
+        for chunk in ("Hel", "lo wor", "ld\nsecond ", "line\n", "Done: all good"):
+            await self.say(chunk)
+        entries = [plan_entry("read", status="completed"), plan_entry("write", status="in_progress")]
+        await self.client.session_update(session_id=SESSION, update=update_plan(entries))
+        await self.say(f"\ncwd: {self.cwd}")
+
+    async def script_implement(self, argument: str) -> None:
+        """Write each fenced block of the spec in the prompt that names a `path=`, as an edit tool call."""
+        blocks = FENCED.findall(self.prompt_text)
+        for number, (path, body) in enumerate(blocks, 1):
+            target = os.path.join(self.cwd, path)
+            start = start_tool_call(
+                f"w{number}", f"Write {path}", kind="edit", locations=[ToolCallLocation(path=target)]
+            )
+            await self.client.session_update(session_id=SESSION, update=start)
+            await self.client.write_text_file(session_id=SESSION, path=target, content=body)
+            await self.client.session_update(
+                session_id=SESSION, update=update_tool_call(f"w{number}", status="completed")
+            )
+        await self.say(f"Implemented {len(blocks)} file(s) of the spec")
+
+    async def script_bench(self, argument: str) -> None:
+        for index in range(int(argument)):
+            await self.say(f"chunk {index}\n")
+
+    async def script_tools(self, argument: str) -> None:
+        edited = os.path.join(self.cwd, "src", "edited.py")
+        start = start_tool_call(
+            "t1", "Edit src/edited.py", kind="edit", status="pending", locations=[ToolCallLocation(path=edited)]
+        )
+        await self.client.session_update(session_id=SESSION, update=start)
+        await self.client.session_update(session_id=SESSION, update=update_tool_call("t1", status="in_progress"))
+        await self.client.session_update(session_id=SESSION, update=update_tool_call("t1", status="completed"))
+        broken = start_tool_call("t2", "Run make", kind="execute", status="in_progress")
+        await self.client.session_update(session_id=SESSION, update=broken)
+        await self.client.session_update(session_id=SESSION, update=update_tool_call("t2", status="failed"))
+        await self.say("tools done")
+
+    async def script_permission(self, argument: str) -> None:
+        options = [
+            PermissionOption(option_id="yes", name="Allow once", kind="allow_once"),
+            PermissionOption(option_id="always", name="Always", kind="allow_always"),
+            PermissionOption(option_id="no", name="Reject", kind="reject_once"),
+        ]
+        target = os.path.join(self.cwd, "a.txt")
+        for tool_id, title, kind, path in (
+            ("p1", "Edit a.txt", "edit", target),
+            ("p2", "Run rm -rf /", "execute", None),
+            ("p3", "Edit /etc/passwd", "edit", "/etc/passwd"),
+        ):
+            call = ToolCallUpdate(
+                tool_call_id=tool_id,
+                title=title,
+                kind=kind,
+                locations=[ToolCallLocation(path=path)] if path else None,
+            )
+            answer = await self.client.request_permission(session_id=SESSION, tool_call=call, options=options)
+            outcome = answer.outcome
+            await self.say(f"{tool_id}: {getattr(outcome, 'option_id', outcome.outcome)}\n")
+
+    async def script_fs(self, argument: str) -> None:
+        """Read and write inside, then try every way out; each answer becomes a line of output."""
+        inside = os.path.join(self.cwd, "notes", "new.txt")
+        await self.client.write_text_file(session_id=SESSION, path=inside, content="written by the agent\n")
+        read = await self.client.read_text_file(session_id=SESSION, path=inside)
+        await self.say(f"read-back: {read.content}")
+        lines = await self.client.read_text_file(
+            session_id=SESSION, path=os.path.join(self.cwd, "three.txt"), line=2, limit=1
+        )
+        await self.say(f"line-2: {lines.content}")
+        attempts = [
+            ("read", os.path.join(self.cwd, "..", "outside.txt")),
+            ("read", "../outside.txt"),
+            ("read", argument),
+            ("read", os.path.join(self.cwd, "link", "secret.txt")),
+            ("read", os.path.join(self.cwd, ".git", "config")),
+            ("read", os.path.join(self.cwd, "missing.txt")),
+            ("write", os.path.join(self.cwd, "..", "escaped.txt")),
+            ("write", argument),
+            ("write", os.path.join(self.cwd, "link", "planted.txt")),
+            ("write", os.path.join(self.cwd, ".git", "config")),
+            ("write", os.path.join(self.cwd, "linkfile")),
+        ]
+        for operation, path in attempts:
+            try:
+                if operation == "read":
+                    await self.client.read_text_file(session_id=SESSION, path=path)
+                else:
+                    await self.client.write_text_file(session_id=SESSION, path=path, content="escaped\n")
+                answer = "ok"
+            except RequestError as exc:
+                answer = f"error {exc.code}"
+            await self.say(f"{operation} {path}: {answer}\n")
+
+    async def script_terminal(self, argument: str) -> None:
+        code = "import sys; print('from the terminal'); sys.exit(3)"
+        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", code])
+        exited = await self.client.wait_for_terminal_exit(session_id=SESSION, terminal_id=made.terminal_id)
+        output = await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)
+        await self.client.release_terminal(session_id=SESSION, terminal_id=made.terminal_id)
+        await self.say(f"exit: {exited.exit_code}\noutput: {output.output.strip()}\n")
+        # A long one, killed: its pid is written where the test can check it is gone.
+        sleeper = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
+        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", sleeper])
+        # ACP has no "output arrived" notification: a client is polled.
+        while not (await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)).output:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        pid = (await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)).output.strip()
+        await self.client.kill_terminal(session_id=SESSION, terminal_id=made.terminal_id)
+        killed = await self.client.wait_for_terminal_exit(session_id=SESSION, terminal_id=made.terminal_id)
+        await self.say(f"sleeper {pid}: {killed.signal}\n")
+        try:
+            await self.client.create_terminal(session_id=SESSION, command="true", cwd="/")
+            await self.say("cwd /: ok\n")
+        except RequestError as exc:
+            await self.say(f"cwd /: error {exc.code}\n")
+
+    async def script_hang(self, argument: str) -> str | None:
+        """Start working, then wait: for the cancel (answered `cancelled`), or forever with `deaf`."""
+        leftover = "import time; time.sleep(600)"
+        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", leftover])
+        await self.say(f"working in {made.terminal_id}\n")
+        if argument == "deaf":
+            await asyncio.sleep(600)
+        await self.cancelled.wait()
+        await self.say("cancel received\n")
+        return "cancelled"
+
+    async def script_crash(self, argument: str) -> None:
+        await self.say("about to crash\n")
+        print("fatal: the fake agent crashed", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    async def script_stop(self, argument: str) -> str:
+        await self.say("giving up\n")
+        return argument
+
+    async def script_auth(self, argument: str) -> None:
+        raise RequestError.auth_required()
+
+
+if __name__ == "__main__":
+    asyncio.run(run_agent(ScriptedAgent()))
