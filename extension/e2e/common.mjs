@@ -74,7 +74,7 @@ export const freePort = () => 20000 + Math.floor(Math.random() * 20000);
 /** A fresh copy of ADW's demo repository (three specs, one commit) at DIR/calc. */
 export function makeDemoRepo(dir) {
   const repo = join(dir, 'calc');
-  execFileSync(PYTHON, ['-c', 'import asyncio, pathlib, sys; from adw.workflow.demo import create_demo_repo; '
+  execFileSync(PYTHON, ['-c', 'import asyncio, pathlib, sys; from adw.sdlc.demo import create_demo_repo; '
     + 'asyncio.run(create_demo_repo(pathlib.Path(sys.argv[1])))', repo], { stdio: 'inherit' });
   return repo;
 }
