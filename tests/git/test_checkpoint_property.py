@@ -35,6 +35,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -527,5 +528,6 @@ def run_model(tmp_path: Path, examples: int, steps: int, min_steps: int) -> None
     assert steps >= min_steps, f"only {steps} steps ran"
 
 
+@pytest.mark.faults
 def test_checkpoints_follow_the_model(tmp_path: Path) -> None:
     run_model(tmp_path, EXAMPLES, STEPS, MIN_STEPS)

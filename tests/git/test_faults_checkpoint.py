@@ -128,7 +128,7 @@ def sweep(template: Path, tmp: Path, faulty_git: FaultyGit, args: list[str], und
     raise AssertionError("unreachable")
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_undo_killed_at_every_git_call_is_all_or_nothing(
     tmp_path: Path, make_repo: MakeRepo, faulty_git: FaultyGit
 ) -> None:
@@ -139,7 +139,7 @@ def test_undo_killed_at_every_git_call_is_all_or_nothing(
     assert run_git(repo, "rev-parse", "feature").strip() == f1
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_redo_killed_at_every_git_call_is_all_or_nothing(
     tmp_path: Path, make_repo: MakeRepo, faulty_git: FaultyGit
 ) -> None:
@@ -148,7 +148,7 @@ def test_redo_killed_at_every_git_call_is_all_or_nothing(
     assert sweep(repo, tmp_path, faulty_git, ["redo"], ["undo"]) >= 6
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_undo_file_killed_at_every_git_call_is_all_or_nothing(
     tmp_path: Path, make_repo: MakeRepo, faulty_git: FaultyGit
 ) -> None:

@@ -290,7 +290,7 @@ def ok(run: FaultRun, what: str) -> FaultRun:
     return run
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit) -> None:
     commit(repo, {"src/app.py": "X = 2\n"})  # the pool lags one commit: the take also moves it forward
     kills = 0
@@ -316,7 +316,7 @@ def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: 
     assert kills >= 4, "the sweep must have interrupted several git calls"
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 async def test_a_fill_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit) -> None:
     wts = await Worktrees.open(repo)
     kills = 0

@@ -99,6 +99,7 @@ async def test_names_git_accepts_still_work(repo: Path) -> None:
 # ---------------------------------------------------------------- create
 
 
+@pytest.mark.faults
 def test_create_killed_at_every_git_call_is_all_or_nothing(repo: Path, faulty_git: FaultyGit) -> None:
     root = repo.parent / "repo.worktrees"
     kills = 0
@@ -188,7 +189,7 @@ def archived_work(repo: Path) -> bool:
     return any(all(run_git(repo, "show", f"{ref}:{p}") == text for p, text in WORK.items()) for ref in refs)
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 async def test_remove_archive_killed_at_every_git_call_loses_nothing(repo: Path, faulty_git: FaultyGit) -> None:
     wts = await Worktrees.open(repo)
     path = (await wts.create("w")).worktree.path
@@ -208,7 +209,7 @@ async def test_remove_archive_killed_at_every_git_call_loses_nothing(repo: Path,
     assert kills >= 6
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 async def test_restore_killed_at_every_git_call_loses_nothing(repo: Path, faulty_git: FaultyGit) -> None:
     wts = await Worktrees.open(repo)
     path = (await wts.create("w")).worktree.path

@@ -154,7 +154,7 @@ def _work_kept(project: Path, name: str, rel: str, text: str) -> bool:
     return any(run_git(project, "show", f"{ref}:{rel}") == text for ref in refs)
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_a_pick_killed_at_any_point_loses_nothing_and_runs_again_to_the_end(
     project: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

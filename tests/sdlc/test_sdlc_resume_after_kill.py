@@ -185,7 +185,7 @@ def sweep(make_repo: MakeRepo, tmp_path: Path) -> SdlcSweep:
     return SdlcSweep.make(make_repo, tmp_path)
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_sdlc_killed_at_the_first_git_call_of_each_kind_resumes_to_the_same_commit(sweep: SdlcSweep) -> None:
     """A sample of the full sweep of tests/soak/test_sdlc_kill_sweep.py: the first call of every git subcommand
     `adw sdlc` runs is a kill point once (worktree add, checkout, the checkpoints' update-ref, commit, ...)."""
@@ -197,7 +197,7 @@ def test_sdlc_killed_at_the_first_git_call_of_each_kind_resumes_to_the_same_comm
         sweep.sdlc_then_resume(kill_at)
 
 
-@pytest.mark.slow
+@pytest.mark.faults
 def test_resume_killed_in_its_checkpoint_and_its_commit_then_resumed_again(sweep: SdlcSweep) -> None:
     """`adw sdlc` killed just after its worktree exists, then its resume killed at its first checkpoint's ref
     update and at its commit: the next resume finishes with the uninterrupted run's commit."""
