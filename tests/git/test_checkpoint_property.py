@@ -42,9 +42,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from adw.config import AdwConfig
 from adw.errors import CheckpointError
-from adw.git.checkpoints import Checkpoints
+from adw.git.checkpoints import Checkpoints, State
 from adw.git.refs import list_refs, read_head
 from adw.git.repo import Repo
+from adw.scouts.watch import Watch
 
 T = TypeVar("T")
 PATHS = ["a.txt", "b.txt", "d/c.txt", "d/e.txt"]
@@ -97,6 +98,44 @@ def files_on_disk(root: Path) -> Files:
     return found
 
 
+def full_add_tree(root: Path, index: Path) -> str:
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+    return subprocess.run(["git", "write-tree"], cwd=root, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+class WatchedCheckpoints(Checkpoints):
+    """Checkpoints with an inotify watch as their tracker, as in the language server, whose every snapshot is
+    compared with a full `add -A` into a copy of the shadow index as it was before: the same tree."""
+
+    incremental: ClassVar[int] = 0  # snapshots that added only what the watch reported
+
+    @classmethod
+    async def watched(cls, root: Path) -> WatchedCheckpoints:
+        made = await cls.open(root)
+        made.tracker = Watch.open(root, (made.repo.git_dir,), paths=True)
+        assert made.tracker is not None, "inotify is needed for this test"
+        return made
+
+    async def snapshot(self) -> tuple[State, list[str]]:
+        before = self.shadow_index.with_name("shadow-before")
+        whole = self._whole and self.shadow_index.exists()
+        if whole:
+            # copy2 keeps the index file's mtime: an entry as new as it is "racily clean", checked by content; a
+            # copy dated now would trust the stat data of a same-second, same-size edit (test_checkpoint_watch.py).
+            shutil.copy2(self.shadow_index, before)
+        state, skipped = await super().snapshot()
+        if whole:
+            type(self).incremental += 1
+            assert state.tree == full_add_tree(self.repo.root, before), "incremental and full add -A differ"
+        return state, skipped
+
+    def close(self) -> None:
+        if isinstance(self.tracker, Watch):
+            self.tracker.close()
+
+
 class CheckpointMachine(RuleBasedStateMachine):
     base: ClassVar[Path]
     template: ClassVar[Path]
@@ -127,7 +166,7 @@ class CheckpointMachine(RuleBasedStateMachine):
         self.made: list[str] = [self.template_checkpoint]  # every checkpoint, saved state and commit id created
         self.trace: list[str] = []  # the steps so far, for a failure's message
         self.loop = asyncio.new_event_loop()
-        self.cps = self.run(Checkpoints.open(self.root))
+        self.cps = self.run(WatchedCheckpoints.watched(self.root))
 
     def teardown(self) -> None:
         try:
@@ -143,6 +182,7 @@ class CheckpointMachine(RuleBasedStateMachine):
                 assert staged == {p: sha for p, (sha, _) in read_index(self.root / ".git" / "index").items()}
                 self.all_reachable()
         finally:
+            self.cps.close()
             self.loop.close()
             shutil.rmtree(self.root.parent, ignore_errors=True)
 
@@ -291,8 +331,9 @@ class CheckpointMachine(RuleBasedStateMachine):
     @rule(restart=st.booleans())
     def checkpoint(self, restart: bool) -> None:
         self.trace.append(f"checkpoint({restart!r})")
-        if restart:  # a new process reads the stacks from refs only
-            self.cps = self.run(Checkpoints.open(self.root))
+        if restart:  # a new process reads the stacks from refs only, and its watch starts with a full snapshot
+            self.cps.close()
+            self.cps = self.run(WatchedCheckpoints.watched(self.root))
         result = self.run(self.cps.checkpoint())
         created = self.model_checkpoint()
         assert result.created == created
@@ -466,6 +507,7 @@ def run_model(tmp_path: Path, examples: int, steps: int, min_steps: int) -> None
     CheckpointMachine.examples = 0
     CheckpointMachine.steps = 0
     CheckpointMachine.outcomes.clear()
+    WatchedCheckpoints.incremental = 0
     run_state_machine_as_test(
         CheckpointMachine,
         settings=settings(
@@ -478,7 +520,10 @@ def run_model(tmp_path: Path, examples: int, steps: int, min_steps: int) -> None
     )
     outcomes = CheckpointMachine.outcomes
     steps = CheckpointMachine.steps - CheckpointMachine.examples  # the invariant also runs before the first step
-    print(f"{steps} steps in {CheckpointMachine.examples} walks:", dict(sorted(outcomes.items())))
+    incremental = WatchedCheckpoints.incremental
+    print(f"{steps} steps in {CheckpointMachine.examples} walks, {incremental} incremental snapshots:",
+          dict(sorted(outcomes.items())))
+    assert incremental, "no snapshot added only what the watch reported"
     # The random walks must reach the successful paths of every operation and the refusals of most.
     assert all(outcomes[name] for name in ("undo: done", "redo: done", "undo_file: done")), outcomes
     assert outcomes["undo: refused"] and outcomes["undo_file: refused"], outcomes
