@@ -383,3 +383,19 @@ API_PATHS: dict[str, Callable[[str], str]] = {
     "gitlab": lambda base: f"{base}/api/v4",
     "bitbucket": lambda base: f"{base}/2.0",
 }
+
+
+def project_pyproject(fake: Fake) -> str:
+    """pyproject.toml of a small Python project whose forge is `fake` (GitHub)."""
+    return f"""[tool.pytest.ini_options]
+pythonpath = ["src"]
+
+[tool.adw.agents]
+stop_grace = 0.3
+test_command = ["python", "-m", "pytest", "-q"]
+
+[tool.adw.forge]
+host = "github.com"
+kind = "github"
+api_url = "{fake.base_url}"
+"""

@@ -15,7 +15,7 @@ from adw.forge.client import connect
 from adw.forge.issues import issue_workflows
 from adw.git.repo import Repo
 from tests.conftest import MakeRepo, run_git
-from tests.forge.fakeforge import Fake, serve
+from tests.forge.fakeforge import Fake, project_pyproject, serve
 
 ISSUE_BODY = """Subtraction is missing.
 
@@ -45,18 +45,7 @@ def fake() -> Iterator[Fake]:
 
 @pytest.fixture
 def project(make_repo: MakeRepo, fake: Fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pyproject = f"""[tool.pytest.ini_options]
-pythonpath = ["src"]
-
-[tool.adw.agents]
-stop_grace = 0.3
-test_command = ["python", "-m", "pytest", "-q"]
-
-[tool.adw.forge]
-host = "github.com"
-kind = "github"
-api_url = "{fake.base_url}"
-"""
+    pyproject = project_pyproject(fake)
     root = make_repo(
         {
             "pyproject.toml": pyproject,

@@ -12,7 +12,7 @@ import pytest
 
 from adw.cli import main
 from tests.conftest import MakeRepo, run_git
-from tests.forge.fakeforge import Fake, serve
+from tests.forge.fakeforge import Fake, project_pyproject, serve
 from tests.sdlc.test_workflow_sdlc import MUL
 
 
@@ -24,18 +24,7 @@ def fake() -> Iterator[Fake]:
 
 @pytest.fixture
 def project(make_repo: MakeRepo, fake: Fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    pyproject = f"""[tool.pytest.ini_options]
-pythonpath = ["src"]
-
-[tool.adw.agents]
-stop_grace = 0.3
-test_command = ["python", "-m", "pytest", "-q"]
-
-[tool.adw.forge]
-host = "github.com"
-kind = "github"
-api_url = "{fake.base_url}"
-"""
+    pyproject = project_pyproject(fake)
     root = make_repo({"pyproject.toml": pyproject, ".gitignore": "__pycache__/\n", "src/calc/__init__.py": "",
                       "specs/mul.md": MUL})
     bare = tmp_path / "origin.git"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from adw.agents.acp_agent import AcpAgent
 from adw.agents.aider import AiderAgent
 from adw.agents.checks import PytestAgent, RuffAgent
 from adw.agents.claude import ClaudeAgent
@@ -10,7 +9,9 @@ from adw.agents.codex import CodexAgent
 from adw.agents.command import CommandAgent
 from adw.agents.spec_apply import SpecApplyAgent
 from adw.agents.summary import SummaryAgent
-from adw.workflow.agent import AgentFactory
+from adw.config import AgentsConfig
+from adw.workflow.agent import Agent, AgentFactory
+from adw.workflow.models import Workflow
 
 
 def builtin_agents() -> dict[str, AgentFactory]:
@@ -23,5 +24,13 @@ def builtin_agents() -> dict[str, AgentFactory]:
         "codex": CodexAgent,
         "aider": AiderAgent,
         "command": CommandAgent,
-        "acp": AcpAgent,
+        "acp": _acp_agent,
     }
+
+
+def _acp_agent(workflow: Workflow, settings: AgentsConfig) -> Agent:
+    """The ACP agent, imported when a phase first uses it: the ACP SDK defines ~340 pydantic models, a second or
+    more of start-up that every `adw` command and the language server would otherwise pay."""
+    from adw.agents.acp_agent import AcpAgent
+
+    return AcpAgent(workflow, settings)
