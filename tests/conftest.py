@@ -20,6 +20,17 @@ GIT_ENV = {
 }
 
 
+# Per-test time limits (pytest-timeout) of the long sweeps; the default suite's is `timeout` in pyproject.toml.
+_TIMEOUTS = {"faults": 900, "soak": 2400}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, seconds in _TIMEOUTS.items():
+            if item.get_closest_marker(marker) and not item.get_closest_marker("timeout"):
+                item.add_marker(pytest.mark.timeout(seconds))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("home")

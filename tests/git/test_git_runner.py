@@ -135,3 +135,40 @@ def test_a_process_exiting_while_git_writes_a_lot_does_not_hang(repo: Path) -> N
             subprocess.run([sys.executable, "-c", _EXIT_WITH_GIT_RUNNING, str(repo)], timeout=30, check=True)
         except subprocess.TimeoutExpired:
             pytest.fail(f"run {run + 1}: the process never exited")
+
+
+class _FinishingGit:
+    """A git process whose output the test hands over: the test decides the exact loop turn git finishes in."""
+
+    def __init__(self) -> None:
+        self.output: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self.running = asyncio.Event()
+        self.returncode: int | None = None
+
+    async def communicate(self, data: bytes | None = None) -> tuple[bytes, bytes]:
+        self.running.set()
+        out = await self.output
+        self.returncode = 0
+        return out
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+async def test_a_cancel_that_arrives_as_git_finishes_is_not_lost(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.11's asyncio.wait_for returns the result when its inner call completes in the same turn as a
+    # cancel, and the cancel is gone: a stopped conflict watch went back to waiting and the server never exited.
+    proc = _FinishingGit()
+
+    async def spawn(*argv: str, **kwargs: object) -> _FinishingGit:
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawn)
+    task = asyncio.ensure_future(git("status", cwd=repo))
+    await proc.running.wait()
+    proc.output.set_result((b"", b""))
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled()

@@ -379,7 +379,8 @@ class AcpAgent(AgentBase):
                     await client.terminals.close()
                     await conn.close()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stderr, self.settings.stop_grace)
+                async with asyncio.timeout(self.settings.stop_grace):
+                    await stderr
         except FileNotFoundError:
             return AgentResult.failed(f"`{argv[0]}` is not installed or not on PATH: {self.install_hint}")
         except PermissionError as exc:

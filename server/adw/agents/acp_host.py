@@ -253,7 +253,8 @@ class Terminals:
                 await proc.wait()
         if terminal.reader is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(terminal.reader), self._grace)
+                async with asyncio.timeout(self._grace):
+                    await asyncio.shield(terminal.reader)
             terminal.reader.cancel()
 
 
@@ -302,7 +303,8 @@ class Permissions:
             self._events.progress(f"permission asked: {tool} (waiting up to {self.timeout:g} s for an answer)")
             # No editor or terminal answers yet in this version: the question times out, or the turn ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._cancelled.wait(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._cancelled.wait()
             if self._cancelled.is_set():
                 return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
             verdict, why = "denied", f"nobody answered within {self.timeout:g} s"

@@ -202,7 +202,8 @@ async def _run(argv: list[str], env: dict[str, str]) -> tuple[int | None, str]:
         start_new_session=True,
     )
     try:
-        output, _ = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT)
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            output, _ = await proc.communicate()
     except TimeoutError:
         signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()

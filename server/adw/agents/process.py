@@ -103,12 +103,14 @@ async def run_process(
             # The leader is done; what it left behind (`cmd &`, a `setsid` daemon) must not hold the task.
             # Its last output is read first: it is in the pipes already, unless a leftover holds them open.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(protocol.closed), _DRAIN)
+                async with asyncio.timeout(_DRAIN):
+                    await asyncio.shield(protocol.closed)
             await stop_tree(tree, limits.grace, (signal.SIGTERM, signal.SIGKILL))
         # A process that escaped the tree (a new session and a scrubbed environment, started after the last
         # resource sample) may still hold a pipe; do not wait for it forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(protocol.closed), limits.grace)
+            async with asyncio.timeout(limits.grace):
+                await asyncio.shield(protocol.closed)
         settled = protocol.exited.done()
     finally:
         for helper in (monitor, *requests):
@@ -174,7 +176,8 @@ async def agent_process(
         assert proc.stdin is not None
         proc.stdin.close()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), limits.grace)
+            async with asyncio.timeout(limits.grace):
+                await proc.wait()
         await stop_tree(tree, limits.grace, (signal.SIGTERM, signal.SIGKILL))
         settled = True
     finally:

@@ -119,7 +119,8 @@ async def _cli_token(program: str, args: list[str], env: Mapping[str, str]) -> s
     except OSError:
         return ""
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), _CLI_TIMEOUT)
+        async with asyncio.timeout(_CLI_TIMEOUT):
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

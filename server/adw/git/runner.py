@@ -91,7 +91,9 @@ async def _spawn(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(data), timeout)
+        # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that arrives as git finishes.
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(data)
     except TimeoutError:
         await _kill(proc)
         raise GitTimeoutError(argv, -9, f"timed out after {timeout:.0f}s") from None

@@ -436,7 +436,8 @@ class Worktrees:
         except OSError as exc:
             return SetupResult(command=command, returncode=127, output=f"could not start setup: {exc}")
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), self.config.worktree.setup_timeout)
+            async with asyncio.timeout(self.config.worktree.setup_timeout):
+                out, _ = await proc.communicate()
         except TimeoutError:
             proc.kill()
             out, _ = await proc.communicate()

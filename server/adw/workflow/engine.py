@@ -379,7 +379,8 @@ class Engine:
                     )
                     self._save(workflow, task)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(token.wait(), delay)
+                        async with asyncio.timeout(delay):
+                            await token.wait()
                     continue
                 if attempt.retryable and number > 0:  # the last retry failed too: say so, not "retrying"
                     reason = f"gave up after {number + 1} attempts: {reason}"
