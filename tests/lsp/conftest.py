@@ -88,7 +88,8 @@ async def _start(
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, **GIT_ENV}
+    # Read once at import, before the autouse fixtures run: so say here too that no pool fillers start.
+    return {**os.environ, **GIT_ENV, "ADW_POOL": "0"}
 
 
 @pytest.fixture
