@@ -29,6 +29,7 @@ from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
+from adw.scouts.watch import Watch
 from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
@@ -153,14 +154,18 @@ class AdwServer(LanguageServer):
         return self._engine
 
     async def checkpoints(self, worktree: Path) -> Checkpoints:
-        """One long-lived checkpoint store per worktree (it remembers the checkpoints it has read). Its snapshots
-        scan the whole worktree (`add -A`): incremental snapshots from an inotify watch (`Checkpoints.tracker`) are
-        off until the checkpoint soak passes with them — it found one that missed a change."""
+        """One long-lived checkpoint store per worktree (it remembers the checkpoints it has read), with an inotify
+        watch as its tracker so that a snapshot adds only what changed (docs/PERFORMANCE.md, incremental
+        checkpoints); without inotify, or when the watch may have missed something, a snapshot scans everything."""
         root = worktree.resolve()
         async with self._checkpoint_stores_lock:
             store = self._checkpoint_stores.get(root)
             if store is None or not root.is_dir():
+                if store is not None and isinstance(store.tracker, Watch):
+                    store.tracker.close()
                 store = await Checkpoints.open(root)
+                git_dirs = tuple(dict.fromkeys((store.repo.git_dir, store.repo.common_dir)))
+                store.tracker = await asyncio.to_thread(Watch.open, store.repo.root, git_dirs, True)
                 self._checkpoint_stores[root] = store
             return store
 
