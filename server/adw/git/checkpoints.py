@@ -784,8 +784,7 @@ class Checkpoints:
             await git("update-index", "-z", "--index-info", cwd=self.repo.root,
                       env=self.shadow_env, input="\0".join(lines) + "\0")
         if adopt:
-            await git("add", "-f", "--", *(f":(literal){p}" for p in adopt), cwd=self.repo.root,
-                      env=self.shadow_env)
+            await git("add", "-f", "--", *(f":(literal){p}" for p in adopt), cwd=self.repo.root, env=self.shadow_env)
 
     async def _differing(self, tree: str, paths: list[str]) -> list[str]:
         """The paths whose file on disk is not exactly (content and mode) the version in `tree`."""
