@@ -156,3 +156,15 @@ async def test_a_same_second_same_size_edit_is_seen_by_the_snapshot_and_by_the_m
         assert git_out(repo, "cat-file", "-p", f"{state.tree}:README.md") == "# two"
     finally:
         store.close()
+
+
+async def test_the_shadow_index_is_split_and_keeps_its_cache_tree(repo: Path) -> None:
+    """A snapshot writes only the changed entries (the split part links a shared index in the git dir), and the
+    cache-tree stays, so `write-tree` recomputes only the changed folders (docs/PERFORMANCE.md)."""
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").write_text("edited\n")
+    await store.checkpoint()
+    data = store.shadow_index.read_bytes()
+    assert data[:4] == b"DIRC" and b"link" in data and b"TREE" in data
+    assert list(store.repo.git_dir.glob("sharedindex.*")), "the shared part lives in the worktree's git dir"

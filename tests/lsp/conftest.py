@@ -50,6 +50,12 @@ def make_workspace(root: Path) -> Path:
 _TEST_COMMAND = '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
 
 
+# A client without work-done progress, showDocument or lens refresh.
+MINIMAL = types.ClientCapabilities(
+    text_document=types.TextDocumentClientCapabilities(code_lens=types.CodeLensClientCapabilities()),
+)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.refreshes = 0
@@ -58,7 +64,7 @@ class Recorder:
         self.registrations: list[types.Registration] = []
 
 
-async def _start(
+async def start(
     lsp_client: LanguageClient, root: Path, capabilities: types.ClientCapabilities, recorder: Recorder
 ) -> None:
 
@@ -87,7 +93,7 @@ async def _start(
     )
 
 
-def _env() -> dict[str, str]:
+def server_env() -> dict[str, str]:
     # Read once at import, before the autouse fixtures run: so say here too that no pool fillers start.
     return {**os.environ, **GIT_ENV, "ADW_POOL": "0"}
 
@@ -102,21 +108,18 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=server_env()))
 async def vscode(lsp_client: LanguageClient, workspace: Path, recorder: Recorder) -> AsyncIterator[None]:
     """A client with VS Code's capabilities (progress, showDocument, lens refresh)."""
-    await _start(lsp_client, workspace, client_capabilities("visual-studio-code"), recorder)
+    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), recorder)
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=server_env()))
 async def minimal(lsp_client: LanguageClient, workspace: Path, recorder: Recorder) -> AsyncIterator[None]:
     """A client without work-done progress, showDocument or lens refresh."""
-    capabilities = types.ClientCapabilities(
-        text_document=types.TextDocumentClientCapabilities(code_lens=types.CodeLensClientCapabilities()),
-    )
-    await _start(lsp_client, workspace, capabilities, recorder)
+    await start(lsp_client, workspace, MINIMAL, recorder)
     yield
     await lsp_client.shutdown_session()
 

@@ -3,17 +3,36 @@ carries an inotify watch, so after its first snapshot only the changed paths are
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_lsp
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from adw.lsp import create_server
 from adw.scouts.watch import Watch
 from tests.git.test_checkpoint_property import full_add_tree
 from tests.git.test_checkpoint_watch import Calls, calls, full
 from tests.git.test_checkpoints import git_out
+from tests.lsp.conftest import MINIMAL, SERVER, Recorder, run, server_env, start
 
 __all__ = ["calls"]  # the fixture, imported to be used here
+
+# Every git command the server runs is logged here (GIT_TRACE), so the test sees which path a snapshot took.
+TRACE = Path(tempfile.gettempdir()) / f"adw-lsp-checkpoint-trace-{os.getpid()}.log"
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER, server_env={**server_env(), "GIT_TRACE": str(TRACE)})
+)
+async def traced(lsp_client: LanguageClient, workspace: Path, recorder: Recorder) -> AsyncIterator[None]:
+    """The minimal client, with the server's git commands traced to TRACE."""
+    await start(lsp_client, workspace, MINIMAL, recorder)
+    yield
+    await lsp_client.shutdown_session()
 
 
 @pytest.mark.parametrize("linked", [False, True], ids=["main worktree", "linked worktree"])
@@ -39,3 +58,32 @@ async def test_the_language_servers_stores_snapshot_incrementally(
     assert made.checkpoint is not None
     assert made.checkpoint.tree == full_add_tree(root, tmp_path / "fresh-index")
     assert await server.checkpoints(root) is store  # one store (and one watch) per worktree
+
+
+async def test_a_checkpoint_through_the_server_adds_only_what_changed(
+    traced: LanguageClient, workspace: Path, tmp_path: Path
+) -> None:
+    """`adw.server.checkpoint` over stdio after an edit, a new untracked file and a deletion: the server's second
+    snapshot runs no `add -A` (its watch named the paths) and its tree is the one a full `add -A` gives."""
+    client = traced
+    first = await run(client, "checkpoint", None, "first")
+    assert first["created"] is True
+    assert "git add -A" in TRACE.read_text(), "a new server starts with a full add -A"
+    TRACE.write_text("")
+    (workspace / "src/calc/ops.py").write_text("def add(a, b):\n    return b + a\n")
+    (workspace / "notes.txt").write_text("untracked\n")
+    (workspace / "README.md").unlink()
+    second = await run(client, "checkpoint", None, "second")
+    trace = TRACE.read_text()
+    assert "git add -A" not in trace and "git update-index --add" in trace
+    assert second["checkpoint"]["tree"] == full_add_tree(workspace, tmp_path / "fresh-index")
+    names = git_out(workspace, "ls-tree", "-r", "--name-only", second["checkpoint"]["tree"]).split()
+    assert "notes.txt" in names and "README.md" not in names
+
+
+async def test_shutdown_closes_every_checkpoint_watch(repo: Path) -> None:
+    server = create_server()
+    store = await server.checkpoints(repo)
+    assert isinstance(store.tracker, Watch)
+    server.shutdown()
+    assert store.tracker.changed_paths() is None, "a closed watch reports that it may have missed something"

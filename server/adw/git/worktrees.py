@@ -725,7 +725,7 @@ class Worktrees:
         checkpoints = await Checkpoints.open(created.worktree.path)
         state, _ = await checkpoints.snapshot()
         await git("read-tree", "-u", "-m", f"{ref}^{{tree}}", cwd=created.worktree.path,
-                  env={"GIT_INDEX_FILE": str(checkpoints.shadow_index)})
+                  env=checkpoints.shadow_env)
         index_tree = fields.get("adw-index-tree")
         if index_tree and index_tree != state.index_tree:
             await git("read-tree", "--reset", index_tree, cwd=created.worktree.path)

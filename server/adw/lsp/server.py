@@ -81,7 +81,7 @@ class AdwServer(LanguageServer):
         except (KeyboardInterrupt, SystemExit):
             pass
         finally:
-            self.shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
+            self.shutdown()
 
     def start_tcp(self, host: str, port: int) -> None:
         """Serve one client at a time on a TCP socket with the same hardened reader as stdio."""
@@ -91,7 +91,7 @@ class AdwServer(LanguageServer):
             self.protocol.set_writer(writer)
             answer = transport.answer_with(self.protocol)
             await transport.serve(stop, transport.StreamReader(reader), self.protocol, answer)
-            self.shutdown()  # type: ignore[no-untyped-call]  # closes the listening socket too
+            self.shutdown()  # closes the listening socket too
 
         async def listen() -> None:
             self._server = server = await asyncio.start_server(connection, host, port)
@@ -168,6 +168,14 @@ class AdwServer(LanguageServer):
                 store.tracker = await asyncio.to_thread(Watch.open, store.repo.root, git_dirs, True)
                 self._checkpoint_stores[root] = store
             return store
+
+    def shutdown(self) -> None:
+        """Stop serving and release each checkpoint store's inotify watch (its file descriptor and kernel watches)."""
+        for store in self._checkpoint_stores.values():
+            if isinstance(store.tracker, Watch):
+                store.tracker.close()
+        self._checkpoint_stores.clear()
+        super().shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
 
     def supports(self, capability: str) -> bool:
         return bool(get_capability(self.client_capabilities, capability, False))

@@ -207,5 +207,8 @@ class Watch:
         return changed, rescan
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        """Release the descriptor; a closed watch reports a possible miss (never reads a reused descriptor)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
