@@ -22,9 +22,9 @@ with contextlib.redirect_stdout(io.StringIO()) as out:
 print(json.dumps({"code": code, "stdout": out.getvalue(), "modules": sorted(sys.modules)}))
 """
 
-# What `adw sdlc` needs and these commands do not: the forge's HTTP client, the agent protocol, and ADW's layers
-# above the workflow engine.
-_HEAVY = ("httpx", "acp", "adw.agents", "adw.sdlc", "adw.scouts", "adw.forge", "adw.cli.workflow")
+# What `adw sdlc` needs and these commands do not: the forge's HTTP client, the agent protocol, a table library
+# (ADW no longer depends on one), and ADW's layers above the workflow engine.
+_HEAVY = ("httpx", "acp", "rich", "adw.agents", "adw.sdlc", "adw.scouts", "adw.forge", "adw.cli.workflow")
 
 
 def _loaded(repo: Path, *args: str) -> tuple[Any, set[str]]:

@@ -14,10 +14,6 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-
 from adw.cli.output import add_json_flag, emit
 from adw.errors import AdwError
 from adw.workflow.engine import Engine
@@ -72,7 +68,7 @@ async def _status(args: argparse.Namespace) -> int:
             workflow = engine.get(args.id)
             emit(args, workflow, "")
             if not args.json:
-                _console().print(_tasks_table(workflow))
+                print(_tasks_table(workflow))
             return 0
         workflows = engine.store.recent() if engine.store else []
         emit(
@@ -81,7 +77,7 @@ async def _status(args: argparse.Namespace) -> int:
             "" if workflows else "no workflows yet: start one with `adw sdlc SPEC`",
         )
         if workflows and not args.json:
-            _console().print(_workflows_table(workflows))
+            print(_workflows_table(workflows))
         return 0
     finally:
         engine.close()
@@ -154,67 +150,57 @@ def _cost(value: float | None) -> str:
     return f"${value:.4f}" if value is not None else "—"
 
 
-def _workflows_table(workflows: list[Workflow]) -> Table:
-    table = Table(title="workflows")
-    for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
-        table.add_column(column)
+def _workflows_table(workflows: list[Workflow]) -> str:
+    rows = []
     for wf in workflows:
         phase = wf.current_phase
-        agents = (
-            ", ".join(sorted({t.agent for t in wf.tasks if t.phase in phase.split("‖")})) if phase else ""
+        agents = ", ".join(sorted({t.agent for t in wf.tasks if t.phase in phase.split("‖")})) if phase else ""
+        rows.append(
+            [wf.name, wf.id, phase, agents, wf.state.value, _elapsed(wf.started_at, wf.finished_at),
+             _cost(wf.usage.cost_usd)]
         )
-        table.add_row(
-            wf.name,
-            wf.id,
-            phase,
-            agents,
-            _styled(wf.state.value),
-            _elapsed(wf.started_at, wf.finished_at),
-            _cost(wf.usage.cost_usd),
-        )
-    return table
+    return _table("workflows", ["workflow", "id", "phase", "agent", "state", "elapsed", "cost"], rows)
 
 
-def _tasks_table(workflow: Workflow) -> Table:
-    table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
-    for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
-        table.add_column(column)
-    for task in workflow.tasks:
-        table.add_row(
-            task.id,
-            task.agent,
-            _styled(task.state.value),
-            str(len(task.attempts)),
-            _elapsed(task.started_at, task.finished_at),
-            _cost(task.usage.cost_usd),
-            str(len(task.findings)),
-            task.summary or task.reason,
-        )
-    return table
+def _tasks_table(workflow: Workflow) -> str:
+    rows = [
+        [task.id, task.agent, task.state.value, str(len(task.attempts)), _elapsed(task.started_at, task.finished_at),
+         _cost(task.usage.cost_usd), str(len(task.findings)), task.summary or task.reason]
+        for task in workflow.tasks
+    ]
+    header = ["task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"]
+    return _table(f"{workflow.name} [{workflow.id}] — {workflow.state.value}", header, rows)
 
 
-def _styled(state: str) -> str:
-    colour = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow"}.get(
-        state, "dim"
-    )
-    return f"[{colour}]{state}[/]"
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """Plain aligned columns under a title, like `adw worktree list` (a table library would cost more to import
+    than the whole answer)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    return "\n".join([title, *lines])
 
 
 async def _watch(engine: Engine, workflow_id: str | None) -> None:
-    """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
-    def render() -> tuple[Table, bool]:
+    """Redraw from the store, which every ADW process of the repository writes to, until nothing runs. On a
+    terminal each frame replaces the last; into a pipe or file only the final one is written."""
+
+    def render() -> tuple[str, bool]:
         if workflow_id:
             workflow = engine.get(workflow_id)
             return _tasks_table(workflow), workflow.state.done
         workflows = engine.store.recent() if engine.store else []
         return _workflows_table(workflows), all(wf.state.done for wf in workflows)
 
-    table, done = render()
-    with Live(table, console=_console(), refresh_per_second=4) as live:
-        while not done:
-            await asyncio.sleep(_WATCH_INTERVAL)
-            table, done = render()
-            live.update(table)
+    terminal = sys.stdout.isatty()
+    while True:
+        table, done = render()
+        if terminal or done:
+            sys.stdout.write(("\x1b[H\x1b[2J" if terminal else "") + table + "\n")  # home, clear screen
+            sys.stdout.flush()
+        if done:
+            return
+        await asyncio.sleep(_WATCH_INTERVAL)
 
 
 def _event_line(event: BaseEvent) -> str:
@@ -241,7 +227,3 @@ def _event_line(event: BaseEvent) -> str:
     if isinstance(event, TaskFinished):
         return f"{head} {event.state.value} {event.summary or event.reason}"
     return f"{head} {event.type}"
-
-
-def _console() -> Console:
-    return Console(file=sys.stdout)
