@@ -5,6 +5,7 @@ adw/checkpoints requests; the adw/changed notification)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,11 @@ async def test_scout_links_and_show_document(vscode: LanguageClient, workspace: 
     assert locations[0]["uri"] == uri(root / result["locations"][0]["path"])
     assert any(loc["uri"] == uri(root / "src/calc/ops.py") for loc in locations)
     for location, found in zip(locations, result["locations"], strict=True):
-        assert location["range"]["start"] == {"line": max(found["line"] - 1, 0), "character": 0}
-        assert Path(to_fs_path(location["uri"]) or "").is_file()
+        start, end = location["range"]["start"], location["range"]["end"]
+        assert start["line"] == end["line"] == max(found["line"] - 1, 0)
+        text = (Path(to_fs_path(location["uri"]) or "").read_text().splitlines() or [""])[start["line"]]
+        spanned = text[start["character"] : end["character"]]
+        assert re.fullmatch(r"[\w$]+", spanned) or not re.search(r"\w", text), "a location spans a word if any"
 
     # showDocument to the best location, once.
     [shown] = client.shown_documents
@@ -69,6 +73,19 @@ async def test_scout_links_and_show_document(vscode: LanguageClient, workspace: 
     for link, found in zip(links or [], result["locations"], strict=True):
         line = text[link.range.start.line]
         assert line[link.range.start.character : link.range.end.character] == f"{found['path']}:{found['line']}"
+
+
+async def test_scout_locations_name_the_symbol_and_honour_top(vscode: LanguageClient, workspace: Path) -> None:
+    client, root = vscode, workspace
+    (root / "src/calc/ops.py").write_text(
+        'class Ops:\n    """Arithmetic."""\n\n    async def add(self, a, b):\n        return a + b\n'
+    )
+    result = await run(client, "scout", "Ops add numbers", None, 1)
+    [location] = result["lspLocations"]
+    assert len(result["locations"]) == 1 and location["uri"] == uri(root / result["locations"][0]["path"])
+    line = (root / result["locations"][0]["path"]).read_text().splitlines()[location["range"]["start"]["line"]]
+    name = line[location["range"]["start"]["character"] : location["range"]["end"]["character"]]
+    assert (line.lstrip().split()[0], name) in (("class", "Ops"), ("async", "add")), line
 
 
 async def test_scout_in_a_worktree_without_show_document(minimal: LanguageClient, workspace: Path) -> None:

@@ -20,7 +20,7 @@ from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees, locate
 from adw.lsp import params
 from adw.lsp.diagnostics import clear_under, publish_conflicts
-from adw.lsp.links import show_best, write_report
+from adw.lsp.links import locations_of, show_best, write_report
 from adw.lsp.params import ArgumentError, P
 from adw.lsp.server import AdwServer, Handler, RequestFailed, path_of, uri_of
 from adw.scouts import save_report
@@ -184,10 +184,10 @@ async def scout(ls: AdwServer, args: params.Scout) -> object:
     root = await worktree_path(ls, args.worktree)
     report = await run_scout(args.task, root, top=args.top or 10)
     await save_report(report, root)  # relevant_files.json beside the Markdown report, as the CLI leaves it
+    if args.top:  # the editor shows `top` locations, best first (the plan still gets the tests and docs found)
+        report = report.model_copy(update={"locations": report.locations[: args.top]})
     report_path = await write_report(root, report)
-    locations = [
-        types.Location(uri=uri_of(root / loc.path), range=_line_range(loc.line)) for loc in report.locations
-    ]
+    locations = await locations_of(root, report.locations)
     shown = await show_best(ls, locations)
     result = to_jsonable(report)
     result["lspLocations"] = [ls.protocol._converter.unstructure(loc) for loc in locations]
@@ -353,7 +353,3 @@ async def all_workflows(engine: Engine) -> list[Workflow]:
     merged = {**{wf.id: wf for wf in stored}, **live}
     return sorted(merged.values(), key=lambda wf: wf.created_at, reverse=True)
 
-
-def _line_range(line: int) -> types.Range:
-    start = types.Position(line=max(line - 1, 0), character=0)
-    return types.Range(start=start, end=start)

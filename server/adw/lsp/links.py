@@ -12,10 +12,41 @@ from pygls.uris import to_fs_path
 from adw.git.refs import SCOUT_REPORT
 from adw.lsp.server import AdwServer, uri_of
 from adw.scouts import OUTPUT_FILE
-from adw.scouts.models import ScoutReport
+from adw.scouts.models import ScoutLocation, ScoutReport
 
 # `path/to/file.py:42` in backticks: the form write_report uses, so links are found exactly where it put them.
 _LINK = re.compile(r"`([^`\s]+):(\d+)`")
+# The name a definition line introduces (Python, JS/TS, Go, Rust, C-like declarations of these forms).
+_DEFINED = re.compile(
+    r"^\s*(?:(?:export|default|pub|public|private|static|async|abstract)\s+)*"
+    r"(?:def|class|function|fn|func|interface|type|struct|enum|trait|const|let|var)\s+\*?([A-Za-z_$][\w$]*)"
+)
+
+
+def _name_range(text: str, line: int) -> types.Range:
+    """The symbol a 1-based line defines, else its first word: a Location must span a word, or VS Code's
+    References view drops it (a column-0 location on an indented line never showed)."""
+    lines = text.splitlines()
+    content = lines[line - 1] if 0 < line <= len(lines) else ""
+    defined = _DEFINED.match(content)
+    word = re.search(r"[\w$]+", content)
+    start, end = (defined.span(1) if defined else word.span() if word else (0, 0))
+    return types.Range(start=types.Position(line=max(line - 1, 0), character=start),
+                       end=types.Position(line=max(line - 1, 0), character=end))
+
+
+async def locations_of(root: Path, found: list[ScoutLocation]) -> list[types.Location]:
+    """Editor locations of scout results, each spanning the symbol on its line."""
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    texts = await asyncio.to_thread(lambda: [read(root / loc.path) for loc in found])
+    return [types.Location(uri=uri_of(root / loc.path), range=_name_range(text, loc.line))
+            for loc, text in zip(found, texts, strict=True)]
 
 
 def render(report: ScoutReport) -> str:
