@@ -1,6 +1,7 @@
-"""`adw sdlc | status | cancel | resume | logs | demo`: the workflow engine from the command line.
+"""`adw sdlc | resume | demo`: running workflows from the command line, with every agent, SDLC step and the forge.
 
-Every command is a subscriber of the engine or a reader of its store; none holds logic of its own.
+Every command is a subscriber of the engine; none holds logic of its own. The store's readers (`status`, `cancel`,
+`logs`) are in `adw.cli.runs`, which loads none of that.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import Any
 
 from adw.agents.preflight import preflight_workflows
 from adw.cli.forge import pull_requests
@@ -36,20 +33,8 @@ from adw.sdlc.demo import create_demo_repo
 from adw.sdlc.engine import open_engine
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.workflow.engine import Engine, NothingToResumeError
-from adw.workflow.events import (
-    BaseEvent,
-    CostReported,
-    FindingReported,
-    OutputLine,
-    Progress,
-    ResourceSample,
-    TaskFinished,
-    TaskStarted,
-    ToolUse,
-)
+from adw.workflow.events import TaskFinished, TaskStarted
 from adw.workflow.models import Finding, TaskState, Workflow
-
-_WATCH_INTERVAL = 0.5
 
 
 def register(subparsers: Any) -> None:
@@ -94,28 +79,10 @@ def register(subparsers: Any) -> None:
     add_json_flag(sdlc)
     sdlc.set_defaults(handler=_sdlc)
 
-    status = subparsers.add_parser("status")
-    status.add_argument("id", nargs="?", help="a workflow id (a unique prefix will do)")
-    status.add_argument("--watch", action="store_true", help="refresh live until the workflows end")
-    add_json_flag(status)
-    status.set_defaults(handler=_status)
-
-    cancel = subparsers.add_parser("cancel")
-    cancel.add_argument("id", help="a workflow id")
-    cancel.add_argument("--task", metavar="T", help="only this task (and so what depends on it)")
-    add_json_flag(cancel)
-    cancel.set_defaults(handler=_cancel)
-
     resume = subparsers.add_parser("resume")
     resume.add_argument("id", help="a workflow id")
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
-
-    logs = subparsers.add_parser("logs")
-    logs.add_argument("id", help="a workflow id")
-    logs.add_argument("--task", metavar="T", help="only this task")
-    add_json_flag(logs)
-    logs.set_defaults(handler=_logs)
 
     demo = subparsers.add_parser(
         "demo",
@@ -309,69 +276,6 @@ class _CtrlC:
             self._main.cancel()
 
 
-async def _status(args: argparse.Namespace) -> int:
-    engine = await open_engine(args.cwd)
-    try:
-        if args.watch and not args.json:
-            await _watch(engine, args.id)
-            return 0
-        if args.id:
-            workflow = engine.get(args.id)
-            emit(args, workflow, "")
-            if not args.json:
-                _console().print(_tasks_table(workflow))
-            return 0
-        workflows = engine.store.recent() if engine.store else []
-        emit(
-            args,
-            {"workflows": workflows},
-            "" if workflows else "no workflows yet: start one with `adw sdlc SPEC`",
-        )
-        if workflows and not args.json:
-            _console().print(_workflows_table(workflows))
-        return 0
-    finally:
-        engine.close()
-
-
-async def _cancel(args: argparse.Namespace) -> int:
-    engine = await open_engine(args.cwd)
-    try:
-        workflow = engine.get(args.id)
-        if args.task and not any(t.id == args.task for t in workflow.tasks):
-            _no_task(workflow, args.task)
-        if workflow.state.done:
-            raise AdwError(
-                f"workflow {workflow.id} already ended: {workflow.state.value}", "nothing to cancel"
-            )
-        assert engine.store is not None
-        owner = engine.store.owner_of(workflow.id)
-        if owner is not None and owner.alive():
-            engine.store.request_cancel(workflow.id, args.task)
-            workflow = await _await_cancel(engine, workflow.id, args.task)
-        emit(
-            args,
-            workflow,
-            f"{workflow.id}: {workflow.state.value}" + (f" ({workflow.reason})" if workflow.reason else ""),
-        )
-        return 0
-    finally:
-        engine.close()
-
-
-async def _logs(args: argparse.Namespace) -> int:
-    engine = await open_engine(args.cwd)
-    try:
-        workflow = engine.get(args.id)
-        if args.task and not any(t.id == args.task for t in workflow.tasks):
-            _no_task(workflow, args.task)
-        events = engine.store.events(workflow.id, args.task) if engine.store else []
-        emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
-        return 0
-    finally:
-        engine.close()
-
-
 # -- helpers -------------------------------------------------------------------------------------------
 
 
@@ -455,25 +359,6 @@ def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> Non
         print(f"resuming {wf.name} [{wf.id}]: {len(left)} task(s) with the current configuration: {', '.join(left)}")
 
 
-def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
-    raise AdwError(
-        f"workflow {workflow.id} has no task {task_id!r}",
-        f"its tasks: {', '.join(t.id for t in workflow.tasks)}",
-    )
-
-
-async def _await_cancel(engine: Engine, workflow_id: str, task_id: str | None) -> Workflow:
-    """The owning process polls for requests and stops the agents; wait until the store shows it."""
-    assert engine.store is not None
-    deadline = time.monotonic() + engine.settings.stop_grace * 3 + 10
-    while True:
-        workflow = engine.get(workflow_id)
-        target = workflow.task(task_id).state if task_id else workflow.state
-        if target.done or time.monotonic() > deadline:
-            return workflow
-        await asyncio.sleep(0.1)
-
-
 async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
     """One line per task start and end, with the time since the start."""
     names = {wf.id: wf.name for wf in workflows}
@@ -522,106 +407,3 @@ def _outcome_text(workflows: list[Workflow]) -> str:
         if len(findings) > 10:
             lines.append(f"  … {len(findings) - 10} more finding(s): `adw status {wf.id} --json`")
     return "\n".join(lines)
-
-
-def _elapsed(start: float | None, end: float | None) -> str:
-    if start is None:
-        return ""
-    return f"{(end or time.time()) - start:.1f}s"
-
-
-def _cost(value: float | None) -> str:
-    return f"${value:.4f}" if value is not None else "—"
-
-
-def _workflows_table(workflows: list[Workflow]) -> Table:
-    table = Table(title="workflows")
-    for column in ("workflow", "id", "phase", "agent", "state", "elapsed", "cost"):
-        table.add_column(column)
-    for wf in workflows:
-        phase = wf.current_phase
-        agents = (
-            ", ".join(sorted({t.agent for t in wf.tasks if t.phase in phase.split("‖")})) if phase else ""
-        )
-        table.add_row(
-            wf.name,
-            wf.id,
-            phase,
-            agents,
-            _styled(wf.state.value),
-            _elapsed(wf.started_at, wf.finished_at),
-            _cost(wf.usage.cost_usd),
-        )
-    return table
-
-
-def _tasks_table(workflow: Workflow) -> Table:
-    table = Table(title=f"{workflow.name} [{workflow.id}] — {workflow.state.value}")
-    for column in ("task", "agent", "state", "attempts", "elapsed", "cost", "findings", "summary"):
-        table.add_column(column)
-    for task in workflow.tasks:
-        table.add_row(
-            task.id,
-            task.agent,
-            _styled(task.state.value),
-            str(len(task.attempts)),
-            _elapsed(task.started_at, task.finished_at),
-            _cost(task.usage.cost_usd),
-            str(len(task.findings)),
-            task.summary or task.reason,
-        )
-    return table
-
-
-def _styled(state: str) -> str:
-    colour = {"succeeded": "green", "failed": "red", "running": "cyan", "cancelled": "yellow"}.get(
-        state, "dim"
-    )
-    return f"[{colour}]{state}[/]"
-
-
-async def _watch(engine: Engine, workflow_id: str | None) -> None:
-    """Redraw from the store, which every ADW process of the repository writes to, until nothing runs."""
-    def render() -> tuple[Table, bool]:
-        if workflow_id:
-            workflow = engine.get(workflow_id)
-            return _tasks_table(workflow), workflow.state.done
-        workflows = engine.store.recent() if engine.store else []
-        return _workflows_table(workflows), all(wf.state.done for wf in workflows)
-
-    table, done = render()
-    with Live(table, console=_console(), refresh_per_second=4) as live:
-        while not done:
-            await asyncio.sleep(_WATCH_INTERVAL)
-            table, done = render()
-            live.update(table)
-
-
-def _event_line(event: BaseEvent) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-    head = f"{stamp}  {event.task_id or '-':<13}"
-    if isinstance(event, OutputLine):
-        return f"{head} {'!' if event.stream == 'stderr' else '|'} {event.text}"
-    if isinstance(event, ToolUse):
-        return f"{head} tool {event.tool} {event.detail}"
-    if isinstance(event, Progress):
-        return f"{head} … {event.message}"
-    if isinstance(event, FindingReported):
-        f = event.finding
-        return f"{head} {f.severity.value} {f.path}:{f.line or ''} {f.message}"
-    if isinstance(event, CostReported):
-        usage = event.usage
-        return f"{head} cost {_cost(usage.cost_usd)} tokens {usage.input_tokens}/{usage.output_tokens}"
-    if isinstance(event, ResourceSample):
-        return (
-            f"{head} cpu {event.cpu_percent:.0f}% rss {event.rss / 1e6:.0f} MB ({event.processes} processes)"
-        )
-    if isinstance(event, TaskStarted):
-        return f"{head} started {event.agent} (attempt {event.attempt})"
-    if isinstance(event, TaskFinished):
-        return f"{head} {event.state.value} {event.summary or event.reason}"
-    return f"{head} {event.type}"
-
-
-def _console() -> Console:
-    return Console(file=sys.stdout)
