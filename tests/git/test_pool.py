@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from adw.config import AgentsConfig, load_config
@@ -334,3 +335,23 @@ async def test_a_fill_killed_at_every_git_call_blocks_nothing(repo: Path, faulty
         for entry in wts.pool.entries():  # start the next kill from an empty pool
             await wts.pool.discard(entry)
     assert kills >= 4, "the sweep must have interrupted several git calls"
+
+
+async def test_creates_leave_no_zombie_refill_in_a_long_lived_process(repo: Path) -> None:
+    """The language server creates worktrees for hours: each refill a create starts is reaped once it ends."""
+    wts = await Worktrees.open(repo)
+    before = {child.pid for child in psutil.Process().children()}
+    await wts.create("one")
+    await wts.create("two")
+    assert await ready_soon(wts, 2), "the creates started a refill"
+    assert await children_gone_soon(before), "a finished refill is still in the process table (a zombie)"
+
+
+async def children_gone_soon(before: set[int]) -> bool:
+    """Whether every child process not in `before` leaves the process table (ended and reaped) within two
+    minutes; a zombie never does."""
+    for _ in range(600):
+        if not [child for child in psutil.Process().children() if child.pid not in before]:
+            return True
+        await asyncio.sleep(0.2)
+    return False

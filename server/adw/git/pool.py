@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -160,10 +161,13 @@ class Pool:
             return
         self.records.mkdir(parents=True, exist_ok=True)
         with open(self.records / "fill.log", "ab") as log:
-            subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, ADW's module, the repository's root
+            filler = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, ADW's module, the repo's root
                 ["nice", "-n", "10", sys.executable, "-m", "adw.git.refill", str(self.worktrees.main_root)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
+        # Reaped when it ends, so a long-lived caller (the language server) keeps no zombie; a daemon thread does
+        # not hold up a CLI process that exits first (the filler then belongs to init).
+        threading.Thread(target=filler.wait, name="adw-pool-refill", daemon=True).start()
 
     async def fill(self) -> list[PoolEntry]:
         """Bring the pool to its configured size for the main branch's commit: discard what no longer fits,
