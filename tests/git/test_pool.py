@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from adw.config import AgentsConfig, load_config
 from adw.errors import WorktreeError
 from adw.git.pool import POOL_FOLDER
+from adw.git.runner import GitResult, git
 from adw.git.worktrees import Worktrees
 from adw.sdlc.pipeline import sdlc_workflow
 from adw.sdlc.steps import CreateWorktreeStep
@@ -109,6 +111,26 @@ async def test_a_create_takes_a_ready_worktree_with_its_environment(repo: Path, 
     assert not any(p.exists() for p in taken_from - {e.path for e in wts.pool.entries()})
     assert (await wts.get("one")).path == path and no_refill == [wts.pool.folder]
     assert_pool_consistent(wts)
+
+
+async def test_a_take_at_the_pool_base_runs_only_the_move_and_the_switch(
+        repo: Path, no_refill: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The take's own cost: the base, the new branch's absence and the pool key are read in-process (the key
+    from the lock files the entry recorded when it was filled), so git runs only to move it and branch it."""
+    wts = await Worktrees.open(repo)
+    await wts.pool.fill()
+    calls: list[str] = []
+
+    async def counted(*args: str, **kwargs: Any) -> GitResult:
+        calls.append(args[0])
+        return await git(*args, **kwargs)
+
+    monkeypatch.setattr("adw.git.worktrees.git", counted)
+    monkeypatch.setattr("adw.git.pool.git", counted)
+
+    assert "taken from the pool" in (await wts.create("one")).message
+    assert calls == ["worktree", "switch"]
+    assert run_git(wts.root / "one", "symbolic-ref", "HEAD").strip() == "refs/heads/adw/one"
 
 
 async def test_a_pool_worktree_behind_is_moved_forward_to_the_base(repo: Path, no_refill: list[Path]) -> None:
