@@ -113,10 +113,11 @@ async def test_a_create_takes_a_ready_worktree_with_its_environment(repo: Path, 
     assert_pool_consistent(wts)
 
 
-async def test_a_take_at_the_pool_base_runs_only_the_move_and_the_switch(
+async def test_a_take_at_the_pool_base_runs_git_only_to_move_and_branch_it(
         repo: Path, no_refill: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """The take's own cost: the base, the new branch's absence and the pool key are read in-process (the key
-    from the lock files the entry recorded when it was filled), so git runs only to move it and branch it."""
+    from the lock files the entry recorded when it was filled), so git runs only to move it and branch it, and
+    the branch is made without `git switch`, whose comparison of the whole index grows with the repository."""
     wts = await Worktrees.open(repo)
     await wts.pool.fill()
     calls: list[str] = []
@@ -129,8 +130,11 @@ async def test_a_take_at_the_pool_base_runs_only_the_move_and_the_switch(
     monkeypatch.setattr("adw.git.pool.git", counted)
 
     assert "taken from the pool" in (await wts.create("one")).message
-    assert calls == ["worktree", "switch"]
-    assert run_git(wts.root / "one", "symbolic-ref", "HEAD").strip() == "refs/heads/adw/one"
+    assert calls == ["worktree", "update-ref", "symbolic-ref"]
+    path = wts.root / "one"
+    assert run_git(path, "symbolic-ref", "HEAD").strip() == "refs/heads/adw/one"
+    assert run_git(path, "rev-parse", "HEAD") == run_git(repo, "rev-parse", "main")
+    assert run_git(path, "status", "--porcelain") == ""
 
 
 async def test_a_pool_worktree_behind_is_moved_forward_to_the_base(repo: Path, no_refill: list[Path]) -> None:

@@ -277,7 +277,14 @@ class Worktrees:
         where the setup wrote it, the include files copied again (they may have changed since). Its setup ran
         when the pool filled it."""
         path = meta.path
-        await git("switch", "-q", "--no-track", "-c", meta.branch, meta.base_commit, cwd=path)
+        if entry.base_commit == meta.base_commit:
+            # Already at the base: making the branch there and pointing HEAD at it touches no file, where
+            # `git switch -c` compares the whole index (a cost that grows with the repository). A kill between
+            # the two leaves what a killed switch would: the new branch at the base, which the undo deletes.
+            await git("update-ref", f"refs/heads/{meta.branch}", meta.base_commit, "", cwd=path)
+            await git("symbolic-ref", "HEAD", f"refs/heads/{meta.branch}", cwd=path)
+        else:
+            await git("switch", "-q", "--no-track", "-c", meta.branch, meta.base_commit, cwd=path)
         await asyncio.to_thread(Pool.relocate, entry, path)
         info = WorktreeInfo(name=meta.name, path=path, branch=meta.branch, head=meta.base_commit, base=meta.base,
                             managed=True, ports=self._ports(meta.slot))
