@@ -318,11 +318,14 @@ def ok(run: FaultRun, what: str) -> FaultRun:
 
 
 @pytest.mark.faults
-def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit) -> None:
-    commit(repo, {"src/app.py": "X = 2\n"})  # the pool lags one commit: the take also moves it forward
+@pytest.mark.parametrize("behind", [True, False], ids=["pool-behind", "pool-at-base"])
+def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit, behind: bool) -> None:
+    """Behind: the pool lags one commit, so the take also moves it forward (`switch -c`). At the base: the take
+    makes the branch with `update-ref` then points HEAD at it with `symbolic-ref`."""
+    commit(repo, {"src/app.py": "X = 2\n"})
     kills = 0
     for kill_at in itertools.count(1):
-        run_git(repo, "checkout", "-q", "HEAD~1")
+        run_git(repo, "checkout", "-q", "HEAD~1" if behind else "main")
         ok(faulty_git.run(repo, "worktree", "pool"), "fill")
         run_git(repo, "checkout", "-q", "main")
         run = faulty_git.run(repo, "worktree", "create", "x", "--json", kill_at=kill_at)
