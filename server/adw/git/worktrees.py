@@ -213,7 +213,7 @@ class Worktrees:
                 hint = f"pick another name, or remove it: `adw worktree remove {name}`"
                 raise WorktreeError(f"{path} already exists", hint)
             await self._drop_stale_entries(path)
-            new_branch = resolve_ref(self.repo.git_dir, self.repo.common_dir, f"refs/heads/{branch}") is None
+            new_branch = self._branch_commit(branch) is None
             # Only a new branch starts where a pool worktree can be moved to (an existing one may be anywhere).
             entry = self.pool.claim(key, base_commit) if key and new_branch else None
             owner = Owner.me()
