@@ -12,12 +12,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from adw.config import AgentsConfig, load_config
 from adw.errors import WorktreeError
 from adw.git.pool import POOL_FOLDER
+from adw.git.runner import GitResult, git
 from adw.git.worktrees import Worktrees
 from adw.sdlc.pipeline import sdlc_workflow
 from adw.sdlc.steps import CreateWorktreeStep
@@ -108,6 +111,30 @@ async def test_a_create_takes_a_ready_worktree_with_its_environment(repo: Path, 
     assert not any(p.exists() for p in taken_from - {e.path for e in wts.pool.entries()})
     assert (await wts.get("one")).path == path and no_refill == [wts.pool.folder]
     assert_pool_consistent(wts)
+
+
+async def test_a_take_at_the_pool_base_runs_git_only_to_move_and_branch_it(
+        repo: Path, no_refill: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The take's own cost: the base, the new branch's absence and the pool key are read in-process (the key
+    from the lock files the entry recorded when it was filled), so git runs only to move it and branch it, and
+    the branch is made without `git switch`, whose comparison of the whole index grows with the repository."""
+    wts = await Worktrees.open(repo)
+    await wts.pool.fill()
+    calls: list[str] = []
+
+    async def counted(*args: str, **kwargs: Any) -> GitResult:
+        calls.append(args[0])
+        return await git(*args, **kwargs)
+
+    monkeypatch.setattr("adw.git.worktrees.git", counted)
+    monkeypatch.setattr("adw.git.pool.git", counted)
+
+    assert "taken from the pool" in (await wts.create("one")).message
+    assert calls == ["worktree", "update-ref", "symbolic-ref"]
+    path = wts.root / "one"
+    assert run_git(path, "symbolic-ref", "HEAD").strip() == "refs/heads/adw/one"
+    assert run_git(path, "rev-parse", "HEAD") == run_git(repo, "rev-parse", "main")
+    assert run_git(path, "status", "--porcelain") == ""
 
 
 async def test_a_pool_worktree_behind_is_moved_forward_to_the_base(repo: Path, no_refill: list[Path]) -> None:
@@ -291,11 +318,14 @@ def ok(run: FaultRun, what: str) -> FaultRun:
 
 
 @pytest.mark.faults
-def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit) -> None:
-    commit(repo, {"src/app.py": "X = 2\n"})  # the pool lags one commit: the take also moves it forward
+@pytest.mark.parametrize("behind", [True, False], ids=["pool-behind", "pool-at-base"])
+def test_a_take_killed_at_every_git_call_blocks_nothing(repo: Path, faulty_git: FaultyGit, behind: bool) -> None:
+    """Behind: the pool lags one commit, so the take also moves it forward (`switch -c`). At the base: the take
+    makes the branch with `update-ref` then points HEAD at it with `symbolic-ref`."""
+    commit(repo, {"src/app.py": "X = 2\n"})
     kills = 0
     for kill_at in itertools.count(1):
-        run_git(repo, "checkout", "-q", "HEAD~1")
+        run_git(repo, "checkout", "-q", "HEAD~1" if behind else "main")
         ok(faulty_git.run(repo, "worktree", "pool"), "fill")
         run_git(repo, "checkout", "-q", "main")
         run = faulty_git.run(repo, "worktree", "create", "x", "--json", kill_at=kill_at)
@@ -334,3 +364,23 @@ async def test_a_fill_killed_at_every_git_call_blocks_nothing(repo: Path, faulty
         for entry in wts.pool.entries():  # start the next kill from an empty pool
             await wts.pool.discard(entry)
     assert kills >= 4, "the sweep must have interrupted several git calls"
+
+
+async def test_creates_leave_no_zombie_refill_in_a_long_lived_process(repo: Path) -> None:
+    """The language server creates worktrees for hours: each refill a create starts is reaped once it ends."""
+    wts = await Worktrees.open(repo)
+    before = {child.pid for child in psutil.Process().children()}
+    await wts.create("one")
+    await wts.create("two")
+    assert await ready_soon(wts, 2), "the creates started a refill"
+    assert await children_gone_soon(before), "a finished refill is still in the process table (a zombie)"
+
+
+async def children_gone_soon(before: set[int]) -> bool:
+    """Whether every child process not in `before` leaves the process table (ended and reaped) within two
+    minutes; a zombie never does."""
+    for _ in range(600):
+        if not [child for child in psutil.Process().children() if child.pid not in before]:
+            return True
+        await asyncio.sleep(0.2)
+    return False

@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -61,6 +62,8 @@ class PoolEntry(BaseModel):
     mentions: list[str] = []  # files (relative) whose text holds the folder's path
     links: list[str] = []  # symlinks whose target holds it
     disk_bytes: int = 0
+    lock_files: list[str] = []  # the configured globs when it was made, and what they matched at its base:
+    locks: list[tuple[str, str]] = []  # (path, blob id); the same at any base it is moved to (same key)
 
     def abandoned(self) -> bool:
         return not self.ready and not Owner(self.owner_pid, self.owner_started).alive()
@@ -110,12 +113,20 @@ class Pool:
     def _save_state(self, state: PoolState) -> None:
         write_inside(self.worktrees.repo.adw_dir, f"{POOL_RECORDS}/state", state.model_dump_json())
 
-    async def key(self, commit: str) -> str:
-        """Hash of the setup command and of the lock files at `commit` (their blob ids: no file is read)."""
+    async def key(self, commit: str, known: list[PoolEntry] | None = None) -> str:
+        """Hash of the setup command and of the lock files at `commit` (their blob ids: no file is read). A
+        `known` entry at `commit` holds those blob ids already: then no git call is needed."""
         patterns = self.config.lock_files
-        folders = sorted({pattern.rpartition("/")[0] for pattern in patterns})
+        for entry in known or []:
+            if entry.base_commit == commit and entry.lock_files == patterns:
+                return self._hash(entry.locks)
+        return self._hash(await self._locks(commit))
+
+    async def _locks(self, commit: str) -> list[tuple[str, str]]:
+        """(path, blob id) of the lock files at `commit`."""
+        patterns = self.config.lock_files
         locks: list[tuple[str, str]] = []
-        for folder in folders:
+        for folder in sorted({pattern.rpartition("/")[0] for pattern in patterns}):
             out = await git("ls-tree", "-z", "--full-tree", commit, *([f"{folder}/"] if folder else []),
                             cwd=self.worktrees.main_root)
             for record in filter(None, out.stdout.split("\0")):
@@ -123,11 +134,14 @@ class Pool:
                 _mode, kind, oid = meta.split(" ")
                 if kind == "blob" and any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
                     locks.append((path, oid))
-        text = json.dumps({"setup": self.worktrees.config.worktree.setup, "locks": sorted(locks)})
+        return sorted(locks)
+
+    def _hash(self, locks: list[tuple[str, str]]) -> str:
+        text = json.dumps({"setup": self.worktrees.config.worktree.setup, "locks": [list(lock) for lock in locks]})
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    def has_ready(self) -> bool:
-        return self.enabled and any(entry.ready for entry in self.entries())
+    def ready_entries(self) -> list[PoolEntry]:
+        return [entry for entry in self.entries() if entry.ready] if self.enabled else []
 
     # ------------------------------------------------------------------ take
 
@@ -160,10 +174,13 @@ class Pool:
             return
         self.records.mkdir(parents=True, exist_ok=True)
         with open(self.records / "fill.log", "ab") as log:
-            subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, ADW's module, the repository's root
+            filler = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, ADW's module, the repo's root
                 ["nice", "-n", "10", sys.executable, "-m", "adw.git.refill", str(self.worktrees.main_root)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             )
+        # Reaped when it ends, so a long-lived caller (the language server) keeps no zombie; a daemon thread does
+        # not hold up a CLI process that exits first (the filler then belongs to init).
+        threading.Thread(target=filler.wait, name="adw-pool-refill", daemon=True).start()
 
     async def fill(self) -> list[PoolEntry]:
         """Bring the pool to its configured size for the main branch's commit: discard what no longer fits,
@@ -173,7 +190,8 @@ class Pool:
             if not mine:
                 return []
             commit = await self.worktrees.default_base()
-            key = await self.key(commit)
+            locks = await self._locks(commit)
+            key = self._hash(locks)
             await self.reconcile(key)
             if not self.enabled:
                 return []
@@ -188,17 +206,18 @@ class Pool:
                 estimate = max([state.last_disk_bytes, *(e.disk_bytes for e in entries)])
                 if sum(e.disk_bytes for e in entries) + estimate > self.config.max_disk:
                     break
-                made = await self._make(commit, key)
+                made = await self._make(commit, key, locks)
                 state = self._state()
                 if made is None:
                     break
                 done.append(made)
             return done
 
-    async def _make(self, commit: str, key: str) -> PoolEntry | None:
+    async def _make(self, commit: str, key: str, locks: list[tuple[str, str]]) -> PoolEntry | None:
         owner = Owner.me()
         ident = f"p{time.time_ns():x}"
         entry = PoolEntry(id=ident, path=self.folder / ident, base_commit=commit, key=key,
+                          lock_files=self.config.lock_files, locks=locks,
                           owner_pid=owner.pid, owner_started=owner.started, created=datetime.now(UTC))
         self._write(entry)  # the intent first: a kill from here on leaves an abandoned record, discarded later
         wts = self.worktrees

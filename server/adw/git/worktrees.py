@@ -40,6 +40,7 @@ from adw.git.refs import (
     WORKTREES_LOCK,
     count_refs,
     list_refs,
+    resolve_ref,
 )
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
 from adw.git.runner import git
@@ -193,9 +194,11 @@ class Worktrees:
         self._validate_branch(branch)
         path = self.root / name
         base_ref = base or await self.main_branch() or "HEAD"
-        base_commit = await self._resolve(base_ref, f"--base {base_ref}")
+        base_commit = (None if base else self._branch_commit(base_ref)) or await self._resolve(
+            base_ref, f"--base {base_ref}")
         pool = pool and self.pool.enabled
-        key = await self.pool.key(base_commit) if pool and self.pool.has_ready() else None
+        ready = self.pool.ready_entries() if pool else []
+        key = await self.pool.key(base_commit, ready) if ready else None
         # `worktree add` is not safe to run concurrently; registering is quick, the checkout runs outside the lock.
         async with repo_lock(self.repo.adw_dir / WORKTREES_LOCK):
             earlier = self._meta_of(name)
@@ -210,14 +213,13 @@ class Worktrees:
                 hint = f"pick another name, or remove it: `adw worktree remove {name}`"
                 raise WorktreeError(f"{path} already exists", hint)
             await self._drop_stale_entries(path)
-            exists = await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root,
-                               ok_codes=(0, 1))
+            new_branch = self._branch_commit(branch) is None
             # Only a new branch starts where a pool worktree can be moved to (an existing one may be anywhere).
-            entry = self.pool.claim(key, base_commit) if key and exists.returncode != 0 else None
+            entry = self.pool.claim(key, base_commit) if key and new_branch else None
             owner = Owner.me()
             meta = _Meta(name=name, path=path, branch=branch, base=base_ref, slot=self._free_slot(),
                          created=datetime.now(UTC), complete=False, owner_pid=owner.pid, owner_started=owner.started,
-                         new_branch=exists.returncode != 0, base_commit=base_commit, created_for=created_for,
+                         new_branch=new_branch, base_commit=base_commit, created_for=created_for,
                          pool_path=entry.path if entry else None)
             self._write_meta(meta)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +257,7 @@ class Worktrees:
     async def default_base(self) -> str:
         """The commit new worktrees start from by default: the main worktree's branch (or HEAD)."""
         ref = await self.main_branch() or "HEAD"
-        return await self._resolve(ref, ref)
+        return self._branch_commit(ref) or await self._resolve(ref, ref)
 
     async def _complete(self, meta: _Meta) -> CreateResult:
         """Check out the files, copy the include files, run the setup; then mark the worktree complete."""
@@ -275,7 +277,14 @@ class Worktrees:
         where the setup wrote it, the include files copied again (they may have changed since). Its setup ran
         when the pool filled it."""
         path = meta.path
-        await git("switch", "-q", "--no-track", "-c", meta.branch, meta.base_commit, cwd=path)
+        if entry.base_commit == meta.base_commit:
+            # Already at the base: making the branch there and pointing HEAD at it touches no file, where
+            # `git switch -c` compares the whole index (a cost that grows with the repository). A kill between
+            # the two leaves what a killed switch would: the new branch at the base, which the undo deletes.
+            await git("update-ref", f"refs/heads/{meta.branch}", meta.base_commit, "", cwd=path)
+            await git("symbolic-ref", "HEAD", f"refs/heads/{meta.branch}", cwd=path)
+        else:
+            await git("switch", "-q", "--no-track", "-c", meta.branch, meta.base_commit, cwd=path)
         await asyncio.to_thread(Pool.relocate, entry, path)
         info = WorktreeInfo(name=meta.name, path=path, branch=meta.branch, head=meta.base_commit, base=meta.base,
                             managed=True, ports=self._ports(meta.slot))
@@ -364,8 +373,19 @@ class Worktrees:
         return result.stdout.strip()
 
     async def main_branch(self) -> str | None:
+        """The main worktree's branch (None when detached), read from its HEAD file like `git symbolic-ref`."""
+        with contextlib.suppress(OSError):
+            head = (self.repo.common_dir / "HEAD").read_text(encoding="utf-8").strip()
+            if not head.startswith("ref: "):
+                return None
+            if head.startswith("ref: refs/heads/"):
+                return head.removeprefix("ref: refs/heads/")
         out = (await git("symbolic-ref", "-q", "--short", "HEAD", cwd=self.main_root, ok_codes=(0, 1))).stdout
         return out.strip() or None
+
+    def _branch_commit(self, branch: str) -> str | None:
+        """The commit of local branch `branch`, read in-process; None when there is none (then ask git)."""
+        return resolve_ref(self.repo.common_dir, self.repo.common_dir, f"refs/heads/{branch}")
 
     def _free_slot(self) -> int:
         """The lowest port slot no worktree uses; the caller holds the repository lock."""
