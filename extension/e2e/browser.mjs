@@ -108,7 +108,7 @@ try {
   // Checkpoint now (checkpoint N+1), break the file and save, then the lens offers "Undo to checkpoint N+1".
   const before = await lens('Undo to checkpoint').first().textContent({ timeout: 30_000 });
   const next = `Undo to checkpoint ${Number(/checkpoint (\d+)/.exec(before)[1]) + 1}`;
-  await lens('＋ Checkpoint').click();
+  await lens('Checkpoint').last().click();
   const original = readFileSync(file, 'utf8');
   await page.locator('.monaco-editor .view-lines').first().click();
   await page.keyboard.press('Control+Home');
@@ -132,6 +132,27 @@ try {
   await page.locator('.monaco-editor .view-line', { hasText: 'def add' }).waitFor();
   await lens('Redo').waitFor({ timeout: 30_000 });
   await shot('vscode-undo-reverted');
+
+  // An edit leaves the restored checkpoint, after which redo would be refused: the Redo lens goes at once.
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('# edited after the undo\n');
+  await lens('Redo').waitFor({ state: 'detached', timeout: 30_000 });
+  step('Redo lens gone after an edit');
+  await shot('vscode-lenses');
+
+  // Saved, the edit makes "ADW: Redo" fail: one toast, in editor words, not three.
+  await page.keyboard.press('Control+S');
+  await palette('ADW: Redo');
+  const toasts = page.locator('.notifications-toasts .notification-toast');
+  await toasts.filter({ hasText: 'redo would overwrite' }).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(2000); // a second or third toast of the same failure would show by now
+  const texts = await toasts.allTextContents();
+  if (texts.length !== 1 || /Request workspace|`adw |--/.test(texts[0])) {
+    throw new Error(`expected one editor-worded toast for the failed redo, got ${JSON.stringify(texts)}`);
+  }
+  await shot('vscode-one-error-toast');
+  step('one toast for a failed command');
   step('PASS');
 } catch (error) {
   failed = true;

@@ -583,6 +583,7 @@ class Worktrees:
                 f"worktree {name} holds work that would be lost: {', '.join(problems)}",
                 f"`adw worktree remove {name} --archive` saves everything under {ARCHIVE_NS}/{name}/ first "
                 "(bring it back with `adw worktree restore`); --force discards it",
+                "remove it again and pick Archive and Remove: its work is saved first and can be restored",
             )
         archive_ref = await self._archive(info) if archive else None
         kept = [] if archive else await self._drop_checkpoints(info, keep_unheld=True)
@@ -822,7 +823,7 @@ def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:
             return found[0]
         if found:
             raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
-    raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
+    raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`", "pick one in the Worktrees view")
 
 
 async def _changes(cwd: Path, revisions: str) -> tuple[list[ChangedFile], str]:
