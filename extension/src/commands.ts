@@ -43,9 +43,10 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.undoToCheckpoint': (node: CheckpointNode) => commands.undoTo(node),
     'adw.showCheckpointDiff': (worktree: string, number: number) =>
       views.documents.show(views.documents.checkpointDiffUri(worktree, number)),
-    'adw.openTaskLog': (workflow: string, task: string, repo: string) =>
-      views.documents.show(views.documents.taskLogUri(repo, workflow, task)),
+    'adw.openTaskLog': (workflow: string, task: string, repo: string, name?: string) =>
+      views.documents.show(views.documents.taskLogUri(repo, workflow, task, name)),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
+    'adw.resumeWorkflow': (node?: WorkflowNode) => commands.resume(node),
     'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
@@ -230,6 +231,25 @@ class Commands {
     return this.adw.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
   }
 
+  /** Runs a failed or cancelled workflow on from where it stopped (the server skips what already succeeded). */
+  async resume(node?: WorkflowNode): Promise<unknown> {
+    let workflow = node?.workflow;
+    if (!workflow) {
+      const stopped = (await this.views.workflows.load()).filter((w) => w.state === 'failed' || w.state === 'cancelled');
+      if (!stopped.length) {
+        void vscode.window.showInformationMessage('ADW: no failed or cancelled workflow to resume.');
+        return undefined;
+      }
+      workflow = (await vscode.window.showQuickPick(stopped.map((w) => this.workflowItem(w)),
+        { title: 'ADW: Resume Workflow' }))?.workflow;
+    }
+    if (!workflow) return undefined;
+    const result = await this.adw.command('resume', workflow.id);
+    void vscode.window.showInformationMessage(`ADW: resuming ${workflow.name}`);
+    await this.views.workflows.load();
+    return result;
+  }
+
   async cancel(node?: WorkflowNode): Promise<unknown> {
     let workflow = node?.workflow;
     if (!workflow) {
@@ -286,7 +306,7 @@ class Commands {
     const task = await vscode.window.showQuickPick(workflow.tasks.map((t) => ({
       label: t.phase, description: `${t.state} · ${t.agent}`, detail: t.summary || t.reason || undefined, task: t,
     })), { title: `ADW: ${workflow.name}`, placeHolder: 'Open a task log' });
-    if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo);
+    if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo, workflow.name);
   }
 
   /** Ranks the candidates of a best-of run (`adw sdlc SPEC --best-of N`); the one picked is merged after its merge

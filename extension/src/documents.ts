@@ -2,6 +2,7 @@
 // They run `python -m adw …` with the server's interpreter, so they too only exist in a trusted workspace.
 import * as vscode from 'vscode';
 import { AdwClient, run } from './client';
+import { taskLogTitle } from './format';
 
 export const LOG_SCHEME = 'adw-log';
 export const DIFF_SCHEME = 'adw-diff';
@@ -17,8 +18,9 @@ export class CliDocuments implements vscode.TextDocumentContentProvider, vscode.
 
   constructor(private readonly adw: AdwClient) {}
 
-  taskLogUri(repo: string, workflow: string, task: string): vscode.Uri {
-    return this.uri(LOG_SCHEME, `/${workflow}/${task}.log`, { cwd: repo, args: ['logs', workflow, '--task', task] });
+  taskLogUri(repo: string, workflow: string, task: string, workflowName = workflow): vscode.Uri {
+    return this.uri(LOG_SCHEME, `/${workflow}/${taskLogTitle(workflowName, task)}`,
+      { cwd: repo, args: ['logs', workflow, '--task', task] });
   }
 
   checkpointDiffUri(worktree: string, number: number): vscode.Uri {

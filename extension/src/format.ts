@@ -30,8 +30,22 @@ export function taskDescription(task: Task, now: number): string {
 export function workflowDescription(workflow: Workflow, now: number): string {
   const running = workflow.tasks.filter((t) => t.state === 'running').map((t) => t.phase);
   const time = elapsed(workflow, now);
-  return [running.length ? running.join(' ‖ ') : workflow.state, time === undefined ? undefined : duration(time),
+  // Why a run failed or was cancelled belongs on its row, not only in the hover.
+  const why = FINISHED_BADLY.has(workflow.state) && workflow.reason ? firstLine(workflow.reason) : undefined;
+  return [running.length ? running.join(' ‖ ') : workflow.state, why, time === undefined ? undefined : duration(time),
     cost(workflow.usage.cost_usd)].filter(Boolean).join(' · ');
+}
+
+const FINISHED_BADLY = new Set(['failed', 'cancelled']);
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0].trim();
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
+/** The title of a task's log tab: which workflow and which task, not `test.log` in every tab. */
+export function taskLogTitle(workflowName: string, task: string): string {
+  return `${workflowName} · ${task}.log`;
 }
 
 export function worktreeLabel(worktree: Worktree): string {

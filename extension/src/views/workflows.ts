@@ -48,13 +48,16 @@ export class WorkflowsProvider implements vscode.TreeDataProvider<WorkflowNode>,
       item.tooltip = [task.summary, task.reason].filter(Boolean).join('\n') || undefined;
       item.iconPath = new vscode.ThemeIcon(stateIcon(task.state));
       item.contextValue = `task.${task.state}`;
-      item.command = { command: 'adw.openTaskLog', title: 'Open Task Log', arguments: [workflow.id, task.id, workflow.repo] };
+      item.command = {
+        command: 'adw.openTaskLog', title: 'Open Task Log', arguments: [workflow.id, task.id, workflow.repo, workflow.name],
+      };
       return item;
     }
     const expanded = workflow.state === 'running' || workflow.state === 'pending';
     const item = new vscode.TreeItem(workflow.name,
       expanded ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed);
-    item.id = workflow.id;
+    // VS Code keeps a row's expansion by id: a new id when the run ends lets a finished workflow fold up.
+    item.id = `${workflow.id}${expanded ? '' : ':done'}`;
     item.description = workflowDescription(workflow, now);
     item.tooltip = `${workflow.id} — ${workflow.state}${workflow.reason ? `: ${workflow.reason}` : ''}\n${workflow.cwd}`;
     item.iconPath = new vscode.ThemeIcon(stateIcon(workflow.state));

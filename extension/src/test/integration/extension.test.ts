@@ -36,7 +36,8 @@ describe('ADW extension in VS Code', () => {
   it('registers the adw.* commands, and the client registers the server\'s adw.server.* ones', async () => {
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
-      'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'createPullRequest', 'showStatus', 'restartServer']) {
+      'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'resumeWorkflow', 'createPullRequest', 'showStatus',
+      'restartServer']) {
       assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
     }
     assert.ok(commands.includes('adw.server.startSdlc'));
@@ -76,6 +77,10 @@ describe('ADW extension in VS Code', () => {
     const item = api.views.workflows.getTreeItem(tasks[3]);
     assert.match(String(item.description), /^succeeded · spec-apply · \d+s/);
     assert.equal(item.command?.command, 'adw.openTaskLog');
+    // A finished run folds up: its row gets a new id, so VS Code does not keep the expansion of the running one.
+    const row = api.views.workflows.getTreeItem({ workflow: done });
+    assert.equal(row.collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
+    assert.notEqual(row.id, id);
     assert.ok(existsSync(path.join(worktree, 'src', 'calc', 'add.py')));
   });
 
@@ -86,14 +91,17 @@ describe('ADW extension in VS Code', () => {
     assert.match(String(api.views.worktrees.getTreeItem(add!).description), /^adw\/add/);
   });
 
-  it('opens a task log', async () => {
+  it('opens a task log in a tab named after its workflow and task', async () => {
     const wf = api.views.workflows.workflows[0];
-    await vscode.commands.executeCommand('adw.openTaskLog', wf.id, 'build', wf.repo);
-    const text = await until('the log', () => {
-      const doc = vscode.window.activeTextEditor?.document;
-      return doc?.uri.scheme === 'adw-log' && doc.getText().length ? doc.getText() : undefined;
+    const build = api.views.workflows.getChildren({ workflow: wf }).find((n) => n.task?.id === 'build')!;
+    const click = api.views.workflows.getTreeItem(build).command!;
+    await vscode.commands.executeCommand(click.command, ...(click.arguments ?? []));
+    const doc = await until('the log', () => {
+      const active = vscode.window.activeTextEditor?.document;
+      return active?.uri.scheme === 'adw-log' && active.getText().length ? active : undefined;
     });
-    assert.match(text, /build\s+started spec-apply/);
+    assert.match(doc.getText(), /build\s+started spec-apply/);
+    assert.equal(path.posix.basename(doc.uri.path), `${wf.name} · build.log`);
   });
 
   it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import {
   ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
   cost, duration, elapsed, finishedWorkflows, mergeDetail, reviewText, runningAgents, stateIcon, statusText,
-  taskDescription, workflowDescription, worktreeDescription, worktreeOf,
+  taskDescription, taskLogTitle, workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
 import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
 
@@ -83,6 +83,19 @@ describe('format', () => {
     const parallel = workflow([task({ phase: 'test' }), task({ phase: 'review' }), task({ phase: 'plan', state: 'succeeded' })]);
     assert.equal(workflowDescription(parallel, 100), 'test ‖ review · 10s');
     assert.equal(workflowDescription(workflow([], { state: 'succeeded', finished_at: 95 }), 1000), 'succeeded · 5s');
+  });
+
+  it('puts why a workflow failed or was cancelled on its row', () => {
+    const failed = workflow([], { state: 'failed', finished_at: 95, reason: 'test: 2 new failures\nsee the log' });
+    assert.equal(workflowDescription(failed, 1000), 'failed · test: 2 new failures · 5s');
+    const long = workflow([], { state: 'cancelled', finished_at: 95, reason: 'x'.repeat(200) });
+    assert.equal(workflowDescription(long, 1000), `cancelled · ${'x'.repeat(79)}… · 5s`);
+    const fine = workflow([], { state: 'succeeded', finished_at: 95, reason: 'ignored' });
+    assert.equal(workflowDescription(fine, 1000), 'succeeded · 5s');
+  });
+
+  it('names a task log tab after its workflow and task', () => {
+    assert.equal(taskLogTitle('healthz', 'test'), 'healthz · test.log');
   });
 
   it('counts running agents but not git steps', () => {
