@@ -1,7 +1,8 @@
 // End-to-end in the real workbench: code-server on 127.0.0.1 with the packaged adw.vsix installed, driven by
 // playwright-core controlling Debian's chromium. Runs "ADW: Start Parallel SDLC" from the palette on a demo
 // repository, watches the Workflows view fill and finish, then edits a file of the new worktree and reverts
-// it with the Undo code lens. Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
+// it with the Undo code lens; an edit then takes the Redo lens away, and a failed "ADW: Redo" shows one toast.
+// Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -147,7 +148,7 @@ try {
   const toasts = page.locator('.notifications-toasts .notification-toast');
   await toasts.filter({ hasText: 'redo would overwrite' }).waitFor({ timeout: 30_000 });
   await page.waitForTimeout(2000); // a second or third toast of the same failure would show by now
-  const texts = await toasts.allTextContents();
+  const texts = await toasts.locator('.notification-list-item-message').allTextContents();
   if (texts.length !== 1 || /Request workspace|`adw |--/.test(texts[0])) {
     throw new Error(`expected one editor-worded toast for the failed redo, got ${JSON.stringify(texts)}`);
   }

@@ -152,9 +152,9 @@ async def test_lenses_in_a_linked_worktree_without_refresh(
     assert recorder.refreshes == 0 and recorder.changed  # no refresh requests, but adw/changed
 
 
-def _did_change(client: LanguageClient, path: Path, text: str) -> None:
+def _did_change(client: LanguageClient, path: Path, text: str, version: int = 2) -> None:
     client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri(path), version=2),
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
         content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
     ))
 
@@ -167,8 +167,11 @@ async def test_redo_lens_only_while_redo_would_work(vscode: LanguageClient, work
     await run(client, "undo")
     assert "$(redo) Redo" in titles(await code_lenses(client, ops))
     client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
-        uri=uri(ops), language_id="python", version=1, text=ops.read_text())))
-    _did_change(client, ops, "def add(a, b):\n    return 1\n")
+        uri=uri(ops), language_id="python", version=1, text="def add(a, b):\n    return b + a\n")))
+    # The editor reloads the file the undo rewrote: a change to the disk's text, after which redo still works.
+    _did_change(client, ops, ops.read_text())
+    assert "$(redo) Redo" in titles(await code_lenses(client, ops))
+    _did_change(client, ops, "def add(a, b):\n    return 1\n", 3)
     lenses = await eventually(
         lambda: _without_title(client, ops, "$(redo) Redo"), 10, "the redo lens to go after an edit"
     )

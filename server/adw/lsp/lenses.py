@@ -8,6 +8,7 @@ changes them, from this server or the CLI), and which checkpoints changed a file
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -212,6 +213,10 @@ def register(server: AdwServer) -> None:
         fs = to_fs_path(params.text_document.uri)
         edited = Path(fs).resolve() if fs is not None else None
         if edited is not None and any(wt in edited.parents for wt in cache.at_checkpoint - cache.edited):
+            # An editor reloading the file an undo rewrote sends a change too: only text unlike the disk's counts.
+            text = ls.workspace.get_text_document(params.text_document.uri).source
+            if text == await asyncio.to_thread(_read, edited):
+                return
             cache.edited |= {wt for wt in cache.at_checkpoint if wt in edited.parents}
             if ls.supports("workspace.code_lens.refresh_support"):
                 await ls.workspace_code_lens_refresh_async(None)
@@ -280,6 +285,13 @@ def status_title(workflow: Workflow) -> str:
     if cost is not None:
         parts.append(f"${cost:.2f}")
     return " · ".join(parts)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _first_heading(path: Path) -> str | None:
