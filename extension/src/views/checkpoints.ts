@@ -14,11 +14,13 @@ export class CheckpointsProvider implements vscode.TreeDataProvider<CheckpointNo
 
   constructor(private readonly adw: AdwClient, private readonly worktrees: () => Worktree[]) {}
 
-  /** The active worktree: the one holding the active editor's file, else the workspace folder. */
+  /** The active worktree: the one holding the active editor's file. A diff, a log or no editor at all keeps the
+   * worktree shown (opening a checkpoint's diff must not switch the view to another worktree); the workspace
+   * folder is the start. */
   activeWorktree(): string | undefined {
     const file = vscode.window.activeTextEditor?.document.uri;
-    const holder = file?.scheme === 'file' ? worktreeOf(file.fsPath, this.worktrees()) : undefined;
-    return holder?.path ?? this.adw.root?.fsPath;
+    if (file?.scheme !== 'file') return this.list?.worktree ?? this.adw.root?.fsPath;
+    return worktreeOf(file.fsPath, this.worktrees())?.path ?? this.adw.root?.fsPath;
   }
 
   async load(): Promise<void> {

@@ -120,6 +120,9 @@ describe('ADW extension in VS Code', () => {
       return doc?.uri.scheme === 'adw-diff' && doc.getText().length ? doc.getText() : undefined;
     });
     assert.match(diff, /diff --git a\/src\/calc\/add.py/);
+    // The diff is the active editor now: the view stays on the worktree it came from.
+    await api.views.checkpoints.load();
+    assert.equal(api.views.checkpoints.getChildren()[0]?.worktree, worktree);
   });
 
   // Before the undo test: undoing to checkpoint 1 rewinds the branch past the workflow's commit.
