@@ -17,7 +17,12 @@ class AdwError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
-        self.editor_hint = editor_hint or hint
+        self._editor_hint = editor_hint
+
+    @property
+    def editor_hint(self) -> str:
+        # Read when shown: a subclass may set `hint` after __init__ (GitLockError).
+        return self._editor_hint or self.hint
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message

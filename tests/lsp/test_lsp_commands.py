@@ -314,6 +314,7 @@ async def test_bad_input_is_an_error_with_advice_and_the_server_lives_on(minimal
         # The error answer is the one report (the editor shows it): no showMessage besides.
         assert client.messages[shown:] == [], (command, client.messages[shown:])
         assert " — " in str(error), f"{command}: the message should say what to do: {error}"
+        assert "`adw" not in str(error) and " --" not in str(error), f"{command}: CLI words in the editor: {error}"
     # Wrong argument types are InvalidParams, refusals of valid input RequestFailed.
     assert (await fails(client, "createWorktree", "-bad")).code == JsonRpcInvalidParams.CODE
     assert (await fails(client, "redo")).code == REQUEST_FAILED

@@ -208,7 +208,7 @@ class Worktrees:
                                     "wait for it to finish")
             if path.exists() or path.is_symlink():
                 hint = f"pick another name, or remove it: `adw worktree remove {name}`"
-                raise WorktreeError(f"{path} already exists", hint)
+                raise WorktreeError(f"{path} already exists", hint, "pick another name, or remove that folder")
             await self._drop_stale_entries(path)
             exists = await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", cwd=self.main_root,
                                ok_codes=(0, 1))
@@ -509,7 +509,7 @@ class Worktrees:
                                 f"create a branch in it first: `git -C {info.path} switch -c NAME`")
         target = into or info.base or await self.main_branch()
         if not target or target == info.branch:
-            raise WorktreeError("no branch to merge into", "pass --into BRANCH")
+            raise WorktreeError("no branch to merge into", "pass --into BRANCH", "name the branch to merge into")
         await self._resolve(target, f"--into {target}")
         result = await git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
                            cwd=self.main_root, ok_codes=(0, 1))
