@@ -1,7 +1,8 @@
 // End-to-end in the real workbench: code-server on 127.0.0.1 with the packaged adw.vsix installed, driven by
 // playwright-core controlling Debian's chromium. Runs "ADW: Start Parallel SDLC" from the palette on a demo
 // repository, watches the Workflows view fill and finish, then edits a file of the new worktree and reverts
-// it with the Undo code lens. Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
+// it with the Undo code lens; an edit then takes the Redo lens away, and a failed "ADW: Redo" shows one toast.
+// Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -108,7 +109,7 @@ try {
   // Checkpoint now (checkpoint N+1), break the file and save, then the lens offers "Undo to checkpoint N+1".
   const before = await lens('Undo to checkpoint').first().textContent({ timeout: 30_000 });
   const next = `Undo to checkpoint ${Number(/checkpoint (\d+)/.exec(before)[1]) + 1}`;
-  await lens('＋ Checkpoint').click();
+  await lens('Checkpoint').last().click();
   const original = readFileSync(file, 'utf8');
   await page.locator('.monaco-editor .view-lines').first().click();
   await page.keyboard.press('Control+Home');
@@ -132,6 +133,27 @@ try {
   await page.locator('.monaco-editor .view-line', { hasText: 'def add' }).waitFor();
   await lens('Redo').waitFor({ timeout: 30_000 });
   await shot('vscode-undo-reverted');
+
+  // An edit leaves the restored checkpoint, after which redo would be refused: the Redo lens goes at once.
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('# edited after the undo\n');
+  await lens('Redo').waitFor({ state: 'detached', timeout: 30_000 });
+  step('Redo lens gone after an edit');
+  await shot('vscode-lenses');
+
+  // Saved, the edit makes "ADW: Redo" fail: one toast, in editor words, not three.
+  await page.keyboard.press('Control+S');
+  await palette('ADW: Redo');
+  const toasts = page.locator('.notifications-toasts .notification-toast');
+  await toasts.filter({ hasText: 'redo would overwrite' }).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(2000); // a second or third toast of the same failure would show by now
+  const texts = await toasts.locator('.notification-list-item-message').allTextContents();
+  if (texts.length !== 1 || /Request workspace|`adw |--/.test(texts[0])) {
+    throw new Error(`expected one editor-worded toast for the failed redo, got ${JSON.stringify(texts)}`);
+  }
+  await shot('vscode-one-error-toast');
+  step('one toast for a failed command');
   step('PASS');
 } catch (error) {
   failed = true;

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from 'vscode-languageclient/node';
 import {
-  CHANGED, CONFIGURATION, ChangedParams, CommandResults, ConfigurationParams, ServerCommands, serverCommand, shownByServer,
+  CHANGED, CONFIGURATION, ChangedParams, CommandResults, ConfigurationParams, ServerCommands, failureToast, serverCommand,
 } from './protocol';
 import { CHECK_ARGS, INSTALL_ARGS, Interpreter, SERVER_ARGS, commandLine, findInterpreter } from './python';
 
@@ -74,14 +74,38 @@ export class AdwClient implements vscode.Disposable {
     return (await this.ready()).sendRequest<T>(method, params);
   }
 
-  /** Shows a failure unless the server already did (it shows its own "ADW: … — hint" for refused input). */
+  /** Shows a failure as one toast: the server answers a failed command with its error and shows nothing itself. */
   report(error: unknown): void {
     if (error instanceof RestrictedError) {
       void showRestricted();
-    } else if (!shownByServer(error)) {
-      const message = error instanceof Error ? error.message : String(error);
-      this.output.error(message);
-      void vscode.window.showErrorMessage(`ADW: ${message}`);
+      return;
+    }
+    const { message, actions } = failureToast(error);
+    this.output.error(message);
+    void vscode.window.showErrorMessage(message, ...actions).then((picked) => {
+      if (picked === 'Show Log') this.output.show(true);
+    });
+  }
+
+  /** A result's own message ("restored checkpoint 3") in the status bar, where it does not need dismissing. */
+  announce<T>(result: T): T {
+    const message = (result as { message?: unknown } | null)?.message;
+    if (typeof message === 'string') vscode.window.setStatusBarMessage(`ADW: ${message}`, 5000);
+    return result;
+  }
+
+  /** A lens runs `adw.server.*` through the client's own command, which on failure adds a second toast
+   * ("Request workspace/executeCommand failed."): send it here instead, report a failure once, and put a
+   * result's message ("restored checkpoint 3", "the files already equal checkpoint 7…") in the status bar. */
+  private async executeCommand(command: string, args: unknown[]): Promise<unknown> {
+    try {
+      const result = await (await this.ready()).sendRequest<unknown>('workspace/executeCommand',
+        { command, arguments: args });
+      this.announce(result);
+      return result;
+    } catch (error) {
+      this.report(error);
+      return undefined;
     }
   }
 
@@ -128,6 +152,9 @@ export class AdwClient implements vscode.Disposable {
       traceOutputChannel: this.output,
       // A crashed server is restarted a few times by the client; after that the user restarts it.
       connectionOptions: { maxRestartCount: 3 },
+      // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them.
+      initializationOptions: { codicons: true },
+      middleware: { executeCommand: (command, args) => this.executeCommand(command, args) },
     };
     const client = new LanguageClient('adw', 'ADW', serverOptions, clientOptions);
     client.onNotification(CHANGED, (params: ChangedParams) => this.changedEmitter.fire(params.what));

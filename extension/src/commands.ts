@@ -9,7 +9,7 @@ import {
   workflowDescription, worktreeDescription, worktreeLabel,
 } from './format';
 import {
-  ExistingChoice, ExistingWorktree, MergeResult, Message, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  ExistingChoice, ExistingWorktree, MergeResult, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
   existingWorktrees,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
@@ -114,7 +114,7 @@ class Commands {
     const resumable = existing.every((e) => e.workflow_id && e.workflow_state !== 'succeeded');
     const detail = existing.map((e) => `${path.basename(e.spec)}: ${e.path}`
       + (e.workflow_id ? ` (workflow ${e.workflow_id}, ${e.workflow_state})` : '')).join('\n')
-      + '\n\n"Remove and Rerun" first archives the worktree (adw worktree restore brings it back).';
+      + '\n\n"Remove and Rerun" first archives the worktree, so its work can be restored.';
     const choices: Record<string, ExistingChoice> = {
       ...(resumable ? { Resume: 'resume' } : {}), 'Run in a New Worktree': 'again', 'Remove and Rerun': 'replace',
     };
@@ -209,7 +209,7 @@ class Commands {
     const choice = await vscode.window.showWarningMessage(`Remove worktree ${worktree.name}?`, {
       modal: true,
       detail: `"${archive}" first saves all its work under refs/adw/archive/${worktree.name} `
-        + `(restore it with: adw worktree restore ${worktree.name}). "Remove Without Archive" refuses to drop unmerged work.`,
+        + '(it can be restored from there). "Remove Without Archive" refuses to drop unmerged work.',
     }, archive, 'Remove Without Archive');
     if (!choice) return undefined;
     const result = await this.adw.command('removeWorktree', worktree.name, choice === archive, false);
@@ -220,15 +220,15 @@ class Commands {
   async checkpoint(): Promise<unknown> {
     const message = await vscode.window.showInputBox({ title: 'ADW: Checkpoint', prompt: 'Message (optional)' });
     if (message === undefined) return undefined;
-    return this.announce(await this.adw.command('checkpoint', this.views.checkpoints.activeWorktree(), message));
+    return this.adw.announce(await this.adw.command('checkpoint', this.views.checkpoints.activeWorktree(), message));
   }
 
   async restore(kind: 'undo' | 'redo'): Promise<unknown> {
-    return this.announce(await this.adw.command(kind, this.views.checkpoints.activeWorktree()));
+    return this.adw.announce(await this.adw.command(kind, this.views.checkpoints.activeWorktree()));
   }
 
   async undoTo(node: CheckpointNode): Promise<unknown> {
-    return this.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
+    return this.adw.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
   }
 
   /** Runs a failed or cancelled workflow on from where it stopped (the server skips what already succeeded). */
@@ -362,10 +362,5 @@ class Commands {
       label: worktreeLabel(w), description: worktreeDescription(w), detail: w.path, worktree: w,
     })), { title: `ADW: ${title}` });
     return pick?.worktree;
-  }
-
-  private announce<T extends Message>(result: T): T {
-    vscode.window.setStatusBarMessage(`ADW: ${result.message}`, 5000);
-    return result;
   }
 }

@@ -284,10 +284,13 @@ export interface CommandResults {
   undo: Message;
 }
 
-/** JSON-RPC codes for which the server has already shown its own message ("ADW: … — hint"). */
-const SHOWN_BY_SERVER = new Set([-32602, -32803]);
+/** JSON-RPC InternalError: a bug in the server, whose details are in its log. */
+const INTERNAL_ERROR = -32603;
 
-export function shownByServer(error: unknown): boolean {
+/** The one toast of a failed command: the server's message (already worded for the editor, "what — what to do")
+ * and the buttons that help; "Show Log" when only the server's log can tell more. */
+export function failureToast(error: unknown): { message: string; actions: string[] } {
+  const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' && SHOWN_BY_SERVER.has(code);
+  return { message: `ADW: ${message}`, actions: code === INTERNAL_ERROR ? ['Show Log'] : [] };
 }

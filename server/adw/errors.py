@@ -10,12 +10,19 @@ if TYPE_CHECKING:
 
 
 class AdwError(Exception):
-    """An error a user can act on: `message` says what happened, `hint` what to do about it."""
+    """An error a user can act on: `message` says what happened, `hint` what to do about it on the command line,
+    `editor_hint` the same in an editor's words (commands and lenses, no flags) when the two differ."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", editor_hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self._editor_hint = editor_hint
+
+    @property
+    def editor_hint(self) -> str:
+        # Read when shown: a subclass may set `hint` after __init__ (GitLockError).
+        return self._editor_hint or self.hint
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message

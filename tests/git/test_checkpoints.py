@@ -189,6 +189,17 @@ async def test_undo_without_changes_goes_to_the_one_before(repo: Path) -> None:
         await cps.redo()
 
 
+async def test_undo_to_the_checkpoint_the_files_equal_says_it_changed_nothing(repo: Path) -> None:
+    cps = await Checkpoints.open(repo)
+    await cps.checkpoint()
+    (repo / "README.md").write_text("second\n")
+    await cps.checkpoint()
+    before, stacks = full_state(repo), await cps.stacks()
+    result = await cps.undo(to=2)
+    assert result.message == "the files already equal checkpoint 2; nothing to undo"
+    assert full_state(repo) == before and await cps.stacks() == stacks
+
+
 async def test_undo_with_no_checkpoint_is_an_error(repo: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         await (await Checkpoints.open(repo)).undo()

@@ -65,7 +65,8 @@ class Recorder:
 
 
 async def start(
-    lsp_client: LanguageClient, root: Path, capabilities: types.ClientCapabilities, recorder: Recorder
+    lsp_client: LanguageClient, root: Path, capabilities: types.ClientCapabilities, recorder: Recorder,
+    options: dict[str, object] | None = None,
 ) -> None:
 
     @lsp_client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
@@ -89,6 +90,7 @@ async def start(
             capabilities=capabilities,
             root_uri=root.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
+            initialization_options=options,
         )
     )
 
@@ -110,8 +112,8 @@ def recorder() -> Recorder:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=server_env()))
 async def vscode(lsp_client: LanguageClient, workspace: Path, recorder: Recorder) -> AsyncIterator[None]:
-    """A client with VS Code's capabilities (progress, showDocument, lens refresh)."""
-    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), recorder)
+    """A client with VS Code's capabilities (progress, showDocument, lens refresh) and options (codicons)."""
+    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), recorder, {"codicons": True})
     yield
     await lsp_client.shutdown_session()
 

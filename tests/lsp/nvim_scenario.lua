@@ -78,11 +78,11 @@ local function test()
     { textDocument = vim.lsp.util.make_text_document_params(spec_buf) }, 10000)
   assert(resp and resp[id] and not resp[id].err, 'codeLens failed: ' .. vim.inspect(resp))
   result.spec_lenses = titles(resp[id].result)
-  wait_lens(spec_buf, '▶ Start Parallel SDLC', 10000)
+  wait_lens(spec_buf, 'Start Parallel SDLC', 10000)
   step('spec lenses')
 
   -- Start the SDLC from the lens, then poll adw.server.status until the workflow is done.
-  local started = run_lens(spec_buf, '▶ Start Parallel SDLC')
+  local started = run_lens(spec_buf, 'Start Parallel SDLC')
   local workflow_id = started.workflows[1].id
   result.workflow_id = workflow_id
   local status
@@ -109,9 +109,9 @@ local function test()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { 'def multiply(a, b):', '    return 0' })
   vim.cmd('write')
   result.edited = table.concat(vim.fn.readfile(file), '\n')
-  wait_lens(buf, '⟲ Undo to checkpoint', 10000)
+  wait_lens(buf, 'Undo to checkpoint', 10000)
   result.file_lenses = titles(vim.lsp.codelens.get(buf))
-  local undone = run_lens(buf, '⟲ Undo to checkpoint')
+  local undone = run_lens(buf, 'Undo to checkpoint')
   result.undo_restored = undone.restored and undone.restored.number
   result.on_disk = table.concat(vim.fn.readfile(file), '\n')
   vim.cmd('edit!')  -- the buffer follows the file on disk

@@ -51,7 +51,7 @@ async def test_an_invalid_configuration_is_shown_when_the_editor_starts(
         error = await fails(client, command, *arguments)
         assert error.code == JsonRpcInvalidParams.CODE and KEY in str(error), (command, error)
     # Lenses carry on with the default spec glob instead of failing.
-    assert "▶ Start Parallel SDLC" in titles(await code_lenses(client, workspace / "specs/mul.md"))
+    assert "Start Parallel SDLC" in titles(await code_lenses(client, workspace / "specs/mul.md"))
 
     write_config(workspace, "")  # fixed: the next command reloads it, no notification needed
     assert (await run(client, "listWorktrees"))[0]["is_main"] is True

@@ -4,18 +4,25 @@ refreshed through workspace/codeLens/refresh only for clients that support it.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
+from tests.conftest import GIT_ENV
 from tests.lsp.conftest import (
     Recorder,
     code_lenses,
     command_phase,
     eventually,
+    fails,
     lens,
     run,
     run_lens,
@@ -26,6 +33,8 @@ from tests.lsp.conftest import (
 )
 
 SLEEP = "import time; time.sleep(60)"
+SPEC_LENSES = ["$(play) Start Parallel SDLC", "$(search) Scout"]
+UNDO_TO_1 = "$(history) Undo to checkpoint 1 (just now)"
 
 
 def args(command: types.Command) -> object:
@@ -40,9 +49,9 @@ async def test_spec_lenses_start_scout_and_live_status(
     spec = root / "specs/mul.md"
     write_config(root, command_phase("plan", "-c", SLEEP))
     lenses = await code_lenses(client, spec)
-    assert titles(lenses) == ["▶ Start Parallel SDLC", "⌕ Scout"]
+    assert titles(lenses) == ["$(play) Start Parallel SDLC", "$(search) Scout"]
     assert all(item.range.start.line == 0 for item in lenses)
-    start, scout = lens(lenses, "▶"), lens(lenses, "⌕")
+    start, scout = lens(lenses, "$(play)"), lens(lenses, "$(search)")
     assert (start.command, args(start)) == ("adw.server.startSdlc", [[str(spec)], {"existing": "ask"}])
     assert (scout.command, args(scout)) == ("adw.server.scout", ["Multiply numbers"])
     assert await code_lenses(client, root / "README.md") == []  # not a spec, no checkpoints
@@ -54,25 +63,25 @@ async def test_spec_lenses_start_scout_and_live_status(
     [workflow] = (await run_lens(client, start))["workflows"]
 
     async def status_lens() -> types.Command | None:
-        found = [c for c in map(lambda item: item.command, await code_lenses(client, spec)) if c and "●" in c.title]
-        return found[0] if found and found[0].title.startswith("● plan") else None
+        found = [c for c in (item.command for item in await code_lenses(client, spec)) if c and "$(sync~" in c.title]
+        return found[0] if found and found[0].title.startswith("$(sync~spin) plan") else None
 
     status = await eventually(status_lens, 30, "the live status lens")
-    assert re.fullmatch(r"● plan · command · \dm\d\ds", status.title), status.title
+    assert re.fullmatch(r"\$\(sync~spin\) plan · command · \dm\d\ds", status.title), status.title
     assert (status.command, args(status)) == ("adw.server.status", [workflow["id"]])
     assert (await run_lens(client, status))["state"] == "running"
     assert recorder.refreshes > before  # workflow and task changes refreshed the lenses
 
     await run(client, "cancel", workflow["id"])  # the whole workflow
     assert (await wait_workflow(client, workflow["id"], 30))["state"] == "cancelled"
-    assert titles(await code_lenses(client, spec)) == ["▶ Start Parallel SDLC", "⌕ Scout"]
+    assert titles(await code_lenses(client, spec)) == ["$(play) Start Parallel SDLC", "$(search) Scout"]
 
     # The spec glob comes from the configuration.
     write_config(root, '[lsp]\nspec_glob = "docs/**/*.md"\n')
     (root / "docs/deep").mkdir(parents=True)
     (root / "docs/deep/idea.md").write_text("# Idea\n")
-    assert titles(await code_lenses(client, root / "docs/deep/idea.md")) == ["▶ Start Parallel SDLC", "⌕ Scout"]
-    assert "▶ Start Parallel SDLC" not in titles(await code_lenses(client, spec))
+    assert titles(await code_lenses(client, root / "docs/deep/idea.md")) == SPEC_LENSES
+    assert "$(play) Start Parallel SDLC" not in titles(await code_lenses(client, spec))
 
 
 async def test_checkpoint_lenses_act_on_disk(vscode: LanguageClient, workspace: Path, recorder: Recorder) -> None:
@@ -84,29 +93,29 @@ async def test_checkpoint_lenses_act_on_disk(vscode: LanguageClient, workspace: 
     await run(client, "checkpoint", None, "first")
     ops.write_text(v2)
     lenses = await code_lenses(client, ops)
-    assert titles(lenses)[:2] == ["⟲ Undo to checkpoint 1 (just now)", "＋ Checkpoint"]
+    assert titles(lenses)[:2] == ["$(history) Undo to checkpoint 1 (just now)", "$(add) Checkpoint"]
     refreshes = recorder.refreshes
-    await run_lens(client, lens(lenses, "＋ Checkpoint"))  # checkpoint 2 holds v2
+    await run_lens(client, lens(lenses, "$(add) Checkpoint"))  # checkpoint 2 holds v2
     await eventually(lambda: recorder.refreshes > refreshes, 10, "a lens refresh after the checkpoint")
 
     lenses = await code_lenses(client, ops)
     # At checkpoint 2 already: an undo goes to 1; ops.py changed in checkpoint 2, README.md did not.
-    assert titles(lenses) == ["⟲ Undo to checkpoint 1 (just now)", "＋ Checkpoint", "⟲ Undo this file"]
-    assert args(lens(lenses, "⟲ Undo this file")) == [str(root), str(ops)]
-    assert titles(await code_lenses(client, readme)) == ["⟲ Undo to checkpoint 1 (just now)", "＋ Checkpoint"]
+    assert titles(lenses) == [UNDO_TO_1, "$(add) Checkpoint", "$(discard) Undo this file"]
+    assert args(lens(lenses, "$(discard) Undo this file")) == [str(root), str(ops)]
+    assert titles(await code_lenses(client, readme)) == [UNDO_TO_1, "$(add) Checkpoint"]
 
-    await run_lens(client, lens(lenses, "⟲ Undo this file"))
+    await run_lens(client, lens(lenses, "$(discard) Undo this file"))
     assert ops.read_text() == v1
     # A plain undo now brings the file back from checkpoint 2, and the lens says so.
     lenses = await code_lenses(client, ops)
-    undo = lens(lenses, "⟲ Undo to")
-    assert undo.title == "⟲ Undo to checkpoint 2 (just now)" and args(undo) == [str(root), None, 2]
+    undo = lens(lenses, "$(history) Undo to")
+    assert undo.title == "$(history) Undo to checkpoint 2 (just now)" and args(undo) == [str(root), None, 2]
     await run_lens(client, undo)
     assert ops.read_text() == v2
 
     lenses = await code_lenses(client, ops)
-    assert "⟳ Redo" in titles(lenses)
-    await run_lens(client, lens(lenses, "⟳ Redo"))
+    assert "$(redo) Redo" in titles(lenses)
+    await run_lens(client, lens(lenses, "$(redo) Redo"))
     assert ops.read_text() == v1
 
     # An edit saved in the editor leaves the checkpoint: the undo lens targets the newest checkpoint again.
@@ -114,9 +123,9 @@ async def test_checkpoint_lenses_act_on_disk(vscode: LanguageClient, workspace: 
     client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri(ops))))
     newest = (await run(client, "listCheckpoints"))[-1]
     lenses = await eventually(
-        lambda: _with_title(client, ops, f"⟲ Undo to checkpoint {newest['number']} "), 10, "the undo lens to follow"
+        lambda: _with_title(client, ops, f"$(history) Undo to checkpoint {newest['number']} "), 10, "the undo lens"
     )
-    await run_lens(client, lens(lenses, "⟲ Undo to"))
+    await run_lens(client, lens(lenses, "$(history) Undo to"))
     assert ops.read_text() == v1
 
 
@@ -135,9 +144,94 @@ async def test_lenses_in_a_linked_worktree_without_refresh(
     await run(client, "checkpoint", "feat", "in feat")
     ops.write_text("def add(a, b):\n    return -1\n")
     lenses = await code_lenses(client, ops)
-    undo = lens(lenses, "⟲ Undo to checkpoint 1")
+    undo = lens(lenses, "Undo to checkpoint 1")
     assert args(undo) == [str(path), None, 1]
     assert await code_lenses(client, root / "src/calc/ops.py") == []  # the main worktree has no checkpoints
     await run_lens(client, undo)
     assert ops.read_text() == "def add(a, b):\n    return a + b\n"
     assert recorder.refreshes == 0 and recorder.changed  # no refresh requests, but adw/changed
+
+
+def _did_change(client: LanguageClient, path: Path, text: str, version: int = 2) -> None:
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+    ))
+
+
+async def test_redo_lens_only_while_redo_would_work(vscode: LanguageClient, workspace: Path) -> None:
+    """Redo refuses once the files left the restored checkpoint, so the lens goes at the first edit."""
+    client, ops = vscode, workspace / "src/calc/ops.py"
+    await run(client, "checkpoint", None, "first")
+    ops.write_text("def add(a, b):\n    return b + a\n")
+    await run(client, "undo")
+    assert "$(redo) Redo" in titles(await code_lenses(client, ops))
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri(ops), language_id="python", version=1, text="def add(a, b):\n    return b + a\n")))
+    # The editor reloads the file the undo rewrote: a change to the disk's text, after which redo still works.
+    _did_change(client, ops, ops.read_text())
+    assert "$(redo) Redo" in titles(await code_lenses(client, ops))
+    _did_change(client, ops, "def add(a, b):\n    return 1\n", 3)
+    lenses = await eventually(
+        lambda: _without_title(client, ops, "$(redo) Redo"), 10, "the redo lens to go after an edit"
+    )
+    assert titles(lenses)[0] == "$(history) Undo to checkpoint 1 (just now)"
+    # A new undo makes redo valid again.
+    await run(client, "redo")
+    await run(client, "undo")
+    assert "$(redo) Redo" in titles(await code_lenses(client, ops))
+
+
+async def _without_title(client: LanguageClient, path: Path, title: str) -> list[types.CodeLens] | None:
+    lenses = await code_lenses(client, path)
+    return None if title in titles(lenses) else lenses
+
+
+def _commit_all(root: Path, message: str) -> None:
+    env = {**os.environ, **GIT_ENV}
+    for argv in (["add", "-A"], ["commit", "-q", "-m", message]):
+        subprocess.run(["git", *argv], cwd=root, check=True, env=env, capture_output=True)
+
+
+async def test_undo_lens_names_the_commit_it_would_undo(vscode: LanguageClient, workspace: Path) -> None:
+    client, root = vscode, workspace
+    await run(client, "checkpoint", None, "before the run")
+    (root / "healthz.py").write_text("OK = True\n")
+    await asyncio.to_thread(_commit_all, root, "adw: healthz")  # what an agent's run ends with
+    await run(client, "checkpoint", None, "after the run")
+    undo = lens(await code_lenses(client, root / "healthz.py"), "$(history) Undo to")
+    assert undo.title == "$(history) Undo to checkpoint 1 (just now) — before commit 'adw: healthz'"
+    # Before the commit the same lens only restores files: its title says nothing more.
+    await run_lens(client, undo)
+    assert not (root / "healthz.py").exists()
+    undo = lens(await code_lenses(client, root / "README.md"), "$(history) Undo to")
+    assert "commit" not in undo.title
+
+
+async def test_a_no_op_undo_says_so(minimal: LanguageClient, workspace: Path) -> None:
+    """A fresh server does not know the files equal the newest checkpoint: undoing to it changes nothing and
+    says that, instead of "restored checkpoint 1"."""
+    client, ops = minimal, workspace / "src/calc/ops.py"
+    await run(client, "checkpoint", None, "first")
+    undo = lens(await code_lenses(client, ops), "Undo to checkpoint 1")
+    before = ops.read_text()
+    result = await run_lens(client, undo)
+    assert result["message"] == "the files already equal checkpoint 1; nothing to undo"
+    assert ops.read_text() == before
+
+
+async def test_a_failed_lens_command_is_one_error_in_editor_words(vscode: LanguageClient, workspace: Path) -> None:
+    client, ops = vscode, workspace / "src/calc/ops.py"
+    await run(client, "checkpoint", None, "first")
+    ops.write_text("def add(a, b):\n    return b + a\n")
+    await run(client, "undo")
+    redo = lens(await code_lenses(client, ops), "$(redo) Redo")
+    ops.write_text("def add(a, b):\n    return 2\n")  # changed behind the editor's back
+    shown = len(client.messages)
+    with pytest.raises(JsonRpcException) as refused:
+        await run_lens(client, redo)
+    error = str(refused.value)
+    assert client.messages[shown:] == []
+    assert "redo would overwrite them" in error and "ADW: Checkpoint" in error
+    assert "`adw" not in error and "--" not in error.replace(" — ", "")
+    assert "`adw" not in str(await fails(client, "redo", str(workspace)))

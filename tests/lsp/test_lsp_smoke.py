@@ -24,8 +24,8 @@ async def test_checkpoint_undo_lenses(vscode: LanguageClient, workspace: Path, r
         types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=ops.as_uri()))
     )
     titles = [lens.command.title for lens in lenses if lens.command]
-    assert any(t.startswith("⟲ Undo to checkpoint 1") for t in titles), titles
-    undo = next(lens for lens in lenses if lens.command and lens.command.title.startswith("⟲ Undo to"))
+    assert any(t.startswith("$(history) Undo to checkpoint 1") for t in titles), titles
+    undo = next(lens for lens in lenses if lens.command and lens.command.title.startswith("$(history) Undo to"))
     await run(client, undo.command.command.removeprefix("adw.server."), *(undo.command.arguments or []))
     assert "a + b" in ops.read_text()
     assert recorder.changed
@@ -52,6 +52,6 @@ async def test_bad_input_is_an_error_and_the_server_lives_on(minimal: LanguageCl
         assert "invalid worktree name" in str(exc)
     else:
         raise AssertionError("expected an error")
-    assert any("invalid worktree name" in m.message for m in client.messages)
+    assert client.messages == []  # the error answer is the one report
     listed = await run(client, "listWorktrees")
     assert listed[0]["is_main"] is True

@@ -19,8 +19,8 @@ _ETAG_ENTRIES = 512  # a few per branch: enough for every worktree's PR and chec
 class ForgeError(AdwError):
     """A forge refused or failed a call. `status` is the HTTP status (0 when the forge was not reached)."""
 
-    def __init__(self, message: str, hint: str = "", status: int = 0) -> None:
-        super().__init__(message, hint)
+    def __init__(self, message: str, hint: str = "", status: int = 0, *, editor_hint: str = "") -> None:
+        super().__init__(message, hint, editor_hint)
         self.status = status
 
 

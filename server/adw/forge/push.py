@@ -62,7 +62,10 @@ async def remote_tip(root: Path, remote: str, branch: str) -> str | None:
 async def push_branch(root: Path, remote: str, branch: str) -> PushResult:
     local = await _rev(root, f"refs/heads/{branch}")
     if local is None:
-        raise ForgeError(f"there is no branch {branch} to push", "run the workflow first (`adw sdlc`)")
+        raise ForgeError(
+            f"there is no branch {branch} to push", "run the workflow first (`adw sdlc`)",
+            editor_hint="run the workflow first: ADW: Start Parallel SDLC",
+        )
     previous = await remote_tip(root, remote, branch)
     ours = {await _rev(root, _ours(remote, branch, "intent")), await _rev(root, _ours(remote, branch, "done"))}
     refspec = f"refs/heads/{branch}:refs/heads/{branch}"

@@ -272,7 +272,9 @@ class Checkpoints:
         for checkpoint in undo + redo:
             if checkpoint.number == number:
                 return checkpoint
-        raise CheckpointError(f"there is no checkpoint {number}", "list them with `adw checkpoints`")
+        raise CheckpointError(
+            f"there is no checkpoint {number}", "list them with `adw checkpoints`", "pick one in the Checkpoints view"
+        )
 
     async def diff(self, a: int, b: int | None = None, stat: bool = False) -> str:
         """Patch from checkpoint `a` to checkpoint `b`, or to the current files when `b` is None."""
@@ -319,7 +321,10 @@ class Checkpoints:
         refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
         undo, redo = refs.undo, refs.redo
         if not undo:
-            raise CheckpointError("there is no checkpoint to undo to", "make one first with `adw checkpoint`")
+            raise CheckpointError(
+                "there is no checkpoint to undo to", "make one first with `adw checkpoint`",
+                "make one first: ADW: Checkpoint",
+            )
         ops: list[_RefOp] = []
         saved: Checkpoint | None = None
         if not state.same_as(undo[-1]):
@@ -342,8 +347,14 @@ class Checkpoints:
             raise CheckpointError(
                 f"checkpoint {target_number} is not on the undo stack",
                 "pick one listed by `adw checkpoints` (use `adw redo` for undone ones)",
+                "pick one in the Checkpoints view (undone ones come back with Redo)",
             )
         later = [c for c in undo if c.number > target.number]
+        if saved is None and not later:  # `to` named the checkpoint the files already equal
+            return RestoreResult(
+                restored=target, saved=None, skipped=skipped,
+                message=f"the files already equal checkpoint {target.number}; nothing to undo",
+            )
         for checkpoint in later:
             ops += [("delete", self._undo_ns + f"{checkpoint.number:06d}", None, checkpoint.commit),
                     ("create", self._redo_ns + f"{checkpoint.number:06d}", checkpoint.commit, None)]
@@ -367,11 +378,12 @@ class Checkpoints:
         (refs, plan), (state, skipped) = await asyncio.gather(refs_and_plan(), self.snapshot())
         undo, redo = refs.undo, refs.redo
         if not redo:
-            raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`")
+            raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`", "redo follows an undo")
         if undo and not state.same_as(undo[-1]):
             raise CheckpointError(
                 f"files changed since checkpoint {undo[-1].number} was restored, so redo would overwrite them",
                 "keep them with `adw checkpoint` (this ends the redo history) or set them aside with `adw undo`",
+                "keep them with ADW: Checkpoint (this ends the redo history) or set them aside with ADW: Undo",
             )
         target = redo[0]
         ops: list[_RefOp] = [
@@ -399,7 +411,10 @@ class Checkpoints:
         if to is not None:
             target = next((c for c in undo if c.number == to), None)
             if target is None:
-                raise CheckpointError(f"checkpoint {to} is not on the undo stack", "see `adw checkpoints`")
+                raise CheckpointError(
+                    f"checkpoint {to} is not on the undo stack", "see `adw checkpoints`",
+                    "pick one in the Checkpoints view",
+                )
         else:
             target = next((c for c in reversed(undo) if versions[c.commit] != current), None)
             if target is None:

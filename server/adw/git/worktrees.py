@@ -211,7 +211,7 @@ class Worktrees:
                                     "wait for it to finish")
             if path.exists() or path.is_symlink():
                 hint = f"pick another name, or remove it: `adw worktree remove {name}`"
-                raise WorktreeError(f"{path} already exists", hint)
+                raise WorktreeError(f"{path} already exists", hint, "pick another name, or remove that folder")
             await self._drop_stale_entries(path)
             new_branch = self._branch_commit(branch) is None
             # Only a new branch starts where a pool worktree can be moved to (an existing one may be anywhere).
@@ -529,7 +529,7 @@ class Worktrees:
                                 f"create a branch in it first: `git -C {info.path} switch -c NAME`")
         target = into or info.base or await self.main_branch()
         if not target or target == info.branch:
-            raise WorktreeError("no branch to merge into", "pass --into BRANCH")
+            raise WorktreeError("no branch to merge into", "pass --into BRANCH", "name the branch to merge into")
         await self._resolve(target, f"--into {target}")
         result = await git("merge-tree", "--write-tree", "--name-only", "--no-messages", target, info.branch,
                            cwd=self.main_root, ok_codes=(0, 1))
@@ -603,6 +603,7 @@ class Worktrees:
                 f"worktree {name} holds work that would be lost: {', '.join(problems)}",
                 f"`adw worktree remove {name} --archive` saves everything under {ARCHIVE_NS}/{name}/ first "
                 "(bring it back with `adw worktree restore`); --force discards it",
+                "remove it again and pick Archive and Remove: its work is saved first and can be restored",
             )
         archive_ref = await self._archive(info) if archive else None
         kept = [] if archive else await self._drop_checkpoints(info, keep_unheld=True)
@@ -842,7 +843,7 @@ def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:
             return found[0]
         if found:
             raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
-    raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`")
+    raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`", "pick one in the Worktrees view")
 
 
 async def _changes(cwd: Path, revisions: str) -> tuple[list[ChangedFile], str]:

@@ -8,6 +8,7 @@ changes them, from this server or the CLI), and which checkpoints changed a file
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -22,8 +23,9 @@ from pygls.uris import to_fs_path
 from adw.config import AdwConfig, load_config
 from adw.errors import AdwError, ConfigError
 from adw.git.checkpoints import Checkpoint, Checkpoints, ref_id
-from adw.git.refs import REDO_NS, UNDO_NS
+from adw.git.refs import REDO_NS, UNDO_NS, read_head
 from adw.git.repo import Repo
+from adw.git.runner import git
 from adw.git.worktrees import Worktrees
 from adw.lsp.server import COMMAND_PREFIX, AdwServer
 from adw.workflow.models import Workflow
@@ -86,10 +88,21 @@ class LensCache:
         self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
         self.at_checkpoint: set[Path] = set()
+        # Worktrees with an open document edited since then: a save would leave the checkpoint, and redo refuses.
+        self.edited: set[Path] = set()
+        # What undoing from one HEAD back to another uncommits: immutable commit ids, so cached for good.
+        self._uncommits: dict[tuple[str, str], str] = {}
+        # VS Code draws `$(name)` codicons in lens titles (the extension asks for them); other editors would show
+        # the text, and VS Code's lens font shows symbols like ⟲ as empty boxes, so plain clients get no icons.
+        self.codicons = False
+
+    def icon(self, name: str, plain: str = "") -> str:
+        return f"$({name}) " if self.codicons else plain
 
     def mark(self, worktree: Path, at_checkpoint: bool) -> None:
         """Only the worktree a command acted on: a file undo leaves it off its checkpoint (its newest checkpoint
         holds the state before, which a plain undo brings back), and other worktrees are not known to be at one."""
+        self.edited.discard(worktree.resolve())
         if at_checkpoint:
             self.at_checkpoint.add(worktree.resolve())
         else:
@@ -140,6 +153,26 @@ class LensCache:
         if self.server.supports("workspace.code_lens.refresh_support"):
             await self.server.workspace_code_lens_refresh_async(None)
 
+    async def uncommits(self, target: str | None, current: str | None) -> str:
+        """" — before commit 'adw: healthz'" when undoing to a checkpoint taken at `target` moves HEAD back from
+        `current` (the agent's commits become uncommitted), else ""."""
+        if target is None or current is None or target == current:
+            return ""
+        key = (target, current)
+        if key not in self._uncommits:
+            try:
+                subjects = (await git("log", "--format=%s", f"{target}..{current}", cwd=self.server.root)).stdout
+            except AdwError as exc:
+                log.warning("commits between %s and %s are unknown: %s", target, current, exc)
+                subjects = ""
+            lines = subjects.splitlines()
+            if not lines:  # not an ancestor: HEAD moves elsewhere
+                self._uncommits[key] = f" — moves HEAD to {target[:7]}"
+            else:
+                more = f" and {len(lines) - 1} later" if len(lines) > 1 else ""
+                self._uncommits[key] = f" — before commit '{lines[-1]}'{more}"
+        return self._uncommits[key]
+
     async def file_changed(self, store: Checkpoints, stack: _Stack, rel: str) -> bool:
         if rel not in stack.changed:
             try:
@@ -161,7 +194,7 @@ def register(server: AdwServer) -> None:
         if fs is None:
             return []
         path = Path(fs)
-        lenses = await _spec_lenses(ls, path)
+        lenses = await _spec_lenses(ls, cache, path)
         try:
             worktree = await cache.worktree_of(path)
             if worktree is not None:
@@ -169,6 +202,24 @@ def register(server: AdwServer) -> None:
         except ConfigError:  # shown by AdwServer.check_config; checkpoint lenses wait for a valid one
             pass
         return lenses
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        cache.codicons = isinstance(options, dict) and options.get("codicons") is True
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: AdwServer, params: types.DidChangeTextDocumentParams) -> None:
+        fs = to_fs_path(params.text_document.uri)
+        edited = Path(fs).resolve() if fs is not None else None
+        if edited is not None and any(wt in edited.parents for wt in cache.at_checkpoint - cache.edited):
+            # An editor reloading the file an undo rewrote sends a change too: only text unlike the disk's counts.
+            text = ls.workspace.get_text_document(params.text_document.uri).source
+            if text == await asyncio.to_thread(_read, edited):
+                return
+            cache.edited |= {wt for wt in cache.at_checkpoint if wt in edited.parents}
+            if ls.supports("workspace.code_lens.refresh_support"):
+                await ls.workspace_code_lens_refresh_async(None)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: AdwServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -181,7 +232,7 @@ def register(server: AdwServer) -> None:
                 await ls.workspace_code_lens_refresh_async(None)
 
 
-async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
+async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path) -> list[types.CodeLens]:
     root = ls.root
     if root not in path.parents:
         return []
@@ -191,17 +242,19 @@ async def _spec_lenses(ls: AdwServer, path: Path) -> list[types.CodeLens]:
     spec = str(path)
     lenses = [
         types.CodeLens(range=_TOP, command=types.Command(
-            title="▶ Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
+            title=cache.icon("play") + "Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
             arguments=[[spec], {"existing": "ask"}])),
         types.CodeLens(range=_TOP, command=types.Command(
-            title="⌕ Scout", command=COMMAND_PREFIX + "scout", arguments=[_first_heading(path) or path.stem])),
+            title=cache.icon("search") + "Scout", command=COMMAND_PREFIX + "scout",
+            arguments=[_first_heading(path) or path.stem])),
     ]
     engine = ls.engine_if_open()
     if engine is not None:
         running = [wf for wf in engine.workflows() if wf.spec == spec and wf.state == "running"]
         for workflow in running[:1]:
             lenses.append(types.CodeLens(range=_TOP, command=types.Command(
-                title=status_title(workflow), command=COMMAND_PREFIX + "status", arguments=[workflow.id])))
+                title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
+                arguments=[workflow.id])))
     return lenses
 
 
@@ -222,16 +275,23 @@ def _spec_pattern(root: Path) -> re.Pattern[str]:
 
 
 def status_title(workflow: Workflow) -> str:
-    """"● build · claude · 1m12s · $0.04" for the running task(s) of a workflow."""
+    """"build · claude · 1m12s · $0.04" for the running task(s) of a workflow."""
     running = [task for task in workflow.tasks if task.state == "running"]
     phase = " ‖ ".join(task.phase for task in running) or workflow.current_phase or "starting"
     agents = ", ".join(dict.fromkeys(task.agent for task in running)) or "-"
     elapsed = int(time.time() - (workflow.started_at or time.time()))
-    parts = [f"● {phase}", agents, f"{elapsed // 60}m{elapsed % 60:02d}s"]
+    parts = [phase, agents, f"{elapsed // 60}m{elapsed % 60:02d}s"]
     cost = workflow.usage.cost_usd
     if cost is not None:
         parts.append(f"${cost:.2f}")
     return " · ".join(parts)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _first_heading(path: Path) -> str | None:
@@ -255,15 +315,19 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> li
         # Undo goes to the newest checkpoint unless the files already equal it; the lens names its real target.
         at_top = worktree in cache.at_checkpoint and len(stack.undo) > 1
         target = stack.undo[-2] if at_top else stack.undo[-1]
-        lenses.append(_lens(f"⟲ Undo to checkpoint {target.number} ({ago(target.created)})", "undo",
-                            [where, None, target.number]))
-    if stack.redo:
-        lenses.append(_lens("⟳ Redo", "redo", [where]))
-    lenses.append(_lens("＋ Checkpoint", "checkpoint", [where]))
+        head, _ = read_head(store.repo.git_dir, store.repo.common_dir)
+        uncommits = await cache.uncommits(target.head, head)
+        title = f"Undo to checkpoint {target.number} ({ago(target.created)}){uncommits}"
+        lenses.append(_lens(cache.icon("history") + title, "undo", [where, None, target.number]))
+    # Redo is refused once the files left the checkpoint the undo restored: offered only while they are known
+    # to equal it (after our own undo, before any edit or save).
+    if stack.redo and worktree in cache.at_checkpoint and worktree not in cache.edited:
+        lenses.append(_lens(cache.icon("redo") + "Redo", "redo", [where]))
+    lenses.append(_lens(cache.icon("add") + "Checkpoint", "checkpoint", [where]))
     if path != worktree and stack.undo:
         rel = path.relative_to(worktree).as_posix()
         if await cache.file_changed(store, stack, rel):
-            lenses.append(_lens("⟲ Undo this file", "undo", [where, str(path)]))
+            lenses.append(_lens(cache.icon("discard") + "Undo this file", "undo", [where, str(path)]))
     return lenses
 
 

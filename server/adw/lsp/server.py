@@ -234,23 +234,24 @@ class AdwServer(LanguageServer):
 
     async def answer(self, name: str, call: Callable[[], Awaitable[object]]) -> object:
         """Bad input becomes InvalidParams, a refusal RequestFailed, each with a message saying what to do; a bug
-        is an InternalError pointing at the log (never a traceback sent to the client), and the server serves on."""
+        is an InternalError pointing at the log (never a traceback sent to the client), and the server serves on.
+        The error response is the only report: the client shows it once."""
         try:
             await self.check_config()
             if self.config_error is not None:
                 raise self.config_error
             return await call()
         except AdwError as exc:
-            text = f"ADW: {exc.message}" + (f" — {exc.hint}" if exc.hint else "")
-            self.show_error(text)
+            # One answer per failure, no showMessage besides: clients show a failed request themselves, and a
+            # second toast for the same failure is noise. Worded for the editor (no CLI flags).
+            text = f"{exc.message}" + (f" — {exc.editor_hint}" if exc.editor_hint else "")
             error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
-            raise error(text, data=exc.to_dict()) from None
+            raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint}) from None
         except JsonRpcException:
             raise
         except Exception as exc:
             log.exception("%s failed", name)
-            text = f"ADW: {name} failed: {type(exc).__name__}: {exc} — see the language server's log"
-            self.show_error(text)
+            text = f"{name} failed: {type(exc).__name__}: {exc} — see the language server's log"
             raise JsonRpcInternalError(text) from None
 
 

@@ -141,7 +141,10 @@ def chosen_candidate(workflows: list[Workflow], number: int) -> Workflow:
         raise AdwError(f"no candidate {number} in this best-of run", f"its candidates are {numbers}")
     running = [wf.name for wf in workflows if wf.state in (TaskState.RUNNING, TaskState.PENDING)]
     if running:
-        raise AdwError(f"candidate(s) {', '.join(running)} still running", "wait for them, or `adw cancel` them")
+        raise AdwError(
+            f"candidate(s) {', '.join(running)} still running", "wait for them, or `adw cancel` them",
+            "wait for them, or cancel them in the Workflows view",
+        )
     if chosen.state is not TaskState.SUCCEEDED:
         raise AdwError(f"candidate {number} ({chosen.name}) did not finish: {chosen.state.value}"
                        + (f" ({chosen.reason})" if chosen.reason else "") + "; its work is not committed",

@@ -156,7 +156,8 @@ class Engine:
         workflow = self._workflows.get(workflow_id) or (self.store.load(workflow_id) if self.store else None)
         if workflow is None:
             raise UnknownWorkflowError(
-                f"no workflow {workflow_id!r}", "list the workflows of this repository with `adw status`"
+                f"no workflow {workflow_id!r}", "list the workflows of this repository with `adw status`",
+                "pick one in the Workflows view",
             )
         return workflow
 
@@ -220,6 +221,7 @@ class Engine:
                 raise AdwError(
                     f"workflow {workflow.id} is running in process {owner.pid}",
                     f"wait for it, or stop it with `adw cancel {workflow.id}`",
+                    "wait for it, or cancel it in the Workflows view",
                 )
         if all(task.state is TaskState.SUCCEEDED for task in workflow.tasks):
             raise NothingToResumeError(

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { shownByServer, serverCommand } from '../../protocol';
+import { failureToast, serverCommand } from '../../protocol';
 import { specChoices } from '../../specs';
 
 describe('specs', () => {
@@ -22,11 +22,12 @@ describe('protocol', () => {
     assert.equal(serverCommand('startSdlc'), 'adw.server.startSdlc');
   });
 
-  it('knows which errors the server already showed to the user', () => {
-    assert.equal(shownByServer({ code: -32602 }), true);
-    assert.equal(shownByServer({ code: -32803 }), true);
-    assert.equal(shownByServer({ code: -32603 }), false);
-    assert.equal(shownByServer(new Error('x')), false);
-    assert.equal(shownByServer(null), false);
+  it('words a failure as one toast, with Show Log only for a server bug', () => {
+    const refused = Object.assign(new Error('there is nothing to redo — redo follows an undo'), { code: -32803 });
+    assert.deepEqual(failureToast(refused),
+      { message: 'ADW: there is nothing to redo — redo follows an undo', actions: [] });
+    const bug = Object.assign(new Error('undo failed: KeyError — see the log'), { code: -32603 });
+    assert.deepEqual(failureToast(bug).actions, ['Show Log']);
+    assert.equal(failureToast('plain').message, 'ADW: plain');
   });
 });
