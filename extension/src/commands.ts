@@ -233,16 +233,9 @@ class Commands {
 
   /** Runs a failed or cancelled workflow on from where it stopped (the server skips what already succeeded). */
   async resume(node?: WorkflowNode): Promise<unknown> {
-    let workflow = node?.workflow;
-    if (!workflow) {
-      const stopped = (await this.views.workflows.load()).filter((w) => w.state === 'failed' || w.state === 'cancelled');
-      if (!stopped.length) {
-        void vscode.window.showInformationMessage('ADW: no failed or cancelled workflow to resume.');
-        return undefined;
-      }
-      workflow = (await vscode.window.showQuickPick(stopped.map((w) => this.workflowItem(w)),
-        { title: 'ADW: Resume Workflow' }))?.workflow;
-    }
+    const workflow = node?.workflow ?? await this.chooseWorkflow('ADW: Resume Workflow',
+      (all) => all.filter((w) => w.state === 'failed' || w.state === 'cancelled'),
+      'ADW: no failed or cancelled workflow to resume.');
     if (!workflow) return undefined;
     const result = await this.adw.command('resume', workflow.id);
     void vscode.window.showInformationMessage(`ADW: resuming ${workflow.name}`);
@@ -251,16 +244,9 @@ class Commands {
   }
 
   async cancel(node?: WorkflowNode): Promise<unknown> {
-    let workflow = node?.workflow;
-    if (!workflow) {
-      const running = (await this.views.workflows.load()).filter((w) => w.state === 'running' || w.state === 'pending');
-      if (!running.length) {
-        void vscode.window.showInformationMessage('ADW: no workflow is running.');
-        return undefined;
-      }
-      workflow = (await vscode.window.showQuickPick(running.map((w) => this.workflowItem(w)),
-        { title: 'ADW: Cancel Workflow' }))?.workflow;
-    }
+    const workflow = node?.workflow ?? await this.chooseWorkflow('ADW: Cancel Workflow',
+      (all) => all.filter((w) => w.state === 'running' || w.state === 'pending'),
+      'ADW: no workflow is running.');
     if (!workflow) return undefined;
     const result = await this.adw.command('cancel', workflow.id);
     void vscode.window.showInformationMessage(`ADW: cancelling ${workflow.name}`);
@@ -269,16 +255,8 @@ class Commands {
 
   /** Pushes a finished workflow's branch and opens (or updates) its draft pull request, then offers to open it. */
   async createPullRequest(node?: WorkflowNode): Promise<unknown> {
-    let workflow = node?.workflow;
-    if (!workflow) {
-      const finished = finishedWorkflows(await this.views.workflows.load());
-      if (!finished.length) {
-        void vscode.window.showInformationMessage('ADW: no finished workflow to open a pull request for.');
-        return undefined;
-      }
-      workflow = (await vscode.window.showQuickPick(finished.map((w) => this.workflowItem(w)),
-        { title: 'ADW: Create Pull Request' }))?.workflow;
-    }
+    const workflow = node?.workflow ?? await this.chooseWorkflow('ADW: Create Pull Request',
+      finishedWorkflows, 'ADW: no finished workflow to open a pull request for.');
     if (!workflow) return undefined;
     const chosen = workflow;
     const outcome = await vscode.window.withProgress(
@@ -346,6 +324,17 @@ class Commands {
     const result = await this.adw.command('pick', group, number);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
+  }
+
+  /** Asks which of the workflows `select` keeps to act on; says `none` when there is nothing to choose. */
+  private async chooseWorkflow(title: string, select: (all: Workflow[]) => Workflow[], none: string,
+  ): Promise<Workflow | undefined> {
+    const choices = select(await this.views.workflows.load());
+    if (!choices.length) {
+      void vscode.window.showInformationMessage(none);
+      return undefined;
+    }
+    return (await vscode.window.showQuickPick(choices.map((w) => this.workflowItem(w)), { title }))?.workflow;
   }
 
   private workflowItem(workflow: Workflow) {

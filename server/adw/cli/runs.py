@@ -86,9 +86,7 @@ async def _status(args: argparse.Namespace) -> int:
 async def _cancel(args: argparse.Namespace) -> int:
     engine = await _open_store(args.cwd)
     try:
-        workflow = engine.get(args.id)
-        if args.task and not any(t.id == args.task for t in workflow.tasks):
-            _no_task(workflow, args.task)
+        workflow = _workflow_of(engine, args)
         if workflow.state.done:
             raise AdwError(
                 f"workflow {workflow.id} already ended: {workflow.state.value}", "nothing to cancel"
@@ -111,14 +109,20 @@ async def _cancel(args: argparse.Namespace) -> int:
 async def _logs(args: argparse.Namespace) -> int:
     engine = await _open_store(args.cwd)
     try:
-        workflow = engine.get(args.id)
-        if args.task and not any(t.id == args.task for t in workflow.tasks):
-            _no_task(workflow, args.task)
+        workflow = _workflow_of(engine, args)
         events = engine.store.events(workflow.id, args.task) if engine.store else []
         emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
         return 0
     finally:
         engine.close()
+
+
+def _workflow_of(engine: Engine, args: argparse.Namespace) -> Workflow:
+    """The workflow `args.id` names, checking that it has the task `--task` names."""
+    workflow = engine.get(args.id)
+    if args.task and not any(t.id == args.task for t in workflow.tasks):
+        _no_task(workflow, args.task)
+    return workflow
 
 
 def _no_task(workflow: Workflow, task_id: str) -> NoReturn:
