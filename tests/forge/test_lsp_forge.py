@@ -4,7 +4,6 @@ polled politely (cached for a minute, conditional GETs when refreshed), with no 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,12 +11,22 @@ import pytest
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.conftest import GIT_ENV, run_git
+from tests.conftest import run_git
 from tests.forge.fakeforge import Fake, serve
-from tests.lsp.conftest import SERVER, Recorder, _start, fails, make_workspace, run, wait_workflow, write_config
+from tests.lsp.conftest import (
+    SERVER,
+    Recorder,
+    fails,
+    make_workspace,
+    run,
+    server_env,
+    start,
+    wait_workflow,
+    write_config,
+)
 from tests.lsp.test_lsp_links_views import request
 
-SERVER_ENV = {**os.environ, **GIT_ENV, "GH_TOKEN": "lsp-token"}
+SERVER_ENV = {**server_env(), "GH_TOKEN": "lsp-token"}
 
 
 @pytest.fixture
@@ -39,7 +48,7 @@ def workspace(tmp_path: Path, fake: Fake) -> Path:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=SERVER_ENV))
 async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
-    await _start(lsp_client, workspace, client_capabilities("visual-studio-code"), Recorder())
+    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), Recorder())
     yield
     await lsp_client.shutdown_session()
 
