@@ -382,6 +382,12 @@ class CheckpointMachine(RuleBasedStateMachine):
                 (self.root / editor[0]).write_bytes(editor[1])
             return None
         position = self.numbers.index(number) if number is not None else len(self.numbers) - (1 if changed else 2)
+        if not changed and position == len(self.numbers) - 1:
+            # The files already equal the target: the undo changes nothing (so no restore runs for an editor to
+            # save during).
+            assert result.saved is None and result.kept == [] and result.restored.number == self.numbers[-1]
+            assert "nothing to undo" in result.message
+            return None
         source = dict(self.files)
         if changed:
             assert result.saved is not None

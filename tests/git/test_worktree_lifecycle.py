@@ -126,7 +126,8 @@ def test_create_killed_at_every_git_call_is_all_or_nothing(repo: Path, faulty_gi
         assert run_git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
         assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
         fsck(repo)
-    assert kills >= 4, "the sweep must have interrupted several git calls"
+    # A create spawns git 3 times since it reads the base, its commit and the new branch's absence in-process.
+    assert kills >= 3, "the sweep must have interrupted every git call of the create"
 
 
 def test_a_create_killed_mid_checkout_is_removed_by_plain_remove(repo: Path, faulty_git: FaultyGit) -> None:
