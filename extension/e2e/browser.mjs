@@ -144,8 +144,11 @@ try {
 
   // Saved, the edit makes "ADW: Redo" fail: one toast, in editor words, not three.
   await page.keyboard.press('Control+S');
-  await palette('ADW: Redo');
+  // Earlier toasts ("started 2 workflows") may still be up on a fast machine: count only this failure's.
+  await palette('Notifications: Clear All Notifications');
   const toasts = page.locator('.notifications-toasts .notification-toast');
+  await toasts.first().waitFor({ state: 'detached', timeout: 10_000 });
+  await palette('ADW: Redo');
   await toasts.filter({ hasText: 'redo would overwrite' }).waitFor({ timeout: 30_000 });
   await page.waitForTimeout(2000); // a second or third toast of the same failure would show by now
   const texts = await toasts.locator('.notification-list-item-message').allTextContents();
