@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -53,14 +55,18 @@ def register(subparsers: Any) -> None:
     logs.set_defaults(handler=_logs)
 
 
-async def _open_store(cwd: str | Path) -> Engine:
+@contextlib.asynccontextmanager
+async def _store(cwd: str | Path) -> AsyncIterator[Engine]:
     """The engine as a window on the repository's store: no agents, since nothing here runs one."""
-    return await Engine.open(cwd, agents={})
+    engine = await Engine.open(cwd, agents={})
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 async def _status(args: argparse.Namespace) -> int:
-    engine = await _open_store(args.cwd)
-    try:
+    async with _store(args.cwd) as engine:
         if args.watch and not args.json:
             await _watch(engine, args.id)
             return 0
@@ -79,13 +85,10 @@ async def _status(args: argparse.Namespace) -> int:
         if workflows and not args.json:
             print(_workflows_table(workflows))
         return 0
-    finally:
-        engine.close()
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    engine = await _open_store(args.cwd)
-    try:
+    async with _store(args.cwd) as engine:
         workflow = _workflow_of(engine, args)
         if workflow.state.done:
             raise AdwError(
@@ -102,19 +105,14 @@ async def _cancel(args: argparse.Namespace) -> int:
             f"{workflow.id}: {workflow.state.value}" + (f" ({workflow.reason})" if workflow.reason else ""),
         )
         return 0
-    finally:
-        engine.close()
 
 
 async def _logs(args: argparse.Namespace) -> int:
-    engine = await _open_store(args.cwd)
-    try:
+    async with _store(args.cwd) as engine:
         workflow = _workflow_of(engine, args)
         events = engine.store.events(workflow.id, args.task) if engine.store else []
         emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
         return 0
-    finally:
-        engine.close()
 
 
 def _workflow_of(engine: Engine, args: argparse.Namespace) -> Workflow:

@@ -161,8 +161,8 @@ class AdwServer(LanguageServer):
         async with self._checkpoint_stores_lock:
             store = self._checkpoint_stores.get(root)
             if store is None or not root.is_dir():
-                if store is not None and isinstance(store.tracker, Watch):
-                    store.tracker.close()
+                if store is not None:
+                    _release_watch(store)
                 store = await Checkpoints.open(root)
                 git_dirs = tuple(dict.fromkeys((store.repo.git_dir, store.repo.common_dir)))
                 store.tracker = await asyncio.to_thread(Watch.open, store.repo.root, git_dirs, True)
@@ -172,8 +172,7 @@ class AdwServer(LanguageServer):
     def shutdown(self) -> None:
         """Stop serving and release each checkpoint store's inotify watch (its file descriptor and kernel watches)."""
         for store in self._checkpoint_stores.values():
-            if isinstance(store.tracker, Watch):
-                store.tracker.close()
+            _release_watch(store)
         self._checkpoint_stores.clear()
         super().shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
 
@@ -244,7 +243,7 @@ class AdwServer(LanguageServer):
         except AdwError as exc:
             # One answer per failure, no showMessage besides: clients show a failed request themselves, and a
             # second toast for the same failure is noise. Worded for the editor (no CLI flags).
-            text = f"{exc.message}" + (f" — {exc.editor_hint}" if exc.editor_hint else "")
+            text = exc.message + (f" — {exc.editor_hint}" if exc.editor_hint else "")
             error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
             raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint}) from None
         except JsonRpcException:
@@ -281,3 +280,9 @@ def path_of(value: str, root: Path) -> Path:
             raise ArgumentError(f"{value} is not a file URI", "pass a path or a file:// URI")
         return Path(fs)
     return (root / value).resolve()
+
+
+def _release_watch(store: Checkpoints) -> None:
+    """Close a checkpoint store's inotify watch (its file descriptor and kernel watches)."""
+    if isinstance(store.tracker, Watch):
+        store.tracker.close()
