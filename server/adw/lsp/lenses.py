@@ -1,5 +1,7 @@
-"""Code lenses: start/scout on spec files (plus a live status lens), and undo/redo/checkpoint at the top of any
-file inside a worktree that has checkpoints.
+"""Code lenses: start/scout on spec files (plus a live status lens) on the spec's heading, undo/redo/checkpoint
+at the top of any file inside a worktree that has checkpoints, and "Undo this file" on the file's first line that
+differs from the version that undo restores. Each lens sits on the line it is about, so an editor that runs the
+lens under the cursor (Neovim's `codelens.run`) needs no question.
 
 Lenses are requested on every edit and scroll, so everything is cached: the worktree list by the mtime of git's
 worktree admin folder, each checkpoint stack by the mtime of its ref folders (any checkpoint, undo or redo
@@ -32,7 +34,11 @@ from adw.workflow.models import Workflow
 
 log = logging.getLogger(__name__)
 
-_TOP = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
+
+def _line(number: int) -> types.Range:
+    return types.Range(start=types.Position(number, 0), end=types.Position(number, 0))
+
+
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -92,6 +98,8 @@ class LensCache:
         self.edited: set[Path] = set()
         # What undoing from one HEAD back to another uncommits: immutable commit ids, so cached for good.
         self._uncommits: dict[tuple[str, str], str] = {}
+        # A file's lines in a checkpoint's tree (None: absent or not text), by immutable tree id.
+        self._versions: dict[tuple[str, str], list[str] | None] = {}
         # VS Code draws `$(name)` codicons in lens titles (the extension asks for them); other editors would show
         # the text, and VS Code's lens font shows symbols like ⟲ as empty boxes, so plain clients get no icons.
         self.codicons = False
@@ -183,6 +191,30 @@ class LensCache:
             stack.changed[rel] = any(rel in paths for paths in changed.values())
         return stack.changed[rel]
 
+    async def version(self, store: Checkpoints, checkpoint: Checkpoint, rel: str) -> list[str] | None:
+        key = (checkpoint.tree, rel)
+        if key not in self._versions:
+            try:
+                blob = (await git("cat-file", "blob", f"{checkpoint.tree}:{rel}", cwd=store.repo.root)).stdout
+                self._versions[key] = blob.splitlines()
+            except AdwError:  # not in that checkpoint (a new file): every line is new
+                self._versions[key] = None
+        return self._versions[key]
+
+    async def first_change(self, store: Checkpoints, stack: _Stack, rel: str, lines: list[str]) -> int:
+        """The first line of `lines` (the file as the editor has it) unlike the version a file undo restores: the
+        newest checkpoint's, or when the file equals it, the one before that differs (as `undo_file` picks)."""
+        for checkpoint in reversed(stack.undo):
+            old = await self.version(store, checkpoint, rel)
+            if old != lines:
+                same = 0
+                for new_line, old_line in zip(lines, old or [], strict=False):
+                    if new_line != old_line:
+                        break
+                    same += 1
+                return min(same, max(len(lines) - 1, 0))
+        return 0
+
 
 def register(server: AdwServer) -> None:
     cache = LensCache(server)
@@ -194,11 +226,14 @@ def register(server: AdwServer) -> None:
         if fs is None:
             return []
         path = Path(fs)
-        lenses = await _spec_lenses(ls, cache, path)
+        # The text as the editor has it (unsaved edits too); pygls reads the file when it is not open.
+        lines = ls.workspace.get_text_document(params.text_document.uri).lines
+        text = [line.rstrip("\r\n") for line in lines]
+        lenses = await _spec_lenses(ls, cache, path, text)
         try:
             worktree = await cache.worktree_of(path)
             if worktree is not None:
-                lenses += await _checkpoint_lenses(cache, worktree, path)
+                lenses += await _checkpoint_lenses(cache, worktree, path, text)
         except ConfigError:  # shown by AdwServer.check_config; checkpoint lenses wait for a valid one
             pass
         return lenses
@@ -232,7 +267,7 @@ def register(server: AdwServer) -> None:
                 await ls.workspace_code_lens_refresh_async(None)
 
 
-async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path) -> list[types.CodeLens]:
+async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path, text: list[str]) -> list[types.CodeLens]:
     root = ls.root
     if root not in path.parents:
         return []
@@ -240,19 +275,20 @@ async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path) -> list[type
     if not pattern.match(path.relative_to(root).as_posix()):
         return []
     spec = str(path)
+    line, title = _heading(text)
     lenses = [
-        types.CodeLens(range=_TOP, command=types.Command(
+        types.CodeLens(range=_line(line), command=types.Command(
             title=cache.icon("play") + "Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
             arguments=[[spec], {"existing": "ask"}])),
-        types.CodeLens(range=_TOP, command=types.Command(
+        types.CodeLens(range=_line(line), command=types.Command(
             title=cache.icon("search") + "Scout", command=COMMAND_PREFIX + "scout",
-            arguments=[_first_heading(path) or path.stem])),
+            arguments=[title or path.stem])),
     ]
     engine = ls.engine_if_open()
     if engine is not None:
         running = [wf for wf in engine.workflows() if wf.spec == spec and wf.state == "running"]
         for workflow in running[:1]:
-            lenses.append(types.CodeLens(range=_TOP, command=types.Command(
+            lenses.append(types.CodeLens(range=_line(line), command=types.Command(
                 title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
                 arguments=[workflow.id])))
     return lenses
@@ -294,18 +330,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _first_heading(path: Path) -> str | None:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("#"):
-                    return line.lstrip("#").strip() or None
-    except OSError:
-        return None
-    return None
+def _heading(text: list[str]) -> tuple[int, str | None]:
+    """The spec's first Markdown heading: its line and its title (line 0 and None without one)."""
+    for number, line in enumerate(text):
+        if line.startswith("#"):
+            return number, line.lstrip("#").strip() or None
+    return 0, None
 
 
-async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> list[types.CodeLens]:
+async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path, text: list[str]) -> list[types.CodeLens]:
     store, stack = await cache.stack(worktree)
     if not stack.undo and not stack.redo:
         return []
@@ -327,10 +360,11 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> li
     if path != worktree and stack.undo:
         rel = path.relative_to(worktree).as_posix()
         if await cache.file_changed(store, stack, rel):
-            lenses.append(_lens(cache.icon("discard") + "Undo this file", "undo", [where, str(path)]))
+            line = await cache.first_change(store, stack, rel, text)
+            lenses.append(_lens(cache.icon("discard") + "Undo this file", "undo", [where, str(path)], line))
     return lenses
 
 
-def _lens(title: str, command: str, arguments: list[object]) -> types.CodeLens:
-    return types.CodeLens(range=_TOP, command=types.Command(title=title, command=COMMAND_PREFIX + command,
-                                                            arguments=arguments))
+def _lens(title: str, command: str, arguments: list[object], line: int = 0) -> types.CodeLens:
+    return types.CodeLens(range=_line(line), command=types.Command(title=title, command=COMMAND_PREFIX + command,
+                                                                   arguments=arguments))
