@@ -3,7 +3,7 @@
 -- finish, keep a scout's ranking in the quickfix list, edit and save a file of the new worktree, run its
 -- "Undo this file" lens from the changed line (no question asked) and see the file restored on disk and, through
 -- autoread + :checktime, in the buffer.
--- The setup part is docs/EDITORS.md's, word for word; results go to the JSON file $ADW_RESULT (an uncaught error
+-- The setup is docs/editors/adw.lua, loaded as a user does; results go to the JSON file $ADW_RESULT (an uncaught error
 -- would hang headless nvim, hence pcall).
 -- run: ADW_PY=… ADW_ROOT=… ADW_RESULT=… nvim --headless -n -i NONE -u nvim_scenario.lua $ADW_ROOT/specs/x.md
 
@@ -11,78 +11,9 @@ local result = { steps = {}, messages = {}, commands = {}, progress = {}, asked 
 local function step(name) table.insert(result.steps, name) end
 local adw_python = os.getenv('ADW_PY')
 
--- ---------------------------------------------------------------- docs/EDITORS.md: Neovim setup
-local adw_cmd = { adw_python, '-m', 'adw', 'lsp', '--stdio' }  -- or { 'adw', 'lsp', '--stdio' }
-
-local get_clients = vim.lsp.get_clients or vim.lsp.get_active_clients  -- renamed in 0.10
--- Client methods are called with `:` from 0.11 on, with `.` before.
-local function call(client, method, ...)
-  if vim.fn.has('nvim-0.11') == 1 then return client[method](client, ...) end
-  return client[method](...)
-end
-
-local function adw_root(bufnr)
-  -- The repository's main folder, so that its worktrees (…/repo.worktrees/name) share one server.
-  local dir = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(bufnr), ':p:h')
-  local common = vim.fn.systemlist({ 'git', '-C', dir, 'rev-parse', '--path-format=absolute', '--git-common-dir' })
-  if vim.v.shell_error ~= 0 or not common[1] then return nil end
-  return vim.fn.fnamemodify(common[1], ':h')
-end
-
-local function adw_attach(bufnr)
-  local root = vim.bo[bufnr].buftype == '' and adw_root(bufnr)
-  if not root then return end
-  local config = {
-    name = 'adw', cmd = adw_cmd, root_dir = root,
-    workspace_folders = { { uri = vim.uri_from_fname(root), name = vim.fn.fnamemodify(root, ':t') } },
-    on_attach = function(_, buf)  -- lenses follow edits once the server is there; <leader>l runs the line's lens
-      vim.api.nvim_create_autocmd({ 'BufEnter', 'CursorHold', 'InsertLeave', 'BufWritePost' }, {
-        buffer = buf, callback = function() vim.lsp.codelens.refresh() end,
-      })
-      vim.keymap.set('n', '<leader>l', vim.lsp.codelens.run, { buffer = buf })
-      vim.lsp.codelens.refresh()
-    end,
-  }
-  if vim.lsp.start then  -- Neovim >= 0.8: reuses the running client of the same name and root
-    vim.lsp.start(config, { bufnr = bufnr })
-  else                   -- Neovim 0.7
-    for _, client in pairs(get_clients()) do
-      if client.name == 'adw' and client.config.root_dir == root then
-        return vim.lsp.buf_attach_client(bufnr, client.id)
-      end
-    end
-    vim.lsp.buf_attach_client(bufnr, vim.lsp.start_client(config))
-  end
-end
-
-vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile' }, {
-  callback = function(args) adw_attach(args.buf) end,
-})
--- Files an undo rewrote on disk show at once in their buffers.
-vim.o.autoread = true
-vim.api.nvim_create_autocmd({ 'FocusGained', 'BufEnter', 'CursorHold' }, { command = 'checktime' })
-
--- A scout's ranking in the quickfix list, best first (vim.lsp.util.locations_to_items would sort by file name).
-local function adw_scout(task, top)
-  local client = vim.tbl_filter(function(c) return c.name == 'adw' end, get_clients())[1]
-  call(client, 'request', 'workspace/executeCommand',
-    { command = 'adw.server.scout', arguments = { task, vim.NIL, top or 10 } },
-    function(err, report)
-      if err then return vim.notify('ADW: ' .. err.message, vim.log.levels.ERROR) end
-      local items = {}
-      for rank, loc in ipairs(report.lspLocations) do
-        local found = report.locations[rank]
-        table.insert(items, {
-          filename = vim.uri_to_fname(loc.uri), lnum = loc.range.start.line + 1,
-          col = loc.range.start.character + 1, text = ('#%d %s'):format(rank, found and found.reason or ''),
-        })
-      end
-      vim.fn.setqflist({}, ' ', { title = 'ADW scout: ' .. task, items = items })
-      vim.cmd('copen')
-    end, 0)
-end
-vim.api.nvim_create_user_command('AdwScout', function(o) adw_scout(o.args) end, { nargs = 1 })
--- ---------------------------------------------------------------- end of the setup
+vim.g.adw_cmd = { adw_python, '-m', 'adw', 'lsp', '--stdio' }
+local adw = dofile(os.getenv('ADW_SETUP'))  -- docs/editors/adw.lua, as a user loads it
+local call = adw.call
 
 vim.lsp.handlers['window/showMessage'] = function(_, params)
   table.insert(result.messages, params.message)
@@ -149,6 +80,8 @@ local function run_lens(bufnr, prefix)
   return ran.result
 end
 
+local get_clients = vim.lsp.get_clients or vim.lsp.get_active_clients
+
 local function request_sync(client, method, params, bufnr)
   local r = call(client, 'request_sync', method, params, 10000, bufnr)
   assert(r and not r.err, method .. ' failed: ' .. vim.inspect(r))
@@ -191,7 +124,7 @@ local function test()
 
   -- The scout's ranking in the quickfix list, `top` locations, best first.
   local before = #vim.fn.getqflist()
-  adw_scout('multiply two numbers', 3)
+  adw.scout('multiply two numbers', 3)
   assert(vim.wait(30000, function() return vim.fn.getqflist({ title = 0 }).title:find('ADW scout') ~= nil end, 50),
     'the scout filled no quickfix list')
   result.quickfix = {}

