@@ -26,7 +26,6 @@ from adw.config import AdwConfig, load_config
 from adw.errors import AdwError, ConfigError
 from adw.git.checkpoints import Checkpoint, Checkpoints, ref_id
 from adw.git.refs import REDO_NS, UNDO_NS, read_head
-from adw.git.repo import Repo
 from adw.git.runner import git
 from adw.git.worktrees import Worktrees
 from adw.lsp.server import COMMAND_PREFIX, AdwServer
@@ -88,8 +87,8 @@ class _Stack:
 class LensCache:
     def __init__(self, server: AdwServer) -> None:
         self.server = server
-        self._common: Path | None = None
-        self._worktrees: tuple[int, list[Path]] | None = None
+        # Each repository's worktree folders (by git common dir), read again when git's worktree folder changes.
+        self._worktrees: dict[Path, tuple[int, list[Path]]] = {}
         self._stacks: dict[Path, _Stack] = {}
         self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
@@ -125,14 +124,21 @@ class LensCache:
         await self.stack(worktree.resolve())
 
     async def worktree_of(self, path: Path) -> Path | None:
-        if self._common is None:
-            self._common = (await Repo.discover(self.server.root)).common_dir
-        stamp = _mtime(self._common / "worktrees")
-        if self._worktrees is None or self._worktrees[0] != stamp:
-            infos = await (await Worktrees.open(self.server.root)).all()
-            roots = sorted((info.path for info in infos if not info.prunable), key=lambda p: -len(p.parts))
-            self._worktrees = (stamp, roots)
-        return next((root for root in self._worktrees[1] if root == path or root in path.parents), None)
+        """The worktree of a workspace folder's repository that holds `path`, if one does."""
+        for folder in await self.server.repositories():
+            common = await self.server.common_dir(folder)
+            if common is None:
+                continue
+            stamp = _mtime(common / "worktrees")
+            cached = self._worktrees.get(common)
+            if cached is None or cached[0] != stamp:
+                infos = await (await Worktrees.open(folder)).all()
+                roots = sorted((info.path for info in infos if not info.prunable), key=lambda p: -len(p.parts))
+                self._worktrees[common] = cached = (stamp, roots)
+            found = next((root for root in cached[1] if root == path or root in path.parents), None)
+            if found is not None:
+                return found
+        return None
 
     async def stack(self, worktree: Path) -> tuple[Checkpoints, _Stack]:
         store = await self.server.checkpoints(worktree)
@@ -161,7 +167,7 @@ class LensCache:
         if self.server.supports("workspace.code_lens.refresh_support"):
             await self.server.workspace_code_lens_refresh_async(None)
 
-    async def uncommits(self, target: str | None, current: str | None) -> str:
+    async def uncommits(self, repo: Path, target: str | None, current: str | None) -> str:
         """" — before commit 'adw: healthz'" when undoing to a checkpoint taken at `target` moves HEAD back from
         `current` (the agent's commits become uncommitted), else ""."""
         if target is None or current is None or target == current:
@@ -169,7 +175,7 @@ class LensCache:
         key = (target, current)
         if key not in self._uncommits:
             try:
-                subjects = (await git("log", "--format=%s", f"{target}..{current}", cwd=self.server.root)).stdout
+                subjects = (await git("log", "--format=%s", f"{target}..{current}", cwd=repo)).stdout
             except AdwError as exc:
                 log.warning("commits between %s and %s are unknown: %s", target, current, exc)
                 subjects = ""
@@ -226,9 +232,7 @@ def register(server: AdwServer) -> None:
         if fs is None:
             return []
         path = Path(fs)
-        # The text as the editor has it (unsaved edits too); pygls reads the file when it is not open.
-        lines = ls.workspace.get_text_document(params.text_document.uri).lines
-        text = [line.rstrip("\r\n") for line in lines]
+        text = _document_lines(ls, params.text_document.uri)
         lenses = await _spec_lenses(ls, cache, path, text)
         try:
             worktree = await cache.worktree_of(path)
@@ -242,6 +246,12 @@ def register(server: AdwServer) -> None:
     def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         cache.codicons = isinstance(options, dict) and options.get("codicons") is True
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def folders_changed(ls: AdwServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        # pygls has updated ls.workspace.folders; the views and lenses now show the repositories of the new set.
+        ls.changed("worktrees")
+        ls.changed("workflows")
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: AdwServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -268,8 +278,8 @@ def register(server: AdwServer) -> None:
 
 
 async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path, text: list[str]) -> list[types.CodeLens]:
-    root = ls.root
-    if root not in path.parents:
+    root = next((folder for folder in ls.roots if folder in path.parents), None)
+    if root is None:
         return []
     pattern = _spec_pattern(root)
     if not pattern.match(path.relative_to(root).as_posix()):
@@ -284,13 +294,12 @@ async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path, text: list[s
             title=cache.icon("search") + "Scout", command=COMMAND_PREFIX + "scout",
             arguments=[title or path.stem])),
     ]
-    engine = ls.engine_if_open()
-    if engine is not None:
-        running = [wf for wf in engine.workflows() if wf.spec == spec and wf.state == "running"]
-        for workflow in running[:1]:
-            lenses.append(types.CodeLens(range=_line(line), command=types.Command(
-                title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
-                arguments=[workflow.id])))
+    running = [wf for engine in ls.open_engines() for wf in engine.workflows()
+               if wf.spec == spec and wf.state == "running"]
+    for workflow in running[:1]:
+        lenses.append(types.CodeLens(range=_line(line), command=types.Command(
+            title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
+            arguments=[workflow.id])))
     return lenses
 
 
@@ -330,6 +339,14 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _document_lines(ls: AdwServer, uri: str) -> list[str]:
+    """The text as the editor has it (unsaved edits too); pygls reads the file when it is not open (none: [])."""
+    try:
+        return [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    except (OSError, ValueError):  # no such file, a NUL in the path, not UTF-8
+        return []
+
+
 def _heading(text: list[str]) -> tuple[int, str | None]:
     """The spec's first Markdown heading: its line and its title (line 0 and None without one)."""
     for number, line in enumerate(text):
@@ -349,7 +366,7 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path, text:
         at_top = worktree in cache.at_checkpoint and len(stack.undo) > 1
         target = stack.undo[-2] if at_top else stack.undo[-1]
         head, _ = read_head(store.repo.git_dir, store.repo.common_dir)
-        uncommits = await cache.uncommits(target.head, head)
+        uncommits = await cache.uncommits(store.repo.root, target.head, head)
         title = f"Undo to checkpoint {target.number} ({ago(target.created)}){uncommits}"
         lenses.append(_lens(cache.icon("history") + title, "undo", [where, None, target.number]))
     # Redo is refused once the files left the checkpoint the undo restored: offered only while they are known
