@@ -46,6 +46,8 @@ export interface Worktree {
   agentsRunning?: number;
   /** Predicted conflicts with the other active worktrees (server/adw/lsp/conflicts.py). */
   conflicts?: WorktreeConflict[];
+  /** The main folder of its repository (the server serves every workspace folder's repository). */
+  repository?: string;
 }
 
 /** Another active worktree whose branch (or newest checkpoint) would conflict with this one's. */
