@@ -46,11 +46,15 @@ describe('ADW extension in VS Code', () => {
 
   it('shows Start and Scout lenses on a spec', async () => {
     await vscode.window.showTextDocument(vscode.Uri.file(spec));
-    const titles = await until('spec lenses', async () => {
-      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider',
+    const lenses = await until('spec lenses', async () => {
+      const found = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider',
         vscode.Uri.file(spec));
-      return lenses?.length ? lenses.map((l) => l.command?.title ?? '') : undefined;
+      return found?.length ? found : undefined;
     }, 30_000);
+    // Each on the spec's heading, where a client running the lens under the cursor finds it.
+    const heading = readFileSync(spec, 'utf8').split('\n').findIndex((line) => line.startsWith('#'));
+    assert.deepEqual(lenses.map((l) => l.range.start.line), lenses.map(() => heading));
+    const titles = lenses.map((l) => l.command?.title ?? '');
     assert.ok(titles.some((t) => t.includes('Start Parallel SDLC')), titles.join(', '));
     assert.ok(titles.some((t) => t.includes('Scout')), titles.join(', '));
   });
