@@ -8,7 +8,6 @@ import io
 import os
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.models import Task, TaskState, Workflow
 from tests.fakes import FAKES, FAST, workflow
+from tests.lsp.conftest import eventually
 
 
 class Screen(io.StringIO):
@@ -47,12 +47,6 @@ def notify_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-async def until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
-
-
 async def test_questions_are_asked_and_answered_on_the_terminal(tmp_path: Path, notify_log: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -66,7 +60,7 @@ async def test_questions_are_asked_and_answered_on_the_terminal(tmp_path: Path, 
         running = asyncio.create_task(engine.run(wf))
 
         async def answer(tool: str, *typed: str) -> None:
-            await until(lambda: f"asks to {tool}" in screen.getvalue(), tool)
+            await eventually(lambda: f"asks to {tool}" in screen.getvalue(), 60, f"the question about {tool}")
             for line in typed:
                 os.write(master, line.encode() + b"\n")
 
