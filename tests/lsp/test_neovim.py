@@ -39,7 +39,8 @@ def _version(nvim: str) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def _nvim(which: str) -> str:
+def nvim_or_skip(which: str) -> str:
+    """The path of Debian's (`system`) or the wheel's Neovim; the test is skipped, saying why, without it."""
     found = _system_nvim() if which == "system" else (str(WHEEL_NVIM) if WHEEL_NVIM.exists() else None)
     if found is None:
         pytest.skip("Neovim is not installed: `apt-get install neovim` (.ci/run does)" if which == "system"
@@ -50,7 +51,7 @@ def _nvim(which: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["system", "wheel"])
 def test_neovim_user_scenario(tmp_path: Path, which: str) -> None:
-    nvim = _nvim(which)
+    nvim = nvim_or_skip(which)
     version = _version(nvim)
     root = tmp_path / "demo"
     asyncio.run(create_demo_repo(root))  # the repository of `adw demo`, without running its workflows
