@@ -59,7 +59,9 @@ def _figures(timeline: Timeline) -> list[str]:
         f"waited for an agent slot: {timeline.slot_wait:.2f}s in all",
     ]
     if timeline.critical_path:
-        lines.append("critical path: " + " → ".join(timeline.critical_path))
+        names = {lane.workflow_id: lane.name for lane in timeline.lanes}
+        steps = (key.partition("/") for key in timeline.critical_path)
+        lines.append("critical path: " + " → ".join(f"{names.get(wf, wf)}/{task}" for wf, _, task in steps))
     usage = _usage(timeline.usage, "")
     if usage:
         lines.append(f"usage: {usage}")
