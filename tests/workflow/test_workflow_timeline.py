@@ -143,7 +143,7 @@ async def run_two(tmp_path: Path, max_agents: int) -> tuple[Engine, list[Workflo
 
 async def test_with_one_slot_tasks_wait_for_it_and_nothing_overlaps(tmp_path: Path) -> None:
     engine, runs = await run_two(tmp_path, max_agents=1)
-    result = timeline(engine.run_of(runs[0].id))
+    result = timeline(await engine.run_of(runs[0].id))
     queued = [bar for lane in result.lanes for bar in lane.bars if bar.state is BarState.QUEUED]
     ran = sorted((bar for lane in result.lanes for bar in lane.bars if bar.state is BarState.SUCCEEDED),
                  key=lambda bar: bar.start)
@@ -156,7 +156,7 @@ async def test_with_one_slot_tasks_wait_for_it_and_nothing_overlaps(tmp_path: Pa
 
 async def test_with_two_slots_no_task_waits_and_the_run_is_faster_than_one_after_another(tmp_path: Path) -> None:
     engine, runs = await run_two(tmp_path, max_agents=2)
-    result = timeline(engine.run_of(runs[1].id))
+    result = timeline(await engine.run_of(runs[1].id))
     assert [lane.name for lane in result.lanes] == ["one", "two"]
     assert result.slot_wait == 0
     assert all(bar.state is BarState.SUCCEEDED for lane in result.lanes for bar in lane.bars)
@@ -176,9 +176,9 @@ async def test_workflows_started_together_are_one_run_in_the_store(tmp_path: Pat
     alone = Engine(Store(tmp_path / "state.db"), agents={"gate": Gate().factory}, max_agents=1)
     solo = await alone.run(chain(tmp_path, "solo").model_copy(update={"id": "solo-test"}))
     assert solo.run_id not in (None, run_id)
-    assert [wf.name for wf in alone.run_of("solo-test")] == ["solo"]
+    assert [wf.name for wf in await alone.run_of("solo-test")] == ["solo"]
     with pytest.raises(AdwError, match="no workflow 'nope'"):
-        alone.run_of("nope")
+        await alone.run_of("nope")
 
 
 def test_the_svg_carries_every_bar_with_its_state_and_the_page_needs_no_network() -> None:

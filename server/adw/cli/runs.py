@@ -130,7 +130,7 @@ async def _logs(args: argparse.Namespace) -> int:
 
 async def _timeline(args: argparse.Namespace) -> int:
     async with _store(args.cwd) as engine:
-        drawn = timeline(engine.run_of(args.id))
+        drawn = timeline(await engine.run_of(args.id))
     written = [
         _write(Path(args.cwd, name), render(drawn), flag)
         for name, render, flag in ((args.html, html, "--html"), (args.svg, svg, "--svg"))

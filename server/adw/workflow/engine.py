@@ -209,10 +209,12 @@ class Engine:
         join_run(workflows)
         return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
 
-    def run_of(self, ident: str) -> list[Workflow]:
+    async def run_of(self, ident: str) -> list[Workflow]:
         """The workflows of a run, given its id or the id (or a unique prefix) of one of them: the live state
-        of those this engine runs, the stored state of the others, oldest first."""
-        members = {wf.id: wf for wf in (self.store.run(ident) if self.store is not None else [])}
+        of those this engine runs, the stored state of the others, oldest first. The store is read off the
+        event loop (a language server answers on it)."""
+        stored = await asyncio.to_thread(self.store.run, ident) if self.store is not None else []
+        members = {wf.id: wf for wf in stored}
         members |= {wf.id: wf for wf in self._workflows.values() if ident in (wf.id, wf.run_id)}
         if not members:
             found = self.get(ident)  # a unique prefix, or the error that lists where to look

@@ -59,6 +59,7 @@ class Lane(BaseModel):
     workflow_id: str
     name: str
     state: TaskState
+    repo: str  # where `adw logs` finds its tasks' logs
     worktree: str | None = None
     bars: list[Bar]
     ticks: list[Tick]
@@ -140,6 +141,7 @@ def _lane(workflow: Workflow, origin: float, now: float) -> Lane:
         workflow_id=workflow.id,
         name=workflow.name,
         state=workflow.state,
+        repo=workflow.repo,
         worktree=workflow.worktree,
         bars=bars,
         ticks=ticks,
