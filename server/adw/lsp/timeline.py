@@ -7,13 +7,13 @@ from adw.lsp import params
 from adw.lsp.server import AdwServer
 from adw.serialize import to_jsonable
 from adw.workflow.timeline import timeline
-from adw.workflow.timeline_render import svg
+from adw.workflow.timeline_render import figures, svg
 
 
 async def show_timeline(ls: AdwServer, args: params.Timeline) -> object:
     """The live state of the workflows this server runs, the stored state of the others."""
     drawn = timeline(await (await ls.engine()).run_of(args.id))
-    return {"timeline": to_jsonable(drawn), "svg": svg(drawn)}
+    return {"timeline": to_jsonable(drawn), "figures": figures(drawn), "svg": svg(drawn)}
 
 
 def register(server: AdwServer) -> None:

@@ -36,7 +36,7 @@ _FOOTER = 30
 def text(timeline: Timeline) -> str:
     """The summary `adw timeline` prints: the figures, then each lane's bars in time order."""
     lines = [f"run {timeline.run_id}: {len(timeline.lanes)} workflow(s){' (still running)' if timeline.live else ''}"]
-    lines += _figures(timeline)
+    lines += figures(timeline)
     for lane in timeline.lanes:
         lines.append("")
         lines.append(f"{lane.name} [{lane.workflow_id}]: {lane.state.value}{_usage(lane.usage, ', ')}")
@@ -52,7 +52,8 @@ def text(timeline: Timeline) -> str:
     return "\n".join(lines)
 
 
-def _figures(timeline: Timeline) -> list[str]:
+def figures(timeline: Timeline) -> list[str]:
+    """The run's figures in words, one per line: speedup, slot waits, critical path, usage."""
     speedup = f"{timeline.speedup:.2f}×" if timeline.speedup is not None else "n/a"
     lines = [
         f"wall {timeline.wall:.2f}s, the same tasks one after another {timeline.sequential:.2f}s: speedup {speedup}",
@@ -204,13 +205,13 @@ document.querySelectorAll('.adw-bar').forEach((bar) => bar.addEventListener('cli
 
 def html(timeline: Timeline) -> str:
     """A page that opens in any browser, offline: the figures, the SVG, and the details of a clicked bar."""
-    figures = "".join(f"<li>{escape(line)}</li>" for line in _figures(timeline))
+    items = "".join(f"<li>{escape(line)}</li>" for line in figures(timeline))
     live = " (still running when written)" if timeline.live else ""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>ADW timeline {escape(timeline.run_id)}</title></head>\n"
         '<body style="font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328">\n'
-        f"<h1 style=\"font-size: 1.3em\">ADW run {escape(timeline.run_id)}{live}</h1>\n<ul>{figures}</ul>\n"
+        f"<h1 style=\"font-size: 1.3em\">ADW run {escape(timeline.run_id)}{live}</h1>\n<ul>{items}</ul>\n"
         f"{svg(timeline)}\n"
         '<pre id="detail" style="min-height: 3em">Click a bar for its details.</pre>\n'
         f"<script>{_SCRIPT}</script>\n</body></html>\n"
