@@ -1,18 +1,30 @@
 """`adw.server.timeline` against the real server: the run of two specs drawn live and when done, from one
-workflow's id, and an unknown id refused in the editor's words."""
+workflow's id, the Timeline lens on a running spec for a client offering `adw.showTimeline`, and an unknown id
+refused in the editor's words."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from pytest_lsp import LanguageClient
+import pytest_lsp
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.conftest import eventually, fails, run, wait_workflow
+from tests.lsp.conftest import SERVER, Recorder, code_lenses, eventually, fails, run, server_env, start, wait_workflow
 
 SPEC = "# Greet\n\n```python path=src/calc/greet.py\ndef greet(name: str) -> str:\n    return f'hi {name}'\n```\n"
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=server_env()))
+async def extension(lsp_client: LanguageClient, workspace: Path, recorder: Recorder) -> AsyncIterator[None]:
+    """VS Code with the extension's options: codicons, and its own command drawing the timeline."""
+    options = {"codicons": True, "clientCommands": ["adw.showTimeline"]}
+    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), recorder, options)
+    yield
+    await lsp_client.shutdown_session()
 
 
 def bars(drawn: dict[str, Any]) -> list[dict[str, Any]]:
@@ -20,8 +32,8 @@ def bars(drawn: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-async def test_the_timeline_of_two_specs_with_one_agent_slot(vscode: LanguageClient, workspace: Path) -> None:
-    client = vscode
+async def test_the_timeline_of_two_specs_with_one_agent_slot(extension: LanguageClient, workspace: Path) -> None:
+    client = extension
     (workspace / "specs/greet.md").write_text(SPEC, encoding="utf-8")
     started = await run(client, "startSdlc", ["specs/mul.md", "specs/greet.md"], {"maxAgents": 1})
     first, second = (wf["id"] for wf in started["workflows"])
@@ -32,6 +44,9 @@ async def test_the_timeline_of_two_specs_with_one_agent_slot(vscode: LanguageCli
 
     running = await eventually(live, 60, "a running bar")
     assert running["timeline"]["live"] is True
+    lenses = [lens.command for lens in await code_lenses(client, workspace / "specs/mul.md") if lens.command]
+    timeline_lens = [command for command in lenses if command.title == "$(graph) Timeline"]
+    assert [(c.command, list(c.arguments or [])) for c in timeline_lens] == [("adw.showTimeline", [first])]
     for wf_id in (first, second):
         finished = await wait_workflow(client, wf_id)
         assert finished["state"] == "succeeded", finished["reason"]
