@@ -37,11 +37,12 @@ describe('ADW extension in VS Code', () => {
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
       'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'resumeWorkflow', 'createPullRequest', 'showStatus',
-      'restartServer']) {
+      'restartServer', 'showTimeline']) {
       assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
     }
     assert.ok(commands.includes('adw.server.startSdlc'));
     assert.ok(commands.includes('adw.server.undo'));
+    assert.ok(commands.includes('adw.server.timeline'));
   });
 
   it('shows Start and Scout lenses on a spec', async () => {
