@@ -105,6 +105,17 @@ describe('ADW extension in VS Code', () => {
     assert.equal(path.posix.basename(doc.uri.path), `${wf.name} · build.log`);
   });
 
+  it('shows the run timeline from a workflow\'s context menu in a webview named after its workflows', async () => {
+    const wf = api.views.workflows.workflows[0];
+    await vscode.commands.executeCommand('adw.showTimeline', { workflow: wf });
+    const tab = await until('the timeline tab', () => vscode.window.tabGroups.all.flatMap((g) => g.tabs)
+      .find((t) => t.input instanceof vscode.TabInputWebview && t.label === `ADW Timeline: ${wf.name}`));
+    // The same run asked for again (by its id, as the lens does) reveals that panel instead of a second one.
+    await vscode.commands.executeCommand('adw.showTimeline', wf.id);
+    const timelines = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.label === tab.label);
+    assert.equal(timelines.length, 1);
+  });
+
   it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(worktree, 'src', 'calc', 'add.py')));
     await api.views.checkpoints.load();
