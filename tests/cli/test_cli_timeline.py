@@ -53,6 +53,12 @@ def test_timeline_json_is_the_model(repo: Path) -> None:
     assert [bar["state"] for bar in drawn["lanes"][1]["bars"]] == ["queued", "succeeded"]
 
 
+def test_timeline_without_an_id_draws_the_newest_run(repo: Path) -> None:
+    assert "no run to draw" in adw(repo, "timeline", code=2).stderr
+    _run(repo)
+    assert adw(repo, "timeline").stdout.startswith("run run-cafe: 2 workflow(s)\n")
+
+
 def test_timeline_of_an_unknown_id_or_to_an_unwritable_file_says_what_to_do(repo: Path) -> None:
     refused = adw(repo, "timeline", "nope", code=2)
     assert "no workflow 'nope'" in refused.stderr and "adw status" in refused.stderr

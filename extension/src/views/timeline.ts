@@ -52,8 +52,9 @@ class TimelinePanel {
     this.post();
     const live = this.latest.timeline.live;
     if (live && !this.ticker) {
-      this.ticker = setInterval(() => void this.refresh().catch((error) => this.adw.output.debug(String(error))),
-        TICK_MS);
+      this.ticker = setInterval(() => {
+        if (this.panel.visible) void this.refresh().catch((error) => this.adw.output.debug(String(error)));
+      }, TICK_MS);
     } else if (!live && this.ticker) {
       clearInterval(this.ticker);
       this.ticker = undefined;

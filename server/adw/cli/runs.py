@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
         description="Who ran when in a run (the workflows started together): a lane per workflow, a bar per task "
         "attempt and per wait for an agent slot, the critical path, and the speedup over one task after another.",
     )
-    drawn.add_argument("id", help="a run id, or the id of any workflow of the run (a unique prefix will do)")
+    drawn.add_argument(
+        "id", nargs="?", help="a run id, or the id (or a unique prefix) of any workflow of the run; default: the newest"
+    )
     drawn.add_argument("--html", metavar="FILE", help="also write a self-contained page (opens in any browser)")
     drawn.add_argument("--svg", metavar="FILE", help="also write the picture as an SVG file")
     add_json_flag(drawn)
@@ -130,7 +132,10 @@ async def _logs(args: argparse.Namespace) -> int:
 
 async def _timeline(args: argparse.Namespace) -> int:
     async with _store(args.cwd) as engine:
-        drawn = timeline(await engine.run_of(args.id))
+        newest = engine.store.recent(1) if engine.store and not args.id else []
+        if not args.id and not newest:
+            raise AdwError("no workflows yet, so no run to draw", "start one with `adw sdlc SPEC` or `adw demo`")
+        drawn = timeline(await engine.run_of(args.id or newest[0].id))
     written = [
         _write(Path(args.cwd, name), render(drawn), flag)
         for name, render, flag in ((args.html, html, "--html"), (args.svg, svg, "--svg"))
