@@ -105,9 +105,11 @@ def test_checkpoints_are_ticks_at_the_start_and_end_of_the_last_attempt() -> Non
 
 
 class Gate:
-    """In-process agents that hold each task until `both` have started, or for a moment once alone."""
+    """In-process agents; with `meet`, the first task holds on until a second one runs beside it (two slots make
+    the runs overlap for certain), else each runs for a moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, meet: bool) -> None:
+        self.meet = meet
         self.running = 0
         self.both = asyncio.Event()
 
@@ -122,7 +124,11 @@ class Gate:
             self.gate.running += 1
             if self.gate.running == 2:
                 self.gate.both.set()
-            await asyncio.wait({asyncio.ensure_future(self.gate.both.wait())}, timeout=0.05)
+            if self.gate.meet:
+                async with asyncio.timeout(30):  # a safety net: the second one starts at once with two slots
+                    await self.gate.both.wait()
+            else:
+                await asyncio.sleep(0.01)
             self.gate.running -= 1
             events.cost(Usage(cost_usd=0.01, input_tokens=10, output_tokens=5))
             return AgentResult(status="succeeded", summary="done")
@@ -136,7 +142,7 @@ def chain(tmp_path: Path, name: str) -> Workflow:
 
 async def run_two(tmp_path: Path, max_agents: int) -> tuple[Engine, list[Workflow]]:
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, agents={"gate": Gate().factory}, max_agents=max_agents)
+    engine = Engine(store, agents={"gate": Gate(meet=max_agents > 1).factory}, max_agents=max_agents)
     runs = await engine.run_all([chain(tmp_path, "one"), chain(tmp_path, "two")])
     return engine, runs
 
@@ -173,7 +179,7 @@ async def test_workflows_started_together_are_one_run_in_the_store(tmp_path: Pat
     assert [wf.name for wf in store.run(run_id)] == ["one", "two"]
     assert [wf.name for wf in store.run(runs[1].id[:5])] == ["one", "two"]  # a workflow id's prefix names its run
     assert store.run("nothing-like-it") == []
-    alone = Engine(Store(tmp_path / "state.db"), agents={"gate": Gate().factory}, max_agents=1)
+    alone = Engine(Store(tmp_path / "state.db"), agents={"gate": Gate(meet=False).factory}, max_agents=1)
     solo = await alone.run(chain(tmp_path, "solo").model_copy(update={"id": "solo-test"}))
     assert solo.run_id not in (None, run_id)
     assert [wf.name for wf in await alone.run_of("solo-test")] == ["solo"]
