@@ -199,5 +199,9 @@ def test_the_svg_carries_every_bar_with_its_state_and_the_page_needs_no_network(
     page = html(timeline([wf]))
     assert "<svg" in page and "<script>" in page and "http" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
+    costly = finished("paid", task("build", [], attempt(1, 0, 1, ok, usage=Usage(cost_usd=0.5, output_tokens=7))))
+    lane = next(ElementTree.fromstring(svg(timeline([costly]))).iter("{http://www.w3.org/2000/svg}tspan"))
+    lane_title = "".join(lane.itertext())
+    assert lane_title == " — succeeded · $0.5000, 0 in / 7 out tokens"
     summary = text(timeline([wf]))
     assert "speedup 0.75×" in summary and "retried" in summary and "critical" in summary

@@ -102,7 +102,8 @@ def svg(timeline: Timeline) -> str:
         if task_id is None:
             out.append(
                 f'<text x="6" y="{top + 14}" font-weight="bold" fill="currentColor">{escape(lane.name)}'
-                f'<tspan font-weight="normal" opacity="0.7"> — {escape(lane.state.value)}</tspan></text>'
+                f'<tspan font-weight="normal" opacity="0.7"> — {escape(lane.state.value)}'
+                f"{escape(_usage(lane.usage, ' · '))}</tspan></text>"
             )
             out.append(
                 f'<line x1="0" x2="{_WIDTH}" y1="{top + 0.5}" y2="{top + 0.5}" stroke="currentColor" '
