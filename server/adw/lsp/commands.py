@@ -28,7 +28,7 @@ from adw.scouts import scout as run_scout
 from adw.sdlc.best_of import compare, pick
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.serialize import to_jsonable
-from adw.workflow.engine import Engine
+from adw.workflow.engine import Engine, join_run
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.store import Store
 
@@ -118,6 +118,7 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
             return {"workflows": []}
         resumed, workflows = await _rerun(folder, engine, specs, exc, choice)
     await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
+    join_run([*resumed, *workflows])  # started together: one run, one timeline
     for workflow in [*resumed, *workflows]:
         ls.spawn(engine.run(workflow))
     ls.changed("workflows")

@@ -102,6 +102,8 @@ class LensCache:
         # VS Code draws `$(name)` codicons in lens titles (the extension asks for them); other editors would show
         # the text, and VS Code's lens font shows symbols like ⟲ as empty boxes, so plain clients get no icons.
         self.codicons = False
+        # Client-side commands the client offers (`clientCommands`): the VS Code extension draws the timeline.
+        self.client_commands: frozenset[str] = frozenset()
 
     def icon(self, name: str, plain: str = "") -> str:
         return f"$({name}) " if self.codicons else plain
@@ -246,6 +248,9 @@ def register(server: AdwServer) -> None:
     def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         cache.codicons = isinstance(options, dict) and options.get("codicons") is True
+        offered = options.get("clientCommands") if isinstance(options, dict) else None
+        if isinstance(offered, list):
+            cache.client_commands = frozenset(name for name in offered if isinstance(name, str))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(ls: AdwServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
@@ -300,8 +305,13 @@ async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path, text: list[s
         lenses.append(types.CodeLens(range=_line(line), command=types.Command(
             title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
             arguments=[workflow.id])))
+        if SHOW_TIMELINE in cache.client_commands:
+            lenses.append(types.CodeLens(range=_line(line), command=types.Command(
+                title=cache.icon("graph") + "Timeline", command=SHOW_TIMELINE, arguments=[workflow.id])))
     return lenses
 
+
+SHOW_TIMELINE = "adw.showTimeline"  # the extension's webview of the run (adw.server.timeline)
 
 _patterns: dict[Path, tuple[tuple[int, int], re.Pattern[str]]] = {}
 
