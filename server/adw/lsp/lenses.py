@@ -206,7 +206,8 @@ def register(server: AdwServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
-        cache.codicons = isinstance(options, dict) and options.get("codicons") is True
+        ls.options = dict(options) if isinstance(options, dict) else {}
+        cache.codicons = ls.options.get("codicons") is True
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: AdwServer, params: types.DidChangeTextDocumentParams) -> None:

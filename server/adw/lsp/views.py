@@ -49,7 +49,12 @@ def register(server: AdwServer) -> None:
 
     @server.adw_request("adw/workflows")
     async def workflows(ls: AdwServer, params: object) -> list[dict[str, object]]:
-        return list(to_jsonable(await all_workflows(await ls.engine())))
+        listed = await all_workflows(await ls.engine())
+        rows = list(to_jsonable(listed))
+        for row, workflow in zip(rows, listed, strict=True):
+            # the buttons of the editor's toast when it sees the run stop early (Show Log, Resume)
+            row["actions"] = [action.model_dump() for action in workflow.next_steps()]
+        return rows
 
     @server.adw_request("adw/checkpoints")
     async def checkpoints(ls: AdwServer, params: object) -> dict[str, object]:

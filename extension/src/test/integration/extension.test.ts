@@ -104,25 +104,47 @@ describe('ADW extension in VS Code', () => {
     assert.equal(path.posix.basename(doc.uri.path), `${wf.name} · build.log`);
   });
 
-  it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {
+  it('lists the checkpoints of the active worktree; a file opens the native diff, and the view stays', async () => {
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(worktree, 'src', 'calc', 'add.py')));
     await api.views.checkpoints.load();
-    const nodes = api.views.checkpoints.getChildren();
+    const nodes = api.views.checkpoints.nodes();
     assert.ok(nodes.length >= 2, `checkpoints: ${nodes.length}`);
     assert.equal(nodes[0].worktree, worktree);
     const first = nodes[nodes.length - 1];
     assert.equal(first.checkpoint.number, 1);
-    const item = api.views.checkpoints.getTreeItem(first);
-    assert.equal(item.command?.command, 'adw.showCheckpointDiff');
-    await vscode.commands.executeCommand(item.command!.command, ...(item.command!.arguments ?? []));
-    const diff = await until('the diff', () => {
-      const doc = vscode.window.activeTextEditor?.document;
-      return doc?.uri.scheme === 'adw-diff' && doc.getText().length ? doc.getText() : undefined;
+    // Checkpoint 1 predates the build: add.py is one of the files changed since, added.
+    const files = await api.views.checkpoints.getChildren(first);
+    const added = files.find((n) => n.file?.path === 'src/calc/add.py');
+    assert.ok(added, JSON.stringify(files.map((n) => n.file)));
+    assert.equal(added.file?.status, 'A');
+    const click = api.views.checkpoints.getTreeItem(added).command!;
+    assert.equal(click.command, 'vscode.diff');
+    await vscode.commands.executeCommand(click.command, ...(click.arguments ?? []));
+    const input = await until('the diff editor', () => {
+      const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+      return tab instanceof vscode.TabInputTextDiff ? tab : undefined;
     });
-    assert.match(diff, /diff --git a\/src\/calc\/add.py/);
+    assert.equal(input.original.scheme, 'adw-checkpoint');
+    assert.equal(input.modified.fsPath, path.join(worktree, 'src', 'calc', 'add.py'));
     // The diff is the active editor now: the view stays on the worktree it came from.
     await api.views.checkpoints.load();
-    assert.equal(api.views.checkpoints.getChildren()[0]?.worktree, worktree);
+    assert.equal(api.views.checkpoints.nodes()[0]?.worktree, worktree);
+
+    // A checkpoint's side of a diff is that checkpoint's file, served by the server.
+    const second = nodes[nodes.length - 2];
+    const [, right] = (await api.views.checkpoints.getChildren(second))
+      .map((n) => api.views.checkpoints.getTreeItem(n).command!.arguments as vscode.Uri[])[0];
+    assert.equal(right.scheme, 'file');
+    const left = (api.views.checkpoints.getTreeItem(added).command!.arguments as vscode.Uri[])[0];
+    assert.equal((await vscode.workspace.openTextDocument(left)).getText(), '', 'an added file is empty before');
+
+    // Any two checkpoints: select one, compare another with it.
+    await vscode.commands.executeCommand('adw.selectCheckpointForCompare', first);
+    assert.match(api.views.checkpoints.getTreeItem(first).description as string, /selected for compare/);
+    await vscode.commands.executeCommand('adw.compareCheckpointWithSelected', nodes[0]);
+    await until('the multi-file diff of two checkpoints', () =>
+      vscode.window.tabGroups.activeTabGroup.activeTab?.label.includes(`checkpoint 1 ↔ checkpoint ${nodes[0].checkpoint.number}`));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   // Before the undo test: undoing to checkpoint 1 rewinds the branch past the workflow's commit.
@@ -139,12 +161,12 @@ describe('ADW extension in VS Code', () => {
     const before = readFileSync(target, 'utf8');
     await vscode.window.showTextDocument(vscode.Uri.file(target));
     await api.views.checkpoints.load();
-    const first = api.views.checkpoints.getChildren().find((n) => n.checkpoint.number === 1 && !n.checkpoint.redo)!;
+    const first = api.views.checkpoints.nodes().find((n) => n.checkpoint.number === 1 && !n.checkpoint.redo)!;
     await vscode.commands.executeCommand('adw.undoToCheckpoint', first);
     assert.equal(existsSync(target), false, 'checkpoint 1 predates add.py');
     await until('the checkpoints view to show a redo entry', async () => {
       await api.views.checkpoints.load();
-      return api.views.checkpoints.getChildren().some((n) => n.checkpoint.redo) || undefined;
+      return api.views.checkpoints.nodes().some((n) => n.checkpoint.redo) || undefined;
     }, 30_000);
     await vscode.commands.executeCommand('adw.redo');
     assert.equal(readFileSync(target, 'utf8'), before);
