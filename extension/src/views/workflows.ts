@@ -32,7 +32,8 @@ export class WorkflowsProvider implements vscode.TreeDataProvider<WorkflowNode>,
     }
     // A run seen running that stopped early gets one toast, with its buttons (Show Log, Resume).
     for (const workflow of stoppedEarly(before, this.workflows)) {
-      void this.adw.offer(vscode.window.showWarningMessage, stoppedMessage(workflow), workflow.actions ?? []);
+      const show = workflow.state === 'failed' ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
+      void this.adw.offer(show, stoppedMessage(workflow), workflow.actions ?? []);
     }
     this.changed.fire();
     this.loaded.fire(this.workflows);
