@@ -23,7 +23,8 @@ const CODE_SERVER = join(CODE_SERVER_DIR, 'node_modules', '.bin', 'code-server')
 mkdirSync(SHOTS, { recursive: true });
 
 const port = freePort();
-const profile = makeProfile();
+// Two agent slots: the three parallel phases of a run show one of them waiting in the aggregated progress.
+const profile = makeProfile({ 'adw.maxAgents': 2 });
 const repo = makeDemoRepo(profile.root);
 // A class whose method is the scout's top hit for "area of a circle": an indented line (`    def area`).
 mkdirSync(join(repo, 'src', 'calc'), { recursive: true });
@@ -68,6 +69,13 @@ async function palette(title, run = true) {
 const view = (name) => page.locator('.pane', { has: page.locator('.pane-header', { hasText: name }) });
 const row = (pane, text) => pane.locator('.monaco-list-row', { hasText: text });
 const lens = (text) => page.locator('.monaco-editor .codelens-decoration a', { hasText: text });
+/** Runs a context menu's item: hovered (which focuses it), then Enter — a click can land while the menu settles. */
+async function menuItem(text) {
+  const item = page.locator('.monaco-menu .action-label', { hasText: text });
+  await item.hover();
+  await page.keyboard.press('Enter');
+  await item.waitFor({ state: 'detached', timeout: 10_000 });
+}
 
 let failed = false;
 try {
@@ -195,11 +203,11 @@ try {
 
   // Any two checkpoints: "Select for Compare" on the oldest, "Compare with Selected" on the newest.
   await oldest.click({ button: 'right' });
-  await page.locator('.monaco-menu .action-label', { hasText: 'Select for Compare' }).click();
+  await menuItem('Select for Compare');
   const newest = checkpointsView.locator('.monaco-list-row[aria-level="1"]').first();
   const newestNumber = Number(/(\d+)\./.exec((await newest.textContent()) ?? '')?.[1]);
   await newest.click({ button: 'right' });
-  await page.locator('.monaco-menu .action-label', { hasText: 'Compare with Selected' }).click();
+  await menuItem('Compare with Selected');
   await page.locator('.tab', { hasText: `checkpoint ${oldestNumber} ↔ checkpoint ${newestNumber}` })
     .waitFor({ timeout: 30_000 });
   await page.waitForTimeout(1500); // the multi-file diff editor renders its files
@@ -281,9 +289,11 @@ try {
   await shot('vscode-resume-toast');
   await stopped.locator('.monaco-button', { hasText: 'Resume' }).click();
   await toasts.filter({ hasText: 'resuming add' }).waitFor({ timeout: 30_000 });
-  // Newest first: the resumed run is the top row.
+  // Newest first: the resumed run is the top row. Then no agent runs in worktree add any more.
   await workflows.locator('.monaco-list-row[aria-level="1"]').first().filter({ hasText: 'add' })
     .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
+  await row(view('Worktrees'), 'adw/add').filter({ hasNotText: 'agent' }).waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(1000); // the spec's status lens goes with the next lens refresh
   await shot('vscode-workflows-resumed');
   step('Resume Workflow ran the cancelled run to the end');
   step('PASS');

@@ -36,7 +36,8 @@ _PERCENT = re.compile(r"(\d{1,3})%\]?\s*$")
 
 
 class _TaskProgress:
-    """One task's progress. Messages queue until the client has accepted the token, then flow in order."""
+    """One task's progress (or the aggregated one). Messages queue until the client has accepted the token, then
+    flow in order."""
 
     def __init__(self, ls: AdwServer, token: str, title: str) -> None:
         self.ls = ls
@@ -136,13 +137,12 @@ class AgentView:
     def _started(self, engine: Engine, event: TaskStarted, key: tuple[str, str], aggregating: bool) -> None:
         workflow = engine.get(event.workflow_id)
         title = f"ADW {workflow.name}: {event.phase} ({event.agent})"
-        if aggregating:
-            pass  # the aggregated progress counts it; the client's view shows the task
-        elif self.ls.supports("window.work_done_progress"):
+        # An aggregating client gets neither: the aggregated progress counts the task, its view shows it.
+        if self.ls.supports("window.work_done_progress") and not aggregating:
             token = f"adw-{uuid.uuid4()}"  # never reused: pygls refuses a token it has seen
             self.by_task[key] = _TaskProgress(self.ls, token, title)
             self.by_token[token] = key
-        else:
+        elif not aggregating:
             self.ls.log(f"{title}: started")
         self.ls.changed("workflows")
 
