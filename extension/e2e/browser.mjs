@@ -204,6 +204,8 @@ try {
   // Any two checkpoints: "Select for Compare" on the oldest, "Compare with Selected" on the newest.
   await oldest.click({ button: 'right' });
   await menuItem('Select for Compare');
+  await checkpointsView.locator('.monaco-list-row[aria-level="1"]', { hasText: 'selected for compare' })
+    .waitFor({ timeout: 10_000 });
   const newest = checkpointsView.locator('.monaco-list-row[aria-level="1"]').first();
   const newestNumber = Number(/(\d+)\./.exec((await newest.textContent()) ?? '')?.[1]);
   await newest.click({ button: 'right' });

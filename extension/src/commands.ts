@@ -42,7 +42,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.redo': () => commands.restore('redo'),
     'adw.undoToCheckpoint': (node: CheckpointNode) => commands.undoTo(node),
     'adw.openCheckpointChanges': (node: CheckpointNode) => views.checkpoints.openChanges(node),
-    'adw.selectCheckpointForCompare': async (node: CheckpointNode) => views.checkpoints.select(node),
+    'adw.selectCheckpointForCompare': (node: CheckpointNode) => views.checkpoints.select(node),
     'adw.compareCheckpointWithSelected': (node: CheckpointNode) => views.checkpoints.compareWithSelected(node),
     'adw.openTaskLog': (workflow: string, task: string, repo?: string, name?: string) =>
       commands.openTaskLog(workflow, task, repo, name),

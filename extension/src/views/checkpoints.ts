@@ -39,7 +39,7 @@ export class CheckpointsProvider implements vscode.TreeDataProvider<CheckpointsN
       this.adw.output.debug(`checkpoints: ${String(error)}`);
       this.list = undefined;
     }
-    if (this.selected && this.selected.worktree !== this.list?.worktree) this.select(undefined);
+    if (this.selected && this.selected.worktree !== this.list?.worktree) await this.select(undefined);
     if (this.view) {
       const holder = this.list && this.worktrees().find((w) => w.path === this.list?.worktree);
       this.view.description = holder?.name;
@@ -89,10 +89,10 @@ export class CheckpointsProvider implements vscode.TreeDataProvider<CheckpointsN
   }
 
   /** Remembers `node` as the left side of the next "Compare with Selected" (menus show that command then). */
-  select(node: CheckpointNode | undefined): void {
+  async select(node: CheckpointNode | undefined): Promise<void> {
     this.selected = node;
-    void vscode.commands.executeCommand('setContext', 'adw.checkpointSelected', Boolean(node));
     this.changed.fire();
+    await vscode.commands.executeCommand('setContext', 'adw.checkpointSelected', Boolean(node));
   }
 
   /** Every file changed from the selected checkpoint to `node`'s, in one multi-file diff editor. */
