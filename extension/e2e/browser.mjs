@@ -6,7 +6,7 @@
 // two checkpoints are compared; the merge dialog lists the files and a predicted conflict with another
 // worktree; a scout fills the References view on an indented top hit while its picker stays open; the spec
 // lens on a spec whose worktree exists gets one toast whose "Remove and Rerun" button reruns it; a running
-// task is cancelled from its row, and the toast's "Resume" button resumes the workflow to the end.
+// task is cancelled from its row, and the "Resume" button of the run's notification resumes the workflow.
 // Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -287,7 +287,7 @@ try {
   rmSync(join(repo, '.adw.toml')); // the resumed review runs the demo's own reviewer
   const stopped = toasts.filter({ hasText: 'add cancelled' });
   await stopped.waitFor({ timeout: 60_000 });
-  step('task cancelled from its row; toast offers Resume');
+  step('task cancelled from its row; the notification offers Resume');
   await shot('vscode-resume-toast');
   await stopped.locator('.monaco-button', { hasText: 'Resume' }).click();
   await toasts.filter({ hasText: 'resuming add' }).waitFor({ timeout: 30_000 });

@@ -83,13 +83,12 @@ export class AdwClient implements vscode.Disposable {
     }
     const { message, actions } = failureToast(error);
     this.output.error(message);
-    void this.offer(vscode.window.showErrorMessage, message, actions);
+    void this.offer(message, actions);
   }
 
-  /** One toast whose buttons run the extension commands they stand for (Resume, Show Log, Remove and Rerun…). */
-  async offer(show: (message: string, ...items: string[]) => Thenable<string | undefined>, message: string,
-    actions: ToastAction[]): Promise<void> {
-    const picked = await show(message, ...actions.map((action) => action.title));
+  /** The error toast, whose buttons run the extension commands they stand for (Resume, Show Log, Remove and Rerun…). */
+  private async offer(message: string, actions: ToastAction[]): Promise<void> {
+    const picked = await vscode.window.showErrorMessage(message, ...actions.map((action) => action.title));
     const action = actions.find((candidate) => candidate.title === picked);
     if (action) {
       const { command, args } = actionCommand(action);

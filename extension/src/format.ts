@@ -92,17 +92,6 @@ export function resumableWorkflows(workflows: Workflow[]): Workflow[] {
   return workflows.filter((w) => w.state === 'failed' || w.state === 'cancelled' || w.state === 'interrupted');
 }
 
-/** Workflows of `now` that `before` showed running and that have since failed, been cancelled or interrupted. */
-export function stoppedEarly(before: Workflow[], now: Workflow[]): Workflow[] {
-  const running = new Set(before.filter((w) => w.state === 'running' || w.state === 'pending').map((w) => w.id));
-  return resumableWorkflows(now).filter((w) => running.has(w.id));
-}
-
-/** The toast of a run that stopped early: which, how, and why (the first line of its reason). */
-export function stoppedMessage(workflow: Workflow): string {
-  return `ADW: ${workflow.name} ${workflow.state}${workflow.reason ? ` — ${firstLine(workflow.reason)}` : ''}`;
-}
-
 /** Workflows a pull request can be opened for: finished ones (a running one has nothing final to propose). */
 export function finishedWorkflows(workflows: Workflow[]): Workflow[] {
   return workflows.filter((w) => w.state !== 'pending' && w.state !== 'running' && w.worktree);

@@ -91,8 +91,6 @@ export interface Workflow {
   finished_at: number | null;
   tasks: Task[];
   usage: Usage;
-  /** What the editor offers when the run stopped early (`adw/workflows` only): Show Log, Resume. */
-  actions?: ErrorAction[];
   /** Set on a candidate of `adw sdlc --best-of N`. */
   best_of?: { group: string; number: number; agent: string | null; model: string | null } | null;
 }

@@ -115,13 +115,10 @@ async def test_view_requests_and_changed_notification(
     assert mul["branch"] == "adw/mul"
     listed = await request(client, "adw/workflows")
     assert [wf["id"] for wf in listed] == [workflow["id"]]
-    assert task_of(listed[0], "plan")["state"] == "running" and listed[0]["actions"] == []
+    assert task_of(listed[0], "plan")["state"] == "running"
     await run(client, "cancel", workflow["id"])
     await wait_workflow(client, workflow["id"], 30)
-    [cancelled] = await request(client, "adw/workflows")
-    assert cancelled["state"] == "cancelled"
-    # The editor's toast offers Resume on a run that stopped early (no task failed: no log to show).
-    assert cancelled["actions"] == [{"title": "Resume", "kind": "resume", "workflow": workflow["id"]}]
+    assert (await request(client, "adw/workflows"))[0]["state"] == "cancelled"
 
     # Checkpoints of a linked worktree, by name, with a file relative to that worktree (or as a URI).
     wt = Path(mul["path"])

@@ -1,9 +1,7 @@
 // The Workflows view: each workflow with its tasks (state, agent, elapsed, cost); a task opens its log.
 import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
-import {
-  runningAgents, stateIcon, stoppedEarly, stoppedMessage, taskDescription, workflowDescription,
-} from '../format';
+import { runningAgents, stateIcon, taskDescription, workflowDescription } from '../format';
 import { Requests, Task, Workflow } from '../protocol';
 
 export type WorkflowNode = { workflow: Workflow; task?: Task };
@@ -23,17 +21,11 @@ export class WorkflowsProvider implements vscode.TreeDataProvider<WorkflowNode>,
   constructor(private readonly adw: AdwClient) {}
 
   async load(): Promise<Workflow[]> {
-    const before = this.workflows;
     try {
       this.workflows = await this.adw.request<Workflow[]>(Requests.workflows);
     } catch (error) {
       this.adw.output.debug(`workflows: ${String(error)}`);
       this.workflows = [];
-    }
-    // A run seen running that stopped early gets one toast, with its buttons (Show Log, Resume).
-    for (const workflow of stoppedEarly(before, this.workflows)) {
-      const show = workflow.state === 'failed' ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
-      void this.adw.offer(show, stoppedMessage(workflow), workflow.actions ?? []);
     }
     this.changed.fire();
     this.loaded.fire(this.workflows);

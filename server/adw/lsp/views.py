@@ -49,12 +49,7 @@ def register(server: AdwServer) -> None:
 
     @server.adw_request("adw/workflows")
     async def workflows(ls: AdwServer, params: object) -> list[dict[str, object]]:
-        listed = await all_workflows(await ls.engine())
-        rows = list(to_jsonable(listed))
-        for row, workflow in zip(rows, listed, strict=True):
-            # the buttons of the editor's toast when it sees the run stop early (Show Log, Resume)
-            row["actions"] = [action.model_dump() for action in workflow.next_steps()]
-        return rows
+        return list(to_jsonable(await all_workflows(await ls.engine())))
 
     @server.adw_request("adw/checkpoints")
     async def checkpoints(ls: AdwServer, params: object) -> dict[str, object]:

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import {
   ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
   cost, diffSides, diffTitle, duration, elapsed, finishedWorkflows, lineCounts, mergeDetail, resumableWorkflows,
-  reviewText, runningAgents, stateIcon, statusText, stoppedEarly, stoppedMessage, taskDescription, taskLogTitle,
+  reviewText, runningAgents, stateIcon, statusText, taskDescription, taskLogTitle,
   workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
 import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
@@ -95,15 +95,7 @@ describe('format', () => {
     assert.equal(workflowDescription(fine, 1000), 'succeeded · 5s');
   });
 
-  it('toasts a run seen running that stopped early, once, with why', () => {
-    const running = workflow([]);
-    const failed = workflow([], { state: 'failed', reason: 'test: 2 new failures\nsee the log' });
-    assert.deepEqual(stoppedEarly([running], [failed]), [failed]);
-    assert.deepEqual(stoppedEarly([failed], [failed]), [], 'already seen stopped: no second toast');
-    assert.deepEqual(stoppedEarly([], [failed]), [], 'stopped before this window saw it run');
-    assert.deepEqual(stoppedEarly([running], [workflow([], { state: 'succeeded' })]), []);
-    assert.equal(stoppedMessage(failed), 'ADW: add failed — test: 2 new failures');
-    assert.equal(stoppedMessage(workflow([], { state: 'cancelled' })), 'ADW: add cancelled');
+  it('offers Resume on the workflows that stopped before the end', () => {
     const states = ['failed', 'cancelled', 'interrupted', 'succeeded', 'running'] as const;
     assert.deepEqual(resumableWorkflows(states.map((state) => workflow([], { state }))).map((w) => w.state),
       ['failed', 'cancelled', 'interrupted']);
