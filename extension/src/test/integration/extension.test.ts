@@ -1,7 +1,7 @@
 // Runs inside the extension host against the demo repository (see e2e/integration.mjs): the real extension,
 // the real language server, real git worktrees and the built-in agents.
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../extension';
@@ -177,6 +177,43 @@ describe('ADW extension in VS Code', () => {
     await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
     assert.ok(result.locations.length > 0);
     assert.ok(result.locations.some((l) => l.path.includes('greet')), JSON.stringify(result.locations.slice(0, 3)));
+  });
+
+  it('cancels one task from its row, then resumes the workflow by id (a toast\'s Resume button)', async () => {
+    // The review phase sleeps, so that it is still running when its row's cancel button is pressed.
+    // (`.adw.toml` replaces pyproject's [tool.adw]: it keeps the demo's test command.)
+    const config = path.join(root, '.adw.toml');
+    const sleep = JSON.stringify([api.adw.interpreter!.path, '-c', 'import time; time.sleep(300)']);
+    writeFileSync(config, '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
+      + `[phases.review]\nagent = "command"\ncommand = ${sleep}\nretries = 0\n`);
+    try {
+      const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc', undefined,
+        [path.join(root, 'specs', 'multiply.md')]);
+      const id = started.workflows[0].id;
+      const review = await until('the review task to run', () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        const node = wf && api.views.workflows.getChildren({ workflow: wf }).find((n) => n.task?.id === 'review');
+        return node?.task?.state === 'running' ? node : undefined;
+      }, 150_000);
+      assert.equal(api.views.workflows.getTreeItem(review).contextValue, 'task.running'); // its cancel button's key
+      await vscode.commands.executeCommand('adw.cancelTask', review);
+      const stopped = await until('the workflow to stop', () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        return wf && (wf.state === 'cancelled' || wf.state === 'failed') ? wf : undefined;
+      }, 60_000);
+      const states = Object.fromEntries(stopped.tasks.map((t) => [t.id, t.state]));
+      assert.equal(states.review, 'cancelled');
+      assert.equal(states.build, 'succeeded', 'only the review task was cancelled');
+    } finally {
+      rmSync(config, { force: true });
+    }
+    const id = api.views.workflows.workflows.find((w) => w.name === 'multiply')!.id;
+    await vscode.commands.executeCommand('adw.resumeWorkflow', id);
+    const done = await until('the resumed workflow to finish', () => {
+      const wf = api.views.workflows.workflows.find((w) => w.id === id);
+      return wf && wf.state !== 'running' && wf.state !== 'pending' && wf.state !== 'cancelled' ? wf : undefined;
+    }, 150_000);
+    assert.equal(done.state, 'succeeded', done.reason);
   });
 
   it('restarts the server on ADW: Restart Server and when adw.python changes', async () => {
