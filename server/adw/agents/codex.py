@@ -36,8 +36,12 @@ class CodexAgent(CliAgent):
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
         # `--full-auto` was removed in 0.147; workspace-write is its replacement. `-`: the prompt is on stdin.
+        # `exec resume` has no --sandbox of its own: exec's options go before the subcommand.
         model = self.phase_config(task).model
-        return ["codex", "exec", "--json", "--sandbox", "workspace-write", *(["--model", model] if model else []), "-"]
+        argv = ["codex", "exec", "--json", "--sandbox", "workspace-write", *(["--model", model] if model else [])]
+        if thread := self.resumed_session(task):
+            argv += ["resume", thread]
+        return [*argv, "-"]
 
     def stdin(self, task: Task, worktree: Path) -> bytes:
         prompt = prompt_for(task, self.phase_config(task).prompt, self.placeholders(task, worktree))
@@ -63,6 +67,8 @@ class CodexAgent(CliAgent):
         elif kind in ("item.started", "item.completed"):
             self._item(kind, event.get("item") or {})
         elif kind in ("thread.started", "turn.started"):
+            if kind == "thread.started" and event.get("thread_id"):
+                self.session_id = str(event["thread_id"])
             self.events.progress(kind)
 
     def _error(self, message: str) -> None:
