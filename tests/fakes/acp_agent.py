@@ -288,4 +288,5 @@ class ScriptedAgent(Agent):
 
 
 if __name__ == "__main__":
-    asyncio.run(run_agent(ScriptedAgent()))
+    # session/resume is still "unstable" in the SDK: routed only when asked for.
+    asyncio.run(run_agent(ScriptedAgent(), use_unstable_protocol="--resume" in sys.argv))
