@@ -252,7 +252,8 @@ class Engine:
         checkpointed before and after. Every task that depends on it and already succeeded is marked stale, for
         `adw resume` to run again. Raises AdwError when the workflow is running, the task is unknown, or its
         agent keeps no session."""
-        workflow = self._idle(workflow_id)
+        # A copy: nothing changes unless it runs (a caller's preflight may still refuse it).
+        workflow = self._idle(workflow_id).model_copy(deep=True)
         if not follow_up.message.strip():
             raise AdwError("the follow-up message is empty", "say what the agent should do")
         task = self._follow_up_task(workflow, task_id)
