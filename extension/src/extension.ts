@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { AdwClient, pythonExtensionApi } from './client';
 import { registerCommands, Views } from './commands';
 import { CliDocuments, DIFF_SCHEME, LOG_SCHEME } from './documents';
+import { registerFollowUps } from './followUps';
 import { runningAgents } from './format';
 import { StatusItem } from './status';
 import { CheckpointsProvider } from './views/checkpoints';
@@ -42,6 +43,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, documents),
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
+    ...registerFollowUps(adw, workflows),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),
     adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),

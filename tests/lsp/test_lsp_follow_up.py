@@ -125,14 +125,14 @@ async def test_follow_up_refusals_are_one_clear_error_each(
 ) -> None:
     client = minimal
     wf = await ran_build(tmp_path, workspace)
-    error = await fails(client, "followUp", wf.id, "lint", "do better")
+    error = await fails(client, "followUp", wf.id, "do better", "lint")
     assert str(error).startswith("task lint (agent command) has no agent session to continue")
     outside = {"file": "/etc/passwd", "startLine": 1, "endLine": 1}
     error = await fails(client, "followUp", {"workflow": wf.id, "message": "x", "location": outside})
     assert f"/etc/passwd is not in the worktree of workflow {wf.id}" in str(error)
     backwards = {"file": "README.md", "startLine": 3, "endLine": 1}
-    error = await fails(client, "followUp", wf.id, None, "x", backwards)
+    error = await fails(client, "followUp", wf.id, "x", None, backwards)
     assert "the location's lines run backwards (3 to 1)" in str(error)
-    error = await fails(client, "followUp", wf.id, None, "x", {"file": "README.md", "startLine": 0, "endLine": 1})
+    error = await fails(client, "followUp", wf.id, "x", None, {"file": "README.md", "startLine": 0, "endLine": 1})
     assert "`location.startLine`" in str(error)
     assert (await run(client, "status", wf.id))["tasks"][0]["attempts"][-1]["number"] == 1  # nothing ran

@@ -193,8 +193,8 @@ class FollowUpLocation(BaseModel):
 
 class FollowUp(Params):
     workflow: Text
-    task: Text | None = None  # default: the workflow's last task whose agent left a session
     message: Text
+    task: Text | None = None  # default: the workflow's last task whose agent left a session
     location: FollowUpLocation | None = None
 
 
