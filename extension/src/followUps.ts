@@ -18,7 +18,8 @@ export function registerFollowUps(adw: AdwClient, workflows: WorkflowsProvider):
   const followUps = new FollowUps(adw, workflows, transcripts);
   const review = new ReviewComments(adw, workflows, followUps);
   const commands: Record<string, (...args: never[]) => Promise<unknown>> = {
-    'adw.sendFollowUp': (node?: WorkflowNode) => followUps.send(node),
+    // `message`: given by a caller that already has it (the tests); else asked for.
+    'adw.sendFollowUp': (node?: WorkflowNode, message?: string) => followUps.send(node, message),
     'adw.showTranscript': (node?: WorkflowNode) => followUps.showTranscript(node),
     'adw.askAgent': (reply: vscode.CommentReply) => review.ask(reply),
   };

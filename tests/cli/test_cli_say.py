@@ -80,3 +80,27 @@ async def test_say_to_a_command_task_is_one_clear_error(tmp_path: Path, make_rep
     )
     assert adw(repo, "say", wf.id, "   ", code=2, env=env).stderr.startswith("adw: the follow-up message is empty")
     assert adw(repo, "logs", wf.id, "--follow", "--json", code=2).stderr.startswith("adw: --follow prints lines")
+
+
+async def test_say_checks_only_the_agent_it_runs(tmp_path: Path, make_repo: MakeRepo) -> None:
+    """A tool another task used, gone since, does not refuse a follow-up that will not run it."""
+    repo = make_repo({"README.md": "# demo\n"})
+    tool = install_fakes(tmp_path / "tools", "codex") / "codex"  # any executable: the lint task's program
+    bin_dir = install_fakes(tmp_path / "bin", "claude")
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    build = cli_task("claude", bin_dir, tmp_path / "argv.json", sessions)
+    lint = command_task("lint", [str(tool), "--version"], deps=["build"])
+    engine = Engine(Store.for_common_dir(repo / ".git"), FAST, agents=agent_factories())
+    try:
+        done = await engine.run(workflow(repo, [build, lint]))
+    finally:
+        engine.close()
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    tool.unlink()
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "ANTHROPIC_API_KEY": "test"}
+    said = adw(repo, "say", done.id, "Write the follow-up file", env=env)
+    assert "Followed up in session" in said.stdout
+    # `adw resume` runs lint again, so then its program must be there.
+    refused = adw(repo, "resume", done.id, code=2, env=env)
+    assert "phases.lint.command" in refused.stderr and "not installed or not on PATH" in refused.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from adw.agents.preflight import preflight
+from adw.agents.preflight import preflight_workflows
 from adw.errors import AdwError
 from adw.git.runner import git
 from adw.lsp import params
@@ -45,8 +45,7 @@ async def follow_up(ls: AdwServer, args: params.FollowUp) -> object:
     location = _location(workflow, args.location) if args.location else None
     ready = engine.prepare_follow_up(workflow.id, args.task, FollowUp(message=args.message, location=location))
     task = next(task for task in ready.tasks if task.follow_up is not None)
-    if task.config is not None:  # a CLI gone or logged out is an error now, not after the agent's retries
-        await preflight({task.phase: task.config}, Path(ready.repo))
+    await preflight_workflows([ready])  # a CLI gone or logged out is an error now, not after the agent's retries
     ls.spawn(engine.run(ready))
     ls.changed("workflows")
     stale = [other.id for other in ready.tasks if other.stale]
