@@ -5,6 +5,7 @@ as a new checkpointed attempt; what depends on the task is marked stale for `adw
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def sessions(tmp_path: Path) -> Path:
 @pytest.fixture
 def work(make_repo: MakeRepo) -> Path:
     return make_repo({"README.md": "# demo\n"})
+
+
+def own(cwd: Path, tasks: list[Task], **fields: object) -> Workflow:
+    """A workflow with a name of its own: its agents carry their own marker, which another test's cleanup of its
+    agents' processes (found by marker) cannot match."""
+    return workflow(cwd, tasks, name=f"fu-{secrets.token_hex(4)}", **fields)
 
 
 def cli_task(agent: str, bin_dir: Path, record: Path, sessions: Path, **config: object) -> Task:
@@ -72,7 +79,7 @@ async def test_claude_follow_up_resumes_its_session_with_the_location(
     tmp_path: Path, work: Path, bin_dir: Path, sessions: Path
 ) -> None:
     record = tmp_path / "argv.json"
-    first, _ = await run(tmp_path, workflow(work, [cli_task("claude", bin_dir, record, sessions)]))
+    first, _ = await run(tmp_path, own(work, [cli_task("claude", bin_dir, record, sessions)]))
     build = first.task("build")
     assert build.state is TaskState.SUCCEEDED, build.reason
     assert build.session is not None and build.session.agent == "claude"
@@ -102,7 +109,7 @@ async def test_a_follow_up_is_checkpointed_before_and_after_so_undo_takes_it_bac
 ) -> None:
     task = cli_task("claude", bin_dir, tmp_path / "argv.json", sessions)
     task.checkpoint = False  # a follow-up is checkpointed even when its phase is not
-    first, _ = await run(tmp_path, workflow(work, [task]))
+    first, _ = await run(tmp_path, own(work, [task]))
     second, _ = await follow_up(tmp_path, first.id, "Add a follow-up file")
     marks = second.task("build").outputs["checkpoints"]
     assert marks["after"] == marks["before"] + 1
@@ -116,7 +123,7 @@ async def test_a_follow_up_is_checkpointed_before_and_after_so_undo_takes_it_bac
 async def test_claude_follow_up_of_a_session_it_no_longer_has_fails_with_its_message(
     tmp_path: Path, work: Path, bin_dir: Path, sessions: Path
 ) -> None:
-    first, _ = await run(tmp_path, workflow(work, [cli_task("claude", bin_dir, tmp_path / "argv.json", sessions)]))
+    first, _ = await run(tmp_path, own(work, [cli_task("claude", bin_dir, tmp_path / "argv.json", sessions)]))
     for saved in sessions.iterdir():
         saved.unlink()
     second, _ = await follow_up(tmp_path, first.id, "Once more")
@@ -129,7 +136,7 @@ async def test_codex_follow_up_runs_exec_resume_with_its_thread(
     tmp_path: Path, work: Path, bin_dir: Path, sessions: Path
 ) -> None:
     record = tmp_path / "argv.json"
-    first, _ = await run(tmp_path, workflow(work, [cli_task("codex", bin_dir, record, sessions, model="gpt-test")]))
+    first, _ = await run(tmp_path, own(work, [cli_task("codex", bin_dir, record, sessions, model="gpt-test")]))
     build = first.task("build")
     assert build.state is TaskState.SUCCEEDED, build.reason
     assert build.session is not None
@@ -154,7 +161,7 @@ async def test_aider_follow_up_restores_its_chat_history_kept_outside_the_worktr
 ) -> None:
     record = tmp_path / "argv.json"
     task = cli_task("aider", bin_dir, record, sessions, model="test-model")
-    first, _ = await run(tmp_path, workflow(work, [task]))
+    first, _ = await run(tmp_path, own(work, [task]))
     build = first.task("build")
     assert build.state is TaskState.SUCCEEDED, build.reason
     assert build.session is not None
@@ -174,7 +181,7 @@ async def test_aider_follow_up_restores_its_chat_history_kept_outside_the_worktr
 
 
 async def test_a_task_without_an_llm_agent_is_refused_with_one_clear_error(tmp_path: Path, work: Path) -> None:
-    first, _ = await run(tmp_path, workflow(work, [command_task("lint", python("print('ok')"))]))
+    first, _ = await run(tmp_path, own(work, [command_task("lint", python("print('ok')"))]))
     engine = Engine(Store(tmp_path / "state.db"), FAST, agents=agent_factories())
     try:
         with pytest.raises(AdwError) as refused:
@@ -197,7 +204,7 @@ async def test_dependants_that_ran_are_stale_after_a_follow_up_and_resume_runs_t
     tally = python(f"open({str(count)!r}, 'a').write('x')")
     build = cli_task("claude", bin_dir, tmp_path / "argv.json", sessions)
     tasks = [build, command_task("verify", tally, deps=["build"]), command_task("notes", tally, deps=["verify"])]
-    first, _ = await run(tmp_path, workflow(work, tasks))
+    first, _ = await run(tmp_path, own(work, tasks))
     assert first.state is TaskState.SUCCEEDED and count.read_text() == "xx"
 
     second, _ = await follow_up(tmp_path, first.id, "One more change", task_id=None)  # default: the agent task
@@ -235,7 +242,7 @@ async def test_acp_follow_up_continues_the_same_session(
     tmp_path: Path, work: Path, sessions: Path, how: str
 ) -> None:
     flags = ["--resume"] if how == "resumed" else []
-    first, _ = await run(tmp_path, workflow(work, [acp_task(sessions, *flags)]))
+    first, _ = await run(tmp_path, own(work, [acp_task(sessions, *flags)]))
     build = first.task("build")
     assert build.state is TaskState.SUCCEEDED, build.reason
     assert build.session is not None and build.session.id == "fake-session-1"
@@ -256,7 +263,7 @@ async def test_acp_follow_up_continues_the_same_session(
 async def test_acp_agent_that_cannot_continue_a_session_says_so(tmp_path: Path, work: Path) -> None:
     argv = [sys.executable, str(FAKES / "acp_agent.py")]  # without --sessions: neither session/load nor /resume
     config = PhaseConfig.model_validate({"agent": "acp", "command": argv, "prompt": "stream", "retries": 0})
-    first, _ = await run(tmp_path, workflow(work, [Task(id="build", phase="build", agent="acp", config=config)]))
+    first, _ = await run(tmp_path, own(work, [Task(id="build", phase="build", agent="acp", config=config)]))
     assert first.task("build").session is not None
     second, _ = await follow_up(tmp_path, first.id, "recall")
     build = second.task("build")

@@ -12,9 +12,9 @@ from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.store import Store
-from tests.agents.test_agents_follow_up import cli_task
+from tests.agents.test_agents_follow_up import cli_task, own
 from tests.conftest import MakeRepo
-from tests.fakes import FAST, command_task, install_fakes, python, workflow
+from tests.fakes import FAST, command_task, install_fakes, python
 
 ADW = Path(sys.executable).with_name("adw")
 
@@ -41,7 +41,7 @@ async def ran_build(tmp_path: Path, repo: Path) -> tuple[Workflow, dict[str, str
     lint = command_task("lint", python("print('lint ok')"), deps=["build"])
     engine = Engine(Store.for_common_dir(repo / ".git"), FAST, agents=agent_factories())
     try:
-        done = await engine.run(workflow(repo, [build, lint]))
+        done = await engine.run(own(repo, [build, lint]))
     finally:
         engine.close()
     assert done.state is TaskState.SUCCEEDED, done.reason
@@ -55,7 +55,7 @@ async def test_say_continues_the_session_and_logs_follow_prints_the_transcript(
     repo = make_repo({"README.md": "# demo\n"})
     wf, env = await ran_build(tmp_path, repo)
     said = adw(repo, "say", wf.id, "Write the follow-up file", env=env)
-    assert f"following up build (claude) of wf [{wf.id}]" in said.stdout
+    assert f"following up build (claude) of {wf.name} [{wf.id}]" in said.stdout
     assert "tool Write src/followup.txt" in said.stdout  # the transcript streams as the agent works
     assert "Followed up in session" in said.stdout
     assert (repo / "src" / "followup.txt").read_text() == "after 1 prompt(s): Write the follow-up file\n"
@@ -93,7 +93,7 @@ async def test_say_checks_only_the_agent_it_runs(tmp_path: Path, make_repo: Make
     lint = command_task("lint", [str(tool), "--version"], deps=["build"])
     engine = Engine(Store.for_common_dir(repo / ".git"), FAST, agents=agent_factories())
     try:
-        done = await engine.run(workflow(repo, [build, lint]))
+        done = await engine.run(own(repo, [build, lint]))
     finally:
         engine.close()
     assert done.state is TaskState.SUCCEEDED, done.reason

@@ -16,7 +16,8 @@ from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.models import Task, TaskState, Workflow
 from adw.workflow.store import Store
-from tests.fakes import FAST, command_task, install_fakes, python, workflow
+from tests.agents.test_agents_follow_up import own
+from tests.fakes import FAST, command_task, install_fakes, python
 from tests.lsp.conftest import fails, open_document, run, task_of, uri, wait_workflow
 
 
@@ -37,7 +38,7 @@ async def ran_build(tmp_path: Path, workspace: Path) -> Workflow:
     tasks = [build, command_task("lint", python("print('ok')"), deps=["build"])]
     engine = Engine(Store.for_common_dir(workspace / ".git"), FAST, agents=agent_factories())
     try:
-        done = await engine.run(workflow(workspace, tasks, base_commit=head))
+        done = await engine.run(own(workspace, tasks, base_commit=head))
     finally:
         engine.close()
     assert done.state is TaskState.SUCCEEDED, done.reason
