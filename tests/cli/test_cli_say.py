@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from adw.config import PhaseConfig
 from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
-from adw.workflow.models import TaskState, Workflow
+from adw.workflow.models import Task, TaskState, Workflow
 from adw.workflow.store import Store
 from tests.agents.test_agents_follow_up import cli_task, own
 from tests.conftest import MakeRepo
-from tests.fakes import FAST, command_task, install_fakes, python
+from tests.fakes import FAKES, FAST, command_task, install_fakes, python
 
 ADW = Path(sys.executable).with_name("adw")
 
@@ -104,3 +105,20 @@ async def test_say_checks_only_the_agent_it_runs(tmp_path: Path, make_repo: Make
     # `adw resume` runs lint again, so then its program must be there.
     refused = adw(repo, "resume", done.id, code=2, env=env)
     assert "phases.lint.command" in refused.stderr and "not installed or not on PATH" in refused.stderr
+
+
+async def test_logs_follow_shows_the_permission_questions_and_decisions(tmp_path: Path, make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "# demo\n"})
+    argv = [sys.executable, str(FAKES / "acp_agent.py")]
+    config = PhaseConfig.model_validate({"agent": "acp", "command": argv, "prompt": "permission", "retries": 0,
+                                         "permissions": "ask", "permission_timeout": 0.2})
+    engine = Engine(Store.for_common_dir(repo / ".git"), FAST, agents=agent_factories())
+    try:
+        done = await engine.run(own(repo, [Task(id="build", phase="build", agent="acp", config=config)]))
+    finally:
+        engine.close()
+    transcript = adw(repo, "logs", done.id, "--task", "build", "--follow").stdout
+    assert "asks permission: Edit a.txt" in transcript
+    assert "permission unanswered (timeout)" in transcript  # nobody watched: the question timed out
+    assert "permission denied: Edit a.txt (nobody answered within 0.2 s)" in transcript
+    assert "p1: no" in transcript  # what the agent was told

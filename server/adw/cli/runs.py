@@ -24,6 +24,8 @@ from adw.workflow.events import (
     CostReported,
     FindingReported,
     OutputLine,
+    PermissionAnswered,
+    PermissionAsked,
     Progress,
     ResourceSample,
     TaskFinished,
@@ -299,4 +301,8 @@ def _event_line(event: BaseEvent) -> str:
         return f"{head} started {event.agent} (attempt {event.attempt})"
     if isinstance(event, TaskFinished):
         return f"{head} {event.state.value} {event.summary or event.reason}"
+    if isinstance(event, PermissionAsked):
+        return f"{head} asks permission: {event.tool} {' '.join(event.paths)}".rstrip()
+    if isinstance(event, PermissionAnswered):
+        return f"{head} permission {(event.choice or 'unanswered').replace('_', ' ')} ({event.by})"
     return f"{head} {event.type}"
