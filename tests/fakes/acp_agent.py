@@ -95,8 +95,20 @@ class ScriptedAgent(Agent):
             raise RequestError(-32603, "Query closed before response received")
         self.cwd = cwd
         if SESSIONS:
-            self.session = f"fake-session-{len(os.listdir(SESSIONS)) + 1}"
+            self.session = self._reserve()
         return NewSessionResponse(session_id=self.session)
+
+    def _reserve(self) -> str:
+        """The next free id, its file made at once: two agents starting sessions together get one each."""
+        number = len(os.listdir(SESSIONS or ""))
+        while True:
+            number += 1
+            try:
+                with Path(SESSIONS or "", f"fake-session-{number}.json").open("x") as saved:
+                    saved.write("[]")
+                return f"fake-session-{number}"
+            except FileExistsError:
+                continue
 
     def _reopen(self, session_id: str, cwd: str) -> None:
         path = Path(SESSIONS or "", f"{session_id}.json")
