@@ -156,6 +156,22 @@ async def test_codex_follow_up_runs_exec_resume_with_its_thread(
     assert build.summary == f"Followed up in {thread}."
 
 
+async def test_codex_follow_up_of_a_thread_it_no_longer_has_fails_with_its_error_line(
+    tmp_path: Path, work: Path, bin_dir: Path, sessions: Path
+) -> None:
+    first, _ = await run(tmp_path, own(work, [cli_task("codex", bin_dir, tmp_path / "argv.json", sessions)]))
+    for saved in sessions.iterdir():
+        saved.unlink()
+    second, _ = await follow_up(tmp_path, first.id, "Once more")
+    build = second.task("build")
+    assert build.state is TaskState.FAILED
+    # Its error line, not the tail of the stack backtrace codex prints after it.
+    assert build.reason == (
+        "codex failed: thread/resume: thread/resume failed: no rollout found for thread id "
+        "0199a213-81c0-7800-8aa1-bbab2a035a53 (code -32600)"
+    )
+
+
 async def test_aider_follow_up_restores_its_chat_history_kept_outside_the_worktree(
     tmp_path: Path, work: Path, bin_dir: Path, sessions: Path
 ) -> None:

@@ -61,6 +61,7 @@ if resume is not None:
     if not sessions or not os.access(saved, os.R_OK):
         print(f"Error: thread/resume: thread/resume failed: no rollout found for thread id {resume} (code -32600)",
               file=sys.stderr)
+        print("\nStack backtrace:", *(f"   {n}: <unknown>" for n in range(10)), sep="\n", file=sys.stderr)
         sys.exit(1)
     with open(saved) as earlier:
         history = json.load(earlier)

@@ -52,6 +52,8 @@ class CodexAgent(CliAgent):
         event = parse_json_line(line) if stream == "stdout" else None
         if event is None:
             self.events.output(line, stream, activity=stream == "stdout")
+            if stream == "stderr" and line.startswith("Error: "):  # a stack backtrace follows: this says why
+                self.error = line.removeprefix("Error: ")
             return
         kind = event.get("type")
         if kind == "error":
