@@ -75,21 +75,21 @@ def _location(workflow: Workflow, where: params.FollowUpLocation) -> Location:
 
 
 async def _actions(ls: AdwServer, args: types.CodeActionParams) -> list[types.CodeAction]:
+    start, end = args.range.start.line + 1, args.range.end.line + 1
+    if args.range.end.character == 0 and end > start:
+        end -= 1  # a selection of whole lines ends at the start of the next one
+    # Editors ask at every move of the cursor: the cheap test first (an instruction here), the store and git after.
+    lines = ls.workspace.get_text_document(args.text_document.uri).source.splitlines()[start - 1 : end]
+    message = _instruction(lines) or "; ".join(d.message for d in args.context.diagnostics)
+    if not message:
+        return []
     path = path_of(args.text_document.uri, ls.root).resolve()
     workflow = await _workflow_of(ls, path)
     if workflow is None:
         return []
     worktree = Path(workflow.cwd).resolve()
-    start, end = args.range.start.line + 1, args.range.end.line + 1
-    if args.range.end.character == 0 and end > start:
-        end -= 1  # a selection of whole lines ends at the start of the next one
     changed = await changed_lines(worktree, path.relative_to(worktree).as_posix(), workflow.base_commit or "HEAD")
     if not any(start <= line <= end for line in changed):
-        return []
-    document = ls.workspace.get_text_document(args.text_document.uri)
-    lines = document.source.splitlines()[start - 1 : end]
-    message = _instruction(lines) or "; ".join(d.message for d in args.context.diagnostics)
-    if not message:
         return []
     task = next(task for task in reversed(workflow.tasks) if task.session is not None)
     where = params.FollowUpLocation(
