@@ -382,7 +382,7 @@ class AcpAgent(AgentBase):
                 stderr = asyncio.create_task(_read_stderr(proc.stderr, client))
                 conn = connect_to_agent(client, proc.stdin, proc.stdout)
                 try:
-                    resume = task.session.id if task.follow_up is not None and task.session is not None else None
+                    resume = self.resumed_session(task)
                     turn = await self._converse(conn, client, worktree, prompt, resume, cancel, proc)
                 finally:
                     await client.terminals.close()

@@ -21,6 +21,10 @@ class AgentBase:
             raise ValueError(f"task {task.id} has no phase configuration")
         return task.config
 
+    def resumed_session(self, task: Task) -> str | None:
+        """The agent session a follow-up continues (None for a phase's own run)."""
+        return task.session.id if task.follow_up is not None and task.session is not None else None
+
     def env(self, task: Task) -> dict[str, str]:
         """Variables for the agent's process on top of ours: the worktree's ports, then the phase's own."""
         return {**self.workflow.env, **(task.config.env if task.config else {})}

@@ -88,10 +88,6 @@ class CliAgent(AgentBase, ABC):
             result.session = AgentSession(agent=task.agent, id=self.session_id)
         return result
 
-    def resumed_session(self, task: Task) -> str | None:
-        """The session a follow-up continues (None for a phase's own run)."""
-        return task.session.id if task.follow_up is not None and task.session is not None else None
-
     def relative(self, path: str) -> str:
         """A path the tool printed, relative to the worktree when it is inside it (as findings and commits
         name files); anything else as printed."""
