@@ -40,7 +40,7 @@ def register(server: AdwServer) -> None:
 
 
 async def follow_up(ls: AdwServer, args: params.FollowUp) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     workflow = engine.get(args.workflow)
     location = _location(workflow, args.location) if args.location else None
     ready = engine.prepare_follow_up(workflow.id, args.task, FollowUp(message=args.message, location=location))
@@ -115,7 +115,11 @@ async def _actions(ls: AdwServer, args: types.CodeActionParams) -> list[types.Co
 
 async def _workflow_of(ls: AdwServer, path: Path) -> Workflow | None:
     """The newest workflow whose worktree holds `path` and one of whose tasks has an agent session."""
-    for workflow in await all_workflows(await ls.engine()):
+    try:
+        folder = await ls.folder_of(path)
+    except AdwError:  # a file of no repository of the workspace: nothing to offer, nothing to say
+        return None
+    for workflow in await all_workflows(await ls.engine(folder)):
         if path.is_relative_to(Path(workflow.cwd).resolve()) and any(t.session for t in workflow.tasks):
             return workflow
     return None
