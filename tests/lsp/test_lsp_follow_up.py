@@ -18,7 +18,10 @@ from adw.workflow.models import Task, TaskState, Workflow
 from adw.workflow.store import Store
 from tests.agents.test_agents_follow_up import own
 from tests.fakes import FAST, command_task, install_fakes, python
-from tests.lsp.conftest import fails, open_document, run, task_of, uri, wait_workflow
+from tests.lsp.conftest import eventually, fails, open_document, run, task_of, uri, wait_workflow
+from tests.lsp.test_lsp_multiroot import _folders_changed, _has, client
+
+__all__ = ["client"]  # the multi-root fixture
 
 
 async def ran_build(tmp_path: Path, workspace: Path) -> Workflow:
@@ -137,3 +140,25 @@ async def test_follow_up_refusals_are_one_clear_error_each(
     error = await fails(client, "followUp", wf.id, "x", None, {"file": "README.md", "startLine": 0, "endLine": 1})
     assert "`location.startLine`" in str(error)
     assert (await run(client, "status", wf.id))["tasks"][0]["attempts"][-1]["number"] == 1  # nothing ran
+
+
+async def test_follow_up_and_its_code_action_reach_the_repository_of_a_second_folder(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    two = tmp_path / "two"
+    _folders_changed(client, [two], [])
+    await eventually(lambda: _has(client, str(two)), 10, "the added folder's repository")
+    wf = await ran_build(tmp_path, two)
+    hello = two / "src" / "hello.py"
+    hello.write_text(hello.read_text() + "# ADW: rename hello to greet\n", encoding="utf-8")
+    open_document(client, hello, "python")
+    [offered] = await actions(client, hello, 2, 2)
+    assert offered.command is not None and offered.command.arguments == [{
+        "workflow": wf.id, "task": "build", "message": "rename hello to greet",
+        "location": {"file": "src/hello.py", "startLine": 3, "endLine": 3,
+                     "selectedCode": "# ADW: rename hello to greet"},
+    }]
+    started = await run(client, "followUp", *[offered.command.arguments[0][key] for key in ("workflow", "message")])
+    assert started["workflow"] == wf.id and started["attempt"] == 2
+    assert task_of(await wait_workflow(client, wf.id), "build")["state"] == "succeeded"
+    assert (two / "src" / "followup.txt").read_text() == "after 1 prompt(s): rename hello to greet\n"
