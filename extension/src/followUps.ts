@@ -47,7 +47,8 @@ class FollowUps {
   async send(node?: WorkflowNode, message?: string): Promise<CommandResults['followUp'] | undefined> {
     const workflow = node?.workflow ?? await this.pickWorkflow();
     if (!workflow) return undefined;
-    const task = node?.task ?? await this.pickTask(workflow);
+    // A task without a session (a failed test phase, from the "workflow failed" notification): ask which agent.
+    const task = node?.task?.session ? node.task : await this.pickTask(workflow);
     if (!task) return undefined;
     message ??= await vscode.window.showInputBox({
       title: `ADW: Follow-up to ${task.phase} (${task.agent}) of ${workflow.name}`,
