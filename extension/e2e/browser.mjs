@@ -3,7 +3,9 @@
 // repository, watches the Workflows view fill and finish, then edits a file of the new worktree and reverts
 // it with the Undo code lens; an edit then takes the Redo lens away, and a failed "ADW: Redo" shows one toast.
 // "ADW: Show Run Timeline", opened while the two workflows run (two agent slots, so some tasks wait for one),
-// follows them live to the end; a click on a bar opens that task's log.
+// follows them live to the end; a click on a bar opens that task's log. The document phase runs the scripted ACP
+// agent of the Python tests (tests/fakes/acp_agent.py), so its session takes a review comment on a changed file
+// ("Ask the Agent to Change This") as a follow-up, whose transcript streams into an output channel.
 // Then: a checkpoint's file opens VS Code's diff editor while the Checkpoints view stays on its worktree, and
 // two checkpoints are compared; the merge dialog lists the files and a predicted conflict with another
 // worktree; a scout fills the References view on an indented top hit while its picker stays open; the spec
@@ -36,6 +38,12 @@ writeFileSync(join(repo, 'src', 'calc', 'shapes.py'), '"""Shapes and their areas
 execFileSync('git', ['add', '-A'], { cwd: repo });
 execFileSync('git', ['-c', 'user.name=ADW e2e', '-c', 'user.email=e2e@adw.invalid', 'commit', '-qm', 'shapes'],
   { cwd: repo });
+// An agent that keeps sessions for the document phase: what a review comment is sent to.
+const sessions = join(profile.root, 'acp-sessions');
+mkdirSync(sessions);
+const fakeAcp = [PYTHON, join(EXTENSION_DIR, '..', 'tests', 'fakes', 'acp_agent.py'), '--sessions', sessions];
+writeFileSync(join(repo, '.adw.toml'), '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
+  + `[phases.document]\nagent = "acp"\ncommand = ${JSON.stringify(fakeAcp)}\nprompt = "recall"\nretries = 0\n`);
 const dirs = ['--user-data-dir', profile.userDataDir, '--extensions-dir', profile.extensionsDir,
   '--config', join(profile.root, 'config.yaml')];
 execFileSync(CODE_SERVER, [...dirs, '--install-extension', VSIX], { env: profile.env, stdio: 'inherit' });
@@ -209,6 +217,31 @@ try {
   }
   await shot('vscode-one-error-toast');
   step('one toast for a failed command');
+
+  // A review comment on the function of the file the build wrote goes to the agent of the workflow (its document
+  // phase, whose ACP session the follow-up continues), with the file, the lines and the code there.
+  await palette('Notifications: Clear All Notifications');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  for (const key of ['ArrowDown', 'ArrowDown', 'ArrowDown', 'Shift+ArrowDown', 'Shift+ArrowDown']) {
+    await page.keyboard.press(key);  // lines 4-5: the function
+  }
+  await palette('Comments: Add Comment on Current Selection');
+  const form = page.locator('.review-widget .comment-form').first();
+  await form.locator('textarea').waitFor({ timeout: 30_000 });
+  await form.locator('textarea').fill('recall what you were asked about this function');
+  await shot('vscode-review-comment');
+  await page.locator('.review-widget').getByRole('button', { name: 'Ask the Agent to Change This' }).click();
+  await page.locator('.notification-toast', { hasText: 'follow-up sent to document of add (attempt 2)' })
+    .waitFor({ timeout: 60_000 });
+  await page.locator('.review-widget', { hasText: 'Sent to document (acp), attempt 2' }).waitFor({ timeout: 30_000 });
+  // The transcript streams into its output channel while the agent works: the agent's answer shows there.
+  await page.locator('.part.panel .view-line', { hasText: 'heard 1 prompt(s) before' }).first()
+    .waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(500);
+  await shot('vscode-follow-up');
+  step('review comment sent as a follow-up, transcript streamed');
+
   await palette('Notifications: Clear All Notifications');
 
   // The Checkpoints view (the add.py of worktree add is the active editor): a checkpoint unfolds into the files

@@ -4,6 +4,7 @@ import { AdwClient, pythonExtensionApi } from './client';
 import { registerCommands, Views } from './commands';
 import { CHECKPOINT_SCHEME, CheckpointFiles } from './checkpointFiles';
 import { CliDocuments, LOG_SCHEME } from './documents';
+import { registerFollowUps } from './followUps';
 import { runningAgents } from './format';
 import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
@@ -46,6 +47,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.workspace.registerTextDocumentContentProvider(CHECKPOINT_SCHEME, new CheckpointFiles(adw)),
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
+    ...registerFollowUps(adw, workflows),
     ...registerTimeline(adw, workflows),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),

@@ -10,6 +10,7 @@ export interface ServerCommands {
   compare: [id: string];
   createPullRequest: [workflow: string, base?: string | null];
   createWorktree: [name: string, base?: string | null];
+  followUp: [workflow: string, message: string, task?: string | null, location?: { file: string; startLine: number; endLine: number; selectedCode?: string } | null];
   listCheckpoints: [worktree?: string | null, file?: string | null];
   listWorktrees: [];
   merge: [name: string, strategy?: 'merge' | 'squash' | 'rebase' | null, into?: string | null];

@@ -77,6 +77,11 @@ export interface Task {
   started_at: number | null;
   finished_at: number | null;
   usage: Usage;
+  /** The conversation a follow-up continues; null when the agent keeps none (a command, a check). */
+  session?: { agent: string; id: string } | null;
+  /** Ran before a follow-up changed what it depends on: "Resume Workflow" runs it again. */
+  stale?: boolean;
+  files_changed?: string[];
 }
 
 export interface Workflow {
@@ -302,6 +307,7 @@ export interface CommandResults {
   compare: Comparison;
   createPullRequest: PullRequestOutcome;
   createWorktree: Message & { worktree: Worktree };
+  followUp: { workflow: string; task: string; attempt: number; stale: string[] };
   listCheckpoints: Checkpoint[];
   listWorktrees: Worktree[];
   merge: MergeResult;

@@ -16,7 +16,7 @@ from adw.config import AdwConfig
 from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.events import BaseEvent, Progress
-from adw.workflow.models import Task, TaskState, Workflow
+from adw.workflow.models import AgentSession, FollowUp, Task, TaskState, Workflow
 from tests.agents_real.test_real_clis import FAST, INSTALL, NPM_BIN, cli_env, home, phase, project
 from tests.fakes import workflow
 
@@ -70,3 +70,26 @@ async def test_real_acp_agents_initialize_and_say_how_to_log_in(
     assert task.state is TaskState.FAILED
     assert task.reason == reason
     assert task.attempts[-1].retryable is False
+
+
+@needs_acp
+@pytest.mark.parametrize("program", ["codex-acp", "claude-code-acp"])
+async def test_a_follow_up_asks_the_real_acp_agent_to_resume_its_session(
+    project: Path, home: Path, program: str
+) -> None:
+    """Both adapters offer to continue a session, so a follow-up asks them to (instead of failing with "cannot
+    continue"); offline and without a login the agent refuses, with its login message (claude-code-acp as root:
+    its root message)."""
+    config = phase("acp", cli_env(home), command=[program], prompt="Say hello.")
+    session = AgentSession(agent="acp", id="0199a213-81c0-7800-8aa1-bbab2a035a53")
+    follow_up = FollowUp(message="And now say goodbye.")
+    task = Task(id="build", phase="build", agent="acp", config=config, session=session, follow_up=follow_up)
+    engine = Engine(config=AdwConfig(agents=FAST), agents=agent_factories())
+    events: list[BaseEvent] = []
+    engine.bus.add_sink(events.append)
+    result = await engine.run(workflow(project, [task]))
+    done = result.task("build")
+    assert done.state is TaskState.FAILED
+    assert "cannot continue" not in done.reason
+    assert "is not logged in (Authentication required)" in done.reason or "refuses to run as root" in done.reason
+    assert not any(e.message.startswith("ACP session") for e in events if isinstance(e, Progress))  # no new one

@@ -28,7 +28,7 @@ from adw.config import AdwConfig, AgentsConfig, PhaseConfig
 from adw.errors import AdwError
 from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
-from adw.workflow.models import Task, TaskState, Workflow
+from adw.workflow.models import AgentSession, FollowUp, Task, TaskState, Workflow
 from tests.conftest import MakeRepo, run_git
 from tests.fakes import workflow
 
@@ -121,6 +121,39 @@ def test_the_real_codex_accepts_the_adapters_argv(project: Path, home: Path) -> 
     assert refused.returncode == 2 and "unexpected argument '--full-auto'" in refused.stderr
 
 
+THREAD = "0199a213-81c0-7800-8aa1-bbab2a035a53"
+
+
+def _follow_up(agent: str, config: PhaseConfig) -> Task:
+    return Task(id="build", phase="build", agent=agent, config=config, session=AgentSession(agent=agent, id=THREAD),
+                follow_up=FollowUp(message="Now add a test."))
+
+
+@needs_npm_clis
+def test_the_real_codex_accepts_the_follow_up_argv(project: Path, home: Path) -> None:
+    config = phase("codex", cli_env(home), model="gpt-5-codex")
+    argv = CodexAgent(workflow(project, []), FAST).argv(_follow_up("codex", config), project)
+    assert argv[-3:] == ["resume", THREAD, "-"]
+    accepted = _help(*argv)  # `exec resume`'s help, once clap accepted exec's options before it
+    assert accepted.returncode == 0 and "Resume a previous session" in accepted.stdout, accepted.stderr
+    # `resume` has no --sandbox of its own: exec's must come first, as the adapter puts it.
+    refused = _help(argv[0], "exec", "resume", "--sandbox", "workspace-write", THREAD, "-")
+    assert refused.returncode == 2 and "unexpected argument '--sandbox'" in refused.stderr
+
+
+@needs_npm_clis
+async def test_a_follow_up_to_a_thread_the_real_codex_does_not_have_fails_with_its_message(
+    project: Path, home: Path
+) -> None:
+    task = _follow_up("codex", phase("codex", cli_env(home, CODEX_API_KEY="sk-placeholder")))
+    engine = Engine(config=AdwConfig(agents=FAST), agents=agent_factories())
+    done = (await engine.run(workflow(project, [task]))).task("build")
+    assert done.state is TaskState.FAILED
+    assert done.reason.startswith(
+        f"codex failed: thread/resume: thread/resume failed: no rollout found for thread id {THREAD}"
+    )
+
+
 @needs_npm_clis
 def test_the_real_claude_knows_the_adapters_flags(project: Path, home: Path) -> None:
     config = phase("claude", cli_env(home), model="sonnet")
@@ -142,6 +175,8 @@ def test_the_real_claude_knows_the_adapters_flags(project: Path, home: Path) -> 
     for flag in flags:
         assert f"{flag} " in text or f"{flag}," in text, flag
     assert "acceptEdits" in text
+    resume = ClaudeAgent(workflow(project, []), FAST).argv(_follow_up("claude", config), project)
+    assert resume[-1] == f"--resume={THREAD}" and "-r, --resume [value]" in text
 
 
 @needs_npm_clis

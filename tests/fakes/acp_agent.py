@@ -2,16 +2,21 @@
 
 The prompt's first word picks the script; the rest of the line is its argument. What the client answered is
 written back as agent message lines (`name: answer`), so a test reads the outcome of each request from the
-task's output. `--fail-session` answers `session/new` with "Authentication required" (as codex-acp does
-without a login); `--root` dies at `session/new` with claude-code-acp's message for root.
+task's output. With `--sessions DIR` it keeps each session's prompts in DIR and advertises `loadSession`
+(replaying the earlier prompts and answers as updates), or with `--resume` too, `session/resume` instead; the
+`recall` script says what the session heard before. `--fail-session` answers `session/new` with
+"Authentication required" (as codex-acp does without a login); `--root` dies at
+`session/new` with claude-code-acp's message for root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from acp import (
@@ -25,6 +30,7 @@ from acp import (
     update_agent_thought_text,
     update_plan,
     update_tool_call,
+    update_user_message_text,
 )
 from acp.interfaces import Client
 from acp.schema import (
@@ -32,9 +38,13 @@ from acp.schema import (
     AuthMethodAgent,
     Implementation,
     InitializeResponse,
+    LoadSessionResponse,
     NewSessionResponse,
     PermissionOption,
     PromptResponse,
+    ResumeSessionResponse,
+    SessionCapabilities,
+    SessionResumeCapabilities,
     TextContentBlock,
     ToolCallLocation,
     ToolCallUpdate,
@@ -45,12 +55,21 @@ SESSION = "fake-session-1"
 FENCED = re.compile(r"```\w* path=(\S+)\n(.*?)```", re.S)
 
 
+def option(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
+SESSIONS = option("--sessions")
+
+
 class ScriptedAgent(Agent):
     def __init__(self) -> None:
         self.client: Client
         self.cancelled = asyncio.Event()
         self.cwd = ""
         self.prompt_text = ""
+        self.session = SESSION
+        self.history: list[str] = []  # the prompts this session heard before, with --sessions
 
     def on_connect(self, conn: Client) -> None:
         self.client = conn
@@ -58,7 +77,12 @@ class ScriptedAgent(Agent):
     async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
         return InitializeResponse(
             protocol_version=PROTOCOL_VERSION,
-            agent_capabilities=AgentCapabilities(load_session=False),
+            agent_capabilities=AgentCapabilities(
+                load_session=bool(SESSIONS) and "--resume" not in sys.argv,
+                session_capabilities=SessionCapabilities(
+                    resume=SessionResumeCapabilities() if SESSIONS and "--resume" in sys.argv else None
+                ),
+            ),
             agent_info=Implementation(name="fake-acp", version="1.0"),
             auth_methods=[AuthMethodAgent(id="login", name="Log in", description="Run `fake-acp login`")],
         )
@@ -70,18 +94,54 @@ class ScriptedAgent(Agent):
             print("--dangerously-skip-permissions cannot be used with root/sudo privileges", file=sys.stderr)
             raise RequestError(-32603, "Query closed before response received")
         self.cwd = cwd
-        return NewSessionResponse(session_id=SESSION)
+        if SESSIONS:
+            self.session = self._reserve()
+        return NewSessionResponse(session_id=self.session)
+
+    def _reserve(self) -> str:
+        """The next free id, its file made at once: two agents starting sessions together get one each."""
+        number = len(os.listdir(SESSIONS or ""))
+        while True:
+            number += 1
+            try:
+                with Path(SESSIONS or "", f"fake-session-{number}.json").open("x") as saved:
+                    saved.write("[]")
+                return f"fake-session-{number}"
+            except FileExistsError:
+                continue
+
+    def _reopen(self, session_id: str, cwd: str) -> None:
+        path = Path(SESSIONS or "", f"{session_id}.json")
+        if not SESSIONS or not path.exists():
+            raise RequestError.resource_not_found(str(path))
+        self.history = json.loads(path.read_text())
+        self.session, self.cwd = session_id, cwd
+
+    async def load_session(self, cwd: str, session_id: str, **kwargs: Any) -> LoadSessionResponse:
+        """As the protocol asks: the whole conversation is replayed as updates before the answer."""
+        self._reopen(session_id, cwd)
+        for earlier in self.history:
+            await self.client.session_update(session_id=session_id, update=update_user_message_text(earlier))
+            await self.say(f"(replayed) answer to {earlier.splitlines()[0]}\n")
+        return LoadSessionResponse()
+
+    async def resume_session(self, session_id: str, cwd: str, **kwargs: Any) -> ResumeSessionResponse:
+        self._reopen(session_id, cwd)
+        return ResumeSessionResponse()
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         self.cancelled.set()
 
     async def say(self, text: str) -> None:
-        await self.client.session_update(session_id=SESSION, update=update_agent_message_text(text))
+        await self.client.session_update(session_id=self.session, update=update_agent_message_text(text))
 
     async def prompt(self, prompt: list[Any], session_id: str, **kwargs: Any) -> PromptResponse:
         block = prompt[0]
         text = block.text if isinstance(block, TextContentBlock) else ""
         self.prompt_text = text
+        if SESSIONS:
+            with open(os.path.join(SESSIONS, f"{self.session}.json"), "w") as saved:
+                json.dump([*self.history, text], saved)
         name, _, argument = text.splitlines()[0].partition(" ")
         script = getattr(self, f"script_{name.replace('-', '_')}")
         stop = await script(argument)
@@ -90,11 +150,11 @@ class ScriptedAgent(Agent):
         )
 
     async def script_stream(self, argument: str) -> None:
-        await self.client.session_update(session_id=SESSION, update=update_agent_thought_text("weighing it"))
+        await self.client.session_update(session_id=self.session, update=update_agent_thought_text("weighing it"))
         for chunk in ("Hel", "lo wor", "ld\nsecond ", "line\n", "Done: all good"):
             await self.say(chunk)
         entries = [plan_entry("read", status="completed"), plan_entry("write", status="in_progress")]
-        await self.client.session_update(session_id=SESSION, update=update_plan(entries))
+        await self.client.session_update(session_id=self.session, update=update_plan(entries))
         await self.say(f"\ncwd: {self.cwd}")
 
     async def script_implement(self, argument: str) -> None:
@@ -105,12 +165,19 @@ class ScriptedAgent(Agent):
             start = start_tool_call(
                 f"w{number}", f"Write {path}", kind="edit", locations=[ToolCallLocation(path=target)]
             )
-            await self.client.session_update(session_id=SESSION, update=start)
-            await self.client.write_text_file(session_id=SESSION, path=target, content=body)
+            await self.client.session_update(session_id=self.session, update=start)
+            await self.client.write_text_file(session_id=self.session, path=target, content=body)
             await self.client.session_update(
-                session_id=SESSION, update=update_tool_call(f"w{number}", status="completed")
+                session_id=self.session, update=update_tool_call(f"w{number}", status="completed")
             )
         await self.say(f"Implemented {len(blocks)} file(s) of the spec")
+
+    async def script_recall(self, argument: str) -> None:
+        """What this session heard before this prompt, and this prompt's lines after the first."""
+        earlier = " | ".join(prompt.splitlines()[0] for prompt in self.history)
+        await self.say(f"session {self.session} heard {len(self.history)} prompt(s) before: {earlier}\n")
+        for line in self.prompt_text.splitlines()[1:]:
+            await self.say(f"> {line}\n")
 
     async def script_bench(self, argument: str) -> None:
         for index in range(int(argument)):
@@ -121,12 +188,12 @@ class ScriptedAgent(Agent):
         start = start_tool_call(
             "t1", "Edit src/edited.py", kind="edit", status="pending", locations=[ToolCallLocation(path=edited)]
         )
-        await self.client.session_update(session_id=SESSION, update=start)
-        await self.client.session_update(session_id=SESSION, update=update_tool_call("t1", status="in_progress"))
-        await self.client.session_update(session_id=SESSION, update=update_tool_call("t1", status="completed"))
+        await self.client.session_update(session_id=self.session, update=start)
+        await self.client.session_update(session_id=self.session, update=update_tool_call("t1", status="in_progress"))
+        await self.client.session_update(session_id=self.session, update=update_tool_call("t1", status="completed"))
         broken = start_tool_call("t2", "Run make", kind="execute", status="in_progress")
-        await self.client.session_update(session_id=SESSION, update=broken)
-        await self.client.session_update(session_id=SESSION, update=update_tool_call("t2", status="failed"))
+        await self.client.session_update(session_id=self.session, update=broken)
+        await self.client.session_update(session_id=self.session, update=update_tool_call("t2", status="failed"))
         await self.say("tools done")
 
     async def script_permission(self, argument: str) -> None:
@@ -150,18 +217,18 @@ class ScriptedAgent(Agent):
                 kind=kind,
                 locations=[ToolCallLocation(path=path)] if path else None,
             )
-            answer = await self.client.request_permission(session_id=SESSION, tool_call=call, options=options)
+            answer = await self.client.request_permission(session_id=self.session, tool_call=call, options=options)
             outcome = answer.outcome
             await self.say(f"{tool_id}: {getattr(outcome, 'option_id', outcome.outcome)}\n")
 
     async def script_fs(self, argument: str) -> None:
         """Read and write inside, then try every way out; each answer becomes a line of output."""
         inside = os.path.join(self.cwd, "notes", "new.txt")
-        await self.client.write_text_file(session_id=SESSION, path=inside, content="written by the agent\n")
-        read = await self.client.read_text_file(session_id=SESSION, path=inside)
+        await self.client.write_text_file(session_id=self.session, path=inside, content="written by the agent\n")
+        read = await self.client.read_text_file(session_id=self.session, path=inside)
         await self.say(f"read-back: {read.content}")
         lines = await self.client.read_text_file(
-            session_id=SESSION, path=os.path.join(self.cwd, "three.txt"), line=2, limit=1
+            session_id=self.session, path=os.path.join(self.cwd, "three.txt"), line=2, limit=1
         )
         await self.say(f"line-2: {lines.content}")
         attempts = [
@@ -180,9 +247,9 @@ class ScriptedAgent(Agent):
         for operation, path in attempts:
             try:
                 if operation == "read":
-                    await self.client.read_text_file(session_id=SESSION, path=path)
+                    await self.client.read_text_file(session_id=self.session, path=path)
                 else:
-                    await self.client.write_text_file(session_id=SESSION, path=path, content="escaped\n")
+                    await self.client.write_text_file(session_id=self.session, path=path, content="escaped\n")
                 answer = "ok"
             except RequestError as exc:
                 answer = f"error {exc.code}"
@@ -190,23 +257,23 @@ class ScriptedAgent(Agent):
 
     async def script_terminal(self, argument: str) -> None:
         code = "import sys; print('from the terminal'); sys.exit(3)"
-        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", code])
-        exited = await self.client.wait_for_terminal_exit(session_id=SESSION, terminal_id=made.terminal_id)
-        output = await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)
-        await self.client.release_terminal(session_id=SESSION, terminal_id=made.terminal_id)
+        made = await self.client.create_terminal(session_id=self.session, command=sys.executable, args=["-c", code])
+        exited = await self.client.wait_for_terminal_exit(session_id=self.session, terminal_id=made.terminal_id)
+        output = await self.client.terminal_output(session_id=self.session, terminal_id=made.terminal_id)
+        await self.client.release_terminal(session_id=self.session, terminal_id=made.terminal_id)
         await self.say(f"exit: {exited.exit_code}\noutput: {output.output.strip()}\n")
         # A long one, killed: its pid is written where the test can check it is gone.
         sleeper = "import os, time; print(os.getpid(), flush=True); time.sleep(600)"
-        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", sleeper])
+        made = await self.client.create_terminal(session_id=self.session, command=sys.executable, args=["-c", sleeper])
         # ACP has no "output arrived" notification: a client is polled.
-        while not (await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)).output:  # noqa: ASYNC110
+        while not (await self.client.terminal_output(session_id=self.session, terminal_id=made.terminal_id)).output:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-        pid = (await self.client.terminal_output(session_id=SESSION, terminal_id=made.terminal_id)).output.strip()
-        await self.client.kill_terminal(session_id=SESSION, terminal_id=made.terminal_id)
-        killed = await self.client.wait_for_terminal_exit(session_id=SESSION, terminal_id=made.terminal_id)
+        pid = (await self.client.terminal_output(session_id=self.session, terminal_id=made.terminal_id)).output.strip()
+        await self.client.kill_terminal(session_id=self.session, terminal_id=made.terminal_id)
+        killed = await self.client.wait_for_terminal_exit(session_id=self.session, terminal_id=made.terminal_id)
         await self.say(f"sleeper {pid}: {killed.signal}\n")
         try:
-            await self.client.create_terminal(session_id=SESSION, command="true", cwd="/")
+            await self.client.create_terminal(session_id=self.session, command="true", cwd="/")
             await self.say("cwd /: ok\n")
         except RequestError as exc:
             await self.say(f"cwd /: error {exc.code}\n")
@@ -214,7 +281,7 @@ class ScriptedAgent(Agent):
     async def script_hang(self, argument: str) -> str | None:
         """Start working, then wait: for the cancel (answered `cancelled`), or forever with `deaf`."""
         leftover = "import time; time.sleep(600)"
-        made = await self.client.create_terminal(session_id=SESSION, command=sys.executable, args=["-c", leftover])
+        made = await self.client.create_terminal(session_id=self.session, command=sys.executable, args=["-c", leftover])
         await self.say(f"working in {made.terminal_id}\n")
         if argument == "deaf":
             await asyncio.sleep(600)
@@ -236,4 +303,5 @@ class ScriptedAgent(Agent):
 
 
 if __name__ == "__main__":
-    asyncio.run(run_agent(ScriptedAgent()))
+    # session/resume is still "unstable" in the SDK: routed only when asked for.
+    asyncio.run(run_agent(ScriptedAgent(), use_unstable_protocol="--resume" in sys.argv))

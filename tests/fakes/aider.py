@@ -3,6 +3,9 @@
 Like aider 0.86 it adds `.aider*` to .gitignore unless `--no-gitignore`, leaves a repo-map cache folder in the
 working directory, and exits 0 even when its API requests failed. FAKE_AIDER picks the scenario: success,
 api-error (an authentication error), retried (a connection error, then an answer).
+
+Like aider, it appends each message to `--chat-history-file` as a `#### ` line; with `--restore-chat-history`
+it reads the earlier ones back and writes their count and the new message's first line to src/followup.txt.
 """
 
 import json
@@ -28,6 +31,14 @@ if os.environ.get("FAKE_RECORD"):
     with open(os.environ["FAKE_RECORD"], "w") as record:
         json.dump({"argv": args, "prompt": prompt}, record)
 scenario = os.environ.get("FAKE_AIDER", "success")
+chat = args[args.index("--chat-history-file") + 1] if "--chat-history-file" in args else ".aider.chat.history.md"
+earlier = []
+if "--restore-chat-history" in args and os.access(chat, os.R_OK):
+    with open(chat, encoding="utf-8") as history:
+        earlier = [line for line in history if line.startswith("#### ")]
+    scenario = "restored"
+with open(chat, "a", encoding="utf-8") as history:
+    history.write("\n# aider chat started\n\n" + "".join(f"#### {line}\n" for line in prompt.splitlines()[:1]))
 if "--no-gitignore" not in args:
     with open(".gitignore", "a") as ignore:
         ignore.write(".aider*\n")
@@ -42,6 +53,13 @@ if scenario == "api-error":
     print("API key provided")
     print("The API provider is not able to authenticate you. Check your API key.")
     print()
+    sys.exit(0)
+if scenario == "restored":
+    os.makedirs("src", exist_ok=True)
+    with open("src/followup.txt", "w") as out:
+        out.write(f"after {len(earlier)} prompt(s): {prompt.splitlines()[0]}\n")
+    print("Applied edit to src/followup.txt")
+    print("Tokens: 1.0k sent, 5 received. Cost: $0.0010 message, $0.0010 session.")
     sys.exit(0)
 if scenario == "retried":
     print("litellm.APIConnectionError: APIConnectionError: OpenAIException - Connection error.")

@@ -5,6 +5,10 @@ version). Like the real CLI, `-p` takes the prompt from the next argument or els
 starting with `-` that is not one of its options is refused. FAKE_CLAUDE picks the scenario: success, not-logged-in,
 offline, rate-limit, hang (until SIGINT), api-error-exit-0 (an API failure that still exits 0), denied (a
 "successful" run whose edit was denied and whose Bash call failed).
+
+Sessions: each run keeps its prompts in FAKE_SESSIONS/<session_id>.json. `--resume=<id>` continues that session
+(same id, as without --fork-session): it writes the earlier prompts' count and the new prompt's first line to
+src/followup.txt with an Edit; an unknown id fails as the real CLI does ("No conversation found").
 """
 
 import json
@@ -65,14 +69,17 @@ if sys.argv[1:] == ["auth", "status"]:  # logged in when a key is set, as the re
     print(json.dumps({"loggedIn": logged_in, "authMethod": "api_key" if logged_in else "none"}, indent=2))
     sys.exit(0 if logged_in else 1)
 OPTIONS = {"-p", "--print", "--verbose"}
-VALUED = {"--output-format", "--permission-mode", "--allowedTools", "--disallowedTools", "--model"}
+VALUED = {"--output-format", "--permission-mode", "--allowedTools", "--disallowedTools", "--model", "--resume"}
 args = sys.argv[1:]
 prompt = None
+resume = None
 index = 0
 while index < len(args):
     arg = args[index]
     name = arg.split("=", 1)[0]
     if name in VALUED:
+        value = arg.split("=", 1)[1] if "=" in arg else args[index + 1]
+        resume = value if name == "--resume" else resume
         index += 1 if "=" in arg else 2
         continue
     if arg not in OPTIONS:
@@ -94,6 +101,20 @@ if os.environ.get("FAKE_RECORD"):
         json.dump({"argv": args, "prompt": prompt, "max_retries": os.environ.get("CLAUDE_CODE_MAX_RETRIES")}, record)
 
 scenario = os.environ.get("FAKE_CLAUDE", "success")
+sessions = os.environ.get("FAKE_SESSIONS")
+history: list[str] = []
+if resume is not None:
+    saved = os.path.join(sessions or "", f"{resume}.json")
+    if not sessions or not os.access(saved, os.R_OK):
+        print(f"No conversation found with session ID: {resume}", file=sys.stderr)
+        sys.exit(1)
+    with open(saved) as earlier:
+        history = json.load(earlier)
+    SESSION = resume
+    scenario = "resumed"
+if sessions:
+    with open(os.path.join(sessions, f"{SESSION}.json"), "w") as keep:
+        json.dump([*history, prompt], keep)
 
 
 def interrupted(signum: int, frame: object) -> None:
@@ -159,6 +180,24 @@ if scenario == "success":
         },
     )
     result("Added hello() in src/hello.py.\nAll tests pass.", is_error=False, cost=0.0123)
+elif scenario == "resumed":
+    target = os.path.join(os.getcwd(), "src", "followup.txt")
+    emit(
+        type="assistant",
+        parent_tool_use_id=None,
+        message={
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "f1", "name": "Write", "input": {"file_path": target}}],
+        },
+    )
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w") as out:
+        out.write(f"after {len(history)} prompt(s): {prompt.splitlines()[0]}\n")
+    emit(
+        type="user",
+        message={"role": "user", "content": [{"type": "tool_result", "tool_use_id": "f1", "content": "ok"}]},
+    )
+    result(f"Followed up in session {SESSION}.", is_error=False, cost=0.001)
 elif scenario == "not-logged-in":
     synthetic("Not logged in · Please run /login", "authentication_failed")
     result("Not logged in · Please run /login", is_error=True)

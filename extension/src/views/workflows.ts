@@ -50,10 +50,11 @@ export class WorkflowsProvider implements vscode.TreeDataProvider<Node>, vscode.
     if (task) {
       const item = new vscode.TreeItem(task.phase);
       item.id = `${workflow.id}/${task.id}`;
-      item.description = taskDescription(task, now);
+      item.description = taskDescription(task, now) + (task.stale ? ' · stale' : '');
       item.tooltip = [task.summary, task.reason].filter(Boolean).join('\n') || undefined;
       item.iconPath = new vscode.ThemeIcon(stateIcon(task.state));
-      item.contextValue = `task.${task.state}`;
+      // `.session`: its agent can take a follow-up (the row's "Send Follow-up to Agent…").
+      item.contextValue = `task.${task.state}${task.session ? '.session' : ''}`;
       item.command = {
         command: 'adw.openTaskLog', title: 'Open Task Log', arguments: [workflow.id, task.id, workflow.repo, workflow.name],
       };

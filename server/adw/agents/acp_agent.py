@@ -7,7 +7,9 @@ framing is the `agent-client-protocol` package's. `session/update`s become task 
 text as output lines, tool calls as tool events (edits that completed are the files changed, failed ones
 findings), plan entries as progress. The turn's stop reason, or the error the agent answered with, decides
 the result. What the agent may touch is `acp_host`'s business: files in the worktree, terminals, permissions.
-The session id is kept in the task's outputs (`acp.session_id`) for follow-ups.
+The session id is the task's `session`: a follow-up starts the agent again and continues that session with
+`session/resume` when the agent offers it, else `session/load` (whose replay of the conversation is not
+reported again), then sends the follow-up as the next `session/prompt`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from adw.agents.process import ProcessLimits, agent_process
 from adw.process import task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
-from adw.workflow.models import AgentResult, Finding, Severity, Task
+from adw.workflow.models import AgentResult, AgentSession, Finding, Severity, Task
 
 _TAIL = 20
 _EXIT_DRAIN = 0.5  # after the agent's process exited, how long its last messages may take to be handled
@@ -126,6 +128,7 @@ class AcpClient:
             config.permissions, config.permission_timeout, self.workspace, events, self._denied
         )
         self.session_id = ""
+        self.replaying = False  # while `session/load` replays a conversation that is already in the events
         self.init: InitializeResponse | None = None
         self.tools: dict[str, _ToolCall] = {}
         self.files: set[str] = set()
@@ -147,6 +150,8 @@ class AcpClient:
             self.events.progress(f"thinking: {line}")
 
     async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        if self.replaying:
+            return
         if not isinstance(update, AgentMessageChunk):
             self.messages.flush()
         if not isinstance(update, AgentThoughtChunk):
@@ -303,6 +308,7 @@ class AcpClient:
             "findings": self.findings,
             "usage": self.events.usage,
             "outputs": self.outputs(),
+            "session": AgentSession(agent="acp", id=self.session_id) if self.session_id else None,
         }
         if isinstance(turn, PromptResponse):
             if turn.stop_reason == "end_turn":
@@ -319,6 +325,8 @@ class AcpClient:
         stderr = "\n".join(self.stderr_tail)
         tail = "\n".join(line for line in self.stderr_tail if line.strip())
         detail = f": {first_line(tail[-2000:].splitlines()[-1])}" if tail else ""
+        if isinstance(error, CannotContinueError):
+            return str(error)
         if "root/sudo" in stderr or "cannot be used with root" in stderr:
             return (
                 f"{self.program} refuses to run as root (its --dangerously-skip-permissions mode is not allowed "
@@ -374,7 +382,8 @@ class AcpAgent(AgentBase):
                 stderr = asyncio.create_task(_read_stderr(proc.stderr, client))
                 conn = connect_to_agent(client, proc.stdin, proc.stdout)
                 try:
-                    turn = await self._converse(conn, client, worktree, prompt, cancel, proc)
+                    resume = self.resumed_session(task)
+                    turn = await self._converse(conn, client, worktree, prompt, resume, cancel, proc)
                 finally:
                     await client.terminals.close()
                     await conn.close()
@@ -393,11 +402,12 @@ class AcpAgent(AgentBase):
         client: AcpClient,
         worktree: Path,
         prompt: str,
+        resume: str | None,
         cancel: CancelToken,
         proc: asyncio.subprocess.Process,
     ) -> PromptResponse | BaseException | None:
         """The conversation until the turn ends, the agent exits or ADW cancels: the turn's answer, or the
-        error that ended it."""
+        error that ended it. `resume`: the session a follow-up continues."""
 
         async def talk() -> PromptResponse:
             capabilities = ClientCapabilities(
@@ -411,10 +421,12 @@ class AcpAgent(AgentBase):
             info = client.init.agent_info
             name = f"{info.name} {info.version}" if info else client.program
             client.events.progress(f"{name} speaks ACP {client.init.protocol_version}")
-            session = await conn.new_session(cwd=str(worktree), mcp_servers=[])
-            client.session_id = session.session_id
-            client.events.progress(f"ACP session {session.session_id}")
-            return await conn.prompt(session_id=session.session_id, prompt=[text_block(prompt)])
+            if resume is None:
+                client.session_id = (await conn.new_session(cwd=str(worktree), mcp_servers=[])).session_id
+                client.events.progress(f"ACP session {client.session_id}")
+            else:
+                await _continue(conn, client, worktree, resume)
+            return await conn.prompt(session_id=client.session_id, prompt=[text_block(prompt)])
 
         turn = asyncio.create_task(talk())
         stop = asyncio.create_task(cancel.wait())
@@ -441,6 +453,35 @@ class AcpAgent(AgentBase):
         if isinstance(result, asyncio.CancelledError):
             return None
         return result
+
+
+class CannotContinueError(Exception):
+    """The agent offers no way to continue an earlier session."""
+
+
+async def _continue(conn: ClientSideConnection, client: AcpClient, worktree: Path, session_id: str) -> None:
+    """Reopen the session a follow-up continues: `session/resume` if the agent offers it (no replay), else
+    `session/load`, whose replay of the conversation is not reported again."""
+    assert client.init is not None
+    capabilities = client.init.agent_capabilities
+    sessions = capabilities.session_capabilities if capabilities else None
+    if sessions is not None and sessions.resume is not None:
+        await conn.resume_session(session_id=session_id, cwd=str(worktree), mcp_servers=[])
+        how = "resumed"
+    elif capabilities is not None and capabilities.load_session:
+        client.replaying = True
+        try:
+            await conn.load_session(session_id=session_id, cwd=str(worktree), mcp_servers=[])
+        finally:
+            client.replaying = False
+        how = "loaded"
+    else:
+        raise CannotContinueError(
+            f"{client.program} cannot continue session {session_id}: it offers neither session/resume nor "
+            "session/load, so it cannot take follow-ups; run the phase again with `adw resume` instead"
+        )
+    client.session_id = session_id
+    client.events.progress(f"ACP session {session_id} {how}")
 
 
 async def _read_stderr(stream: asyncio.StreamReader, client: AcpClient) -> None:

@@ -21,6 +21,9 @@ from adw.agents.claude import prompt_for
 from adw.agents.headless import CliAgent
 from adw.agents.process import ProcessOutcome, Stream
 from adw.config import AgentsConfig
+from adw.errors import AdwError
+from adw.git.refs import AGENT_SESSIONS_DIR
+from adw.git.repo import Repo
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
 from adw.workflow.models import AgentResult, Task, Usage, Workflow
@@ -56,6 +59,7 @@ class AiderAgent(CliAgent):
         caches = {path.name for path in worktree.iterdir() if TAGS_CACHE.match(path.name)}
         with tempfile.TemporaryDirectory(prefix="adw-aider-") as folder:
             self.scratch = Path(folder)
+            self.history = await self._history_folder(task, worktree)
             prompt = prompt_for(task, self.phase_config(task).prompt, self.placeholders(task, worktree))
             (self.scratch / "message.md").write_text(prompt, encoding="utf-8")
             try:
@@ -65,8 +69,27 @@ class AiderAgent(CliAgent):
                     if TAGS_CACHE.match(path.name) and path.name not in caches and not path.is_symlink():
                         shutil.rmtree(path, ignore_errors=True)
 
+    async def _history_folder(self, task: Task, worktree: Path) -> Path:
+        """Where aider's chat and input history go: the session a follow-up continues (`--restore-chat-history`),
+        kept in the repository's ADW folder, outside the worktree; a temporary one outside a git repository."""
+        if resumed := self.resumed_session(task):
+            self.session_id = resumed
+            folder = Path(resumed)
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        try:
+            repo = await Repo.discover(worktree)
+        except AdwError:
+            return self.scratch
+        folder = repo.adw_dir / AGENT_SESSIONS_DIR / self.workflow.id / task.id
+        shutil.rmtree(folder, ignore_errors=True)  # a fresh run starts a fresh conversation
+        folder.mkdir(parents=True)
+        self.session_id = str(folder)
+        return folder
+
     def argv(self, task: Task, worktree: Path) -> list[str]:
         model = self.phase_config(task).model
+        restore = ["--restore-chat-history"] if self.resumed_session(task) else []
         return [
             "aider",
             *(["--model", model] if model else []),
@@ -81,9 +104,10 @@ class AiderAgent(CliAgent):
             "--no-show-release-notes",
             "--no-analytics",
             "--input-history-file",
-            str(self.scratch / "input.history"),
+            str(self.history / "input.history"),
             "--chat-history-file",
-            str(self.scratch / "chat.history.md"),
+            str(self.history / "chat.history.md"),
+            *restore,
         ]
 
     def on_line(self, line: str, stream: Stream) -> None:

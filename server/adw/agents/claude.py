@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adw.agents.base import render
+from adw.agents.base import follow_up_text, render
 from adw.agents.headless import CliAgent, first_line, parse_json_line
 from adw.agents.process import ProcessOutcome, Stream
 from adw.config import AgentsConfig
@@ -37,7 +37,9 @@ _COMPLETED = "completed"
 
 
 def prompt_for(task: Task, template: str, values: dict[str, str]) -> str:
-    """The phase's configured prompt, or a default per phase."""
+    """The follow-up the attempt sends, else the phase's configured prompt, or a default per phase."""
+    if task.follow_up is not None:
+        return follow_up_text(task.follow_up)
     return render(template or DEFAULT_PROMPTS.get(task.phase, "{spec_text}"), values)
 
 
@@ -72,6 +74,8 @@ class ClaudeAgent(CliAgent):
         argv.append(f"--disallowedTools={','.join(DISALLOWED_TOOLS)}")
         if config.model:
             argv += ["--model", config.model]
+        if session := self.resumed_session(task):
+            argv.append(f"--resume={session}")  # `=`: its value is optional, a bare id could be taken as a prompt
         return argv
 
     def stdin(self, task: Task, worktree: Path) -> bytes:
@@ -89,6 +93,8 @@ class ClaudeAgent(CliAgent):
             self.events.output(line, stream)
             return
         kind, subtype = message.get("type"), message.get("subtype")
+        if isinstance(message.get("session_id"), str):
+            self.session_id = message["session_id"]
         if kind == "system" and subtype == "init":
             self.events.progress(
                 f"claude {message.get('claude_code_version', '')} started, model {message.get('model')}"

@@ -36,8 +36,12 @@ class CodexAgent(CliAgent):
 
     def argv(self, task: Task, worktree: Path) -> list[str]:
         # `--full-auto` was removed in 0.147; workspace-write is its replacement. `-`: the prompt is on stdin.
+        # `exec resume` has no --sandbox of its own: exec's options go before the subcommand.
         model = self.phase_config(task).model
-        return ["codex", "exec", "--json", "--sandbox", "workspace-write", *(["--model", model] if model else []), "-"]
+        argv = ["codex", "exec", "--json", "--sandbox", "workspace-write", *(["--model", model] if model else [])]
+        if thread := self.resumed_session(task):
+            argv += ["resume", thread]
+        return [*argv, "-"]
 
     def stdin(self, task: Task, worktree: Path) -> bytes:
         prompt = prompt_for(task, self.phase_config(task).prompt, self.placeholders(task, worktree))
@@ -48,6 +52,8 @@ class CodexAgent(CliAgent):
         event = parse_json_line(line) if stream == "stdout" else None
         if event is None:
             self.events.output(line, stream, activity=stream == "stdout")
+            if stream == "stderr" and line.startswith("Error: "):  # a stack backtrace follows: this says why
+                self.error = line.removeprefix("Error: ")
             return
         kind = event.get("type")
         if kind == "error":
@@ -63,6 +69,8 @@ class CodexAgent(CliAgent):
         elif kind in ("item.started", "item.completed"):
             self._item(kind, event.get("item") or {})
         elif kind in ("thread.started", "turn.started"):
+            if kind == "thread.started" and event.get("thread_id"):
+                self.session_id = str(event["thread_id"])
             self.events.progress(kind)
 
     def _error(self, message: str) -> None:

@@ -12,7 +12,7 @@ from adw.agents.base import AgentBase
 from adw.agents.process import ProcessLimits, ProcessOutcome, Stream, run_process
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import TaskEvents
-from adw.workflow.models import AgentResult, Finding, Severity, Task
+from adw.workflow.models import AgentResult, AgentSession, Finding, Severity, Task
 
 _TAIL = 20
 
@@ -24,6 +24,8 @@ class CliAgent(AgentBase, ABC):
 
     events: TaskEvents
     stop: CancelToken
+    # The conversation the run started or continued, as the CLI names it; a follow-up resumes it.
+    session_id = ""
 
     @abstractmethod
     def argv(self, task: Task, worktree: Path) -> list[str]: ...
@@ -81,7 +83,10 @@ class CliAgent(AgentBase, ABC):
             return AgentResult.failed(f"`{argv[0]}` is not installed or not on PATH: {self.install_hint}")
         except PermissionError as exc:
             return AgentResult.failed(f"cannot run `{argv[0]}`: {exc.strerror}")
-        return self.result(task, worktree, outcome)
+        result = self.result(task, worktree, outcome)
+        if self.session_id and result.session is None:
+            result.session = AgentSession(agent=task.agent, id=self.session_id)
+        return result
 
     def relative(self, path: str) -> str:
         """A path the tool printed, relative to the worktree when it is inside it (as findings and commits

@@ -27,7 +27,7 @@ from adw.agents.headless import first_line
 from adw.config import PhaseConfig
 from adw.errors import AdwError
 from adw.process import signal_group
-from adw.workflow.models import Workflow
+from adw.workflow.models import TaskState, Workflow
 
 # Each `--version` / login check answers in 0.05–1 s, aider's in 1–3 s on a loaded machine; a false "did not
 # answer" would block a working setup, so the bound is generous.
@@ -98,8 +98,14 @@ async def preflight(phases: Mapping[str, PhaseConfig], root: Path | None = None)
 
 
 async def preflight_workflows(workflows: Sequence[Workflow]) -> None:
-    """`preflight` for the agent tasks of `workflows` (of one repository)."""
-    phases = {task.phase: task.config for workflow in workflows for task in workflow.tasks if task.config}
+    """`preflight` for the agent tasks of `workflows` (of one repository) that are about to run: a resumed workflow's
+    or a follow-up's tasks that already ran are not run again, so their agents need not be there."""
+    phases = {
+        task.phase: task.config
+        for workflow in workflows
+        for task in workflow.tasks
+        if task.config and task.state is TaskState.PENDING
+    }
     await preflight(phases, Path(workflows[0].repo) if workflows else None)
 
 

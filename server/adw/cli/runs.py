@@ -24,6 +24,8 @@ from adw.workflow.events import (
     CostReported,
     FindingReported,
     OutputLine,
+    PermissionAnswered,
+    PermissionAsked,
     Progress,
     ResourceSample,
     TaskFinished,
@@ -53,6 +55,9 @@ def register(subparsers: Any) -> None:
     logs = subparsers.add_parser("logs")
     logs.add_argument("id", help="a workflow id")
     logs.add_argument("--task", metavar="T", help="only this task")
+    logs.add_argument(
+        "--follow", action="store_true", help="keep printing the transcript as the agent works, until the run ends"
+    )
     add_json_flag(logs)
     logs.set_defaults(handler=_logs)
 
@@ -125,9 +130,38 @@ async def _cancel(args: argparse.Namespace) -> int:
 async def _logs(args: argparse.Namespace) -> int:
     async with _store(args.cwd) as engine:
         workflow = _workflow_of(engine, args)
+        if args.follow:
+            if args.json:
+                raise AdwError("--follow prints lines as they come, not one JSON object", "drop --json or --follow")
+            await _follow(engine, workflow.id, args.task)
+            return 0
         events = engine.store.events(workflow.id, args.task) if engine.store else []
         emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
         return 0
+
+
+async def _follow(engine: Engine, workflow_id: str, task_id: str | None) -> None:
+    """The transcript from the store, which the process running the agent writes to: what is there, then what
+    comes, until the workflow is no longer running (a run another process starts meanwhile is followed too)."""
+    assert engine.store is not None
+    seen = 0
+    while True:
+        running = not engine.get(workflow_id).state.done
+        for event in engine.store.events(workflow_id, task_id, after=seen):
+            seen = event.seq
+            if not isinstance(event, ResourceSample):
+                print(_event_line(event), flush=True)
+        if not running:
+            return
+        await asyncio.sleep(_WATCH_INTERVAL)
+
+
+async def print_transcript(engine: Engine, workflow_id: str, task_id: str) -> None:
+    """A running task's transcript as `adw logs --follow` prints it, from the engine's own events."""
+    async with engine.subscribe(workflow_id) as events:
+        async for event in events:
+            if event.task_id == task_id and not isinstance(event, ResourceSample):
+                print(_event_line(event), flush=True)
 
 
 async def _timeline(args: argparse.Namespace) -> int:
@@ -267,4 +301,8 @@ def _event_line(event: BaseEvent) -> str:
         return f"{head} started {event.agent} (attempt {event.attempt})"
     if isinstance(event, TaskFinished):
         return f"{head} {event.state.value} {event.summary or event.reason}"
+    if isinstance(event, PermissionAsked):
+        return f"{head} asks permission: {event.tool} {' '.join(event.paths)}".rstrip()
+    if isinstance(event, PermissionAnswered):
+        return f"{head} permission {(event.choice or 'unanswered').replace('_', ' ')} ({event.by})"
     return f"{head} {event.type}"

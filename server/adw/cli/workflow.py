@@ -1,4 +1,4 @@
-"""`adw sdlc | resume | demo`: running workflows from the command line, with every agent, SDLC step and the forge.
+"""`adw sdlc | resume | say | demo`: running workflows from the command line, with every agent, SDLC step and the forge.
 
 Every command is a subscriber of the engine; none holds logic of its own. The store's readers (`status`, `cancel`,
 `logs`) are in `adw.cli.runs`, which loads none of that.
@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,6 +22,7 @@ from adw.agents.preflight import preflight_workflows
 from adw.cli.attention import Attention
 from adw.cli.forge import pull_requests
 from adw.cli.output import add_json_flag, emit
+from adw.cli.runs import print_transcript
 from adw.config import MAX_AGENTS
 from adw.errors import AdwError
 from adw.forge.client import connect
@@ -35,7 +36,7 @@ from adw.sdlc.engine import open_engine
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.workflow.engine import Engine, NothingToResumeError
 from adw.workflow.events import TaskFinished, TaskStarted
-from adw.workflow.models import Finding, TaskState, Workflow
+from adw.workflow.models import Finding, FollowUp, TaskState, Workflow
 
 
 def register(subparsers: Any) -> None:
@@ -84,6 +85,17 @@ def register(subparsers: Any) -> None:
     resume.add_argument("id", help="a workflow id")
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
+
+    say = subparsers.add_parser(
+        "say", help="send a follow-up to the agent of a task that ran: it continues its session in the worktree"
+    )
+    say.add_argument("id", help="a workflow id")
+    say.add_argument("message", help="what the agent should do next")
+    say.add_argument(
+        "--task", metavar="T", help="the task whose agent to continue (default: the last one with a session)"
+    )
+    add_json_flag(say)
+    say.set_defaults(handler=_say)
 
     demo = subparsers.add_parser(
         "demo",
@@ -192,6 +204,19 @@ async def _resume(args: argparse.Namespace) -> int:
     return await _run(args, engine, [workflow])
 
 
+async def _say(args: argparse.Namespace) -> int:
+    engine = await open_engine(args.cwd)
+    try:
+        workflow = engine.prepare_follow_up(args.id, args.task, FollowUp(message=args.message))
+    except BaseException:
+        engine.close()
+        raise
+    task = next(task for task in workflow.tasks if task.follow_up is not None)
+    if not args.json:
+        print(f"following up {task.id} ({task.agent}) of {workflow.name} [{workflow.id}]", flush=True)
+    return await _run(args, engine, [workflow], printer=lambda: print_transcript(engine, workflow.id, task.id))
+
+
 async def _demo(args: argparse.Namespace) -> int:
     root = _demo_root(args.cwd, args.path)
     specs = await create_demo_repo(root)
@@ -207,10 +232,16 @@ def _demo_root(cwd: str, path: str | None) -> Path:
 
 
 async def _run(
-    args: argparse.Namespace, engine: Engine, workflows: list[Workflow], provider: Provider | None = None
+    args: argparse.Namespace,
+    engine: Engine,
+    workflows: list[Workflow],
+    provider: Provider | None = None,
+    printer: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
-    """Run the workflows; with `provider` (`--pr`), then open each one's pull request."""
-    printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
+    """Run the workflows, printing what `printer` prints (default: a line per task start and end); with
+    `provider` (`--pr`), then open each one's pull request."""
+    show = printer or (lambda: _print_progress(engine, workflows))
+    printing = None if args.json else asyncio.create_task(show())
     attention = Attention(engine, workflows, engine.config.notify)
     attending = asyncio.create_task(attention.run())
     try:
@@ -221,9 +252,9 @@ async def _run(
         if provider is not None and not ctrl_c.pressed:
             opened = await pull_requests(provider, workflows)
     finally:
-        if printer is not None:
+        if printing is not None:
             await asyncio.sleep(0)  # let the printer take the last events
-            printer.cancel()
+            printing.cancel()
         attention.stop()
         await attending
         engine.close()

@@ -22,6 +22,7 @@ WORKTREES_LOCK = "worktrees.lock"  # adw_dir: serializes creates and removes
 DAEMON_LOG = "daemon.log"  # adw_dir: what the resident ADW (`adw daemon start`) says
 CONFLICTS_DIR = "conflicts"  # adw_dir: <tip>-<tip>.json, predicted conflicts of a pair of commits
 BASELINE_DIR = "baseline"  # adw_dir: <digest>.json, the judge's cached runs on a base commit
+AGENT_SESSIONS_DIR = "sessions"  # adw_dir: <workflow>/<task>/, an agent's conversation kept for follow-ups (aider's)
 SCOUTS_DIR = "scouts"  # adw_dir: corpus-<worktree>.bin caches and reports/
 SHADOW_INDEX = "shadow-index"  # private_dir: the index checkpoints are snapshotted through
 CHECKPOINT_JOURNAL = "journal.json"  # private_dir: the undo or redo in progress

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from adw.lsp import commands, configuration, conflicts, lenses, links, permissions, progress, timeline, views
+from adw.lsp import (
+    commands,
+    configuration,
+    conflicts,
+    follow_ups,
+    lenses,
+    links,
+    permissions,
+    progress,
+    timeline,
+    views,
+)
 from adw.lsp.server import AdwServer
 
-FEATURES = (commands, configuration, conflicts, lenses, progress, permissions, links, timeline, views)
+FEATURES = (commands, configuration, conflicts, follow_ups, lenses, progress, permissions, links, timeline, views)
 
 
 def create_server() -> AdwServer:

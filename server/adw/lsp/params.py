@@ -196,6 +196,24 @@ class Resume(Params):
     workflow: Text
 
 
+class FollowUpLocation(BaseModel):
+    """What a follow-up is about: a file (a path, relative to the workflow's worktree, or a URI), its lines
+    (1-based, inclusive) and the code selected there."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    file: Text
+    start_line: int = Field(alias="startLine", ge=1)
+    end_line: int = Field(alias="endLine", ge=1)
+    selected_code: str = Field(default="", alias="selectedCode")
+
+
+class FollowUp(Params):
+    workflow: Text
+    message: Text
+    task: Text | None = None  # default: the workflow's last task whose agent left a session
+    location: FollowUpLocation | None = None
+
+
 class Status(Params):
     workflow: Text | None = None
 

@@ -42,6 +42,7 @@ from adw.workflow.models import (
     AgentResult,
     Attempt,
     Finding,
+    FollowUp,
     Severity,
     Task,
     TaskState,
@@ -250,6 +251,26 @@ class Engine:
         agent included. Succeeded tasks are kept as they are. Nothing runs yet, so a caller can say what will
         run (the pending tasks) and start several at once. Raises AdwError when the workflow is running or
         nothing is left to run."""
+        workflow = self._idle(workflow_id)
+        if all(task.state is TaskState.SUCCEEDED and not task.stale for task in workflow.tasks):
+            raise NothingToResumeError(
+                f"workflow {workflow.id} already succeeded: nothing to resume",
+                "to do its work once more, start it again in a new worktree",
+            )
+        phases = phase_configs(self.config)
+        for task in workflow.tasks:
+            if task.state is TaskState.SUCCEEDED and not task.stale:
+                continue
+            task.state, task.reason, task.stale = TaskState.PENDING, "", False
+            current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
+            if current is not None and workflow.best_of is not None and task.phase == BEST_OF_PHASE:
+                current = workflow.best_of.build_config(current)  # a candidate keeps its own agent and model
+            if current is not None:
+                task.config, task.agent = current, current.agent
+        return workflow
+
+    def _idle(self, workflow_id: str) -> Workflow:
+        """The stored workflow, unless this or another live process is running it."""
         workflow = self.get(workflow_id)
         if workflow.id in self._workflows and workflow.state is TaskState.RUNNING:
             raise AdwError(f"workflow {workflow.id} is running", "wait for it or cancel it first")
@@ -266,22 +287,47 @@ class Engine:
                     f"wait for it, or stop it with `adw cancel {workflow.id}`",
                     "wait for it, or cancel it in the Workflows view",
                 )
-        if all(task.state is TaskState.SUCCEEDED for task in workflow.tasks):
-            raise NothingToResumeError(
-                f"workflow {workflow.id} already succeeded: nothing to resume",
-                "to do its work once more, start it again in a new worktree",
-            )
-        phases = phase_configs(self.config)
-        for task in workflow.tasks:
-            if task.state is TaskState.SUCCEEDED:
-                continue
-            task.state, task.reason = TaskState.PENDING, ""
-            current = phases.get(task.phase) if task.kind == "agent" and task.config is not None else None
-            if current is not None and workflow.best_of is not None and task.phase == BEST_OF_PHASE:
-                current = workflow.best_of.build_config(current)  # a candidate keeps its own agent and model
-            if current is not None:
-                task.config, task.agent = current, current.agent
         return workflow
+
+    def prepare_follow_up(self, workflow_id: str, task_id: str | None, follow_up: FollowUp) -> Workflow:
+        """A stored workflow made ready for `run` to send `follow_up` to the agent of `task_id` (default: the
+        last task whose agent left a session), continuing that session in the same worktree as a new attempt,
+        checkpointed before and after. Every task that depends on it and already succeeded is marked stale, for
+        `adw resume` to run again. Raises AdwError when the workflow is running, the task is unknown, or its
+        agent keeps no session."""
+        # A copy: nothing changes unless it runs (a caller's preflight may still refuse it).
+        workflow = self._idle(workflow_id).model_copy(deep=True)
+        if not follow_up.message.strip():
+            raise AdwError("the follow-up message is empty", "say what the agent should do")
+        task = self._follow_up_task(workflow, task_id)
+        stale = _dependents(workflow, task.id)
+        for other in stale:
+            other.stale = other.state is TaskState.SUCCEEDED
+        task.state, task.reason, task.follow_up = TaskState.PENDING, "", follow_up
+        return workflow
+
+    def _follow_up_task(self, workflow: Workflow, task_id: str | None) -> Task:
+        if task_id is None:
+            with_session = [task for task in workflow.tasks if task.session is not None]
+            if not with_session:
+                raise AdwError(
+                    f"no task of workflow {workflow.id} has an agent session to continue",
+                    "follow-ups need an LLM agent (claude, codex, aider or acp) that has run a task",
+                )
+            return with_session[-1]
+        if task_id not in {task.id for task in workflow.tasks}:
+            raise AdwError(
+                f"workflow {workflow.id} has no task {task_id!r}",
+                f"its tasks are: {', '.join(task.id for task in workflow.tasks)}",
+            )
+        task = workflow.task(task_id)
+        if task.session is None:
+            raise AdwError(
+                f"task {task.id} (agent {task.agent}) has no agent session to continue",
+                "follow-ups need an LLM agent (claude, codex, aider or acp) that has run the task; "
+                f"tasks with one: {', '.join(t.id for t in workflow.tasks if t.session) or 'none'}",
+            )
+        return task
 
     def cancel(
         self,
@@ -433,7 +479,15 @@ class Engine:
                 if attempt.retryable and number > 0:  # the last retry failed too: say so, not "retrying"
                     reason = f"gave up after {number + 1} attempts: {reason}"
                 task.summary, task.findings = result.summary, result.findings
-                task.files_changed, task.outputs = result.files_changed, {**task.outputs, **result.outputs}
+                task.outputs = {**task.outputs, **result.outputs}
+                # A follow-up adds to the change the task made before; a fresh run replaces it.
+                task.files_changed = (
+                    sorted({*task.files_changed, *result.files_changed})
+                    if task.follow_up is not None
+                    else result.files_changed
+                )
+                task.session = result.session or task.session
+                task.follow_up, task.stale = None, False
                 self._finish(workflow, task, state, reason, attempt.number)
                 return
         except asyncio.CancelledError:  # the orchestrator itself is stopping (Ctrl-C): resumable later
@@ -441,6 +495,7 @@ class Engine:
             raise
         finally:
             del self._tokens[key]
+            task.follow_up = None  # sent once: a later resume runs the phase's own prompt
 
     async def _acquire(self, task: Task, token: CancelToken) -> bool:
         """Wait for an agent slot unless cancelled first; steps need none."""
@@ -465,7 +520,7 @@ class Engine:
     async def _attempt(
         self, workflow: Workflow, task: Task, token: CancelToken
     ) -> tuple[Attempt, AgentResult]:
-        attempt = Attempt(number=len(task.attempts) + 1, queued_at=task.queued_at)
+        attempt = Attempt(number=len(task.attempts) + 1, follow_up=task.follow_up, queued_at=task.queued_at)
         task.attempts.append(attempt)
         task.queued_at = None
         task.state, task.reason = TaskState.RUNNING, ""
@@ -488,13 +543,14 @@ class Engine:
         if judging:
             events.held = []
         before = None
-        if task.checkpoint:
+        checkpointed = task.checkpoint or task.follow_up is not None  # a follow-up is undone like a phase
+        if checkpointed:
             before = await self._checkpoint_before(workflow, task, events)
         scope_findings = []
         try:
             result = await self._call_agent(workflow, task, events, token)
             attempt.usage = result.usage if result.usage != Usage() else events.usage
-            if task.checkpoint:
+            if checkpointed:
                 scope_findings = await self._checkpoint_after(workflow, task, events, before)
         finally:
             self._windows.get(workflow.id, {}).pop(task.id, None)
@@ -742,6 +798,19 @@ async def _watch(token: CancelToken, events: TaskEvents, limit: float, inactivit
             await asyncio.sleep(min(started + limit, events.last_activity + inactivity) - now)
 
 
+def _dependents(workflow: Workflow, task_id: str) -> list[Task]:
+    """Every task that depends on `task_id`, directly or through others, in the workflow's order."""
+    reached = {task_id}
+    changed = True
+    while changed:
+        changed = False
+        for task in workflow.tasks:
+            if task.id not in reached and reached.intersection(task.deps):
+                reached.add(task.id)
+                changed = True
+    return [task for task in workflow.tasks if task.id in reached and task.id != task_id]
+
+
 def _judge(result: AgentResult, token: CancelToken) -> tuple[TaskState, str]:
     if token.requested:
         return token.state, token.reason
@@ -753,7 +822,8 @@ def _judge(result: AgentResult, token: CancelToken) -> tuple[TaskState, str]:
 def _outcome(workflow: Workflow) -> tuple[TaskState, str]:
     states = [task.state for task in workflow.tasks]
     if all(state is TaskState.SUCCEEDED for state in states):
-        return TaskState.SUCCEEDED, ""
+        stale = [task.id for task in workflow.tasks if task.stale]
+        return TaskState.SUCCEEDED, f"stale after a follow-up: {', '.join(stale)}" if stale else ""
     for state in (TaskState.INTERRUPTED, TaskState.FAILED, TaskState.CANCELLED):
         culprits = [task for task in workflow.tasks if task.state is state]
         if culprits:

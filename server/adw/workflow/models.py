@@ -75,8 +75,34 @@ class Usage(BaseModel):
         )
 
 
+class Location(BaseModel):
+    """Where a follow-up points in the worktree: a file, a range of its lines (1-based, inclusive) and the code
+    selected there, as a review comment or a code action gives them."""
+
+    file: str
+    start_line: int = Field(ge=1)
+    end_line: int = Field(ge=1)
+    selected_code: str = ""
+
+
+class FollowUp(BaseModel):
+    """A message sent to the agent of a task that already ran, continuing its session (`adw say`)."""
+
+    message: str
+    location: Location | None = None
+
+
+class AgentSession(BaseModel):
+    """The conversation an LLM agent's run left behind, which a follow-up continues: Claude's `session_id`,
+    Codex's thread id, the ACP session id, or the folder holding aider's chat history."""
+
+    agent: str
+    id: str
+
+
 class Attempt(BaseModel):
     number: int
+    follow_up: FollowUp | None = None
     state: TaskState = TaskState.RUNNING
     # Set when it was ready to start (its dependencies done, or its retry's backoff over) but every agent slot
     # was taken: from then until `started_at` it waited for one. None: it started at once.
@@ -105,6 +131,11 @@ class Task(BaseModel):
     files_changed: list[str] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
     outputs: dict[str, Any] = Field(default_factory=dict)
+    session: AgentSession | None = None
+    # The follow-up the next attempt sends instead of the phase's prompt; cleared when that attempt ends.
+    follow_up: FollowUp | None = None
+    # Ran before a follow-up changed what it depends on: `adw resume` runs it again.
+    stale: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     # Set while the next attempt waits for an agent slot (kept when it was cancelled while waiting).
@@ -214,6 +245,7 @@ class AgentResult(BaseModel):
     files_changed: list[str] = Field(default_factory=list)
     usage: Usage = Usage()
     outputs: dict[str, Any] = Field(default_factory=dict)
+    session: AgentSession | None = None
 
     @classmethod
     def failed(cls, reason: str, *, retryable: bool = False, **fields: Any) -> AgentResult:

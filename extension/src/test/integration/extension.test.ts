@@ -1,11 +1,12 @@
 // Runs inside the extension host against the demo repository (see e2e/integration.mjs): the real extension,
 // the real language server, real git worktrees and the built-in agents.
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../extension';
-import type { MergePreview, ScoutResult, StartedWorkflows } from '../../protocol';
+import type { CommandResults, MergePreview, ScoutResult, StartedWorkflows, Workflow } from '../../protocol';
 
 type Api = Awaited<ReturnType<typeof activate>>;
 
@@ -230,6 +231,66 @@ describe('ADW extension in VS Code', () => {
       return wf && wf.state !== 'running' && wf.state !== 'pending' && wf.state !== 'cancelled' ? wf : undefined;
     }, 150_000);
     assert.equal(done.state, 'succeeded', done.reason);
+  });
+
+  it('sends a follow-up to a task\'s agent and a review comment with its lines, streaming the transcript', async () => {
+    // The document phase of the greet spec runs the scripted ACP agent of the Python tests, which keeps its sessions.
+    const fake = path.resolve(__dirname, '..', '..', '..', '..', 'tests', 'fakes', 'acp_agent.py');
+    const sessions = mkdtempSync(path.join(os.tmpdir(), 'adw-acp-sessions-'));
+    const config = path.join(root, '.adw.toml');
+    writeFileSync(config, ['[agents]', 'test_command = ["python", "-m", "pytest", "-q"]', '', '[phases.document]',
+      'agent = "acp"', `command = ${JSON.stringify([api.adw.interpreter!.path, fake, '--sessions', sessions])}`,
+      'prompt = "recall"', 'retries = 0', ''].join('\n'));
+    try {
+      const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc',
+        vscode.Uri.file(path.join(root, 'specs', 'greet.md')));
+      const id = started.workflows[0].id;
+      const attemptsOf = (wf: Workflow) =>
+        (wf.tasks.find((t) => t.id === 'document') as { attempts?: unknown[] } | undefined)?.attempts?.length;
+      const finished = (attempts: number) => until(`attempt ${attempts} of document to end`, () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        return wf && wf.state !== 'running' && wf.state !== 'pending' && attemptsOf(wf) === attempts ? wf : undefined;
+      }, 150_000);
+      const done: Workflow = await finished(1);
+      assert.equal(done.state, 'succeeded', done.reason);
+      const documentTask = done.tasks.find((t) => t.id === 'document')!;
+      assert.deepEqual(documentTask.session, { agent: 'acp', id: 'fake-session-1' });
+      assert.equal(api.views.workflows.getTreeItem({ workflow: done, task: documentTask }).contextValue,
+        'task.succeeded.session');
+
+      const sent = await vscode.commands.executeCommand<CommandResults['followUp']>('adw.sendFollowUp',
+        { workflow: done, task: documentTask }, 'recall the docs');
+      assert.equal(sent.workflow, id);
+      assert.equal(sent.task, 'document');
+      assert.equal(sent.attempt, 2);
+      assert.ok(sent.stale.includes('commit'), sent.stale.join(', '));
+      // The transcript streams into its output channel (an `output:` document) as the agent works.
+      const transcript = await until('the transcript', () => vscode.workspace.textDocuments.find((d) =>
+        d.uri.scheme === 'output' && d.getText().includes('session fake-session-1 heard 1 prompt(s) before')), 60_000);
+      assert.match(transcript.getText(), /started acp \(attempt 2\)/);
+      await finished(2);
+
+      // A review comment on two lines of the file the build wrote.
+      const file = path.join(`${root}.worktrees`, 'greet', 'src', 'calc', 'greet.py');
+      const thread = { uri: vscode.Uri.file(file), range: new vscode.Range(0, 0, 2, 0), comments: [] as vscode.Comment[],
+        label: undefined as string | undefined };
+      const asked = await vscode.commands.executeCommand<CommandResults['followUp']>('adw.askAgent',
+        { thread, text: 'recall the greeting' });
+      assert.equal(asked.attempt, 3);
+      assert.equal(thread.label, 'Asked document to change lines 1–2');
+      assert.deepEqual(thread.comments.map((c) => c.author.name), ['You', 'ADW']);
+      await finished(3);
+      const stored = await vscode.commands.executeCommand<{ tasks: { id: string; attempts: { follow_up: unknown }[] }[] }>(
+        'adw.server.status', id);
+      const lines = readFileSync(file, 'utf8').split('\n').slice(0, 2).join('\n');
+      assert.deepEqual(stored.tasks.find((t) => t.id === 'document')!.attempts[2].follow_up, {
+        message: 'recall the greeting',
+        location: { file: 'src/calc/greet.py', start_line: 1, end_line: 2, selected_code: lines },
+      });
+    } finally {
+      rmSync(config, { force: true });
+      rmSync(sessions, { recursive: true, force: true });
+    }
   });
 
   it('restarts the server on ADW: Restart Server and when adw.python changes', async () => {
