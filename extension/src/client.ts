@@ -165,9 +165,10 @@ export class AdwClient implements vscode.Disposable {
       traceOutputChannel: this.output,
       // A crashed server is restarted a few times by the client; after that the user restarts it.
       connectionOptions: { maxRestartCount: 3 },
-      // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them. One
+      // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them.
+      // `clientCommands`: the extension's own commands the server may put in lenses (the run's timeline). One
       // aggregated progress ("4/6 agents, 2 waiting"): the Workflows view shows each task with its cancel button.
-      initializationOptions: { codicons: true, progress: 'aggregate' },
+      initializationOptions: { codicons: true, clientCommands: ['adw.showTimeline'], progress: 'aggregate' },
       middleware: { executeCommand: (command, args) => this.executeCommand(command, args) },
     };
     const client = new LanguageClient('adw', 'ADW', serverOptions, clientOptions);
