@@ -27,7 +27,7 @@ const CODE_SERVER = join(CODE_SERVER_DIR, 'node_modules', '.bin', 'code-server')
 mkdirSync(SHOTS, { recursive: true });
 
 const port = freePort();
-// Two agent slots: some tasks wait for one (the timeline's queued bars; the aggregated progress).
+// Two agent slots: some tasks wait for one (the timeline's queued bars, the aggregated progress's "waiting").
 const profile = makeProfile({ 'adw.maxAgents': 2 });
 const repo = makeDemoRepo(profile.root);
 // A class whose method is the scout's top hit for "area of a circle": an indented line (`    def area`).

@@ -166,8 +166,8 @@ export class AdwClient implements vscode.Disposable {
       // A crashed server is restarted a few times by the client; after that the user restarts it.
       connectionOptions: { maxRestartCount: 3 },
       // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them.
-      // `clientCommands`: the extension's own commands the server may put in lenses (the run's timeline).
-      // One aggregated progress ("4/6 agents, 2 waiting"): the Workflows view shows each task with its cancel button.
+      // `clientCommands`: the extension's own commands the server may put in lenses (the run's timeline). One
+      // aggregated progress ("4/6 agents, 2 waiting"): the Workflows view shows each task with its cancel button.
       initializationOptions: { codicons: true, clientCommands: ['adw.showTimeline'], progress: 'aggregate' },
       middleware: { executeCommand: (command, args) => this.executeCommand(command, args) },
     };

@@ -364,11 +364,15 @@ async def test_bad_input_is_an_error_with_advice_and_the_server_lives_on(minimal
     assert listed[0]["is_main"] is True
 
 
-async def test_an_errors_actions_reach_the_client_in_its_data(tmp_path: Path) -> None:
+async def test_an_errors_actions_reach_the_client_in_its_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever command fails, its error's next steps are in `data.actions`, typed by kind (the extension's
     toast buttons); the message stays the editor's."""
     server = AdwServer()
-    server._root = tmp_path  # not a repository: no configuration to check
+
+    async def no_configuration() -> None:  # no workspace here: nothing to load
+        pass
+
+    monkeypatch.setattr(server, "check_config", no_configuration)
 
     async def refuse() -> object:
         raise AdwError("workflow wf-1 failed at test", "see `adw logs wf-1`", "see its log",
