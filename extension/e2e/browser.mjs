@@ -346,7 +346,10 @@ try {
   await page.locator('#workbench\\.parts\\.statusbar', { hasText: /\d+\/\d+ agents/ }).waitFor({ timeout: 30_000 });
   await review.hover();
   await shot('vscode-task-cancel');
-  await review.locator('.action-label[aria-label="Cancel Task"]').click();
+  // From the row's menu: the inline button is redrawn every second while tasks run, and a click that lands on
+  // a redraw reaches the command without its row (then it asks which task).
+  await review.click({ button: 'right' });
+  await menuItem('Cancel Task');
   rmSync(join(repo, '.adw.toml')); // the resumed review runs the demo's own reviewer
   const stopped = toasts.filter({ hasText: 'add cancelled' });
   await stopped.waitFor({ timeout: 60_000 });

@@ -47,7 +47,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.openTaskLog': (workflow: string, task: string, repo?: string, name?: string) =>
       commands.openTaskLog(workflow, task, repo, name),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
-    'adw.cancelTask': (node: WorkflowNode) => commands.cancelTask(node),
+    'adw.cancelTask': (node?: WorkflowNode) => commands.cancelTask(node),
     'adw.resumeWorkflow': (node?: WorkflowNode | string) => commands.resume(node),
     'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
@@ -237,8 +237,11 @@ class Commands {
     return result;
   }
 
-  /** Cancels one task of a running workflow (its row's button); the workflow's other tasks go on. */
-  async cancelTask(node: WorkflowNode): Promise<unknown> {
+  /** Cancels one task of a running workflow (its row's button); the workflow's other tasks go on. A click that
+   * lands while the view redraws its rows (every second while something runs) comes without its row: then ask. */
+  async cancelTask(node?: WorkflowNode): Promise<unknown> {
+    node ??= await this.chooseRunningTask();
+    if (!node) return undefined;
     if (!node.task) return this.cancel(node);
     const result = await this.adw.command('cancel', node.workflow.id, node.task.id);
     vscode.window.setStatusBarMessage(`ADW: cancelling ${node.workflow.name} · ${node.task.phase}`, 5000);
@@ -342,6 +345,18 @@ class Commands {
   }
 
   /** Asks which of the workflows `select` keeps to act on; says `none` when there is nothing to choose. */
+  private async chooseRunningTask(): Promise<WorkflowNode | undefined> {
+    const running = (await this.views.workflows.load()).flatMap((workflow) => workflow.tasks
+      .filter((task) => task.state === 'running' || task.state === 'pending').map((task) => ({ workflow, task })));
+    if (!running.length) {
+      void vscode.window.showInformationMessage('ADW: no task is running or waiting.');
+      return undefined;
+    }
+    const items = running.map((node) => ({ label: `${node.workflow.name} · ${node.task.phase}`,
+      description: node.task.state, node }));
+    return (await vscode.window.showQuickPick(items, { title: 'ADW: Cancel Task' }))?.node;
+  }
+
   private async chooseWorkflow(title: string, select: (all: Workflow[]) => Workflow[], none: string,
   ): Promise<Workflow | undefined> {
     const choices = select(await this.views.workflows.load());
