@@ -535,7 +535,7 @@ class Worktrees:
                            cwd=self.main_root, ok_codes=(0, 1))
         lines = result.stdout.splitlines()
         conflicts = [line for line in lines[1:] if line]
-        files, stat = await _changes(self.main_root, f"{target}...{info.branch}")
+        files, stat = await diff_files(self.main_root, f"{target}...{info.branch}")
         return MergePreview(source=info.branch, target=target, clean=result.returncode == 0,
                             conflicts=conflicts, tree=lines[0] if lines else "", files=files,
                             insertions=sum(f.insertions or 0 for f in files),
@@ -846,13 +846,14 @@ def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:
     raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`", "pick one in the Worktrees view")
 
 
-async def _changes(cwd: Path, revisions: str) -> tuple[list[ChangedFile], str]:
-    """The files `revisions` (`A...B`: B since it left A) changes, with their line counts, and the diffstat."""
+async def diff_files(cwd: Path, *revisions: str) -> tuple[list[ChangedFile], str]:
+    """The files `revisions` (`A...B`: B since it left A; `A B`: from A to B) change, with their line counts,
+    and the diffstat."""
     common = ("diff", "--no-color", "--no-ext-diff", "--no-renames")
     names, numbers, stat = await asyncio.gather(
-        git(*common, "--name-status", "-z", revisions, cwd=cwd),
-        git(*common, "--numstat", "-z", revisions, cwd=cwd),
-        git(*common, "--stat=120", revisions, cwd=cwd),
+        git(*common, "--name-status", "-z", *revisions, cwd=cwd),
+        git(*common, "--numstat", "-z", *revisions, cwd=cwd),
+        git(*common, "--stat=120", *revisions, cwd=cwd),
     )
     fields = [field for field in names.stdout.split("\0") if field]
     counts = {}
