@@ -96,6 +96,7 @@ def issue_number(text: str, forge: Forge) -> int:
     raise AdwError(
         f"not an issue of {forge.project}: {text!r}",
         f"pass its number (`--issue 123`) or its URL ({forge.issue_url(123)})",
+        f"give its number (123) or its URL ({forge.issue_url(123)})",
     )
 
 
