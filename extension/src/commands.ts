@@ -4,12 +4,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
+import { finishedWorkflows, mergeDetail, workflowDescription, worktreeDescription, worktreeLabel } from './format';
 import {
-  bestOfRuns, candidateDescription, candidateDetail, candidateLabel, finishedWorkflows, mergeDetail,
-  workflowDescription, worktreeDescription, worktreeLabel,
-} from './format';
-import {
-  ExistingChoice, ExistingWorktree, MergeResult, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
+  ExistingChoice, ExistingWorktree, MergeResult, ScoutResult, SdlcOptions, StartedWorkflows, Workflow, Worktree,
   existingWorktrees,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
@@ -32,6 +29,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
   const commands = new Commands(adw, views);
   const table: Record<string, (...args: never[]) => Promise<unknown>> = {
     'adw.startSdlc': (uri?: vscode.Uri, selected?: vscode.Uri[]) => commands.startSdlc(uri, selected),
+    'adw.sdlcFromIssue': (issue?: string, pr?: boolean) => commands.sdlcFromIssue(issue, pr),
     'adw.scout': (task?: string) => commands.scout(task),
     'adw.createWorktree': () => commands.createWorktree(),
     'adw.openWorktree': (node?: Worktree) => commands.openWorktree(node),
@@ -47,7 +45,6 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
       views.documents.show(views.documents.taskLogUri(repo, workflow, task, name)),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
     'adw.resumeWorkflow': (node?: WorkflowNode) => commands.resume(node),
-    'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
     'adw.restartServer': () => adw.restart(),
@@ -70,18 +67,46 @@ class Commands {
   async startSdlc(uri?: vscode.Uri, selected?: vscode.Uri[]): Promise<StartedWorkflows | undefined> {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
-    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
     const paths = specs.map((spec) => spec.fsPath);
+    return this.start((options) => this.adw.command('startSdlc', paths, options));
+  }
+
+  /** `adw sdlc --issue N [--pr]` from the editor: the issue of the repository's forge is the spec; with `pr`, the
+   * server opens the workflow's draft pull request when it is done (and says so). */
+  async sdlcFromIssue(issue?: string, pr?: boolean): Promise<StartedWorkflows | undefined> {
+    issue ??= await vscode.window.showInputBox({
+      title: 'ADW: Run SDLC from Issue', prompt: 'The number or URL of an issue of this repository\'s forge',
+      placeHolder: 'e.g. 123, #123 or https://github.com/owner/repo/issues/123', ignoreFocusOut: true,
+      validateInput: (value) => (/^\s*(#?\d+|https?:\/\/\S+)\s*$/.test(value) ? undefined
+        : 'an issue number (123) or its URL'),
+    });
+    if (!issue?.trim()) return undefined;
+    if (pr === undefined) {
+      const choice = await vscode.window.showQuickPick([
+        { label: '$(git-pull-request-draft) Run, then open a draft pull request', pr: true },
+        { label: '$(play) Run only', description: 'Create Pull Request later', pr: false },
+      ], { title: `ADW: Run SDLC from Issue ${issue.trim()}` });
+      if (!choice) return undefined;
+      pr = choice.pr;
+    }
+    const asked = issue.trim();
+    const withPr = pr;
+    return this.start((options) => this.adw.command('sdlcFromIssue', asked, withPr, options));
+  }
+
+  /** Starts workflows; when a spec's worktree is already there, asks whether to resume, rerun or replace it. */
+  private async start(call: (options: SdlcOptions) => Promise<StartedWorkflows>): Promise<StartedWorkflows | undefined> {
+    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
     const options = maxAgents > 0 ? { maxAgents } : {};
     let started: StartedWorkflows;
     try {
-      started = await this.adw.command('startSdlc', paths, options);
+      started = await call(options);
     } catch (error) {
       const existing = existingWorktrees(error);
       if (!existing) throw error;
       const choice = await this.askExisting(existing);
       if (!choice) return undefined;
-      started = await this.adw.command('startSdlc', paths, { ...options, existing: choice });
+      started = await call({ ...options, existing: choice });
     }
     void vscode.window.showInformationMessage(
       `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
@@ -285,45 +310,6 @@ class Commands {
       label: t.phase, description: `${t.state} · ${t.agent}`, detail: t.summary || t.reason || undefined, task: t,
     })), { title: `ADW: ${workflow.name}`, placeHolder: 'Open a task log' });
     if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo, workflow.name);
-  }
-
-  /** Ranks the candidates of a best-of run (`adw sdlc SPEC --best-of N`); the one picked is merged after its merge
-   * preview is confirmed, and the others' worktrees are archived (`adw worktree restore NAME` brings one back). */
-  async compareCandidates(node?: WorkflowNode): Promise<PickResult | undefined> {
-    let group = node?.workflow.best_of?.group;
-    if (!group) {
-      const runs = bestOfRuns(await this.views.workflows.load());
-      if (!runs.length) throw new Error('no best-of run yet — `adw sdlc SPEC --best-of N` starts one');
-      group = runs.length === 1 ? runs[0].group : (await vscode.window.showQuickPick(runs.map((run) => ({
-        label: run.name, description: `${run.candidates.length} candidates`, detail: run.group, run,
-      })), { title: 'ADW: Compare Candidates' }))?.run.group;
-    }
-    if (!group) return undefined;
-    const comparison = await this.adw.command('compare', group);
-    const chosen = await vscode.window.showQuickPick(comparison.candidates.map((candidate) => ({
-      label: candidateLabel(candidate), description: candidateDescription(candidate),
-      detail: candidateDetail(candidate), candidate,
-    })), { title: `ADW: best of ${comparison.candidates.length}, ranked — pick one to merge`, matchOnDetail: true });
-    if (!chosen) return undefined;
-    const { number, worktree } = chosen.candidate;
-    const preview = await this.adw.command('mergePreview', worktree);
-    if (!preview.clean) {
-      void vscode.window.showWarningMessage(`ADW: candidate ${number} would conflict with ${preview.target}`, {
-        modal: true, detail: `Conflicting files:\n${preview.conflicts.join('\n')}\n\nNothing was merged or archived.`,
-      });
-      return undefined;
-    }
-    const others = comparison.candidates.filter((c) => c.number !== number).map((c) => c.worktree);
-    const answer = await vscode.window.showInformationMessage(
-      `Pick candidate ${number}: merge ${preview.source} into ${preview.target}?`, {
-        modal: true,
-        detail: `${mergeDetail(preview)}\n\nThe other candidates' worktrees (${others.join(', ')}) are archived; `
-          + 'bring one back with `adw worktree restore NAME`.',
-      }, 'Pick');
-    if (!answer) return undefined;
-    const result = await this.adw.command('pick', group, number);
-    void vscode.window.showInformationMessage(`ADW: ${result.message}`);
-    return result;
   }
 
   /** Asks which of the workflows `select` keeps to act on; says `none` when there is nothing to choose. */

@@ -5,6 +5,7 @@ import { registerCommands, Views } from './commands';
 import { CliDocuments, DIFF_SCHEME, LOG_SCHEME } from './documents';
 import { runningAgents } from './format';
 import { StatusItem } from './status';
+import { CandidatesProvider, registerCandidates } from './views/candidates';
 import { CheckpointsProvider } from './views/checkpoints';
 import { WorkflowsProvider } from './views/workflows';
 import { WorktreesProvider } from './views/worktrees';
@@ -19,6 +20,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
   const checkpoints = new CheckpointsProvider(adw, () => worktrees.worktrees);
   const documents = new CliDocuments(adw);
   const status = new StatusItem();
+  const candidates = new CandidatesProvider(adw);
   checkpoints.view = vscode.window.createTreeView('adw.checkpoints', { treeDataProvider: checkpoints });
 
   const views: Views = {
@@ -42,6 +44,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, documents),
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
+    candidates, ...registerCandidates(adw, candidates, workflows, (what) => views.refresh(what)),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),
     adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),

@@ -110,6 +110,12 @@ export interface Candidate {
   files: number;
   insertions: number;
   deletions: number;
+  /** The diff the comparison measured: from `base_commit` to `tip` (a tree or commit id), file by file. */
+  base_commit: string | null;
+  tip: string | null;
+  /** The candidate's worktree; null once it is archived (its diff then comes from the archive). */
+  path: string | null;
+  changes: ChangedFile[];
   cost_usd: number | null;
   seconds: number | null;
   rank: number;
@@ -128,6 +134,8 @@ export interface PickResult extends Message {
   worktree: string;
   merge: MergeResult | null;
   archived: { number: number; worktree: string; path: string; archive_ref: string | null }[];
+  /** Set when picked as a pull request (`pr`): the draft opened or updated instead of a merge. */
+  pull_request: PullRequestOutcome | null;
 }
 
 export interface Checkpoint {
@@ -204,8 +212,11 @@ export interface ExistingWorktree {
   workflow_state: TaskState | null;
 }
 
-/** What startSdlc's `options.existing` may say once the user chose. */
-export type ExistingChoice = NonNullable<NonNullable<ServerCommands['startSdlc'][1]>['existing']>;
+/** startSdlc's (and sdlcFromIssue's) options. */
+export type SdlcOptions = NonNullable<ServerCommands['startSdlc'][1]>;
+
+/** What `options.existing` may say once the user chose. */
+export type ExistingChoice = NonNullable<SdlcOptions['existing']>;
 
 /** The worktrees a startSdlc refusal names when specs' worktrees already exist, else undefined. */
 export function existingWorktrees(error: unknown): ExistingWorktree[] | undefined {
@@ -279,6 +290,7 @@ export interface CommandResults {
   removeWorktree: Message;
   resume: { workflow: string; resumed: boolean };
   scout: ScoutResult;
+  sdlcFromIssue: StartedWorkflows;
   startSdlc: StartedWorkflows;
   status: Workflow | Workflow[];
   undo: Message;
