@@ -167,6 +167,12 @@ try {
   step('one toast for a failed command');
 
   // -- the forge: Create Pull Request on the finished `add` workflow --------------------------------------
+  // A wider side bar, so that the rows show their pull requests and each candidate all it is ranked by.
+  const sash = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  await page.mouse.move(sash.x + sash.width + 1, 400);
+  await page.mouse.down();
+  await page.mouse.move(sash.x + 760, 400, { steps: 5 });
+  await page.mouse.up();
   await palette('Notifications: Clear All Notifications');
   await palette('ADW: Create Pull Request');
   await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'greet' })
@@ -192,10 +198,12 @@ try {
   await workflows.locator('.monaco-list-row[aria-level="1"]', { hasText: '7-subtract-numbers' })
     .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
   await toasts.filter({ hasText: 'opened draft pull request #2 for 7-subtract-numbers' }).waitFor({ timeout: 60_000 });
+  await row(view('Worktrees'), 'PR #2 draft').waitFor({ timeout: 30_000 });
   const [fromIssue] = await forge.pulls('adw/7-subtract-numbers');
   if (!fromIssue?.draft || !fromIssue.body.includes('Closes #7')) {
     throw new Error(`expected the issue's draft on the fake forge: ${JSON.stringify(fromIssue)}`);
   }
+  await page.waitForTimeout(500);
   await shot('vscode-issue-pull-request');
   step('Run SDLC from Issue ended in a draft pull request');
 
@@ -234,7 +242,8 @@ try {
   await shot('vscode-candidate-pick');
   await page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Merge' }).click();
   await toasts.filter({ hasText: 'picked candidate 3' }).waitFor({ timeout: 60_000 });
-  await ranked.filter({ hasText: '1. candidate 3' }).filter({ hasText: 'picked' }).waitFor({ timeout: 30_000 });
+  await ranked.filter({ hasText: '1. candidate 3 — multiply-3 (picked)' }).waitFor({ timeout: 30_000 });
+  await ranked.filter({ hasText: '3. candidate 2 — multiply-2 (archived)' }).waitFor({ timeout: 30_000 });
   const listed = execFileSync('git', ['worktree', 'list'], { cwd: repo, encoding: 'utf8' });
   const archives = execFileSync('git', ['for-each-ref', '--format=%(refname)', 'refs/adw/archive/'], { cwd: repo, encoding: 'utf8' });
   if (/multiply-[12]\b/.test(listed) || !/multiply-1/.test(archives) || !/multiply-2/.test(archives)) {

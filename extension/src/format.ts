@@ -164,7 +164,7 @@ export function candidateDescription(candidate: Candidate): string {
 }
 
 /** A candidate's row in the Candidates view: what the ranking weighs (new test failures, new review findings,
- * size), then cost and time. */
+ * size), then time and cost. */
 export function candidateFacts(candidate: Candidate): string {
   const count = (n: number | null, noun: string, missing: string) =>
     n === null ? missing : `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -172,7 +172,7 @@ export function candidateFacts(candidate: Candidate): string {
   return [count(candidate.new_test_failures, 'new failure', 'tests not run'),
     count(candidate.new_findings, 'new finding', 'review not run'),
     `+${candidate.insertions} −${candidate.deletions} in ${candidate.files} file${candidate.files === 1 ? '' : 's'}`,
-    cost(candidate.cost_usd) ?? 'cost unknown', time].filter(Boolean).join(' · ');
+    time, cost(candidate.cost_usd) ?? 'cost unknown'].filter(Boolean).join(' · ');
 }
 
 /** How a candidate fares, for its icon: a regression (or tests that did not run), new findings, or clean. */

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-
 from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import GIT_ENV, run_git
 from tests.forge.fakeforge import Fake, serve
@@ -84,20 +83,27 @@ async def test_sdlc_from_an_issue_number_to_a_draft_pull_request(
     started = await run(client, "sdlcFromIssue", {"issue": "#7", "pr": True})
     [workflow] = started["workflows"]
     assert workflow["name"] == "7-multiply-numbers" and workflow["spec"].endswith("adw/issues/7-multiply-numbers.md")
+    polled = await request(client, "adw/pullRequests")  # the view's poll while it runs: no pull request yet
+    assert [b["pull_request"] for b in polled["branches"] if b["branch"] == "adw/7-multiply-numbers"] == [None]
     done = await wait_workflow(client, workflow["id"])
     assert done["state"] == "succeeded"
     opened = await eventually(lambda: [m for m in client.messages if "pull request" in m.message], 30, "the PR message")
     assert opened[0].type == types.MessageType.Info
-    assert opened[0].message == f"ADW: opened draft pull request [#1]({fake.base_url}/octo/ws/pull/1) for 7-multiply-numbers."
+    url = f"{fake.base_url}/octo/ws/pull/1"
+    assert opened[0].message == f"ADW: opened draft pull request [#1]({url}) for 7-multiply-numbers."
     [pr] = fake.pulls
     assert pr["head"] == "adw/7-multiply-numbers" and pr["draft"] and "Closes #7" in pr["body"]
     assert run_git(tmp_path / "origin.git", "rev-parse", "adw/7-multiply-numbers") == run_git(
         workspace, "rev-parse", "adw/7-multiply-numbers")
-    assert any(f"{fake.base_url}/octo/ws/pull/1" in comment["body"] for comment in fake.comments[7])
+    assert any(url in comment["body"] for comment in fake.comments[7])
+    # The view's next poll shows it at once (not after the minute its branch's last answer is kept).
+    polled = await request(client, "adw/pullRequests")
+    assert [b["pull_request"]["url"] for b in polled["branches"] if b["branch"] == "adw/7-multiply-numbers"] == [url]
 
     # The same issue again: its worktree exists, so the editor is asked what to do (as for a spec).
     again = await fails(client, "sdlcFromIssue", "7")
-    assert again.data["error"] == "WorktreeExistsError" and again.data["existing"][0]["worktree"] == "7-multiply-numbers"
+    assert again.data["error"] == "WorktreeExistsError"
+    assert again.data["existing"][0]["worktree"] == "7-multiply-numbers"
 
 
 async def test_sdlc_from_an_issue_without_a_login_is_one_error_in_editor_words(

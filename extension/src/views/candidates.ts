@@ -43,9 +43,12 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
     if (comparison.group !== this.comparison?.group) this.picked = undefined;
     this.comparison = comparison;
     this.view.description = `best of ${comparison.candidates.length}`;
-    this.view.message = `${comparison.spec ? path.basename(comparison.spec) : comparison.group}: ranked by new test `
-      + 'failures, then new review findings, then changed lines'
-      + (this.picked ? ` — ${this.picked.message}` : '');
+    const spec = comparison.spec ? path.basename(comparison.spec) : comparison.group;
+    const archived = this.picked?.archived.filter((a) => a.archive_ref).map((a) => a.worktree) ?? [];
+    this.view.message = this.picked
+      ? `${spec}: picked candidate ${this.picked.picked}${this.picked.pull_request ? ' as a pull request' : ''}`
+        + (archived.length ? `; archived ${archived.join(', ')}` : '')
+      : `${spec}: ranked by new test failures, then new review findings, then changed lines`;
     await vscode.commands.executeCommand('setContext', COMPARING, true);
     this.changed.fire();
     return comparison;
@@ -91,9 +94,10 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
     }
     const picked = this.picked?.picked === candidate.number;
     const archived = !candidate.path;
-    const item = new vscode.TreeItem(candidateLabel(candidate), vscode.TreeItemCollapsibleState.Expanded);
+    const label = candidateLabel(candidate) + (picked ? ' (picked)' : archived ? ' (archived)' : '');
+    const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = candidate.workflow;
-    item.description = candidateFacts(candidate) + (picked ? ' · picked' : archived ? ' · archived' : '');
+    item.description = candidateFacts(candidate);
     item.tooltip = new vscode.MarkdownString(`**${candidateLabel(candidate)}** — ${candidateDescription(candidate)}\n\n`
       + candidate.reasons.map((reason) => `- ${reason}`).join('\n'));
     item.iconPath = picked ? new vscode.ThemeIcon('check-all') : VERDICT_ICONS[candidateVerdict(candidate)];
@@ -198,7 +202,9 @@ class CandidateActions {
         return undefined;
       }
       question = `Pick candidate ${candidate.number}: merge ${preview.source} into ${preview.target}?`;
-      detail = `${mergeDetail(preview)}\n\n${archiving}`;
+      // The other candidates conflict with it, as a rule; they are archived, so only other worktrees are worth a warning.
+      const activeConflicts = preview.activeConflicts?.filter((c) => !others.includes(c.worktree));
+      detail = `${mergeDetail({ ...preview, activeConflicts })}\n\n${archiving}`;
     }
     const answer = await vscode.window.showInformationMessage(question, { modal: true, detail },
       asPullRequest ? 'Open Pull Request' : 'Merge');

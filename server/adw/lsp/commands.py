@@ -137,7 +137,7 @@ async def _report_pull_request(ls: AdwServer, root: Path, workflow: Workflow, pr
         return
     pr = outcome.pull_request
     verb = "opened draft" if pr.created else "updated"
-    ls.changed("worktrees")
+    _opened(ls, outcome)
     ls.window_show_message(types.ShowMessageParams(
         type=types.MessageType.Info, message=f"ADW: {verb} pull request [#{pr.number}]({pr.url}) for {workflow.name}."))
 
@@ -314,6 +314,8 @@ async def pick_candidate(ls: AdwServer, args: params.Pick) -> object:
         result = await pick(_store(engine), args.id, args.number, args.strategy)
     for archived in result.archived:
         clear_under(ls, archived.path)
+    if opened is not None:
+        _opened(ls, opened)
     ls.changed("worktrees")
     return {**to_jsonable(result), "pull_request": to_jsonable(opened) if opened else None}
 
@@ -390,8 +392,15 @@ async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> 
         outcome = await open_pull_request(Path(workflow.repo), workflow, provider, base=args.base)
     finally:
         await provider.aclose()
-    ls.changed("worktrees")
+    _opened(ls, outcome)
     return to_jsonable(outcome)
+
+
+def _opened(ls: AdwServer, outcome: PrOutcome) -> None:
+    """A pull request was opened or updated: the Worktrees view shows it at its next poll, not a minute later."""
+    if ls.reviews is not None:
+        ls.reviews.forget(outcome.branch)
+    ls.changed("worktrees")
 
 
 @handles(params.Status)

@@ -193,7 +193,7 @@ describe('format', () => {
     assert.equal(candidateLabel(candidate), '3. candidate 2 — mul-2');
     assert.equal(candidateDescription(candidate), 'claude (opus) · failed · 1m12s · $0.50');
     assert.equal(candidateDescription({ ...candidate, model: '', seconds: null, cost_usd: null }), 'claude · failed');
-    assert.equal(candidateFacts(candidate), '1 new failure · 0 new findings · +14 −1 in 2 files · $0.50 · 1m12s');
+    assert.equal(candidateFacts(candidate), '1 new failure · 0 new findings · +14 −1 in 2 files · 1m12s · $0.50');
     assert.equal(candidateFacts({ ...candidate, new_test_failures: null, new_findings: 3, files: 1, cost_usd: null,
       seconds: null }), 'tests not run · 3 new findings · +14 −1 in 1 file · cost unknown');
   });
