@@ -61,6 +61,14 @@ async function palette(title, run = true) {
 
 const view = (name) => page.locator('.pane', { has: page.locator('.pane-header', { hasText: name }) });
 const row = (pane, text) => pane.locator('.monaco-list-row', { hasText: text });
+/** Drags the side bar's edge so that it is `width` pixels wide. */
+async function sideBarWidth(width) {
+  const bar = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  await page.mouse.move(bar.x + bar.width + 1, 400);
+  await page.mouse.down();
+  await page.mouse.move(bar.x + width, 400, { steps: 5 });
+  await page.mouse.up();
+}
 const lens = (text) => page.locator('.monaco-editor .codelens-decoration a', { hasText: text });
 
 let failed = false;
@@ -167,12 +175,7 @@ try {
   step('one toast for a failed command');
 
   // -- the forge: Create Pull Request on the finished `add` workflow --------------------------------------
-  // A wider side bar, so that the rows show their pull requests and each candidate all it is ranked by.
-  const sash = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
-  await page.mouse.move(sash.x + sash.width + 1, 400);
-  await page.mouse.down();
-  await page.mouse.move(sash.x + 760, 400, { steps: 5 });
-  await page.mouse.up();
+  await sideBarWidth(520); // wide enough for the rows' pull requests
   await palette('Notifications: Clear All Notifications');
   await palette('ADW: Create Pull Request');
   await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'greet' })
@@ -180,6 +183,7 @@ try {
   await page.locator('.quick-input-widget input').fill('add');
   await page.keyboard.press('Enter');
   await toasts.filter({ hasText: 'Opened draft pull request #1 for add' }).waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(500);
   const [pr] = await forge.pulls('adw/add');
   if (!pr?.draft || pr.base.ref !== 'main') throw new Error(`expected a draft of adw/add on the fake forge: ${JSON.stringify(pr)}`);
   await row(view('Worktrees'), 'PR #1 draft').waitFor({ timeout: 30_000 });
@@ -217,6 +221,7 @@ try {
     const header = view(name).locator('.pane-header');
     if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
   }
+  await sideBarWidth(740); // each candidate's row shows all it is ranked by
   await palette('ADW: Compare Candidates');
   const candidates = view('Candidates');
   const ranked = candidates.locator('.monaco-list-row[aria-level="1"]');
@@ -229,6 +234,7 @@ try {
   await shot('vscode-candidates');
   step('candidates ranked, the regression last');
 
+  await sideBarWidth(420); // room for the diff
   await row(candidates, 'multiply.py').first().click();
   await page.locator('.tab', { hasText: 'base ↔ candidate 3' }).waitFor({ timeout: 30_000 });
   await page.locator('.monaco-diff-editor .view-line', { hasText: 'def multiply' }).first().waitFor({ timeout: 30_000 });

@@ -14,6 +14,7 @@ import type { WorkflowNode, WorkflowsProvider } from './workflows';
 /** A file as it is in a commit or tree of the repository (`git cat-file`); empty when the file is not there. */
 export const REV_SCHEME = 'adw-rev';
 const COMPARING = 'adw.comparing';
+const RELOAD_MS = 1000;
 
 export type CandidateNode =
   | { kind: 'candidate'; candidate: Candidate }
@@ -32,6 +33,7 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
   comparison: Comparison | undefined;
   /** The last pick of this comparison, so its row says so. */
   private picked: PickResult | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
   readonly view: vscode.TreeView<CandidateNode>;
 
   constructor(private readonly adw: AdwClient) {
@@ -52,6 +54,17 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
     await vscode.commands.executeCommand('setContext', COMPARING, true);
     this.changed.fire();
     return comparison;
+  }
+
+  /** The open comparison again, once things settle after the server says something changed (a candidate finished,
+   * a worktree was archived): comparing snapshots each candidate's worktree, so not on every event. */
+  reloadSoon(): void {
+    clearTimeout(this.reloadTimer);
+    if (!this.comparison) return;
+    this.reloadTimer = setTimeout(() => {
+      const group = this.comparison?.group;
+      if (group) this.show(group).catch((error) => this.adw.output.debug(`candidates: ${String(error)}`));
+    }, RELOAD_MS);
   }
 
   notePick(result: PickResult): void {
@@ -106,6 +119,7 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
   }
 
   dispose(): void {
+    clearTimeout(this.reloadTimer);
     this.changed.dispose();
     this.view.dispose();
   }
@@ -125,6 +139,7 @@ export function registerCandidates(adw: AdwClient, candidates: CandidatesProvide
   };
   return [
     vscode.workspace.registerTextDocumentContentProvider(REV_SCHEME, new RevisionDocuments(adw)),
+    adw.onDidChange((what) => { if (what !== 'checkpoints') candidates.reloadSoon(); }),
     ...Object.entries(table).map(([id, handler]) => vscode.commands.registerCommand(id, async (...args: never[]) => {
       try {
         return await handler(...args);
@@ -227,6 +242,7 @@ class CandidateActions {
 
   async close(): Promise<void> {
     this.candidates.comparison = undefined;
+    this.candidates.reloadSoon(); // no comparison: cancels a pending reload
     await vscode.commands.executeCommand('setContext', COMPARING, false);
   }
 
