@@ -27,14 +27,15 @@ _ANSWERS: dict[str, PermissionChoice] = {
 class Attention:
     def __init__(
         self, engine: Engine, workflows: list[Workflow], config: NotifyConfig,
-        stdin: TextIO = sys.stdin, out: TextIO = sys.stderr,
+        stdin: TextIO | None = None, out: TextIO | None = None,
     ) -> None:
         self.engine = engine
         self.names = {wf.id: wf.name for wf in workflows}
         self.config = config
-        self.stdin = stdin
-        self.out = out
-        self.interactive = stdin.isatty()
+        # The streams of the moment, not of import time (a test's captured stderr is closed after it).
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.out = out if out is not None else sys.stderr
+        self.interactive = self.stdin.isatty()
         self.waiting: deque[PermissionAsked] = deque()
         self.current: PermissionAsked | None = None
         self.lines: asyncio.Queue[str] = asyncio.Queue()
