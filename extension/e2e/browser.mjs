@@ -203,6 +203,8 @@ try {
     .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
   await toasts.filter({ hasText: 'opened draft pull request #2 for 7-subtract-numbers' }).waitFor({ timeout: 60_000 });
   await row(view('Worktrees'), 'PR #2 draft').waitFor({ timeout: 30_000 });
+  // The draft's toast is the run's end: no second "succeeded — Merge…" toast for a run that ends in a pull request.
+  if (await toasts.filter({ hasText: '7-subtract-numbers succeeded' }).count()) throw new Error('two toasts for one end');
   const [fromIssue] = await forge.pulls('adw/7-subtract-numbers');
   if (!fromIssue?.draft || !fromIssue.body.includes('Closes #7')) {
     throw new Error(`expected the issue's draft on the fake forge: ${JSON.stringify(fromIssue)}`);
@@ -216,6 +218,11 @@ try {
   execFileSync(PYTHON, ['-m', 'adw', 'sdlc', 'specs/multiply.md', '--best-of', '3',
     '--agents', 'spec-apply,command,command', '--models', 'spec,broken,lean'], { cwd: repo, env: profile.env, stdio: 'inherit' });
   step('three candidates made');
+  // The views learn of the candidates (run by another process) and toast their ends; cleared before comparing.
+  await palette('ADW: Show Status');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'multiply-3' }).waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Escape');
+  await toasts.filter({ hasText: 'multiply-2 failed' }).waitFor({ timeout: 30_000 });
   await palette('Notifications: Clear All Notifications');
   for (const name of ['Worktrees', 'Workflows']) {
     const header = view(name).locator('.pane-header');

@@ -21,6 +21,8 @@ export interface Views {
   checkpoints: CheckpointsProvider;
   documents: CliDocuments;
   refresh(what: string): Promise<void>;
+  /** Workflows whose end the server announces itself (with their pull request), so no run-end toast of ours. */
+  endsToldByServer(ids: string[]): void;
 }
 
 const STRATEGIES = { Merge: 'merge', Squash: 'squash', Rebase: 'rebase' } as const;
@@ -91,7 +93,9 @@ class Commands {
     }
     const asked = issue.trim();
     const withPr = pr;
-    return this.start((options) => this.adw.command('sdlcFromIssue', asked, withPr, options));
+    const started = await this.start((options) => this.adw.command('sdlcFromIssue', asked, withPr, options));
+    if (started && withPr) this.views.endsToldByServer(started.workflows.map((w) => w.id));
+    return started;
   }
 
   /** Starts workflows; when a spec's worktree is already there, asks whether to resume, rerun or replace it. */

@@ -27,6 +27,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
 
   const views: Views = {
     worktrees, workflows, checkpoints, documents,
+    endsToldByServer: (ids) => notifications.tellsItself(ids),
     async refresh(what: string) {
       // Agent counts per worktree come with the worktree list, so workflow changes refresh both.
       const loads: Promise<unknown>[] = [];
