@@ -8,6 +8,7 @@ import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
 import { CandidatesProvider, registerCandidates } from './views/candidates';
 import { CheckpointsProvider } from './views/checkpoints';
+import { registerTimeline } from './views/timeline';
 import { WorkflowsProvider } from './views/workflows';
 import { WorktreesProvider } from './views/worktrees';
 
@@ -48,6 +49,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
     candidates, ...registerCandidates(adw, candidates, workflows, (what) => views.refresh(what)),
+    ...registerTimeline(adw, workflows),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),
     adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),

@@ -20,5 +20,6 @@ export interface ServerCommands {
   sdlcFromIssue: [issue: string, pr?: boolean | null, options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   status: [workflow?: string | null];
+  timeline: [id: string];
   undo: [worktree?: string | null, file?: string | null, to?: number | null];
 }

@@ -32,10 +32,11 @@ class Attention:
         self.engine = engine
         self.names = {wf.id: wf.name for wf in workflows}
         self.config = config
-        # The streams of the moment, not of import time (a test's captured stderr is closed after it).
-        self.stdin = stdin if stdin is not None else sys.stdin
-        self.out = out if out is not None else sys.stderr
-        self.interactive = self.stdin.isatty()
+        # Looked up now, not when the module was imported: a test's captured stream may be closed since.
+        stdin = stdin or sys.stdin
+        self.stdin = stdin
+        self.out = out or sys.stderr
+        self.interactive = stdin.isatty()
         self.waiting: deque[PermissionAsked] = deque()
         self.current: PermissionAsked | None = None
         self.lines: asyncio.Queue[str] = asyncio.Queue()

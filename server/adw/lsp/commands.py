@@ -30,7 +30,7 @@ from adw.scouts import scout as run_scout
 from adw.sdlc.best_of import compare, pick
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.serialize import to_jsonable
-from adw.workflow.engine import Engine
+from adw.workflow.engine import Engine, join_run
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.store import Store
 
@@ -54,24 +54,41 @@ def register(server: AdwServer) -> None:
 
 
 async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
-    """A worktree of the workspace's repository given by ADW name, branch or path (default: the workspace
-    folder). A folder of any other repository is refused: a command must not touch it."""
+    """A worktree of a workspace folder's repository given by path or file URI (its repository is the one that
+    holds it), or by ADW name or branch (the first folder's repository that has it); default: the first folder.
+    A folder of any other repository is refused: a command must not touch it."""
     if not name_or_path:
         return ls.root
     # A file URI becomes a path first; the rest is what the CLI's --worktree means.
     if name_or_path.startswith("file:"):
         name_or_path = str(path_of(name_or_path, ls.root))
-    path = await locate(ls.root, name_or_path)
-    try:
-        ours = (await Repo.discover(path)).common_dir == (await Repo.discover(ls.root)).common_dir
-    except AdwError:
-        ours = False
-    if not ours:
-        raise ArgumentError(
-            f"{name_or_path} is not a worktree of the workspace's repository",
-            "pass the name or path of one of its worktrees (see the Worktrees view)",
-        )
-    return path
+    first: AdwError | None = None
+    for folder in await ls.repositories():
+        try:
+            path = await locate(folder, name_or_path)
+        except AdwError as exc:
+            first = first or exc
+            continue
+        try:
+            await ls.folder_of(path)  # a path may lead out of the workspace's repositories
+        except ArgumentError:
+            break
+        return path
+    if first is not None and not Path(name_or_path).is_absolute():
+        raise first
+    raise ArgumentError(
+        f"{name_or_path} is not a worktree of the workspace's repository",
+        "pass the name or path of one of its worktrees (see the Worktrees view)",
+    )
+
+
+async def _manager_of(ls: AdwServer, name: str) -> Worktrees:
+    """The worktree manager of the repository that has a worktree called `name` (the first folder's first)."""
+    managers = [await Worktrees.open(folder) for folder in await ls.repositories()]
+    for manager in managers[1:]:
+        if any(name in (info.name, info.branch, info.path.name) for info in await manager.all()):
+            return manager
+    return managers[0]  # has it, or says it has not
 
 
 async def _checkpoints(ls: AdwServer, worktree: str | None) -> Checkpoints:
@@ -88,21 +105,27 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     missing = [str(spec) for spec in specs if not spec.is_file()]
     if missing:
         raise ArgumentError(f"no such spec: {', '.join(missing)}", "pass Markdown files of the workspace")
-    engine = await ls.engine()
-    repo = await Repo.discover(ls.root)
+    folders = {await ls.folder_of(spec) for spec in specs}
+    if len(folders) > 1:
+        raise ArgumentError("the specs belong to different repositories", "start one repository's specs at a time")
+    folder = folders.pop()
+    engine = await ls.engine(folder)
+    repo = await Repo.discover(folder)
 
     async def make(chosen: list[Path], existing: Existing) -> list[Workflow]:
         return await sdlc_workflows(repo.root, chosen, engine.config, existing=existing, store=engine.store)
 
-    return await _start(ls, engine, specs, args.options, make, engine.run)
+    return await _start(ls, folder, engine, specs, args.options, make, engine.run)
 
 
 @handles(params.SdlcFromIssue)
 async def sdlc_from_issue(ls: AdwServer, args: params.SdlcFromIssue) -> object:
-    """`adw sdlc --issue N [--pr]` from the editor: a missing login refuses before anything is read or made; with
-    `pr`, the workflow's draft pull request is opened when it is done and the editor told (a message with its link)."""
-    engine = await ls.engine()
-    repo = await Repo.discover(ls.root)
+    """`adw sdlc --issue N [--pr]` from the editor, in the first workspace folder's repository: a missing login
+    refuses before anything is read or made; with `pr`, the workflow's draft pull request is opened when it is
+    done and the editor told (a message with its link)."""
+    folder = ls.root
+    engine = await ls.engine(folder)
+    repo = await Repo.discover(folder)
     provider = await connect(repo.root, engine.config.forge)
     keep_open = False
     try:
@@ -118,7 +141,8 @@ async def sdlc_from_issue(ls: AdwServer, args: params.SdlcFromIssue) -> object:
             finally:
                 await provider.aclose()
 
-        started = await _start(ls, engine, [spec], args.options, make, run_then_pr if args.pr else engine.run)
+        started = await _start(ls, folder, engine, [spec], args.options, make,
+                               run_then_pr if args.pr else engine.run)
         keep_open = args.pr and bool(started["workflows"])  # closed by run_then_pr
     finally:
         if not keep_open:
@@ -143,8 +167,8 @@ async def _report_pull_request(ls: AdwServer, root: Path, workflow: Workflow, pr
 
 
 async def _start(
-    ls: AdwServer, engine: Engine, specs: list[Path], options: params.SdlcOptions, make: MakeWorkflows,
-    run: Callable[[Workflow], Coroutine[Any, Any, object]],
+    ls: AdwServer, folder: Path, engine: Engine, specs: list[Path], options: params.SdlcOptions,
+    make: MakeWorkflows, run: Callable[[Workflow], Coroutine[Any, Any, object]],
 ) -> dict[str, list[dict[str, object]]]:
     """Make the specs' workflows (resolving existing worktrees as `options.existing` says), check their agents,
     then run each in the background with `run`."""
@@ -160,8 +184,9 @@ async def _start(
             raise _choices(exc) from None
         if choice is None:  # the user dismissed the question: nothing starts
             return {"workflows": []}
-        resumed, workflows = await _rerun(ls, engine, specs, exc, choice, make)
+        resumed, workflows = await _rerun(folder, engine, specs, exc, choice, make)
     await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
+    join_run([*resumed, *workflows])  # started together: one run, one timeline
     for workflow in [*resumed, *workflows]:
         ls.spawn(run(workflow))
     ls.changed("workflows")
@@ -203,7 +228,7 @@ async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
 
 
 async def _rerun(
-    ls: AdwServer, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun, make: MakeWorkflows
+    folder: Path, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun, make: MakeWorkflows
 ) -> tuple[list[Workflow], list[Workflow]]:
     """The workflows resumed and the ones made for the specs, once the user chose what to do with the
     worktrees that exist. Everything is decided before any of them starts."""
@@ -214,8 +239,8 @@ async def _rerun(
     if choice == "resume":
         resumed = [_resumable(engine, entry) for entry in exc.existing]
     else:  # replace: archived first, so nothing is lost (`adw worktree restore` brings it back)
-        await preflight(phase_configs(engine.config), ls.root)  # a missing agent refuses before anything goes
-        manager = await Worktrees.open(ls.root)
+        await preflight(phase_configs(engine.config), folder)  # a missing agent refuses before anything goes
+        manager = await Worktrees.open(folder)
         for entry in exc.existing:
             _not_running(entry)
             await manager.remove(entry.worktree, archive=True)
@@ -258,7 +283,17 @@ async def scout(ls: AdwServer, args: params.Scout) -> object:
 
 @handles(params.ListWorktrees)
 async def list_worktrees(ls: AdwServer, args: params.ListWorktrees) -> object:
-    return to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
+    return await all_worktrees(ls)
+
+
+async def all_worktrees(ls: AdwServer) -> list[dict[str, object]]:
+    """The worktrees of every workspace folder's repository, each with `repository` (its main folder)."""
+    infos: list[dict[str, object]] = []
+    for folder in await ls.repositories():
+        manager = await Worktrees.open(folder)
+        for info in to_jsonable(await manager.all(status=True)):
+            infos.append({**info, "repository": str(manager.repo.main_root)})
+    return infos
 
 
 @handles(params.CreateWorktree)
@@ -270,7 +305,7 @@ async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
 
 @handles(params.MergePreview)
 async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
-    manager = await Worktrees.open(ls.root)
+    manager = await _manager_of(ls, args.name)
     preview = await manager.merge_preview(args.name, args.into)
     info = await manager.get(args.name)
     publish_conflicts(ls, info.path, preview.conflicts, preview.target)
@@ -284,7 +319,7 @@ async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
 
 @handles(params.Merge)
 async def merge(ls: AdwServer, args: params.Merge) -> object:
-    manager = await Worktrees.open(ls.root)
+    manager = await _manager_of(ls, args.name)
     result = await manager.merge(args.name, args.into, args.strategy)
     publish_conflicts(ls, (await manager.get(args.name)).path, result.preview.conflicts, result.preview.target)
     ls.changed("worktrees")
@@ -293,7 +328,8 @@ async def merge(ls: AdwServer, args: params.Merge) -> object:
 
 @handles(params.RemoveWorktree)
 async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
-    result = await (await Worktrees.open(ls.root)).remove(args.name, archive=args.archive, force=args.force)
+    manager = await _manager_of(ls, args.name)
+    result = await manager.remove(args.name, archive=args.archive, force=args.force)
     clear_under(ls, result.path)
     ls.changed("worktrees")
     return to_jsonable(result)
@@ -301,12 +337,12 @@ async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
 
 @handles(params.Compare)
 async def compare_candidates(ls: AdwServer, args: params.Compare) -> object:
-    return to_jsonable(await compare(_store(await ls.engine()), args.id))
+    return to_jsonable(await compare(_store(await ls.engine_of(args.id)), args.id))
 
 
 @handles(params.Pick)
 async def pick_candidate(ls: AdwServer, args: params.Pick) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.id)
     opened: PrOutcome | None = None
     if args.pr:  # its draft pull request first: a missing login or a refused push archives nothing
         result, opened = await pick_as_pull_request(_store(engine), args.id, args.number, engine.config.forge)
@@ -362,7 +398,7 @@ async def list_checkpoints(ls: AdwServer, args: params.ListCheckpoints) -> objec
 
 @handles(params.Cancel)
 async def cancel(ls: AdwServer, args: params.Cancel) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     tasks = [t.id for t in engine.get(args.workflow).tasks]
     if args.task and args.task not in tasks:
         raise ArgumentError(
@@ -376,7 +412,7 @@ async def cancel(ls: AdwServer, args: params.Cancel) -> object:
 
 @handles(params.Resume)
 async def resume(ls: AdwServer, args: params.Resume) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     engine.get(args.workflow)
     ls.spawn(engine.resume(args.workflow))
     ls.changed("workflows")
@@ -385,7 +421,7 @@ async def resume(ls: AdwServer, args: params.Resume) -> object:
 
 @handles(params.CreatePullRequest)
 async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     workflow = engine.get(args.workflow)
     provider = await connect(Path(workflow.repo), engine.config.forge)
     try:
@@ -405,10 +441,9 @@ def _opened(ls: AdwServer, outcome: PrOutcome) -> None:
 
 @handles(params.Status)
 async def status(ls: AdwServer, args: params.Status) -> object:
-    engine = await ls.engine()
     if args.workflow:
-        return to_jsonable(engine.get(args.workflow))
-    return to_jsonable(await all_workflows(engine))
+        return to_jsonable((await ls.engine_of(args.workflow)).get(args.workflow))
+    return to_jsonable(await every_workflow(ls))
 
 
 async def _moved(ls: AdwServer, store: Checkpoints, at_checkpoint: bool) -> None:
@@ -417,6 +452,12 @@ async def _moved(ls: AdwServer, store: Checkpoints, at_checkpoint: bool) -> None
     if ls.lens_cache is not None:
         await ls.lens_cache.moved(store.repo.root, at_checkpoint)
     ls.changed("checkpoints")
+
+
+async def every_workflow(ls: AdwServer) -> list[Workflow]:
+    """The workflows of every workspace folder's repository, newest first."""
+    merged = [wf for folder in await ls.repositories() for wf in await all_workflows(await ls.engine(folder))]
+    return sorted(merged, key=lambda wf: wf.created_at, reverse=True)
 
 
 async def all_workflows(engine: Engine) -> list[Workflow]:
