@@ -296,6 +296,13 @@ try {
   await page.waitForTimeout(500);
   await shot('vscode-candidates-picked');
   step('picked and merged; the others archived');
+
+  // An archived candidate's diff still opens: its side comes from its archive (git, through the adw-rev documents).
+  await candidates.locator('.monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: /^multiply\.py$/ }) }).nth(2).click();
+  await page.locator('.tab', { hasText: 'base ↔ candidate 2' }).waitFor({ timeout: 30_000 });
+  await page.locator('.monaco-diff-editor .view-line', { hasText: 'return a + b' }).first().waitFor({ timeout: 30_000 });
+  step('an archived candidate\'s diff opened from its archive');
   step('PASS');
 } catch (error) {
   failed = true;
