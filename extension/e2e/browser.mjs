@@ -278,6 +278,11 @@ try {
   await page.waitForTimeout(500);
   await shot('vscode-candidate-diff');
   step('a candidate\'s diff opened');
+  // The row's diff button: all its files in one multi-file diff editor.
+  await ranked.filter({ hasText: '1. candidate 3' }).hover();
+  await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Show Candidate\'s Changes"]').click();
+  await page.locator('.tab .label-name', { hasText: /^base ↔ candidate 3, multiply-3$/ }).waitFor({ timeout: 30_000 });
+  step('all of a candidate\'s changes opened');
 
   await ranked.filter({ hasText: '1. candidate 3' }).hover();
   await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Pick Candidate (Merge)"]').click();

@@ -117,6 +117,8 @@ export interface Candidate {
   /** The diff the comparison measured: from `base_commit` to `tip` (a tree or commit id), file by file. */
   base_commit: string | null;
   tip: string | null;
+  /** The repository, where git finds both (the workspace may hold several). */
+  repo: string | null;
   /** The candidate's worktree; null once it is archived (its diff then comes from the archive). */
   path: string | null;
   changes: ChangedFile[];

@@ -89,6 +89,7 @@ def test_three_candidates_ranked_picked_and_the_others_archived(
     ops = next(change for change in broken["changes"] if change["path"] == "src/calc/ops.py")
     assert (ops["status"], ops["insertions"], ops["deletions"]) == ("M", 1, 1)
     assert {row["base_commit"] for row in rows} == {run_git(project, "rev-parse", "main").strip()}
+    assert {row["repo"] for row in rows} == {str(project)}
     assert run_git(project, "show", f"{broken['tip']}:src/calc/ops.py") == "def add(a, b):\n    return a - b\n"
     assert [Path(row["path"]).name for row in rows] == ["mul-3", "mul-1", "mul-2"]
 

@@ -181,9 +181,10 @@ class CandidateActions {
       void vscode.window.showInformationMessage(`ADW: candidate ${candidate.number} changed no file.`);
       return;
     }
+    // An added file has no original and a deleted one no modified side: the editor then says "added"/"deleted".
     const resources = candidate.changes.map((change) => {
       const [left, right] = this.sides(candidate, change);
-      return [right, left, right];
+      return [right, change.status === 'A' ? undefined : left, change.status === 'D' ? undefined : right];
     });
     await vscode.commands.executeCommand('vscode.changes', this.title(candidate), resources);
   }
@@ -248,7 +249,7 @@ class CandidateActions {
 
   /** The base commit's file, and the candidate's: in its worktree while it exists, else in its archive. */
   private sides(candidate: Candidate, change: ChangedFile): [vscode.Uri, vscode.Uri] {
-    const root = this.adw.root?.fsPath ?? '';
+    const root = candidate.repo ?? this.adw.root?.fsPath ?? '';
     const left = revisionUri(root, candidate.base_commit ?? '', change.path);
     const right = candidate.path && change.status !== 'D' ? vscode.Uri.file(path.join(candidate.path, change.path))
       : revisionUri(root, candidate.tip ?? '', change.path);

@@ -48,6 +48,7 @@ class Candidate(BaseModel):
     # (its worktree's as they are, or its archive's once picked away); `changes` lists each file.
     base_commit: str | None = None
     tip: str | None = None
+    repo: Path | None = None  # the repository, where git finds both
     path: Path | None = None  # the candidate's worktree, while it exists
     changes: list[ChangedFile] = []
     cost_usd: float | None = None
@@ -209,7 +210,7 @@ async def _row(workflow: Workflow) -> Candidate:
         new_findings=len(review.findings) if review else None, files=len(changes),
         insertions=sum(change.insertions or 0 for change in changes),
         deletions=sum(change.deletions or 0 for change in changes),
-        base_commit=workflow.base_commit, tip=tip, path=Path(workflow.cwd) if Path(workflow.cwd).is_dir() else None,
+        base_commit=workflow.base_commit, tip=tip, repo=Path(workflow.repo), path=Path(workflow.cwd) if Path(workflow.cwd).is_dir() else None,
         changes=changes, cost_usd=workflow.usage.cost_usd,
         seconds=finished - started if started is not None and finished is not None else None,
     )

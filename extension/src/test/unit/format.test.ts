@@ -185,7 +185,7 @@ describe('format', () => {
   it('shows a best-of candidate by rank, how it was built and why it ranks there', () => {
     const candidate: Candidate = {
       number: 2, workflow: 'mul-2-abc', worktree: 'mul-2', agent: 'claude', model: 'opus', state: 'failed', reason: '',
-      new_test_failures: 1, new_findings: 0, files: 2, insertions: 14, deletions: 1, base_commit: 'b0', tip: 't1',
+      new_test_failures: 1, new_findings: 0, files: 2, insertions: 14, deletions: 1, base_commit: 'b0', tip: 't1', repo: '/r',
       path: '/r.worktrees/mul-2', changes: [], cost_usd: 0.5, seconds: 72,
       rank: 3, reasons: ['1 new test failure', 'no new review findings', '+14 -1 in 2 file(s)',
         'below #1: more new test failures (1 vs 0)'],
