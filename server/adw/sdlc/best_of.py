@@ -210,8 +210,9 @@ async def _row(workflow: Workflow) -> Candidate:
         new_findings=len(review.findings) if review else None, files=len(changes),
         insertions=sum(change.insertions or 0 for change in changes),
         deletions=sum(change.deletions or 0 for change in changes),
-        base_commit=workflow.base_commit, tip=tip, repo=Path(workflow.repo), path=Path(workflow.cwd) if Path(workflow.cwd).is_dir() else None,
-        changes=changes, cost_usd=workflow.usage.cost_usd,
+        base_commit=workflow.base_commit, tip=tip, repo=Path(workflow.repo),
+        path=Path(workflow.cwd) if Path(workflow.cwd).is_dir() else None, changes=changes,
+        cost_usd=workflow.usage.cost_usd,
         seconds=finished - started if started is not None and finished is not None else None,
     )
 
