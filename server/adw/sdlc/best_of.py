@@ -19,7 +19,8 @@ from adw.git.checkpoints import Checkpoints, ref_id
 from adw.git.refs import ARCHIVE_NS, list_refs
 from adw.git.repo import Repo
 from adw.git.runner import git
-from adw.git.worktrees import ChangedFile, MergeResult, Strategy, Worktrees, diff_files
+from adw.git.changes import ChangedFile, changed_files
+from adw.git.worktrees import MergeResult, Strategy, Worktrees
 from adw.sdlc.pipeline import sdlc_workflow, worktree_name
 from adw.workflow.engine import new_workflow_id
 from adw.workflow.models import BEST_OF_PHASE, BestOf, Severity, Task, TaskState, Workflow
@@ -155,7 +156,8 @@ def chosen_candidate(workflows: list[Workflow], number: int) -> Workflow:
     if chosen.state is not TaskState.SUCCEEDED:
         raise AdwError(f"candidate {number} ({chosen.name}) did not finish: {chosen.state.value}"
                        + (f" ({chosen.reason})" if chosen.reason else "") + "; its work is not committed",
-                       f"resume it (`adw resume {chosen.id}`) or pick another; `adw compare` ranks them")
+                       f"resume it (`adw resume {chosen.id}`) or pick another; `adw compare` ranks them",
+                       "resume it or pick another", chosen.next_steps())
     return chosen
 
 
@@ -201,7 +203,7 @@ async def _row(workflow: Workflow) -> Candidate:
     build = workflow.task(BEST_OF_PHASE)
     test, review = _ran(workflow, "test"), _ran(workflow, "review")
     tip, where = await _tip(workflow)
-    changes = (await diff_files(where, workflow.base_commit, tip))[0] if tip and workflow.base_commit else []
+    changes = (await changed_files(where, workflow.base_commit, tip))[0] if tip and workflow.base_commit else []
     started, finished = workflow.started_at, workflow.finished_at
     return Candidate(
         number=workflow.best_of.number, workflow=workflow.id, worktree=workflow.worktree, agent=build.agent,
