@@ -15,11 +15,11 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, AgentKind
 from adw.errors import AdwError, WorktreeError
+from adw.git.changes import ChangedFile, changed_files
 from adw.git.checkpoints import Checkpoints, ref_id
 from adw.git.refs import ARCHIVE_NS, list_refs
 from adw.git.repo import Repo
 from adw.git.runner import git
-from adw.git.changes import ChangedFile, changed_files
 from adw.git.worktrees import MergeResult, Strategy, Worktrees
 from adw.sdlc.pipeline import sdlc_workflow, worktree_name
 from adw.workflow.engine import new_workflow_id
