@@ -11,9 +11,13 @@
 // worktree; a scout fills the References view on an indented top hit while its picker stays open; the spec
 // lens on a spec whose worktree exists gets one toast whose "Remove and Rerun" button reruns it; a running
 // task is cancelled from its row, and the "Resume" button of the run's notification resumes the workflow.
-// Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Then the forge and best of N, against a local fake GitHub (tests/forge/fakeforge.py, the repository's
+// `[tool.adw.forge] api_url`, a token in the environment, a bare repository as the push URL): "ADW: Create Pull
+// Request" on a finished workflow, "ADW: Run SDLC from Issue…" from an issue number to a draft pull request, and
+// three candidates of one spec (one with a regression) ranked in the Candidates view, a diff opened, one picked and
+// the others archived. Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   CODE_SERVER_DIR, EXTENSION_DIR, PYTHON, freePort, launchBrowser, makeDemoRepo, makeProfile, requireCodeServer,
@@ -44,6 +48,9 @@ mkdirSync(sessions);
 const fakeAcp = [PYTHON, join(EXTENSION_DIR, '..', 'tests', 'fakes', 'acp_agent.py'), '--sessions', sessions];
 writeFileSync(join(repo, '.adw.toml'), '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
   + `[phases.document]\nagent = "acp"\ncommand = ${JSON.stringify(fakeAcp)}\nprompt = "recall"\nretries = 0\n`);
+const forge = await startFakeForge(profile.root);
+setUpForgeAndCandidates(repo, profile.root, forge.url);
+profile.env.GH_TOKEN = 'e2e-token';
 const dirs = ['--user-data-dir', profile.userDataDir, '--extensions-dir', profile.extensionsDir,
   '--config', join(profile.root, 'config.yaml')];
 execFileSync(CODE_SERVER, [...dirs, '--install-extension', VSIX], { env: profile.env, stdio: 'inherit' });
@@ -78,6 +85,14 @@ async function palette(title, run = true) {
 
 const view = (name) => page.locator('.pane', { has: page.locator('.pane-header', { hasText: name }) });
 const row = (pane, text) => pane.locator('.monaco-list-row', { hasText: text });
+/** Drags the side bar's edge so that it is `width` pixels wide. */
+async function sideBarWidth(width) {
+  const bar = await page.locator('#workbench\\.parts\\.sidebar').boundingBox();
+  await page.mouse.move(bar.x + bar.width + 1, 400);
+  await page.mouse.down();
+  await page.mouse.move(bar.x + width, 400, { steps: 5 });
+  await page.mouse.up();
+}
 const lens = (text) => page.locator('.monaco-editor .codelens-decoration a', { hasText: text });
 /** Runs a context menu's item: hovered (which focuses it), then Enter — a click can land while the menu settles. */
 async function menuItem(text) {
@@ -364,6 +379,116 @@ try {
   await page.waitForTimeout(1000); // the spec's status lens goes with the next lens refresh
   await shot('vscode-workflows-resumed');
   step('Resume Workflow ran the cancelled run to the end');
+
+  // -- the forge: Create Pull Request on the finished `greet` workflow ------------------------------------
+  // The panes as the forge steps read them: Worktrees and Workflows open, Checkpoints folded.
+  for (const [name, open] of [['Worktrees', true], ['Workflows', true], ['Checkpoints', false]]) {
+    const header = view(name).locator('.pane-header');
+    if (((await header.getAttribute('aria-expanded')) === 'true') !== open) await header.click();
+  }
+  await sideBarWidth(520); // wide enough for the rows' pull requests
+  await palette('Notifications: Clear All Notifications');
+  await palette('ADW: Create Pull Request');
+  await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'greet' })
+    .waitFor({ timeout: 30_000 });
+  await page.locator('.quick-input-widget input').fill('greet');
+  await page.keyboard.press('Enter');
+  await toasts.filter({ hasText: 'Opened draft pull request #1 for greet' }).waitFor({ timeout: 60_000 });
+  await page.waitForTimeout(500);
+  const [pr] = await forge.pulls('adw/greet');
+  if (!pr?.draft || pr.base.ref !== 'main') throw new Error(`expected a draft of adw/greet on the fake forge: ${JSON.stringify(pr)}`);
+  await row(view('Worktrees'), 'PR #1 draft').waitFor({ timeout: 30_000 });
+  await shot('vscode-pull-request');
+  step('Create Pull Request opened the draft');
+
+  // -- from an issue number to a draft pull request -----------------------------------------------------------
+  await palette('Notifications: Clear All Notifications');
+  await palette('ADW: Run SDLC from Issue');
+  await page.locator('.quick-input-widget', { hasText: 'The number or URL of an issue' }).waitFor({ timeout: 10_000 });
+  await page.locator('.quick-input-widget input').fill('7');
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'open a draft pull request' }).waitFor();
+  await shot('vscode-issue-command');
+  await page.keyboard.press('Enter');
+  await workflows.locator('.monaco-list-row[aria-level="1"]', { hasText: '7-subtract-numbers' })
+    .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
+  await toasts.filter({ hasText: 'opened draft pull request #2 for 7-subtract-numbers' }).waitFor({ timeout: 60_000 });
+  await row(view('Worktrees'), 'PR #2 draft').waitFor({ timeout: 30_000 });
+  // The draft's toast is the run's end: no second "succeeded — Merge…" toast for a run that ends in a pull request.
+  if (await toasts.filter({ hasText: '7-subtract-numbers succeeded' }).count()) throw new Error('two toasts for one end');
+  const [fromIssue] = await forge.pulls('adw/7-subtract-numbers');
+  if (!fromIssue?.draft || !fromIssue.body.includes('Closes #7')) {
+    throw new Error(`expected the issue's draft on the fake forge: ${JSON.stringify(fromIssue)}`);
+  }
+  await page.waitForTimeout(500);
+  await shot('vscode-issue-pull-request');
+  step('Run SDLC from Issue ended in a draft pull request');
+
+  // -- best of 3: ranked, a diff, a pick ----------------------------------------------------------------------
+  // Candidate 1 applies the spec, 2 breaks multiply (its tests fail: a regression), 3 writes less.
+  execFileSync(PYTHON, ['-m', 'adw', 'sdlc', 'specs/multiply.md', '--best-of', '3',
+    '--agents', 'spec-apply,command,command', '--models', 'spec,broken,lean'], { cwd: repo, env: profile.env, stdio: 'inherit' });
+  step('three candidates made');
+  // The views learn of the candidates (run by another process) and toast their ends; cleared before comparing.
+  await palette('ADW: Show Status');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'multiply-3' }).waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Escape');
+  await toasts.filter({ hasText: 'multiply-2 failed' }).waitFor({ timeout: 30_000 });
+  await palette('Notifications: Clear All Notifications');
+  for (const name of ['Worktrees', 'Workflows']) {
+    const header = view(name).locator('.pane-header');
+    if ((await header.getAttribute('aria-expanded')) === 'true') await header.click();
+  }
+  await sideBarWidth(740); // each candidate's row shows all it is ranked by
+  await palette('ADW: Compare Candidates');
+  const candidates = view('Candidates');
+  const ranked = candidates.locator('.monaco-list-row[aria-level="1"]');
+  await ranked.filter({ hasText: '3. candidate 2' }).waitFor({ timeout: 30_000 });
+  const order = (await ranked.allTextContents()).map((text) => /\d\. candidate \d/.exec(text)?.[0]);
+  if (order.join('|') !== '1. candidate 3|2. candidate 1|3. candidate 2') throw new Error(`ranking: ${order}`);
+  await ranked.filter({ hasText: '3. candidate 2' }).filter({ hasText: '2 new failures' }).waitFor();
+  await row(candidates, 'below #1: more new test failures (2 vs 0)').waitFor();
+  await page.waitForTimeout(500);
+  await shot('vscode-candidates');
+  step('candidates ranked, the regression last');
+
+  await sideBarWidth(420); // room for the diff
+  await row(candidates, 'multiply.py').first().click();
+  await page.locator('.tab', { hasText: 'base ↔ candidate 3' }).waitFor({ timeout: 30_000 });
+  await page.locator('.monaco-diff-editor .view-line', { hasText: 'def multiply' }).first().waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(500);
+  await shot('vscode-candidate-diff');
+  step('a candidate\'s diff opened');
+  // The row's diff button: all its files in one multi-file diff editor.
+  await ranked.filter({ hasText: '1. candidate 3' }).hover();
+  await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Show Candidate\'s Changes"]').click();
+  await page.locator('.tab .label-name', { hasText: /^base ↔ candidate 3, multiply-3$/ }).waitFor({ timeout: 30_000 });
+  step('all of a candidate\'s changes opened');
+
+  await ranked.filter({ hasText: '1. candidate 3' }).hover();
+  await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Pick Candidate (Merge)"]').click();
+  await page.locator('.monaco-dialog-box', { hasText: 'Pick candidate 3' }).waitFor({ timeout: 30_000 });
+  await shot('vscode-candidate-pick');
+  await page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Merge' }).click();
+  await toasts.filter({ hasText: 'picked candidate 3' }).waitFor({ timeout: 60_000 });
+  await ranked.filter({ hasText: '1. candidate 3 — multiply-3 (picked)' }).waitFor({ timeout: 30_000 });
+  await ranked.filter({ hasText: '3. candidate 2 — multiply-2 (archived)' }).waitFor({ timeout: 30_000 });
+  const listed = execFileSync('git', ['worktree', 'list'], { cwd: repo, encoding: 'utf8' });
+  const archives = execFileSync('git', ['for-each-ref', '--format=%(refname)', 'refs/adw/archive/'], { cwd: repo, encoding: 'utf8' });
+  if (/multiply-[12]\b/.test(listed) || !/multiply-1/.test(archives) || !/multiply-2/.test(archives)) {
+    throw new Error(`the other candidates were not archived:\n${listed}\n${archives}`);
+  }
+  if (!readFileSync(join(repo, 'src/calc/multiply.py'), 'utf8').includes('def multiply')) throw new Error('not merged');
+  await page.waitForTimeout(500);
+  await shot('vscode-candidates-picked');
+  step('picked and merged; the others archived');
+
+  // An archived candidate's diff still opens: its side comes from its archive (git, through the adw-rev documents).
+  await candidates.locator('.monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: /^multiply\.py$/ }) }).nth(2).click();
+  await page.locator('.tab', { hasText: 'base ↔ candidate 2' }).waitFor({ timeout: 30_000 });
+  await page.locator('.monaco-diff-editor .view-line', { hasText: 'return a + b' }).first().waitFor({ timeout: 30_000 });
+  step('an archived candidate\'s diff opened from its archive');
   step('PASS');
 } catch (error) {
   failed = true;
@@ -373,5 +498,65 @@ try {
 } finally {
   await browser.close();
   await server.stop();
+  forge.stop();
 }
 process.exit(failed ? 1 : 0);
+
+/** tests/forge/fakeforge.py as GitHub for `octo/calc`, with issue #7; `pulls(branch)` asks it like ADW does. */
+async function startFakeForge(dir) {
+  const issues = join(dir, 'issues.json');
+  writeFileSync(issues, JSON.stringify([{ number: 7, title: 'Subtract numbers', labels: ['enhancement'],
+    body: 'Add `subtract(a, b)`.\n\n```python path=src/calc/subtract.py\ndef subtract(a: float, b: float) -> float:\n'
+      + '    return a - b\n```\n' }]));
+  const child = spawn(PYTHON, ['-m', 'tests.forge.fakeforge', 'github', 'octo/calc', issues],
+    { cwd: join(EXTENSION_DIR, '..'), stdio: ['pipe', 'pipe', 'inherit'] });
+  const url = await new Promise((resolveUrl, reject) => {
+    child.stdout.once('data', (data) => resolveUrl(String(data).trim()));
+    child.once('exit', (code) => reject(new Error(`the fake forge exited (${code})`)));
+  });
+  return {
+    url,
+    async pulls(branch) {
+      const answer = await fetch(`${url}/repos/octo/calc/pulls?state=open&head=${encodeURIComponent(`octo:${branch}`)}`);
+      return answer.json();
+    },
+    stop() { child.stdin.end(); },
+  };
+}
+
+/** The demo repository on the fake forge (fetch URL on github.com, pushes to a local bare repository), and the
+ * command agent of the best-of candidates: `{model}` says which change it makes. */
+function setUpForgeAndCandidates(repo, dir, forgeUrl) {
+  const bare = join(dir, 'origin.git');
+  execFileSync('git', ['init', '-q', '--bare', bare]);
+  execFileSync('git', ['remote', 'add', 'origin', 'https://github.com/octo/calc.git'], { cwd: repo });
+  execFileSync('git', ['remote', 'set-url', '--push', 'origin', bare], { cwd: repo });
+  const script = join(dir, 'candidate.py');
+  writeFileSync(script, [
+    'import pathlib, sys',
+    'kind = sys.argv[1]',
+    'src, test = pathlib.Path("src/calc/multiply.py"), pathlib.Path("tests/test_multiply.py")',
+    'test.parent.mkdir(exist_ok=True)',
+    'if kind == "broken":',
+    '    src.write_text("def multiply(a, b):\\n    return a + b\\n\\n\\ndef square(x):\\n    return multiply(x, x)\\n")',
+    '    test.write_text("from calc.multiply import multiply, square\\n\\n\\ndef test_multiply():\\n    assert multiply(4, 5) == 20\\n'
+      + '\\n\\ndef test_square():\\n    assert square(3) == 9\\n")',
+    'else:',
+    '    src.write_text("def multiply(a, b):\\n    return a * b\\n")',
+    '    test.write_text("from calc.multiply import multiply\\n\\n\\ndef test_multiply():\\n    assert multiply(4, 5) == 20\\n")',
+    '',
+  ].join('\n'));
+  appendFileSync(join(repo, 'pyproject.toml'), `
+[tool.adw.phases.build]
+agent = "spec-apply"
+command = ${JSON.stringify([PYTHON, script, '{model}'])}
+
+[tool.adw.forge]
+host = "github.com"
+kind = "github"
+api_url = "${forgeUrl}"
+`);
+  execFileSync('git', ['commit', '-q', '-am', 'calc: on the fake forge'], { cwd: repo, env: { ...process.env,
+    GIT_AUTHOR_NAME: 'e2e', GIT_AUTHOR_EMAIL: 'e2e@example.com', GIT_COMMITTER_NAME: 'e2e',
+    GIT_COMMITTER_EMAIL: 'e2e@example.com' } });
+}

@@ -5,12 +5,9 @@ import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import {
-  bestOfRuns, candidateDescription, candidateDetail, candidateLabel, finishedWorkflows, mergeDetail,
-  resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel,
+  finishedWorkflows, mergeDetail, resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel,
 } from './format';
-import {
-  ExistingChoice, MergeResult, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
-} from './protocol';
+import { ExistingChoice, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
 import { showLocations } from './views/locations';
@@ -23,6 +20,8 @@ export interface Views {
   checkpoints: CheckpointsProvider;
   documents: CliDocuments;
   refresh(what: string): Promise<void>;
+  /** Workflows whose end the server announces itself (with their pull request), so no run-end toast of ours. */
+  endsToldByServer(ids: string[]): void;
 }
 
 const STRATEGIES = { Merge: 'merge', Squash: 'squash', Rebase: 'rebase' } as const;
@@ -32,6 +31,8 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
   const table: Record<string, (...args: never[]) => Promise<unknown>> = {
     'adw.startSdlc': (uri?: vscode.Uri, selected?: (vscode.Uri | string)[], existing?: ExistingChoice) =>
       commands.startSdlc(uri, selected, existing),
+    'adw.sdlcFromIssue': (issue?: string, pr?: boolean, existing?: ExistingChoice) =>
+      commands.sdlcFromIssue(issue, pr, existing),
     'adw.scout': (task?: string) => commands.scout(task),
     'adw.createWorktree': () => commands.createWorktree(),
     'adw.openWorktree': (node?: Worktree) => commands.openWorktree(node),
@@ -49,7 +50,6 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
     'adw.cancelTask': (node?: WorkflowNode) => commands.cancelTask(node),
     'adw.resumeWorkflow': (node?: WorkflowNode | string) => commands.resume(node),
-    'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
     'adw.restartServer': () => adw.restart(),
@@ -83,6 +83,48 @@ class Commands {
     void vscode.window.showInformationMessage(
       `ADW: ${existing === 'resume' ? 'resumed' : 'started'} ${started.workflows.length} workflow(s): `
       + started.workflows.map((w) => w.name).join(', '));
+    await vscode.commands.executeCommand('adw.workflows.focus');
+    await this.views.refresh('workflows');
+    return started;
+  }
+
+  /** `adw sdlc --issue N [--pr]` from the editor: the issue of the repository's forge is the spec; with `pr`, the
+   * server opens the workflow's draft pull request when it is done (and says so). An issue whose worktree exists
+   * is refused with one toast whose buttons (the server's choices) run this again with `existing`. */
+  async sdlcFromIssue(issue?: string, pr?: boolean, existing?: ExistingChoice): Promise<StartedWorkflows | undefined> {
+    issue ??= await vscode.window.showInputBox({
+      title: 'ADW: Run SDLC from Issue', prompt: 'The number or URL of an issue of this repository\'s forge',
+      placeHolder: 'e.g. 123, #123 or https://github.com/owner/repo/issues/123', ignoreFocusOut: true,
+      validateInput: (value) => (/^\s*(#?\d+|https?:\/\/\S+)\s*$/.test(value) ? undefined
+        : 'an issue number (123) or its URL'),
+    });
+    if (!issue?.trim()) return undefined;
+    if (pr === undefined) {
+      const choice = await vscode.window.showQuickPick([
+        { label: '$(git-pull-request-draft) Run, then open a draft pull request', pr: true },
+        { label: '$(play) Run only', description: 'Create Pull Request later', pr: false },
+      ], { title: `ADW: Run SDLC from Issue ${issue.trim()}` });
+      if (!choice) return undefined;
+      pr = choice.pr;
+    }
+    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
+    let started: StartedWorkflows;
+    try {
+      started = await this.adw.command('sdlcFromIssue', issue.trim(), pr,
+        { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) });
+    } catch (error) {
+      const data = (error as { data?: { error?: string; actions?: { kind: string; title: string; existing?: ExistingChoice }[] } }).data;
+      const choices = data?.error === 'WorktreeExistsError' ? data.actions?.filter((a) => a.kind === 'rerun') : undefined;
+      if (!choices?.length) throw error;
+      const picked = await vscode.window.showWarningMessage(error instanceof Error ? `ADW: ${error.message}` : 'ADW',
+        ...choices.map((choice) => choice.title));
+      const choice = choices.find((candidate) => candidate.title === picked);
+      return choice ? this.sdlcFromIssue(issue, pr, choice.existing) : undefined;
+    }
+    if (pr) this.views.endsToldByServer(started.workflows.map((w) => w.id));
+    void vscode.window.showInformationMessage(
+      `ADW: ${existing === 'resume' ? 'resumed' : 'started'} ${started.workflows.map((w) => w.name).join(', ')} `
+      + `from issue ${issue.trim()}`);
     await vscode.commands.executeCommand('adw.workflows.focus');
     await this.views.refresh('workflows');
     return started;
@@ -303,45 +345,6 @@ class Commands {
       label: t.phase, description: `${t.state} · ${t.agent}`, detail: t.summary || t.reason || undefined, task: t,
     })), { title: `ADW: ${workflow.name}`, placeHolder: 'Open a task log' });
     if (task) await vscode.commands.executeCommand('adw.openTaskLog', workflow.id, task.task.id, workflow.repo, workflow.name);
-  }
-
-  /** Ranks the candidates of a best-of run (`adw sdlc SPEC --best-of N`); the one picked is merged after its merge
-   * preview is confirmed, and the others' worktrees are archived (`adw worktree restore NAME` brings one back). */
-  async compareCandidates(node?: WorkflowNode): Promise<PickResult | undefined> {
-    let group = node?.workflow.best_of?.group;
-    if (!group) {
-      const runs = bestOfRuns(await this.views.workflows.load());
-      if (!runs.length) throw new Error('no best-of run yet — `adw sdlc SPEC --best-of N` starts one');
-      group = runs.length === 1 ? runs[0].group : (await vscode.window.showQuickPick(runs.map((run) => ({
-        label: run.name, description: `${run.candidates.length} candidates`, detail: run.group, run,
-      })), { title: 'ADW: Compare Candidates' }))?.run.group;
-    }
-    if (!group) return undefined;
-    const comparison = await this.adw.command('compare', group);
-    const chosen = await vscode.window.showQuickPick(comparison.candidates.map((candidate) => ({
-      label: candidateLabel(candidate), description: candidateDescription(candidate),
-      detail: candidateDetail(candidate), candidate,
-    })), { title: `ADW: best of ${comparison.candidates.length}, ranked — pick one to merge`, matchOnDetail: true });
-    if (!chosen) return undefined;
-    const { number, worktree } = chosen.candidate;
-    const preview = await this.adw.command('mergePreview', worktree);
-    if (!preview.clean) {
-      void vscode.window.showWarningMessage(`ADW: candidate ${number} would conflict with ${preview.target}`, {
-        modal: true, detail: `Conflicting files:\n${preview.conflicts.join('\n')}\n\nNothing was merged or archived.`,
-      });
-      return undefined;
-    }
-    const others = comparison.candidates.filter((c) => c.number !== number).map((c) => c.worktree);
-    const answer = await vscode.window.showInformationMessage(
-      `Pick candidate ${number}: merge ${preview.source} into ${preview.target}?`, {
-        modal: true,
-        detail: `${mergeDetail(preview)}\n\nThe other candidates' worktrees (${others.join(', ')}) are archived; `
-          + 'bring one back with `adw worktree restore NAME`.',
-      }, 'Pick');
-    if (!answer) return undefined;
-    const result = await this.adw.command('pick', group, number);
-    void vscode.window.showInformationMessage(`ADW: ${result.message}`);
-    return result;
   }
 
   /** Asks which of the workflows `select` keeps to act on; says `none` when there is nothing to choose. */

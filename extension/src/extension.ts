@@ -8,6 +8,7 @@ import { registerFollowUps } from './followUps';
 import { runningAgents } from './format';
 import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
+import { CandidatesProvider, registerCandidates } from './views/candidates';
 import { CheckpointsProvider } from './views/checkpoints';
 import { registerTimeline } from './views/timeline';
 import { WorkflowsProvider } from './views/workflows';
@@ -23,11 +24,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
   const checkpoints = new CheckpointsProvider(adw, () => worktrees.worktrees);
   const documents = new CliDocuments(adw);
   const status = new StatusItem();
+  const candidates = new CandidatesProvider(adw);
   const notifications = new RunNotifications(() => worktrees.worktrees);
   checkpoints.view = vscode.window.createTreeView('adw.checkpoints', { treeDataProvider: checkpoints });
 
   const views: Views = {
     worktrees, workflows, checkpoints, documents,
+    endsToldByServer: (ids) => notifications.tellsItself(ids),
     async refresh(what: string) {
       // Agent counts per worktree come with the worktree list, so workflow changes refresh both.
       const loads: Promise<unknown>[] = [];
@@ -48,6 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
     ...registerFollowUps(adw, workflows),
+    candidates, ...registerCandidates(adw, candidates, workflows, (what) => views.refresh(what)),
     ...registerTimeline(adw, workflows),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),

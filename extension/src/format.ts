@@ -188,9 +188,22 @@ export function candidateDescription(candidate: Candidate): string {
     cost(candidate.cost_usd)].filter(Boolean).join(' · ');
 }
 
-/** Why it ranks where it does: its new test failures, new review findings and size, then the comparison. */
-export function candidateDetail(candidate: Candidate): string {
-  return candidate.reasons.join(' · ');
+/** A candidate's row in the Candidates view: what the ranking weighs (new test failures, new review findings,
+ * size), then time and cost. */
+export function candidateFacts(candidate: Candidate): string {
+  const count = (n: number | null, noun: string, missing: string) =>
+    n === null ? missing : `${n} ${noun}${n === 1 ? '' : 's'}`;
+  const time = candidate.seconds === null ? undefined : duration(candidate.seconds);
+  return [count(candidate.new_test_failures, 'new failure', 'tests not run'),
+    count(candidate.new_findings, 'new finding', 'review not run'),
+    `+${candidate.insertions} −${candidate.deletions} in ${candidate.files} file${candidate.files === 1 ? '' : 's'}`,
+    time, cost(candidate.cost_usd) ?? 'cost unknown'].filter(Boolean).join(' · ');
+}
+
+/** How a candidate fares, for its icon: a regression (or tests that did not run), new findings, or clean. */
+export function candidateVerdict(candidate: Candidate): 'regression' | 'findings' | 'clean' {
+  if (candidate.new_test_failures !== 0) return 'regression';
+  return candidate.new_findings !== 0 ? 'findings' : 'clean';
 }
 
 /** The best-of runs among the workflows, newest first: one entry per group, with its candidates. */

@@ -8,6 +8,8 @@ import { endText, endedSince, NotifySetting, worthTelling } from './runEnds';
 
 export class RunNotifications {
   private seen: Map<string, string> | undefined;
+  /** Workflows whose end the server tells itself (Run SDLC from Issue with a pull request: the draft's toast). */
+  private readonly toldElsewhere = new Set<string>();
 
   constructor(private readonly worktrees: () => Worktree[]) {}
 
@@ -16,7 +18,13 @@ export class RunNotifications {
     const setting = vscode.workspace.getConfiguration('adw').get<NotifySetting>('notifications', 'all');
     const ended = endedSince(this.seen, list);
     this.seen = new Map(list.map((w) => [w.id, w.state]));
-    for (const workflow of ended) if (worthTelling(workflow, setting)) void this.tell(workflow);
+    for (const workflow of ended) {
+      if (worthTelling(workflow, setting) && !this.toldElsewhere.has(workflow.id)) void this.tell(workflow);
+    }
+  }
+
+  tellsItself(ids: string[]): void {
+    for (const id of ids) this.toldElsewhere.add(id);
   }
 
   private async tell(workflow: Workflow): Promise<void> {

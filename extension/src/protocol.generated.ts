@@ -15,11 +15,12 @@ export interface ServerCommands {
   listWorktrees: [];
   merge: [name: string, strategy?: 'merge' | 'squash' | 'rebase' | null, into?: string | null];
   mergePreview: [name: string, into?: string | null];
-  pick: [id: string, number: number, strategy?: 'merge' | 'squash' | 'rebase' | null];
+  pick: [id: string, number: number, strategy?: 'merge' | 'squash' | 'rebase' | null, pr?: boolean | null];
   redo: [worktree?: string | null];
   removeWorktree: [name: string, archive?: boolean | null, force?: boolean | null];
   resume: [workflow: string];
   scout: [task: string, worktree?: string | null, top?: number | null];
+  sdlcFromIssue: [issue: string, pr?: boolean | null, options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   status: [workflow?: string | null];
   timeline: [id: string];

@@ -119,6 +119,14 @@ export interface Candidate {
   files: number;
   insertions: number;
   deletions: number;
+  /** The diff the comparison measured: from `base_commit` to `tip` (a tree or commit id), file by file. */
+  base_commit: string | null;
+  tip: string | null;
+  /** The repository, where git finds both (the workspace may hold several). */
+  repo: string | null;
+  /** The candidate's worktree; null once it is archived (its diff then comes from the archive). */
+  path: string | null;
+  changes: ChangedFile[];
   cost_usd: number | null;
   seconds: number | null;
   rank: number;
@@ -137,6 +145,8 @@ export interface PickResult extends Message {
   worktree: string;
   merge: MergeResult | null;
   archived: { number: number; worktree: string; path: string; archive_ref: string | null }[];
+  /** Set when picked as a pull request (`pr`): the draft opened or updated instead of a merge. */
+  pull_request: PullRequestOutcome | null;
 }
 
 export interface Checkpoint {
@@ -317,6 +327,7 @@ export interface CommandResults {
   removeWorktree: Message;
   resume: { workflow: string; resumed: boolean };
   scout: ScoutResult;
+  sdlcFromIssue: StartedWorkflows;
   startSdlc: StartedWorkflows;
   status: Workflow | Workflow[];
   timeline: TimelineResult;

@@ -106,3 +106,12 @@ async def test_without_a_terminal_questions_say_why_they_are_denied(tmp_path: Pa
             "(set the phase's permissions to allow it)") in screen.getvalue()
     assert "\a" not in screen.getvalue()
     assert not notify_log.exists()  # only failures were asked for, and the workflow succeeded
+
+
+def test_it_writes_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not to the stderr there was when the module was imported (under pytest, a capture closed since)."""
+    screen = Screen()
+    monkeypatch.setattr(sys, "stderr", screen)
+    attention = Attention(Engine(config=FAST, agents=agent_factories()), [], NotifyConfig())
+    attention._say("hello")
+    assert screen.getvalue() == "adw: hello\n"

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -399,3 +401,18 @@ host = "github.com"
 kind = "github"
 api_url = "{fake.base_url}"
 """
+
+
+def main(argv: list[str]) -> None:
+    """`python -m tests.forge.fakeforge KIND PROJECT [ISSUES.json]` (the browser e2e): serves with the issues of the
+    JSON list (`{"number", "title", "body", "labels"}`), prints its URL, and stops when its standard input closes."""
+    kind, project, *issues = argv
+    with serve(kind, project) as fake:
+        for issue in json.loads(Path(issues[0]).read_text(encoding="utf-8")) if issues else []:
+            fake.add_issue(issue["number"], issue["title"], issue["body"], issue.get("labels", []), [])
+        print(fake.base_url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

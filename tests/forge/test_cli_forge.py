@@ -15,7 +15,7 @@ from adw.forge.client import connect
 from adw.forge.issues import issue_workflows
 from adw.git.repo import Repo
 from tests.conftest import MakeRepo, run_git
-from tests.forge.fakeforge import Fake, project_pyproject, serve
+from tests.forge.fakeforge import API_PATHS, Fake, project_pyproject, serve
 
 ISSUE_BODY = """Subtraction is missing.
 
@@ -148,3 +148,46 @@ def test_sdlc_needs_specs_or_an_issue_and_pr_needs_a_login(
     err = capsys.readouterr().err
     assert "not logged in to github.com" in err and "gh auth login --hostname github.com" in err
     assert not (project.parent / "repo.worktrees" / "a").exists()  # refused before anything ran
+
+
+OTHER_FORGES = {  # kind: (remote, project, host, token variable)
+    "gitlab": ("git@gitlab.com:group/sub/calc.git", "group/sub/calc", "gitlab.com", "GITLAB_TOKEN"),
+    "bitbucket": ("git@bitbucket.org:ws/calc.git", "ws/calc", "bitbucket.org", "BITBUCKET_TOKEN"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(OTHER_FORGES))
+def test_from_an_issue_to_a_draft_on_gitlab_and_bitbucket(
+    kind: str, make_repo: MakeRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same command line on the other forges: their issue read, their draft (GitLab's `Draft:` title,
+    Bitbucket's `draft` flag) opened from the pushed branch, the issue linked and commented."""
+    remote, project_name, host, variable = OTHER_FORGES[kind]
+    with serve(kind, project_name) as fake:
+        fake.add_issue(7, "Add sub() to calc", ISSUE_BODY, ["enhancement"], [("ana", COMMENT)])
+        pyproject = project_pyproject(fake).replace(
+            'host = "github.com"\nkind = "github"', f'host = "{host}"\nkind = "{kind}"'
+        ).replace(f'api_url = "{fake.base_url}"', f'api_url = "{API_PATHS[kind](fake.base_url)}"')
+        root = make_repo({"pyproject.toml": pyproject, ".gitignore": "__pycache__/\n", "src/calc/__init__.py": "",
+                          "tests/test_ok.py": "def test_ok():\n    assert True\n"})
+        bare = tmp_path / "origin.git"
+        run_git(tmp_path, "init", "-q", "--bare", str(bare))
+        run_git(root, "remote", "add", "origin", remote)
+        run_git(root, "remote", "set-url", "--push", "origin", str(bare))
+        monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no glab of the machine's own
+        monkeypatch.setenv(variable, "test-token")
+
+        assert main(["-C", str(root), "sdlc", "--issue", "7", "--pr", "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        (workflow,) = result["workflows"]
+        assert workflow["state"] == "succeeded" and workflow["worktree"] == "7-add-sub-to-calc"
+        (opened,) = result["pull_requests"]
+        assert opened["pull_request"]["created"] and opened["pull_request"]["draft"] and opened["issue"] == 7
+        [pr] = fake.pulls
+        assert pr["head"] == "adw/7-add-sub-to-calc" and pr["base"] == "main"
+        assert ("Closes #7" if kind == "gitlab" else "Fixes #7") in pr["body"] and "src/calc/sub.py" in pr["body"]
+        assert run_git(root, "--git-dir", str(bare), "rev-parse", "adw/7-add-sub-to-calc") == run_git(
+            root, "rev-parse", "adw/7-add-sub-to-calc")
+        assert opened["pull_request"]["url"] in fake.comments[7][-1]["body"]

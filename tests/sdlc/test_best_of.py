@@ -84,6 +84,14 @@ def test_three_candidates_ranked_picked_and_the_others_archived(
     assert broken["new_test_failures"] == 1 and "1 new test failure" in broken["reasons"]
     assert broken["reasons"][-1] == "below #1: more new test failures (1 vs 0)"
     assert all(row["seconds"] is not None and row["seconds"] > 0 for row in rows)
+    # What a diff viewer needs: each changed file with its counts, between the base commit and the files as they are.
+    assert "src/hello.py" in [change["path"] for change in small["changes"]]
+    ops = next(change for change in broken["changes"] if change["path"] == "src/calc/ops.py")
+    assert (ops["status"], ops["insertions"], ops["deletions"]) == ("M", 1, 1)
+    assert {row["base_commit"] for row in rows} == {run_git(project, "rev-parse", "main").strip()}
+    assert {row["repo"] for row in rows} == {str(project)}
+    assert run_git(project, "show", f"{broken['tip']}:src/calc/ops.py") == "def add(a, b):\n    return a - b\n"
+    assert [Path(row["path"]).name for row in rows] == ["mul-3", "mul-1", "mul-2"]
 
     # The text output shows the same ranking and the reasons.
     assert main(["-C", str(project), "compare", group]) == 0
@@ -114,6 +122,9 @@ def test_three_candidates_ranked_picked_and_the_others_archived(
     code, later = adw(project, capsys, "compare", group)
     assert [row["number"] for row in later["candidates"]] == [3, 1, 2]
     assert [row["files"] for row in later["candidates"]] == [row["files"] for row in rows]
+    gone = later["candidates"][2]  # archived: its diff comes from the archive, its worktree is no more
+    assert gone["path"] is None and gone["changes"] == broken["changes"]
+    assert run_git(project, "show", f"{gone['tip']}:src/calc/ops.py") == "def add(a, b):\n    return a - b\n"
     code, restored = adw(project, capsys, "worktree", "restore", "mul-2")
     assert code == 0
     assert (Path(restored["worktree"]["path"]) / "src/calc/ops.py").read_text() == "def add(a, b):\n    return a - b\n"

@@ -7,11 +7,9 @@ import asyncio
 import sys
 from typing import Any
 
-from adw.cli.forge import pull_request_of
 from adw.cli.output import add_json_flag, emit
 from adw.config import ForgeConfig
-from adw.forge.client import connect
-from adw.git.repo import Repo
+from adw.forge.pr import pick_as_pull_request
 from adw.git.worktrees import Worktrees
 from adw.sdlc.best_of import Candidate, candidates_of, chosen_candidate, compare, pick
 from adw.sdlc.engine import open_engine
@@ -80,15 +78,7 @@ async def _confirm(args: argparse.Namespace, store: Store) -> bool:
 
 
 async def _pick_as_pull_request(args: argparse.Namespace, store: Store, forge: ForgeConfig) -> int:
-    """The chosen candidate's draft pull request first (a missing login or a refused push changes nothing here),
-    then the other candidates archived."""
-    chosen = chosen_candidate(candidates_of(store, args.id), args.number)
-    provider = await connect((await Repo.discover(args.cwd)).root, forge)
-    try:
-        outcome = await pull_request_of(provider, chosen)
-    finally:
-        await provider.aclose()
-    result = await pick(store, args.id, args.number, merge=False)
+    result, outcome = await pick_as_pull_request(store, args.id, args.number, forge)
     emit(args, {**result.model_dump(mode="json"), "pull_request": outcome.model_dump(mode="json")},
          f"{result.message}\n{outcome.message}")
     return 0

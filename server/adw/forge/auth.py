@@ -51,14 +51,27 @@ class AuthPlan(BaseModel):
 
 def login_hint(forge: Forge) -> str:
     if forge.kind == "github":
-        names = _GITHUB_ENV if forge.host == "github.com" else _GITHUB_ENTERPRISE_ENV[:1] + _GITHUB_ENV[:1]
-        return f"run `gh auth login --hostname {forge.host}`, or set {' or '.join(names)}"
+        return f"run `gh auth login --hostname {forge.host}`, or set {' or '.join(_github_names(forge))}"
     if forge.kind == "gitlab":
         return f"run `glab auth login --hostname {forge.host}`, or set GITLAB_TOKEN"
     return (
         "set BITBUCKET_USERNAME and BITBUCKET_APP_PASSWORD (an app password with the pullrequest:write and "
         "issue:write permissions), BITBUCKET_EMAIL and BITBUCKET_API_TOKEN, or BITBUCKET_TOKEN (an access token)"
     )
+
+
+def editor_login_hint(forge: Forge) -> str:
+    """The same for the editor: the language server inherits the editor's environment, so a token is set there."""
+    if forge.kind == "github":
+        return f"run gh auth login in a terminal, or start VS Code with {' or '.join(_github_names(forge))} set"
+    if forge.kind == "gitlab":
+        return "run glab auth login in a terminal, or start VS Code with GITLAB_TOKEN set"
+    return ("start VS Code with BITBUCKET_TOKEN (an access token), or BITBUCKET_USERNAME and BITBUCKET_APP_PASSWORD, "
+            "set")
+
+
+def _github_names(forge: Forge) -> tuple[str, ...]:
+    return _GITHUB_ENV if forge.host == "github.com" else (*_GITHUB_ENTERPRISE_ENV[:1], *_GITHUB_ENV[:1])
 
 
 async def resolve(forge: Forge, env: Mapping[str, str] | None = None) -> tuple[Credentials | None, list[str]]:

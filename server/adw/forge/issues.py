@@ -96,6 +96,7 @@ def issue_number(text: str, forge: Forge) -> int:
     raise AdwError(
         f"not an issue of {forge.project}: {text!r}",
         f"pass its number (`--issue 123`) or its URL ({forge.issue_url(123)})",
+        f"give its number (123) or its URL ({forge.issue_url(123)})",
     )
 
 
@@ -165,6 +166,13 @@ def issue_of_spec(spec: str | None) -> IssueSpec | None:
         return None
 
 
+async def issue_spec(repo: Repo, provider: Provider, reference: str, config: AdwConfig) -> tuple[Path, AdwConfig]:
+    """The issue read and its spec written; returns the spec and the configuration with the kind's prompts."""
+    issue = await provider.issue(issue_number(reference, provider.forge))
+    spec = save_issue_spec(repo.common_dir, issue, provider.forge, issue_name(issue))
+    return spec, issue_config(config, issue_kind(issue.labels))
+
+
 async def issue_workflows(
     repo: Repo,
     provider: Provider,
@@ -176,9 +184,5 @@ async def issue_workflows(
 ) -> tuple[Path, list[Workflow]]:
     """`adw sdlc --issue N`: the issue read, its spec written, and its SDLC workflow with the kind's prompts
     (as `sdlc_workflows`, so an existing worktree is refused or suffixed the same way). Returns the spec too."""
-    issue = await provider.issue(issue_number(reference, provider.forge))
-    spec = save_issue_spec(repo.common_dir, issue, provider.forge, issue_name(issue))
-    workflows = await sdlc_workflows(
-        repo.root, [spec], issue_config(config, issue_kind(issue.labels)), existing=existing, store=store
-    )
-    return spec, workflows
+    spec, prompted = await issue_spec(repo, provider, reference, config)
+    return spec, await sdlc_workflows(repo.root, [spec], prompted, existing=existing, store=store)

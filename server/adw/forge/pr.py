@@ -8,12 +8,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from adw.config import ForgeConfig
 from adw.errors import AdwError
+from adw.forge.client import connect
 from adw.forge.issues import IssueSpec, issue_of_spec
 from adw.forge.providers import Comment, Provider, PullRequest
 from adw.forge.push import PushResult, push_branch
 from adw.git.runner import git
+from adw.sdlc.best_of import PickResult, candidates_of, chosen_candidate, pick
 from adw.workflow.models import Finding, TaskState, Workflow
+from adw.workflow.store import Store
 
 # A hidden marker that makes a rerun find its own issue comment again.
 _COMMENT_MARK = "<!-- adw:issue-comment {branch} -->"
@@ -37,6 +41,7 @@ def branch_of(workflow: Workflow) -> tuple[str, str]:
         raise AdwError(
             f"workflow {workflow.id} is still {workflow.state.value}",
             f"wait for it to finish (`adw status {workflow.id} --watch`), then open its pull request",
+            "wait for it to finish (the Workflows view shows it), then create its pull request",
         )
     outputs = next((task.outputs for task in workflow.tasks if task.id == "worktree"), {})
     branch, base = outputs.get("branch"), outputs.get("base")
@@ -60,6 +65,7 @@ async def open_pull_request(
         raise AdwError(
             f"workflow {workflow.id} did not start from a branch, so the pull request has no target",
             "name the branch to merge into: `adw pr ID --base main`",
+            "name the branch to merge into (createPullRequest's `base`)",
         )
     if workflow.base_commit and not await _ahead(root, workflow.base_commit, branch):
         raise AdwError(
@@ -92,6 +98,20 @@ async def open_pull_request(
         comment=comment,
         message=f"{verb} {pr.url} ({branch} → {target}, push: {pushed.mode})",
     )
+
+
+async def pick_as_pull_request(
+    store: Store, ident: str, number: int, forge: ForgeConfig
+) -> tuple[PickResult, PrOutcome]:
+    """`adw pick ID N --pr`: the chosen candidate's draft pull request first (a missing login or a refused push
+    changes nothing), then the other candidates archived."""
+    chosen = chosen_candidate(candidates_of(store, ident), number)
+    provider = await connect(Path(chosen.repo), forge)
+    try:
+        outcome = await open_pull_request(Path(chosen.repo), chosen, provider)
+    finally:
+        await provider.aclose()
+    return await pick(store, ident, number, merge=False), outcome
 
 
 async def _ahead(root: Path, base_commit: str, branch: str) -> bool:

@@ -77,6 +77,10 @@ class ReviewWatch:
             return ReviewStatus(available=False, reason=str(exc), forge=provider.forge)
         return ReviewStatus(available=True, forge=provider.forge, branches=found)
 
+    def forget(self, branch: str) -> None:
+        """The branch's pull request changed here (opened, updated): the next poll asks the forge again."""
+        self._cache.pop(branch, None)
+
     async def _connect(self, key: tuple[str, ForgeConfig], root: Path, config: ForgeConfig) -> Provider:
         if self._provider is None or self._key != key:
             await self.aclose()

@@ -4,7 +4,7 @@ returns JSON; docs/PROTOCOL.md lists them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +14,9 @@ from adw.agents.preflight import preflight, preflight_workflows
 from adw.config import phase_configs
 from adw.errors import AdwError
 from adw.forge.client import connect
-from adw.forge.pr import open_pull_request
+from adw.forge.issues import issue_spec
+from adw.forge.pr import PrOutcome, open_pull_request, pick_as_pull_request
+from adw.forge.providers import Provider
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees, locate
@@ -93,6 +95,10 @@ async def _checkpoints(ls: AdwServer, worktree: str | None) -> Checkpoints:
     return await ls.checkpoints(await worktree_path(ls, worktree))
 
 
+# Makes the workflows of the specs (when a worktree exists: refuse, or run in a new one, as `Existing` says).
+MakeWorkflows = Callable[[list[Path], Existing], Awaitable[list[Workflow]]]
+
+
 @handles(params.StartSdlc)
 async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     specs = [path_of(spec, ls.root) for spec in args.specs]
@@ -104,11 +110,73 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
         raise ArgumentError("the specs belong to different repositories", "start one repository's specs at a time")
     folder = folders.pop()
     engine = await ls.engine(folder)
-    if args.options.max_agents is not None:
-        engine.set_max_agents(args.options.max_agents)
-    existing = args.options.existing
+    repo = await Repo.discover(folder)
+
+    async def make(chosen: list[Path], existing: Existing) -> list[Workflow]:
+        return await sdlc_workflows(repo.root, chosen, engine.config, existing=existing, store=engine.store)
+
+    return await _start(ls, folder, engine, specs, args.options, make, engine.run)
+
+
+@handles(params.SdlcFromIssue)
+async def sdlc_from_issue(ls: AdwServer, args: params.SdlcFromIssue) -> object:
+    """`adw sdlc --issue N [--pr]` from the editor, in the first workspace folder's repository: a missing login
+    refuses before anything is read or made; with `pr`, the workflow's draft pull request is opened when it is
+    done and the editor told (a message with its link)."""
+    folder = ls.root
+    engine = await ls.engine(folder)
+    repo = await Repo.discover(folder)
+    provider = await connect(repo.root, engine.config.forge)
+    keep_open = False
     try:
-        workflows = await _sdlc_workflows(folder, engine, specs, "again" if existing == "again" else "refuse")
+        spec, config = await issue_spec(repo, provider, args.issue, engine.config)
+
+        async def make(specs: list[Path], existing: Existing) -> list[Workflow]:
+            return await sdlc_workflows(repo.root, specs, config, existing=existing, store=engine.store)
+
+        async def run_then_pr(workflow: Workflow) -> None:
+            try:
+                await engine.run(workflow)
+                await _report_pull_request(ls, repo.root, workflow, provider)
+            finally:
+                await provider.aclose()
+
+        started = await _start(ls, folder, engine, [spec], args.options, make,
+                               run_then_pr if args.pr else engine.run)
+        keep_open = args.pr and bool(started["workflows"])  # closed by run_then_pr
+    finally:
+        if not keep_open:
+            await provider.aclose()
+    return started
+
+
+async def _report_pull_request(ls: AdwServer, root: Path, workflow: Workflow, provider: Provider) -> None:
+    """Open the finished workflow's draft and say so: a message with its link, or why there is none."""
+    try:
+        outcome = await open_pull_request(root, workflow, provider)
+    except AdwError as exc:
+        hint = f" — {exc.editor_hint}" if exc.editor_hint else ""
+        ls.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Error, message=f"ADW: no pull request for {workflow.name}: {exc.message}{hint}"))
+        return
+    pr = outcome.pull_request
+    verb = "opened draft" if pr.created else "updated"
+    _opened(ls, outcome)
+    ls.window_show_message(types.ShowMessageParams(
+        type=types.MessageType.Info, message=f"ADW: {verb} pull request [#{pr.number}]({pr.url}) for {workflow.name}."))
+
+
+async def _start(
+    ls: AdwServer, folder: Path, engine: Engine, specs: list[Path], options: params.SdlcOptions,
+    make: MakeWorkflows, run: Callable[[Workflow], Coroutine[Any, Any, object]],
+) -> dict[str, list[dict[str, object]]]:
+    """Make the specs' workflows (resolving existing worktrees as `options.existing` says), check their agents,
+    then run each in the background with `run`."""
+    if options.max_agents is not None:
+        engine.set_max_agents(options.max_agents)
+    existing = options.existing
+    try:
+        workflows = await make(specs, "again" if existing == "again" else "refuse")
         resumed: list[Workflow] = []
     except WorktreeExistsError as exc:
         choice = await _ask(ls, exc) if existing == "ask" else existing
@@ -116,22 +184,17 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
             raise _choices(exc) from None
         if choice is None:  # the user dismissed the question: nothing starts
             return {"workflows": []}
-        resumed, workflows = await _rerun(folder, engine, specs, exc, choice)
+        resumed, workflows = await _rerun(folder, engine, specs, exc, choice, make)
     await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
     join_run([*resumed, *workflows])  # started together: one run, one timeline
     for workflow in [*resumed, *workflows]:
-        ls.spawn(engine.run(workflow))
+        ls.spawn(run(workflow))
     ls.changed("workflows")
     return {
         "workflows": [
             {"id": wf.id, "name": wf.name, "spec": wf.spec, "resumed": wf in resumed} for wf in [*resumed, *workflows]
         ]
     }
-
-
-async def _sdlc_workflows(folder: Path, engine: Engine, specs: list[Path], existing: Existing) -> list[Workflow]:
-    repo = await Repo.discover(folder)
-    return await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
 
 
 EXISTING_CHOICES = ("resume", "again", "replace")  # startSdlc's options.existing, besides "refuse"
@@ -171,12 +234,12 @@ async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
 
 
 async def _rerun(
-    folder: Path, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun
+    folder: Path, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun, make: MakeWorkflows
 ) -> tuple[list[Workflow], list[Workflow]]:
     """The workflows resumed and the ones made for the specs, once the user chose what to do with the
     worktrees that exist. Everything is decided before any of them starts."""
     if choice == "again":
-        return [], await _sdlc_workflows(folder, engine, specs, "again")
+        return [], await make(specs, "again")
     there = {Path(entry.spec) for entry in exc.existing}
     resumed: list[Workflow] = []
     if choice == "resume":
@@ -189,7 +252,7 @@ async def _rerun(
             await manager.remove(entry.worktree, archive=True)
         there = set()
     fresh = [spec for spec in specs if spec.resolve() not in there]
-    return resumed, await _sdlc_workflows(folder, engine, fresh, "refuse") if fresh else []
+    return resumed, await make(fresh, "refuse") if fresh else []
 
 
 def _not_running(entry: ExistingWorktree) -> None:
@@ -285,11 +348,18 @@ async def compare_candidates(ls: AdwServer, args: params.Compare) -> object:
 
 @handles(params.Pick)
 async def pick_candidate(ls: AdwServer, args: params.Pick) -> object:
-    result = await pick(_store(await ls.engine_of(args.id)), args.id, args.number, args.strategy)
+    engine = await ls.engine_of(args.id)
+    opened: PrOutcome | None = None
+    if args.pr:  # its draft pull request first: a missing login or a refused push archives nothing
+        result, opened = await pick_as_pull_request(_store(engine), args.id, args.number, engine.config.forge)
+    else:
+        result = await pick(_store(engine), args.id, args.number, args.strategy)
     for archived in result.archived:
         clear_under(ls, archived.path)
+    if opened is not None:
+        _opened(ls, opened)
     ls.changed("worktrees")
-    return to_jsonable(result)
+    return {**to_jsonable(result), "pull_request": to_jsonable(opened) if opened else None}
 
 
 def _store(engine: Engine) -> Store:
@@ -380,8 +450,15 @@ async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> 
         outcome = await open_pull_request(Path(workflow.repo), workflow, provider, base=args.base)
     finally:
         await provider.aclose()
-    ls.changed("worktrees")
+    _opened(ls, outcome)
     return to_jsonable(outcome)
+
+
+def _opened(ls: AdwServer, outcome: PrOutcome) -> None:
+    """A pull request was opened or updated: the Worktrees view shows it at its next poll, not a minute later."""
+    if ls.reviews is not None:
+        ls.reviews.forget(outcome.branch)
+    ls.changed("worktrees")
 
 
 @handles(params.Status)

@@ -230,6 +230,13 @@ class Pick(Params):
     id: Text
     number: WholeNumber
     strategy: Literal["merge", "squash", "rebase"] = "merge"
+    pr: bool = False  # open (or update) its draft pull request instead of merging it here
+
+
+class SdlcFromIssue(Params):
+    issue: Text  # its number (`123`, `#123`) or its URL on the repository's forge
+    pr: bool = False  # open a draft pull request when the workflow is done
+    options: SdlcOptions = SdlcOptions()
 
 
 class CreatePullRequest(Params):

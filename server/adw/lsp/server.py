@@ -35,6 +35,7 @@ from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
 if TYPE_CHECKING:
+    from adw.forge.status import ReviewWatch
     from adw.lsp.conflicts import ConflictWatch
     from adw.lsp.lenses import LensCache
 
@@ -62,6 +63,7 @@ class AdwServer(LanguageServer):
         self.on_initialized: list[Callable[[], None]] = []  # run once the client has said `initialized`
         self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
+        self.reviews: ReviewWatch | None = None  # the branches' pull requests the Worktrees view polls
         self.config_error: ConfigError | None = None
         # The client's initializationOptions: `codicons` (lens titles), `progress: "aggregate"` (adw.lsp.progress)
         self.options: dict[str, object] = {}

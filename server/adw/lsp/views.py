@@ -27,7 +27,7 @@ def _fields(params: object, method: str) -> dict[str, object]:
 
 
 def register(server: AdwServer) -> None:
-    reviews = ReviewWatch()  # one per server: its provider's ETags and each branch's last answer
+    reviews = server.reviews = ReviewWatch()  # one per server: its provider's ETags and each branch's last answer
 
     @server.adw_request("adw/worktrees")
     async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, AgentKind
 from adw.errors import AdwError, WorktreeError
+from adw.git.changes import ChangedFile, changed_files
 from adw.git.checkpoints import Checkpoints, ref_id
 from adw.git.refs import ARCHIVE_NS, list_refs
 from adw.git.repo import Repo
@@ -44,6 +45,13 @@ class Candidate(BaseModel):
     files: int = 0
     insertions: int = 0
     deletions: int = 0
+    # What the diff is between, for a viewer: the base commit, and the tree or commit of the candidate's files
+    # (its worktree's as they are, or its archive's once picked away); `changes` lists each file.
+    base_commit: str | None = None
+    tip: str | None = None
+    repo: Path | None = None  # the repository, where git finds both
+    path: Path | None = None  # the candidate's worktree, while it exists
+    changes: list[ChangedFile] = []
     cost_usd: float | None = None
     seconds: float | None = None
     rank: int = 0
@@ -194,14 +202,19 @@ async def _row(workflow: Workflow) -> Candidate:
     assert workflow.best_of is not None and workflow.worktree is not None
     build = workflow.task(BEST_OF_PHASE)
     test, review = _ran(workflow, "test"), _ran(workflow, "review")
-    files, insertions, deletions = await _size(workflow)
+    tip, where = await _tip(workflow)
+    changes = (await changed_files(where, workflow.base_commit, tip))[0] if tip and workflow.base_commit else []
     started, finished = workflow.started_at, workflow.finished_at
     return Candidate(
         number=workflow.best_of.number, workflow=workflow.id, worktree=workflow.worktree, agent=build.agent,
         model=build.config.model if build.config else "", state=workflow.state, reason=workflow.reason,
         new_test_failures=sum(f.severity is Severity.ERROR for f in test.findings) if test else None,
-        new_findings=len(review.findings) if review else None, files=files, insertions=insertions,
-        deletions=deletions, cost_usd=workflow.usage.cost_usd,
+        new_findings=len(review.findings) if review else None, files=len(changes),
+        insertions=sum(change.insertions or 0 for change in changes),
+        deletions=sum(change.deletions or 0 for change in changes),
+        base_commit=workflow.base_commit, tip=tip, repo=Path(workflow.repo),
+        path=Path(workflow.cwd) if Path(workflow.cwd).is_dir() else None, changes=changes,
+        cost_usd=workflow.usage.cost_usd,
         seconds=finished - started if started is not None and finished is not None else None,
     )
 
@@ -211,37 +224,25 @@ def _ran(workflow: Workflow, task_id: str) -> Task | None:
     return task if task.state in (TaskState.SUCCEEDED, TaskState.FAILED) else None
 
 
-async def _size(workflow: Workflow) -> tuple[int, int, int]:
-    """Files and lines the candidate changed since its base commit: its worktree's files as they are now,
-    committed or not (a candidate that failed its tests committed nothing); its branch once the worktree is gone."""
+async def _tip(workflow: Workflow) -> tuple[str | None, Path]:
+    """What the candidate changed since its base commit, and where to ask git about it: its worktree's files as
+    they are now, committed or not (a candidate that failed its tests committed nothing); once the worktree is
+    gone (archived by a pick), its newest archive, else its branch. None: nothing to compare."""
     if workflow.base_commit is None or workflow.worktree is None:
-        return 0, 0, 0
+        return None, Path(workflow.repo)
     path = Path(workflow.cwd)
     if path.is_dir():
         state, _ = await (await Checkpoints.open(path)).snapshot()
-        target = state.tree
-    else:  # archived (by a pick): the archive holds all of it; else what its branch holds
-        repo = await Repo.discover(workflow.repo)
-        archives = sorted(list_refs(repo.common_dir, f"{ARCHIVE_NS}/{ref_id(workflow.worktree)}/").items())
-        branch = workflow.task("worktree").outputs.get("branch")
-        if archives:
-            target = archives[-1][1]
-        elif branch and (found := await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}",
-                                            cwd=workflow.repo, ok_codes=(0, 1))).returncode == 0:
-            target = found.stdout.strip()
-        else:
-            return 0, 0, 0
-        path = repo.root
-    out = await git("diff", "--numstat", "-z", "--no-renames", workflow.base_commit, target, cwd=path)
-    files = insertions = deletions = 0
-    for record in out.stdout.split("\0"):
-        added, _, rest = record.partition("\t")
-        removed, _, name = rest.partition("\t")
-        if name:
-            files += 1
-            insertions += int(added) if added.isdigit() else 0
-            deletions += int(removed) if removed.isdigit() else 0
-    return files, insertions, deletions
+        return state.tree, path
+    repo = await Repo.discover(workflow.repo)
+    archives = sorted(list_refs(repo.common_dir, f"{ARCHIVE_NS}/{ref_id(workflow.worktree)}/").items())
+    if archives:
+        return archives[-1][1], repo.root
+    branch = workflow.task("worktree").outputs.get("branch")
+    if branch and (found := await git("rev-parse", "-q", "--verify", f"refs/heads/{branch}",
+                                      cwd=workflow.repo, ok_codes=(0, 1))).returncode == 0:
+        return found.stdout.strip(), repo.root
+    return None, repo.root
 
 
 def _key(row: Candidate) -> tuple[float, float, float]:

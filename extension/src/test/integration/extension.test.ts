@@ -38,7 +38,8 @@ describe('ADW extension in VS Code', () => {
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
       'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'resumeWorkflow', 'createPullRequest', 'showStatus',
-      'restartServer', 'showTimeline']) {
+      'restartServer', 'showTimeline', 'sdlcFromIssue', 'compareCandidates', 'showCandidateDiff', 'pickCandidate',
+      'pickCandidateAsPullRequest']) {
       assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
     }
     assert.ok(commands.includes('adw.server.startSdlc'));

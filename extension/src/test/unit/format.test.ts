@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import {
-  ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
-  cost, diffSides, diffTitle, duration, elapsed, finishedWorkflows, lineCounts, mergeDetail, resumableWorkflows,
-  reviewText, runningAgents, stateIcon, statusText, taskDescription, taskLogTitle,
+  ago, agentsText, bestOfRuns, candidateDescription, candidateFacts, candidateLabel, candidateVerdict, checkpointLabel,
+  conflictLines, cost, diffSides, diffTitle, duration, elapsed, finishedWorkflows, lineCounts, mergeDetail,
+  resumableWorkflows, reviewText, runningAgents, stateIcon, statusText, taskDescription, taskLogTitle,
   workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
 import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
@@ -204,15 +204,25 @@ describe('format', () => {
   it('shows a best-of candidate by rank, how it was built and why it ranks there', () => {
     const candidate: Candidate = {
       number: 2, workflow: 'mul-2-abc', worktree: 'mul-2', agent: 'claude', model: 'opus', state: 'failed', reason: '',
-      new_test_failures: 1, new_findings: 0, files: 2, insertions: 14, deletions: 1, cost_usd: 0.5, seconds: 72,
+      new_test_failures: 1, new_findings: 0, files: 2, insertions: 14, deletions: 1, base_commit: 'b0', tip: 't1', repo: '/r',
+      path: '/r.worktrees/mul-2', changes: [], cost_usd: 0.5, seconds: 72,
       rank: 3, reasons: ['1 new test failure', 'no new review findings', '+14 -1 in 2 file(s)',
         'below #1: more new test failures (1 vs 0)'],
     };
     assert.equal(candidateLabel(candidate), '3. candidate 2 — mul-2');
     assert.equal(candidateDescription(candidate), 'claude (opus) · failed · 1m12s · $0.50');
     assert.equal(candidateDescription({ ...candidate, model: '', seconds: null, cost_usd: null }), 'claude · failed');
-    assert.equal(candidateDetail(candidate),
-      '1 new test failure · no new review findings · +14 -1 in 2 file(s) · below #1: more new test failures (1 vs 0)');
+    assert.equal(candidateFacts(candidate), '1 new failure · 0 new findings · +14 −1 in 2 files · 1m12s · $0.50');
+    assert.equal(candidateFacts({ ...candidate, new_test_failures: null, new_findings: 3, files: 1, cost_usd: null,
+      seconds: null }), 'tests not run · 3 new findings · +14 −1 in 1 file · cost unknown');
+  });
+
+  it('calls a candidate a regression when tests failed anew or did not run, then by its findings', () => {
+    const base = { new_test_failures: 0, new_findings: 0 } as Candidate;
+    assert.equal(candidateVerdict(base), 'clean');
+    assert.equal(candidateVerdict({ ...base, new_findings: 2 }), 'findings');
+    assert.equal(candidateVerdict({ ...base, new_findings: 2, new_test_failures: 1 }), 'regression');
+    assert.equal(candidateVerdict({ ...base, new_test_failures: null }), 'regression');
   });
 
   it('groups the candidates of each best-of run and leaves other workflows out', () => {
