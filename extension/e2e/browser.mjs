@@ -15,7 +15,8 @@
 // `[tool.adw.forge] api_url`, a token in the environment, a bare repository as the push URL): "ADW: Create Pull
 // Request" on a finished workflow, "ADW: Run SDLC from Issue…" from an issue number to a draft pull request, and
 // three candidates of one spec (one with a regression) ranked in the Candidates view, a diff opened, one picked and
-// the others archived. Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
+// the others archived. Last, an ACP agent's permission questions answered from their notifications' buttons.
+// Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -489,6 +490,44 @@ try {
   await page.locator('.tab', { hasText: 'base ↔ candidate 2' }).waitFor({ timeout: 30_000 });
   await page.locator('.monaco-diff-editor .view-line', { hasText: 'return a + b' }).first().waitFor({ timeout: 30_000 });
   step('an archived candidate\'s diff opened from its archive');
+
+  // An agent's permission question (the build phase's ACP agent with permissions = "ask") is one notification with
+  // the answers as buttons; "Always for This Task" covers its next edit inside the worktree, Deny refuses the rest.
+  writeFileSync(join(repo, '.adw.toml'), '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
+    + `[phases.build]\nagent = "acp"\ncommand = ${JSON.stringify([PYTHON, join(EXTENSION_DIR, '..', 'tests', 'fakes', 'acp_agent.py')])}\n`
+    + 'prompt = "permission again"\npermissions = "ask"\npermission_timeout = 120\nretries = 0\n');
+  await palette('Notifications: Clear All Notifications');
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill(join(repo, 'specs', 'multiply.md'));
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'multiply.md' }).first().waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  await lens('Start Parallel SDLC').first().click({ timeout: 60_000 });
+  const question = (tool) => toasts.filter({ hasText: `the agent asks to ${tool}` });
+  await question('Edit a.txt').waitFor({ timeout: 120_000 });
+  await page.waitForTimeout(500);
+  await shot('vscode-permission-question');
+  await question('Edit a.txt').locator('.monaco-button', { hasText: 'Always for This Task' }).click();
+  for (const tool of ['Run rm -rf /', 'Edit /etc/passwd']) {
+    await question(tool).waitFor({ timeout: 60_000 });
+    await question(tool).locator('.monaco-button', { hasText: 'Deny' }).click();
+  }
+  const asked = JSON.parse(execFileSync(PYTHON, ['-m', 'adw', '-C', repo, 'status', '--json'], { encoding: 'utf8' }));
+  const run = asked.workflows.find((wf) => wf.name === 'multiply');
+  const build = await (async () => {
+    for (let i = 0; i < 300; i++) {
+      const wf = JSON.parse(execFileSync(PYTHON, ['-m', 'adw', '-C', repo, 'status', run.id, '--json'], { encoding: 'utf8' }));
+      const task = wf.tasks.find((t) => t.id === 'build');
+      if (task.state !== 'running' && task.state !== 'pending') return task;
+      await page.waitForTimeout(200);
+    }
+    throw new Error('the build phase did not end');
+  })();
+  const whys = build.outputs.acp.permissions.map((d) => d.why);
+  const expected = ['allowed for this task by the editor', 'denied by the editor', 'denied by the editor',
+    'edit tools allowed for this task by the editor'];
+  if (JSON.stringify(whys) !== JSON.stringify(expected)) throw new Error(`permission answers: ${JSON.stringify(whys)}`);
+  rmSync(join(repo, '.adw.toml'));
+  step('permission questions answered from notifications');
   step('PASS');
 } catch (error) {
   failed = true;
