@@ -251,7 +251,10 @@ try {
   await page.locator('.notification-toast', { hasText: 'follow-up sent to document of add (attempt 2)' })
     .waitFor({ timeout: 60_000 });
   await page.locator('.review-widget', { hasText: 'Sent to document (acp), attempt 2' }).waitFor({ timeout: 30_000 });
-  // The transcript streams into its output channel while the agent works: the agent's answer shows there.
+  // The transcript streams into its output channel while the agent works: the agent's answer shows there. VS Code
+  // may open its Comments panel over it for a file's first comment thread ("comments.openView"): back to Output.
+  const outputTab = page.locator('.part.panel .composite-bar .action-label', { hasText: /^output$/i });
+  if (await outputTab.count()) await outputTab.first().click();
   await page.locator('.part.panel .view-line', { hasText: 'heard 1 prompt(s) before' }).first()
     .waitFor({ timeout: 60_000 });
   await page.waitForTimeout(500);

@@ -105,8 +105,8 @@ def test_checkpoints_are_ticks_at_the_start_and_end_of_the_last_attempt() -> Non
 
 
 class Gate:
-    """In-process agents; with `meet`, the first task holds on until a second one runs beside it (two slots make
-    the runs overlap for certain), else each runs for a moment."""
+    """In-process agents that each run for a moment; with `meet`, the first task holds on until a second one runs
+    beside it (two slots make the runs overlap for certain)."""
 
     def __init__(self, meet: bool) -> None:
         self.meet = meet
@@ -127,8 +127,8 @@ class Gate:
             if self.gate.meet:
                 async with asyncio.timeout(30):  # a safety net: the second one starts at once with two slots
                     await self.gate.both.wait()
-            else:
-                await asyncio.sleep(0.01)
+            # Long enough that the attempts, not the engine's moments between them, make up the run's time.
+            await asyncio.sleep(0.05)
             self.gate.running -= 1
             events.cost(Usage(cost_usd=0.01, input_tokens=10, output_tokens=5))
             return AgentResult(status="succeeded", summary="done")
