@@ -36,7 +36,7 @@ FOLDERS = ["d", "new", "build", "d/e"]
 CONTENT = st.sampled_from([b"one\n", b"two\n", b"", b"x" * (CAP + 1), b"three\n"])
 IGNORES = st.sampled_from([b"*.log\n!keep.log\nbuild/\n", b"*.txt\n", b"", b"d/\nbig.bin\n"])
 RARELY = st.integers(min_value=0, max_value=3).map(lambda n: n == 0)
-EXAMPLES = int(os.environ.get("ADW_FAST_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("ADW_FAST_EXAMPLES", "8"))
 STEPS = 16
 
 
@@ -69,7 +69,7 @@ class FastMachine(RuleBasedStateMachine):
     def clear(self, path: Path) -> None:
         """Make room for a file at `path`: a file or symlink on the way, or a folder there, goes."""
         for parent in reversed(path.relative_to(self.root).parents):
-            if parent != Path(".") and (self.root / parent).is_symlink() or (self.root / parent).is_file():
+            if parent != Path(".") and ((self.root / parent).is_symlink() or (self.root / parent).is_file()):
                 (self.root / parent).unlink()
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)

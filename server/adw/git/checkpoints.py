@@ -648,7 +648,11 @@ class Checkpoints:
             held, wanted = self.shadow_lag.read_text().split()
         except (FileNotFoundError, ValueError):
             return
-        await self._index_info(await self._changes(held, wanted))
+        try:
+            changes = await self._changes(held, wanted)
+        except GitError:
+            changes = []  # a tree pruned by `gc`: the index stays as it was, which `add -A` corrects
+        await self._index_info(changes)
         self.shadow_lag.unlink()
 
     async def _index_info(self, changes: list[_Change]) -> None:

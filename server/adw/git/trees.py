@@ -139,7 +139,7 @@ class TreeCache:
                 else:
                     tree[name] = entry
             oid = tree_id(tree_body(tree)) if tree else None
-            if oid is not None and oid != base and oid not in self.trees:
+            if oid is not None and oid != base:  # written even when cached: `gc` may have pruned an unused one
                 written.append((oid, tree))
             if folder:
                 up, name = parent_of(folder)
