@@ -507,7 +507,19 @@ class CliBench(Bench):
             cell.floor.append(await timed(functools.partial(python, "pass")))
         self.log(f"python start done ({cell.med(cell.adw):.0f} vs {cell.med(cell.floor):.0f} ms)")
 
+    resident = False  # `--resident`: the repository's resident ADW answers the commands it serves
+
     async def run_cli(self, n: int) -> None:
+        repo: Path = self.state[n]["repo"]
+        if self.resident:
+            await self.adw(repo, "daemon", "start", "--idle", "120")
+        try:
+            await self.run_cli_commands(n)
+        finally:
+            if self.resident:
+                await self.adw(repo, "daemon", "stop")
+
+    async def run_cli_commands(self, n: int) -> None:
         st = self.state[n]
         repo: Path = st["repo"]
         adw_wt, floor_wt = st["twins"] / "ck-adw", st["twins"] / "ck-floor"
@@ -760,6 +772,7 @@ async def main_async(args: argparse.Namespace) -> int:
     bench = Bench(base, args.runs, args.create_runs, args.list_runs, ks=[10, 100] if args.quick else [10, 1000])
     if args.cli:
         bench = CliBench(base, args.runs, args.create_runs, args.list_runs, ks=[10])
+        bench.resident = args.resident
     load0 = os.getloadavg()[0]
     started = time.perf_counter()
     print(f"scratch: {base}", file=sys.stderr)
@@ -790,6 +803,7 @@ async def main_async(args: argparse.Namespace) -> int:
     load1 = os.getloadavg()[0]
     verdicts = judge(bench.cells, args.sizes)
     command = "python benchmarks/git_ops.py" + (" --quick" if args.quick else "") + (" --cli" if args.cli else "") + (
+        " --resident" if args.resident else "") + (
         f" --watched {args.watched}" if args.watched else "")
     print(f"\nMachine: {machine(base.parent)}; load average {load0:.1f} at start, {load1:.1f} at end; "
           f"total {elapsed:.0f} s.\nCommand: {command} (runs per cell: {args.runs} checkpoint/undo/redo, "
@@ -824,6 +838,8 @@ def main() -> int:
     parser.add_argument("--dir", help="where to make the scratch folder (default: the system temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", help="also write every sample to this file")
+    parser.add_argument("--resident", action="store_true",
+                        help="with --cli: start the repository's resident ADW (`adw daemon start`) first")
     parser.add_argument("--cli", action="store_true",
                         help="spawn the real `adw` for list, checkpoint, undo, redo, checkpoints, status and a create "
                         "from the worktree pool, beside the bare-git floor (default size: 10,000 files)")

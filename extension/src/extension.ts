@@ -4,6 +4,7 @@ import { AdwClient, pythonExtensionApi } from './client';
 import { registerCommands, Views } from './commands';
 import { CliDocuments, DIFF_SCHEME, LOG_SCHEME } from './documents';
 import { runningAgents } from './format';
+import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
 import { CheckpointsProvider } from './views/checkpoints';
 import { WorkflowsProvider } from './views/workflows';
@@ -19,6 +20,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
   const checkpoints = new CheckpointsProvider(adw, () => worktrees.worktrees);
   const documents = new CliDocuments(adw);
   const status = new StatusItem();
+  const notifications = new RunNotifications(() => worktrees.worktrees);
   checkpoints.view = vscode.window.createTreeView('adw.checkpoints', { treeDataProvider: checkpoints });
 
   const views: Views = {
@@ -46,6 +48,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     adw.onDidChangeState((state) => status.setState(state)),
     adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),
     workflows.onDidLoad((list) => status.setAgents(runningAgents(list))),
+    workflows.onDidLoad((list) => notifications.update(list)),
     vscode.window.onDidChangeActiveTextEditor(() => void checkpoints.load()),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void adw?.start()),
     vscode.workspace.onDidChangeConfiguration((event) => {

@@ -184,6 +184,20 @@ class ForgeConfig(_Strict):
     )
 
 
+NotifyEvent = Literal["needs-input", "finished", "failed"]
+
+
+class NotifyConfig(_Strict):
+    """How `adw sdlc` on a terminal tells you, while you look elsewhere, that an agent needs you or a workflow
+    ended (the editor has its own setting, `adw.notifications`)."""
+
+    on: list[NotifyEvent] = Field(
+        default=["needs-input", "finished", "failed"], description="What is worth a notification."
+    )
+    bell: bool = Field(default=True, description="Ring the terminal's bell.")
+    desktop: bool = Field(default=True, description="A desktop notification through `notify-send`, where installed.")
+
+
 class LspConfig(_Strict):
     spec_glob: str = "specs/**/*.md"
 
@@ -196,6 +210,7 @@ class AdwConfig(_Strict):
     phases: dict[PhaseName, PhaseConfig] = Field(default_factory=_default_phases)
     lsp: LspConfig = Field(default_factory=LspConfig)
     forge: ForgeConfig = Field(default_factory=ForgeConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
 
 def phase_configs(config: AdwConfig) -> dict[str, PhaseConfig]:

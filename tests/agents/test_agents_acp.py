@@ -17,7 +17,16 @@ from adw.errors import AdwError
 from adw.sdlc.engine import agent_factories, open_engine
 from adw.sdlc.pipeline import sdlc_workflows
 from adw.workflow.engine import Engine
-from adw.workflow.events import BaseEvent, FindingReported, OutputLine, Progress, ToolUse
+from adw.workflow.events import (
+    BaseEvent,
+    FindingReported,
+    OutputLine,
+    PermissionAnswered,
+    PermissionAsked,
+    PermissionChoice,
+    Progress,
+    ToolUse,
+)
 from adw.workflow.models import Task, TaskState, Workflow
 from tests.conftest import MakeRepo, run_git
 from tests.fakes import FAKES, FAST, workflow
@@ -125,6 +134,46 @@ async def test_ask_with_nobody_watching_denies_after_the_timeout(work: Path) -> 
     assert lines(events)[:3] == ["p1: no", "p2: no", "p3: no"]
     assert progress(events).count("permission asked: Edit a.txt (waiting up to 0.1 s for an answer)") == 1
     assert {d["why"] for d in task.outputs["acp"]["permissions"]} == {"nobody answered within 0.1 s"}
+    assert [(e.choice, e.by) for e in events if isinstance(e, PermissionAnswered)] == [(None, "timeout")] * 3
+
+
+async def answer_as(engine: Engine, choices: dict[str, PermissionChoice], asked: list[PermissionAsked]) -> None:
+    """Answer each question by its tool's title, as an editor would, recording what was asked."""
+    async with engine.subscribe(types=[PermissionAsked]) as questions:
+        async for question in questions:
+            assert isinstance(question, PermissionAsked)
+            asked.append(question)
+            assert engine.answer_permission(question.request_id, choices[question.tool], "test")
+            # A question is answered once: a second answer (another editor window) is refused.
+            assert not engine.answer_permission(question.request_id, "deny", "late")
+
+
+async def test_ask_is_answered_by_whoever_watches_and_always_covers_the_rest_of_the_task(work: Path) -> None:
+    engine = Engine(config=FAST, agents=agent_factories())
+    task = acp_task("permission again", permissions="ask", permission_timeout=30)
+    wf = workflow(work, [task], name=f"acp-{secrets.token_hex(4)}")
+    asked: list[PermissionAsked] = []
+    choices: dict[str, PermissionChoice] = {
+        "Edit a.txt": "allow_always", "Run rm -rf /": "deny", "Edit /etc/passwd": "allow_once",
+    }
+    answerer = asyncio.create_task(answer_as(engine, choices, asked))
+    async with engine.subscribe(types=[OutputLine, PermissionAnswered]) as subscription:
+        result = await engine.run(wf)
+        subscription.close()
+        seen = [event async for event in subscription]
+    answerer.cancel()
+    done = result.task("build")
+    assert done.state is TaskState.SUCCEEDED, done.reason
+    # "always" for edits covers b.txt (not asked) but not /etc/passwd, outside the worktree (asked again).
+    assert [q.tool for q in asked] == ["Edit a.txt", "Run rm -rf /", "Edit /etc/passwd"]
+    assert asked[0].paths == [str(work / "a.txt")] and asked[0].kind == "edit" and asked[0].timeout == 30
+    assert lines([e for e in seen if isinstance(e, OutputLine)])[:4] == ["p1: yes", "p2: no", "p3: yes", "p4: yes"]
+    assert [d["why"] for d in done.outputs["acp"]["permissions"]] == [
+        "allowed for this task by test", "denied by test", "allowed once by test",
+        "edit tools allowed for this task by test",
+    ]
+    answered = [(e.choice, e.by) for e in seen if isinstance(e, PermissionAnswered)]
+    assert answered == [("allow_always", "test"), ("deny", "test"), ("allow_once", "test")]
 
 
 async def test_files_are_served_inside_the_worktree_only(work: Path, tmp_path: Path) -> None:

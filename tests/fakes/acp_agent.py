@@ -136,11 +136,14 @@ class ScriptedAgent(Agent):
             PermissionOption(option_id="no", name="Reject", kind="reject_once"),
         ]
         target = os.path.join(self.cwd, "a.txt")
-        for tool_id, title, kind, path in (
+        requests = [
             ("p1", "Edit a.txt", "edit", target),
             ("p2", "Run rm -rf /", "execute", None),
             ("p3", "Edit /etc/passwd", "edit", "/etc/passwd"),
-        ):
+        ]
+        if argument == "again":  # a second edit inside, after the others
+            requests.append(("p4", "Edit b.txt", "edit", os.path.join(self.cwd, "b.txt")))
+        for tool_id, title, kind, path in requests:
             call = ToolCallUpdate(
                 tool_call_id=tool_id,
                 title=title,

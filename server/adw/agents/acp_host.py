@@ -39,7 +39,7 @@ from adw.config import PermissionPolicy
 from adw.errors import PathOutsideError
 from adw.fsutil import read_inside, write_inside
 from adw.process import TASK_VARIABLE, AgentTree, stop_tree
-from adw.workflow.events import TaskEvents
+from adw.workflow.events import PermissionChoice, TaskEvents
 
 # What "allow-edits" lets an agent do without asking anyone: look at and change files inside the worktree.
 EDIT_KINDS: frozenset[ToolKind] = frozenset({"read", "edit", "search", "think"})
@@ -287,6 +287,7 @@ class Permissions:
         self._events = events
         self._on_denied = on_denied
         self._cancelled = asyncio.Event()
+        self._always: dict[str, str] = {}  # tool kinds someone allowed for the rest of the task, and who
         self.decisions: list[Decision] = []
 
     def cancel_all(self) -> None:
@@ -298,19 +299,20 @@ class Permissions:
     ) -> RequestPermissionResponse:
         if self._cancelled.is_set():
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        kind_name = kind or "other"
         verdict, why = self._by_policy(kind, paths)
+        # "Always" covers the worktree only: a tool reaching outside it is asked about every time.
+        if verdict is None and kind_name in self._always and all(map(self._workspace.inside, paths)):
+            verdict, why = "allowed", f"{kind_name} tools allowed for this task by {self._always[kind_name]}"
         if verdict is None:
             self._events.progress(f"permission asked: {tool} (waiting up to {self.timeout:g} s for an answer)")
-            # No editor or terminal answers yet in this version: the question times out, or the turn ends.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
-                    await self._cancelled.wait()
+            answer = await self._ask(tool, kind_name, paths)
             if self._cancelled.is_set():
                 return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-            verdict, why = "denied", f"nobody answered within {self.timeout:g} s"
+            verdict, why = self._answered(kind_name, answer)
         wanted = ("allow_once", "allow_always") if verdict == "allowed" else ("reject_once", "reject_always")
         option = next((o for kind_ in wanted for o in options if o.kind == kind_), None)
-        decision = Decision(tool, kind or "other", verdict, why, option.name if option else "none offered")
+        decision = Decision(tool, kind_name, verdict, why, option.name if option else "none offered")
         self.decisions.append(decision)
         self._events.progress(f"permission {verdict}: {tool} ({why})")
         if verdict == "denied":
@@ -318,6 +320,30 @@ class Permissions:
         if option is None:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=option.option_id))
+
+    async def _ask(self, tool: str, kind: str, paths: list[str]) -> tuple[PermissionChoice, str] | None:
+        """The answer of whoever watches the task (the editor, the CLI on a terminal): the choice and who made
+        it; None when nobody answered in time or the turn ended first."""
+        asking = asyncio.create_task(self._events.ask_permission(tool, kind, paths, self.timeout))
+        ended = asyncio.create_task(self._cancelled.wait())
+        try:
+            await asyncio.wait({asking, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (asking, ended):
+                waiter.cancel()
+            await asyncio.gather(asking, ended, return_exceptions=True)
+        return asking.result() if asking.done() and not asking.cancelled() else None
+
+    def _answered(self, kind: str, answer: tuple[PermissionChoice, str] | None) -> tuple[Answer, str]:
+        if answer is None:
+            return "denied", f"nobody answered within {self.timeout:g} s"
+        choice, by = answer
+        if choice == "deny":
+            return "denied", f"denied by {by}"
+        if choice == "allow_always":
+            self._always[kind] = by
+            return "allowed", f"allowed for this task by {by}"
+        return "allowed", f"allowed once by {by}"
 
     def _by_policy(self, kind: ToolKind | None, paths: list[str]) -> tuple[Answer | None, str]:
         if self.policy == "allow-all":

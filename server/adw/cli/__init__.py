@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from adw import __version__
+from adw.cli.forward import forward
 
 # Each command: the feature module that registers it (`register(subparsers)`, which stores its handler as
 # `args.handler`), and its line in `adw --help`.
@@ -38,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pr": ("adw.cli.forge", "push a finished workflow's branch and open (or update) its draft pull request"),
     "scout": ("adw.cli.scout", "find the files and lines a task is about (no LLM, no network)"),
     "lsp": ("adw.cli.lsp", "run the language server (stdio by default)"),
+    "daemon": ("adw.cli.resident", "a resident ADW for this repository, so quick commands answer faster"),
 }
 
 
@@ -58,7 +60,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _command(argv: Sequence[str]) -> str | None:
+def command_of(argv: Sequence[str]) -> str | None:
     """The first word that is not a global option (`-C PATH`, `--version`, `-h`): the command, if any."""
     words = iter(argv)
     for word in words:
@@ -73,7 +75,11 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command(argv))
+    command = command_of(argv)
+    answered = forward(argv, command)  # by the repository's resident ADW, when one runs and serves it
+    if answered is not None:
+        return answered
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if getattr(args, "run", None):  # owns its own event loop (the language server)
         return int(args.run(args))

@@ -28,9 +28,23 @@ def emit(args: argparse.Namespace, result: Any, text: str) -> None:
 
 
 def run_handler(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(run_command(args))
+    except KeyboardInterrupt:
+        print("adw: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; nothing left to say.
+        sys.stderr.close()
+        return 0
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """The command's handler, with ADW's errors said the one way: a message, its hint, exit status 2 (the
+    resident ADW runs commands through this too)."""
     handler: Handler = args.handler
     try:
-        return asyncio.run(handler(args))
+        return await handler(args)
     except AdwError as exc:
         if getattr(args, "json", False):
             json.dump(exc.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
@@ -39,10 +53,3 @@ def run_handler(args: argparse.Namespace) -> int:
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("adw: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) went away; nothing left to say.
-        sys.stderr.close()
-        return 0

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from adw.agents.preflight import preflight_workflows
+from adw.cli.attention import Attention
 from adw.cli.forge import pull_requests
 from adw.cli.output import add_json_flag, emit
 from adw.config import MAX_AGENTS
@@ -210,6 +211,8 @@ async def _run(
 ) -> int:
     """Run the workflows; with `provider` (`--pr`), then open each one's pull request."""
     printer = None if args.json else asyncio.create_task(_print_progress(engine, workflows))
+    attention = Attention(engine, workflows, engine.config.notify)
+    attending = asyncio.create_task(attention.run())
     try:
         await preflight_workflows(workflows)  # a missing CLI or login fails now, not after the agents' retries
         with _CtrlC(engine, workflows) as ctrl_c:
@@ -221,6 +224,8 @@ async def _run(
         if printer is not None:
             await asyncio.sleep(0)  # let the printer take the last events
             printer.cancel()
+        attention.stop()
+        await attending
         engine.close()
         if provider is not None:
             await provider.aclose()

@@ -19,6 +19,7 @@ ADW_DIR = "adw"
 STATE_DB = "state.db"  # adw_dir: workflows, tasks, attempts and events
 WORKTREE_META_DIR = "worktrees"  # adw_dir: <name>.json, what `worktree create` recorded about each worktree
 WORKTREES_LOCK = "worktrees.lock"  # adw_dir: serializes creates and removes
+DAEMON_LOG = "daemon.log"  # adw_dir: what the resident ADW (`adw daemon start`) says
 CONFLICTS_DIR = "conflicts"  # adw_dir: <tip>-<tip>.json, predicted conflicts of a pair of commits
 BASELINE_DIR = "baseline"  # adw_dir: <digest>.json, the judge's cached runs on a base commit
 SCOUTS_DIR = "scouts"  # adw_dir: corpus-<worktree>.bin caches and reports/

@@ -27,6 +27,7 @@ from adw.workflow.agent import AgentFactory, CancelToken
 from adw.workflow.events import (
     EventBus,
     EventType,
+    PermissionChoice,
     Progress,
     Subscription,
     TaskEvents,
@@ -139,6 +140,11 @@ class Engine:
         self.config, self.settings = config, config.agents
         if self._cap_from_config:
             self._slots.resize(self.settings.max_agents or default_max_agents())
+
+    def answer_permission(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
+        """Answer an agent's pending permission question (a `PermissionAsked` event); False when it is no longer
+        pending: answered by someone else, timed out, or its turn ended."""
+        return self.bus.answer(request_id, choice, by)
 
     # -- reading state ---------------------------------------------------------------------------------------
 

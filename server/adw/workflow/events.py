@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection
 from types import TracebackType
@@ -79,6 +80,30 @@ class ResourceSample(BaseEvent):
     processes: int
 
 
+PermissionChoice = Literal["allow_once", "allow_always", "deny"]
+
+
+class PermissionAsked(BaseEvent):
+    """An agent asks before a tool call; whoever watches (the editor, the CLI on a terminal) may answer with
+    `Engine.answer_permission` before `timeout` seconds, after which the question is denied."""
+
+    type: Literal["permission_asked"] = "permission_asked"
+    request_id: str
+    tool: str
+    kind: str
+    paths: list[str] = []
+    timeout: float
+
+
+class PermissionAnswered(BaseEvent):
+    """The end of a question: answered (`by` names who), timed out, or dropped because the turn ended."""
+
+    type: Literal["permission_answered"] = "permission_answered"
+    request_id: str
+    choice: PermissionChoice | None
+    by: str
+
+
 class TaskFinished(BaseEvent):
     type: Literal["task_finished"] = "task_finished"
     state: TaskState
@@ -100,6 +125,8 @@ Event = Annotated[
     | FindingReported
     | CostReported
     | ResourceSample
+    | PermissionAsked
+    | PermissionAnswered
     | TaskFinished,
     Field(discriminator="type"),
 ]
@@ -166,6 +193,7 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self._sinks: list[Callable[[BaseEvent], None]] = []
         self._seq = 0
+        self._questions: dict[str, asyncio.Future[tuple[PermissionChoice, str]]] = {}
 
     def subscribe(
         self,
@@ -184,6 +212,36 @@ class EventBus:
     def add_sink(self, sink: Callable[[BaseEvent], None]) -> None:
         """A synchronous receiver of every event (the store), called before any subscriber sees it."""
         self._sinks.append(sink)
+
+    async def ask(self, question: PermissionAsked) -> tuple[PermissionChoice, str] | None:
+        """Publish the question and wait for `answer()`: the choice and who made it, or None once its time
+        is up. A cancelled wait (the turn ended) leaves no question behind."""
+        future = asyncio.get_running_loop().create_future()
+        self._questions[question.request_id] = future
+        by: str = "timeout"
+        try:
+            self.publish(question)
+            async with asyncio.timeout(question.timeout):
+                choice, by = await future
+            return choice, by
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            by = "cancelled"
+            raise
+        finally:
+            self._questions.pop(question.request_id, None)
+            answered = future.result()[0] if future.done() and not future.cancelled() else None
+            self.publish(PermissionAnswered(workflow_id=question.workflow_id, task_id=question.task_id,
+                                            request_id=question.request_id, choice=answered, by=by))
+
+    def answer(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
+        """Answer a pending question; False when it is not pending (answered, timed out or never asked)."""
+        future = self._questions.get(request_id)
+        if future is None or future.done():
+            return False
+        future.set_result((choice, by))
+        return True
 
     def publish(self, event: BaseEvent) -> None:
         self._seq += 1
@@ -211,16 +269,21 @@ class TaskEvents:
         self._bus = bus
         self.workflow_id = workflow_id
         self.task_id = task_id
-        self.last_activity = time.monotonic()
+        self._last_activity = time.monotonic()
+        self._asking = 0  # questions waiting for a person: no inactivity while one is open
         self.usage = Usage()
         self._on_process = on_process
         self._on_process_exit = on_process_exit
         # While a list, findings wait here instead of being published: the engine judges them first.
         self.held: list[Finding] | None = None
 
+    @property
+    def last_activity(self) -> float:
+        return time.monotonic() if self._asking else self._last_activity
+
     def _emit(self, event: BaseEvent, activity: bool = True) -> None:
         if activity:
-            self.last_activity = time.monotonic()
+            self._last_activity = time.monotonic()
         self._bus.publish(event)
 
     def output(
@@ -239,7 +302,7 @@ class TaskEvents:
     def finding(self, finding: Finding) -> None:
         if self.held is not None:
             self.held.append(finding)
-            self.last_activity = time.monotonic()
+            self._last_activity = time.monotonic()
             return
         self._emit(FindingReported(workflow_id=self.workflow_id, task_id=self.task_id, finding=finding))
 
@@ -256,6 +319,20 @@ class TaskEvents:
             processes=processes,
         )
         self._emit(event, activity=False)
+
+    async def ask_permission(
+        self, tool: str, kind: str, paths: list[str], timeout: float
+    ) -> tuple[PermissionChoice, str] | None:
+        """Ask whoever watches this task; None when nobody answered within `timeout` seconds."""
+        question = PermissionAsked(workflow_id=self.workflow_id, task_id=self.task_id,
+                                   request_id=uuid.uuid4().hex[:12], tool=tool, kind=kind, paths=paths,
+                                   timeout=timeout)
+        self._asking += 1
+        try:
+            return await self._bus.ask(question)
+        finally:
+            self._asking -= 1
+            self._last_activity = time.monotonic()
 
     def process_started(self, pid: int, create_time: float) -> None:
         if self._on_process:

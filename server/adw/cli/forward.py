@@ -1,0 +1,141 @@
+"""The fast path of the command line: hand a quick command to the repository's resident ADW (`adw daemon start`),
+which has the core imported already, instead of importing asyncio, pydantic and the core in a new process
+(~190 ms, docs/PERFORMANCE.md). This module is imported by every `adw` run, so it imports only the standard
+library's light modules; with no resident ADW, or anything unusual, the command runs here as always.
+
+What is handed over: the everyday commands that neither prompt nor stream (`FORWARDED`). What is not: anything
+else, a run with `GIT_DIR`-style variables the resident ADW does not share, a resident ADW of another version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from adw import __version__
+
+# command → its verbs that are handed over (None: the command has no verbs).
+FORWARDED: dict[str, frozenset[str] | None] = {
+    "worktree": frozenset({"list", "open", "create"}),
+    "checkpoint": None,
+    "checkpoints": None,
+    "undo": None,
+    "redo": None,
+    "status": None,
+}
+# A request carries these variables and every GIT_* and ADW_* one; the resident ADW serves it only when its own
+# are the same. Those that move the repository itself keep the command here.
+SHARED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+REPLY_LIMIT = 64 * 1024 * 1024
+
+
+class ResidentStopped(Exception):
+    """The resident ADW took the command and went away before answering: whether it ran is unknown."""
+
+
+def request_environment() -> dict[str, str | None]:
+    names = {*SHARED_VARIABLES, *(name for name in os.environ if name.startswith(("GIT_", "ADW_")))}
+    return {name: os.environ.get(name) for name in sorted(names)}
+
+
+def socket_path(common_dir: Path) -> Path:
+    """Where the resident ADW of a repository listens: short enough for AF_UNIX whatever the repository's path,
+    in a folder only this user may enter."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(runtime, "adw") if runtime else Path(f"/tmp/adw-{os.getuid()}")
+    return folder / f"{hashlib.sha256(str(common_dir).encode()).hexdigest()[:16]}.sock"
+
+
+def common_dir_of(start: Path) -> Path | None:
+    """The repository's shared git dir, found by reading `.git` files upwards (no git process); None for
+    anything but a plain worktree (a bare repository, a `GIT_DIR` set, no repository)."""
+    if any(name in os.environ for name in REPOSITORY_VARIABLES):
+        return None
+    folder = start.resolve()
+    for candidate in (folder, *folder.parents):
+        dot_git = candidate / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            if not text.startswith("gitdir: "):
+                return None
+            git_dir = (candidate / text.removeprefix("gitdir: ")).resolve()
+            common = git_dir / "commondir"
+            return (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
+    return None
+
+
+def handed_over(argv: Sequence[str], command: str | None) -> bool:
+    """Whether `argv` is a command the resident ADW serves: in `FORWARDED`, no help, no live view."""
+    if command not in FORWARDED or any(word in ("-h", "--help", "--watch") for word in argv):
+        return False
+    verbs = FORWARDED[command]
+    if verbs is None:
+        return True
+    after = list(argv)[list(argv).index(command) + 1:]
+    return bool(after) and after[0] in verbs
+
+
+def forward(argv: Sequence[str], command: str | None) -> int | None:
+    """Run `argv` in the resident ADW and return its exit status, its output written here; None to run it in
+    this process (no resident ADW, not a command it serves, a refusal)."""
+    if not handed_over(argv, command):
+        return None
+    here = os.getcwd()
+    try:
+        common = common_dir_of(Path(here, _option_c(argv)))
+    except OSError:
+        return None
+    if common is None:
+        return None
+    request: dict[str, object] = {
+        "argv": list(argv), "cwd": here, "version": __version__, "env": request_environment(),
+    }
+    try:
+        reply = _exchange(socket_path(common), request)
+    except OSError:
+        return None  # nobody listens (never started, stopped, or killed): run here
+    except ResidentStopped as exc:  # running it again here could undo twice
+        print(f"adw: {exc} `adw {' '.join(argv)}`; whether it ran is unknown: `adw checkpoints` and "
+              "`adw worktree list` show where things are", file=sys.stderr)
+        return 1
+    if "refused" in reply:
+        return None
+    sys.stdout.write(str(reply["stdout"]))
+    sys.stderr.write(str(reply["stderr"]))
+    return int(str(reply["code"]))
+
+
+def _option_c(argv: Sequence[str]) -> str:
+    """The folder of `-C PATH` before the command (the last one wins, as argparse has it), or "."."""
+    folder = "."
+    for word, following in zip(argv, [*argv[1:], None], strict=True):
+        if not word.startswith("-"):
+            break
+        if word == "-C" and following is not None:
+            folder = following
+    return folder
+
+
+def _exchange(path: Path, request: dict[str, object]) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(str(path))  # OSError: nothing to hand over to
+        connection.sendall(json.dumps(request).encode() + b"\n")
+        connection.shutdown(socket.SHUT_WR)
+        chunks, size = [], 0
+        while chunk := connection.recv(1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > REPLY_LIMIT:
+                raise ResidentStopped("the resident ADW answered too much to")
+    if not chunks:
+        raise ResidentStopped("the resident ADW stopped while running")
+    reply: dict[str, object] = json.loads(b"".join(chunks))
+    return reply

@@ -1,0 +1,108 @@
+"""The person at the terminal during `adw sdlc`: permission questions asked and answered on the terminal, the
+bell and `notify-send` when an agent needs input or a workflow ends (adw.cli.attention)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+from adw.cli.attention import Attention
+from adw.config import NotifyConfig, PhaseConfig
+from adw.sdlc.engine import agent_factories
+from adw.workflow.engine import Engine
+from adw.workflow.models import Task, TaskState, Workflow
+from tests.fakes import FAKES, FAST, workflow
+from tests.lsp.conftest import eventually
+
+
+class Screen(io.StringIO):
+    """stderr of a terminal: what was written, and a tty as far as the bell is concerned."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def asking_workflow(work: Path, timeout: float) -> Workflow:
+    config = {"agent": "acp", "command": [sys.executable, str(FAKES / "acp_agent.py")], "prompt": "permission again",
+              "permissions": "ask", "permission_timeout": timeout, "retries": 0}
+    task = Task(id="build", phase="build", agent="acp", config=PhaseConfig.model_validate(config))
+    return workflow(work, [task], name=f"asks-{secrets.token_hex(3)}")
+
+
+@pytest.fixture
+def notify_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `notify-send` first on PATH that records its arguments, one call per line."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "notify.log"
+    bin_dir.mkdir()
+    script = bin_dir / "notify-send"
+    script.write_text(f'#!/bin/sh\nprintf "%s|" "$@" >> {log}\necho >> {log}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+async def test_questions_are_asked_and_answered_on_the_terminal(tmp_path: Path, notify_log: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    engine = Engine(config=FAST, agents=agent_factories())
+    wf = asking_workflow(work, timeout=60)
+    master, slave = os.openpty()
+    screen = Screen()
+    with os.fdopen(slave, "r") as terminal:
+        attention = Attention(engine, [wf], NotifyConfig(), stdin=terminal, out=screen)
+        attending = asyncio.create_task(attention.run())
+        running = asyncio.create_task(engine.run(wf))
+
+        async def answer(tool: str, *typed: str) -> None:
+            await eventually(lambda: f"asks to {tool}" in screen.getvalue(), 60, f"the question about {tool}")
+            for line in typed:
+                os.write(master, line.encode() + b"\n")
+
+        await answer("Edit a.txt", "a")
+        await answer("Run rm -rf /", "d")
+        await answer("Edit /etc/passwd", "maybe", "o")  # an unknown answer asks again
+        result = await running
+        attention.stop()
+        await attending
+    os.close(master)
+
+    task = result.task("build")
+    assert task.state is TaskState.SUCCEEDED, task.reason
+    assert [d["why"] for d in task.outputs["acp"]["permissions"]] == [
+        "allowed for this task by the terminal", "denied by the terminal", "allowed once by the terminal",
+        "edit tools allowed for this task by the terminal",
+    ]
+    shown = screen.getvalue()
+    assert f"adw: {wf.name} · build asks to Edit a.txt ({work / 'a.txt'})\n" in shown
+    assert shown.count("allow [o]nce, [a]lways for this task, or [d]eny? (denied in 60 s)") == 4  # one repeat
+    assert shown.count("\a") == 4  # three questions and the end
+    calls = notify_log.read_text().splitlines()
+    assert f"--app-name=ADW|ADW: {wf.name} needs you|build asks to Edit a.txt|" in calls
+    assert calls[-1] == f"--app-name=ADW|ADW: {wf.name} succeeded|succeeded|"
+
+
+async def test_without_a_terminal_questions_say_why_they_are_denied(tmp_path: Path, notify_log: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    engine = Engine(config=FAST, agents=agent_factories())
+    wf = asking_workflow(work, timeout=0.1)
+    reading, writing = os.pipe()
+    screen = Screen()
+    with os.fdopen(reading, "r") as piped, os.fdopen(writing, "w"):
+        attention = Attention(engine, [wf], NotifyConfig(on=["failed"], bell=False), stdin=piped, out=screen)
+        attending = asyncio.create_task(attention.run())
+        result = await engine.run(wf)
+        attention.stop()
+        await attending
+    assert [d["why"] for d in result.task("build").outputs["acp"]["permissions"]] == [
+        "nobody answered within 0.1 s"] * 4
+    assert (f"adw: {wf.name} · build asks to Edit a.txt; stdin is not a terminal, so it is denied in 0.1 s "
+            "(set the phase's permissions to allow it)") in screen.getvalue()
+    assert "\a" not in screen.getvalue()
+    assert not notify_log.exists()  # only failures were asked for, and the workflow succeeded
