@@ -519,7 +519,8 @@ class Checkpoints:
         incremental = changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS
         built = None
         if incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index):
-            # (a shadow index that another process wrote meanwhile may hold what the base lacks: an adopted file)
+            # (Only while the shadow index is as this store left it: another process's undo may have adopted a file
+            # into it that the base lacks.)
             with contextlib.suppress(GitError, NotPlain, ValueError):  # a file replaced meanwhile: the index path
                 built = await self._from_base(base, changed or [])
         if built is not None:
@@ -583,7 +584,7 @@ class Checkpoints:
             left_out = await self._too_big_or_nested(new)
             skipped.update(left_out)
             update += [p for p in new if p not in left_out]
-        if sum(disk[p] is not None and disk[p][2] is not None for p in update) > _MAX_LINKS:  # type: ignore[index]
+        if sum((found := disk[p]) is not None and found[1] is not None for p in update) > _MAX_LINKS:
             return None
         for rel, oid in (await self._hash(update, disk)).items():
             found = disk[rel]
@@ -602,13 +603,13 @@ class Checkpoints:
         """Write the blobs of files and symlinks (`disk`: from `_inspect`); their ids by path. Files go through
         git's filters as `add` runs them; a symlink's blob is its target."""
         root = self.repo.root
-        files = [p for p in paths if (found := disk[p]) is not None and found[2] is None]
+        files = [p for p in paths if (found := disk[p]) is not None and found[1] is None]
         links = [p for p in paths if p not in files]
 
         async def link(rel: str) -> str:
             found = disk[rel]
-            assert found is not None and found[2] is not None
-            return (await git("hash-object", "-w", "--no-filters", "--stdin", cwd=root, input=found[2])).stdout.strip()
+            assert found is not None and found[1] is not None
+            return (await git("hash-object", "-w", "--no-filters", "--stdin", cwd=root, input=found[1])).stdout.strip()
 
         async def regular() -> list[str]:
             if not files:
@@ -1078,7 +1079,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-_Found = tuple[str, int, bytes | None]  # (mode, size, a symlink's target) of a file on disk
+_Found = tuple[str, bytes | None]  # (mode, a symlink's target) of a file on disk
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -1109,9 +1110,9 @@ def _inspect(root: Path, paths: list[str]) -> dict[str, _Found | None] | None:
         try:
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                found[rel] = ("120000", st.st_size, os.readlink(os.fsencode(path)))
+                found[rel] = ("120000", os.readlink(os.fsencode(path)))
             elif stat.S_ISREG(st.st_mode) and not _has_cr(path):
-                found[rel] = ("100755" if st.st_mode & stat.S_IXUSR else "100644", st.st_size, None)
+                found[rel] = ("100755" if st.st_mode & stat.S_IXUSR else "100644", None)
             else:
                 return None
         except FileNotFoundError:
