@@ -2,6 +2,8 @@
 // playwright-core controlling Debian's chromium. Runs "ADW: Start Parallel SDLC" from the palette on a demo
 // repository, watches the Workflows view fill and finish, then edits a file of the new worktree and reverts
 // it with the Undo code lens; an edit then takes the Redo lens away, and a failed "ADW: Redo" shows one toast.
+// "ADW: Show Run Timeline", opened while the two workflows run (two agent slots, so some tasks wait for one),
+// follows them live to the end; a click on a bar opens that task's log.
 // Screenshots of these moments go to docs/images/ (ADW_SCREENSHOTS overrides).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ const CODE_SERVER = join(CODE_SERVER_DIR, 'node_modules', '.bin', 'code-server')
 mkdirSync(SHOTS, { recursive: true });
 
 const port = freePort();
-const profile = makeProfile();
+const profile = makeProfile({ 'adw.maxAgents': 2 });
 const repo = makeDemoRepo(profile.root);
 const dirs = ['--user-data-dir', profile.userDataDir, '--extensions-dir', profile.extensionsDir,
   '--config', join(profile.root, 'config.yaml')];
@@ -86,6 +88,15 @@ try {
   step('workflows listed');
   await row(workflows, 'plan').first().waitFor({ timeout: 30_000 });
   await shot('vscode-workflows-running');
+
+  // The timeline of the run, opened while it goes on: one picker row for the two workflows started together.
+  await palette('ADW: Show Run Timeline');
+  await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'greet' })
+    .waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  const timeline = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+  await timeline.locator('.adw-bar').first().waitFor({ timeout: 30_000 });
+  step('timeline open while the run goes on');
   await page.locator('.statusbar-item', { hasText: 'ADW' }).first().waitFor();
 
   // Both workflows finish: their rows' descriptions turn to "succeeded".
@@ -94,6 +105,25 @@ try {
       .filter({ hasText: 'succeeded' }).waitFor({ timeout: 180_000 });
   }
   step('workflows succeeded');
+
+  // The open timeline followed the run to its end (adw/changed), without being opened again.
+  await timeline.locator('svg.adw-timeline[data-live="false"]').waitFor({ timeout: 30_000 });
+  const bars = await timeline.locator('.adw-bar').evaluateAll((rects) => rects.map((r) => ({
+    workflow: r.dataset.workflow, task: r.dataset.task, state: r.dataset.state, critical: r.dataset.critical,
+  })));
+  const lanes = [...new Set(bars.map((b) => b.workflow.replace(/-[0-9a-f]+$/, '')))].sort();
+  const done = bars.filter((b) => b.state === 'succeeded');
+  const unexpected = bars.filter((b) => !['succeeded', 'queued'].includes(b.state));
+  if (lanes.join() !== 'add,greet' || done.length !== 18 || unexpected.length || !bars.some((b) => b.critical === 'true')) {
+    throw new Error(`timeline bars: ${JSON.stringify(bars)}`);
+  }
+  // Two agent slots for six parallel phases (test ‖ review ‖ document of each): some waited for one.
+  if (!bars.some((b) => b.state === 'queued')) throw new Error(`no task waited for a slot: ${JSON.stringify(bars)}`);
+  await timeline.locator('#figures li', { hasText: 'speedup' }).waitFor();
+  await shot('vscode-timeline');
+  await timeline.locator('.adw-bar[data-task="build"][data-state="succeeded"]').first().click();
+  await page.locator('.tab', { hasText: /· build\.log/ }).waitFor({ timeout: 30_000 });
+  step(`timeline: ${bars.length} bars, ${bars.filter((b) => b.state === 'queued').length} waits; a bar opened its log`);
   await row(view('Worktrees'), 'adw/add').waitFor({ timeout: 30_000 });
   await shot('vscode-workflows-done');
 

@@ -3,7 +3,7 @@
 // extension folder (extensionDevelopmentPath) and the compiled test module (extensionTestsPath). The test
 // module runs in the extension host with the full `vscode` API; the workbench reports its result through
 // window.codeAutomationExit(code).
-import { openSync } from 'node:fs';
+import { openSync, writeFileSync } from 'node:fs';
 import { format } from 'node:util';
 import { join } from 'node:path';
 import {
@@ -13,9 +13,15 @@ import {
 requireCodeServer();
 // ADW_RESTRICTED=1: an untrusted workspace, where the extension must start nothing.
 const restricted = Boolean(process.env.ADW_RESTRICTED);
+// ADW_MULTIROOT=1: a saved workspace of two demo repositories (multiroot.js).
+const multiroot = Boolean(process.env.ADW_MULTIROOT);
 const port = freePort();
 const profile = makeProfile(restricted ? { 'security.workspace.trust.enabled': true } : {});
-const workspace = makeDemoRepo(profile.root);
+const workspace = multiroot ? join(profile.root, 'two-repositories.code-workspace') : makeDemoRepo(profile.root);
+if (multiroot) {
+  const folders = ['one', 'two'].map((name) => ({ path: makeDemoRepo(join(profile.root, name)) }));
+  writeFileSync(workspace, JSON.stringify({ folders }));
+}
 const serverLog = join(profile.root, 'server.log');
 const server = await startServer(process.execPath, [
   join(CODE_SERVER_DIR, 'node_modules', 'code-server', 'lib', 'vscode', 'out', 'server-main.js'),
@@ -37,8 +43,8 @@ try {
   const remote = `vscode-remote://127.0.0.1:${port}`;
   const payload = [['extensionDevelopmentPath', remote + EXTENSION_DIR],
     ['extensionTestsPath', remote + join(EXTENSION_DIR, 'out', 'test', 'integration',
-    restricted ? 'restricted.js' : 'index.js')]];
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`
+    restricted ? 'restricted.js' : multiroot ? 'multiroot.js' : 'index.js')]];
+  await page.goto(`http://127.0.0.1:${port}/?${multiroot ? 'workspace' : 'folder'}=${encodeURIComponent(workspace)}`
     + `&payload=${encodeURIComponent(JSON.stringify(payload))}`);
   const timeout = Number(process.env.ADW_TEST_TIMEOUT_MS || 300_000);
   code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), timeout))]);

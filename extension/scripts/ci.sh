@@ -18,6 +18,7 @@ scripts/install-code-server.sh
 lap "code-server ready"
 node e2e/integration.mjs
 ADW_RESTRICTED=1 node e2e/integration.mjs   # untrusted workspace: nothing starts
+ADW_MULTIROOT=1 node e2e/integration.mjs    # two repositories in one window: one server, views grouped
 lap "integration tests passed"
 if [ -z "${ADW_SKIP_BROWSER:-}" ]; then
   ADW_SCREENSHOTS=${ADW_SCREENSHOTS:-$PWD/test-results/screenshots} node e2e/browser.mjs

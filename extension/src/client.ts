@@ -153,7 +153,8 @@ export class AdwClient implements vscode.Disposable {
       // A crashed server is restarted a few times by the client; after that the user restarts it.
       connectionOptions: { maxRestartCount: 3 },
       // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them.
-      initializationOptions: { codicons: true },
+      // `clientCommands`: the extension's own commands the server may put in lenses (the run's timeline).
+      initializationOptions: { codicons: true, clientCommands: ['adw.showTimeline'] },
       middleware: { executeCommand: (command, args) => this.executeCommand(command, args) },
     };
     const client = new LanguageClient('adw', 'ADW', serverOptions, clientOptions);

@@ -7,6 +7,7 @@ import { runningAgents } from './format';
 import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
 import { CheckpointsProvider } from './views/checkpoints';
+import { registerTimeline } from './views/timeline';
 import { WorkflowsProvider } from './views/workflows';
 import { WorktreesProvider } from './views/worktrees';
 
@@ -44,6 +45,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, documents),
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
+    ...registerTimeline(adw, workflows),
     adw.onDidChange(refresh),
     adw.onDidChangeState((state) => status.setState(state)),
     adw.onDidLoadConfiguration((params) => status.setConfigurationError(params.error ?? undefined)),

@@ -19,5 +19,6 @@ export interface ServerCommands {
   scout: [task: string, worktree?: string | null, top?: number | null];
   startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   status: [workflow?: string | null];
+  timeline: [id: string];
   undo: [worktree?: string | null, file?: string | null, to?: number | null];
 }

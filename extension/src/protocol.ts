@@ -46,6 +46,8 @@ export interface Worktree {
   agentsRunning?: number;
   /** Predicted conflicts with the other active worktrees (server/adw/lsp/conflicts.py). */
   conflicts?: WorktreeConflict[];
+  /** The main folder of its repository (the server serves every workspace folder's repository). */
+  repository?: string;
 }
 
 /** Another active worktree whose branch (or newest checkpoint) would conflict with this one's. */
@@ -91,6 +93,8 @@ export interface Workflow {
   finished_at: number | null;
   tasks: Task[];
   usage: Usage;
+  /** The run it belongs to: the workflows started together (null in records made before runs were kept). */
+  run_id?: string | null;
   /** Set on a candidate of `adw sdlc --best-of N`. */
   best_of?: { group: string; number: number; agent: string | null; model: string | null } | null;
 }
@@ -264,6 +268,33 @@ export interface PullRequestOutcome {
   message: string;
 }
 
+/** A span of a task on its lane in `adw.server.timeline` (server/adw/workflow/timeline.py); seconds since the
+ * run started. */
+export interface TimelineBar {
+  workflow_id: string;
+  task_id: string;
+  attempt: number;
+  state: 'queued' | 'running' | 'retried' | 'failed' | 'cancelled' | 'interrupted' | 'succeeded';
+  start: number;
+  end: number;
+  critical: boolean;
+}
+
+export interface TimelineLane {
+  workflow_id: string;
+  name: string;
+  state: TaskState;
+  repo: string;
+  bars: TimelineBar[];
+}
+
+/** The model, the figures `adw timeline` prints, and the SVG it writes: the webview draws the server's SVG. */
+export interface TimelineResult {
+  timeline: { run_id: string; live: boolean; speedup: number | null; slot_wait: number; lanes: TimelineLane[] };
+  figures: string[];
+  svg: string;
+}
+
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
@@ -281,6 +312,7 @@ export interface CommandResults {
   scout: ScoutResult;
   startSdlc: StartedWorkflows;
   status: Workflow | Workflow[];
+  timeline: TimelineResult;
   undo: Message;
 }
 

@@ -15,7 +15,8 @@ def test_the_outcome_lists_the_pre_existing_failure_and_finding_as_information_o
     root = realistic_project.root
     realistic_project.write("specs/coupons.md", COUPONS)
     assert main(["-C", str(root), "sdlc", "specs/coupons.md"]) == 0
-    header, *details = capsys.readouterr().out.split("coupons [")[-1].splitlines()
+    header, *details, blank, timeline = capsys.readouterr().out.split("coupons [")[-1].splitlines()
+    assert blank == "" and timeline.startswith("who ran when: `adw timeline run-")
     assert header.endswith("]: succeeded")
     lint_path, lint_line, _ = LINT_FINDING
     failing_file, failing_name = FAILING_TEST.split("::")

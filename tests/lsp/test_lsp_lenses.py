@@ -1,5 +1,6 @@
-"""Code lenses: start/scout on spec files with a live status lens while the spec's workflow runs, and the
-checkpoint lenses at the top of files in worktrees. Running a lens acts on the files on disk; lenses are
+"""Code lenses: start/scout on spec files with a live status lens while the spec's workflow runs (on the spec's
+heading), the checkpoint lenses at the top of files in worktrees and "Undo this file" on the file's first changed
+line. Running a lens acts on the files on disk; lenses are
 refreshed through workspace/codeLens/refresh only for clients that support it."""
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ async def test_spec_lenses_start_scout_and_live_status(
     write_config(root, command_phase("plan", "-c", SLEEP))
     lenses = await code_lenses(client, spec)
     assert titles(lenses) == ["$(play) Start Parallel SDLC", "$(search) Scout"]
-    assert all(item.range.start.line == 0 for item in lenses)
+    assert all(item.range.start.line == 0 for item in lenses)  # the heading's line
     start, scout = lens(lenses, "$(play)"), lens(lenses, "$(search)")
     assert (start.command, args(start)) == ("adw.server.startSdlc", [[str(spec)], {"existing": "ask"}])
     assert (scout.command, args(scout)) == ("adw.server.scout", ["Multiply numbers"])
@@ -127,6 +128,39 @@ async def test_checkpoint_lenses_act_on_disk(vscode: LanguageClient, workspace: 
     )
     await run_lens(client, lens(lenses, "$(history) Undo to"))
     assert ops.read_text() == v1
+
+
+async def test_lenses_sit_on_the_lines_they_are_about(vscode: LanguageClient, workspace: Path) -> None:
+    """One lens kind per line where it can be, so `codelens.run` on a line runs the lens it shows."""
+    client, root = vscode, workspace
+    spec = root / "specs/later.md"
+    spec.write_text("<!-- owner: ops -->\n\n## Later heading\n\nText.\n")
+    lenses = await code_lenses(client, spec)
+    assert titles(lenses) == SPEC_LENSES
+    assert [item.range.start.line for item in lenses] == [2, 2]
+    assert args(lens(lenses, "$(search)")) == ["Later heading"]
+
+    ops = root / "src/calc/ops.py"
+    ops.write_text("".join(f"line {n}\n" for n in range(10)))
+    await run(client, "checkpoint", None, "ten lines")
+    ops.write_text("".join(f"line {n}\n" if n != 6 else "changed\n" for n in range(10)))
+    await run(client, "checkpoint", None, "line 6 changed")
+    lenses = await code_lenses(client, ops)
+    lines = {title: item.range.start.line for title, item in zip(titles(lenses), lenses, strict=True)}
+    # At the newest checkpoint already: the file undo restores checkpoint 1's version, which differs at line 6.
+    assert lines == {"$(history) Undo to checkpoint 1 (just now)": 0, "$(add) Checkpoint": 0,
+                     "$(discard) Undo this file": 6}
+    # Unsaved text counts: an edit above moves the lens to it.
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri(ops), language_id="python", version=1, text=ops.read_text())))
+    _did_change(client, ops, ops.read_text().replace("line 3\n", "line three\n"))
+    lenses = await code_lenses(client, ops)
+    assert lenses[-1].range.start.line == 3 and titles(lenses)[-1] == "$(discard) Undo this file"
+    # A file new in the newest checkpoint: undoing it deletes the file, so the lens sits on its first line.
+    (root / "new.py").write_text("a = 1\nb = 2\n")
+    await run(client, "checkpoint", None, "new file")
+    new = await code_lenses(client, root / "new.py")
+    assert [item.range.start.line for item in new if item.command and "Undo this file" in item.command.title] == [0]
 
 
 async def _with_title(client: LanguageClient, path: Path, prefix: str) -> list[types.CodeLens] | None:

@@ -14,14 +14,14 @@ import pytest
 from adw.sdlc.demo import create_demo_repo
 from tests.lsp.conftest import server_env
 from tests.lsp.test_lsp_permissions import ACP_BUILD
-from tests.lsp.test_neovim import _install_neovim
+from tests.lsp.test_neovim import nvim_or_skip
 
 SCRIPT = Path(__file__).with_name("nvim_permissions.lua")
 
 
 @pytest.mark.slow
 def test_neovim_shows_the_question_and_its_pick_answers_the_agent(tmp_path: Path) -> None:
-    nvim = _install_neovim()
+    nvim = nvim_or_skip("system")
     root = tmp_path / "demo"
     asyncio.run(create_demo_repo(root))
     (root / ".adw.toml").write_text(ACP_BUILD, encoding="utf-8")

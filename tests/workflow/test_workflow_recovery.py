@@ -268,3 +268,11 @@ def test_adw_demo_runs_three_specs_in_parallel(tmp_path: Path, capsys: pytest.Ca
     for wf in workflows:
         merge = next(task for task in wf["tasks"] if task["id"] == "merge-preview")
         assert merge["outputs"]["clean"] is True
+    # The run's timeline: the three workflows started together, each task's one attempt succeeded, ran in parallel.
+    assert main(["-C", str(tmp_path / "calc"), "timeline", workflows[0]["id"], "--json"]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    assert sorted(lane["name"] for lane in drawn["lanes"]) == ["add", "greet", "multiply"]
+    bars = [bar for lane in drawn["lanes"] for bar in lane["bars"]]
+    assert {bar["state"] for bar in bars} <= {"succeeded", "queued"}
+    assert sum(bar["state"] == "succeeded" for bar in bars) == sum(len(wf["tasks"]) for wf in workflows)
+    assert drawn["speedup"] > 1 and drawn["critical_path"][-1].endswith("/merge-preview")

@@ -3,10 +3,13 @@ import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
 import { runningAgents, stateIcon, taskDescription, workflowDescription } from '../format';
 import { Requests, Task, Workflow } from '../protocol';
+import { RepositoryNode, inRepository, isRepositoryNode, topRows } from '../repositories';
+import { repositoryItem } from './repositoryItem';
 
 export type WorkflowNode = { workflow: Workflow; task?: Task };
+type Node = WorkflowNode | RepositoryNode;
 
-export class WorkflowsProvider implements vscode.TreeDataProvider<WorkflowNode>, vscode.Disposable {
+export class WorkflowsProvider implements vscode.TreeDataProvider<Node>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   private readonly loaded = new vscode.EventEmitter<Workflow[]>();
   readonly onDidChangeTreeData = this.changed.event;
@@ -32,13 +35,16 @@ export class WorkflowsProvider implements vscode.TreeDataProvider<WorkflowNode>,
     return this.workflows;
   }
 
-  getChildren(element?: WorkflowNode): WorkflowNode[] {
-    if (!element) return this.workflows.map((workflow) => ({ workflow }));
+  getChildren(element?: Node): Node[] {
+    const rows: WorkflowNode[] = this.workflows.map((workflow) => ({ workflow }));
+    if (!element) return topRows(rows, (n) => n.workflow.repo);
+    if (isRepositoryNode(element)) return inRepository(rows, (n) => n.workflow.repo, element);
     if (element.task) return [];
     return element.workflow.tasks.map((task) => ({ workflow: element.workflow, task }));
   }
 
-  getTreeItem(node: WorkflowNode): vscode.TreeItem {
+  getTreeItem(node: Node): vscode.TreeItem {
+    if (isRepositoryNode(node)) return repositoryItem(node);
     const now = Date.now() / 1000;
     const { workflow, task } = node;
     if (task) {

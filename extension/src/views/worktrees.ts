@@ -3,12 +3,14 @@ import * as vscode from 'vscode';
 import type { AdwClient } from '../client';
 import { conflictLines, worktreeDescription, worktreeLabel } from '../format';
 import { BranchReview, Requests, ReviewStatus, Worktree } from '../protocol';
+import { RepositoryNode, inRepository, isRepositoryNode, topRows } from '../repositories';
+import { repositoryItem } from './repositoryItem';
 
 /** How often the view asks for the branches' pull requests; the server asks the forge at most once a minute per
 branch anyway, with conditional requests. */
 const REVIEW_POLL_MS = 60_000;
 
-export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vscode.Disposable {
+export class WorktreesProvider implements vscode.TreeDataProvider<Worktree | RepositoryNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   /** The last list the server sent; commands pick from it too. */
@@ -43,11 +45,15 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree>, vsc
     return this.worktrees;
   }
 
-  getChildren(element?: Worktree): Worktree[] {
-    return element ? [] : this.worktrees.filter((w) => !w.prunable);
+  getChildren(element?: Worktree | RepositoryNode): (Worktree | RepositoryNode)[] {
+    const shown = this.worktrees.filter((w) => !w.prunable);
+    if (!element) return topRows(shown, (w) => w.repository);
+    return isRepositoryNode(element) ? inRepository(shown, (w) => w.repository, element) : [];
   }
 
-  getTreeItem(worktree: Worktree): vscode.TreeItem {
+  getTreeItem(node: Worktree | RepositoryNode): vscode.TreeItem {
+    if (isRepositoryNode(node)) return repositoryItem(node);
+    const worktree = node;
     const item = new vscode.TreeItem(worktreeLabel(worktree));
     item.id = worktree.path;
     const review = worktree.branch ? this.reviews.get(worktree.branch) : undefined;

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cancel": ("adw.cli.runs", "cancel a workflow, or one of its tasks"),
     "resume": ("adw.cli.workflow", "run again what did not succeed; succeeded tasks are kept"),
     "logs": ("adw.cli.runs", "the recorded events and output of a workflow"),
+    "timeline": ("adw.cli.runs", "who ran when in a run: lanes, slot waits, critical path, speedup (--html, --svg)"),
     "demo": ("adw.cli.workflow", "create a demo repository with three specs and run them in parallel"),
     "compare": ("adw.cli.best_of", "rank the candidates of `adw sdlc SPEC --best-of N`, with the reasons"),
     "pick": ("adw.cli.best_of", "merge one candidate of a best-of-N run and archive the others"),

@@ -27,13 +27,15 @@ _ANSWERS: dict[str, PermissionChoice] = {
 class Attention:
     def __init__(
         self, engine: Engine, workflows: list[Workflow], config: NotifyConfig,
-        stdin: TextIO = sys.stdin, out: TextIO = sys.stderr,
+        stdin: TextIO | None = None, out: TextIO | None = None,
     ) -> None:
         self.engine = engine
         self.names = {wf.id: wf.name for wf in workflows}
         self.config = config
+        # Looked up now, not when the module was imported: a test's captured stream may be closed since.
+        stdin = stdin or sys.stdin
         self.stdin = stdin
-        self.out = out
+        self.out = out or sys.stderr
         self.interactive = stdin.isatty()
         self.waiting: deque[PermissionAsked] = deque()
         self.current: PermissionAsked | None = None

@@ -1,4 +1,4 @@
-"""`adw status | cancel | logs`: readers of the workflow store.
+"""`adw status | cancel | logs | timeline`: readers of the workflow store.
 
 They open the engine without agent factories: reading, cancelling (the owning process stops the agents) and
 listing events run no agent, so these commands load none of the agents, SDLC steps, scouts or forge clients
@@ -31,6 +31,8 @@ from adw.workflow.events import (
     ToolUse,
 )
 from adw.workflow.models import Workflow
+from adw.workflow.timeline import timeline
+from adw.workflow.timeline_render import html, svg, text
 
 _WATCH_INTERVAL = 0.5
 
@@ -53,6 +55,19 @@ def register(subparsers: Any) -> None:
     logs.add_argument("--task", metavar="T", help="only this task")
     add_json_flag(logs)
     logs.set_defaults(handler=_logs)
+
+    drawn = subparsers.add_parser(
+        "timeline",
+        description="Who ran when in a run (the workflows started together): a lane per workflow, a bar per task "
+        "attempt and per wait for an agent slot, the critical path, and the speedup over one task after another.",
+    )
+    drawn.add_argument(
+        "id", nargs="?", help="a run id, or the id (or a unique prefix) of any workflow of the run; default: the newest"
+    )
+    drawn.add_argument("--html", metavar="FILE", help="also write a self-contained page (opens in any browser)")
+    drawn.add_argument("--svg", metavar="FILE", help="also write the picture as an SVG file")
+    add_json_flag(drawn)
+    drawn.set_defaults(handler=_timeline)
 
 
 @contextlib.asynccontextmanager
@@ -113,6 +128,30 @@ async def _logs(args: argparse.Namespace) -> int:
         events = engine.store.events(workflow.id, args.task) if engine.store else []
         emit(args, {"workflow": workflow.id, "events": events}, "\n".join(_event_line(e) for e in events))
         return 0
+
+
+async def _timeline(args: argparse.Namespace) -> int:
+    async with _store(args.cwd) as engine:
+        newest = engine.store.recent(1) if engine.store and not args.id else []
+        if not args.id and not newest:
+            raise AdwError("no workflows yet, so no run to draw", "start one with `adw sdlc SPEC` or `adw demo`")
+        drawn = timeline(await engine.run_of(args.id or newest[0].id))
+    written = [
+        _write(Path(args.cwd, name), render(drawn), flag)
+        for name, render, flag in ((args.html, html, "--html"), (args.svg, svg, "--svg"))
+        if name
+    ]
+    emit(args, drawn, "\n".join([text(drawn), *(f"wrote {path}" for path in written)]))
+    return 0
+
+
+def _write(path: Path, content: str, flag: str) -> Path:
+    try:
+        path.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        hint = f"give {flag} a file in a folder you can write to"
+        raise AdwError(f"cannot write {path}: {exc.strerror}", hint) from None
+    return path
 
 
 def _workflow_of(engine: Engine, args: argparse.Namespace) -> Workflow:

@@ -411,4 +411,6 @@ def _outcome_text(workflows: list[Workflow]) -> str:
             lines.append(f"  {label:<8}  {where}  {first_line}  [{task_id}]")
         if len(findings) > 10:
             lines.append(f"  … {len(findings) - 10} more finding(s): `adw status {wf.id} --json`")
+    if workflows and workflows[0].run_id:
+        lines += ["", f"who ran when: `adw timeline {workflows[0].run_id}` (--html FILE for a picture)"]
     return "\n".join(lines)

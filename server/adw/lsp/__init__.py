@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from adw.lsp import commands, configuration, conflicts, lenses, links, permissions, progress, views
+from adw.lsp import commands, configuration, conflicts, lenses, links, permissions, progress, timeline, views
 from adw.lsp.server import AdwServer
 
-FEATURES = (commands, configuration, conflicts, lenses, progress, permissions, links, views)
+FEATURES = (commands, configuration, conflicts, lenses, progress, permissions, links, timeline, views)
 
 
 def create_server() -> AdwServer:

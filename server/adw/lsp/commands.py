@@ -28,7 +28,7 @@ from adw.scouts import scout as run_scout
 from adw.sdlc.best_of import compare, pick
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.serialize import to_jsonable
-from adw.workflow.engine import Engine
+from adw.workflow.engine import Engine, join_run
 from adw.workflow.models import TaskState, Workflow
 from adw.workflow.store import Store
 
@@ -52,24 +52,41 @@ def register(server: AdwServer) -> None:
 
 
 async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
-    """A worktree of the workspace's repository given by ADW name, branch or path (default: the workspace
-    folder). A folder of any other repository is refused: a command must not touch it."""
+    """A worktree of a workspace folder's repository given by path or file URI (its repository is the one that
+    holds it), or by ADW name or branch (the first folder's repository that has it); default: the first folder.
+    A folder of any other repository is refused: a command must not touch it."""
     if not name_or_path:
         return ls.root
     # A file URI becomes a path first; the rest is what the CLI's --worktree means.
     if name_or_path.startswith("file:"):
         name_or_path = str(path_of(name_or_path, ls.root))
-    path = await locate(ls.root, name_or_path)
-    try:
-        ours = (await Repo.discover(path)).common_dir == (await Repo.discover(ls.root)).common_dir
-    except AdwError:
-        ours = False
-    if not ours:
-        raise ArgumentError(
-            f"{name_or_path} is not a worktree of the workspace's repository",
-            "pass the name or path of one of its worktrees (see the Worktrees view)",
-        )
-    return path
+    first: AdwError | None = None
+    for folder in await ls.repositories():
+        try:
+            path = await locate(folder, name_or_path)
+        except AdwError as exc:
+            first = first or exc
+            continue
+        try:
+            await ls.folder_of(path)  # a path may lead out of the workspace's repositories
+        except ArgumentError:
+            break
+        return path
+    if first is not None and not Path(name_or_path).is_absolute():
+        raise first
+    raise ArgumentError(
+        f"{name_or_path} is not a worktree of the workspace's repository",
+        "pass the name or path of one of its worktrees (see the Worktrees view)",
+    )
+
+
+async def _manager_of(ls: AdwServer, name: str) -> Worktrees:
+    """The worktree manager of the repository that has a worktree called `name` (the first folder's first)."""
+    managers = [await Worktrees.open(folder) for folder in await ls.repositories()]
+    for manager in managers[1:]:
+        if any(name in (info.name, info.branch, info.path.name) for info in await manager.all()):
+            return manager
+    return managers[0]  # has it, or says it has not
 
 
 async def _checkpoints(ls: AdwServer, worktree: str | None) -> Checkpoints:
@@ -82,12 +99,16 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     missing = [str(spec) for spec in specs if not spec.is_file()]
     if missing:
         raise ArgumentError(f"no such spec: {', '.join(missing)}", "pass Markdown files of the workspace")
-    engine = await ls.engine()
+    folders = {await ls.folder_of(spec) for spec in specs}
+    if len(folders) > 1:
+        raise ArgumentError("the specs belong to different repositories", "start one repository's specs at a time")
+    folder = folders.pop()
+    engine = await ls.engine(folder)
     if args.options.max_agents is not None:
         engine.set_max_agents(args.options.max_agents)
     existing = args.options.existing
     try:
-        workflows = await _sdlc_workflows(ls, engine, specs, "again" if existing == "again" else "refuse")
+        workflows = await _sdlc_workflows(folder, engine, specs, "again" if existing == "again" else "refuse")
         resumed: list[Workflow] = []
     except WorktreeExistsError as exc:
         choice = await _ask(ls, exc) if existing == "ask" else existing
@@ -95,8 +116,9 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
             raise _choices(exc) from None
         if choice is None:  # the user dismissed the question: nothing starts
             return {"workflows": []}
-        resumed, workflows = await _rerun(ls, engine, specs, exc, choice)
+        resumed, workflows = await _rerun(folder, engine, specs, exc, choice)
     await preflight_workflows([*resumed, *workflows])  # a missing CLI or login is an error now, not after retries
+    join_run([*resumed, *workflows])  # started together: one run, one timeline
     for workflow in [*resumed, *workflows]:
         ls.spawn(engine.run(workflow))
     ls.changed("workflows")
@@ -107,8 +129,8 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
     }
 
 
-async def _sdlc_workflows(ls: AdwServer, engine: Engine, specs: list[Path], existing: Existing) -> list[Workflow]:
-    repo = await Repo.discover(ls.root)
+async def _sdlc_workflows(folder: Path, engine: Engine, specs: list[Path], existing: Existing) -> list[Workflow]:
+    repo = await Repo.discover(folder)
     return await sdlc_workflows(repo.root, specs, engine.config, existing=existing, store=engine.store)
 
 
@@ -143,25 +165,25 @@ async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
 
 
 async def _rerun(
-    ls: AdwServer, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun
+    folder: Path, engine: Engine, specs: list[Path], exc: WorktreeExistsError, choice: Rerun
 ) -> tuple[list[Workflow], list[Workflow]]:
     """The workflows resumed and the ones made for the specs, once the user chose what to do with the
     worktrees that exist. Everything is decided before any of them starts."""
     if choice == "again":
-        return [], await _sdlc_workflows(ls, engine, specs, "again")
+        return [], await _sdlc_workflows(folder, engine, specs, "again")
     there = {Path(entry.spec) for entry in exc.existing}
     resumed: list[Workflow] = []
     if choice == "resume":
         resumed = [_resumable(engine, entry) for entry in exc.existing]
     else:  # replace: archived first, so nothing is lost (`adw worktree restore` brings it back)
-        await preflight(phase_configs(engine.config), ls.root)  # a missing agent refuses before anything goes
-        manager = await Worktrees.open(ls.root)
+        await preflight(phase_configs(engine.config), folder)  # a missing agent refuses before anything goes
+        manager = await Worktrees.open(folder)
         for entry in exc.existing:
             _not_running(entry)
             await manager.remove(entry.worktree, archive=True)
         there = set()
     fresh = [spec for spec in specs if spec.resolve() not in there]
-    return resumed, await _sdlc_workflows(ls, engine, fresh, "refuse") if fresh else []
+    return resumed, await _sdlc_workflows(folder, engine, fresh, "refuse") if fresh else []
 
 
 def _not_running(entry: ExistingWorktree) -> None:
@@ -198,7 +220,17 @@ async def scout(ls: AdwServer, args: params.Scout) -> object:
 
 @handles(params.ListWorktrees)
 async def list_worktrees(ls: AdwServer, args: params.ListWorktrees) -> object:
-    return to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
+    return await all_worktrees(ls)
+
+
+async def all_worktrees(ls: AdwServer) -> list[dict[str, object]]:
+    """The worktrees of every workspace folder's repository, each with `repository` (its main folder)."""
+    infos: list[dict[str, object]] = []
+    for folder in await ls.repositories():
+        manager = await Worktrees.open(folder)
+        for info in to_jsonable(await manager.all(status=True)):
+            infos.append({**info, "repository": str(manager.repo.main_root)})
+    return infos
 
 
 @handles(params.CreateWorktree)
@@ -210,7 +242,7 @@ async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
 
 @handles(params.MergePreview)
 async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
-    manager = await Worktrees.open(ls.root)
+    manager = await _manager_of(ls, args.name)
     preview = await manager.merge_preview(args.name, args.into)
     info = await manager.get(args.name)
     publish_conflicts(ls, info.path, preview.conflicts, preview.target)
@@ -224,7 +256,7 @@ async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
 
 @handles(params.Merge)
 async def merge(ls: AdwServer, args: params.Merge) -> object:
-    manager = await Worktrees.open(ls.root)
+    manager = await _manager_of(ls, args.name)
     result = await manager.merge(args.name, args.into, args.strategy)
     publish_conflicts(ls, (await manager.get(args.name)).path, result.preview.conflicts, result.preview.target)
     ls.changed("worktrees")
@@ -233,7 +265,8 @@ async def merge(ls: AdwServer, args: params.Merge) -> object:
 
 @handles(params.RemoveWorktree)
 async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
-    result = await (await Worktrees.open(ls.root)).remove(args.name, archive=args.archive, force=args.force)
+    manager = await _manager_of(ls, args.name)
+    result = await manager.remove(args.name, archive=args.archive, force=args.force)
     clear_under(ls, result.path)
     ls.changed("worktrees")
     return to_jsonable(result)
@@ -241,12 +274,12 @@ async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
 
 @handles(params.Compare)
 async def compare_candidates(ls: AdwServer, args: params.Compare) -> object:
-    return to_jsonable(await compare(_store(await ls.engine()), args.id))
+    return to_jsonable(await compare(_store(await ls.engine_of(args.id)), args.id))
 
 
 @handles(params.Pick)
 async def pick_candidate(ls: AdwServer, args: params.Pick) -> object:
-    result = await pick(_store(await ls.engine()), args.id, args.number, args.strategy)
+    result = await pick(_store(await ls.engine_of(args.id)), args.id, args.number, args.strategy)
     for archived in result.archived:
         clear_under(ls, archived.path)
     ls.changed("worktrees")
@@ -295,7 +328,7 @@ async def list_checkpoints(ls: AdwServer, args: params.ListCheckpoints) -> objec
 
 @handles(params.Cancel)
 async def cancel(ls: AdwServer, args: params.Cancel) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     tasks = [t.id for t in engine.get(args.workflow).tasks]
     if args.task and args.task not in tasks:
         raise ArgumentError(
@@ -309,7 +342,7 @@ async def cancel(ls: AdwServer, args: params.Cancel) -> object:
 
 @handles(params.Resume)
 async def resume(ls: AdwServer, args: params.Resume) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     engine.get(args.workflow)
     ls.spawn(engine.resume(args.workflow))
     ls.changed("workflows")
@@ -318,7 +351,7 @@ async def resume(ls: AdwServer, args: params.Resume) -> object:
 
 @handles(params.CreatePullRequest)
 async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> object:
-    engine = await ls.engine()
+    engine = await ls.engine_of(args.workflow)
     workflow = engine.get(args.workflow)
     provider = await connect(Path(workflow.repo), engine.config.forge)
     try:
@@ -331,10 +364,9 @@ async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> 
 
 @handles(params.Status)
 async def status(ls: AdwServer, args: params.Status) -> object:
-    engine = await ls.engine()
     if args.workflow:
-        return to_jsonable(engine.get(args.workflow))
-    return to_jsonable(await all_workflows(engine))
+        return to_jsonable((await ls.engine_of(args.workflow)).get(args.workflow))
+    return to_jsonable(await every_workflow(ls))
 
 
 async def _moved(ls: AdwServer, store: Checkpoints, at_checkpoint: bool) -> None:
@@ -343,6 +375,12 @@ async def _moved(ls: AdwServer, store: Checkpoints, at_checkpoint: bool) -> None
     if ls.lens_cache is not None:
         await ls.lens_cache.moved(store.repo.root, at_checkpoint)
     ls.changed("checkpoints")
+
+
+async def every_workflow(ls: AdwServer) -> list[Workflow]:
+    """The workflows of every workspace folder's repository, newest first."""
+    merged = [wf for folder in await ls.repositories() for wf in await all_workflows(await ls.engine(folder))]
+    return sorted(merged, key=lambda wf: wf.created_at, reverse=True)
 
 
 async def all_workflows(engine: Engine) -> list[Workflow]:

@@ -1,5 +1,7 @@
-"""Code lenses: start/scout on spec files (plus a live status lens), and undo/redo/checkpoint at the top of any
-file inside a worktree that has checkpoints.
+"""Code lenses: start/scout on spec files (plus a live status lens) on the spec's heading, undo/redo/checkpoint
+at the top of any file inside a worktree that has checkpoints, and "Undo this file" on the file's first line that
+differs from the version that undo restores. Each lens sits on the line it is about, so an editor that runs the
+lens under the cursor (Neovim's `codelens.run`) needs no question.
 
 Lenses are requested on every edit and scroll, so everything is cached: the worktree list by the mtime of git's
 worktree admin folder, each checkpoint stack by the mtime of its ref folders (any checkpoint, undo or redo
@@ -24,7 +26,6 @@ from adw.config import AdwConfig, load_config
 from adw.errors import AdwError, ConfigError
 from adw.git.checkpoints import Checkpoint, Checkpoints, ref_id
 from adw.git.refs import REDO_NS, UNDO_NS, read_head
-from adw.git.repo import Repo
 from adw.git.runner import git
 from adw.git.worktrees import Worktrees
 from adw.lsp.server import COMMAND_PREFIX, AdwServer
@@ -32,7 +33,11 @@ from adw.workflow.models import Workflow
 
 log = logging.getLogger(__name__)
 
-_TOP = types.Range(start=types.Position(0, 0), end=types.Position(0, 0))
+
+def _line(number: int) -> types.Range:
+    return types.Range(start=types.Position(number, 0), end=types.Position(number, 0))
+
+
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -82,8 +87,8 @@ class _Stack:
 class LensCache:
     def __init__(self, server: AdwServer) -> None:
         self.server = server
-        self._common: Path | None = None
-        self._worktrees: tuple[int, list[Path]] | None = None
+        # Each repository's worktree folders (by git common dir), read again when git's worktree folder changes.
+        self._worktrees: dict[Path, tuple[int, list[Path]]] = {}
         self._stacks: dict[Path, _Stack] = {}
         self._reloading: set[Path] = set()
         # Worktrees known to equal their newest checkpoint (after our own checkpoint/undo/redo, until a save).
@@ -92,9 +97,13 @@ class LensCache:
         self.edited: set[Path] = set()
         # What undoing from one HEAD back to another uncommits: immutable commit ids, so cached for good.
         self._uncommits: dict[tuple[str, str], str] = {}
+        # A file's lines in a checkpoint's tree (None: absent or not text), by immutable tree id.
+        self._versions: dict[tuple[str, str], list[str] | None] = {}
         # VS Code draws `$(name)` codicons in lens titles (the extension asks for them); other editors would show
         # the text, and VS Code's lens font shows symbols like ⟲ as empty boxes, so plain clients get no icons.
         self.codicons = False
+        # Client-side commands the client offers (`clientCommands`): the VS Code extension draws the timeline.
+        self.client_commands: frozenset[str] = frozenset()
 
     def icon(self, name: str, plain: str = "") -> str:
         return f"$({name}) " if self.codicons else plain
@@ -117,14 +126,21 @@ class LensCache:
         await self.stack(worktree.resolve())
 
     async def worktree_of(self, path: Path) -> Path | None:
-        if self._common is None:
-            self._common = (await Repo.discover(self.server.root)).common_dir
-        stamp = _mtime(self._common / "worktrees")
-        if self._worktrees is None or self._worktrees[0] != stamp:
-            infos = await (await Worktrees.open(self.server.root)).all()
-            roots = sorted((info.path for info in infos if not info.prunable), key=lambda p: -len(p.parts))
-            self._worktrees = (stamp, roots)
-        return next((root for root in self._worktrees[1] if root == path or root in path.parents), None)
+        """The worktree of a workspace folder's repository that holds `path`, if one does."""
+        for folder in await self.server.repositories():
+            common = await self.server.common_dir(folder)
+            if common is None:
+                continue
+            stamp = _mtime(common / "worktrees")
+            cached = self._worktrees.get(common)
+            if cached is None or cached[0] != stamp:
+                infos = await (await Worktrees.open(folder)).all()
+                roots = sorted((info.path for info in infos if not info.prunable), key=lambda p: -len(p.parts))
+                self._worktrees[common] = cached = (stamp, roots)
+            found = next((root for root in cached[1] if root == path or root in path.parents), None)
+            if found is not None:
+                return found
+        return None
 
     async def stack(self, worktree: Path) -> tuple[Checkpoints, _Stack]:
         store = await self.server.checkpoints(worktree)
@@ -153,7 +169,7 @@ class LensCache:
         if self.server.supports("workspace.code_lens.refresh_support"):
             await self.server.workspace_code_lens_refresh_async(None)
 
-    async def uncommits(self, target: str | None, current: str | None) -> str:
+    async def uncommits(self, repo: Path, target: str | None, current: str | None) -> str:
         """" — before commit 'adw: healthz'" when undoing to a checkpoint taken at `target` moves HEAD back from
         `current` (the agent's commits become uncommitted), else ""."""
         if target is None or current is None or target == current:
@@ -161,7 +177,7 @@ class LensCache:
         key = (target, current)
         if key not in self._uncommits:
             try:
-                subjects = (await git("log", "--format=%s", f"{target}..{current}", cwd=self.server.root)).stdout
+                subjects = (await git("log", "--format=%s", f"{target}..{current}", cwd=repo)).stdout
             except AdwError as exc:
                 log.warning("commits between %s and %s are unknown: %s", target, current, exc)
                 subjects = ""
@@ -183,6 +199,30 @@ class LensCache:
             stack.changed[rel] = any(rel in paths for paths in changed.values())
         return stack.changed[rel]
 
+    async def version(self, store: Checkpoints, checkpoint: Checkpoint, rel: str) -> list[str] | None:
+        key = (checkpoint.tree, rel)
+        if key not in self._versions:
+            try:
+                blob = (await git("cat-file", "blob", f"{checkpoint.tree}:{rel}", cwd=store.repo.root)).stdout
+                self._versions[key] = blob.splitlines()
+            except AdwError:  # not in that checkpoint (a new file): every line is new
+                self._versions[key] = None
+        return self._versions[key]
+
+    async def first_change(self, store: Checkpoints, stack: _Stack, rel: str, lines: list[str]) -> int:
+        """The first line of `lines` (the file as the editor has it) unlike the version a file undo restores: the
+        newest checkpoint's, or when the file equals it, the one before that differs (as `undo_file` picks)."""
+        for checkpoint in reversed(stack.undo):
+            old = await self.version(store, checkpoint, rel)
+            if old != lines:
+                same = 0
+                for new_line, old_line in zip(lines, old or [], strict=False):
+                    if new_line != old_line:
+                        break
+                    same += 1
+                return min(same, max(len(lines) - 1, 0))
+        return 0
+
 
 def register(server: AdwServer) -> None:
     cache = LensCache(server)
@@ -194,11 +234,12 @@ def register(server: AdwServer) -> None:
         if fs is None:
             return []
         path = Path(fs)
-        lenses = await _spec_lenses(ls, cache, path)
+        text = _document_lines(ls, params.text_document.uri)
+        lenses = await _spec_lenses(ls, cache, path, text)
         try:
             worktree = await cache.worktree_of(path)
             if worktree is not None:
-                lenses += await _checkpoint_lenses(cache, worktree, path)
+                lenses += await _checkpoint_lenses(cache, worktree, path, text)
         except ConfigError:  # shown by AdwServer.check_config; checkpoint lenses wait for a valid one
             pass
         return lenses
@@ -207,6 +248,15 @@ def register(server: AdwServer) -> None:
     def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         cache.codicons = isinstance(options, dict) and options.get("codicons") is True
+        offered = options.get("clientCommands") if isinstance(options, dict) else None
+        if isinstance(offered, list):
+            cache.client_commands = frozenset(name for name in offered if isinstance(name, str))
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def folders_changed(ls: AdwServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        # pygls has updated ls.workspace.folders; the views and lenses now show the repositories of the new set.
+        ls.changed("worktrees")
+        ls.changed("workflows")
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: AdwServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -232,31 +282,36 @@ def register(server: AdwServer) -> None:
                 await ls.workspace_code_lens_refresh_async(None)
 
 
-async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path) -> list[types.CodeLens]:
-    root = ls.root
-    if root not in path.parents:
+async def _spec_lenses(ls: AdwServer, cache: LensCache, path: Path, text: list[str]) -> list[types.CodeLens]:
+    root = next((folder for folder in ls.roots if folder in path.parents), None)
+    if root is None:
         return []
     pattern = _spec_pattern(root)
     if not pattern.match(path.relative_to(root).as_posix()):
         return []
     spec = str(path)
+    line, title = _heading(text)
     lenses = [
-        types.CodeLens(range=_TOP, command=types.Command(
+        types.CodeLens(range=_line(line), command=types.Command(
             title=cache.icon("play") + "Start Parallel SDLC", command=COMMAND_PREFIX + "startSdlc",
             arguments=[[spec], {"existing": "ask"}])),
-        types.CodeLens(range=_TOP, command=types.Command(
+        types.CodeLens(range=_line(line), command=types.Command(
             title=cache.icon("search") + "Scout", command=COMMAND_PREFIX + "scout",
-            arguments=[_first_heading(path) or path.stem])),
+            arguments=[title or path.stem])),
     ]
-    engine = ls.engine_if_open()
-    if engine is not None:
-        running = [wf for wf in engine.workflows() if wf.spec == spec and wf.state == "running"]
-        for workflow in running[:1]:
-            lenses.append(types.CodeLens(range=_TOP, command=types.Command(
-                title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
-                arguments=[workflow.id])))
+    running = [wf for engine in ls.open_engines() for wf in engine.workflows()
+               if wf.spec == spec and wf.state == "running"]
+    for workflow in running[:1]:
+        lenses.append(types.CodeLens(range=_line(line), command=types.Command(
+            title=cache.icon("sync~spin", "● ") + status_title(workflow), command=COMMAND_PREFIX + "status",
+            arguments=[workflow.id])))
+        if SHOW_TIMELINE in cache.client_commands:
+            lenses.append(types.CodeLens(range=_line(line), command=types.Command(
+                title=cache.icon("graph") + "Timeline", command=SHOW_TIMELINE, arguments=[workflow.id])))
     return lenses
 
+
+SHOW_TIMELINE = "adw.showTimeline"  # the extension's webview of the run (adw.server.timeline)
 
 _patterns: dict[Path, tuple[tuple[int, int], re.Pattern[str]]] = {}
 
@@ -294,18 +349,23 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _first_heading(path: Path) -> str | None:
+def _document_lines(ls: AdwServer, uri: str) -> list[str]:
+    """The text as the editor has it (unsaved edits too); pygls reads the file when it is not open (none: [])."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("#"):
-                    return line.lstrip("#").strip() or None
-    except OSError:
-        return None
-    return None
+        return [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    except (OSError, ValueError):  # no such file, a NUL in the path, not UTF-8
+        return []
 
 
-async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> list[types.CodeLens]:
+def _heading(text: list[str]) -> tuple[int, str | None]:
+    """The spec's first Markdown heading: its line and its title (line 0 and None without one)."""
+    for number, line in enumerate(text):
+        if line.startswith("#"):
+            return number, line.lstrip("#").strip() or None
+    return 0, None
+
+
+async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path, text: list[str]) -> list[types.CodeLens]:
     store, stack = await cache.stack(worktree)
     if not stack.undo and not stack.redo:
         return []
@@ -316,7 +376,7 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> li
         at_top = worktree in cache.at_checkpoint and len(stack.undo) > 1
         target = stack.undo[-2] if at_top else stack.undo[-1]
         head, _ = read_head(store.repo.git_dir, store.repo.common_dir)
-        uncommits = await cache.uncommits(target.head, head)
+        uncommits = await cache.uncommits(store.repo.root, target.head, head)
         title = f"Undo to checkpoint {target.number} ({ago(target.created)}){uncommits}"
         lenses.append(_lens(cache.icon("history") + title, "undo", [where, None, target.number]))
     # Redo is refused once the files left the checkpoint the undo restored: offered only while they are known
@@ -327,10 +387,11 @@ async def _checkpoint_lenses(cache: LensCache, worktree: Path, path: Path) -> li
     if path != worktree and stack.undo:
         rel = path.relative_to(worktree).as_posix()
         if await cache.file_changed(store, stack, rel):
-            lenses.append(_lens(cache.icon("discard") + "Undo this file", "undo", [where, str(path)]))
+            line = await cache.first_change(store, stack, rel, text)
+            lenses.append(_lens(cache.icon("discard") + "Undo this file", "undo", [where, str(path)], line))
     return lenses
 
 
-def _lens(title: str, command: str, arguments: list[object]) -> types.CodeLens:
-    return types.CodeLens(range=_TOP, command=types.Command(title=title, command=COMMAND_PREFIX + command,
-                                                            arguments=arguments))
+def _lens(title: str, command: str, arguments: list[object], line: int = 0) -> types.CodeLens:
+    return types.CodeLens(range=_line(line), command=types.Command(title=title, command=COMMAND_PREFIX + command,
+                                                                   arguments=arguments))

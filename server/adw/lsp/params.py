@@ -184,6 +184,10 @@ class Status(Params):
     workflow: Text | None = None
 
 
+class Timeline(Params):
+    id: Text  # a run id, or the id of any workflow of the run
+
+
 class Compare(Params):
     id: Text  # a best-of id, or one of its candidates' workflow ids
 

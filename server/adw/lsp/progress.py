@@ -143,6 +143,6 @@ def register(server: AdwServer) -> None:
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     async def cancel_progress(ls: AdwServer, params: types.WorkDoneProgressCancelParams) -> None:
-        engine = ls.engine_if_open()
-        if engine is not None:
-            view.cancel(engine, str(params.token))
+        for engine in ls.open_engines():
+            if view.cancel(engine, str(params.token)):
+                return

@@ -51,8 +51,9 @@ RequestHandler = Callable[["AdwServer", object], Awaitable[object]]
 class AdwServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("adw", __version__)
-        self._root: Path | None = None
-        self._engine: Engine | None = None
+        # One engine per repository (by git common dir): several workspace folders may be one repository's worktrees.
+        self._engines: dict[Path, Engine] = {}
+        self._folder_commons: dict[Path, Path | None] = {}
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.engine_listeners: list[Callable[[Engine], None]] = []
@@ -104,23 +105,75 @@ class AdwServer(LanguageServer):
     # ---------------------------------------------------------------- workspace
 
     @property
-    def root(self) -> Path:
-        """The workspace folder ADW works in: the first folder the client opened, else the current directory."""
-        if self._root is None:
-            folders = list(self.workspace.folders.values())
-            uri = folders[0].uri if folders else self.workspace.root_uri
-            path = to_fs_path(uri) if uri else None
-            self._root = Path(path) if path else Path.cwd()
-        return self._root
+    def roots(self) -> list[Path]:
+        """Every workspace folder in the client's order (initialize's workspaceFolders, then added or removed by
+        workspace/didChangeWorkspaceFolders), else the root URI, else the current directory."""
+        uris = [folder.uri for folder in self.workspace.folders.values()] or [self.workspace.root_uri]
+        paths = [Path(fs) for uri in uris if uri and (fs := to_fs_path(uri))]
+        return paths or [Path.cwd()]
 
-    async def engine(self) -> Engine:
-        """The workflow engine, opened on first use (it recovers crashed runs when it opens)."""
+    @property
+    def root(self) -> Path:
+        """The folder a command without a worktree, file or spec acts on: the first workspace folder."""
+        return self.roots[0]
+
+    async def common_dir(self, folder: Path) -> Path | None:
+        """The git common dir of a workspace folder (None: not in a repository), asked once per folder."""
+        if folder not in self._folder_commons:
+            try:
+                self._folder_commons[folder] = (await Repo.discover(folder)).common_dir
+            except AdwError:
+                self._folder_commons[folder] = None
+        return self._folder_commons[folder]
+
+    async def repositories(self) -> list[Path]:
+        """One workspace folder per repository, in the client's order: where repository-wide views read."""
+        seen: dict[Path, Path] = {}
+        for folder in self.roots:
+            common = await self.common_dir(folder)
+            seen.setdefault(common or folder, folder)
+        return list(seen.values())
+
+    async def folder_of(self, path: Path) -> Path:
+        """The workspace folder whose repository holds `path` (a worktree, file or spec of it, in any worktree)."""
+        try:
+            common: Path | None = (await Repo.discover(path if path.is_dir() else path.parent)).common_dir
+        except AdwError:
+            common = None
+        for folder in self.roots:
+            if common is not None and await self.common_dir(folder) == common:
+                return folder
+        raise ArgumentError(
+            f"{path} is not in a repository of the workspace's folders",
+            "pass a worktree, file or spec of an open folder's repository, or add its folder to the workspace",
+        )
+
+    async def engine(self, folder: Path | None = None) -> Engine:
+        """The workflow engine of a folder's repository (default: the first folder's), opened on first use (it
+        recovers crashed runs when it opens)."""
+        folder = folder or self.root
+        key = await self.common_dir(folder) or folder.resolve()
         async with self._engine_lock:
-            if self._engine is None:
-                self._engine = engine = await open_engine(self.root)
+            engine = self._engines.get(key)
+            if engine is None:
+                self._engines[key] = engine = await open_engine(folder)
                 for start in self.engine_listeners:
                     start(engine)
-            return self._engine
+            return engine
+
+    async def engine_of(self, workflow_id: str) -> Engine:
+        """The engine of the repository whose workflow this is (live here, or stored by any ADW process)."""
+        engines = [await self.engine(folder) for folder in await self.repositories()]
+        for engine in engines[1:]:
+            if workflow_id in {wf.id for wf in engine.workflows()} or (
+                engine.store is not None and await asyncio.to_thread(engine.store.load, workflow_id) is not None
+            ):
+                return engine
+        return engines[0]  # its own, or its "no workflow" error naming what to do
+
+    def open_engines(self) -> list[Engine]:
+        """The engines something already opened; lenses and views must not open one as a side effect."""
+        return list(self._engines.values())
 
     async def check_config(self) -> None:
         """Reload the configuration when `.adw.toml` or `pyproject.toml` of the main worktree changed (a stat of
@@ -145,13 +198,10 @@ class AdwServer(LanguageServer):
                 self.protocol.notify(CONFIGURATION, {"error": exc.message, "hint": exc.hint})
                 return
             self.config_error = None
-            if self._engine is not None:
-                self._engine.reconfigure(config)
+            engine = self._engines.get(await self.common_dir(self.root) or self.root.resolve())
+            if engine is not None:
+                engine.reconfigure(config)
             self.protocol.notify(CONFIGURATION, {"error": None, "hint": None})
-
-    def engine_if_open(self) -> Engine | None:
-        """The engine if something already opened it; lenses must not open it as a side effect."""
-        return self._engine
 
     async def checkpoints(self, worktree: Path) -> Checkpoints:
         """One long-lived checkpoint store per worktree (it remembers the checkpoints it has read), with an inotify

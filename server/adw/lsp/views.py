@@ -10,7 +10,7 @@ from adw.forge.status import ReviewWatch
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
-from adw.lsp.commands import all_workflows, worktree_path
+from adw.lsp.commands import all_worktrees, every_workflow, worktree_path
 from adw.lsp.params import ArgumentError, CheckpointsRequest, PullRequestsRequest, validate
 from adw.lsp.server import AdwServer, path_of
 from adw.serialize import to_jsonable
@@ -31,25 +31,26 @@ def register(server: AdwServer) -> None:
 
     @server.adw_request("adw/worktrees")
     async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:
-        infos = to_jsonable(await (await Worktrees.open(ls.root)).all(status=True))
+        infos = await all_worktrees(ls)
         if ls.conflicts is not None:
             await ls.conflicts.refresh()
-        engine = ls.engine_if_open()
         running: dict[str, int] = {}
-        if engine is not None:
+        for engine in ls.open_engines():
             for workflow in engine.workflows():
                 busy = sum(1 for task in workflow.tasks if task.state == "running" and task.kind == "agent")
                 running[str(Path(workflow.cwd))] = running.get(str(Path(workflow.cwd)), 0) + busy
+        watched = infos[0]["repository"] if infos else None  # the conflict watch's: the first folder's, listed first
         for info in infos:
-            info["agentsRunning"] = running.get(info["path"], 0)
+            info["agentsRunning"] = running.get(str(info["path"]), 0)
             # predicted conflicts with the other active worktrees (adw.lsp.conflicts)
-            others = ls.conflicts.involving(str(info["name"])) if ls.conflicts is not None else []
+            conflicts = ls.conflicts if info["repository"] == watched else None
+            others = conflicts.involving(str(info["name"])) if conflicts is not None else []
             info["conflicts"] = to_jsonable(others)
         return list(infos)
 
     @server.adw_request("adw/workflows")
     async def workflows(ls: AdwServer, params: object) -> list[dict[str, object]]:
-        return list(to_jsonable(await all_workflows(await ls.engine())))
+        return list(to_jsonable(await every_workflow(ls)))
 
     @server.adw_request("adw/checkpoints")
     async def checkpoints(ls: AdwServer, params: object) -> dict[str, object]:

@@ -69,6 +69,15 @@ def new_workflow_id(name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
+def join_run(workflows: Collection[Workflow]) -> str:
+    """Make `workflows` one run (what `adw timeline` draws): each that has no run yet joins a new one. A resumed
+    workflow stays in the run it first started in. Returns the new run's id."""
+    run_id = f"run-{secrets.token_hex(4)}"
+    for workflow in workflows:
+        workflow.run_id = workflow.run_id or run_id
+    return run_id
+
+
 class UnknownWorkflowError(AdwError):
     pass
 
@@ -172,6 +181,8 @@ class Engine:
     async def run(self, workflow: Workflow) -> Workflow:
         """Run every pending task of `workflow` to an end state; returns it when nothing is left to run."""
         self._workflows[workflow.id] = workflow
+        if workflow.run_id is None:
+            join_run([workflow])
         workflow.state = TaskState.RUNNING
         workflow.started_at = workflow.started_at or time.time()
         workflow.finished_at = None
@@ -201,7 +212,22 @@ class Engine:
         self._save(workflow)
 
     async def run_all(self, workflows: Collection[Workflow]) -> list[Workflow]:
+        join_run(workflows)
         return list(await asyncio.gather(*(self.run(wf) for wf in workflows)))
+
+    async def run_of(self, ident: str) -> list[Workflow]:
+        """The workflows of a run, given its id or the id (or a unique prefix) of one of them: the live state
+        of those this engine runs, the stored state of the others, oldest first. The store is read off the
+        event loop (a language server answers on it)."""
+        stored = await asyncio.to_thread(self.store.run, ident) if self.store is not None else []
+        members = {wf.id: wf for wf in stored}
+        members |= {wf.id: wf for wf in self._workflows.values() if ident in (wf.id, wf.run_id)}
+        if not members:
+            found = self.get(ident)  # a unique prefix, or the error that lists where to look
+            members[found.id] = found
+        runs = {wf.run_id for wf in members.values() if wf.run_id is not None}
+        members |= {wf.id: wf for wf in self._workflows.values() if wf.run_id in runs}
+        return sorted((self._workflows.get(wid, wf) for wid, wf in members.items()), key=lambda wf: wf.created_at)
 
     async def resume(self, workflow_id: str) -> Workflow:
         """Run again every task of a stored workflow that did not succeed (see `prepare_resume`)."""
@@ -362,6 +388,9 @@ class Engine:
         retries = config.retries if config else 0
         try:
             for number in range(retries + 1):
+                if task.kind == "agent" and self._slots.used >= self._slots.limit:
+                    task.queued_at = time.time()
+                    self._save(workflow, task)  # it waits for a slot: readers in other processes see it
                 if not await self._acquire(task, token):
                     self._finish(workflow, task, token.state, token.reason)
                     return
@@ -425,8 +454,9 @@ class Engine:
     async def _attempt(
         self, workflow: Workflow, task: Task, token: CancelToken
     ) -> tuple[Attempt, AgentResult]:
-        attempt = Attempt(number=len(task.attempts) + 1)
+        attempt = Attempt(number=len(task.attempts) + 1, queued_at=task.queued_at)
         task.attempts.append(attempt)
+        task.queued_at = None
         task.state, task.reason = TaskState.RUNNING, ""
         task.started_at = task.started_at or attempt.started_at
         task.finished_at = None

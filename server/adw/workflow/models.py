@@ -77,6 +77,9 @@ class Usage(BaseModel):
 class Attempt(BaseModel):
     number: int
     state: TaskState = TaskState.RUNNING
+    # Set when it was ready to start (its dependencies done, or its retry's backoff over) but every agent slot
+    # was taken: from then until `started_at` it waited for one. None: it started at once.
+    queued_at: float | None = None
     started_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
     reason: str = ""
@@ -103,6 +106,8 @@ class Task(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
+    # Set while the next attempt waits for an agent slot (kept when it was cancelled while waiting).
+    queued_at: float | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -152,6 +157,9 @@ class Workflow(BaseModel):
     worktree: str | None = None
     base_commit: str | None = None
     best_of: BestOf | None = None
+    # The run it belongs to: the workflows started together (`Engine.run_all`, `join_run`); None in records
+    # made before ADW kept it.
+    run_id: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     state: WorkflowState = WorkflowState.PENDING
     reason: str = ""

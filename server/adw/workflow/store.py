@@ -140,6 +140,21 @@ class Store:
         ).fetchone()
         return self._load(row[0]) if row else None
 
+    def run(self, ident: str) -> list[Workflow]:
+        """The workflows started together with the one `ident` names (an id or a unique prefix), or of the run
+        whose id `ident` is; [] when it names neither."""
+        run_id = ident
+        member = "SELECT id FROM workflows WHERE json_extract(data, '$.run_id') = ?"
+        if not self._db.execute(member, (ident,)).fetchone():
+            workflow = self.load(ident)
+            if workflow is None:
+                return []
+            if workflow.run_id is None:  # stored before runs were kept: a run of its own
+                return [workflow]
+            run_id = workflow.run_id
+        ids = self._db.execute(member + " ORDER BY created_at", (run_id,)).fetchall()
+        return [wf for (wid,) in ids if (wf := self._load(wid)) is not None]
+
     def best_of(self, ident: str) -> list[Workflow]:
         """The candidates of a best-of-N run, by number, given its group id or a candidate's workflow id (or a
         unique prefix of either); [] when `ident` names no such run."""

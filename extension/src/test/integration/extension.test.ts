@@ -37,20 +37,25 @@ describe('ADW extension in VS Code', () => {
     const commands = await vscode.commands.getCommands(true);
     for (const id of ['startSdlc', 'scout', 'createWorktree', 'openWorktree', 'mergeWorktree', 'removeWorktree',
       'checkpoint', 'undo', 'redo', 'cancelWorkflow', 'resumeWorkflow', 'createPullRequest', 'showStatus',
-      'restartServer']) {
+      'restartServer', 'showTimeline']) {
       assert.ok(commands.includes(`adw.${id}`), `adw.${id}`);
     }
     assert.ok(commands.includes('adw.server.startSdlc'));
     assert.ok(commands.includes('adw.server.undo'));
+    assert.ok(commands.includes('adw.server.timeline'));
   });
 
   it('shows Start and Scout lenses on a spec', async () => {
     await vscode.window.showTextDocument(vscode.Uri.file(spec));
-    const titles = await until('spec lenses', async () => {
-      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider',
+    const lenses = await until('spec lenses', async () => {
+      const found = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider',
         vscode.Uri.file(spec));
-      return lenses?.length ? lenses.map((l) => l.command?.title ?? '') : undefined;
+      return found?.length ? found : undefined;
     }, 30_000);
+    // Each on the spec's heading, where a client running the lens under the cursor finds it.
+    const heading = readFileSync(spec, 'utf8').split('\n').findIndex((line) => line.startsWith('#'));
+    assert.deepEqual(lenses.map((l) => l.range.start.line), lenses.map(() => heading));
+    const titles = lenses.map((l) => l.command?.title ?? '');
     assert.ok(titles.some((t) => t.includes('Start Parallel SDLC')), titles.join(', '));
     assert.ok(titles.some((t) => t.includes('Scout')), titles.join(', '));
   });
@@ -102,6 +107,17 @@ describe('ADW extension in VS Code', () => {
     });
     assert.match(doc.getText(), /build\s+started spec-apply/);
     assert.equal(path.posix.basename(doc.uri.path), `${wf.name} · build.log`);
+  });
+
+  it('shows the run timeline from a workflow\'s context menu in a webview named after its workflows', async () => {
+    const wf = api.views.workflows.workflows[0];
+    await vscode.commands.executeCommand('adw.showTimeline', { workflow: wf });
+    const tab = await until('the timeline tab', () => vscode.window.tabGroups.all.flatMap((g) => g.tabs)
+      .find((t) => t.input instanceof vscode.TabInputWebview && t.label === `ADW Timeline: ${wf.name}`));
+    // The same run asked for again (by its id, as the lens does) reveals that panel instead of a second one.
+    await vscode.commands.executeCommand('adw.showTimeline', wf.id);
+    const timelines = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.label === tab.label);
+    assert.equal(timelines.length, 1);
   });
 
   it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {
