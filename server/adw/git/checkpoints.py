@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import CheckpointError, GitError, GitLockError
+from adw.git.changes import ChangedFile, changed_files
 from adw.git.locks import repo_lock
 from adw.git.refs import (
     CHECKPOINT_JOURNAL,
@@ -236,7 +237,7 @@ class Checkpoints:
         self._base: str | None = None
         self.shadow_lag = repo.private_dir / SHADOW_LAG
         self._shadow_stat: tuple[int, int, int] | None = None  # the shadow index as this store last left it
-        self._trees = TreeCache()
+        self._known_trees = TreeCache()  # trees read or written, for snapshots built without the index
         self._plain: tuple[tuple[object, ...], bool] | None = None  # (git config files' stat, _plain_git's answer)
 
     @classmethod
@@ -288,14 +289,34 @@ class Checkpoints:
 
     async def diff(self, a: int, b: int | None = None, stat: bool = False) -> str:
         """Patch from checkpoint `a` to checkpoint `b`, or to the current files when `b` is None."""
-        old = (await self.get(a)).tree
-        if b is not None:
-            new = (await self.get(b)).tree
-        else:
-            async with self._locked():
-                new = (await self.snapshot())[0].tree
+        old, new = await self._trees(a, b)
         args = ["diff", "--no-color", "--no-ext-diff", "-M", *(["--stat"] if stat else []), old, new]
         return (await git(*args, cwd=self.repo.root)).stdout
+
+    async def changes(self, a: int, b: int | None = None) -> list[ChangedFile]:
+        """The files that differ from checkpoint `a` to checkpoint `b` (or to the current files when `b` is None),
+        with their line counts."""
+        return (await changed_files(self.repo.root, *await self._trees(a, b)))[0]
+
+    async def file_at(self, number: int, file: str) -> bytes | None:
+        """The content of `file` (inside the worktree) at checkpoint `number`; None when it was not there."""
+        tree = (await self.get(number)).tree
+        _, rel = self._path(str(self.repo.root / file))
+        out = (await git("ls-tree", "-z", tree, "--", rel, cwd=self.repo.root)).stdout
+        entry = out.split("\0", 1)[0]
+        meta, _, path = entry.partition("\t")
+        if path != rel or meta.split(" ")[1] != "blob":
+            return None
+        oid = meta.split(" ")[2]
+        return (await self._contents({oid}))[oid]
+
+    async def _trees(self, a: int, b: int | None) -> tuple[str, str]:
+        """The trees of checkpoint `a` and of checkpoint `b`, or of the current files when `b` is None."""
+        old = (await self.get(a)).tree
+        if b is not None:
+            return old, (await self.get(b)).tree
+        async with self._locked():
+            return old, (await self.snapshot())[0].tree
 
     # ---------------------------------------------------------------- writing
 
@@ -561,14 +582,14 @@ class Checkpoints:
         if disk is None:
             return None
         names = {os.fsencode(p): p for p in paths}
-        folders = await self._trees.folders(root, base, list(names))
+        folders = await self._known_trees.folders(root, base, list(names))
         edits: dict[bytes, Entry | None] = {}
         update: list[str] = []
         new: list[str] = []
         for raw, rel in names.items():
             folder, name = parent_of(raw)
             parent = folders[folder]
-            entry = self._trees.trees[parent].get(name) if parent is not None else None
+            entry = self._known_trees.trees[parent].get(name) if parent is not None else None
             if entry is not None and (entry[0] == GITLINK or (entry[0] == TREE and disk[rel] is not None)):
                 return None
             if disk[rel] is None:
@@ -590,7 +611,7 @@ class Checkpoints:
             found = disk[rel]
             assert found is not None
             edits[os.fsencode(rel)] = (found[0].encode(), oid)
-        tree = await self._trees.rebuild(root, folders, edits)
+        tree = await self._known_trees.rebuild(root, folders, edits)
         if not tree:
             return None  # nothing left: the empty tree is the index path's to write
         held = self.shadow_lag.read_text().split()[0] if self.shadow_lag.exists() else base

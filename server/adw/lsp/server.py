@@ -27,6 +27,7 @@ from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
+from adw.git.runner import run
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
 from adw.scouts.watch import Watch
@@ -62,6 +63,8 @@ class AdwServer(LanguageServer):
         self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
+        # The client's initializationOptions: `codicons` (lens titles), `progress: "aggregate"` (adw.lsp.progress)
+        self.options: dict[str, object] = {}
         self._config_stamp: tuple[tuple[int, int], ...] | None = None
         self._config_lock = asyncio.Lock()
         self._main_root: Path | None = None
@@ -76,7 +79,7 @@ class AdwServer(LanguageServer):
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         reader = transport.StdinReader(stdin or sys.stdin.buffer, self.thread_pool)
         try:
-            asyncio.run(transport.serve(stop, reader, self.protocol, transport.answer_with(self.protocol)))
+            run(transport.serve(stop, reader, self.protocol, transport.answer_with(self.protocol)))
         except BrokenPipeError:
             log.error("the client closed the connection; stopping")
         except (KeyboardInterrupt, SystemExit):
@@ -100,7 +103,7 @@ class AdwServer(LanguageServer):
                 await server.serve_forever()
 
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-            asyncio.run(listen())
+            run(listen())
 
     # ---------------------------------------------------------------- workspace
 
@@ -295,7 +298,8 @@ class AdwServer(LanguageServer):
             # second toast for the same failure is noise. Worded for the editor (no CLI flags).
             text = exc.message + (f" — {exc.editor_hint}" if exc.editor_hint else "")
             error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
-            raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint}) from None
+            actions = [action.model_dump() for action in exc.actions]  # the buttons of the editor's one toast
+            raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint, "actions": actions}) from None
         except JsonRpcException:
             raise
         except Exception as exc:
