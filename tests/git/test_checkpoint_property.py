@@ -66,6 +66,11 @@ def run_git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
+def run_git_env(cwd: Path, env: dict[str, str], *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **env}, check=True, capture_output=True,
+                          text=True).stdout
+
+
 def blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
@@ -105,11 +110,26 @@ def full_add_tree(root: Path, index: Path) -> str:
                           text=True).stdout.strip()
 
 
+async def full_snapshot_tree(store: Checkpoints, index: Path) -> str:
+    """The tree of a full snapshot (`add -A`, leaving out nested repositories and untracked files over the size
+    cap) through `index` instead of the store's shadow index."""
+    full = Checkpoints(store.repo, store.config)
+    full.shadow_index = index
+    full.shadow_env = {**store.shadow_env, "GIT_INDEX_FILE": str(index)}
+    full.shadow_lag = index.with_name("no-lag")
+    state, _ = await full.snapshot()
+    return state.tree
+
+
 class WatchedCheckpoints(Checkpoints):
     """Checkpoints with an inotify watch as their tracker, as in the language server, whose every snapshot is
-    compared with a full `add -A` into a copy of the shadow index as it was before: the same tree."""
+    compared with a full snapshot from where the last one left git's view of the worktree: from the last
+    snapshot's tree when the next may be built from it without the index (an index read from that tree has no
+    stat data, so every file is hashed), else from a copy of the shadow index as it was before. Same tree."""
 
     incremental: ClassVar[int] = 0  # snapshots that added only what the watch reported
+    without_index: ClassVar[int] = 0  # of those, the ones built from the last tree without the shadow index
+    unchecked: bool = False  # the next snapshot is not compared (an editor saves while it runs)
 
     @classmethod
     async def watched(cls, root: Path) -> WatchedCheckpoints:
@@ -121,15 +141,25 @@ class WatchedCheckpoints(Checkpoints):
     async def snapshot(self) -> tuple[State, list[str]]:
         before = self.shadow_index.with_name("shadow-before")
         whole = self._whole and self.shadow_index.exists()
-        if whole:
+        checked, self.unchecked = not self.unchecked, False
+        if whole and self._base is not None:
+            before.unlink(missing_ok=True)
+            run_git_env(self.repo.root, {"GIT_INDEX_FILE": str(before)}, "read-tree", self._base)
+        elif whole:
             # copy2 keeps the index file's mtime: an entry as new as it is "racily clean", checked by content; a
             # copy dated now would trust the stat data of a same-second, same-size edit (test_checkpoint_watch.py).
             shutil.copy2(self.shadow_index, before)
         state, skipped = await super().snapshot()
         if whole:
             type(self).incremental += 1
-            assert state.tree == full_add_tree(self.repo.root, before), "incremental and full add -A differ"
+            if checked:
+                assert state.tree == await full_snapshot_tree(self, before), "incremental and full snapshot differ"
         return state, skipped
+
+    async def _from_base(self, base: str, paths: list[str]) -> tuple[str, list[str]] | None:
+        built = await super()._from_base(base, paths)
+        type(self).without_index += built is not None and bool(paths)
+        return built
 
     def close(self) -> None:
         if isinstance(self.tracker, Watch):
@@ -513,7 +543,7 @@ def run_model(tmp_path: Path, examples: int, steps: int, min_steps: int) -> None
     CheckpointMachine.examples = 0
     CheckpointMachine.steps = 0
     CheckpointMachine.outcomes.clear()
-    WatchedCheckpoints.incremental = 0
+    WatchedCheckpoints.incremental = WatchedCheckpoints.without_index = 0
     run_state_machine_as_test(
         CheckpointMachine,
         settings=settings(
@@ -526,10 +556,10 @@ def run_model(tmp_path: Path, examples: int, steps: int, min_steps: int) -> None
     )
     outcomes = CheckpointMachine.outcomes
     steps = CheckpointMachine.steps - CheckpointMachine.examples  # the invariant also runs before the first step
-    incremental = WatchedCheckpoints.incremental
-    print(f"{steps} steps in {CheckpointMachine.examples} walks, {incremental} incremental snapshots:",
-          dict(sorted(outcomes.items())))
-    assert incremental, "no snapshot added only what the watch reported"
+    incremental, without_index = WatchedCheckpoints.incremental, WatchedCheckpoints.without_index
+    print(f"{steps} steps in {CheckpointMachine.examples} walks, {incremental} incremental snapshots "
+          f"({without_index} without the index):", dict(sorted(outcomes.items())))
+    assert incremental and without_index, "no snapshot added only what the watch reported"
     # The random walks must reach the successful paths of every operation and the refusals of most.
     assert all(outcomes[name] for name in ("undo: done", "redo: done", "undo_file: done")), outcomes
     assert outcomes["undo: refused"] and outcomes["undo_file: refused"], outcomes

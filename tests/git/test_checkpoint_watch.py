@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from adw.config import AdwConfig, CheckpointConfig
 from adw.errors import GitError
 from adw.git import runner
 from adw.git.checkpoints import Checkpoints
+from adw.git.refs import SHADOW_INDEX
 from adw.scouts.watch import Watch
 from tests.git.test_checkpoint_property import WatchedCheckpoints, full_add_tree
 from tests.git.test_checkpoints import git_out
@@ -31,6 +33,21 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
     async def counting(argv: list[str], *rest: object) -> tuple[int, str, str]:
         made.append(argv[1:3])
         return await spawn(argv, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_spawn", counting)
+    yield made
+
+
+@pytest.fixture
+def on_shadow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
+    """The git subcommands run on a shadow index (not on the user's index or a copy of it)."""
+    made: Calls = []
+    spawn = runner._spawn
+
+    async def counting(argv: list[str], cwd: Path, env: dict[str, str], *rest: object) -> tuple[int, str, str]:
+        if env.get("GIT_INDEX_FILE", "").endswith(SHADOW_INDEX):
+            made.append(argv[1:3])
+        return await spawn(argv, cwd, env, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runner, "_spawn", counting)
     yield made
@@ -101,6 +118,7 @@ async def test_a_failed_snapshot_makes_the_next_one_full(
         raise GitError(["git", "update-index"], 128, "fatal: disk on fire", "")
 
     with monkeypatch.context() as patch:
+        patch.setattr(store, "_hash", fails)  # the snapshot built without the index fails, then the index path
         patch.setattr(store, "_add_changed", fails)
         with pytest.raises(GitError):
             await store.checkpoint()
@@ -168,3 +186,117 @@ async def test_the_shadow_index_is_split_and_keeps_its_cache_tree(repo: Path) ->
     data = store.shadow_index.read_bytes()
     assert data[:4] == b"DIRC" and b"link" in data and b"TREE" in data
     assert list(store.repo.git_dir.glob("sharedindex.*")), "the shared part lives in the worktree's git dir"
+
+
+def built_without_index(calls: Calls, on_shadow: Calls) -> bool:
+    """The snapshot wrote its tree with mktree and never touched the shadow index."""
+    return ["mktree", "-z"] in calls and not on_shadow
+
+
+def tree_of(repo: Path, tree: str) -> dict[str, str]:
+    """{path: mode} of every file of a tree."""
+    listed = git_out(repo, "ls-tree", "-r", tree).splitlines()
+    return {line.split("\t", 1)[1]: line.split()[0] for line in listed}
+
+
+async def test_edits_are_checkpointed_from_the_last_tree_without_reading_the_index(
+    repo: Path, calls: Calls, on_shadow: Calls
+) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").write_text("edited\n")
+    (repo / "README.md").write_text("# edited\n")
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert built_without_index(calls, on_shadow), on_shadow
+    assert made.checkpoint is not None
+    assert git_out(repo, "show", f"{made.checkpoint.tree}:src/app.py") == "edited"
+    assert git_out(repo, "show", f"{made.checkpoint.tree}:README.md") == "# edited"
+    assert made.checkpoint.tree == full_add_tree(repo, repo.parent / "fresh-index")
+
+
+async def test_a_new_file_is_added_unless_ignored_or_over_the_cap(
+    repo: Path, calls: Calls, on_shadow: Calls
+) -> None:
+    (repo / ".gitignore").write_text("*.log\nbuild/\n")
+    store = await watched(repo)
+    store.config = AdwConfig(checkpoint=CheckpointConfig(max_untracked_size=100))
+    (repo / "src/deep").mkdir()
+    await store.checkpoint()  # full; the folder is known from now on
+    (repo / "src/deep/new.py").write_text("new\n")
+    (repo / "debug.log").write_text("ignored\n")
+    (repo / "src/big.bin").write_bytes(b"x" * 101)
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert built_without_index(calls, on_shadow), on_shadow
+    assert made.checkpoint is not None
+    files = tree_of(repo, made.checkpoint.tree)
+    assert "src/deep/new.py" in files and "debug.log" not in files and "src/big.bin" not in files
+    assert made.skipped == ["src/big.bin"]
+    git_out(repo, "add", "src/big.bin")  # the user tracks it: the cap is for untracked files only
+    (repo / "src/big.bin").write_bytes(b"y" * 101)
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert built_without_index(calls, on_shadow), on_shadow
+    assert made.checkpoint is not None and "src/big.bin" in tree_of(repo, made.checkpoint.tree)
+    assert made.skipped == []
+
+
+async def test_an_exec_bit_a_symlink_and_a_deletion_are_checkpointed_without_the_index(
+    repo: Path, calls: Calls, on_shadow: Calls
+) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").chmod(0o755)
+    (repo / "link").symlink_to("src/app.py")
+    (repo / "README.md").unlink()
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert built_without_index(calls, on_shadow), on_shadow
+    assert made.checkpoint is not None
+    assert tree_of(repo, made.checkpoint.tree) == {"link": "120000", "src/app.py": "100755"}
+    assert git_out(repo, "cat-file", "-p", f"{made.checkpoint.tree}:link") == "src/app.py"
+    (repo / "src/app.py").unlink()  # its folder empties: no tree holds an empty folder
+    made = await store.checkpoint()
+    assert made.checkpoint is not None and tree_of(repo, made.checkpoint.tree) == {"link": "120000"}
+
+
+async def test_a_file_inside_a_nested_repository_is_left_out(repo: Path) -> None:
+    store = await watched(repo)
+    (repo / "vendor").mkdir()
+    git_out(repo / "vendor", "init", "-q")
+    await store.checkpoint()
+    (repo / "vendor/lib.py").write_text("theirs\n")
+    made = await store.checkpoint()
+    assert made.checkpoint is not None
+    assert sorted(tree_of(repo, made.checkpoint.tree)) == ["README.md", "src/app.py"]
+    assert "vendor/" in made.skipped
+
+
+async def test_the_shadow_index_catches_up_before_a_full_snapshot_reads_it(
+    repo: Path, calls: Calls, on_shadow: Calls
+) -> None:
+    """A file a snapshot built without the index took in stays in checkpoints after it is ignored, as a file the
+    shadow index tracks does under `add -A`: the next store (a restart) brings the shadow index up to the last
+    tree (the lag file) before its full snapshot."""
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "notes.txt").write_text("mine\n")
+    calls.clear()
+    on_shadow.clear()
+    await store.checkpoint()
+    assert built_without_index(calls, on_shadow)
+    assert store.shadow_lag.exists()
+    assert isinstance(store.tracker, Watch)
+    store.tracker.close()
+    (repo / ".gitignore").write_text("notes.txt\n")
+    again = await watched(repo)
+    calls.clear()
+    on_shadow.clear()
+    made = await again.checkpoint()
+    assert full(calls) and not again.shadow_lag.exists()
+    assert made.checkpoint is not None and "notes.txt" in tree_of(repo, made.checkpoint.tree)

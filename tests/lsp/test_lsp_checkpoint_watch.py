@@ -1,5 +1,6 @@
 """The language server's checkpoint stores snapshot incrementally (issue 14, point 4): each worktree's store
-carries an inotify watch, so after its first snapshot only the changed paths are added."""
+carries an inotify watch, so after its first snapshot only the changed paths are hashed, into a tree built from
+the last one without reading the shadow index."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from adw.lsp import create_server
 from adw.scouts.watch import Watch
 from tests.git.test_checkpoint_property import full_add_tree
-from tests.git.test_checkpoint_watch import Calls, calls, full
+from tests.git.test_checkpoint_watch import Calls, calls
 from tests.git.test_checkpoints import git_out
 from tests.lsp.conftest import MINIMAL, SERVER, Recorder, run, server_env, start
 
@@ -40,7 +41,8 @@ async def test_the_language_servers_stores_snapshot_incrementally(
     repo: Path, tmp_path: Path, calls: Calls, linked: bool
 ) -> None:
     """The server's long-lived store of each worktree carries a watch: after its first snapshot, an edit, a new
-    file and a deletion are added by path, into the same tree a full `add -A` gives."""
+    file and a deletion are taken by path into a tree built without the shadow index (no `add`, `update-index`
+    or `write-tree`), the same tree a full `add -A` gives."""
     root = repo
     if linked:
         root = tmp_path / "linked"
@@ -54,7 +56,7 @@ async def test_the_language_servers_stores_snapshot_incrementally(
     (root / "notes.txt").write_text("untracked\n")
     (root / "README.md").unlink()
     made = await store.checkpoint("second")
-    assert not full(calls) and ["update-index", "--add"] in calls
+    assert ["mktree", "-z"] in calls and not any(c[0] in ("add", "update-index", "write-tree") for c in calls)
     assert made.checkpoint is not None
     assert made.checkpoint.tree == full_add_tree(root, tmp_path / "fresh-index")
     assert await server.checkpoints(root) is store  # one store (and one watch) per worktree
@@ -64,7 +66,8 @@ async def test_a_checkpoint_through_the_server_adds_only_what_changed(
     traced: LanguageClient, workspace: Path, tmp_path: Path
 ) -> None:
     """`adw.server.checkpoint` over stdio after an edit, a new untracked file and a deletion: the server's second
-    snapshot runs no `add -A` (its watch named the paths) and its tree is the one a full `add -A` gives."""
+    snapshot reads no index (its watch named the paths; the tree is built from the first one) and its tree is
+    the one a full `add -A` gives."""
     client = traced
     first = await run(client, "checkpoint", None, "first")
     assert first["created"] is True
@@ -75,7 +78,8 @@ async def test_a_checkpoint_through_the_server_adds_only_what_changed(
     (workspace / "README.md").unlink()
     second = await run(client, "checkpoint", None, "second")
     trace = TRACE.read_text()
-    assert "git add -A" not in trace and "git update-index --add" in trace
+    assert "git mktree" in trace
+    assert not any(f"git {command}" in trace for command in ("add", "update-index", "write-tree", "ls-files"))
     assert second["checkpoint"]["tree"] == full_add_tree(workspace, tmp_path / "fresh-index")
     names = git_out(workspace, "ls-tree", "-r", "--name-only", second["checkpoint"]["tree"]).split()
     assert "notes.txt" in names and "README.md" not in names

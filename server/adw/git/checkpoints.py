@@ -49,6 +49,7 @@ from adw.git.refs import (
     JOURNAL_NS,
     REDO_NS,
     SHADOW_INDEX,
+    SHADOW_LAG,
     TIPS_NS,
     UNDO_NS,
     list_refs,
@@ -56,6 +57,7 @@ from adw.git.refs import (
 )
 from adw.git.repo import Repo
 from adw.git.runner import git
+from adw.git.trees import GITLINK, TREE, Entry, NotPlain, TreeCache, parent_of
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Checkpoints are ADW's own bookkeeping; a fixed identity works on machines with no git identity configured.
@@ -74,6 +76,7 @@ _PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 Kind = Literal["checkpoint", "state"]
 # Beyond this many changed paths a full `add -A` is as cheap as naming them.
 MAX_INCREMENTAL_PATHS = 1000
+_MAX_LINKS = 16  # symlinks a snapshot built without the index hashes (one `hash-object` each)
 
 
 class ChangeTracker(Protocol):
@@ -229,6 +232,13 @@ class Checkpoints:
         self.tracker: ChangeTracker | None = None
         self._whole = False  # the shadow index holds every change up to the tracker's last report
         self._skipped: set[str] = set()  # what the last snapshot left out
+        # The last snapshot's tree while the tracker's next report names every change since and the shadow index
+        # (with the lag file applied) holds it: the next snapshot can be built from it without the index.
+        self._base: str | None = None
+        self.shadow_lag = repo.private_dir / SHADOW_LAG
+        self._shadow_stat: tuple[int, int, int] | None = None  # the shadow index as this store last left it
+        self._known_trees = TreeCache()  # trees read or written, for snapshots built without the index
+        self._plain: tuple[tuple[object, ...], bool] | None = None  # (git config files' stat, _plain_git's answer)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
@@ -526,17 +536,159 @@ class Checkpoints:
         # The tracker's report is taken first: a change made while this snapshot runs is in the next one.
         changed = self.tracker.changed_paths() if self.tracker is not None else None
         whole, self._whole = self._whole, False  # a snapshot that fails leaves the next one to start over
-        if changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS:
-            skipped = await self._add_changed(changed, env)
+        base, self._base = self._base, None
+        incremental = changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS
+        built = None
+        if incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index):
+            # (Only while the shadow index is as this store left it: another process's undo may have adopted a file
+            # into it that the base lacks.)
+            with contextlib.suppress(GitError, NotPlain, ValueError):  # a file replaced meanwhile: the index path
+                built = await self._from_base(base, changed or [])
+        if built is not None:
+            tree, skipped = built
         else:
-            new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
-            skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
-            excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
-            await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
-        tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
+            await self._sync_shadow()
+            if incremental:
+                skipped = await self._add_changed(changed or [], env)
+            else:
+                new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
+                skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
+                excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
+                await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
+            tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
+            self._shadow_stat = _stat_key(self.shadow_index)
         self._skipped, self._whole = set(skipped), self.tracker is not None
+        self._base = tree if self._whole else None
         head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
         return State(tree, await self._index_tree(), head, branch), skipped
+
+    async def _from_base(self, base: str, paths: list[str]) -> tuple[str, list[str]] | None:
+        """The snapshot as the tree `base` (the last one) with `paths` (what changed since) as they are on disk, built
+        without reading the shadow index: the same tree an `add -A` would give, or None when a path is not a plain
+        case (a folder, a file where a folder was, a submodule, a nested repository, a file git might convert
+        by what the index holds, an unusual git configuration), which the index path handles.
+
+        A path the base holds is updated or removed whether or not it is ignored now (as `add -A` keeps tracked
+        files); a new one is added unless `check-ignore` ignores it or it is over the untracked size cap and not in
+        the user's index (`_too_big_or_nested`). The shadow index is brought to the new tree later, by the lag file
+        (`_sync_shadow`), before anything reads it."""
+        root = self.repo.root
+        skipped = {p for p in self._skipped if not any(_under(p, changed) for changed in paths)}
+        if not paths:
+            return base, sorted(skipped)
+        if len(base) != 40 or not await self._plain_git():
+            return None
+        disk = await asyncio.to_thread(_inspect, root, paths)
+        if disk is None:
+            return None
+        names = {os.fsencode(p): p for p in paths}
+        folders = await self._known_trees.folders(root, base, list(names))
+        edits: dict[bytes, Entry | None] = {}
+        update: list[str] = []
+        new: list[str] = []
+        for raw, rel in names.items():
+            folder, name = parent_of(raw)
+            parent = folders[folder]
+            entry = self._known_trees.trees[parent].get(name) if parent is not None else None
+            if entry is not None and (entry[0] == GITLINK or (entry[0] == TREE and disk[rel] is not None)):
+                return None
+            if disk[rel] is None:
+                if entry is not None:
+                    edits[raw] = None  # a file, or a folder gone with everything in it
+            else:
+                (update if entry is not None else new).append(rel)
+        if new:
+            listed = os.fsencode("\0".join(new)) + b"\0"
+            check = await git("check-ignore", "--no-index", "-z", "--stdin", cwd=root, ok_codes=(0, 1), input=listed)
+            ignored = set(check.stdout.split("\0"))
+            new = [p for p in new if p not in ignored]
+            left_out = await self._too_big_or_nested(new)
+            skipped.update(left_out)
+            update += [p for p in new if p not in left_out]
+        if sum((found := disk[p]) is not None and found[1] is not None for p in update) > _MAX_LINKS:
+            return None
+        for rel, oid in (await self._hash(update, disk)).items():
+            found = disk[rel]
+            assert found is not None
+            edits[os.fsencode(rel)] = (found[0].encode(), oid)
+        tree = await self._known_trees.rebuild(root, folders, edits)
+        if not tree:
+            return None  # nothing left: the empty tree is the index path's to write
+        held = self.shadow_lag.read_text().split()[0] if self.shadow_lag.exists() else base
+        # Always 82 bytes, written in place in one write: a rename per snapshot cost milliseconds on a busy disk,
+        # and a file torn by a crash reads as no lag (the shadow index then only misses what `add -A` corrects).
+        fd = os.open(self.shadow_lag, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{held} {tree}\n".encode())
+        finally:
+            os.close(fd)
+        return tree, sorted(skipped)
+
+    async def _hash(self, paths: list[str], disk: dict[str, _Found | None]) -> dict[str, str]:
+        """Write the blobs of files and symlinks (`disk`: from `_inspect`); their ids by path. Files go through
+        git's filters as `add` runs them; a symlink's blob is its target."""
+        root = self.repo.root
+        files = [p for p in paths if (found := disk[p]) is not None and found[1] is None]
+        links = [p for p in paths if p not in files]
+
+        async def link(rel: str) -> str:
+            found = disk[rel]
+            assert found is not None and found[1] is not None
+            return (await git("hash-object", "-w", "--no-filters", "--stdin", cwd=root, input=found[1])).stdout.strip()
+
+        async def regular() -> list[str]:
+            if not files:
+                return []
+            feed = b"".join(os.fsencode(p) + b"\n" for p in files)
+            return (await git("hash-object", "-w", "--stdin-paths", cwd=root, input=feed)).stdout.split()
+
+        hashed, linked = await asyncio.gather(regular(), asyncio.gather(*(link(p) for p in links)))
+        if len(hashed) != len(files):
+            raise ValueError(f"hash-object gave {len(hashed)} ids for {len(files)} files")
+        return dict(zip([*files, *links], [*hashed, *linked], strict=True))
+
+    async def _plain_git(self) -> bool:
+        """Whether git stores a file just as lstat sees it and hashes it without the index: core.fileMode and
+        core.symlinks on, core.ignoreCase and core.autocrlf off; cached by the stat of the config files."""
+        home = Path.home()
+        files = (
+            self.repo.common_dir / "config", self.repo.git_dir / "config.worktree", home / ".gitconfig",
+            Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config", Path("/etc/gitconfig"),
+        )
+        signature = (*(_stat_key(f) for f in files), *sorted(i for i in os.environ.items() if i[0].startswith("GIT")))
+        if self._plain is None or self._plain[0] != signature:
+            out = await git("config", "-z", "--get-regexp", r"^core\.(filemode|symlinks|ignorecase|autocrlf)$",
+                            cwd=self.repo.root, ok_codes=(0, 1))
+            values = {key: value.lower() for key, _, value in (i.partition("\n") for i in out.stdout.split("\0") if i)}
+            on = ("true", "yes", "on", "1", "")
+            plain = (values.get("core.filemode", "true") in on and values.get("core.symlinks", "true") in on
+                     and values.get("core.ignorecase", "false") not in on
+                     and values.get("core.autocrlf", "false") not in (*on, "input"))
+            self._plain = (signature, plain)
+        return self._plain[1]
+
+    async def _sync_shadow(self) -> None:
+        """Give the shadow index the tree the snapshots built without it (the lag file), before anything reads it:
+        the entries that differ, without stat data, so the next `add -A` hashes those files again."""
+        try:
+            held, wanted = self.shadow_lag.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return
+        try:
+            changes = await self._changes(held, wanted)
+        except GitError:
+            changes = []  # a tree pruned by `gc`: the index stays as it was, which `add -A` corrects
+        await self._index_info(changes)
+        self.shadow_lag.unlink()
+
+    async def _index_info(self, changes: list[_Change]) -> None:
+        """Set the shadow index's entries of `changes` to their new side (removals first, so a file can take the
+        place of a folder), without stat data."""
+        lines = [f"0 {c.new_oid}\t{c.path}" for c in changes if c.new_mode == _NO_MODE]
+        lines += [f"{c.new_mode} {c.new_oid}\t{c.path}" for c in changes if c.new_mode != _NO_MODE]
+        if lines:
+            await git("update-index", "-z", "--index-info", cwd=self.repo.root, env=self.shadow_env,
+                      input="\0".join(lines) + "\0")
 
     async def _add_changed(self, paths: list[str], env: dict[str, str]) -> list[str]:
         """`add -A` of only `paths` (files or folders): what the shadow index tracks under them is updated or
@@ -813,14 +965,14 @@ class Checkpoints:
         replaced by a rename (a new inode), so its entry no longer matches and the next snapshot rehashes it."""
         if not adopt and all(c.old_mode in _BLOB_MODES and c.new_mode in _BLOB_MODES for c in changes):
             return
+        # The index now differs from the snapshot's tree (adopted files): the next snapshot reads it again.
+        self._base = None
+        await self._sync_shadow()
         # A kept file's entry stays as the snapshot saw it: no event of a watch would bring it back in line.
-        wanted = {c.path: (c.new_mode, c.new_oid) for c in changes if c.new_mode != "160000" and c.path not in kept}
-        lines = [f"{mode if mode != _NO_MODE else '0'} {oid}\t{path}" for path, (mode, oid) in wanted.items()]
-        if lines:
-            await git("update-index", "-z", "--index-info", cwd=self.repo.root,
-                      env=self.shadow_env, input="\0".join(lines) + "\0")
+        await self._index_info([c for c in changes if c.new_mode != "160000" and c.path not in kept])
         if adopt:
             await git("add", "-f", "--", *(f":(literal){p}" for p in adopt), cwd=self.repo.root, env=self.shadow_env)
+        self._shadow_stat = _stat_key(self.shadow_index)
 
     async def _differing(self, tree: str, paths: list[str]) -> list[str]:
         """The paths whose file on disk is not exactly (content and mode) the version in `tree`."""
@@ -950,6 +1102,54 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+_Found = tuple[str, bytes | None]  # (mode, a symlink's target) of a file on disk
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _inspect(root: Path, paths: list[str]) -> dict[str, _Found | None] | None:
+    """What each path is on disk (None: absent), or None when one is not a plain file or symlink in folders of
+    this repository (a folder, a path under a file, a nested repository) or may hold a carriage return (git's
+    end-of-line conversion of a file depends on the version in the index)."""
+    found: dict[str, _Found | None] = {}
+    nested: dict[str, bool] = {}
+    for rel in paths:
+        if "\n" in rel or rel.startswith('"') or ".git" in rel.split("/"):  # hash-object reads lines, unquoted
+            return None
+        folder = os.path.dirname(rel)
+        while folder:
+            if folder not in nested:
+                nested[folder] = os.path.lexists(root / folder / ".git")
+            if nested[folder]:
+                return None
+            folder = os.path.dirname(folder)
+        path = root / rel
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[rel] = ("120000", os.readlink(os.fsencode(path)))
+            elif stat.S_ISREG(st.st_mode) and not _has_cr(path):
+                found[rel] = ("100755" if st.st_mode & stat.S_IXUSR else "100644", None)
+            else:
+                return None
+        except FileNotFoundError:
+            found[rel] = None
+        except OSError:
+            return None  # e.g. a file where a folder on the path was
+    return found
+
+
+def _has_cr(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return any(b"\r" in chunk for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _is_dir(path: Path) -> bool:

@@ -25,6 +25,7 @@ BASELINE_DIR = "baseline"  # adw_dir: <digest>.json, the judge's cached runs on 
 AGENT_SESSIONS_DIR = "sessions"  # adw_dir: <workflow>/<task>/, an agent's conversation kept for follow-ups (aider's)
 SCOUTS_DIR = "scouts"  # adw_dir: corpus-<worktree>.bin caches and reports/
 SHADOW_INDEX = "shadow-index"  # private_dir: the index checkpoints are snapshotted through
+SHADOW_LAG = "shadow-lag"  # private_dir: "<tree the shadow index holds> <tree it must hold>" (snapshots without it)
 CHECKPOINT_JOURNAL = "journal.json"  # private_dir: the undo or redo in progress
 CHECKPOINTS_LOCK = "checkpoints.lock"  # private_dir: one checkpoint operation at a time per worktree
 INDEX_TREE_CACHE = "index-tree.json"  # private_dir: the tree of the last index seen
