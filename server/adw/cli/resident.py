@@ -23,14 +23,14 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import adw
 from adw import __version__
 from adw.cli import build_parser, command_of
-from adw.cli.forward import REPLY_LIMIT, handed_over, request_environment, socket_path
+from adw.cli.forward import REPLY_LIMIT, handed_over, private_folder, request_environment, socket_path
 from adw.cli.output import add_json_flag, emit, run_command
 from adw.errors import AdwError
 from adw.git.refs import DAEMON_LOG
@@ -146,8 +146,7 @@ class Resident:
 
     async def serve(self) -> int:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = self.path.parent.stat()
-        if folder.st_uid != os.getuid() or folder.st_mode & 0o077:
+        if not private_folder(self.path.parent):
             raise AdwError(f"{self.path.parent} is not private to this user; the resident ADW will not listen there",
                            f"remove it or make it yours with mode 700: chmod 700 {self.path.parent}")
         with self.path.with_suffix(".lock").open("a") as held:
@@ -181,8 +180,8 @@ class Resident:
             reply = await self._answer(request)
             writer.write(json.dumps(reply).encode())
             await writer.drain()
-        except (OSError, ValueError) as exc:
-            print(f"a request failed: {exc!r}", flush=True)
+        except (OSError, ValueError) as exc:  # to the log, not into the output of a command being run
+            print(f"a request failed: {exc!r}", file=sys.__stdout__, flush=True)
         finally:
             writer.close()
 
@@ -201,7 +200,8 @@ class Resident:
             return {"refused": "not a command the resident ADW serves"}
         async with self.one_at_a_time:
             self.last = time.monotonic()
-            code, out, err = await run_captured(argv, str(request["cwd"]))
+            with _environment(request.get("environ") or dict(os.environ)):
+                code, out, err = await run_captured(argv, str(request["cwd"]))
             self.served += 1
             self.last = time.monotonic()
         return {"code": code, "stdout": out, "stderr": err}
@@ -222,6 +222,19 @@ async def run_captured(argv: Sequence[str], cwd: str) -> tuple[int, str, str]:
             traceback.print_exc()
             code = 1
     return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """The command's own environment (its setup command and git calls read it) while it runs, one at a time."""
+    own = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(own)
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int:
