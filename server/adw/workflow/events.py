@@ -96,6 +96,24 @@ class PermissionAsked(BaseEvent):
     timeout: float
 
 
+    def described(self) -> str:
+        """What the agent asks, as a person is shown it: "TOOL (PATH, …)", the agent's words made safe to show."""
+        paths = [shown(path) for path in self.paths[:_SHOWN_PATHS]]
+        if len(self.paths) > _SHOWN_PATHS:
+            paths.append(f"and {len(self.paths) - _SHOWN_PATHS} more")
+        return shown(self.tool) + (f" ({', '.join(paths)})" if paths else "")
+
+
+_SHOWN_PATHS = 5
+
+
+def shown(text: str, limit: int = 300) -> str:
+    """An agent's text as it may be shown on a terminal or in a notification: control characters escaped (none
+    moves the cursor or forges a line of its own), at most `limit` characters."""
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
 class PermissionAnswered(BaseEvent):
     """The end of a question: answered (`by` names who), timed out, or dropped because the turn ended."""
 
