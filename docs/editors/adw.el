@@ -14,6 +14,9 @@
   "How to start ADW's language server (set it before loading this file to use another Python).")
 
 (add-to-list 'eglot-server-programs `((markdown-mode gfm-mode text-mode) . ,adw-server-command))
+;; Emacs has no Markdown mode of its own: without the markdown-mode package, specs open in text-mode.
+(unless (fboundp 'markdown-mode)
+  (add-to-list 'auto-mode-alist '("\\.md\\'" . text-mode)))
 
 (defun adw-project (dir)
   "The repository's main folder as DIR's project, so that its worktrees (…/repo.worktrees/name) share one server."

@@ -11,8 +11,6 @@
 (setq eglot-sync-connect t
       auto-revert-interval 0.5
       auto-revert-verbose nil)
-;; Emacs 28 has no markdown mode of its own: specs open in text-mode (markdown-mode users get the same).
-(add-to-list 'auto-mode-alist '("\\.md\\'" . text-mode))
 
 (defvar adw-result (list :steps nil :logs nil :asked 0))
 (defun adw-put (key value) (setq adw-result (plist-put adw-result key value)))

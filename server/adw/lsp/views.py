@@ -39,10 +39,12 @@ def register(server: AdwServer) -> None:
             for workflow in engine.workflows():
                 busy = sum(1 for task in workflow.tasks if task.state == "running" and task.kind == "agent")
                 running[str(Path(workflow.cwd))] = running.get(str(Path(workflow.cwd)), 0) + busy
+        watched = infos[0]["repository"] if infos else None  # the conflict watch's: the first folder's, listed first
         for info in infos:
             info["agentsRunning"] = running.get(str(info["path"]), 0)
             # predicted conflicts with the other active worktrees (adw.lsp.conflicts)
-            others = ls.conflicts.involving(str(info["name"])) if ls.conflicts is not None else []
+            conflicts = ls.conflicts if info["repository"] == watched else None
+            others = conflicts.involving(str(info["name"])) if conflicts is not None else []
             info["conflicts"] = to_jsonable(others)
         return list(infos)
 
