@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from adw.errors import AdwError
+from adw.git.runner import run
 from adw.serialize import to_jsonable
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -29,7 +29,7 @@ def emit(args: argparse.Namespace, result: Any, text: str) -> None:
 
 def run_handler(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(run_command(args))
+        return run(run_command(args))
     except KeyboardInterrupt:
         print("adw: interrupted", file=sys.stderr)
         return 130

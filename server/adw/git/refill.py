@@ -5,9 +5,9 @@ Started detached and at low priority by `Pool.refill_in_background` after a crea
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
+from adw.git.runner import run
 from adw.git.worktrees import Worktrees
 
 
@@ -16,4 +16,4 @@ async def _fill(root: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_fill(sys.argv[1]))
+    run(_fill(sys.argv[1]))

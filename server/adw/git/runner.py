@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from adw.errors import GitError, GitLockError, GitTimeoutError
 from adw.git.locks import lock_holders, remove_if_stale
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 120.0
 # git fails at once rather than waiting when another process holds one of these; they clear in milliseconds.
@@ -82,14 +85,23 @@ async def git(
 async def _spawn(
     argv: list[str], cwd: Path, env: dict[str, str], data: bytes | None, timeout: float
 ) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
+    starting = asyncio.ensure_future(asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
+    ))
+    _STARTING.add(starting)
+    starting.add_done_callback(_STARTING.discard)
+    try:
+        proc = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # A start cancelled half-way never ends on Python 3.11 when its pipes were not connected yet: let it
+        # finish, then stop git as any cancelled call does.
+        await _kill(await starting)
+        raise
     try:
         # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that arrives as git finishes.
         async with asyncio.timeout(timeout):
@@ -102,6 +114,35 @@ async def _spawn(
         raise
     assert proc.returncode is not None
     return proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
+
+
+# Starts of git processes under way, and the asyncio task that connects a new process's pipes: `run` lets them
+# finish rather than cancel them.
+_STARTING: set[asyncio.Future[asyncio.subprocess.Process]] = set()
+_PIPES_TASK = "BaseSubprocessTransport._connect_pipes"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` for a command: once `main` is done, the tasks it left running are cancelled and waited for
+    before the loop's own teardown. That teardown cancels every task at once, a git start under way included,
+    which Python 3.11 then waits for forever (seen under load as a process that never exits)."""
+
+    async def to_the_end() -> T:
+        try:
+            return await main
+        finally:
+            await _stop_pending()
+
+    return asyncio.run(to_the_end())
+
+
+async def _stop_pending() -> None:
+    me = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not me and task not in _STARTING
+               and getattr(task.get_coro(), "__qualname__", "") != _PIPES_TASK]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

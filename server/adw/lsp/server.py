@@ -27,6 +27,7 @@ from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
 from adw.git.checkpoints import Checkpoints
 from adw.git.repo import Repo
+from adw.git.runner import run
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
 from adw.scouts.watch import Watch
@@ -76,7 +77,7 @@ class AdwServer(LanguageServer):
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         reader = transport.StdinReader(stdin or sys.stdin.buffer, self.thread_pool)
         try:
-            asyncio.run(transport.serve(stop, reader, self.protocol, transport.answer_with(self.protocol)))
+            run(transport.serve(stop, reader, self.protocol, transport.answer_with(self.protocol)))
         except BrokenPipeError:
             log.error("the client closed the connection; stopping")
         except (KeyboardInterrupt, SystemExit):
@@ -100,7 +101,7 @@ class AdwServer(LanguageServer):
                 await server.serve_forever()
 
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-            asyncio.run(listen())
+            run(listen())
 
     # ---------------------------------------------------------------- workspace
 
