@@ -283,3 +283,33 @@ def test_a_resident_killed_at_every_git_call_of_an_undo_is_reported_and_all_or_n
     template = user_work(make_repo)
     assert sweep(template, tmp_path, faulty, ["undo"], ["redo"], run=undo_in_a_resident) >= 8
     assert len(reports) >= 8
+
+
+@pytest.mark.slow
+def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
+    repo: Path, runtime: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C of an `undo` queued behind a slow command: nobody waits for it any more, so it must not undo the
+    files minutes later, behind the person's back."""
+    faulty = FaultyGit(tmp_path / "faulty")
+    pid, env = slow_resident(repo, faulty, {"write-tree": 2})
+    try:
+        app = repo / "src/app.py"
+        app.write_text("one\n", encoding="utf-8")
+        assert adw(repo, "checkpoint", env=env).returncode == 0
+        app.write_text("two\n", encoding="utf-8")
+        first = subprocess.Popen([str(ADW), "-C", str(repo), "checkpoint"], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_call(faulty, "write-tree")
+        queued = subprocess.Popen([str(ADW), "-C", str(repo), "undo"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)  # its request is in (not a timed assert: only the window for the Ctrl-C below)
+        queued.send_signal(signal.SIGINT)
+        assert queued.communicate(timeout=60)[1].startswith("adw: interrupted; the resident ADW may still finish")
+        assert first.wait(timeout=60) == 0
+        listed = adw(repo, "checkpoints", "--all", "--json", env=env)  # after the queue: the undo's turn is over
+        assert [(c["number"], c["redo"]) for c in json.loads(listed.stdout)] == [(1, False), (2, False)]
+        assert app.read_text(encoding="utf-8") == "two\n"
+        assert int(json.loads(adw(repo, "daemon", "status", "--json", env=env).stdout)["served"]) == 3
+    finally:
+        stop(pid)

@@ -17,13 +17,14 @@ import fcntl
 import io
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ class Resident:
             if _peer_uid(writer) != os.getuid():
                 return
             request = json.loads(await reader.read(REPLY_LIMIT))
-            reply = await self._answer(request)
+            reply = await self._answer(request, lambda: _hung_up(writer))
             writer.write(json.dumps(reply).encode())
             await writer.drain()
         except (OSError, ValueError) as exc:  # to the log, not into the output of a command being run
@@ -185,7 +186,7 @@ class Resident:
         finally:
             writer.close()
 
-    async def _answer(self, request: dict[str, Any]) -> dict[str, object]:
+    async def _answer(self, request: dict[str, Any], gone: Callable[[], bool] = lambda: False) -> dict[str, object]:
         if request.get("ping") or request.get("stop"):
             if request.get("stop"):
                 self.stopping.set()
@@ -199,6 +200,8 @@ class Resident:
         if not handed_over(argv, command_of(argv)):
             return {"refused": "not a command the resident ADW serves"}
         async with self.one_at_a_time:
+            if gone():  # it gave up waiting for its turn (Ctrl-C): nobody expects the command to run any more
+                return {"refused": "the command line went away before its turn"}
             self.last = time.monotonic()
             with _environment(request.get("environ") or dict(os.environ)):
                 code, out, err = await run_captured(argv, str(request["cwd"]))
@@ -235,6 +238,13 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(own)
+
+
+def _hung_up(writer: asyncio.StreamWriter) -> bool:
+    """Whether the peer closed its end (it only shut its writing half once its request was sent)."""
+    poller = select.poll()
+    poller.register(writer.get_extra_info("socket").fileno(), select.POLLHUP)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int:
