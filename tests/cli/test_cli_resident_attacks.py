@@ -292,18 +292,19 @@ def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
     """Ctrl-C of an `undo` queued behind a slow command: nobody waits for it any more, so it must not undo the
     files minutes later, behind the person's back."""
     faulty = FaultyGit(tmp_path / "faulty")
-    pid, env = slow_resident(repo, faulty, {"write-tree": 2})
+    pid, env = slow_resident(repo, faulty, {"write-tree": 4})  # time to queue and give up on an undo
     try:
         app = repo / "src/app.py"
         app.write_text("one\n", encoding="utf-8")
         assert adw(repo, "checkpoint", env=env).returncode == 0
         app.write_text("two\n", encoding="utf-8")
+        faulty.reset()  # the checkpoint's write-tree above is not the one to wait for
         first = subprocess.Popen([str(ADW), "-C", str(repo), "checkpoint"], env=env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for_call(faulty, "write-tree")
         queued = subprocess.Popen([str(ADW), "-C", str(repo), "undo"], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1)  # its request is in (not a timed assert: only the window for the Ctrl-C below)
+        time.sleep(1)  # its request is in, well before the checkpoint ends (not an assert: the Ctrl-C's moment)
         queued.send_signal(signal.SIGINT)
         assert queued.communicate(timeout=60)[1].startswith("adw: interrupted; the resident ADW may still finish")
         assert first.wait(timeout=60) == 0
@@ -311,5 +312,45 @@ def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
         assert [(c["number"], c["redo"]) for c in json.loads(listed.stdout)] == [(1, False), (2, False)]
         assert app.read_text(encoding="utf-8") == "two\n"
         assert int(json.loads(adw(repo, "daemon", "status", "--json", env=env).stdout)["served"]) == 3
+    finally:
+        stop(pid)
+
+
+def test_a_resident_killed_as_it_writes_its_answer_is_reported_not_a_traceback(repo: Path, runtime: Path) -> None:
+    """Half an answer (a kill -9 in the middle of a large reply) reads as a resident ADW that went away."""
+    path = socket_path(common_dir(repo))
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+
+    def answer_half() -> None:
+        connection, _ = listener.accept()
+        connection.recv(1 << 20)
+        connection.sendall(json.dumps({"code": 0, "stdout": "x" * 100_000, "stderr": ""}).encode()[:70_000])
+        connection.close()
+
+    with listener:
+        thread = threading.Thread(target=answer_half)
+        thread.start()
+        done = adw(repo, "worktree", "list")
+        thread.join()
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("adw: the resident ADW stopped while running `adw -C "), done.stderr
+    assert "whether it ran is unknown" in done.stderr
+
+
+@pytest.mark.slow
+def test_daemon_stop_lets_the_command_it_runs_finish(repo: Path, runtime: Path, tmp_path: Path) -> None:
+    faulty = FaultyGit(tmp_path / "faulty")
+    pid, env = slow_resident(repo, faulty, {"write-tree": 2})
+    try:
+        (repo / "src/app.py").write_text("to keep\n", encoding="utf-8")
+        client = subprocess.Popen([str(ADW), "-C", str(repo), "checkpoint"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_call(faulty, "write-tree")
+        assert "stopped the resident ADW" in adw(repo, "daemon", "stop", env=env).stdout
+        out, err = client.communicate(timeout=60)
+        assert (client.returncode, out) == (0, "checkpoint 1 made\n"), err
     finally:
         stop(pid)

@@ -159,7 +159,8 @@ def _exchange(path: Path, request: dict[str, object]) -> dict[str, object]:
             size += len(chunk)
             if size > REPLY_LIMIT:
                 raise ResidentStopped("the resident ADW answered too much to")
-    if not chunks:
-        raise ResidentStopped("the resident ADW stopped while running")
-    reply: dict[str, object] = json.loads(b"".join(chunks))
+    try:
+        reply: dict[str, object] = json.loads(b"".join(chunks))
+    except ValueError:  # nothing, or half an answer: it went away while running the command or answering
+        raise ResidentStopped("the resident ADW stopped while running") from None
     return reply

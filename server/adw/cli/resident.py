@@ -38,6 +38,7 @@ from adw.git.refs import DAEMON_LOG
 from adw.git.repo import Repo
 
 _START_WAIT_S = 15.0
+_REQUEST_WAIT_S = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -144,6 +145,8 @@ class Resident:
         self.environment = request_environment()
         self.one_at_a_time = asyncio.Lock()
         self.stopping = asyncio.Event()
+        self.closing = False
+        self.answering: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> int:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -170,14 +173,22 @@ class Resident:
             finally:
                 server.close()
                 self.path.unlink(missing_ok=True)
+                # A command begun finishes and is answered; one still waiting for its turn is refused, so its
+                # command line runs it itself. Stopping half-way would leave it "whether it ran is unknown".
+                self.closing = True
+                await asyncio.gather(*self.answering, return_exceptions=True)
                 await server.wait_closed()
         return 0
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        this = asyncio.current_task()
+        assert this is not None
+        self.answering.add(this)
         try:
             if _peer_uid(writer) != os.getuid():
                 return
-            request = json.loads(await reader.read(REPLY_LIMIT))
+            async with asyncio.timeout(_REQUEST_WAIT_S):  # the command line sends it at once: none holds a stop
+                request = json.loads(await reader.read(REPLY_LIMIT))
             reply = await self._answer(request, lambda: _hung_up(writer))
             writer.write(json.dumps(reply).encode())
             await writer.drain()
@@ -185,6 +196,7 @@ class Resident:
             print(f"a request failed: {exc!r}", file=sys.__stdout__, flush=True)
         finally:
             writer.close()
+            self.answering.discard(this)
 
     async def _answer(self, request: dict[str, Any], gone: Callable[[], bool] = lambda: False) -> dict[str, object]:
         if request.get("ping") or request.get("stop"):
@@ -200,6 +212,8 @@ class Resident:
         if not handed_over(argv, command_of(argv)):
             return {"refused": "not a command the resident ADW serves"}
         async with self.one_at_a_time:
+            if self.closing:
+                return {"refused": "the resident ADW is stopping"}
             if gone():  # it gave up waiting for its turn (Ctrl-C): nobody expects the command to run any more
                 return {"refused": "the command line went away before its turn"}
             self.last = time.monotonic()
