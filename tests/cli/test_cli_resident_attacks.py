@@ -354,3 +354,14 @@ def test_daemon_stop_lets_the_command_it_runs_finish(repo: Path, runtime: Path, 
         assert (client.returncode, out) == (0, "checkpoint 1 made\n"), err
     finally:
         stop(pid)
+
+
+def test_a_long_request_is_read_whole(repo: Path, resident: int) -> None:
+    """A request bigger than one read of the socket (a long message, a large environment) is served."""
+    (repo / "src/app.py").write_text("changed\n", encoding="utf-8")
+    large = {f"LARGE{n}": "b" * 100_000 for n in range(8)}
+    done = subprocess.run([str(ADW), "-C", str(repo), "checkpoint", "-m", "m" * 100_000, "--json"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **large})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["checkpoint"]["message"] == "m" * 100_000
+    assert served(repo) == 1

@@ -188,7 +188,7 @@ class Resident:
             if _peer_uid(writer) != os.getuid():
                 return
             async with asyncio.timeout(_REQUEST_WAIT_S):  # the command line sends it at once: none holds a stop
-                request = json.loads(await reader.read(REPLY_LIMIT))
+                request = json.loads(await reader.readline())  # whole: one read may hold only its start
             reply = await self._answer(request, lambda: _hung_up(writer))
             writer.write(json.dumps(reply).encode())
             await writer.drain()
