@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions, State } from 'vscode-languageclient/node';
 import {
-  CHANGED, CONFIGURATION, ChangedParams, CommandResults, ConfigurationParams, ServerCommands, failureToast, serverCommand,
+  CHANGED, CONFIGURATION, ChangedParams, CommandResults, ConfigurationParams, ServerCommands, ToastAction, actionCommand,
+  failureToast, serverCommand,
 } from './protocol';
 import { CHECK_ARGS, INSTALL_ARGS, Interpreter, SERVER_ARGS, commandLine, findInterpreter } from './python';
 
@@ -82,9 +83,17 @@ export class AdwClient implements vscode.Disposable {
     }
     const { message, actions } = failureToast(error);
     this.output.error(message);
-    void vscode.window.showErrorMessage(message, ...actions).then((picked) => {
-      if (picked === 'Show Log') this.output.show(true);
-    });
+    void this.offer(message, actions);
+  }
+
+  /** The error toast, whose buttons run the extension commands they stand for (Resume, Show Log, Remove and Rerun…). */
+  private async offer(message: string, actions: ToastAction[]): Promise<void> {
+    const picked = await vscode.window.showErrorMessage(message, ...actions.map((action) => action.title));
+    const action = actions.find((candidate) => candidate.title === picked);
+    if (action) {
+      const { command, args } = actionCommand(action);
+      await vscode.commands.executeCommand(command, ...args);
+    }
   }
 
   /** A result's own message ("restored checkpoint 3") in the status bar, where it does not need dismissing. */
@@ -98,6 +107,10 @@ export class AdwClient implements vscode.Disposable {
    * ("Request workspace/executeCommand failed."): send it here instead, report a failure once, and put a
    * result's message ("restored checkpoint 3", "the files already equal checkpoint 7…") in the status bar. */
   private async executeCommand(command: string, args: unknown[]): Promise<unknown> {
+    // The spec lens runs the palette's command: the same toast, focus and choices for an existing worktree.
+    if (command === serverCommand('startSdlc')) {
+      return vscode.commands.executeCommand('adw.startSdlc', undefined, args[0]);
+    }
     try {
       const result = await (await this.ready()).sendRequest<unknown>('workspace/executeCommand',
         { command, arguments: args });
@@ -154,7 +167,8 @@ export class AdwClient implements vscode.Disposable {
       connectionOptions: { maxRestartCount: 3 },
       // Lens titles may use codicons (`$(history) Undo…`); plain LSP clients get titles without them.
       // `clientCommands`: the extension's own commands the server may put in lenses (the run's timeline).
-      initializationOptions: { codicons: true, clientCommands: ['adw.showTimeline'] },
+      // One aggregated progress ("4/6 agents, 2 waiting"): the Workflows view shows each task with its cancel button.
+      initializationOptions: { codicons: true, clientCommands: ['adw.showTimeline'], progress: 'aggregate' },
       middleware: { executeCommand: (command, args) => this.executeCommand(command, args) },
     };
     const client = new LanguageClient('adw', 'ADW', serverOptions, clientOptions);

@@ -6,11 +6,10 @@ import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import {
   bestOfRuns, candidateDescription, candidateDetail, candidateLabel, finishedWorkflows, mergeDetail,
-  workflowDescription, worktreeDescription, worktreeLabel,
+  resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel,
 } from './format';
 import {
-  ExistingChoice, ExistingWorktree, MergeResult, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
-  existingWorktrees,
+  ExistingChoice, MergeResult, PickResult, ScoutResult, StartedWorkflows, Workflow, Worktree,
 } from './protocol';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
@@ -31,7 +30,8 @@ const STRATEGIES = { Merge: 'merge', Squash: 'squash', Rebase: 'rebase' } as con
 export function registerCommands(adw: AdwClient, views: Views): vscode.Disposable[] {
   const commands = new Commands(adw, views);
   const table: Record<string, (...args: never[]) => Promise<unknown>> = {
-    'adw.startSdlc': (uri?: vscode.Uri, selected?: vscode.Uri[]) => commands.startSdlc(uri, selected),
+    'adw.startSdlc': (uri?: vscode.Uri, selected?: (vscode.Uri | string)[], existing?: ExistingChoice) =>
+      commands.startSdlc(uri, selected, existing),
     'adw.scout': (task?: string) => commands.scout(task),
     'adw.createWorktree': () => commands.createWorktree(),
     'adw.openWorktree': (node?: Worktree) => commands.openWorktree(node),
@@ -41,12 +41,14 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.undo': () => commands.restore('undo'),
     'adw.redo': () => commands.restore('redo'),
     'adw.undoToCheckpoint': (node: CheckpointNode) => commands.undoTo(node),
-    'adw.showCheckpointDiff': (worktree: string, number: number) =>
-      views.documents.show(views.documents.checkpointDiffUri(worktree, number)),
-    'adw.openTaskLog': (workflow: string, task: string, repo: string, name?: string) =>
-      views.documents.show(views.documents.taskLogUri(repo, workflow, task, name)),
+    'adw.openCheckpointChanges': (node: CheckpointNode) => views.checkpoints.openChanges(node),
+    'adw.selectCheckpointForCompare': (node: CheckpointNode) => views.checkpoints.select(node),
+    'adw.compareCheckpointWithSelected': (node: CheckpointNode) => views.checkpoints.compareWithSelected(node),
+    'adw.openTaskLog': (workflow: string, task: string, repo?: string, name?: string) =>
+      commands.openTaskLog(workflow, task, repo, name),
     'adw.cancelWorkflow': (node?: WorkflowNode) => commands.cancel(node),
-    'adw.resumeWorkflow': (node?: WorkflowNode) => commands.resume(node),
+    'adw.cancelTask': (node: WorkflowNode) => commands.cancelTask(node),
+    'adw.resumeWorkflow': (node?: WorkflowNode | string) => commands.resume(node),
     'adw.compareCandidates': (node?: WorkflowNode) => commands.compareCandidates(node),
     'adw.createPullRequest': (node?: WorkflowNode) => commands.createPullRequest(node),
     'adw.showStatus': () => commands.showStatus(),
@@ -67,24 +69,20 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
 class Commands {
   constructor(private readonly adw: AdwClient, private readonly views: Views) {}
 
-  async startSdlc(uri?: vscode.Uri, selected?: vscode.Uri[]): Promise<StartedWorkflows | undefined> {
+  /** Starts the specs picked (or given by the explorer, the spec lens or a toast's button); a spec whose worktree
+   * exists is refused with one toast whose buttons say what to do (Resume, Run in a New Worktree, Remove and
+   * Rerun), and `existing` is that choice. */
+  async startSdlc(uri?: vscode.Uri, selected?: (vscode.Uri | string)[], existing?: ExistingChoice,
+  ): Promise<StartedWorkflows | undefined> {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
     const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
-    const paths = specs.map((spec) => spec.fsPath);
-    const options = maxAgents > 0 ? { maxAgents } : {};
-    let started: StartedWorkflows;
-    try {
-      started = await this.adw.command('startSdlc', paths, options);
-    } catch (error) {
-      const existing = existingWorktrees(error);
-      if (!existing) throw error;
-      const choice = await this.askExisting(existing);
-      if (!choice) return undefined;
-      started = await this.adw.command('startSdlc', paths, { ...options, existing: choice });
-    }
+    const paths = specs.map((spec) => (typeof spec === 'string' ? spec : spec.fsPath));
+    const started = await this.adw.command('startSdlc', paths,
+      { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) });
     void vscode.window.showInformationMessage(
-      `ADW: started ${started.workflows.length} workflow(s): ${started.workflows.map((w) => w.name).join(', ')}`);
+      `ADW: ${existing === 'resume' ? 'resumed' : 'started'} ${started.workflows.length} workflow(s): `
+      + started.workflows.map((w) => w.name).join(', '));
     await vscode.commands.executeCommand('adw.workflows.focus');
     await this.views.refresh('workflows');
     return started;
@@ -108,21 +106,6 @@ class Commands {
     return picked?.map((item) => item.uri);
   }
 
-  /** A spec's worktree is already there: resume its workflow, start in a new worktree, or replace it. */
-  private async askExisting(existing: ExistingWorktree[]): Promise<ExistingChoice | undefined> {
-    const names = existing.map((e) => e.worktree).join(', ');
-    const resumable = existing.every((e) => e.workflow_id && e.workflow_state !== 'succeeded');
-    const detail = existing.map((e) => `${path.basename(e.spec)}: ${e.path}`
-      + (e.workflow_id ? ` (workflow ${e.workflow_id}, ${e.workflow_state})` : '')).join('\n')
-      + '\n\n"Remove and Rerun" first archives the worktree, so its work can be restored.';
-    const choices: Record<string, ExistingChoice> = {
-      ...(resumable ? { Resume: 'resume' } : {}), 'Run in a New Worktree': 'again', 'Remove and Rerun': 'replace',
-    };
-    const picked = await vscode.window.showWarningMessage(`ADW: a worktree already exists for ${names}.`,
-      { modal: true, detail }, ...Object.keys(choices));
-    return picked ? choices[picked] : undefined;
-  }
-
   async scout(task?: string): Promise<ScoutResult | undefined> {
     task ??= await vscode.window.showInputBox({
       title: 'ADW: Scout', prompt: 'Describe the task; scouts rank the files and lines to read first',
@@ -142,12 +125,21 @@ class Commands {
     await showLocations(`Scout: ${task}`, locations, reasons);
     // Not awaited: the command resolves with the result while the user browses the picker.
     const picker = vscode.window.createQuickPick<vscode.QuickPickItem & { location: vscode.Location }>();
+    // The References view takes the focus when it fills: the picker stays open beside it all the same.
+    picker.ignoreFocusOut = true;
     picker.title = `ADW: Scout — ${task}`;
     picker.placeholder = 'Open a location (all of them are in the References view)';
     picker.matchOnDescription = true;
     picker.items = result.locations.map((loc, i) => ({
       label: `${loc.path}:${loc.line}`, description: loc.reason, detail: loc.scouts.join(', '), location: locations[i],
     }));
+    // Moving through the picker previews each location without taking the focus from it.
+    picker.onDidChangeActive(([item]) => {
+      if (item) {
+        void vscode.window.showTextDocument(item.location.uri,
+          { selection: item.location.range, preview: true, preserveFocus: true });
+      }
+    });
     picker.onDidAccept(() => {
       const pick = picker.selectedItems[0];
       picker.hide();
@@ -231,16 +223,39 @@ class Commands {
     return this.adw.announce(await this.adw.command('undo', node.worktree, null, node.checkpoint.number));
   }
 
-  /** Runs a failed or cancelled workflow on from where it stopped (the server skips what already succeeded). */
-  async resume(node?: WorkflowNode): Promise<unknown> {
-    const workflow = node?.workflow ?? await this.chooseWorkflow('ADW: Resume Workflow',
-      (all) => all.filter((w) => w.state === 'failed' || w.state === 'cancelled'),
-      'ADW: no failed or cancelled workflow to resume.');
+  /** Runs a failed, cancelled or interrupted workflow on from where it stopped (the server skips what already
+   * succeeded); a toast's Resume button names it by id. */
+  async resume(node?: WorkflowNode | string): Promise<unknown> {
+    const workflow = typeof node === 'string' ? await this.workflowById(node)
+      : node?.workflow ?? await this.chooseWorkflow('ADW: Resume Workflow', resumableWorkflows,
+        'ADW: no failed, cancelled or interrupted workflow to resume.');
     if (!workflow) return undefined;
     const result = await this.adw.command('resume', workflow.id);
     void vscode.window.showInformationMessage(`ADW: resuming ${workflow.name}`);
+    await vscode.commands.executeCommand('adw.workflows.focus');
     await this.views.workflows.load();
     return result;
+  }
+
+  /** Cancels one task of a running workflow (its row's button); the workflow's other tasks go on. */
+  async cancelTask(node: WorkflowNode): Promise<unknown> {
+    if (!node.task) return this.cancel(node);
+    const result = await this.adw.command('cancel', node.workflow.id, node.task.id);
+    vscode.window.setStatusBarMessage(`ADW: cancelling ${node.workflow.name} · ${node.task.phase}`, 5000);
+    return result;
+  }
+
+  /** A task's log in a tab named after its workflow and task; a toast's Show Log button gives only the ids. */
+  async openTaskLog(workflowId: string, task: string, repo?: string, name?: string): Promise<void> {
+    const workflow = repo ? undefined : await this.workflowById(workflowId);
+    const cwd = repo ?? workflow?.repo ?? this.adw.root?.fsPath;
+    if (!cwd) throw new Error('open a folder with a git repository first');
+    await this.views.documents.show(this.views.documents.taskLogUri(cwd, workflowId, task, name ?? workflow?.name));
+  }
+
+  private async workflowById(id: string): Promise<Workflow | undefined> {
+    return this.views.workflows.workflows.find((w) => w.id === id)
+      ?? (await this.views.workflows.load()).find((w) => w.id === id);
   }
 
   async cancel(node?: WorkflowNode): Promise<unknown> {

@@ -1,11 +1,10 @@
-// Read-only documents rendered by the ADW command line: a task's log and a checkpoint's diff.
+// Read-only documents rendered by the ADW command line: a task's log.
 // They run `python -m adw …` with the server's interpreter, so they too only exist in a trusted workspace.
 import * as vscode from 'vscode';
 import { AdwClient, run } from './client';
 import { taskLogTitle } from './format';
 
 export const LOG_SCHEME = 'adw-log';
-export const DIFF_SCHEME = 'adw-diff';
 
 interface Query {
   cwd: string;
@@ -21,12 +20,6 @@ export class CliDocuments implements vscode.TextDocumentContentProvider, vscode.
   taskLogUri(repo: string, workflow: string, task: string, workflowName = workflow): vscode.Uri {
     return this.uri(LOG_SCHEME, `/${workflow}/${taskLogTitle(workflowName, task)}`,
       { cwd: repo, args: ['logs', workflow, '--task', task] });
-  }
-
-  checkpointDiffUri(worktree: string, number: number): vscode.Uri {
-    const name = worktree.split(/[\\/]/).pop();
-    return this.uri(DIFF_SCHEME, `/${name}/checkpoint-${number}.diff`,
-      { cwd: worktree, args: ['checkpoint', 'diff', String(number), '--worktree', worktree] });
   }
 
   /** Opens (or re-renders, since logs grow) the document. */

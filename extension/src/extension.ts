@@ -2,7 +2,8 @@
 import * as vscode from 'vscode';
 import { AdwClient, pythonExtensionApi } from './client';
 import { registerCommands, Views } from './commands';
-import { CliDocuments, DIFF_SCHEME, LOG_SCHEME } from './documents';
+import { CHECKPOINT_SCHEME, CheckpointFiles } from './checkpointFiles';
+import { CliDocuments, LOG_SCHEME } from './documents';
 import { runningAgents } from './format';
 import { RunNotifications } from './notifications';
 import { StatusItem } from './status';
@@ -42,7 +43,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
     vscode.window.registerTreeDataProvider('adw.worktrees', worktrees),
     vscode.window.registerTreeDataProvider('adw.workflows', workflows),
     vscode.workspace.registerTextDocumentContentProvider(LOG_SCHEME, documents),
-    vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, documents),
+    vscode.workspace.registerTextDocumentContentProvider(CHECKPOINT_SCHEME, new CheckpointFiles(adw)),
     vscode.commands.registerCommand('adw.showOutput', () => output.show()),
     ...registerCommands(adw, views),
     ...registerTimeline(adw, workflows),

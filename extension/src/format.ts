@@ -1,6 +1,6 @@
 // Pure text for views, the status bar and pickers (no `vscode` import: unit-tested under plain Node).
 import type {
-  BranchReview, Candidate, Checkpoint, CheckState, MergePreview, Task, TaskState, Workflow, Worktree,
+  BranchReview, Candidate, ChangedFile, Checkpoint, CheckState, MergePreview, Task, TaskState, Workflow, Worktree,
   WorktreeConflict,
 } from './protocol';
 
@@ -87,6 +87,11 @@ export function reviewText(review?: BranchReview): string {
   return parts.join(' ');
 }
 
+/** Workflows Resume can run on: stopped before the end (failed, cancelled, or interrupted when ADW stopped). */
+export function resumableWorkflows(workflows: Workflow[]): Workflow[] {
+  return workflows.filter((w) => w.state === 'failed' || w.state === 'cancelled' || w.state === 'interrupted');
+}
+
 /** Workflows a pull request can be opened for: finished ones (a running one has nothing final to propose). */
 export function finishedWorkflows(workflows: Workflow[]): Workflow[] {
   return workflows.filter((w) => w.state !== 'pending' && w.state !== 'running' && w.worktree);
@@ -136,12 +141,32 @@ export function worktreeOf<T extends { path: string }>(file: string, worktrees: 
   return worktrees.filter((w) => inside(w.path)).sort((a, b) => b.path.length - a.path.length)[0];
 }
 
+/** One side of a file's diff: its content at a checkpoint, the file in the worktree now, or nothing (added or
+ * deleted on that side). */
+export type DiffSide = { kind: 'checkpoint'; number: number } | { kind: 'files' } | { kind: 'empty' };
+
+/** The two sides of a file changed from checkpoint `from` to checkpoint `to` (null: the current files). */
+export function diffSides(file: { status: string }, from: number, to: number | null): [DiffSide, DiffSide] {
+  const left: DiffSide = file.status === 'A' ? { kind: 'empty' } : { kind: 'checkpoint', number: from };
+  const right: DiffSide = file.status === 'D' ? { kind: 'empty' }
+    : to === null ? { kind: 'files' } : { kind: 'checkpoint', number: to };
+  return [left, right];
+}
+
+/** The diff editor's title: `add.py (checkpoint 3 ↔ now)`. */
+export function diffTitle(file: string, from: number, to: number | null): string {
+  return `${file.split('/').pop()} (checkpoint ${from} ↔ ${to === null ? 'now' : `checkpoint ${to}`})`;
+}
+
+/** A changed file's line counts, `+3 -1`, or `binary`. */
+export function lineCounts(file: ChangedFile): string {
+  return file.insertions === null || file.deletions === null ? 'binary' : `+${file.insertions} -${file.deletions}`;
+}
+
 /** The merge dialog's detail: every file the merge brings with its line counts (the first `limit`), then the
  * totals, so that nobody confirms a merge without seeing what it contains. */
 export function mergeDetail(preview: MergePreview, limit = 25): string {
-  const counts = (f: MergePreview['files'][number]): string =>
-    f.insertions === null || f.deletions === null ? 'binary' : `+${f.insertions} -${f.deletions}`;
-  const lines = preview.files.slice(0, limit).map((f) => `${f.status} ${f.path}  ${counts(f)}`);
+  const lines = preview.files.slice(0, limit).map((f) => `${f.status} ${f.path}  ${lineCounts(f)}`);
   if (preview.files.length > limit) lines.push(`… and ${preview.files.length - limit} more`);
   lines.push(`${preview.files.length} file(s) changed, +${preview.insertions} -${preview.deletions}`);
   const others = preview.activeConflicts ?? [];

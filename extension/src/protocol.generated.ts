@@ -5,6 +5,8 @@
 export interface ServerCommands {
   cancel: [workflow: string, task?: string | null];
   checkpoint: [worktree?: string | null, message?: string | null];
+  checkpointChanges: [worktree: string | null, number: number, to?: number | null];
+  checkpointFile: [worktree: string | null, number: number, file: string];
   compare: [id: string];
   createPullRequest: [workflow: string, base?: string | null];
   createWorktree: [name: string, base?: string | null];
@@ -22,3 +24,6 @@ export interface ServerCommands {
   timeline: [id: string];
   undo: [worktree?: string | null, file?: string | null, to?: number | null];
 }
+
+/** A button of a failure's toast: a failed command's JSON-RPC error carries them in `data.actions`. */
+export type ErrorAction = { title: string; kind: 'resume'; workflow: string } | { title: string; kind: 'showLog'; workflow: string; task: string } | { title: string; kind: 'rerun'; specs: string[]; existing: 'resume' | 'again' | 'replace' };

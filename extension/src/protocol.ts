@@ -1,9 +1,9 @@
 // The server's custom protocol (server/adw/lsp/views.py, commands.py) as the extension sees it.
 // Shapes are the JSON the server sends (pydantic models dumped with snake_case keys).
 
-import type { ServerCommands } from './protocol.generated';
+import type { ErrorAction, ServerCommands } from './protocol.generated';
 
-export type { ServerCommands };
+export type { ErrorAction, ServerCommands };
 
 /** `adw.server.<name>` commands; vscode-languageclient registers these ids itself, so the client never does. */
 export const serverCommand = (name: keyof ServerCommands): string => `adw.server.${name}`;
@@ -170,6 +170,21 @@ export interface MergePreview {
   activeConflicts?: WorktreeConflict[];
 }
 
+/** The files that differ from a checkpoint to another one (or to the current files when `to` is null). */
+export interface CheckpointChanges {
+  worktree: string;
+  number: number;
+  to: number | null;
+  files: ChangedFile[];
+}
+
+export interface CheckpointFile {
+  /** false: the file was not there at that checkpoint (an added or deleted file's empty side). */
+  exists: boolean;
+  binary: boolean;
+  text: string;
+}
+
 export interface MergeResult {
   preview: MergePreview;
   merged: boolean;
@@ -199,24 +214,8 @@ export interface StartedWorkflows {
   workflows: { id: string; name: string; spec: string | null; resumed: boolean }[];
 }
 
-/** A spec whose worktree is already there (startSdlc refused it, see `existingWorktrees`). */
-export interface ExistingWorktree {
-  spec: string;
-  worktree: string;
-  path: string;
-  workflow_id: string | null;
-  workflow_state: TaskState | null;
-}
-
-/** What startSdlc's `options.existing` may say once the user chose. */
+/** What startSdlc's `options.existing` may say once the user chose (a Resume / Remove and Rerun button). */
 export type ExistingChoice = NonNullable<NonNullable<ServerCommands['startSdlc'][1]>['existing']>;
-
-/** The worktrees a startSdlc refusal names when specs' worktrees already exist, else undefined. */
-export function existingWorktrees(error: unknown): ExistingWorktree[] | undefined {
-  const data = (error as { data?: { error?: unknown; existing?: unknown } } | null)?.data;
-  return data?.error === 'WorktreeExistsError' && Array.isArray(data.existing)
-    ? data.existing as ExistingWorktree[] : undefined;
-}
 
 /** Every command's result says what it did in `message`. */
 export interface Message {
@@ -298,6 +297,8 @@ export interface TimelineResult {
 export interface CommandResults {
   cancel: { workflow: string; task: string | null; cancelled: boolean };
   checkpoint: Message;
+  checkpointChanges: CheckpointChanges;
+  checkpointFile: CheckpointFile;
   compare: Comparison;
   createPullRequest: PullRequestOutcome;
   createWorktree: Message & { worktree: Worktree };
@@ -319,10 +320,26 @@ export interface CommandResults {
 /** JSON-RPC InternalError: a bug in the server, whose details are in its log. */
 const INTERNAL_ERROR = -32603;
 
+/** A button of a failure's toast: one the server's error names (ErrorAction), or the server's own log. */
+export type ToastAction = ErrorAction | { kind: 'serverLog'; title: 'Show Log' };
+
 /** The one toast of a failed command: the server's message (already worded for the editor, "what — what to do")
- * and the buttons that help; "Show Log" when only the server's log can tell more. */
-export function failureToast(error: unknown): { message: string; actions: string[] } {
+ * and the buttons that help: the next steps the error carries (`data.actions`: Resume, Show Log of the failed
+ * task, Remove and Rerun…), or "Show Log" of the server when only its log can tell more. */
+export function failureToast(error: unknown): { message: string; actions: ToastAction[] } {
   const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown } | null)?.code;
-  return { message: `ADW: ${message}`, actions: code === INTERNAL_ERROR ? ['Show Log'] : [] };
+  const { code, data } = (error ?? {}) as { code?: unknown; data?: { actions?: unknown } };
+  const actions: ToastAction[] = Array.isArray(data?.actions) ? data.actions as ErrorAction[] : [];
+  if (code === INTERNAL_ERROR) actions.push({ kind: 'serverLog', title: 'Show Log' });
+  return { message: `ADW: ${message}`, actions };
+}
+
+/** The extension command (and its arguments) that carries out a toast's button. */
+export function actionCommand(action: ToastAction): { command: string; args: unknown[] } {
+  switch (action.kind) {
+    case 'resume': return { command: 'adw.resumeWorkflow', args: [action.workflow] };
+    case 'showLog': return { command: 'adw.openTaskLog', args: [action.workflow, action.task] };
+    case 'rerun': return { command: 'adw.startSdlc', args: [undefined, action.specs, action.existing] };
+    case 'serverLog': return { command: 'adw.showOutput', args: [] };
+  }
 }

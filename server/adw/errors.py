@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from adw.git.locks import Holder
 
 
+class _Action(BaseModel):
+    # `kind` is always sent, so the generated TypeScript type says it is always there.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+    title: str  # the button's label
+
+
+class ResumeAction(_Action):
+    """Run a failed, cancelled or interrupted workflow on from where it stopped."""
+
+    kind: Literal["resume"] = "resume"
+    workflow: str
+
+
+class ShowLogAction(_Action):
+    """Open the log of the task that failed."""
+
+    kind: Literal["showLog"] = "showLog"
+    workflow: str
+    task: str
+
+
+class RerunAction(_Action):
+    """Start the specs again, deciding what happens to their existing worktrees."""
+
+    kind: Literal["rerun"] = "rerun"
+    specs: list[str]
+    existing: Literal["resume", "again", "replace"]
+
+
+# What an editor may offer as buttons on a failure's message; the language server sends them in the JSON-RPC
+# error's `data.actions` and the extension maps each kind to one of its commands.
+Action = Annotated[ResumeAction | ShowLogAction | RerunAction, Field(discriminator="kind")]
+
+
 class AdwError(Exception):
     """An error a user can act on: `message` says what happened, `hint` what to do about it on the command line,
-    `editor_hint` the same in an editor's words (commands and lenses, no flags) when the two differ."""
+    `editor_hint` the same in an editor's words (commands and lenses, no flags) when the two differ, `actions`
+    the next steps an editor can offer as buttons."""
 
-    def __init__(self, message: str, hint: str = "", editor_hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", editor_hint: str = "", actions: Sequence[Action] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self._editor_hint = editor_hint
+        self.actions = list(actions)
 
     @property
     def editor_hint(self) -> str:

@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import LanguageClient
 
+from adw.errors import AdwError, ResumeAction, ShowLogAction
+from adw.lsp.server import AdwServer, RequestFailed
 from tests.conftest import run_git
 from tests.lsp.conftest import (
     Recorder,
@@ -109,6 +112,35 @@ async def test_checkpoint_commands(minimal: LanguageClient, workspace: Path, rec
 
     assert {"what": "checkpoints"} in [dict(c._asdict()) for c in recorder.changed]
     assert recorder.refreshes == 0  # the minimal client has no workspace/codeLens/refresh
+
+
+async def test_checkpoint_changes_and_files_serve_the_native_diff(minimal: LanguageClient, workspace: Path) -> None:
+    """What the Checkpoints view's diffs read: the files that differ between two checkpoints (or a checkpoint and
+    the current files), and each file's content at a checkpoint."""
+    client, root = minimal, workspace
+    ops = root / "src/calc/ops.py"
+    v1 = ops.read_text()
+    await run(client, "checkpoint", None, "first")
+    ops.write_text(v1 + "\ndef sub(a, b):\n    return a - b\n")
+    (root / "notes.txt").write_text("new\n")
+    await run(client, "checkpoint", None, "second")
+    (root / "notes.txt").unlink()
+
+    between = await run(client, "checkpointChanges", None, 1, 2)
+    assert between["worktree"] == str(root) and (between["number"], between["to"]) == (1, 2)
+    assert [(f["path"], f["status"], f["insertions"], f["deletions"]) for f in between["files"]] == [
+        ("notes.txt", "A", 1, 0), ("src/calc/ops.py", "M", 3, 0),
+    ]
+    since = await run(client, "checkpointChanges", str(root), 2)  # checkpoint 2 against the current files
+    assert [(f["path"], f["status"]) for f in since["files"]] == [("notes.txt", "D")]
+
+    assert await run(client, "checkpointFile", None, 1, "src/calc/ops.py") == {"exists": True, "binary": False,
+                                                                              "text": v1}
+    assert (await run(client, "checkpointFile", None, 2, str(root / "notes.txt")))["text"] == "new\n"
+    assert await run(client, "checkpointFile", None, 1, "notes.txt") == {"exists": False, "binary": False, "text": ""}
+    assert (await run(client, "checkpointFile", None, 1, "src"))["exists"] is False  # a folder is no file
+    outside = await fails(client, "checkpointFile", None, 1, "../elsewhere.txt")
+    assert outside.code == JsonRpcInvalidParams.CODE and "outside the worktree" in str(outside)
 
 
 async def test_workflow_commands(vscode: LanguageClient, workspace: Path, tmp_path: Path) -> None:
@@ -221,6 +253,13 @@ async def test_start_sdlc_of_a_spec_whose_worktree_exists_offers_the_choices(
     assert refused.code == REQUEST_FAILED and "a worktree exists" in str(refused)
     data = refused.data
     assert data["error"] == "WorktreeExistsError" and data["choices"] == ["resume", "again", "replace"]
+    # The editor's buttons, one per choice: the failed workflow can be resumed.
+    spec = str((root / "specs/mul.md").resolve())
+    assert data["actions"] == [
+        {"title": title, "kind": "rerun", "specs": [spec], "existing": choice}
+        for title, choice in [("Resume", "resume"), ("Run in a New Worktree", "again"), ("Remove and Rerun", "replace")]
+    ]
+    assert "options.existing" not in str(refused)  # the message is the editor's; the protocol's hint is in data
     [entry] = data["existing"]
     assert entry["worktree"] == "mul" and entry["workflow_id"] == first["id"] and entry["workflow_state"] == "failed"
     assert len(client.messages) == shown
@@ -297,6 +336,9 @@ BAD_INPUT: list[tuple[str, list[Any], str]] = [
     ("undo", [None, None, "latest"], "`to` should be a valid integer"),
     ("redo", [], "nothing to redo"),
     ("listCheckpoints", ["ghost"], "no worktree named 'ghost'"),
+    ("checkpointChanges", [None, 9], "there is no checkpoint 9"),
+    ("checkpointFile", [None, 1], "checkpointFile: needs `file`"),
+    ("checkpointFile", [None, 9, "README.md"], "there is no checkpoint 9"),
     ("cancel", [], "needs `workflow`"),
     ("cancel", ["wf-ghost"], "no workflow 'wf-ghost'"),
     ("resume", ["wf-ghost"], "no workflow 'wf-ghost'"),
@@ -320,3 +362,23 @@ async def test_bad_input_is_an_error_with_advice_and_the_server_lives_on(minimal
     assert (await fails(client, "redo")).code == REQUEST_FAILED
     listed = await run(client, "listWorktrees")
     assert listed[0]["is_main"] is True
+
+
+async def test_an_errors_actions_reach_the_client_in_its_data(tmp_path: Path) -> None:
+    """Whatever command fails, its error's next steps are in `data.actions`, typed by kind (the extension's
+    toast buttons); the message stays the editor's."""
+    server = AdwServer()
+    server._root = tmp_path  # not a repository: no configuration to check
+
+    async def refuse() -> object:
+        raise AdwError("workflow wf-1 failed at test", "see `adw logs wf-1`", "see its log",
+                       [ShowLogAction(title="Show Log", workflow="wf-1", task="test"),
+                        ResumeAction(title="Resume", workflow="wf-1")])
+
+    with pytest.raises(RequestFailed) as raised:
+        await server.answer("status", refuse)
+    assert str(raised.value) == "workflow wf-1 failed at test — see its log"
+    assert raised.value.data["actions"] == [
+        {"title": "Show Log", "kind": "showLog", "workflow": "wf-1", "task": "test"},
+        {"title": "Resume", "kind": "resume", "workflow": "wf-1"},
+    ]

@@ -1,18 +1,33 @@
 """Work-done progress: one fresh token per running task with begin/report/end carrying the agent's events, a
-client-side cancel that stops that task only (and its process), and log lines for a client without progress."""
+client-side cancel that stops that task only (and its process), log lines for a client without progress, and
+one aggregated progress for a client that asks for it (the extension)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.conftest import command_phase, eventually, run, task_of, wait_workflow, write_config
+from adw.lsp.progress import agents_text
+from tests.lsp.conftest import (
+    SERVER,
+    Recorder,
+    command_phase,
+    eventually,
+    run,
+    server_env,
+    start,
+    task_of,
+    wait_workflow,
+    write_config,
+)
 
 SLOW = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
 CHATTY = (
@@ -112,3 +127,46 @@ async def test_client_without_progress_gets_log_lines(minimal: LanguageClient, w
     assert "ADW mul: plan (spec-apply): started" in lines
     assert f"ADW {workflow['id']}/plan: succeeded" in lines
     assert any(line.startswith(f"ADW {workflow['id']}/plan: checkpoint") for line in lines), lines
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env=server_env()))
+async def aggregating(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
+    """VS Code's capabilities and the extension's options: codicons and one aggregated progress."""
+    options = {"codicons": True, "progress": "aggregate"}
+    await start(lsp_client, workspace, client_capabilities("visual-studio-code"), Recorder(), options)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def test_agents_text() -> None:
+    assert agents_text(4, 2) == "4/6 agents, 2 waiting"
+    assert agents_text(1, 0) == "1/1 agents"
+
+
+async def test_an_aggregating_client_gets_one_progress_counting_running_and_waiting_agents(
+    aggregating: LanguageClient, workspace: Path
+) -> None:
+    """With one agent slot, test, review and document are ready together: one runs, two wait. One progress
+    says so; cancelling it cancels the running workflow."""
+    client, root = aggregating, workspace
+    slow = "import time; time.sleep(60)"
+    write_config(root, "".join(command_phase(phase, "-c", slow) for phase in ("test", "review", "document")))
+    [workflow] = (await run(client, "startSdlc", ["specs/mul.md"], {"maxAgents": 1}))["workflows"]
+
+    def messages() -> list[str]:
+        return [r.message or "" for reports in client.progress_reports.values() for r in reports
+                if isinstance(r, types.WorkDoneProgressReport)]
+
+    await eventually(lambda: "1/3 agents, 2 waiting" in messages(), 60, "one running and two waiting agents")
+    # No progress per task: only the aggregated one (begun again should every agent be idle for a moment).
+    assert {_begin(reports).title for reports in client.progress_reports.values()} == {"ADW"}
+    token = next(token for token, reports in client.progress_reports.items()
+                 if any(getattr(r, "message", None) == "1/3 agents, 2 waiting" for r in reports))
+    assert _begin(client.progress_reports[token]).cancellable
+
+    client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    finished = await wait_workflow(client, workflow["id"], 60)
+    assert finished["state"] == "cancelled"
+    assert {task_of(finished, phase)["state"] for phase in ("test", "review", "document")} == {"cancelled"}
+    await eventually(lambda: isinstance(client.progress_reports[token][-1], types.WorkDoneProgressEnd), 10,
+                     "the progress to end")

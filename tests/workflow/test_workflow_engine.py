@@ -78,6 +78,16 @@ async def test_a_failure_skips_its_dependents_while_independent_tasks_go_on(tmp_
     }
     assert result.task("d").reason == "dependency c failed"
     assert result.state is TaskState.FAILED and result.reason == "c: c broke"
+    # What an editor offers on it: the failed task's log, and Resume.
+    assert [action.model_dump() for action in result.next_steps()] == [
+        {"title": "Show Log", "kind": "showLog", "workflow": result.id, "task": "c"},
+        {"title": "Resume", "kind": "resume", "workflow": result.id},
+    ]
+
+
+async def test_a_succeeded_workflow_offers_no_next_step(tmp_path: Path) -> None:
+    result = await Engine(agents={"fake": Recorder().factory}).run(workflow(tmp_path, diamond()))
+    assert result.next_steps() == []
 
 
 async def test_an_unknown_agent_fails_its_task_with_the_known_names(tmp_path: Path) -> None:
@@ -170,12 +180,14 @@ async def test_set_max_agents_while_tasks_run_starts_waiting_agents(tmp_path: Pa
     engine = Engine(agents={"fake": gate.factory}, max_agents=1)
     run = asyncio.create_task(engine.run(workflow(tmp_path, [fake_task(f"t{i}") for i in range(3)])))
     await gate.until(running=1)
+    assert engine.agent_load() == (1, 2)  # one runs, two wait for a slot (what the editor's progress says)
     engine.set_max_agents(3)
     await gate.until(running=3)  # the two waiting agents started without any finishing
     engine.set_max_agents(2)  # a cut never stops a running agent
     gate.open.set()
     assert (await run).state is TaskState.SUCCEEDED
     assert gate.peak == 3 and engine.max_agents == 2
+    assert engine.agent_load() == (0, 0)
 
 
 def test_set_max_agents_refuses_a_cap_out_of_bounds() -> None:

@@ -25,6 +25,9 @@ export async function showLocations(title: string, locations: vscode.Location[],
   const api = extension && (extension.isActive ? extension.exports : await extension.activate());
   if (api?.setInput) {
     api.setInput(new ScoutInput(title, locations[0], locations, reasons));
+    // The view focuses itself once it has checked the first location; focusing it here too lets the caller's
+    // picker, shown next, take the focus back instead of being left behind it.
+    await vscode.commands.executeCommand('references-view.tree.focus');
   } else {
     await vscode.commands.executeCommand('editor.action.showReferences', locations[0].uri, locations[0].range.start, locations);
   }

@@ -44,6 +44,8 @@ def branch_of(workflow: Workflow) -> tuple[str, str]:
         raise AdwError(
             f"workflow {workflow.id} made no branch (its worktree step did not succeed)",
             f"resume it first (`adw resume {workflow.id}`)",
+            "resume it first",
+            workflow.next_steps(),
         )
     return str(branch), str(base or "")
 
@@ -63,6 +65,8 @@ async def open_pull_request(
         raise AdwError(
             f"{branch} has no commit beyond its base: there is nothing to propose",
             f"see why in `adw status {workflow.id}`, then resume or rerun the workflow",
+            "see why in its task logs, then resume or rerun the workflow",
+            workflow.next_steps(),
         )
     issue = issue_of_spec(workflow.spec)
     title = _title(workflow, issue)

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from adw.config import AdwConfig, load_config
 from adw.errors import CheckpointError, GitError, GitLockError
+from adw.git.changes import ChangedFile, changed_files
 from adw.git.locks import repo_lock
 from adw.git.refs import (
     CHECKPOINT_JOURNAL,
@@ -278,14 +279,34 @@ class Checkpoints:
 
     async def diff(self, a: int, b: int | None = None, stat: bool = False) -> str:
         """Patch from checkpoint `a` to checkpoint `b`, or to the current files when `b` is None."""
-        old = (await self.get(a)).tree
-        if b is not None:
-            new = (await self.get(b)).tree
-        else:
-            async with self._locked():
-                new = (await self.snapshot())[0].tree
+        old, new = await self._trees(a, b)
         args = ["diff", "--no-color", "--no-ext-diff", "-M", *(["--stat"] if stat else []), old, new]
         return (await git(*args, cwd=self.repo.root)).stdout
+
+    async def changes(self, a: int, b: int | None = None) -> list[ChangedFile]:
+        """The files that differ from checkpoint `a` to checkpoint `b` (or to the current files when `b` is None),
+        with their line counts."""
+        return (await changed_files(self.repo.root, *await self._trees(a, b)))[0]
+
+    async def file_at(self, number: int, file: str) -> bytes | None:
+        """The content of `file` (inside the worktree) at checkpoint `number`; None when it was not there."""
+        tree = (await self.get(number)).tree
+        _, rel = self._path(str(self.repo.root / file))
+        out = (await git("ls-tree", "-z", tree, "--", rel, cwd=self.repo.root)).stdout
+        entry = out.split("\0", 1)[0]
+        meta, _, path = entry.partition("\t")
+        if path != rel or meta.split(" ")[1] != "blob":
+            return None
+        oid = meta.split(" ")[2]
+        return (await self._contents({oid}))[oid]
+
+    async def _trees(self, a: int, b: int | None) -> tuple[str, str]:
+        """The trees of checkpoint `a` and of checkpoint `b`, or of the current files when `b` is None."""
+        old = (await self.get(a)).tree
+        if b is not None:
+            return old, (await self.get(b)).tree
+        async with self._locked():
+            return old, (await self.snapshot())[0].tree
 
     # ---------------------------------------------------------------- writing
 

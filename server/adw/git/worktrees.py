@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from adw.config import AdwConfig, load_config
 from adw.errors import GitError, InvalidNameError, UnsafeOperationError, WorktreeError
 from adw.fsutil import check_inside, disk_usage, write_inside
+from adw.git.changes import ChangedFile, changed_files
 from adw.git.checkpoints import ADW_IDENTITY, Checkpoints, ref_id, trailers
 from adw.git.locks import Owner, repo_lock
 from adw.git.pool import Pool, PoolEntry
@@ -85,13 +86,6 @@ class CreateResult(BaseModel):
     included: list[str]
     setup: SetupResult | None
     message: str
-
-
-class ChangedFile(BaseModel):
-    path: str
-    status: str  # git's letter: A added, M modified, D deleted, T type changed
-    insertions: int | None  # None for a binary file
-    deletions: int | None
 
 
 class MergePreview(BaseModel):
@@ -535,7 +529,7 @@ class Worktrees:
                            cwd=self.main_root, ok_codes=(0, 1))
         lines = result.stdout.splitlines()
         conflicts = [line for line in lines[1:] if line]
-        files, stat = await _changes(self.main_root, f"{target}...{info.branch}")
+        files, stat = await changed_files(self.main_root, f"{target}...{info.branch}")
         return MergePreview(source=info.branch, target=target, clean=result.returncode == 0,
                             conflicts=conflicts, tree=lines[0] if lines else "", files=files,
                             insertions=sum(f.insertions or 0 for f in files),
@@ -844,29 +838,6 @@ def _find(infos: list[WorktreeInfo], name: str) -> WorktreeInfo:
         if found:
             raise WorktreeError(f"{name!r} names {len(found)} worktrees", "pass the worktree's full path")
     raise WorktreeError(f"no worktree named {name!r}", "see `adw worktree list`", "pick one in the Worktrees view")
-
-
-async def _changes(cwd: Path, revisions: str) -> tuple[list[ChangedFile], str]:
-    """The files `revisions` (`A...B`: B since it left A) changes, with their line counts, and the diffstat."""
-    common = ("diff", "--no-color", "--no-ext-diff", "--no-renames")
-    names, numbers, stat = await asyncio.gather(
-        git(*common, "--name-status", "-z", revisions, cwd=cwd),
-        git(*common, "--numstat", "-z", revisions, cwd=cwd),
-        git(*common, "--stat=120", revisions, cwd=cwd),
-    )
-    fields = [field for field in names.stdout.split("\0") if field]
-    counts = {}
-    for record in numbers.stdout.split("\0"):
-        added, _, rest = record.partition("\t")
-        removed, _, path = rest.partition("\t")
-        if path:
-            counts[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
-    files = [
-        ChangedFile(path=path, status=status[0], insertions=counts.get(path, (None, None))[0],
-                    deletions=counts.get(path, (None, None))[1])
-        for status, path in zip(fields[0::2], fields[1::2], strict=True)
-    ]
-    return files, stat.stdout.rstrip("\n")
 
 
 def _created(meta: _Meta, info: WorktreeInfo, env: dict[str, str], included: list[str],

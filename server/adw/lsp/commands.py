@@ -144,8 +144,14 @@ def _choices(exc: WorktreeExistsError) -> RequestFailed:
         'start it again with options.existing: "resume" (its workflow), "again" (a new worktree) '
         'or "replace" (archive and remove the worktree first)'
     )
-    data = {**exc.to_dict(), "hint": hint, "existing": to_jsonable(exc.existing), "choices": list(EXISTING_CHOICES)}
-    return RequestFailed(f"ADW: {exc.message} — {hint}", data=data)
+    data = {
+        **exc.to_dict(),
+        "hint": hint,
+        "existing": to_jsonable(exc.existing),
+        "choices": list(EXISTING_CHOICES),
+        "actions": [action.model_dump() for action in exc.actions],  # the editor's buttons for these choices
+    }
+    return RequestFailed(f"{exc.message} — {exc.editor_hint}", data=data)
 
 
 Rerun = Literal["resume", "again", "replace"]
@@ -324,6 +330,22 @@ async def list_checkpoints(ls: AdwServer, args: params.ListCheckpoints) -> objec
     store = await _checkpoints(ls, args.worktree)
     path = str(path_of(args.file, store.repo.root)) if args.file else None
     return to_jsonable(await store.history(file=path, include_redo=True))
+
+
+@handles(params.CheckpointChanges)
+async def checkpoint_changes(ls: AdwServer, args: params.CheckpointChanges) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    files = await store.changes(args.number, args.to)
+    return {"worktree": str(store.repo.root), "number": args.number, "to": args.to, "files": to_jsonable(files)}
+
+
+@handles(params.CheckpointFile)
+async def checkpoint_file(ls: AdwServer, args: params.CheckpointFile) -> object:
+    store = await _checkpoints(ls, args.worktree)
+    data = await store.file_at(args.number, args.file)
+    binary = data is not None and b"\0" in data[:8192]
+    text = "" if data is None or binary else data.decode("utf-8", "replace")
+    return {"exists": data is not None, "binary": binary, "text": text}
 
 
 @handles(params.Cancel)

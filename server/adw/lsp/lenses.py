@@ -247,8 +247,9 @@ def register(server: AdwServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: AdwServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
-        cache.codicons = isinstance(options, dict) and options.get("codicons") is True
-        offered = options.get("clientCommands") if isinstance(options, dict) else None
+        ls.options = dict(options) if isinstance(options, dict) else {}
+        cache.codicons = ls.options.get("codicons") is True
+        offered = ls.options.get("clientCommands")
         if isinstance(offered, list):
             cache.client_commands = frozenset(name for name in offered if isinstance(name, str))
 

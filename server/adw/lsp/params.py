@@ -171,6 +171,22 @@ class ListCheckpoints(Params):
     file: Text | None = None
 
 
+class CheckpointChanges(Params):
+    """The files that differ from checkpoint `number` to checkpoint `to` (default: the current files)."""
+
+    worktree: Text | None = None
+    number: WholeNumber
+    to: WholeNumber | None = None
+
+
+class CheckpointFile(Params):
+    """One file's content at checkpoint `number` (the Checkpoints view's diffs read both sides through it)."""
+
+    worktree: Text | None = None
+    number: WholeNumber
+    file: Text
+
+
 class Cancel(Params):
     workflow: Text
     task: Text | None = None

@@ -63,6 +63,8 @@ class AdwServer(LanguageServer):
         self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
         self.config_error: ConfigError | None = None
+        # The client's initializationOptions: `codicons` (lens titles), `progress: "aggregate"` (adw.lsp.progress)
+        self.options: dict[str, object] = {}
         self._config_stamp: tuple[tuple[int, int], ...] | None = None
         self._config_lock = asyncio.Lock()
         self._main_root: Path | None = None
@@ -296,7 +298,8 @@ class AdwServer(LanguageServer):
             # second toast for the same failure is noise. Worded for the editor (no CLI flags).
             text = exc.message + (f" — {exc.editor_hint}" if exc.editor_hint else "")
             error = JsonRpcInvalidParams if isinstance(exc, _INPUT_ERRORS) else RequestFailed
-            raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint}) from None
+            actions = [action.model_dump() for action in exc.actions]  # the buttons of the editor's one toast
+            raise error(text, data={**exc.to_dict(), "hint": exc.editor_hint, "actions": actions}) from None
         except JsonRpcException:
             raise
         except Exception as exc:

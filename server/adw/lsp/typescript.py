@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from adw.errors import Action
 from adw.lsp.params import command_schemas
 
 GENERATED_TS = "extension/src/protocol.generated.ts"
@@ -23,12 +26,23 @@ def typescript() -> str:
     for name, schema in command_schemas().items():
         required = set(schema.get("required", []))
         defs = schema.get("$defs", {})
+        fields = list(schema["properties"].items())
+        # A tuple's optional elements come last: one followed by a required argument is written `T | null`.
+        last_required = max((i for i, (field, _) in enumerate(fields) if field in required), default=-1)
         arguments = [
-            f"{field}: {_ts(spec, defs)}" if field in required else f"{field}?: {_nullable(spec, defs)}"
-            for field, spec in schema["properties"].items()
+            f"{field}: {_ts(spec, defs)}" if field in required
+            else f"{field}{'?' if i > last_required else ''}: {_nullable(spec, defs)}"
+            for i, (field, spec) in enumerate(fields)
         ]
         lines.append(f"  {name}: [{', '.join(arguments)}];")
-    return "\n".join([*lines, "}", ""])
+    action = TypeAdapter(Action).json_schema(mode="serialization")
+    lines += [
+        "}",
+        "",
+        "/** A button of a failure's toast: a failed command's JSON-RPC error carries them in `data.actions`. */",
+        f"export type ErrorAction = {_ts(action, action.get('$defs', {}))};",
+    ]
+    return "\n".join([*lines, ""])
 
 
 def _nullable(schema: dict[str, Any], defs: dict[str, Any]) -> str:
@@ -41,8 +55,11 @@ def _ts(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     """A TypeScript type for the JSON schema subset pydantic writes for these models."""
     if "$ref" in schema:
         return _ts(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
-    if "anyOf" in schema:
-        return " | ".join(_ts(option, defs) for option in schema["anyOf"])
+    if "anyOf" in schema or "oneOf" in schema:
+        options = schema["anyOf"] if "anyOf" in schema else schema["oneOf"]
+        return " | ".join(_ts(option, defs) for option in options)
+    if "const" in schema:
+        return f"'{schema['const']}'"
     if "enum" in schema:
         return " | ".join(f"'{value}'" for value in schema["enum"])
     kind = schema.get("type")

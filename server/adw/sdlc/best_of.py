@@ -148,7 +148,8 @@ def chosen_candidate(workflows: list[Workflow], number: int) -> Workflow:
     if chosen.state is not TaskState.SUCCEEDED:
         raise AdwError(f"candidate {number} ({chosen.name}) did not finish: {chosen.state.value}"
                        + (f" ({chosen.reason})" if chosen.reason else "") + "; its work is not committed",
-                       f"resume it (`adw resume {chosen.id}`) or pick another; `adw compare` ranks them")
+                       f"resume it (`adw resume {chosen.id}`) or pick another; `adw compare` ranks them",
+                       "resume it or pick another", chosen.next_steps())
     return chosen
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from adw.config import PHASES, AdwConfig, phase_configs
-from adw.errors import AdwError
+from adw.errors import Action, AdwError, RerunAction
 from adw.git.repo import Repo
 from adw.git.runner import git
 from adw.git.worktrees import Worktrees
@@ -50,6 +50,22 @@ class ExistingWorktree(BaseModel):
     workflow_state: TaskState | None = None
 
 
+def _rerun_actions(existing: list[ExistingWorktree]) -> list[Action]:
+    """The editor's buttons for specs whose worktrees exist: Resume when every one holds a workflow left
+    unfinished, else run them in new worktrees, or archive and remove the worktrees and run them again."""
+    specs = [entry.spec for entry in existing]
+    resumable = all(
+        entry.workflow_id and entry.workflow_state not in (None, TaskState.SUCCEEDED, TaskState.RUNNING)
+        for entry in existing
+    )
+    actions: list[Action] = [RerunAction(title="Resume", specs=specs, existing="resume")] if resumable else []
+    return [
+        *actions,
+        RerunAction(title="Run in a New Worktree", specs=specs, existing="again"),
+        RerunAction(title="Remove and Rerun", specs=specs, existing="replace"),
+    ]
+
+
 class WorktreeExistsError(AdwError):
     """Raised before anything started: the worktrees of `existing` are already there. Each surface offers its
     choices: resume `workflow_id` (`Engine.prepare_resume`), start again in a new suffixed worktree
@@ -65,6 +81,7 @@ class WorktreeExistsError(AdwError):
         super().__init__(
             f"a worktree exists for {len(existing)} spec(s): {described}",
             "resume its workflow, run the spec again in a new worktree, or remove the worktree first",
+            actions=_rerun_actions(existing),
         )
 
 

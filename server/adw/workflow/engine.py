@@ -167,6 +167,17 @@ class Engine:
         """The live state of the workflows this engine has run, newest first."""
         return sorted(self._workflows.values(), key=lambda wf: wf.created_at, reverse=True)
 
+    def agent_load(self) -> tuple[int, int]:
+        """Agent tasks of this engine's runs that are running now, and those ready to run but waiting for a
+        slot (their dependencies met, the `max_agents` cap reached)."""
+        running = waiting = 0
+        for workflow_id, task_id in self._tokens:
+            task = self._workflows[workflow_id].task(task_id)
+            if task.kind == "agent":
+                running += task.state is TaskState.RUNNING
+                waiting += task.state is TaskState.PENDING
+        return running, waiting
+
     def get(self, workflow_id: str) -> Workflow:
         workflow = self._workflows.get(workflow_id) or (self.store.load(workflow_id) if self.store else None)
         if workflow is None:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from adw.config import PhaseConfig
+from adw.errors import Action, ResumeAction, ShowLogAction
 
 
 class TaskState(StrEnum):
@@ -181,6 +182,17 @@ class Workflow(BaseModel):
         for task in self.tasks:
             total = total + task.usage
         return total
+
+    def next_steps(self) -> list[Action]:
+        """What an editor offers on this workflow's failure: the log of the task that failed, and Resume when
+        something is left to run (it failed, was cancelled or interrupted)."""
+        steps: list[Action] = []
+        failed = next((task for task in self.tasks if task.state is TaskState.FAILED), None)
+        if failed is not None:
+            steps.append(ShowLogAction(title="Show Log", workflow=self.id, task=failed.id))
+        if self.state in (TaskState.FAILED, TaskState.CANCELLED, TaskState.INTERRUPTED):
+            steps.append(ResumeAction(title="Resume", workflow=self.id))
+        return steps
 
     @property
     def current_phase(self) -> str:

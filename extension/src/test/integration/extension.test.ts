@@ -1,7 +1,7 @@
 // Runs inside the extension host against the demo repository (see e2e/integration.mjs): the real extension,
 // the real language server, real git worktrees and the built-in agents.
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../extension';
@@ -120,25 +120,47 @@ describe('ADW extension in VS Code', () => {
     assert.equal(timelines.length, 1);
   });
 
-  it('lists the checkpoints of the active worktree and shows a diff against the files', async () => {
+  it('lists the checkpoints of the active worktree; a file opens the native diff, and the view stays', async () => {
     await vscode.window.showTextDocument(vscode.Uri.file(path.join(worktree, 'src', 'calc', 'add.py')));
     await api.views.checkpoints.load();
-    const nodes = api.views.checkpoints.getChildren();
+    const nodes = api.views.checkpoints.nodes();
     assert.ok(nodes.length >= 2, `checkpoints: ${nodes.length}`);
     assert.equal(nodes[0].worktree, worktree);
     const first = nodes[nodes.length - 1];
     assert.equal(first.checkpoint.number, 1);
-    const item = api.views.checkpoints.getTreeItem(first);
-    assert.equal(item.command?.command, 'adw.showCheckpointDiff');
-    await vscode.commands.executeCommand(item.command!.command, ...(item.command!.arguments ?? []));
-    const diff = await until('the diff', () => {
-      const doc = vscode.window.activeTextEditor?.document;
-      return doc?.uri.scheme === 'adw-diff' && doc.getText().length ? doc.getText() : undefined;
+    // Checkpoint 1 predates the build: add.py is one of the files changed since, added.
+    const files = await api.views.checkpoints.getChildren(first);
+    const added = files.find((n) => n.file?.path === 'src/calc/add.py');
+    assert.ok(added, JSON.stringify(files.map((n) => n.file)));
+    assert.equal(added.file?.status, 'A');
+    const click = api.views.checkpoints.getTreeItem(added).command!;
+    assert.equal(click.command, 'vscode.diff');
+    await vscode.commands.executeCommand(click.command, ...(click.arguments ?? []));
+    const input = await until('the diff editor', () => {
+      const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+      return tab instanceof vscode.TabInputTextDiff ? tab : undefined;
     });
-    assert.match(diff, /diff --git a\/src\/calc\/add.py/);
+    assert.equal(input.original.scheme, 'adw-checkpoint');
+    assert.equal(input.modified.fsPath, path.join(worktree, 'src', 'calc', 'add.py'));
     // The diff is the active editor now: the view stays on the worktree it came from.
     await api.views.checkpoints.load();
-    assert.equal(api.views.checkpoints.getChildren()[0]?.worktree, worktree);
+    assert.equal(api.views.checkpoints.nodes()[0]?.worktree, worktree);
+
+    // A checkpoint's side of a diff is that checkpoint's file, served by the server.
+    const second = nodes[nodes.length - 2];
+    const [, right] = (await api.views.checkpoints.getChildren(second))
+      .map((n) => api.views.checkpoints.getTreeItem(n).command!.arguments as vscode.Uri[])[0];
+    assert.equal(right.scheme, 'file');
+    const left = (api.views.checkpoints.getTreeItem(added).command!.arguments as vscode.Uri[])[0];
+    assert.equal((await vscode.workspace.openTextDocument(left)).getText(), '', 'an added file is empty before');
+
+    // Any two checkpoints: select one, compare another with it.
+    await vscode.commands.executeCommand('adw.selectCheckpointForCompare', first);
+    assert.match(api.views.checkpoints.getTreeItem(first).description as string, /selected for compare/);
+    await vscode.commands.executeCommand('adw.compareCheckpointWithSelected', nodes[0]);
+    await until('the multi-file diff of two checkpoints', () =>
+      vscode.window.tabGroups.activeTabGroup.activeTab?.label.includes(`checkpoint 1 ↔ checkpoint ${nodes[0].checkpoint.number}`));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
   // Before the undo test: undoing to checkpoint 1 rewinds the branch past the workflow's commit.
@@ -155,12 +177,12 @@ describe('ADW extension in VS Code', () => {
     const before = readFileSync(target, 'utf8');
     await vscode.window.showTextDocument(vscode.Uri.file(target));
     await api.views.checkpoints.load();
-    const first = api.views.checkpoints.getChildren().find((n) => n.checkpoint.number === 1 && !n.checkpoint.redo)!;
+    const first = api.views.checkpoints.nodes().find((n) => n.checkpoint.number === 1 && !n.checkpoint.redo)!;
     await vscode.commands.executeCommand('adw.undoToCheckpoint', first);
     assert.equal(existsSync(target), false, 'checkpoint 1 predates add.py');
     await until('the checkpoints view to show a redo entry', async () => {
       await api.views.checkpoints.load();
-      return api.views.checkpoints.getChildren().some((n) => n.checkpoint.redo) || undefined;
+      return api.views.checkpoints.nodes().some((n) => n.checkpoint.redo) || undefined;
     }, 30_000);
     await vscode.commands.executeCommand('adw.redo');
     assert.equal(readFileSync(target, 'utf8'), before);
@@ -171,6 +193,43 @@ describe('ADW extension in VS Code', () => {
     await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
     assert.ok(result.locations.length > 0);
     assert.ok(result.locations.some((l) => l.path.includes('greet')), JSON.stringify(result.locations.slice(0, 3)));
+  });
+
+  it('cancels one task from its row, then resumes the workflow by id (a toast\'s Resume button)', async () => {
+    // The review phase sleeps, so that it is still running when its row's cancel button is pressed.
+    // (`.adw.toml` replaces pyproject's [tool.adw]: it keeps the demo's test command.)
+    const config = path.join(root, '.adw.toml');
+    const sleep = JSON.stringify([api.adw.interpreter!.path, '-c', 'import time; time.sleep(300)']);
+    writeFileSync(config, '[agents]\ntest_command = ["python", "-m", "pytest", "-q"]\n\n'
+      + `[phases.review]\nagent = "command"\ncommand = ${sleep}\nretries = 0\n`);
+    try {
+      const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc', undefined,
+        [path.join(root, 'specs', 'multiply.md')]);
+      const id = started.workflows[0].id;
+      const review = await until('the review task to run', () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        const node = wf && api.views.workflows.getChildren({ workflow: wf }).find((n) => n.task?.id === 'review');
+        return node?.task?.state === 'running' ? node : undefined;
+      }, 150_000);
+      assert.equal(api.views.workflows.getTreeItem(review).contextValue, 'task.running'); // its cancel button's key
+      await vscode.commands.executeCommand('adw.cancelTask', review);
+      const stopped = await until('the workflow to stop', () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        return wf && (wf.state === 'cancelled' || wf.state === 'failed') ? wf : undefined;
+      }, 60_000);
+      const states = Object.fromEntries(stopped.tasks.map((t) => [t.id, t.state]));
+      assert.equal(states.review, 'cancelled');
+      assert.equal(states.build, 'succeeded', 'only the review task was cancelled');
+    } finally {
+      rmSync(config, { force: true });
+    }
+    const id = api.views.workflows.workflows.find((w) => w.name === 'multiply')!.id;
+    await vscode.commands.executeCommand('adw.resumeWorkflow', id);
+    const done = await until('the resumed workflow to finish', () => {
+      const wf = api.views.workflows.workflows.find((w) => w.id === id);
+      return wf && wf.state !== 'running' && wf.state !== 'pending' && wf.state !== 'cancelled' ? wf : undefined;
+    }, 150_000);
+    assert.equal(done.state, 'succeeded', done.reason);
   });
 
   it('restarts the server on ADW: Restart Server and when adw.python changes', async () => {

@@ -1,8 +1,9 @@
 import * as assert from 'node:assert/strict';
 import {
   ago, agentsText, bestOfRuns, candidateDescription, candidateDetail, candidateLabel, checkpointLabel, conflictLines,
-  cost, duration, elapsed, finishedWorkflows, mergeDetail, reviewText, runningAgents, stateIcon, statusText,
-  taskDescription, taskLogTitle, workflowDescription, worktreeDescription, worktreeOf,
+  cost, diffSides, diffTitle, duration, elapsed, finishedWorkflows, lineCounts, mergeDetail, resumableWorkflows,
+  reviewText, runningAgents, stateIcon, statusText, taskDescription, taskLogTitle,
+  workflowDescription, worktreeDescription, worktreeOf,
 } from '../../format';
 import type { BranchReview, Candidate, MergePreview, Task, Workflow, Worktree } from '../../protocol';
 
@@ -92,6 +93,24 @@ describe('format', () => {
     assert.equal(workflowDescription(long, 1000), `cancelled · ${'x'.repeat(79)}… · 5s`);
     const fine = workflow([], { state: 'succeeded', finished_at: 95, reason: 'ignored' });
     assert.equal(workflowDescription(fine, 1000), 'succeeded · 5s');
+  });
+
+  it('offers Resume on the workflows that stopped before the end', () => {
+    const states = ['failed', 'cancelled', 'interrupted', 'succeeded', 'running'] as const;
+    assert.deepEqual(resumableWorkflows(states.map((state) => workflow([], { state }))).map((w) => w.state),
+      ['failed', 'cancelled', 'interrupted']);
+  });
+
+  it('puts a checkpoint, the files or nothing on each side of a file diff', () => {
+    assert.deepEqual(diffSides({ status: 'M' }, 2, null), [{ kind: 'checkpoint', number: 2 }, { kind: 'files' }]);
+    assert.deepEqual(diffSides({ status: 'M' }, 2, 5),
+      [{ kind: 'checkpoint', number: 2 }, { kind: 'checkpoint', number: 5 }]);
+    assert.deepEqual(diffSides({ status: 'A' }, 2, null), [{ kind: 'empty' }, { kind: 'files' }]);
+    assert.deepEqual(diffSides({ status: 'D' }, 2, 5), [{ kind: 'checkpoint', number: 2 }, { kind: 'empty' }]);
+    assert.equal(diffTitle('src/calc/add.py', 3, null), 'add.py (checkpoint 3 ↔ now)');
+    assert.equal(diffTitle('add.py', 1, 4), 'add.py (checkpoint 1 ↔ checkpoint 4)');
+    assert.equal(lineCounts({ path: 'a', status: 'M', insertions: 3, deletions: 1 }), '+3 -1');
+    assert.equal(lineCounts({ path: 'a.png', status: 'A', insertions: null, deletions: null }), 'binary');
   });
 
   it('names a task log tab after its workflow and task', () => {

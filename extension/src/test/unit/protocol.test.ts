@@ -2,7 +2,7 @@
 // server/adw/lsp/params.py). The compiler is the test (`npm test` runs tsc first): `accepted` must type-check
 // and each `@ts-expect-error` must stay an error.
 import * as assert from 'node:assert/strict';
-import { existingWorktrees, serverCommand, type ServerCommands } from '../../protocol';
+import { actionCommand, failureToast, serverCommand, type ServerCommands } from '../../protocol';
 
 type Args<K extends keyof ServerCommands> = ServerCommands[K];
 
@@ -36,17 +36,25 @@ describe('protocol', () => {
     assert.equal(serverCommand('mergePreview'), 'adw.server.mergePreview');
   });
 
-  it('finds the existing worktrees of a startSdlc refusal, and only there', () => {
-    const entry = {
-      spec: '/r/specs/mul.md', worktree: 'mul', path: '/r.worktrees/mul', workflow_id: 'mul-1', workflow_state: 'failed',
-    };
+  it('gives a failure toast the buttons its error carries, each mapped to an extension command', () => {
+    const actions = [
+      { title: 'Show Log', kind: 'showLog', workflow: 'add-1', task: 'test' },
+      { title: 'Resume', kind: 'resume', workflow: 'add-1' },
+      { title: 'Remove and Rerun', kind: 'rerun', specs: ['/r/specs/add.md'], existing: 'replace' },
+    ] as const;
     // The shape vscode-languageclient rejects with: a ResponseError carrying the server's `data`.
-    const refusal = { code: -32803, message: 'ADW: a worktree exists', data: {
-      error: 'WorktreeExistsError', message: 'a worktree exists', hint: '…', existing: [entry], choices: ['resume'],
-    } };
-    assert.deepEqual(existingWorktrees(refusal), [entry]);
-    assert.equal(existingWorktrees({ code: -32803, data: { error: 'WorktreeError', existing: [entry] } }), undefined);
-    assert.equal(existingWorktrees(new Error('the ADW server is not running')), undefined);
-    assert.equal(existingWorktrees(null), undefined);
+    const refusal = Object.assign(new Error('a worktree exists for 1 spec(s) — resume it…'),
+      { code: -32803, data: { error: 'WorktreeExistsError', actions } });
+    const toast = failureToast(refusal);
+    assert.equal(toast.message, 'ADW: a worktree exists for 1 spec(s) — resume it…');
+    assert.deepEqual(toast.actions.map((a) => a.title), ['Show Log', 'Resume', 'Remove and Rerun']);
+    assert.deepEqual(toast.actions.map(actionCommand), [
+      { command: 'adw.openTaskLog', args: ['add-1', 'test'] },
+      { command: 'adw.resumeWorkflow', args: ['add-1'] },
+      { command: 'adw.startSdlc', args: [undefined, ['/r/specs/add.md'], 'replace'] },
+    ]);
+    const bug = Object.assign(new Error('undo failed'), { code: -32603 });
+    assert.deepEqual(failureToast(bug).actions.map(actionCommand), [{ command: 'adw.showOutput', args: [] }]);
+    assert.deepEqual(failureToast(new Error('the ADW server is not running')).actions, []);
   });
 });
