@@ -365,3 +365,24 @@ def test_a_long_request_is_read_whole(repo: Path, resident: int) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["checkpoint"]["message"] == "m" * 100_000
     assert served(repo) == 1
+
+
+def test_daemon_start_in_a_folder_others_may_enter_says_why_and_how(repo: Path, runtime: Path) -> None:
+    folder = socket_path(common_dir(repo)).parent
+    folder.mkdir()
+    folder.chmod(0o755)
+    done = adw(repo, "daemon", "start")
+    assert done.returncode == 2
+    assert f"adw: the resident ADW could not start: {folder} is not private to this user" in done.stderr
+    assert f"chmod 700 {folder}" in done.stderr
+    assert "running" in adw(repo, "daemon", "status", "--json").stdout and served(repo) == -1
+
+
+def test_daemon_start_twice_at_once_starts_one(repo: Path, runtime: Path) -> None:
+    starts = [subprocess.Popen([str(ADW), "-C", str(repo), "daemon", "start", "--json"], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    answers = [start.communicate(timeout=60) for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], answers
+    pids = {json.loads(out)["pid"] for out, _ in answers}
+    assert len(pids) == 1
+    stop(pids.pop())

@@ -81,13 +81,19 @@ async def _start(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "adw", "-C", str(repo.main_root), "daemon", "start", "--foreground",
             "--idle", str(args.idle)]
     with log.open("ab") as output:
+        said_from = output.tell()
         # A new session: it outlives this command and its terminal. Started from a thread: Popen forks and execs.
-        await asyncio.to_thread(
+        child = await asyncio.to_thread(
             subprocess.Popen,
             argv, cwd="/", stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
         )
     deadline = time.monotonic() + _START_WAIT_S
     while (answer := await _ask(path, {"ping": True})) is None:
+        if child.poll() is not None and not _held(path.with_suffix(".lock")):  # it refused to start: say why
+            with log.open("rb") as said:
+                said.seek(said_from)
+                why = said.read().decode(errors="replace").strip().removeprefix("adw: ")
+            raise AdwError(f"the resident ADW could not start: {why}", f"see {log}")
         if time.monotonic() > deadline:
             raise AdwError(f"the resident ADW did not start within {_START_WAIT_S:g} s", f"see {log}")
         await asyncio.sleep(0.05)
@@ -252,6 +258,18 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(own)
+
+
+def _held(lock: Path) -> bool:
+    """Whether a resident ADW holds `lock` (it runs, or is starting: one started at the same time waits for it)."""
+    try:
+        with lock.open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _hung_up(writer: asyncio.StreamWriter) -> bool:
