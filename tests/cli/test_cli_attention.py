@@ -205,3 +205,27 @@ async def test_an_agents_tool_title_cannot_write_over_the_prompt_nor_flood_it(tm
     assert "\r" not in shown and "\x1b" not in shown
     assert "asks to Run rm -rf ~\\r\\x1b[2Kadw: mine" in shown
     assert len(shown) < 2_000
+
+
+async def test_a_question_whose_turn_ends_says_so_and_the_next_is_asked(tmp_path: Path) -> None:
+    engine = Engine(config=FAST, agents=agent_factories())
+    wf = workflow(tmp_path, [], name="mine")
+    master, slave = os.openpty()
+    screen = Screen()
+    with os.fdopen(slave, "r") as tty:
+        attention = Attention(engine, [wf], NotifyConfig(bell=False), stdin=tty, out=screen)
+        attending = asyncio.create_task(attention.run())
+        first = asyncio.create_task(engine.bus.ask(question(wf, 1)))
+        await eventually(lambda: "asks to Edit a.txt" in screen.getvalue(), 10, "the first question")
+        second = asyncio.create_task(engine.bus.ask(question(wf, 2, tool="Run make")))
+        await turns(5)
+        assert "Run make" not in screen.getvalue()  # one question at a time
+        first.cancel()  # its turn ended while it was open
+        await eventually(lambda: "asks to Run make" in screen.getvalue(), 10, "the second question")
+        os.write(master, b"o\n")
+        assert await second == ("allow_once", "the terminal")
+        attention.stop()
+        await attending
+    os.close(master)
+    assert "adw: build: ended (cancelled)\n" in screen.getvalue()
+    assert first.cancelled()
