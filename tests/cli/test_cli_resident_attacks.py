@@ -386,3 +386,14 @@ def test_daemon_start_twice_at_once_starts_one(repo: Path, runtime: Path) -> Non
     pids = {json.loads(out)["pid"] for out, _ in answers}
     assert len(pids) == 1
     stop(pids.pop())
+
+
+def test_a_closed_stdout_is_no_traceback_as_in_a_process_of_its_own(repo: Path, resident: int) -> None:
+    """`adw worktree list >&-`: Python has no sys.stdout then; the text is dropped, as `print` drops it."""
+    answers = []
+    for extra in ({}, LOCAL):
+        done = subprocess.run(["bash", "-c", 'exec "$0" "$@" >&-', str(ADW), "-C", str(repo), "worktree", "list"],
+                              stderr=subprocess.PIPE, text=True, timeout=60, env={**os.environ, **extra})
+        answers.append((done.returncode, done.stderr))
+    assert answers == [(0, "")] * 2
+    assert served(repo) == 1

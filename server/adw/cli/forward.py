@@ -118,13 +118,16 @@ def forward(argv: Sequence[str], command: str | None) -> int | None:
         return 130
     if "refused" in reply:
         return None
+    # Written as `print` would: nowhere when the stream is closed (`>&-`, Python's sys.stdout is None).
     try:
-        sys.stdout.write(str(reply["stdout"]))
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.write(str(reply["stdout"]))
+            sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`| head`): nothing left to say, as in a process of its own
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    sys.stderr.write(str(reply["stderr"]))
+    if sys.stderr is not None:
+        sys.stderr.write(str(reply["stderr"]))
     return int(str(reply["code"]))
 
 
