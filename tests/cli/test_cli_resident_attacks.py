@@ -397,3 +397,25 @@ def test_a_closed_stdout_is_no_traceback_as_in_a_process_of_its_own(repo: Path, 
         answers.append((done.returncode, done.stderr))
     assert answers == [(0, "")] * 2
     assert served(repo) == 1
+
+
+def test_a_deleted_working_folder_does_not_break_commands_given_their_folder(
+    repo: Path, runtime: Path, tmp_path: Path
+) -> None:
+    """The fast path asks the working folder before anything: one deleted under the shell must not make every
+    quick command a traceback, with or without a resident ADW."""
+    gone = tmp_path / "gone"
+
+    def checkpoints_from_a_deleted_folder() -> subprocess.CompletedProcess[str]:
+        gone.mkdir()
+        return subprocess.run(["bash", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "-", str(gone),
+                               str(ADW), "-C", str(repo), "checkpoints"], capture_output=True, text=True, timeout=60)
+
+    without = checkpoints_from_a_deleted_folder()
+    pid = start(repo)
+    try:
+        with_one = checkpoints_from_a_deleted_folder()
+    finally:
+        stop(pid)
+    for done in (without, with_one):
+        assert (done.returncode, done.stdout) == (0, "no checkpoints\n"), done.stderr

@@ -89,8 +89,8 @@ def forward(argv: Sequence[str], command: str | None) -> int | None:
     this process (no resident ADW, not a command it serves, a refusal)."""
     if not handed_over(argv, command):
         return None
-    here = os.getcwd()
     try:
+        here = os.getcwd()  # FileNotFoundError: deleted under the shell; the command says so, or -C is enough
         common = common_dir_of(Path(here, _option_c(argv)))
     except OSError:
         return None
