@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from adw.cli.forward import socket_path
@@ -385,7 +386,14 @@ def test_daemon_start_twice_at_once_starts_one(repo: Path, runtime: Path) -> Non
     assert [start.returncode for start in starts] == [0, 0], answers
     pids = {json.loads(out)["pid"] for out, _ in answers}
     assert len(pids) == 1
+    # Neither start left a second one starting behind it, which would run on after `daemon stop`.
+    assert residents_of(repo) == pids
     stop(pids.pop())
+
+
+def residents_of(repo: Path) -> set[int]:
+    return {process.pid for process in psutil.process_iter(["cmdline"])
+            if (words := process.info["cmdline"] or []) and str(repo) in words and "--foreground" in words}
 
 
 def test_a_closed_stdout_is_no_traceback_as_in_a_process_of_its_own(repo: Path, resident: int) -> None:

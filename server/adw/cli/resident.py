@@ -97,6 +97,9 @@ async def _start(args: argparse.Namespace) -> int:
         if time.monotonic() > deadline:
             raise AdwError(f"the resident ADW did not start within {_START_WAIT_S:g} s", f"see {log}")
         await asyncio.sleep(0.05)
+    if answer["pid"] != child.pid:  # one started at the same time answered: ours finds it and exits, let it
+        with contextlib.suppress(subprocess.TimeoutExpired):  # not start later, after a `daemon stop`
+            await asyncio.to_thread(child.wait, _START_WAIT_S)
     emit(args, answer, f"the resident ADW runs (pid {answer['pid']}, exits after {args.idle:g} min idle): {path}")
     return 0
 
