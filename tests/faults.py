@@ -69,7 +69,7 @@ class FaultyGit:
         self.state = folder / "state"
         self.bin.mkdir(parents=True)
         self.state.mkdir()
-        self._reset()
+        self.reset()
         wrapper = self.bin / "git"
         wrapper.write_text(_WRAPPER, encoding="utf-8")
         wrapper.chmod(0o755)
@@ -95,7 +95,7 @@ class FaultyGit:
         timeout: float = 120,
     ) -> FaultRun:
         """`python -m adw ARGS` in `cwd`, killed with its whole process group at the `kill_at`-th git call."""
-        self._reset()
+        self.reset()
         done = subprocess.run(
             [sys.executable, "-m", "adw", *args],
             cwd=cwd,
@@ -107,7 +107,7 @@ class FaultyGit:
         )
         return FaultRun(done.returncode, done.stdout, done.stderr, self.calls_so_far())
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
         (self.state / "calls").write_bytes(b"")
         (self.state / "count").write_text("0\n", encoding="utf-8")
 

@@ -9,11 +9,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from tests.conftest import MakeRepo, run_git
-from tests.faults import FaultyGit
+from tests.faults import FaultRun, FaultyGit
+
+
+class Run(Protocol):
+    def __call__(self, cwd: Path, *args: str, kill_at: int | None = None) -> FaultRun: ...
 
 
 @pytest.fixture
@@ -97,10 +102,13 @@ def adw_ok(repo: Path, *args: str) -> bool:
     return True
 
 
-def sweep(template: Path, tmp: Path, faulty_git: FaultyGit, args: list[str], undo_args: list[str]) -> int:
+def sweep(template: Path, tmp: Path, faulty_git: FaultyGit, args: list[str], undo_args: list[str],
+          run: Run | None = None) -> int:
     """Kill `adw ARGS` at every git call of a copy of `template`; after each, the next command finishes or drops
     it: the state is wholly before or wholly after, fsck is clean, the state before is reachable through
-    `adw checkpoints --all` (or on disk) and `undo_args` / redo move between the two."""
+    `adw checkpoints --all` (or on disk) and `undo_args` / redo move between the two. `run` runs the command
+    that is killed (default: `faulty_git.run`, a process of its own)."""
+    run = run or faulty_git.run
     before = observed(template)
     clean = tmp / "clean"
     shutil.copytree(template, clean, symlinks=True)
@@ -110,7 +118,7 @@ def sweep(template: Path, tmp: Path, faulty_git: FaultyGit, args: list[str], und
     for kill_at in itertools.count(1):
         repo = tmp / f"kill-{kill_at}"
         shutil.copytree(template, repo, symlinks=True)
-        if not faulty_git.run(repo, *args, kill_at=kill_at).killed:
+        if not run(repo, *args, kill_at=kill_at).killed:
             shutil.rmtree(repo)
             print(f"adw {' '.join(args)}: killed at each of {kill_at - 1} git calls, nothing lost")
             return kill_at - 1

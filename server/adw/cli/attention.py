@@ -13,7 +13,14 @@ from typing import TextIO
 
 from adw.config import NotifyConfig, NotifyEvent
 from adw.workflow.engine import Engine
-from adw.workflow.events import BaseEvent, PermissionAnswered, PermissionAsked, PermissionChoice, WorkflowFinished
+from adw.workflow.events import (
+    BaseEvent,
+    PermissionAnswered,
+    PermissionAsked,
+    PermissionChoice,
+    WorkflowFinished,
+    shown,
+)
 from adw.workflow.models import TaskState, Workflow
 
 ANSWERED_BY = "the terminal"
@@ -37,6 +44,7 @@ class Attention:
         self.stdin = stdin
         self.out = out or sys.stderr
         self.interactive = stdin.isatty()
+        self.unanswerable = "stdin is not a terminal"  # why questions are not asked here, when they are not
         self.waiting: deque[PermissionAsked] = deque()
         self.current: PermissionAsked | None = None
         self.lines: asyncio.Queue[str] = asyncio.Queue()
@@ -48,7 +56,7 @@ class Attention:
         """Until `stop()`: take questions, answers typed at the terminal and ends of workflows as they come."""
         loop = asyncio.get_running_loop()
         if self.interactive:
-            loop.add_reader(self.stdin.fileno(), lambda: self.lines.put_nowait(self.stdin.readline()))
+            loop.add_reader(self.stdin.fileno(), self._read)
         next_event = asyncio.ensure_future(anext(self.events))
         next_line = asyncio.ensure_future(self.lines.get())
         try:
@@ -82,10 +90,10 @@ class Attention:
             return
         match event:
             case PermissionAsked():
-                self._notify("needs-input", f"{name} needs you", f"{event.task_id} asks to {event.tool}")
+                self._notify("needs-input", f"{name} needs you", f"{event.task_id} asks to {shown(event.tool)}")
                 if not self.interactive:
-                    self._say(f"{self._who(event)} asks to {event.tool}; stdin is not a terminal, so it is denied "
-                              f"in {event.timeout:g} s (set the phase's permissions to allow it)")
+                    self._say(f"{self._who(event)} asks to {shown(event.tool)}; {self.unanswerable}, so it is "
+                              f"denied in {event.timeout:g} s (set the phase's permissions to allow it)")
                     return
                 self.waiting.append(event)
                 if self.current is None:
@@ -102,7 +110,20 @@ class Attention:
                 detail = f"{event.state.value}" + (f": {event.reason}" if event.reason else "")
                 self._notify("failed" if failed else "finished", f"{name} {event.state.value}", detail)
 
+    def _read(self) -> None:
+        line = self.stdin.readline()
+        if not line:  # the end of input (Ctrl-D, the terminal closed) stays readable: stop watching it
+            asyncio.get_running_loop().remove_reader(self.stdin.fileno())
+            self.interactive = False
+            self.unanswerable = "the terminal's input ended"
+        self.lines.put_nowait(line)
+
     def _typed(self, line: str) -> None:
+        if not line:
+            self._say(f"{self.unanswerable}: questions are denied when their time runs out")
+            self.waiting.clear()
+            self.current = None
+            return
         if self.current is None:
             return
         choice = _ANSWERS.get(line.strip().lower())
@@ -114,8 +135,7 @@ class Attention:
     def _next(self) -> None:
         self.current = self.waiting.popleft() if self.waiting else None
         if self.current is not None:
-            self._say(f"{self._who(self.current)} asks to {self.current.tool}"
-                      + (f" ({', '.join(self.current.paths)})" if self.current.paths else ""))
+            self._say(f"{self._who(self.current)} asks to {self.current.described()}")
             self._prompt()
 
     def _prompt(self) -> None:

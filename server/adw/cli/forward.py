@@ -33,6 +33,7 @@ FORWARDED: dict[str, frozenset[str] | None] = {
 SHARED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 REPLY_LIMIT = 64 * 1024 * 1024
+_WHERE_THINGS_ARE = "whether it ran is unknown: `adw checkpoints` and `adw worktree list` show where things are"
 
 
 class ResidentStopped(Exception):
@@ -88,29 +89,55 @@ def forward(argv: Sequence[str], command: str | None) -> int | None:
     this process (no resident ADW, not a command it serves, a refusal)."""
     if not handed_over(argv, command):
         return None
-    here = os.getcwd()
     try:
+        here = os.getcwd()  # FileNotFoundError: deleted under the shell; the command says so, or -C is enough
         common = common_dir_of(Path(here, _option_c(argv)))
     except OSError:
         return None
     if common is None:
         return None
+    path = socket_path(common)
+    if not private_folder(path.parent):  # a socket others could have put there: not one to trust
+        return None
+    # `environ`: the command runs with this process's whole environment (a setup command reads it); `env`: the
+    # part the resident ADW must share, since it was read when ADW was imported.
     request: dict[str, object] = {
         "argv": list(argv), "cwd": here, "version": __version__, "env": request_environment(),
+        "environ": dict(os.environ),
     }
     try:
-        reply = _exchange(socket_path(common), request)
+        reply = _exchange(path, request)
     except OSError:
         return None  # nobody listens (never started, stopped, or killed): run here
     except ResidentStopped as exc:  # running it again here could undo twice
-        print(f"adw: {exc} `adw {' '.join(argv)}`; whether it ran is unknown: `adw checkpoints` and "
-              "`adw worktree list` show where things are", file=sys.stderr)
+        print(f"adw: {exc} `adw {' '.join(argv)}`; {_WHERE_THINGS_ARE}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the resident ADW runs on; a process of its own would stop, maybe half-way
+        print(f"adw: interrupted; the resident ADW may still finish `adw {' '.join(argv)}`: {_WHERE_THINGS_ARE}",
+              file=sys.stderr)
+        return 130
     if "refused" in reply:
         return None
-    sys.stdout.write(str(reply["stdout"]))
-    sys.stderr.write(str(reply["stderr"]))
+    # Written as `print` would: nowhere when the stream is closed (`>&-`, Python's sys.stdout is None).
+    try:
+        if sys.stdout is not None:
+            sys.stdout.write(str(reply["stdout"]))
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say, as in a process of its own
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if sys.stderr is not None:
+        sys.stderr.write(str(reply["stderr"]))
     return int(str(reply["code"]))
+
+
+def private_folder(folder: Path) -> bool:
+    """Whether only this user may enter `folder` (missing: no)."""
+    try:
+        status = folder.stat()
+    except OSError:
+        return False
+    return status.st_uid == os.getuid() and not status.st_mode & 0o077
 
 
 def _option_c(argv: Sequence[str]) -> str:
@@ -135,7 +162,8 @@ def _exchange(path: Path, request: dict[str, object]) -> dict[str, object]:
             size += len(chunk)
             if size > REPLY_LIMIT:
                 raise ResidentStopped("the resident ADW answered too much to")
-    if not chunks:
-        raise ResidentStopped("the resident ADW stopped while running")
-    reply: dict[str, object] = json.loads(b"".join(chunks))
+    try:
+        reply: dict[str, object] = json.loads(b"".join(chunks))
+    except ValueError:  # nothing, or half an answer: it went away while running the command or answering
+        raise ResidentStopped("the resident ADW stopped while running") from None
     return reply

@@ -17,26 +17,28 @@ import fcntl
 import io
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import adw
 from adw import __version__
 from adw.cli import build_parser, command_of
-from adw.cli.forward import REPLY_LIMIT, handed_over, request_environment, socket_path
+from adw.cli.forward import REPLY_LIMIT, handed_over, private_folder, request_environment, socket_path
 from adw.cli.output import add_json_flag, emit, run_command
 from adw.errors import AdwError
 from adw.git.refs import DAEMON_LOG
 from adw.git.repo import Repo
 
 _START_WAIT_S = 15.0
+_REQUEST_WAIT_S = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -79,16 +81,25 @@ async def _start(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "adw", "-C", str(repo.main_root), "daemon", "start", "--foreground",
             "--idle", str(args.idle)]
     with log.open("ab") as output:
+        said_from = output.tell()
         # A new session: it outlives this command and its terminal. Started from a thread: Popen forks and execs.
-        await asyncio.to_thread(
+        child = await asyncio.to_thread(
             subprocess.Popen,
             argv, cwd="/", stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
         )
     deadline = time.monotonic() + _START_WAIT_S
     while (answer := await _ask(path, {"ping": True})) is None:
+        if child.poll() is not None and not _held(path.with_suffix(".lock")):  # it refused to start: say why
+            with log.open("rb") as said:
+                said.seek(said_from)
+                why = said.read().decode(errors="replace").strip().removeprefix("adw: ")
+            raise AdwError(f"the resident ADW could not start: {why}", f"see {log}")
         if time.monotonic() > deadline:
             raise AdwError(f"the resident ADW did not start within {_START_WAIT_S:g} s", f"see {log}")
         await asyncio.sleep(0.05)
+    if answer["pid"] != child.pid:  # one started at the same time answered: ours finds it and exits, let it
+        with contextlib.suppress(subprocess.TimeoutExpired):  # not start later, after a `daemon stop`
+            await asyncio.to_thread(child.wait, _START_WAIT_S)
     emit(args, answer, f"the resident ADW runs (pid {answer['pid']}, exits after {args.idle:g} min idle): {path}")
     return 0
 
@@ -143,11 +154,12 @@ class Resident:
         self.environment = request_environment()
         self.one_at_a_time = asyncio.Lock()
         self.stopping = asyncio.Event()
+        self.closing = False
+        self.answering: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> int:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = self.path.parent.stat()
-        if folder.st_uid != os.getuid() or folder.st_mode & 0o077:
+        if not private_folder(self.path.parent):
             raise AdwError(f"{self.path.parent} is not private to this user; the resident ADW will not listen there",
                            f"remove it or make it yours with mode 700: chmod 700 {self.path.parent}")
         with self.path.with_suffix(".lock").open("a") as held:
@@ -170,23 +182,32 @@ class Resident:
             finally:
                 server.close()
                 self.path.unlink(missing_ok=True)
+                # A command begun finishes and is answered; one still waiting for its turn is refused, so its
+                # command line runs it itself. Stopping half-way would leave it "whether it ran is unknown".
+                self.closing = True
+                await asyncio.gather(*self.answering, return_exceptions=True)
                 await server.wait_closed()
         return 0
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        this = asyncio.current_task()
+        assert this is not None
+        self.answering.add(this)
         try:
             if _peer_uid(writer) != os.getuid():
                 return
-            request = json.loads(await reader.read(REPLY_LIMIT))
-            reply = await self._answer(request)
+            async with asyncio.timeout(_REQUEST_WAIT_S):  # the command line sends it at once: none holds a stop
+                request = json.loads(await reader.readline())  # whole: one read may hold only its start
+            reply = await self._answer(request, lambda: _hung_up(writer))
             writer.write(json.dumps(reply).encode())
             await writer.drain()
-        except (OSError, ValueError) as exc:
-            print(f"a request failed: {exc!r}", flush=True)
+        except (OSError, ValueError) as exc:  # to the log, not into the output of a command being run
+            print(f"a request failed: {exc!r}", file=sys.__stdout__, flush=True)
         finally:
             writer.close()
+            self.answering.discard(this)
 
-    async def _answer(self, request: dict[str, Any]) -> dict[str, object]:
+    async def _answer(self, request: dict[str, Any], gone: Callable[[], bool] = lambda: False) -> dict[str, object]:
         if request.get("ping") or request.get("stop"):
             if request.get("stop"):
                 self.stopping.set()
@@ -200,8 +221,13 @@ class Resident:
         if not handed_over(argv, command_of(argv)):
             return {"refused": "not a command the resident ADW serves"}
         async with self.one_at_a_time:
+            if self.closing:
+                return {"refused": "the resident ADW is stopping"}
+            if gone():  # it gave up waiting for its turn (Ctrl-C): nobody expects the command to run any more
+                return {"refused": "the command line went away before its turn"}
             self.last = time.monotonic()
-            code, out, err = await run_captured(argv, str(request["cwd"]))
+            with _environment(request.get("environ") or dict(os.environ)):
+                code, out, err = await run_captured(argv, str(request["cwd"]))
             self.served += 1
             self.last = time.monotonic()
         return {"code": code, "stdout": out, "stderr": err}
@@ -222,6 +248,38 @@ async def run_captured(argv: Sequence[str], cwd: str) -> tuple[int, str, str]:
             traceback.print_exc()
             code = 1
     return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """The command's own environment (its setup command and git calls read it) while it runs, one at a time."""
+    own = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(own)
+
+
+def _held(lock: Path) -> bool:
+    """Whether a resident ADW holds `lock` (it runs, or is starting: one started at the same time waits for it)."""
+    try:
+        with lock.open("rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _hung_up(writer: asyncio.StreamWriter) -> bool:
+    """Whether the peer closed its end (it only shut its writing half once its request was sent)."""
+    poller = select.poll()
+    poller.register(writer.get_extra_info("socket").fileno(), select.POLLHUP)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int:

@@ -444,7 +444,7 @@ class Worktrees:
             return None
         try:
             proc = await asyncio.create_subprocess_exec(
-                *command, cwd=path, env={**os.environ, **env},
+                *command, cwd=path, env={**os.environ, **env}, stdin=asyncio.subprocess.DEVNULL,  # as in the pool
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )
         except OSError as exc:

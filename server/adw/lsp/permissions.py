@@ -8,7 +8,7 @@ from lsprotocol import types
 
 from adw.lsp.server import AdwServer
 from adw.workflow.engine import Engine
-from adw.workflow.events import PermissionAsked, PermissionChoice
+from adw.workflow.events import PermissionAsked, PermissionChoice, shown
 
 CHOICES: dict[str, PermissionChoice] = {
     "Allow Once": "allow_once",
@@ -20,8 +20,7 @@ ANSWERED_BY = "the editor"
 
 def question_text(engine: Engine, question: PermissionAsked) -> str:
     workflow = engine.get(question.workflow_id)
-    where = f" ({', '.join(question.paths)})" if question.paths else ""
-    return (f"ADW {workflow.name} · {question.task_id}: the agent asks to {question.tool}{where}. "
+    return (f"ADW {workflow.name} · {question.task_id}: the agent asks to {question.described()}. "
             f"Denied in {question.timeout:g} s without an answer.")
 
 
@@ -40,7 +39,7 @@ async def ask(ls: AdwServer, engine: Engine, question: PermissionAsked) -> None:
     if not engine.answer_permission(question.request_id, choice, ANSWERED_BY):
         ls.window_show_message(types.ShowMessageParams(
             type=types.MessageType.Info,
-            message=f"ADW: too late for \"{question.tool}\": the question had already ended (denied when its "
+            message=f"ADW: too late for \"{shown(question.tool)}\": the question had already ended (denied when its "
                     f"{question.timeout:g} s ran out, or its turn ended).",
         ))
 

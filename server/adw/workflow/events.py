@@ -8,6 +8,7 @@ change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import deque
@@ -93,6 +94,24 @@ class PermissionAsked(BaseEvent):
     kind: str
     paths: list[str] = []
     timeout: float
+
+
+    def described(self) -> str:
+        """What the agent asks, as a person is shown it: "TOOL (PATH, …)", the agent's words made safe to show."""
+        paths = [shown(path) for path in self.paths[:_SHOWN_PATHS]]
+        if len(self.paths) > _SHOWN_PATHS:
+            paths.append(f"and {len(self.paths) - _SHOWN_PATHS} more")
+        return shown(self.tool) + (f" ({', '.join(paths)})" if paths else "")
+
+
+_SHOWN_PATHS = 5
+
+
+def shown(text: str, limit: int = 300) -> str:
+    """An agent's text as it may be shown on a terminal or in a notification: control characters escaped (none
+    moves the cursor or forges a line of its own), at most `limit` characters."""
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
 class PermissionAnswered(BaseEvent):
@@ -216,24 +235,26 @@ class EventBus:
     async def ask(self, question: PermissionAsked) -> tuple[PermissionChoice, str] | None:
         """Publish the question and wait for `answer()`: the choice and who made it, or None once its time
         is up. A cancelled wait (the turn ended) leaves no question behind."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[PermissionChoice, str]] = asyncio.get_running_loop().create_future()
         self._questions[question.request_id] = future
-        by: str = "timeout"
+        answer: tuple[PermissionChoice, str] | None = None
+        ended = "timeout"
         try:
             self.publish(question)
-            async with asyncio.timeout(question.timeout):
-                choice, by = await future
-            return choice, by
-        except TimeoutError:
-            return None
-        except asyncio.CancelledError:
-            by = "cancelled"
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(question.timeout):
+                    await future
+            # An answer given in the turn the time ran out still counts: `answer()` told its giver it did.
+            answer = future.result() if future.done() and not future.cancelled() else None
+            return answer
+        except asyncio.CancelledError:  # the turn ended: whatever was answered, the agent never hears it
+            ended = "cancelled"
             raise
         finally:
             self._questions.pop(question.request_id, None)
-            answered = future.result()[0] if future.done() and not future.cancelled() else None
+            choice, by = answer or (None, ended)
             self.publish(PermissionAnswered(workflow_id=question.workflow_id, task_id=question.task_id,
-                                            request_id=question.request_id, choice=answered, by=by))
+                                            request_id=question.request_id, choice=choice, by=by))
 
     def answer(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
         """Answer a pending question; False when it is not pending (answered, timed out or never asked)."""
