@@ -75,6 +75,18 @@ export class AdwClient implements vscode.Disposable {
     return (await this.ready()).sendRequest<T>(method, params);
   }
 
+  /** Registers the extension's commands; a command that fails shows its one toast (`report`), never VS Code's. */
+  registerCommands(table: Record<string, (...args: never[]) => Promise<unknown>>): vscode.Disposable[] {
+    return Object.entries(table).map(([id, handler]) => vscode.commands.registerCommand(id, async (...args: never[]) => {
+      try {
+        return await handler(...args);
+      } catch (error) {
+        this.report(error);
+        return undefined;
+      }
+    }));
+  }
+
   /** Shows a failure as one toast: the server answers a failed command with its error and shows nothing itself. */
   report(error: unknown): void {
     if (error instanceof RestrictedError) {

@@ -55,15 +55,7 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
     'adw.restartServer': () => adw.restart(),
     'adw.refreshViews': () => views.refresh('all'),
   };
-  return Object.entries(table).map(([id, handler]) =>
-    vscode.commands.registerCommand(id, async (...args: never[]) => {
-      try {
-        return await handler(...args);
-      } catch (error) {
-        adw.report(error);
-        return undefined;
-      }
-    }));
+  return adw.registerCommands(table);
 }
 
 class Commands {

@@ -25,14 +25,7 @@ export function registerFollowUps(adw: AdwClient, workflows: WorkflowsProvider):
   };
   return [
     transcripts, review,
-    ...Object.entries(commands).map(([id, handler]) => vscode.commands.registerCommand(id, async (...args: never[]) => {
-      try {
-        return await handler(...args);
-      } catch (error) {
-        adw.report(error);
-        return undefined;
-      }
-    })),
+    ...adw.registerCommands(commands),
   ];
 }
 

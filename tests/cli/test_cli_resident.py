@@ -24,15 +24,6 @@ from adw.git.repo import Repo
 from tests.cli.test_cli_smoke import ADW
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Sockets of this test only: a private XDG_RUNTIME_DIR."""
-    folder = tmp_path / "run"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    return folder
-
-
 def adw(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(ADW), "-C", str(repo), *args], capture_output=True, text=True, timeout=120,
                           env=env)

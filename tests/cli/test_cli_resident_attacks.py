@@ -27,14 +27,6 @@ from tests.git.test_faults_checkpoint import sweep, user_work
 LOCAL = {"ADW_TEST_LOCAL": "1"}  # another environment: the resident ADW refuses it and the command runs here
 
 
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "run"
-    folder.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
-    return folder
-
-
 def start(repo: Path, env: dict[str, str] | None = None) -> int:
     """Start `repo`'s resident ADW (in its own session: a fault kill takes its group) and return its pid."""
     done = subprocess.run([str(ADW), "-C", str(repo), "daemon", "start", "--idle", "5"], capture_output=True,

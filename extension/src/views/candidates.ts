@@ -140,14 +140,7 @@ export function registerCandidates(adw: AdwClient, candidates: CandidatesProvide
   return [
     vscode.workspace.registerTextDocumentContentProvider(REV_SCHEME, new RevisionDocuments(adw)),
     adw.onDidChange((what) => { if (what !== 'checkpoints') candidates.reloadSoon(); }),
-    ...Object.entries(table).map(([id, handler]) => vscode.commands.registerCommand(id, async (...args: never[]) => {
-      try {
-        return await handler(...args);
-      } catch (error) {
-        adw.report(error);
-        return undefined;
-      }
-    })),
+    ...adw.registerCommands(table),
   ];
 }
 
