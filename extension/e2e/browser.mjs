@@ -173,6 +173,18 @@ try {
   await row(view('Worktrees'), 'adw/add').waitFor({ timeout: 30_000 });
   await shot('vscode-workflows-done');
 
+  // The run's end notification (from the notification center, whether or not its toast is still up): "Show
+  // Changes" opens what greet changed, from the commit its worktree started at, in the multi-file diff editor.
+  await palette('Notifications: Show Notifications');
+  const greetEnded = page.locator('.notifications-center .notification-list-item', { hasText: 'ADW: greet succeeded' });
+  await greetEnded.locator('.monaco-button', { hasText: 'Show Changes' }).click({ timeout: 30_000 });
+  await page.locator('.tab', { hasText: 'greet: changes' }).waitFor({ timeout: 30_000 });
+  await page.locator('.monaco-diff-editor').first().waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(1000);
+  await shot('vscode-run-changes');
+  await palette('Notifications: Clear All Notifications');
+  step('a run\'s end notification shows its changes');
+
   // Open a file of the new worktree (outside the workspace folder): Quick Open takes absolute paths.
   const file = `${repo}.worktrees/add/src/calc/add.py`;
   await page.keyboard.press('F1');

@@ -25,7 +25,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ adw:
   const documents = new CliDocuments(adw);
   const status = new StatusItem();
   const candidates = new CandidatesProvider(adw);
-  const notifications = new RunNotifications(() => worktrees.worktrees);
+  const notifications = new RunNotifications(adw, () => worktrees.worktrees);
   checkpoints.view = vscode.window.createTreeView('adw.checkpoints', { treeDataProvider: checkpoints });
 
   const views: Views = {

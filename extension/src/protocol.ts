@@ -91,6 +91,8 @@ export interface Workflow {
   cwd: string;
   spec: string | null;
   worktree: string | null;
+  /** The commit its worktree started from. */
+  base_commit?: string | null;
   state: TaskState;
   reason: string;
   created_at: number;

@@ -266,7 +266,7 @@ class CandidateActions {
   }
 }
 
-function revisionUri(repo: string, revision: string, file: string): vscode.Uri {
+export function revisionUri(repo: string, revision: string, file: string): vscode.Uri {
   return vscode.Uri.from({ scheme: REV_SCHEME, path: `/${file}`, query: JSON.stringify({ repo, revision }) });
 }
 
