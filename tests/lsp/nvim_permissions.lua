@@ -45,21 +45,4 @@ local function test()
   table.insert(result.steps, 'workflow ended ' .. status.state)
 end
 
-local function finish(ok, err)
-  result.ok = ok
-  result.error = err and tostring(err) or nil
-  for _, c in pairs(vim.lsp.get_active_clients()) do c.stop() end
-  vim.wait(5000, function() return #vim.lsp.get_active_clients() == 0 end, 50)
-  local out = io.open(os.getenv('ADW_RESULT'), 'w')
-  out:write(vim.json.encode(result))
-  out:close()
-  vim.cmd('cquit ' .. (ok and 0 or 1))
-end
-
-vim.api.nvim_create_autocmd('VimEnter', { once = true, callback = function()
-  vim.schedule(function()
-    local ok, err = pcall(test)
-    local done, fatal = pcall(finish, ok, err)
-    if not done then io.stderr:write(tostring(fatal) .. '\n'); vim.cmd('cquit 2') end
-  end)
-end })
+dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h') .. '/nvim_run.lua')(test, result)
