@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,30 @@ def nvim_or_skip(which: str) -> str:
     return found
 
 
+def run_scenario(
+    nvim: str, script: Path, root: Path, tmp_path: Path, env: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    """Run a headless Neovim scenario on `root`'s multiply spec; the result it wrote (it ends through
+    nvim_run.lua), checked to say ok and to come from a Neovim that exited 0."""
+    result_file = tmp_path / "result.json"
+    state = tmp_path / "nvim-state"  # nvim's own logs (lsp.log) go here, not to ~/.cache
+    full_env = {
+        **os.environ, "ADW_PY": sys.executable, "ADW_ROOT": str(root), "ADW_RESULT": str(result_file), **env,
+        "XDG_CACHE_HOME": str(state / "cache"), "XDG_STATE_HOME": str(state / "state"),
+        "XDG_DATA_HOME": str(state / "data"), "XDG_CONFIG_HOME": str(state / "config"),
+    }
+    argv = [nvim, "--headless", "-n", "-i", "NONE", "-u", str(script), str(root / "specs/multiply.md")]
+    try:
+        done = subprocess.run(argv, cwd=root, env=full_env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"nvim hung; partial output: {exc.stdout!r} {exc.stderr!r}") from None
+    assert result_file.is_file(), f"nvim wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    assert result["ok"], f"{result.get('error')}\nsteps: {result['steps']}\nstderr: {done.stderr[-2000:]}"
+    assert done.returncode == 0
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["system", "wheel"])
 def test_neovim_user_scenario(tmp_path: Path, which: str) -> None:
@@ -55,29 +80,7 @@ def test_neovim_user_scenario(tmp_path: Path, which: str) -> None:
     version = _version(nvim)
     root = tmp_path / "demo"
     asyncio.run(create_demo_repo(root))  # the repository of `adw demo`, without running its workflows
-    result_file = tmp_path / "result.json"
-    state = tmp_path / "nvim-state"
-    env = {
-        **os.environ,
-        "ADW_PY": sys.executable,
-        "ADW_ROOT": str(root),
-        "ADW_RESULT": str(result_file),
-        "ADW_SETUP": str(SETUP),
-        # nvim's own logs (lsp.log) go here, not to ~/.cache
-        "XDG_CACHE_HOME": str(state / "cache"),
-        "XDG_STATE_HOME": str(state / "state"),
-        "XDG_DATA_HOME": str(state / "data"),
-        "XDG_CONFIG_HOME": str(state / "config"),
-    }
-    argv = [nvim, "--headless", "-n", "-i", "NONE", "-u", str(SCRIPT), str(root / "specs/multiply.md")]
-    try:
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"nvim hung; partial output: {exc.stdout!r} {exc.stderr!r}") from None
-    assert result_file.is_file(), f"nvim wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
-    result = json.loads(result_file.read_text())
-    assert result["ok"], f"{result.get('error')}\nsteps: {result['steps']}\nstderr: {done.stderr[-2000:]}"
-    assert done.returncode == 0
+    result = run_scenario(nvim, SCRIPT, root, tmp_path, {"ADW_SETUP": str(SETUP)}, timeout=120)
 
     assert result["client_started_by"] == ("vim.lsp.start" if version >= (0, 8) else "vim.lsp.start_client")
     assert result["spec_lenses"] == ["Start Parallel SDLC", "Scout"]

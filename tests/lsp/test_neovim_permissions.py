@@ -4,9 +4,6 @@ question and the three answers, and the person's pick answers the agent (nvim_pe
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from adw.sdlc.demo import create_demo_repo
 from tests.lsp.conftest import server_env
 from tests.lsp.test_lsp_permissions import ACP_BUILD
-from tests.lsp.test_neovim import nvim_or_skip
+from tests.lsp.test_neovim import nvim_or_skip, run_scenario
 
 SCRIPT = Path(__file__).with_name("nvim_permissions.lua")
 
@@ -25,21 +22,7 @@ def test_neovim_shows_the_question_and_its_pick_answers_the_agent(tmp_path: Path
     root = tmp_path / "demo"
     asyncio.run(create_demo_repo(root))
     (root / ".adw.toml").write_text(ACP_BUILD, encoding="utf-8")
-    result_file = tmp_path / "result.json"
-    state = tmp_path / "nvim-state"
-    env = {
-        **server_env(), "ADW_PY": sys.executable, "ADW_ROOT": str(root), "ADW_RESULT": str(result_file),
-        "XDG_CACHE_HOME": str(state / "cache"), "XDG_STATE_HOME": str(state / "state"),
-        "XDG_DATA_HOME": str(state / "data"), "XDG_CONFIG_HOME": str(state / "config"),
-    }
-    argv = [nvim, "--headless", "-n", "-i", "NONE", "-u", str(SCRIPT), str(root / "specs/multiply.md")]
-    try:
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=180)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"nvim hung; partial output: {exc.stdout!r} {exc.stderr!r}") from None
-    assert result_file.is_file(), f"nvim wrote no result (exit {done.returncode}): {done.stderr[-2000:]}"
-    result = json.loads(result_file.read_text())
-    assert result["ok"], f"{result.get('error')}\nsteps: {result['steps']}\nstderr: {done.stderr[-2000:]}"
+    result = run_scenario(nvim, SCRIPT, root, tmp_path, server_env(), timeout=180)
 
     # Three questions shown (b.txt was covered by "always"), each with the question and the three answers.
     assert len(result["shown"]) == 3, result["shown"]
