@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import FaultyGit
 from tests.realistic import RealisticProject, build_template, copy_project
 
 GIT_ENV = {
@@ -73,6 +74,12 @@ def make_repo(tmp_path: Path) -> MakeRepo:
 @pytest.fixture
 def repo(make_repo: MakeRepo) -> Path:
     return make_repo({"README.md": "# demo\n", "src/app.py": "def main():\n    return 1\n"})
+
+
+@pytest.fixture
+def faulty_git(tmp_path_factory: pytest.TempPathFactory) -> FaultyGit:
+    """A `git` first on PATH that counts ADW's calls and can kill ADW at one of them (tests/faults.py)."""
+    return FaultyGit(tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture(scope="session")

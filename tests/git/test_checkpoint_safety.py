@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,11 +20,6 @@ from adw.git.checkpoints import Checkpoints
 from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultyGit
 from tests.git.test_checkpoints import files_of, git_out, reachable
-
-
-@pytest.fixture
-def faulty_git(tmp_path_factory: pytest.TempPathFactory) -> FaultyGit:
-    return FaultyGit(tmp_path_factory.mktemp("faults"))
 
 
 def adw(cwd: Path, *args: str, limit_file_size: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -212,6 +208,35 @@ def test_a_held_index_lock_pauses_the_undo_with_what_to_do_and_nothing_lost(repo
     redo = adw(repo, "redo")
     assert redo.returncode == 0, redo.stderr
     assert (repo / "src/app.py").read_text() == "unsaved edit\n"
+    assert git_out(repo, "diff", "--cached", "--name-only") == "big.txt"
+
+
+@pytest.mark.parametrize("left", ["index", "ref"])
+def test_a_lock_left_by_the_undos_own_killed_git_does_not_pause_it_for_good(
+    repo: Path, faulty_git: FaultyGit, left: str
+) -> None:
+    """kill -9 while the undo's `read-tree` writes the user's index (or its transaction a ref) leaves a `.lock`
+    behind. A lock made after the undo's journal that no process holds is that git's: the next command removes it
+    and finishes the undo (one older than the journal is somebody else's, and is only reported: the test above)."""
+    _restorable(repo)
+    clean = repo.parent / "clean"
+    shutil.copytree(repo, clean, symlinks=True)
+    calls = faulty_git.run(clean, "undo").calls
+    read_tree = next(n for n, call in enumerate(calls, 1) if call[:2] == ["read-tree", "--reset"])
+
+    assert faulty_git.run(repo, "undo", kill_at=read_tree).killed
+    journal = json.loads((repo / ".git/adw/journal.json").read_text())  # the undo is paused half-way
+    ref = journal["refs"][0].split(" ")[1]
+    lock = repo / ".git" / ("index.lock" if left == "index" else f"{ref}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_bytes(b"half of what the killed git was writing")
+
+    listing = adw(repo, "checkpoints", "--all", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert not lock.exists()
+    assert (repo / "src/app.py").read_text() == "def main():\n    return 1\n"
+    assert git_out(repo, "diff", "--cached", "--name-only") == ""
+    assert adw(repo, "redo").returncode == 0
     assert git_out(repo, "diff", "--cached", "--name-only") == "big.txt"
 
 

@@ -21,11 +21,6 @@ class Run(Protocol):
     def __call__(self, cwd: Path, *args: str, kill_at: int | None = None) -> FaultRun: ...
 
 
-@pytest.fixture
-def faulty_git(tmp_path_factory: pytest.TempPathFactory) -> FaultyGit:
-    return FaultyGit(tmp_path_factory.mktemp("faults"))
-
-
 def test_the_wrapper_counts_calls_and_kills_the_whole_group(repo: Path, faulty_git: FaultyGit) -> None:
     (repo / "new.txt").write_text("unsaved\n", encoding="utf-8")
     clean = faulty_git.run(repo, "checkpoint", "--json")

@@ -22,11 +22,6 @@ from tests.faults import FaultyGit
 
 
 @pytest.fixture
-def faulty_git(tmp_path_factory: pytest.TempPathFactory) -> FaultyGit:
-    return FaultyGit(tmp_path_factory.mktemp("faults"))
-
-
-@pytest.fixture
 def few_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "_LOCK_RETRIES", 1)
 

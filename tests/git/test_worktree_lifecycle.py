@@ -25,11 +25,6 @@ HOSTILE = ["@", "@main", "a..b", "-x", "a.lock", ".hidden", "a b", "x/", "a/b", 
 
 
 @pytest.fixture
-def faulty_git(tmp_path_factory: pytest.TempPathFactory) -> FaultyGit:
-    return FaultyGit(tmp_path_factory.mktemp("faults"))
-
-
-@pytest.fixture
 def repo(make_repo: MakeRepo) -> Path:
     return make_repo(FILES)
 

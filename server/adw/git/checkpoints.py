@@ -790,12 +790,13 @@ class Checkpoints:
             self._tree_cache[commit] = (await git("rev-parse", f"{commit}^{{tree}}", cwd=self.repo.root)).stdout.strip()
         return self._tree_cache[commit]
 
-    async def _transaction(self, ops: list[_RefOp] | list[str]) -> None:
+    async def _transaction(self, ops: list[_RefOp] | list[str], own_locks_since: int | None = None) -> None:
         if not ops:  # e.g. undo to the checkpoint the worktree is already at; update-ref rejects empty input
             return
         lines = [op if isinstance(op, str) else _ref_line(op) for op in ops]
         try:
-            await git("update-ref", "--stdin", cwd=self.repo.root, input="\n".join(lines) + "\n")
+            await git("update-ref", "--stdin", cwd=self.repo.root, input="\n".join(lines) + "\n",
+                      own_locks_since=own_locks_since)
         except GitLockError:
             raise  # names the lock and its holder already
         except GitError as exc:
@@ -859,14 +860,16 @@ class Checkpoints:
         shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt, kept))
         root = self.repo.root
         try:
+            # A lock made since the journal that nobody holds is this move's own, left by a kill: not a reason to stop.
+            since = self.journal.stat().st_mtime_ns
             if intent.index_tree:
-                await git("read-tree", "--reset", intent.index_tree, cwd=root)
+                await git("read-tree", "--reset", intent.index_tree, cwd=root, own_locks_since=since)
             # HEAD's own moves go first: a transaction cannot move HEAD and the branch it names together.
             if intent.branch:
-                await git("symbolic-ref", "HEAD", intent.branch, cwd=root)
+                await git("symbolic-ref", "HEAD", intent.branch, cwd=root, own_locks_since=since)
             if intent.detach:
-                await git("update-ref", "--no-deref", "HEAD", intent.detach, cwd=root)
-            await self._transaction(intent.refs)
+                await git("update-ref", "--no-deref", "HEAD", intent.detach, cwd=root, own_locks_since=since)
+            await self._transaction(intent.refs, own_locks_since=since)
         except GitLockError as exc:
             raise _paused(exc) from exc
         except CheckpointError:

@@ -55,8 +55,12 @@ async def git(
     input: str | bytes | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     ok_codes: Sequence[int] = (0,),
+    own_locks_since: int | None = None,
 ) -> GitResult:
-    """Run `git ARGS` in `cwd`. Raises GitError unless the exit status is in `ok_codes`."""
+    """Run `git ARGS` in `cwd`. Raises GitError unless the exit status is in `ok_codes`.
+
+    `own_locks_since` (ns, as `st_ctime_ns`): the caller resumes work of its own that was interrupted then, so a
+    lock file made since, that no process holds, was left by its own killed git and is removed, not waited on."""
     argv = ["git", *(os.fspath(arg) for arg in args)]
     full_env = {**os.environ, **_BASE_ENV, **(env or {})}
     data = input.encode() if isinstance(input, str) else input
@@ -71,7 +75,8 @@ async def git(
             raise GitError(argv, returncode, err, out)
         found = _LOCK_PATH.search(err)
         lock = Path(found[1]) if found else None
-        if lock is not None and lock == own_index_lock and await asyncio.to_thread(remove_if_stale, lock, Path(cwd)):
+        if lock is not None and (lock == own_index_lock or _made_since(lock, own_locks_since)) and \
+                await asyncio.to_thread(remove_if_stale, lock, Path(cwd)):
             continue
         if attempt < _LOCK_RETRIES:
             await asyncio.sleep(_LOCK_BACKOFF_S * 2**attempt)
@@ -80,6 +85,13 @@ async def git(
             raise GitError(argv, returncode, err, out)
         raise GitLockError(argv, returncode, err, lock, await asyncio.to_thread(lock_holders, lock, Path(cwd)))
     raise AssertionError("unreachable")
+
+
+def _made_since(lock: Path, since: int | None) -> bool:
+    try:
+        return since is not None and lock.lstat().st_ctime_ns >= since
+    except FileNotFoundError:
+        return True  # gone already: retrying is right
 
 
 async def _spawn(
