@@ -59,3 +59,20 @@ async def test_the_line_is_the_definition_whose_body_the_task_is_about(make_repo
     # A task about the command itself still opens the command.
     (location,) = [loc for loc in (await scout("run command serve", root)).locations if loc.path == "app/cli.py"]
     assert lines[location.line - 1].startswith("def run_command(")
+
+
+async def test_a_definition_named_exactly_as_the_task_quotes_it_comes_first(make_repo: MakeRepo) -> None:
+    urls = (
+        "def escape(string, safe):\n"
+        '    """Quote the characters that are not safe."""\n'
+        "    return quote(string, safe)\n\n\n"
+        "def keep(string):\n"
+        "    return escape(string, SAFE)\n"
+    )
+    files = {f"lib/m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(6)}
+    files |= {"lib/quoting.py": "def quote(string, safe):\n    return ''.join(c for c in string if c in safe)\n"}
+    root = make_repo({**files, "lib/urls.py": urls})
+    # Unquoted, "quote" is one word of the task: the file matching more of it leads.
+    assert (await scout("Make quote keep safe characters", root)).files[0] == "lib/urls.py"
+    # Quoted, it names the definition the task is about.
+    assert (await scout("Make `quote` keep safe characters", root)).files[0] == "lib/quoting.py"
