@@ -5,7 +5,9 @@ result equals the full one; these tests pin down when each path is taken."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,8 +191,8 @@ async def test_the_shadow_index_is_split_and_keeps_its_cache_tree(repo: Path) ->
 
 
 def built_without_index(calls: Calls, on_shadow: Calls) -> bool:
-    """The snapshot wrote its tree with mktree and never touched the shadow index."""
-    return ["mktree", "-z"] in calls and not on_shadow
+    """The snapshot never touched the shadow index and wrote its trees from this process (no `mktree`)."""
+    return not on_shadow and not any(call[0] == "mktree" for call in calls)
 
 
 def tree_of(repo: Path, tree: str) -> dict[str, str]:
@@ -300,3 +302,105 @@ async def test_the_shadow_index_catches_up_before_a_full_snapshot_reads_it(
     made = await again.checkpoint()
     assert full(calls) and not again.shadow_lag.exists()
     assert made.checkpoint is not None and "notes.txt" in tree_of(repo, made.checkpoint.tree)
+
+
+def fsck(repo: Path) -> str:
+    return git_out(repo, "fsck", "--strict", "--no-dangling", "--no-progress")
+
+
+@pytest.mark.parametrize("setup", ["alternates", "shared", "fsync"])
+async def test_trees_go_through_mktree_where_this_process_may_not_write_objects(
+    repo: Path, tmp_path: Path, calls: Calls, on_shadow: Calls, setup: str
+) -> None:
+    """Objects borrowed from another store, group-writable objects or synced object files: git writes the new
+    trees (its own rules for those), and the snapshot is still built without the index."""
+    if setup == "alternates":
+        other = tmp_path / "other.git"
+        git_out(tmp_path, "init", "-q", "--bare", str(other))
+        (repo / ".git/objects/info/alternates").write_text(f"{other / 'objects'}\n")
+    else:
+        git_out(repo, "config", *(("core.sharedRepository", "group") if setup == "shared" else ("core.fsync", "all")))
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").write_text("edited\n")
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert ["mktree", "-z"] in calls and not on_shadow
+    assert made.checkpoint is not None and made.checkpoint.tree == full_add_tree(repo, tmp_path / "fresh-index")
+    assert fsck(repo) == ""
+
+
+_KILLED_WRITER = """
+import asyncio, os, sys, time
+from pathlib import Path
+from adw.git import trees
+from adw.git.checkpoints import Checkpoints
+from adw.scouts.watch import Watch
+
+root, at = Path(sys.argv[1]), sys.argv[2]
+
+class Stalling:
+    '''os for adw.git.trees, stopping for the kill in the middle of an object's write or before its link.'''
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        if at == "write":
+            os.write(fd, bytes(data[: len(data) // 2]))
+            self.stall()
+        return os.write(fd, data)
+
+    def link(self, source, target):
+        if at == "link":
+            self.stall()
+        os.link(source, target)
+
+    def stall(self):
+        print("stalled", flush=True)
+        time.sleep(120)
+
+async def main():
+    store = await Checkpoints.open(root)
+    store.tracker = Watch.open(root, (store.repo.git_dir,), paths=True)
+    await store.checkpoint()
+    (root / "src/app.py").write_text("edited\\n")
+    (root / "src/new.py").write_text("new\\n")
+    trees.os = Stalling()
+    await store.checkpoint()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("at", ["write", "link"])
+async def test_a_writer_killed_mid_object_leaves_a_temporary_file_at_most(
+    repo: Path, tmp_path: Path, calls: Calls, on_shadow: Calls, at: str
+) -> None:
+    """kill -9 of a checkpoint halfway through writing a tree object, or after writing it and before linking it
+    under its id: no object is corrupt (`fsck --strict`, which passes over git's `tmp_obj_*` names), and the next
+    checkpoint writes the same trees whole and succeeds."""
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", _KILLED_WRITER, str(repo), at,
+                                                 stdout=asyncio.subprocess.PIPE)
+    assert child.stdout is not None
+    stalled = await asyncio.wait_for(child.stdout.readline(), 60)
+    child.kill()  # SIGKILL
+    await child.wait()
+    assert stalled == b"stalled\n", "the child never reached the object write"
+    objects = repo / ".git/objects"
+    assert [p.parent.name for p in objects.glob("??/tmp_obj_*")], "the killed write left its temporary file"
+    assert fsck(repo) == ""
+    edited = {name: (repo / name).read_text() for name in ("src/app.py", "src/new.py")}
+    (repo / "src/app.py").write_text("def main():\n    return 1\n")
+    (repo / "src/new.py").unlink()
+    store = await watched(repo)
+    await store.checkpoint()
+    for name, text in edited.items():
+        (repo / name).write_text(text)
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert built_without_index(calls, on_shadow)
+    assert made.checkpoint is not None and made.checkpoint.tree == full_add_tree(repo, tmp_path / "fresh-index")
+    assert git_out(repo, "show", f"{made.checkpoint.tree}:src/new.py") == "new"
+    assert fsck(repo) == ""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-from adw.git.trees import TREE, Tree, TreeCache, parse_tree, tree_body, tree_id
+from adw.git.trees import TREE, Entry, Tree, TreeCache, parse_tree, tree_body, tree_id, write_loose
 from tests.git.test_checkpoints import git_out
 
 
@@ -38,5 +39,39 @@ async def test_rebuild_removes_a_folder_left_empty_and_writes_what_git_would(rep
     folders = await cache.folders(repo, base, [b"src/app.py", b"README.md"])
     assert set(folders) == {b"", b"src"} and folders[b""] == base
     made = await cache.rebuild(repo, folders, {b"src/app.py": None, b"README.md": (b"100644", blob)})
+    git_out(repo, "add", "-A")
+    assert made == git_out(repo, "write-tree")
+
+
+def test_a_loose_tree_written_here_is_the_object_git_reads_and_an_existing_one_is_left_alone(repo: Path) -> None:
+    """`write_loose` stores a tree git reads back entry for entry and `fsck --strict` accepts; writing it again
+    keeps the file (same inode, no temporary left) and only freshens its date, as git does for `gc`."""
+    blob = git_in(repo, "hash-object", "-w", "--stdin", input="x\n")
+    tree: Tree = {b"b.txt": (b"100644", blob), b"a": (b"100755", blob)}
+    body = tree_body(tree)
+    oid = tree_id(body)
+    objects = repo / ".git/objects"
+    write_loose(objects, oid, b"tree", body)
+    stored = objects / oid[:2] / oid[2:]
+    assert git_out(repo, "cat-file", "-t", oid) == "tree"
+    assert git_out(repo, "ls-tree", oid) == f"100755 blob {blob}\ta\n100644 blob {blob}\tb.txt"
+    assert git_out(repo, "fsck", "--strict", "--no-dangling", "--no-progress") == ""
+    assert stored.stat().st_mode & 0o777 == 0o444
+    os.utime(stored, (1, 1))
+    inode = stored.stat().st_ino
+    write_loose(objects, oid, b"tree", body)
+    assert stored.stat().st_ino == inode and stored.stat().st_mtime > 1
+    assert sorted(p.name for p in stored.parent.iterdir()) == [oid[2:]]
+
+
+async def test_rebuild_writes_trees_with_mktree_without_an_objects_folder(repo: Path) -> None:
+    """The fallback (an objects folder this process may not write) gives the same root tree through git."""
+    base = git_out(repo, "rev-parse", "HEAD^{tree}")
+    (repo / "src/app.py").write_text("other\n")
+    blob = git_out(repo, "hash-object", "-w", "src/app.py")
+    edits: dict[bytes, Entry | None] = {b"src/app.py": (b"100644", blob)}
+    loose, spawned = TreeCache(), TreeCache()
+    made = await loose.rebuild(repo, await loose.folders(repo, base, list(edits)), edits, repo / ".git/objects")
+    assert made == await spawned.rebuild(repo, await spawned.folders(repo, base, list(edits)), edits)
     git_out(repo, "add", "-A")
     assert made == git_out(repo, "write-tree")

@@ -41,8 +41,8 @@ async def test_the_language_servers_stores_snapshot_incrementally(
     repo: Path, tmp_path: Path, calls: Calls, linked: bool
 ) -> None:
     """The server's long-lived store of each worktree carries a watch: after its first snapshot, an edit, a new
-    file and a deletion are taken by path into a tree built without the shadow index (no `add`, `update-index`
-    or `write-tree`), the same tree a full `add -A` gives."""
+    file and a deletion are taken by path into a tree built without the shadow index (no `add`, `update-index`,
+    `write-tree` or `mktree`), the same tree a full `add -A` gives."""
     root = repo
     if linked:
         root = tmp_path / "linked"
@@ -56,7 +56,8 @@ async def test_the_language_servers_stores_snapshot_incrementally(
     (root / "notes.txt").write_text("untracked\n")
     (root / "README.md").unlink()
     made = await store.checkpoint("second")
-    assert ["mktree", "-z"] in calls and not any(c[0] in ("add", "update-index", "write-tree") for c in calls)
+    assert ["hash-object", "-w"] in calls
+    assert not any(c[0] in ("add", "update-index", "write-tree", "mktree") for c in calls)
     assert made.checkpoint is not None
     assert made.checkpoint.tree == full_add_tree(root, tmp_path / "fresh-index")
     assert await server.checkpoints(root) is store  # one store (and one watch) per worktree
@@ -78,8 +79,8 @@ async def test_a_checkpoint_through_the_server_adds_only_what_changed(
     (workspace / "README.md").unlink()
     second = await run(client, "checkpoint", None, "second")
     trace = TRACE.read_text()
-    assert "git mktree" in trace
-    assert not any(f"git {command}" in trace for command in ("add", "update-index", "write-tree", "ls-files"))
+    assert "git hash-object" in trace
+    assert not any(f"git {command}" in trace for command in ("add", "update-index", "write-tree", "ls-files", "mktree"))
     assert second["checkpoint"]["tree"] == full_add_tree(workspace, tmp_path / "fresh-index")
     names = git_out(workspace, "ls-tree", "-r", "--name-only", second["checkpoint"]["tree"]).split()
     assert "notes.txt" in names and "README.md" not in names

@@ -76,6 +76,10 @@ _PAIR_HEADER = re.compile(r"([0-9a-f]{40,64}) ([0-9a-f]{40,64})\n")
 Kind = Literal["checkpoint", "state"]
 # Beyond this many changed paths a full `add -A` is as cheap as naming them.
 MAX_INCREMENTAL_PATHS = 1000
+# Settings that change how git stores objects (loose trees are then left to `mktree`) and how it hashes files.
+_SETUP_KEYS = (r"^(core\.(filemode|symlinks|ignorecase|autocrlf|sharedrepository|fsync|fsyncobjectfiles|fsyncmethod)"
+               r"|extensions\.objectformat)$")
+_OBJECT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 _MAX_LINKS = 16  # symlinks a snapshot built without the index hashes (one `hash-object` each)
 
 
@@ -152,6 +156,12 @@ class State:
             checkpoint.head,
             checkpoint.branch,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    plain: bool  # files are hashed without the index (Checkpoints._plain_git)
+    objects: Path | None  # where new trees are written from this process; None: by `mktree`
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +248,7 @@ class Checkpoints:
         self.shadow_lag = repo.private_dir / SHADOW_LAG
         self._shadow_stat: tuple[int, int, int] | None = None  # the shadow index as this store last left it
         self._known_trees = TreeCache()  # trees read or written, for snapshots built without the index
-        self._plain: tuple[tuple[object, ...], bool] | None = None  # (git config files' stat, _plain_git's answer)
+        self._plain: tuple[tuple[object, ...], _Setup] | None = None  # (git config files' stat, _plain_git's answer)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
@@ -576,7 +586,8 @@ class Checkpoints:
         skipped = {p for p in self._skipped if not any(_under(p, changed) for changed in paths)}
         if not paths:
             return base, sorted(skipped)
-        if len(base) != 40 or not await self._plain_git():
+        setup = await self._plain_git()
+        if len(base) != 40 or not setup.plain:
             return None
         disk = await asyncio.to_thread(_inspect, root, paths)
         if disk is None:
@@ -611,7 +622,7 @@ class Checkpoints:
             found = disk[rel]
             assert found is not None
             edits[os.fsencode(rel)] = (found[0].encode(), oid)
-        tree = await self._known_trees.rebuild(root, folders, edits)
+        tree = await self._known_trees.rebuild(root, folders, edits, setup.objects)
         if not tree:
             return None  # nothing left: the empty tree is the index path's to write
         held = self.shadow_lag.read_text().split()[0] if self.shadow_lag.exists() else base
@@ -647,24 +658,32 @@ class Checkpoints:
             raise ValueError(f"hash-object gave {len(hashed)} ids for {len(files)} files")
         return dict(zip([*files, *links], [*hashed, *linked], strict=True))
 
-    async def _plain_git(self) -> bool:
-        """Whether git stores a file just as lstat sees it and hashes it without the index: core.fileMode and
-        core.symlinks on, core.ignoreCase and core.autocrlf off; cached by the stat of the config files."""
+    async def _plain_git(self) -> _Setup:
+        """Whether git stores a file just as lstat sees it and hashes it without the index (core.fileMode and
+        core.symlinks on, core.ignoreCase and core.autocrlf off), and the objects folder new trees may be written
+        into from this process (`write_loose`): only for sha1 objects in the repository's own folder with git's
+        default permissions and syncing, no alternates; None sends them through `mktree`. Cached by the stat of
+        the config and alternates files and the GIT_* environment."""
         home = Path.home()
+        objects = self.repo.common_dir / "objects"
+        alternates = _stat_key(objects / "info" / "alternates")
         files = (
             self.repo.common_dir / "config", self.repo.git_dir / "config.worktree", home / ".gitconfig",
             Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config", Path("/etc/gitconfig"),
         )
-        signature = (*(_stat_key(f) for f in files), *sorted(i for i in os.environ.items() if i[0].startswith("GIT")))
+        environment = sorted(i for i in os.environ.items() if i[0].startswith("GIT"))
+        signature = (*(_stat_key(f) for f in files), alternates, *environment)
         if self._plain is None or self._plain[0] != signature:
-            out = await git("config", "-z", "--get-regexp", r"^core\.(filemode|symlinks|ignorecase|autocrlf)$",
-                            cwd=self.repo.root, ok_codes=(0, 1))
+            out = await git("config", "-z", "--get-regexp", _SETUP_KEYS, cwd=self.repo.root, ok_codes=(0, 1))
             values = {key: value.lower() for key, _, value in (i.partition("\n") for i in out.stdout.split("\0") if i)}
             on = ("true", "yes", "on", "1", "")
             plain = (values.get("core.filemode", "true") in on and values.get("core.symlinks", "true") in on
                      and values.get("core.ignorecase", "false") not in on
                      and values.get("core.autocrlf", "false") not in (*on, "input"))
-            self._plain = (signature, plain)
+            own = not any(key.startswith(("core.fsync", "core.sharedrepository")) for key in values)
+            own = own and values.get("extensions.objectformat", "sha1") == "sha1" and alternates is None
+            own = own and not any(name in os.environ for name in _OBJECT_ENV)
+            self._plain = (signature, _Setup(plain, objects if own else None))
         return self._plain[1]
 
     async def _sync_shadow(self) -> None:

@@ -2,14 +2,20 @@
 
 A checkpoint of ten changed files in a 50,000-file worktree must not read a 50,000-entry index (docs/PERFORMANCE.md,
 #14 point 4): only the folders on the changed paths are read (one `cat-file --batch`, cached by object id), changed
-in memory, and written bottom-up in one `mktree --batch`. Tree ids are computed here (a parent names its children
-before git has written them) and checked against git's answer.
+in memory, and written bottom-up. Tree ids are computed here (a parent names its children before they are written).
+A tree has no filters, so where the repository allows it (`write_loose`'s caller decides) the new trees are written
+as loose objects from this process, the way git writes them, saving `mktree`'s process and its check of every
+entry; otherwise one `mktree --batch` writes them and its ids are checked against these.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import os
 import re
+import zlib
 from pathlib import Path
 
 from adw.git.runner import git
@@ -47,6 +53,39 @@ def tree_body(tree: Tree) -> bytes:
 
 def tree_id(body: bytes) -> str:
     return hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
+
+
+def write_loose(objects: Path, oid: str, kind: bytes, body: bytes) -> None:
+    """Store an object as git does (sha1 repositories): zlib-deflated "<kind> <len>\\0<body>" written to a
+    `tmp_obj_*` file beside its final name, then hard-linked there, which never replaces an existing file, and the
+    temporary name removed. A process killed on the way leaves at most the temporary file (`git gc` expires it),
+    never a partial object under its id. An object already stored loose is only freshened, as git does, so `gc`
+    does not prune it as unused."""
+    folder = objects / oid[:2]
+    final = folder / oid[2:]
+    try:
+        os.utime(final)
+        return
+    except FileNotFoundError:
+        pass
+    folder.mkdir(exist_ok=True)
+    data = zlib.compress(kind + b" %d\0" % len(body) + body, 1)  # core.looseCompression's default, Z_BEST_SPEED
+    temp = folder / f"tmp_obj_{os.getpid()}_{oid[2:10]}"
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()  # left by a killed writer whose pid this process now has
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)  # git's objects are read-only
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        pass  # written meanwhile by another process: same id, same content
+    finally:
+        temp.unlink()
 
 
 def parent_of(path: bytes) -> tuple[bytes, bytes]:
@@ -117,10 +156,13 @@ class TreeCache:
                 raise NotPlain(b"")  # a tree git did not give (cache dropped meanwhile)
         return {f: found[f] for f in wanted}
 
-    async def rebuild(self, root: Path, folders: dict[bytes, str | None], edits: dict[bytes, Entry | None]) -> str:
+    async def rebuild(self, root: Path, folders: dict[bytes, str | None], edits: dict[bytes, Entry | None],
+                      objects: Path | None = None) -> str:
         """The id of the root tree after the edits (path -> entry, None: removed), written to the object store
         with every changed folder; a folder left empty is removed, as no index can hold one. `folders` gives the
-        base's tree of each folder on the edited paths (TreeCache.folders). ValueError when git's ids differ."""
+        base's tree of each folder on the edited paths (TreeCache.folders). The trees are written as loose objects
+        into `objects` (an objects folder proven plain by the caller), or by `mktree` without it, which raises
+        ValueError when git's ids differ."""
         changes: dict[bytes, dict[bytes, Entry | None]] = {}
         for path, entry in edits.items():
             folder, name = parent_of(path)
@@ -128,7 +170,7 @@ class TreeCache:
             while folder:  # every folder up to the root is rewritten
                 folder = parent_of(folder)[0]
                 changes.setdefault(folder, {})
-        written: list[tuple[str, Tree]] = []
+        written: list[tuple[str, Tree, bytes]] = []
         new_root = ""
         for folder in sorted(changes, key=lambda f: f.count(b"/") + bool(f), reverse=True):  # deepest first
             base = folders[folder]
@@ -138,23 +180,30 @@ class TreeCache:
                     tree.pop(name, None)
                 else:
                     tree[name] = entry
-            oid = tree_id(tree_body(tree)) if tree else None
+            body = tree_body(tree)
+            oid = tree_id(body) if tree else None
             if oid is not None and oid != base:  # written even when cached: `gc` may have pruned an unused one
-                written.append((oid, tree))
+                written.append((oid, tree, body))
             if folder:
                 up, name = parent_of(folder)
                 changes[up][name] = (TREE, oid) if oid else None
             else:
                 new_root = oid or ""
-        if written:
+        if written and objects is not None:
+            def store() -> None:
+                for oid, _, body in written:
+                    write_loose(objects, oid, b"tree", body)
+
+            await asyncio.to_thread(store)
+        elif written:
             feed = b"".join(
                 b"".join(b"%s %s %s\t%s\0" % (mode.rjust(6, b"0"), _TYPES.get(mode, "blob").encode(), oid.encode(),
                                                name) for name, (mode, oid) in tree.items()) + b"\0"
-                for _, tree in written
+                for _, tree, _ in written
             )
             made = (await git("mktree", "-z", "--batch", cwd=root, input=feed)).stdout.split()
-            if made != [oid for oid, _ in written]:
-                raise ValueError(f"git wrote trees {made}, expected {[oid for oid, _ in written]}")
-            for oid, tree in written:
-                self.keep(oid, tree)
+            if made != [oid for oid, _, _ in written]:
+                raise ValueError(f"git wrote trees {made}, expected {[oid for oid, _, _ in written]}")
+        for oid, tree, _ in written:
+            self.keep(oid, tree)
         return new_root
