@@ -16,7 +16,7 @@ import pytest
 
 from adw.config import AdwConfig, CheckpointConfig
 from adw.errors import GitError
-from adw.git import runner
+from adw.git import runner, trees
 from adw.git.checkpoints import Checkpoints
 from adw.git.refs import SHADOW_INDEX
 from adw.scouts.watch import Watch
@@ -404,3 +404,21 @@ async def test_a_writer_killed_mid_object_leaves_a_temporary_file_at_most(
     assert made.checkpoint is not None and made.checkpoint.tree == full_add_tree(repo, tmp_path / "fresh-index")
     assert git_out(repo, "show", f"{made.checkpoint.tree}:src/new.py") == "new"
     assert fsck(repo) == ""
+
+
+async def test_a_tree_this_process_cannot_write_sends_the_snapshot_to_the_index_path(
+    repo: Path, tmp_path: Path, calls: Calls, on_shadow: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await watched(repo)
+    await store.checkpoint()
+    (repo / "src/app.py").write_text("edited\n")
+
+    def refused(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(trees.tempfile, "mkstemp", refused)
+    calls.clear()
+    on_shadow.clear()
+    made = await store.checkpoint()
+    assert ["write-tree"] in on_shadow
+    assert made.checkpoint is not None and made.checkpoint.tree == full_add_tree(repo, tmp_path / "fresh-index")

@@ -552,7 +552,8 @@ class Checkpoints:
         if incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index):
             # (Only while the shadow index is as this store left it: another process's undo may have adopted a file
             # into it that the base lacks.)
-            with contextlib.suppress(GitError, NotPlain, ValueError):  # a file replaced meanwhile: the index path
+            # A file replaced meanwhile, an object not writable from here: the index path, where git says why.
+            with contextlib.suppress(GitError, NotPlain, ValueError, OSError):
                 built = await self._from_base(base, changed or [])
         if built is not None:
             tree, skipped = built

@@ -11,10 +11,10 @@ entry; otherwise one `mktree --batch` writes them and its ids are checked agains
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import re
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -68,13 +68,13 @@ def write_loose(objects: Path, oid: str, kind: bytes, body: bytes) -> None:
         return
     except FileNotFoundError:
         pass
+    except OSError:
+        return  # stored, by another user: it stays as it is
     folder.mkdir(exist_ok=True)
     data = zlib.compress(kind + b" %d\0" % len(body) + body, 1)  # core.looseCompression's default, Z_BEST_SPEED
-    temp = folder / f"tmp_obj_{os.getpid()}_{oid[2:10]}"
-    with contextlib.suppress(FileNotFoundError):
-        temp.unlink()  # left by a killed writer whose pid this process now has
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)  # git's objects are read-only
+    fd, temp = tempfile.mkstemp(prefix="tmp_obj_", dir=folder)  # a name of its own: stores write side by side
     try:
+        os.fchmod(fd, 0o444)  # git's objects are read-only
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -85,7 +85,7 @@ def write_loose(objects: Path, oid: str, kind: bytes, body: bytes) -> None:
     except FileExistsError:
         pass  # written meanwhile by another process: same id, same content
     finally:
-        temp.unlink()
+        os.unlink(temp)
 
 
 def parent_of(path: bytes) -> tuple[bytes, bytes]:
