@@ -12,7 +12,7 @@ from lsprotocol import types
 
 from adw.agents.preflight import preflight, preflight_workflows
 from adw.config import phase_configs
-from adw.errors import AdwError
+from adw.errors import AdwError, RerunAction
 from adw.forge.client import connect
 from adw.forge.issues import issue_spec
 from adw.forge.pr import PrOutcome, open_pull_request, pick_as_pull_request
@@ -221,19 +221,19 @@ def _choices(exc: WorktreeExistsError) -> RequestFailed:
 
 
 Rerun = Literal["resume", "again", "replace"]
-_ASK: dict[str, Rerun] = {"Resume": "resume", "Run in a New Worktree": "again", "Remove and Rerun": "replace"}
 
 
 async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
+    """The choices the workflows' states allow (Resume only for a stopped one), as the toast's buttons."""
+    choices: dict[str, Rerun] = {action.title: action.existing for action in exc.actions
+                                 if isinstance(action, RerunAction)}
     picked = await ls.window_show_message_request_async(
         types.ShowMessageRequestParams(
-            type=types.MessageType.Warning,
-            message=f"ADW: {exc.message}. Resume its workflow, run the spec in a new worktree, or remove the "
-            "worktree (archived first) and run it again?",
-            actions=[types.MessageActionItem(title=title) for title in _ASK],
+            type=types.MessageType.Warning, message=f"ADW: {exc.message} — {exc.editor_hint}.",
+            actions=[types.MessageActionItem(title=title) for title in choices],
         )
     )
-    return _ASK.get(picked.title) if picked is not None else None
+    return choices.get(picked.title) if picked is not None else None
 
 
 async def _rerun(
