@@ -129,15 +129,17 @@ class Commands {
     return started;
   }
 
+  /** The specs of every workspace folder (with their folder's path when there are several). */
   private async pickSpecs(): Promise<vscode.Uri[] | undefined> {
-    const root = this.adw.root;
-    if (!root) throw new Error('open a folder with a git repository first');
-    const files = await vscode.workspace.findFiles(new vscode.RelativePattern(root, SPEC_GLOB));
+    if (!this.adw.root) throw new Error('open a folder with a git repository first');
+    const files = await vscode.workspace.findFiles(SPEC_GLOB);
     if (!files.length) throw new Error(`no spec files (${SPEC_GLOB}) in this workspace`);
     const active = vscode.window.activeTextEditor?.document.uri.fsPath;
+    const several = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
     const items = specChoices(files.map((f) => f.fsPath), active).map((choice) => ({
       label: path.basename(choice.path),
-      description: path.relative(root.fsPath, path.dirname(choice.path)),
+      description: path.dirname(vscode.workspace.asRelativePath(choice.path, false)),
+      detail: several ? vscode.workspace.getWorkspaceFolder(vscode.Uri.file(choice.path))?.uri.fsPath : undefined,
       picked: choice.picked,
       uri: vscode.Uri.file(choice.path),
     }));

@@ -61,21 +61,31 @@ async function scenario(): Promise<void> {
   assert.deepEqual([second.map((c) => c.message), first.length], [['second'], 0]);
 
   // From the palette, Create Worktree asks which repository, the active editor's (two's spec) first, and makes the
-  // worktree in the one picked. The pick is answered here: the test and the extension share the `vscode` API object.
-  const offered: string[][] = [];
+  // worktree in the one picked; Start Parallel SDLC offers the specs of both folders. The pickers are answered
+  // here: the test and the extension share the `vscode` API object.
+  type Item = vscode.QuickPickItem & { repository?: string };
+  const offered: Item[][] = [];
+  const answers: ((items: readonly Item[]) => Item | undefined)[] = [];
   const showQuickPick = vscode.window.showQuickPick;
-  const pickFirstFolder = async (items: readonly (vscode.QuickPickItem & { repository?: string })[]) => {
-    offered.push(items.map((item) => item.repository ?? ''));
-    return items.find((item) => item.repository === folders[0]);
+  const answer = async (items: readonly Item[]) => {
+    offered.push([...items]);
+    return answers.shift()?.(items);
   };
-  (vscode.window as { showQuickPick: unknown }).showQuickPick = pickFirstFolder;
+  (vscode.window as { showQuickPick: unknown }).showQuickPick = answer;
   try {
+    answers.push((items) => items.find((item) => item.repository === folders[0]));
     // Not awaited: it ends with a notification offering to open the new worktree.
     void vscode.commands.executeCommand('adw.createWorktree', undefined, 'picked');
     const made = await until('the worktree made in the picked repository', async () =>
       (await vscode.commands.executeCommand<Worktree[]>('adw.server.listWorktrees')).find((w) => w.name === 'picked'));
-    assert.deepEqual(offered, [[folders[1], folders[0]]], 'both repositories, the active editor\'s first');
+    assert.deepEqual(offered.map((items) => items.map((item) => item.repository)), [[folders[1], folders[0]]],
+      'both repositories, the active editor\'s first');
     assert.equal(made.repository, folders[0]);
+
+    answers.push(() => undefined);  // the spec picker dismissed: nothing starts
+    await vscode.commands.executeCommand('adw.startSdlc');
+    const specs = offered[1].map((item) => path.join(realpathSync(item.detail ?? ''), item.description ?? '', item.label));
+    for (const folder of folders) assert.ok(specs.includes(path.join(folder, 'specs', 'add.md')), specs.join(', '));
   } finally {
     (vscode.window as { showQuickPick: unknown }).showQuickPick = showQuickPick;
   }
