@@ -6,7 +6,21 @@ import os
 import subprocess
 from pathlib import Path
 
-from adw.git.trees import TREE, Entry, Tree, TreeCache, parse_tree, tree_body, tree_id, write_loose
+import pytest
+
+from adw.git.checkpoints import ADW_IDENT, ADW_IDENTITY
+from adw.git.trees import (
+    TREE,
+    Entry,
+    Tree,
+    TreeCache,
+    commit_body,
+    object_id,
+    parse_tree,
+    tree_body,
+    tree_id,
+    write_loose,
+)
 from tests.git.test_checkpoints import git_out
 
 
@@ -75,3 +89,20 @@ async def test_rebuild_writes_trees_with_mktree_without_an_objects_folder(repo: 
     assert made == await spawned.rebuild(repo, await spawned.folders(repo, base, list(edits)), edits)
     git_out(repo, "add", "-A")
     assert made == git_out(repo, "write-tree")
+
+
+@pytest.mark.parametrize("message", ["adw index\n", "fix: ünïcode — and\n\nadw-kind: checkpoint\n", "no newline"])
+def test_a_commit_written_here_is_byte_for_byte_git_commit_tree(repo: Path, message: str) -> None:
+    """The same tree, parents, identity, date and message give git's id and bytes (two parents, none, one)."""
+    tree = git_out(repo, "rev-parse", "HEAD^{tree}")
+    head = git_out(repo, "rev-parse", "HEAD")
+    date = "1765000000 +0000"
+    env = {**os.environ, **ADW_IDENTITY, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    for parents in ([], [head], [head, git_out(repo, "commit-tree", tree, "-m", "other")]):
+        argv = ["git", "commit-tree", tree, *(arg for p in parents for arg in ("-p", p))]
+        made = subprocess.run(argv, cwd=repo, env=env, input=message.encode(), capture_output=True, check=True)
+        theirs = made.stdout.decode().strip()
+        body = commit_body(tree, parents, ADW_IDENT, date, message)
+        assert object_id(b"commit", body) == theirs
+        stored = subprocess.run(["git", "cat-file", "commit", theirs], cwd=repo, capture_output=True, check=True)
+        assert stored.stdout == body

@@ -52,7 +52,7 @@ def tree_body(tree: Tree) -> bytes:
 
 
 def tree_id(body: bytes) -> str:
-    return hashlib.sha1(b"tree %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
+    return object_id(b"tree", body)
 
 
 def write_loose(objects: Path, oid: str, kind: bytes, body: bytes) -> None:
@@ -86,6 +86,17 @@ def write_loose(objects: Path, oid: str, kind: bytes, body: bytes) -> None:
         pass  # written meanwhile by another process: same id, same content
     finally:
         os.unlink(temp)
+
+
+def object_id(kind: bytes, body: bytes) -> str:
+    return hashlib.sha1(kind + b" %d\0" % len(body) + body, usedforsecurity=False).hexdigest()
+
+
+def commit_body(tree: str, parents: list[str], ident: str, date: str, message: str) -> bytes:
+    """The commit `git commit-tree` writes for these, with author and committer both `ident` (name <email>) at
+    `date` ("<seconds> <offset>"), when the repository sets no i18n.commitEncoding."""
+    lines = [f"tree {tree}", *(f"parent {p}" for p in parents), f"author {ident} {date}", f"committer {ident} {date}"]
+    return ("\n".join(lines) + "\n\n" + message).encode()
 
 
 def parent_of(path: bytes) -> tuple[bytes, bytes]:
