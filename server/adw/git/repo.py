@@ -69,7 +69,7 @@ class Repo:
         repo = await cls._ask_git(start, probe)
         stamp = _decided_by(probe, repo)
         inside = probe == repo.root or repo.root in probe.parents  # else a `core.worktree` elsewhere: ask each time
-        if inside and not any(changed > asked - _RACY_NS for changed in _times(stamp)):
+        if inside and not any(changed > asked - _RACY_NS for changed in _modified(stamp)):
             _discovered[key] = (stamp, repo)
         return repo
 
@@ -159,5 +159,6 @@ def _full_stat(path: Path) -> tuple[int, int, int, int, int] | None:
     return found.st_ino, found.st_size, found.st_mode, found.st_mtime_ns, found.st_ctime_ns
 
 
-def _times(stamp: tuple[object, ...]) -> list[int]:
-    return [part[index] for part in stamp if isinstance(part, tuple) and len(part) == 5 for index in (3, 4)]
+def _modified(stamp: tuple[object, ...]) -> list[int]:
+    """The modification times in `stamp` (what a later write changes; a rename replaces the inode)."""
+    return [part[3] for part in stamp if isinstance(part, tuple) and len(part) == 5]
