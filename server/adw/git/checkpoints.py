@@ -1071,8 +1071,8 @@ class CheckpointStores:
     resident ADW): it keeps the checkpoints it has read, and the change tracker `track` gives it (an inotify watch)
     so that a snapshot looks only at what changed. Each `get` finds the worktree again and reloads the
     configuration (both reuse their answer while the files that decide it are unchanged), so a store never serves
-    a worktree that was removed, moved or recreated, nor an old configuration; a process of its own uses the same
-    path with no tracker (`get` on a new instance)."""
+    a worktree that was removed, moved or recreated (a removed one's tracker is released at the next `get`), nor
+    an old configuration; a process of its own uses the same path with no tracker (`get` on a new instance)."""
 
     def __init__(self, track: Callable[[Repo], ChangeTracker | None] | None = None) -> None:
         self._track = track
@@ -1084,10 +1084,11 @@ class CheckpointStores:
         repo = await Repo.discover(worktree)
         config = load_config(repo.main_root, repo.config_cache)
         async with self._lock:
+            for root in [root for root in self._stores if not root.is_dir()]:  # removed worktrees: free their watches
+                self._drop(root)
             store = self._stores.get(repo.root)
             if store is None or store.repo != repo:
-                if store is not None and store.tracker is not None:
-                    store.tracker.close()
+                self._drop(repo.root)
                 store = Checkpoints(repo, config)
                 if self._track is not None:
                     store.tracker = await asyncio.to_thread(self._track, repo)
@@ -1097,10 +1098,13 @@ class CheckpointStores:
 
     def close(self) -> None:
         """Release every store's tracker (a watch's file descriptor and kernel watches)."""
-        for store in self._stores.values():
-            if store.tracker is not None:
-                store.tracker.close()
-        self._stores.clear()
+        for root in list(self._stores):
+            self._drop(root)
+
+    def _drop(self, root: Path) -> None:
+        store = self._stores.pop(root, None)
+        if store is not None and store.tracker is not None:
+            store.tracker.close()
 
 
 def _ref_line(op: _RefOp) -> str:
