@@ -205,7 +205,10 @@ class AdwServer(LanguageServer):
             self.config_error = None
             engine = self._engines.get(await self.common_dir(self.root) or self.root.resolve())
             if engine is not None:
-                engine.reconfigure(config)
+                try:
+                    engine.reconfigure(config)
+                except AdwError as exc:  # executor = "ray" without Ray: the engine keeps the executor it had
+                    self.show_error(f"ADW: {exc.message} — {exc.editor_hint}")
             self.protocol.notify(CONFIGURATION, {"error": None, "hint": None})
 
     async def checkpoints(self, worktree: Path) -> Checkpoints:

@@ -1,0 +1,71 @@
+"""Where an agent phase runs. The engine schedules, checkpoints and judges; an executor only runs one phase's
+agent in its worktree and reports through the task's events. `local` runs it in this process (the default);
+`ray` runs it as a task on a Ray cluster (adw.workflow.ray_executor, imported only when asked for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from adw.config import AdwConfig, AgentsConfig
+from adw.errors import AdwError
+from adw.workflow.agent import AgentFactory, CancelToken
+from adw.workflow.events import TaskEvents
+from adw.workflow.models import AgentResult, Task, Workflow
+
+RAY_INSTALL = "pip install 'adw[ray]'"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One agent phase to run: the agent's factory and what it is made from, the task, and its worktree."""
+
+    factory: AgentFactory
+    workflow: Workflow
+    settings: AgentsConfig
+    task: Task
+    worktree: Path
+
+
+class Executor(Protocol):
+    async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        """Run the phase's agent until it ends or `cancel` fires, leaving its worktree as the agent left it.
+        Failures are returned as a failed result, as `Agent.run` does."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the executor holds (a cluster connection); running phases have ended."""
+        ...
+
+
+class LocalExecutor:
+    """The agent runs in this process's event loop, in the worktree itself."""
+
+    async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
+        agent = phase.factory(phase.workflow, phase.settings)
+        return await agent.run(phase.task, phase.worktree, events, cancel)
+
+    def close(self) -> None:
+        pass
+
+
+class RayMissingError(AdwError):
+    pass
+
+
+def open_executor(config: AdwConfig) -> Executor:
+    """The executor `config` asks for. Ray is imported here and only here, when `executor = "ray"`."""
+    if config.executor == "local":
+        return LocalExecutor()
+    try:
+        from adw.workflow.ray_executor import RayExecutor
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray" and not (exc.name or "").startswith("ray."):
+            raise
+        raise RayMissingError(
+            "the ray executor needs Ray, which is not installed in ADW's environment",
+            f"install it with `{RAY_INSTALL}`, or run with `--executor local`",
+            f"install it with `{RAY_INSTALL}` in the Python that runs ADW, or set executor = \"local\"",
+        ) from None
+    return RayExecutor(config.address, config.secrets)
