@@ -229,7 +229,8 @@ async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, s
     return bundle.read_bytes(), head, state
 
 
-@ray.remote(max_calls=1)  # a fresh worker per phase: the secrets put in its environment leave with it
+# A fresh worker per phase: the secrets put in its environment leave with it. (Untyped where Ray is not installed.)
+@ray.remote(max_calls=1)  # type: ignore[untyped-decorator,unused-ignore]
 def _phase_task(phase: Phase, shipment: Shipment, secrets: dict[str, str]) -> Iterator[BaseEvent | Returned]:
     os.environ.update(secrets)
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:

@@ -1,0 +1,122 @@
+"""The ray executor on a real two-node local cluster (tests/cluster/conftest.py): the demo SDLC gives the commits
+the local executor gives, and a cancel reaches the agent on its node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from adw.config import AdwConfig, AgentsConfig
+from adw.sdlc.demo import SPECS, create_demo_repo
+from adw.sdlc.engine import agent_factories
+from adw.workflow.engine import Engine
+from adw.workflow.events import OutputLine
+from adw.workflow.models import TaskState
+from tests.agents.test_agents_follow_up import own
+from tests.conftest import MakeRepo
+from tests.fakes import command_task, python
+
+pytestmark = pytest.mark.cluster
+
+ADW = Path(sys.executable).with_name("adw")
+# The same author, committer and dates on both runs: equal content makes equal commits.
+_FIXED = {
+    "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_AUTHOR_DATE": "2026-01-02T03:04:05Z",
+    "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_DATE": "2026-01-02T03:04:05Z",
+}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _sdlc(repo: Path, *flags: str) -> list[dict[str, object]]:
+    done = subprocess.run(
+        [str(ADW), "-C", str(repo), "sdlc", *(f"specs/{name}.md" for name in SPECS), "--json", *flags],
+        capture_output=True, text=True, timeout=600, env={**os.environ, **_FIXED},
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    workflows: list[dict[str, object]] = json.loads(done.stdout)["workflows"]
+    return workflows
+
+
+def _commit(repo: Path, branch: str) -> str:
+    """The branch's commit object as text, but for the workflow's id (random: two runs never share one)."""
+    text = _git(repo, "cat-file", "commit", branch)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("ADW-Workflow: "))
+
+
+def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
+    tmp_path: Path, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _FIXED.items():
+        monkeypatch.setenv(name, value)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    asyncio.run(create_demo_repo(local))
+    asyncio.run(create_demo_repo(remote))
+    assert _git(local, "rev-parse", "HEAD") == _git(remote, "rev-parse", "HEAD")
+
+    ran_locally = _sdlc(local)
+    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", ray_cluster)
+
+    assert [wf["state"] for wf in ran_locally + ran_on_ray] == ["succeeded"] * 2 * len(SPECS)
+    for name in SPECS:
+        branch = f"adw/{name}"
+        assert _git(local, "rev-parse", f"{branch}^{{tree}}") == _git(remote, "rev-parse", f"{branch}^{{tree}}")
+        assert _commit(local, branch) == _commit(remote, branch)
+        # The worktrees are left alike too, files not committed included.
+        left = [_git(_worktree(repo, name), "status", "--porcelain", "-uall") for repo in (local, remote)]
+        assert left[0] == left[1]
+    for workflow in ran_on_ray:
+        log = subprocess.run([str(ADW), "-C", str(remote), "logs", str(workflow["id"]), "--task", "build"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert "ran on node" in log  # the phase's events came back from its node, as it ran there
+
+
+def _worktree(repo: Path, name: str) -> Path:
+    return repo.parent / f"{repo.name}.worktrees" / name
+
+
+async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster: str, make_repo: MakeRepo) -> None:
+    repo = make_repo()
+    pid_file = tmp_path / "agent.pid"
+    # The agent says it started, then works for ten minutes unless stopped.
+    agent = python(
+        f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); "
+        "print('working', flush=True); time.sleep(600)"
+    )
+    workflow = own(repo, [command_task("long", agent)])
+    config = AdwConfig(executor="ray", address=ray_cluster, agents=AgentsConfig(stop_grace=0.5))
+    engine = Engine(None, config, agents=agent_factories())
+    try:
+        async with engine.subscribe(workflow.id) as events:
+            run = asyncio.create_task(engine.run(workflow))
+            async for event in events:
+                if isinstance(event, OutputLine) and event.text == "working":
+                    break  # streamed from the node while the agent runs
+            pid = int(pid_file.read_text())
+            assert psutil.pid_exists(pid)
+            assert engine.cancel(workflow.id, "long")
+            done = await run
+    finally:
+        engine.close()
+    task = done.task("long")
+    assert (task.state, task.reason) == (TaskState.CANCELLED, "cancelled by user")
+    assert await _gone(pid)
+
+
+async def _gone(pid: int) -> bool:
+    """Whether the process ends within a minute (the node stops it after its cancel; the test does not time it)."""
+    for _ in range(600):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        await asyncio.sleep(0.1)
+    return False
