@@ -4,8 +4,10 @@ the local executor gives, and a cancel reaches the agent on its node."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,9 @@ from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
 from adw.workflow.events import OutputLine
 from adw.workflow.models import TaskState
+from adw.workflow.store import Store
 from tests.agents.test_agents_follow_up import own
+from tests.cluster.conftest import Cluster
 from tests.conftest import MakeRepo
 from tests.fakes import command_task, python
 
@@ -55,7 +59,7 @@ def _commit(repo: Path, branch: str) -> str:
 
 
 def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
-    tmp_path: Path, ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ray_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in _FIXED.items():
         monkeypatch.setenv(name, value)
@@ -65,7 +69,7 @@ def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
     assert _git(local, "rev-parse", "HEAD") == _git(remote, "rev-parse", "HEAD")
 
     ran_locally = _sdlc(local)
-    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", ray_cluster)
+    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", ray_cluster.address)
 
     assert [wf["state"] for wf in ran_locally + ran_on_ray] == ["succeeded"] * 2 * len(SPECS)
     for name in SPECS:
@@ -78,14 +82,14 @@ def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
     for workflow in ran_on_ray:
         log = subprocess.run([str(ADW), "-C", str(remote), "logs", str(workflow["id"]), "--task", "build"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
-        assert "ran on node" in log  # the phase's events came back from its node, as it ran there
+        assert "running on node" in log  # the phase's events came back from its node
 
 
 def _worktree(repo: Path, name: str) -> Path:
     return repo.parent / f"{repo.name}.worktrees" / name
 
 
-async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster: str, make_repo: MakeRepo) -> None:
+async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo) -> None:
     repo = make_repo()
     pid_file = tmp_path / "agent.pid"
     # The agent says it started, then works for ten minutes unless stopped.
@@ -94,7 +98,7 @@ async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster:
         "print('working', flush=True); time.sleep(600)"
     )
     workflow = own(repo, [command_task("long", agent)])
-    config = AdwConfig(executor="ray", address=ray_cluster, agents=AgentsConfig(stop_grace=0.5))
+    config = AdwConfig(executor="ray", address=ray_cluster.address, agents=AgentsConfig(stop_grace=0.5))
     engine = Engine(None, config, agents=agent_factories())
     try:
         async with engine.subscribe(workflow.id) as events:
@@ -120,3 +124,37 @@ async def _gone(pid: int) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def test_a_secret_reaches_the_agent_by_name_and_no_bundle_store_or_log(
+    ray_cluster: Cluster, make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = f"sk-test-{secrets.token_hex(12)}"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    repo = make_repo()
+    # The agent shows it has the key without printing it, in a file that comes back in the result bundle.
+    agent = python(
+        "import hashlib, os, pathlib; key = os.environ['ANTHROPIC_API_KEY'].encode(); "
+        "pathlib.Path('key.sha256').write_text(hashlib.sha256(key).hexdigest()); print('done')"
+    )
+    workflow = own(repo, [command_task("use-key", agent)])
+    config = AdwConfig(executor="ray", address=ray_cluster.address)
+    engine = Engine(Store.for_common_dir(repo / ".git"), config, agents=agent_factories())
+    try:
+        done = await engine.run(workflow)
+    finally:
+        engine.close()
+    assert done.task("use-key").state is TaskState.SUCCEEDED, done.task("use-key").reason
+    assert (repo / "key.sha256").read_text() == hashlib.sha256(secret.encode()).hexdigest()
+    objects = await asyncio.to_thread(_every_object, repo)
+    assert hashlib.sha256(secret.encode()).hexdigest().encode() in objects  # the landed objects are searched too
+    written = [path for root in (repo / ".git", ray_cluster.temp) for path in root.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("raylet") for path in written)  # Ray's own logs are among them
+    assert not [path for path in written if secret.encode() in path.read_bytes()]
+    assert secret.encode() not in objects
+
+
+def _every_object(repo: Path) -> bytes:
+    """Every object of the repository, uncompressed."""
+    batch = ["git", "cat-file", "--batch-all-objects", "--batch"]
+    return subprocess.run(batch, cwd=repo, capture_output=True, check=True).stdout

@@ -13,6 +13,9 @@ from adw.config import AdwConfig, load_config
 from adw.errors import ConfigError
 from adw.workflow.executor import RAY_INSTALL, LocalExecutor, RayMissingError, open_executor
 from tests.conftest import MakeRepo
+from tests.fakes import FAKES
+
+NO_RAY = FAKES / "no_ray"
 
 ADW = Path(sys.executable).with_name("adw")
 
@@ -27,12 +30,9 @@ print("ray" in sys.modules, len([name for name in sys.modules if name.startswith
 """
 
 
-def without_ray(tmp_path: Path) -> dict[str, str]:
+def without_ray() -> dict[str, str]:
     """An environment in which `import ray` fails as it does where Ray is not installed."""
-    shadow = tmp_path / "no-ray" / "ray"
-    shadow.mkdir(parents=True)
-    (shadow / "__init__.py").write_text('raise ModuleNotFoundError("No module named \'ray\'", name="ray")\n')
-    return {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    return {**os.environ, "PYTHONPATH": str(NO_RAY)}
 
 
 def test_local_is_the_default_executor() -> None:
@@ -67,9 +67,7 @@ def test_executor_and_address_are_configured_in_tool_adw(make_repo: MakeRepo) ->
 
 
 @pytest.mark.parametrize("how", ["flag", "config"])
-def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(
-    tmp_path: Path, make_repo: MakeRepo, how: str
-) -> None:
+def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(make_repo: MakeRepo, how: str) -> None:
     files = {"specs/add.md": "# Add\n"}
     if how == "config":
         files["pyproject.toml"] = '[tool.adw]\nexecutor = "ray"\n'
@@ -77,7 +75,7 @@ def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(
     flags = ["--executor", "ray", "--address", "ray://head:10001"] if how == "flag" else []
     done = subprocess.run(
         [str(ADW), "-C", str(repo), "sdlc", "specs/add.md", *flags],
-        capture_output=True, text=True, timeout=120, env=without_ray(tmp_path),
+        capture_output=True, text=True, timeout=120, env=without_ray(),
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr

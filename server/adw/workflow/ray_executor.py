@@ -29,7 +29,7 @@ import ray
 from ray.exceptions import RayError, TaskCancelledError
 
 from adw.errors import AdwError
-from adw.git.runner import git
+from adw.git.runner import git, run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, TaskEvents
@@ -67,7 +67,6 @@ class Returned:
     bundle: bytes
     head: str
     state: str
-    node: str
 
 
 class RayExecutor:
@@ -94,7 +93,6 @@ class RayExecutor:
         returned = await _follow(stream, events, cancel)
         if not isinstance(returned, Returned):
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
-        events.progress(f"ran on node {returned.node}", activity=False)
         await land(phase.worktree, shipment, returned)
         return returned.result
 
@@ -265,7 +263,7 @@ class _AgentThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            asyncio.run(self._main())
+            run(self._main())
         except Exception as exc:  # an adapter bug fails the phase, as it would locally
             self.error = f"agent {self.phase.task.agent} crashed: {type(exc).__name__}: {exc}"
         finally:
@@ -281,14 +279,15 @@ class _AgentThread(threading.Thread):
             bus, phase.workflow.id, phase.task.id,
             on_process=self._processes.__setitem__, on_process_exit=self._exited,
         )
+        node = ray.get_runtime_context().get_node_id()[:12]
+        events.progress(f"running on node {node} ({socket.gethostname()}) in a fresh clone")
         root = await _unpack(self.shipment, self.scratch)
         workflow = phase.workflow.model_copy(update={"cwd": str(root)})
         agent = phase.factory(workflow, phase.settings)
         result = await agent.run(phase.task, root, events, self._token)
         if not self._token.requested:
             bundle, head, state = await _pack(root, self.shipment, self.scratch)
-            node = f"{socket.gethostname()} ({ray.get_runtime_context().get_node_id()[:12]})"
-            self.returned = Returned(result, bundle, head, state, node)
+            self.returned = Returned(result, bundle, head, state)
 
     def _exited(self, pid: int) -> None:
         self._processes.pop(pid, None)
@@ -302,7 +301,7 @@ class _AgentThread(threading.Thread):
         marker = task_marker(self.phase.workflow.id, self.phase.task.id)
         trees = [AgentTree(pid, created, marker) for pid, created in self._processes.items()]
         if trees:
-            asyncio.run(_stop_all(trees, self.phase.settings.stop_grace))
+            run(_stop_all(trees, self.phase.settings.stop_grace))
 
 
 async def _stop_all(trees: list[AgentTree], grace: float) -> None:
