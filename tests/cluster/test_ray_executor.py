@@ -158,3 +158,66 @@ def _every_object(repo: Path) -> bytes:
     """Every object of the repository, uncompressed."""
     batch = ["git", "cat-file", "--batch-all-objects", "--batch"]
     return subprocess.run(batch, cwd=repo, capture_output=True, check=True).stdout
+
+
+# An agent that commits one file, then deletes a tracked one and adds an untracked one without committing.
+_COMMITTING_AGENT = python(
+    "import pathlib, subprocess; "
+    "pathlib.Path('made.txt').write_text('committed\\n'); "
+    "subprocess.run(['git', 'add', 'made.txt'], check=True); "
+    "subprocess.run(['git', 'commit', '-q', '-m', 'agent: made.txt'], check=True); "
+    "pathlib.Path('README.md').unlink(); pathlib.Path('notes.txt').write_text('not committed\\n'); print('done')"
+)
+
+
+async def test_an_agent_that_commits_on_a_node_leaves_the_branch_and_files_a_local_run_leaves(
+    ray_cluster: Cluster, make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _FIXED.items():
+        monkeypatch.setenv(name, value)
+    repos = {"local": make_repo(name="local"), "ray": make_repo(name="ray")}
+    configs = {"local": AdwConfig(), "ray": AdwConfig(executor="ray", address=ray_cluster.address)}
+    for kind, repo in repos.items():
+        engine = Engine(None, configs[kind], agents=agent_factories())
+        try:  # the node's agent gets the fixed identity and dates from its phase's env, as the local one does
+            done = await engine.run(own(repo, [command_task("work", _COMMITTING_AGENT, env=_FIXED)]))
+        finally:
+            engine.close()
+        assert done.task("work").state is TaskState.SUCCEEDED, (kind, done.task("work").reason)
+    heads, left = {}, {}
+    for kind, repo in repos.items():
+        heads[kind] = await asyncio.to_thread(_git, repo, "rev-parse", "HEAD", "HEAD^", "main")
+        left[kind] = await asyncio.to_thread(_git, repo, "status", "--porcelain", "-uall")
+    assert heads["local"] == heads["ray"]  # the same commit, on the branch, bit for bit
+    assert left["local"] == left["ray"] == " D README.md\n?? notes.txt\n"
+
+
+async def test_a_check_whose_worker_is_killed_runs_again_in_a_fresh_clone_and_its_agent_is_gone(
+    tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo
+) -> None:
+    repo = make_repo()
+    attempts = tmp_path / "attempts"
+    # The first attempt works for ten minutes; a second one (Ray's retry of a check) ends at once.
+    agent = python(
+        f"import os, pathlib, time; attempts = pathlib.Path({str(attempts)!r}); first = not attempts.exists(); "
+        "attempts.open('a').write(f'{os.getpid()}\\n'); print('working', flush=True); time.sleep(600 if first else 0)"
+    )
+    workflow = own(repo, [command_task("check", agent)])
+    engine = Engine(None, AdwConfig(executor="ray", address=ray_cluster.address), agents=agent_factories())
+    try:
+        async with engine.subscribe(workflow.id) as events:
+            run = asyncio.create_task(engine.run(workflow))
+            async for event in events:
+                if isinstance(event, OutputLine) and event.text == "working":
+                    break
+            first = int(attempts.read_text().split()[0])
+            worker = psutil.Process(first).parent()
+            assert worker is not None and worker.name() == "ray::_phase_task"  # the worker titles itself so
+            worker.kill()  # SIGKILL of the Ray worker running the phase
+            done = await run
+    finally:
+        engine.close()
+    task = done.task("check")
+    assert task.state is TaskState.SUCCEEDED, task.reason
+    assert len(attempts.read_text().split()) == 2
+    assert await _gone(first)  # the killed worker's agent does not outlive it

@@ -182,7 +182,7 @@ async def ship(worktree: Path) -> Shipment:
         await git("update-ref", _HEAD_REF, head, cwd=bare)
         await git("update-ref", _STATE_REF, state, cwd=bare)
         await git("bundle", "create", "-q", scratch / "ship.bundle", _HEAD_REF, _STATE_REF, cwd=bare)
-        bundle = (scratch / "ship.bundle").read_bytes()
+        bundle = await asyncio.to_thread((scratch / "ship.bundle").read_bytes)  # a large repository's: off the loop
     return Shipment(bundle, head, state, named.stdout.strip() or None)
 
 
@@ -190,7 +190,7 @@ async def land(worktree: Path, shipment: Shipment, returned: Returned) -> None:
     """Make the worktree what the agent left on the node: its commits on the branch, the files it changed."""
     with tempfile.TemporaryDirectory(prefix="adw-land-") as tmp:
         bundle = Path(tmp) / "result.bundle"
-        bundle.write_bytes(returned.bundle)
+        await asyncio.to_thread(bundle.write_bytes, returned.bundle)
         await git("bundle", "unbundle", bundle, cwd=worktree)  # only the objects: no ref changes
     if returned.head != shipment.head:
         await git("update-ref", "-m", "adw: commits of a phase run on a cluster node", "HEAD", returned.head,
