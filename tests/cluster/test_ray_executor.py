@@ -85,6 +85,17 @@ def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
         assert "running on node" in log  # the phase's events came back from its node
 
 
+def test_adw_cluster_status_lists_the_nodes_and_their_free_agent_slots(ray_cluster: Cluster, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(ADW), "-C", str(tmp_path), "cluster", "status", "--address", ray_cluster.address, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert [(node["alive"], node["agent_slots"], node["cpus"]) for node in found["nodes"]] == [(True, 1, 1.0)] * 2
+    assert (found["agent_slots"], found["free_agent_slots"], found["running_phases"]) == (2, 2, 0)
+
+
 def _worktree(repo: Path, name: str) -> Path:
     return repo.parent / f"{repo.name}.worktrees" / name
 

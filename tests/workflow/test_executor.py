@@ -93,3 +93,13 @@ def test_an_unknown_executor_flag_is_refused(make_repo: MakeRepo) -> None:
     )
     assert done.returncode == 2
     assert "argument --executor: invalid choice: 'dask'" in done.stderr
+
+
+def test_adw_cluster_status_without_ray_says_how_to_install_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(ADW), "-C", str(tmp_path), "cluster", "status", "--address", "ray://head:10001"],
+        capture_output=True, text=True, timeout=120, env=without_ray(),
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "the ray executor needs Ray, which is not installed" in done.stderr and RAY_INSTALL in done.stderr

@@ -4,9 +4,13 @@ agent in its worktree and reports through the task's events. `local` runs it in 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from pydantic import BaseModel
 
 from adw.config import AdwConfig, AgentsConfig
 from adw.errors import AdwError
@@ -54,12 +58,47 @@ class RayMissingError(AdwError):
     pass
 
 
+class ClusterNode(BaseModel):
+    node_id: str
+    address: str
+    alive: bool
+    agent_slots: int
+    cpus: float
+
+
+class ClusterStatus(BaseModel):
+    """A Ray cluster as `adw cluster status` shows it. Phases running = agent slots taken (each takes one)."""
+
+    address: str
+    nodes: list[ClusterNode]
+    agent_slots: int
+    free_agent_slots: int
+
+    @property
+    def running_phases(self) -> int:
+        return self.agent_slots - self.free_agent_slots
+
+
 def open_executor(config: AdwConfig) -> Executor:
-    """The executor `config` asks for. Ray is imported here and only here, when `executor = "ray"`."""
+    """The executor `config` asks for. Ray is imported in this module only, when asked for."""
     if config.executor == "local":
         return LocalExecutor()
-    try:
+    with _needs_ray():
         from adw.workflow.ray_executor import RayExecutor
+    return RayExecutor(config.address, config.secrets)
+
+
+async def cluster_status(address: str) -> ClusterStatus:
+    """The nodes of the Ray cluster at `address` and its agent slots."""
+    with _needs_ray():
+        from adw.workflow.ray_executor import read_cluster
+    return await read_cluster(address)
+
+
+@contextlib.contextmanager
+def _needs_ray() -> Iterator[None]:
+    try:
+        yield
     except ModuleNotFoundError as exc:
         if exc.name != "ray" and not (exc.name or "").startswith("ray."):
             raise
@@ -68,4 +107,3 @@ def open_executor(config: AdwConfig) -> Executor:
             f"install it with `{RAY_INSTALL}`, or run with `--executor local`",
             f"install it with `{RAY_INSTALL}` in the Python that runs ADW, or set executor = \"local\"",
         ) from None
-    return RayExecutor(config.address, config.secrets)

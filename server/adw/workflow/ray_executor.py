@@ -33,7 +33,7 @@ from adw.git.runner import git, run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, TaskEvents
-from adw.workflow.executor import Phase
+from adw.workflow.executor import ClusterNode, ClusterStatus, Phase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
 from adw.workflow.scope import restore
@@ -105,23 +105,45 @@ class RayExecutor:
         async with self._connecting:
             if self._connected:
                 return
-            try:
-                await asyncio.to_thread(
-                    ray.init, address=self.address, log_to_driver=False, logging_level=logging.ERROR
-                )
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise AdwError(
-                    f"no Ray cluster at {self.address}: {exc}",
-                    "start one with `ray start --head --resources='{\"agent\": 4}'`, or pass its --address",
-                    "start one with `ray start --head --resources='{\"agent\": 4}'`, or set [tool.adw] address",
-                ) from None
+            await _init(self.address)
             self._connected = True
-            slots = ray.cluster_resources().get(AGENT_RESOURCE, 0)  # type: ignore[no-untyped-call,unused-ignore]
-            if not slots:
+            if not ray.cluster_resources().get(AGENT_RESOURCE, 0):  # type: ignore[no-untyped-call,unused-ignore]
                 raise AdwError(
                     f"the Ray cluster at {self.address} has no agent slots",
                     "start its nodes with `ray start … --resources='{\"agent\": N}'`",
                 )
+
+
+async def _init(address: str) -> None:
+    """Connect this process to the cluster (off the event loop: it takes seconds)."""
+    try:
+        await asyncio.to_thread(ray.init, address=address, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise AdwError(
+            f"no Ray cluster at {address}: {exc}",
+            "start one with `ray start --head --resources='{\"agent\": 4}'`, or pass its --address",
+            "start one with `ray start --head --resources='{\"agent\": 4}'`, or set [tool.adw] address",
+        ) from None
+
+
+async def read_cluster(address: str) -> ClusterStatus:
+    await _init(address)
+    try:
+        nodes = [
+            ClusterNode(
+                node_id=node["NodeID"],
+                address=node["NodeManagerAddress"],
+                alive=node["Alive"],
+                agent_slots=int(node["Resources"].get(AGENT_RESOURCE, 0)),
+                cpus=node["Resources"].get("CPU", 0.0),
+            )
+            for node in ray.nodes()  # type: ignore[no-untyped-call,unused-ignore]
+        ]
+        total = ray.cluster_resources().get(AGENT_RESOURCE, 0)  # type: ignore[no-untyped-call,unused-ignore]
+        free = ray.available_resources().get(AGENT_RESOURCE, 0)  # type: ignore[no-untyped-call,unused-ignore]
+    finally:
+        ray.shutdown()
+    return ClusterStatus(address=address, nodes=nodes, agent_slots=int(total), free_agent_slots=int(free))
 
 
 async def _follow(
