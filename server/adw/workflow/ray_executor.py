@@ -249,12 +249,10 @@ async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, s
     return bundle.read_bytes(), head, state
 
 
-# A fresh worker per phase: the secrets put in its environment leave with it. (Untyped where Ray is not installed.)
-@ray.remote(max_calls=1)  # type: ignore[untyped-decorator,unused-ignore]
+@ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
 def _phase_task(phase: Phase, shipment: Shipment, secrets: dict[str, str]) -> Iterator[BaseEvent | Returned]:
-    os.environ.update(secrets)
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
-        runner = _AgentThread(phase, shipment, Path(tmp))
+        runner = _AgentThread(phase, shipment, secrets, Path(tmp))
         runner.start()
         try:
             while runner.is_alive() or not runner.events.empty():
@@ -270,10 +268,11 @@ def _phase_task(phase: Phase, shipment: Shipment, secrets: dict[str, str]) -> It
 class _AgentThread(threading.Thread):
     """The agent's own event loop, beside the task's thread that yields its events."""
 
-    def __init__(self, phase: Phase, shipment: Shipment, scratch: Path) -> None:
+    def __init__(self, phase: Phase, shipment: Shipment, secrets: dict[str, str], scratch: Path) -> None:
         super().__init__(name="adw-agent", daemon=True)
         self.phase = phase
         self.shipment = shipment
+        self.secrets = secrets
         self.scratch = scratch
         self.events: queue.Queue[BaseEvent] = queue.Queue()
         self.returned: Returned | None = None
@@ -304,7 +303,9 @@ class _AgentThread(threading.Thread):
         node = ray.get_runtime_context().get_node_id()[:12]
         events.progress(f"running on node {node} ({socket.gethostname()}) in a fresh clone")
         root = await _unpack(self.shipment, self.scratch)
-        workflow = phase.workflow.model_copy(update={"cwd": str(root)})
+        # The secrets go into this copy's environment only, which every agent passes to its process (not into
+        # the worker's own environment: the worker runs other phases after this one).
+        workflow = phase.workflow.model_copy(update={"cwd": str(root), "env": {**phase.workflow.env, **self.secrets}})
         agent = phase.factory(workflow, phase.settings)
         result = await agent.run(phase.task, root, events, self._token)
         if not self._token.requested:
