@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError, TaskCancelledError
 
-from adw.errors import AdwError
+from adw.errors import AdwError, GitError
 from adw.git.runner import git, run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
@@ -180,11 +181,18 @@ async def _follow(
 
 
 async def _commit_files(root: Path, head: str, message: str, scratch: Path) -> str:
-    """A commit on `head` of every tracked and untracked, not ignored, file of `root`: a private index, so the
-    worktree's own index is neither read-locked nor changed."""
+    """A commit on `head` of every tracked and untracked, not ignored, file of `root`, built in a private index
+    so that the worktree's own is neither locked nor changed. The private index starts as a copy of the
+    worktree's (its mtime kept, so git trusts only the stat data it may: docs/RELIABILITY.md), so only changed
+    files are hashed; where that copy is unusable (a split index), it starts from `head`'s tree."""
     index = {"GIT_INDEX_FILE": str(scratch / "index"), **_IDENTITY}
-    await git("read-tree", head, cwd=root, env=index)
-    await git("add", "-A", cwd=root, env=index)
+    own = Path((await git("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=root)).stdout.strip())
+    try:
+        await asyncio.to_thread(shutil.copy2, own, scratch / "index")
+        await git("add", "-A", cwd=root, env=index)
+    except (OSError, GitError):
+        await git("read-tree", head, cwd=root, env=index)
+        await git("add", "-A", cwd=root, env=index)
     tree = (await git("write-tree", cwd=root, env=index)).stdout.strip()
     return (await git("commit-tree", tree, "-p", head, "-m", message, cwd=root, env=index)).stdout.strip()
 
