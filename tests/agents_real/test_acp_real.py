@@ -20,6 +20,8 @@ from adw.workflow.models import AgentSession, FollowUp, Task, TaskState, Workflo
 from tests.agents_real.test_real_clis import FAST, INSTALL, NPM_BIN, cli_env, home, phase, project
 from tests.fakes import workflow
 
+pytestmark = pytest.mark.real  # .ci/run installs the program and runs these in a step of their own
+
 __all__ = ["home", "project"]  # fixtures
 
 needs_acp = pytest.mark.skipif(

@@ -32,6 +32,8 @@ from adw.workflow.models import AgentSession, FollowUp, Task, TaskState, Workflo
 from tests.conftest import MakeRepo, run_git
 from tests.fakes import workflow
 
+pytestmark = pytest.mark.real  # .ci/run installs the program and runs these in a step of their own
+
 CLIS = Path(os.environ.get("ADW_AGENT_CLIS") or Path.home() / ".cache/adw-agent-clis")
 NPM_BIN = CLIS / "node_modules/.bin"
 AIDER_BIN = CLIS / "aider/bin"

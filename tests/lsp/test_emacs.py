@@ -20,6 +20,8 @@ import pytest
 
 from adw.sdlc.demo import create_demo_repo
 
+pytestmark = pytest.mark.real  # .ci/run installs the program and runs these in a step of their own
+
 SCRIPT = Path(__file__).with_name("emacs_scenario.el")
 SETUP = Path(__file__).parents[2] / "docs/editors/adw.el"  # what docs/EDITORS.md tells users to load
 

