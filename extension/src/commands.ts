@@ -5,9 +5,10 @@ import * as vscode from 'vscode';
 import type { AdwClient } from './client';
 import type { CliDocuments } from './documents';
 import {
-  finishedWorkflows, mergeDetail, resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel,
+  finishedWorkflows, mergeDetail, resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel, worktreeOf,
 } from './format';
 import { ExistingChoice, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree } from './protocol';
+import { RepositoryNode, isRepositoryNode } from './repositories';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
 import { showLocations } from './views/locations';
@@ -31,10 +32,10 @@ export function registerCommands(adw: AdwClient, views: Views): vscode.Disposabl
   const table: Record<string, (...args: never[]) => Promise<unknown>> = {
     'adw.startSdlc': (uri?: vscode.Uri, selected?: (vscode.Uri | string)[], existing?: ExistingChoice) =>
       commands.startSdlc(uri, selected, existing),
-    'adw.sdlcFromIssue': (issue?: string, pr?: boolean, existing?: ExistingChoice) =>
-      commands.sdlcFromIssue(issue, pr, existing),
+    'adw.sdlcFromIssue': (issue?: string | RepositoryNode, pr?: boolean, existing?: ExistingChoice, repository?: string) =>
+      commands.sdlcFromIssue(issue, pr, existing, repository),
     'adw.scout': (task?: string) => commands.scout(task),
-    'adw.createWorktree': () => commands.createWorktree(),
+    'adw.createWorktree': (row?: RepositoryNode, name?: string) => commands.createWorktree(row, name),
     'adw.openWorktree': (node?: Worktree) => commands.openWorktree(node),
     'adw.mergeWorktree': (node?: Worktree) => commands.mergeWorktree(node),
     'adw.removeWorktree': (node?: Worktree) => commands.removeWorktree(node),
@@ -80,10 +81,16 @@ class Commands {
     return started;
   }
 
-  /** `adw sdlc --issue N [--pr]` from the editor: the issue of the repository's forge is the spec; with `pr`, the
-   * server opens the workflow's draft pull request when it is done (and says so). An issue whose worktree exists
-   * is refused with one toast whose buttons (the server's choices) run this again with `existing`. */
-  async sdlcFromIssue(issue?: string, pr?: boolean, existing?: ExistingChoice): Promise<StartedWorkflows | undefined> {
+  /** `adw sdlc --issue N [--pr]` from the editor: the issue of the repository's forge is the spec (the repository
+   * of the row it is run from, else the one picked); with `pr`, the server opens the workflow's draft pull request
+   * when it is done (and says so). An issue whose worktree exists is refused with one toast whose buttons (the
+   * server's choices) run this again with `existing`. */
+  async sdlcFromIssue(issueOrRow?: string | RepositoryNode, pr?: boolean, existing?: ExistingChoice, repository?: string,
+  ): Promise<StartedWorkflows | undefined> {
+    repository ??= isRepositoryNode(issueOrRow) ? issueOrRow.repository
+      : await this.chooseRepository('Run SDLC from Issue: in which repository?');
+    if (!repository) return undefined;
+    let issue = isRepositoryNode(issueOrRow) ? undefined : issueOrRow;
     issue ??= await vscode.window.showInputBox({
       title: 'ADW: Run SDLC from Issue', prompt: 'The number or URL of an issue of this repository\'s forge',
       placeHolder: 'e.g. 123, #123 or https://github.com/owner/repo/issues/123', ignoreFocusOut: true,
@@ -103,7 +110,7 @@ class Commands {
     let started: StartedWorkflows;
     try {
       started = await this.adw.command('sdlcFromIssue', issue.trim(), pr,
-        { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) });
+        { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) }, repository);
     } catch (error) {
       const data = (error as { data?: { error?: string; actions?: { kind: string; title: string; existing?: ExistingChoice }[] } }).data;
       const choices = data?.error === 'WorktreeExistsError' ? data.actions?.filter((a) => a.kind === 'rerun') : undefined;
@@ -111,7 +118,7 @@ class Commands {
       const picked = await vscode.window.showWarningMessage(error instanceof Error ? `ADW: ${error.message}` : 'ADW',
         ...choices.map((choice) => choice.title));
       const choice = choices.find((candidate) => candidate.title === picked);
-      return choice ? this.sdlcFromIssue(issue, pr, choice.existing) : undefined;
+      return choice ? this.sdlcFromIssue(issue, pr, choice.existing, repository) : undefined;
     }
     if (pr) this.views.endsToldByServer(started.workflows.map((w) => w.id));
     void vscode.window.showInformationMessage(
@@ -122,15 +129,17 @@ class Commands {
     return started;
   }
 
+  /** The specs of every workspace folder (with their folder's path when there are several). */
   private async pickSpecs(): Promise<vscode.Uri[] | undefined> {
-    const root = this.adw.root;
-    if (!root) throw new Error('open a folder with a git repository first');
-    const files = await vscode.workspace.findFiles(new vscode.RelativePattern(root, SPEC_GLOB));
+    if (!this.adw.root) throw new Error('open a folder with a git repository first');
+    const files = await vscode.workspace.findFiles(SPEC_GLOB);
     if (!files.length) throw new Error(`no spec files (${SPEC_GLOB}) in this workspace`);
     const active = vscode.window.activeTextEditor?.document.uri.fsPath;
+    const several = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
     const items = specChoices(files.map((f) => f.fsPath), active).map((choice) => ({
       label: path.basename(choice.path),
-      description: path.relative(root.fsPath, path.dirname(choice.path)),
+      description: path.dirname(vscode.workspace.asRelativePath(choice.path, false)),
+      detail: several ? vscode.workspace.getWorkspaceFolder(vscode.Uri.file(choice.path))?.uri.fsPath : undefined,
       picked: choice.picked,
       uri: vscode.Uri.file(choice.path),
     }));
@@ -184,13 +193,16 @@ class Commands {
     return result;
   }
 
-  async createWorktree(): Promise<unknown> {
-    const name = await vscode.window.showInputBox({
+  /** In the repository of the row it is run from, else the one picked. */
+  async createWorktree(row?: RepositoryNode, name?: string): Promise<unknown> {
+    const repository = row?.repository ?? await this.chooseRepository('Create Worktree: in which repository?');
+    if (!repository) return undefined;
+    name ??= await vscode.window.showInputBox({
       title: 'ADW: Create Worktree', prompt: 'Name of the worktree (its branch is adw/NAME)',
       validateInput: (value) => (/^[\w.-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only'),
     });
     if (!name) return undefined;
-    const result = await this.adw.command('createWorktree', name);
+    const result = await this.adw.command('createWorktree', name, null, repository);
     const choice = await vscode.window.showInformationMessage(`ADW: ${result.message}`, 'Open in New Window');
     if (choice) await this.openWorktree(result.worktree);
     return result;
@@ -207,7 +219,7 @@ class Commands {
   async mergeWorktree(node?: Worktree): Promise<MergeResult | undefined> {
     const worktree = node ?? await this.pickWorktree('Merge which worktree?', false);
     if (!worktree) return undefined;
-    const preview = await this.adw.command('mergePreview', worktree.name);
+    const preview = await this.adw.command('mergePreview', worktree.name, null, worktree.repository);
     if (!preview.clean) {
       const choice = await vscode.window.showWarningMessage(
         `Merging ${preview.source} into ${preview.target} would conflict`, {
@@ -222,7 +234,7 @@ class Commands {
       modal: true, detail: `It merges cleanly into ${preview.target} and brings:\n${mergeDetail(preview)}`,
     }, 'Merge', 'Squash', 'Rebase');
     if (!strategy) return undefined;
-    const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy]);
+    const result = await this.adw.command('merge', worktree.name, STRATEGIES[strategy], null, worktree.repository);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -238,7 +250,7 @@ class Commands {
         + '(it can be restored from there). "Remove Without Archive" refuses to drop unmerged work.',
     }, archive, 'Remove Without Archive');
     if (!choice) return undefined;
-    const result = await this.adw.command('removeWorktree', worktree.name, choice === archive, false);
+    const result = await this.adw.command('removeWorktree', worktree.name, choice === archive, false, worktree.repository);
     void vscode.window.showInformationMessage(`ADW: ${result.message}`);
     return result;
   }
@@ -367,6 +379,25 @@ class Commands {
       label: workflow.name, description: workflowDescription(workflow, Date.now() / 1000),
       detail: `${workflow.id} · ${workflow.cwd}`, workflow,
     };
+  }
+
+  /** The repository a command run from the palette acts on: the workspace's only one, else the one the user picks
+   * (the active editor's first); undefined when the pick is dismissed. */
+  private async chooseRepository(title: string): Promise<string | undefined> {
+    const worktrees = await this.views.worktrees.load();
+    const repositories = [...new Set(worktrees.map((w) => w.repository).filter((r): r is string => !!r))];
+    if (repositories.length < 2) {
+      const only = repositories[0] ?? this.adw.root?.fsPath;
+      if (!only) throw new Error('open a folder with a git repository first');
+      return only;
+    }
+    const active = vscode.window.activeTextEditor?.document.uri;
+    const current = active?.scheme === 'file' ? worktreeOf(active.fsPath, worktrees)?.repository : undefined;
+    const ordered = current ? [current, ...repositories.filter((r) => r !== current)] : repositories;
+    const pick = await vscode.window.showQuickPick(ordered.map((repository) => ({
+      label: path.basename(repository), description: repository, repository,
+    })), { title: `ADW: ${title}`, placeHolder: 'The repository of one of the workspace\'s folders' });
+    return pick?.repository;
   }
 
   private async pickWorktree(title: string, includeMain: boolean): Promise<Worktree | undefined> {

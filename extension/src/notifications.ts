@@ -52,7 +52,7 @@ export class RunNotifications {
    * Code's multi-file diff editor (the files are the merge preview's: what merging the branch would bring). */
   private async showChanges(workflow: Workflow, worktree: Worktree): Promise<void> {
     try {
-      const preview = await this.adw.command('mergePreview', worktree.name);
+      const preview = await this.adw.command('mergePreview', worktree.name, null, worktree.repository);
       const base = workflow.base_commit ?? '';
       const resources = preview.files.map((file) => {
         const before = revisionUri(workflow.repo, base, file.path);

@@ -83,8 +83,12 @@ async def test_sdlc_from_an_issue_number_to_a_draft_pull_request(
     started = await run(client, "sdlcFromIssue", {"issue": "#7", "pr": True})
     [workflow] = started["workflows"]
     assert workflow["name"] == "7-multiply-numbers" and workflow["spec"].endswith("adw/issues/7-multiply-numbers.md")
-    polled = await request(client, "adw/pullRequests")  # the view's poll while it runs: no pull request yet
-    assert [b["pull_request"] for b in polled["branches"] if b["branch"] == "adw/7-multiply-numbers"] == [None]
+    async def branch_listed() -> list[object]:  # once the workflow's first task made its worktree (and branch)
+        polled = await request(client, "adw/pullRequests")
+        return [b["pull_request"] for b in polled["branches"] if b["branch"] == "adw/7-multiply-numbers"]
+
+    # the view's poll while it runs: no pull request yet
+    assert await eventually(branch_listed, 30, "the workflow's branch in the view's poll") == [None]
     done = await wait_workflow(client, workflow["id"])
     assert done["state"] == "succeeded"
     opened = await eventually(lambda: [m for m in client.messages if "pull request" in m.message], 30, "the PR message")

@@ -298,8 +298,10 @@ async def test_the_spec_lens_asks_what_to_do_with_an_existing_worktree(vscode: L
     await run(client, "createWorktree", "mul")
     start = lens(await code_lenses(client, workspace / "specs/mul.md"), "$(play) Start Parallel SDLC")
     assert await run_lens(client, start) == {"workflows": []}  # dismissed: nothing starts
-    assert "a worktree exists" in asked[0].message
-    assert [a.title for a in asked[0].actions or []] == ["Resume", "Run in a New Worktree", "Remove and Rerun"]
+    # No workflow ran in a worktree made by hand: nothing to resume, so neither the question nor a button says so.
+    assert "a worktree exists" in asked[0].message and "no ADW workflow ran there" in asked[0].message
+    assert "resume" not in asked[0].message.lower()
+    assert [a.title for a in asked[0].actions or []] == ["Run in a New Worktree", "Remove and Rerun"]
     [again] = (await run_lens(client, start))["workflows"]
     finished = await wait_workflow(client, again["id"])
     assert finished["state"] == "succeeded" and finished["worktree"] == "mul-2"

@@ -32,15 +32,22 @@ def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "_STATES", {})
 
 
-async def test_a_glued_word_the_code_writes_as_one_is_not_split(make_repo: MakeRepo) -> None:
-    site = "def site_packages(site_dir):\n    site = find_site(site_dir)\n    return [site, site_dir, SITE_ROOT]\n"
-    cookies = 'def set_cookie(response, key, value, samesite="lax"):\n    response.cookies[key] = (value, samesite)\n'
-    root = make_repo({"app/cookies.py": cookies, "app/paths.py": site}, name="split")
-    report = await scout("Add SameSite option", root)
-    assert report.files == ["app/cookies.py"]
+@pytest.mark.parametrize(
+    ("task", "glued", "part"),
+    [("Add SameSite option", "samesite", "site"), ("Fix HostName lookup", "hostname", "host"),
+     ("Keep fileName on upload", "filename", "file")],
+)  # fmt: skip
+async def test_a_glued_word_the_code_writes_as_one_is_not_split(
+    make_repo: MakeRepo, task: str, glued: str, part: str
+) -> None:
+    noise = f"def {part}_packages({part}_dir):\n    {part} = find_{part}({part}_dir)\n    return [{part}, {part}_dir]\n"
+    meant = f'def set_option(response, key, value, {glued}="lax"):\n    response.options[key] = (value, {glued})\n'
+    root = make_repo({"app/meant.py": meant, "app/noise.py": noise}, name="split")
+    report = await scout(task, root)
+    assert report.files == ["app/meant.py"]
     # Where the code does not write the compound, its parts still count.
-    plain = make_repo({"app/paths.py": site}, name="plain")
-    assert (await scout("Add SameSite option", plain)).files == ["app/paths.py"]
+    plain = make_repo({"app/noise.py": noise}, name="plain")
+    assert (await scout(task, plain)).files == ["app/noise.py"]
 
 
 async def test_the_line_is_the_definition_whose_body_the_task_is_about(make_repo: MakeRepo) -> None:
@@ -52,3 +59,20 @@ async def test_the_line_is_the_definition_whose_body_the_task_is_about(make_repo
     # A task about the command itself still opens the command.
     (location,) = [loc for loc in (await scout("run command serve", root)).locations if loc.path == "app/cli.py"]
     assert lines[location.line - 1].startswith("def run_command(")
+
+
+async def test_a_definition_named_exactly_as_the_task_quotes_it_comes_first(make_repo: MakeRepo) -> None:
+    urls = (
+        "def escape(string, safe):\n"
+        '    """Quote the characters that are not safe."""\n'
+        "    return quote(string, safe)\n\n\n"
+        "def keep(string):\n"
+        "    return escape(string, SAFE)\n"
+    )
+    files = {f"lib/m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(6)}
+    files |= {"lib/quoting.py": "def quote(string, safe):\n    return ''.join(c for c in string if c in safe)\n"}
+    root = make_repo({**files, "lib/urls.py": urls})
+    # Unquoted, "quote" is one word of the task: the file matching more of it leads.
+    assert (await scout("Make quote keep safe characters", root)).files[0] == "lib/urls.py"
+    # Quoted, it names the definition the task is about.
+    assert (await scout("Make `quote` keep safe characters", root)).files[0] == "lib/quoting.py"

@@ -50,3 +50,12 @@ def test_unicode_and_empty_queries() -> None:
     assert parse_query("").empty
     assert parse_query("修复 — ☕ !!").empty
     assert {t.text for t in parse_query("修复 session ☕").terms} == {"session"}
+
+
+def test_names_copied_from_the_code_are_kept_whole() -> None:
+    query = parse_query("Fix `Request` and Argument.__repr__ when SESSION_COOKIE is unset, via `safe=...`")
+    assert query.names == {" request ", " argument ", " repr ", " session cookie ", " safe "}
+    # Prose names nothing, and a compound standing for its parts keeps the names.
+    assert not parse_query("Fix the request when the cookie is unset").names
+    glued = parse_query("Add `SameSite` option")
+    assert glued.joined(glued.compounds).names == {" samesite "}

@@ -12,7 +12,7 @@ from adw.config import AdwConfig
 from adw.errors import AdwError
 from adw.git.worktrees import Worktrees
 from adw.sdlc.engine import open_engine
-from adw.sdlc.pipeline import WorktreeExistsError, sdlc_workflows, worktree_name
+from adw.sdlc.pipeline import ExistingWorktree, WorktreeExistsError, sdlc_workflows, worktree_name
 from adw.workflow.models import Severity, TaskState
 from tests.conftest import MakeRepo, run_git
 
@@ -180,6 +180,36 @@ async def test_a_spec_whose_worktree_exists_is_refused_before_anything_starts(pr
     assert (existing.workflow_id, existing.workflow_state) == (first.id, TaskState.FAILED)
     assert "broken" in refused.value.message and first.id in refused.value.message
     assert engine.store is not None and [wf.id for wf in engine.store.recent()] == [first.id]  # nothing started
+
+
+def _exists(*states: TaskState | None) -> WorktreeExistsError:
+    return WorktreeExistsError([
+        ExistingWorktree(spec=f"/r/specs/s{i}.md", worktree=f"s{i}", path=f"/r.worktrees/s{i}",
+                         workflow_id=None if state is None else f"wf{i}", workflow_state=state)
+        for i, state in enumerate(states)
+    ])
+
+
+@pytest.mark.parametrize(
+    ("states", "hint"),
+    [
+        ((TaskState.SUCCEEDED,), "its workflow succeeded: open or merge the worktree, run the spec again in a new "
+                                 "worktree, or remove the worktree first"),
+        ((TaskState.FAILED,), "resume its workflow, run the spec again in a new worktree, or remove the worktree "
+                              "first"),
+        ((TaskState.INTERRUPTED,), "resume its workflow, run the spec again in a new worktree, or remove the "
+                                   "worktree first"),
+        ((TaskState.RUNNING,), "its workflow is still running: wait for it or cancel it, run the spec again in a "
+                               "new worktree, or remove the worktree first"),
+        ((None,), "no ADW workflow ran there: run the spec again in a new worktree, or remove the worktree first"),
+        ((TaskState.SUCCEEDED, TaskState.FAILED), "open or merge the worktrees whose workflow succeeded, resume the "
+         "workflows that stopped, run the specs again in new worktrees, or remove the worktrees first"),
+    ],
+)
+def test_the_refusal_says_what_fits_the_workflows_real_state(states: tuple[TaskState | None, ...], hint: str) -> None:
+    """A succeeded workflow is not offered a resume (there is nothing left to run): its worktree is there to be
+    opened or merged."""
+    assert _exists(*states).hint == hint
 
 
 async def test_a_worktree_made_by_hand_is_refused_without_a_workflow_to_resume(project: Path) -> None:

@@ -203,7 +203,7 @@ class CandidateActions {
       question = `Pick candidate ${candidate.number}: push ${candidate.worktree} and open its draft pull request?`;
       detail = `${candidateFacts(candidate)}\n\n${archiving}`;
     } else {
-      const preview = await this.adw.command('mergePreview', candidate.worktree);
+      const preview = await this.adw.command('mergePreview', candidate.worktree, null, candidate.repo);
       if (!preview.clean) {
         void vscode.window.showWarningMessage(`ADW: candidate ${candidate.number} would conflict with ${preview.target}`, {
           modal: true, detail: `Conflicting files:\n${preview.conflicts.join('\n')}\n\nNothing was merged or archived.`,

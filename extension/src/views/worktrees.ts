@@ -10,26 +10,36 @@ import { repositoryItem } from './repositoryItem';
 branch anyway, with conditional requests. */
 const REVIEW_POLL_MS = 60_000;
 
+/** A branch's key among the reviews: branches of different repositories may share a name. */
+function reviewKey(repository: string | undefined, branch: string): string {
+  return `${repository ?? ''}\n${branch}`;
+}
+
 export class WorktreesProvider implements vscode.TreeDataProvider<Worktree | RepositoryNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   /** The last list the server sent; commands pick from it too. */
   worktrees: Worktree[] = [];
-  /** Each branch's pull request and CI state (`adw/pullRequests`); empty without a forge or a login. */
+  /** Each branch's pull request and CI state (`adw/pullRequests`, asked of each repository), by `reviewKey`;
+   * empty without a forge or a login. */
   reviews = new Map<string, BranchReview>();
   private readonly poller = setInterval(() => void this.loadReviews(), REVIEW_POLL_MS);
 
   constructor(private readonly adw: AdwClient) {}
 
   async loadReviews(refresh = false): Promise<void> {
-    try {
-      const status = await this.adw.request<ReviewStatus>(Requests.pullRequests, { refresh });
-      this.reviews = new Map(status.branches.map((b) => [b.branch, b]));
-      if (!status.available) this.adw.output.debug(`pull requests: ${status.reason}`);
-    } catch (error) {
-      this.adw.output.debug(`pull requests: ${String(error)}`);
-      this.reviews = new Map();
+    const reviews = new Map<string, BranchReview>();
+    const repositories = [...new Set(this.worktrees.map((w) => w.repository))];
+    for (const repository of repositories.length ? repositories : [undefined]) {
+      try {
+        const status = await this.adw.request<ReviewStatus>(Requests.pullRequests, { refresh, repository });
+        for (const review of status.branches) reviews.set(reviewKey(repository, review.branch), review);
+        if (!status.available) this.adw.output.debug(`pull requests of ${repository ?? 'the workspace'}: ${status.reason}`);
+      } catch (error) {
+        this.adw.output.debug(`pull requests of ${repository ?? 'the workspace'}: ${String(error)}`);
+      }
     }
+    this.reviews = reviews;
     this.changed.fire();
   }
 
@@ -56,7 +66,7 @@ export class WorktreesProvider implements vscode.TreeDataProvider<Worktree | Rep
     const worktree = node;
     const item = new vscode.TreeItem(worktreeLabel(worktree));
     item.id = worktree.path;
-    const review = worktree.branch ? this.reviews.get(worktree.branch) : undefined;
+    const review = worktree.branch ? this.reviews.get(reviewKey(worktree.repository, worktree.branch)) : undefined;
     item.description = worktreeDescription(worktree, review);
     const pr = review?.pull_request;
     const conflicts = conflictLines(worktree.conflicts ?? []);

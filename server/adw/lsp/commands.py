@@ -12,7 +12,7 @@ from lsprotocol import types
 
 from adw.agents.preflight import preflight, preflight_workflows
 from adw.config import phase_configs
-from adw.errors import AdwError
+from adw.errors import AdwError, RerunAction
 from adw.forge.client import connect
 from adw.forge.issues import issue_spec
 from adw.forge.pr import PrOutcome, open_pull_request, pick_as_pull_request
@@ -82,8 +82,11 @@ async def worktree_path(ls: AdwServer, name_or_path: str | None) -> Path:
     )
 
 
-async def _manager_of(ls: AdwServer, name: str) -> Worktrees:
-    """The worktree manager of the repository that has a worktree called `name` (the first folder's first)."""
+async def _manager_of(ls: AdwServer, name: str, repository: str | None) -> Worktrees:
+    """The worktree manager of `repository` (a path in it), else of the repository that has a worktree called
+    `name` (the first folder's first)."""
+    if repository:
+        return await Worktrees.open(await ls.folder(repository))
     managers = [await Worktrees.open(folder) for folder in await ls.repositories()]
     for manager in managers[1:]:
         if any(name in (info.name, info.branch, info.path.name) for info in await manager.all()):
@@ -120,10 +123,10 @@ async def start_sdlc(ls: AdwServer, args: params.StartSdlc) -> object:
 
 @handles(params.SdlcFromIssue)
 async def sdlc_from_issue(ls: AdwServer, args: params.SdlcFromIssue) -> object:
-    """`adw sdlc --issue N [--pr]` from the editor, in the first workspace folder's repository: a missing login
-    refuses before anything is read or made; with `pr`, the workflow's draft pull request is opened when it is
-    done and the editor told (a message with its link)."""
-    folder = ls.root
+    """`adw sdlc --issue N [--pr]` from the editor, in the repository `repository` names (default: the first
+    folder's): a missing login refuses before anything is read or made; with `pr`, the workflow's draft pull
+    request is opened when it is done and the editor told (a message with its link)."""
+    folder = await ls.folder(args.repository)
     engine = await ls.engine(folder)
     repo = await Repo.discover(folder)
     provider = await connect(repo.root, engine.config.forge)
@@ -218,19 +221,19 @@ def _choices(exc: WorktreeExistsError) -> RequestFailed:
 
 
 Rerun = Literal["resume", "again", "replace"]
-_ASK: dict[str, Rerun] = {"Resume": "resume", "Run in a New Worktree": "again", "Remove and Rerun": "replace"}
 
 
 async def _ask(ls: AdwServer, exc: WorktreeExistsError) -> Rerun | None:
+    """The choices the workflows' states allow (Resume only for a stopped one), as the toast's buttons."""
+    choices: dict[str, Rerun] = {action.title: action.existing for action in exc.actions
+                                 if isinstance(action, RerunAction)}
     picked = await ls.window_show_message_request_async(
         types.ShowMessageRequestParams(
-            type=types.MessageType.Warning,
-            message=f"ADW: {exc.message}. Resume its workflow, run the spec in a new worktree, or remove the "
-            "worktree (archived first) and run it again?",
-            actions=[types.MessageActionItem(title=title) for title in _ASK],
+            type=types.MessageType.Warning, message=f"ADW: {exc.message} — {exc.editor_hint}.",
+            actions=[types.MessageActionItem(title=title) for title in choices],
         )
     )
-    return _ASK.get(picked.title) if picked is not None else None
+    return choices.get(picked.title) if picked is not None else None
 
 
 async def _rerun(
@@ -304,14 +307,14 @@ async def all_worktrees(ls: AdwServer) -> list[dict[str, object]]:
 
 @handles(params.CreateWorktree)
 async def create_worktree(ls: AdwServer, args: params.CreateWorktree) -> object:
-    result = await (await Worktrees.open(ls.root)).create(args.name, base=args.base)
+    result = await (await Worktrees.open(await ls.folder(args.repository))).create(args.name, base=args.base)
     ls.changed("worktrees")
     return to_jsonable(result)
 
 
 @handles(params.MergePreview)
 async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
-    manager = await _manager_of(ls, args.name)
+    manager = await _manager_of(ls, args.name, args.repository)
     preview = await manager.merge_preview(args.name, args.into)
     info = await manager.get(args.name)
     publish_conflicts(ls, info.path, preview.conflicts, preview.target)
@@ -319,13 +322,13 @@ async def merge_preview(ls: AdwServer, args: params.MergePreview) -> object:
     # The merge dialog warns when the branch also conflicts with another worktree that is still active.
     if ls.conflicts is not None:
         await ls.conflicts.refresh()
-        result["activeConflicts"] = to_jsonable(ls.conflicts.involving(info.name))
+        result["activeConflicts"] = to_jsonable(ls.conflicts.involving(manager.repo.main_root, info.name))
     return result
 
 
 @handles(params.Merge)
 async def merge(ls: AdwServer, args: params.Merge) -> object:
-    manager = await _manager_of(ls, args.name)
+    manager = await _manager_of(ls, args.name, args.repository)
     result = await manager.merge(args.name, args.into, args.strategy)
     publish_conflicts(ls, (await manager.get(args.name)).path, result.preview.conflicts, result.preview.target)
     ls.changed("worktrees")
@@ -334,7 +337,7 @@ async def merge(ls: AdwServer, args: params.Merge) -> object:
 
 @handles(params.RemoveWorktree)
 async def remove_worktree(ls: AdwServer, args: params.RemoveWorktree) -> object:
-    manager = await _manager_of(ls, args.name)
+    manager = await _manager_of(ls, args.name, args.repository)
     result = await manager.remove(args.name, archive=args.archive, force=args.force)
     clear_under(ls, result.path)
     ls.changed("worktrees")
@@ -456,8 +459,8 @@ async def create_pull_request(ls: AdwServer, args: params.CreatePullRequest) -> 
 
 def _opened(ls: AdwServer, outcome: PrOutcome) -> None:
     """A pull request was opened or updated: the Worktrees view shows it at its next poll, not a minute later."""
-    if ls.reviews is not None:
-        ls.reviews.forget(outcome.branch)
+    for reviews in ls.reviews.values():  # a branch name, so each repository's watch asks again: one call at most
+        reviews.forget(outcome.branch)
     ls.changed("worktrees")
 
 

@@ -1,5 +1,5 @@
-"""Conflicts between the workspace's active worktrees, kept fresh in the editor (docs/WORKFLOW.md, "Conflicts
-between parallel worktrees").
+"""Conflicts between the active worktrees of each workspace folder's repository, kept fresh in the editor
+(docs/WORKFLOW.md, "Conflicts between parallel worktrees").
 
 A check runs after whatever can move a branch: a task or workflow that finishes (agents commit and
 checkpoint), a command that changes worktrees or checkpoints, and a change under the repository's refs (git
@@ -23,7 +23,6 @@ from pydantic import BaseModel
 from adw.errors import AdwError
 from adw.git.conflicts import ConflictChecker, ConflictFile, ConflictReport, PairResult
 from adw.git.refs import UNDO_NS
-from adw.git.repo import Repo
 from adw.lsp.diagnostics import publish_conflicts, replace
 from adw.lsp.server import AdwServer, uri_of
 from adw.workflow.engine import Engine
@@ -50,8 +49,9 @@ class OtherWorktree(BaseModel):
 class ConflictWatch:
     def __init__(self, ls: AdwServer) -> None:
         self.ls = ls
-        self.report: ConflictReport | None = None
-        self._checker: ConflictChecker | None = None
+        # Each repository's (by main folder) checker and latest report, in the folders' order
+        self.reports: dict[Path, ConflictReport] = {}
+        self._checkers: dict[Path, ConflictChecker] = {}
         self._wanted = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._base_keys: set[Path] = set()  # worktrees whose conflicts with their base are published
@@ -72,18 +72,23 @@ class ConflictWatch:
         """Ask for a check soon; any number of requests before it runs cost one."""
         self._wanted.set()
 
-    async def refresh(self) -> ConflictReport:
-        """Check now (cached pairs cost nothing) and publish what changed."""
-        if self._checker is None:
-            self._checker = await ConflictChecker.open(self.ls.root)
-        report = await self._checker.check()
-        self.report = report
-        self._publish(report)
-        return report
+    async def refresh(self) -> dict[Path, ConflictReport]:
+        """Check every repository now (cached pairs cost nothing) and publish what changed."""
+        checkers: dict[Path, ConflictChecker] = {}
+        for folder in await self.ls.repositories():
+            main = await self.ls.main_root(folder)
+            if main is not None:
+                checkers[main] = self._checkers.get(main) or await ConflictChecker.open(folder)
+        self._checkers = checkers  # a folder removed from the workspace takes its checker along
+        self.reports = {main: await checker.check() for main, checker in checkers.items()}
+        self._publish([pair for report in self.reports.values() for pair in report.conflicting])
+        return self.reports
 
-    def involving(self, name: str) -> list[OtherWorktree]:
-        """The latest conflicts of worktree `name` with the other active worktrees (view, merge dialog)."""
-        pairs = self.report.involving(name) if self.report else []
+    def involving(self, repository: Path, name: str) -> list[OtherWorktree]:
+        """The latest conflicts of worktree `name` of `repository` (its main folder) with the other active
+        worktrees of that repository (view, merge dialog)."""
+        report = self.reports.get(repository)
+        pairs = report.involving(name) if report else []
         return [OtherWorktree(worktree=p.b.name, branch=p.b.branch, path=p.b.path, error=p.error, files=p.files)
                 for p in pairs]
 
@@ -100,26 +105,27 @@ class ConflictWatch:
                 log.exception("conflict check failed")
 
     async def _poll(self) -> None:
-        try:
-            common = (await Repo.discover(self.ls.root)).common_dir
-        except AdwError:
-            return
-        stamp = await asyncio.to_thread(_refs_stamp, common)
+        stamp = await self._refs_stamps()
         while True:
             await asyncio.sleep(POLL_S)
-            now = await asyncio.to_thread(_refs_stamp, common)
+            now = await self._refs_stamps()
             if now != stamp:
                 stamp = now
                 self.request()
 
-    def _publish(self, report: ConflictReport) -> None:
-        shown: list[object] = [(p.a.path, p.b.name, p.b.branch, p.error, p.files) for p in report.conflicting]
+    async def _refs_stamps(self) -> list[tuple[tuple[str, int], ...]]:
+        """Every repository's refs stamp; a folder added or removed changes it too."""
+        commons = [common for folder in await self.ls.repositories() if (common := await self.ls.common_dir(folder))]
+        return [await asyncio.to_thread(_refs_stamp, common) for common in commons]
+
+    def _publish(self, conflicting: list[PairResult]) -> None:
+        shown: list[object] = [(p.a.path, p.b.name, p.b.branch, p.error, p.files) for p in conflicting]
         if shown == self._shown:
             return
         self._shown = shown
         by_uri: dict[str, list[types.Diagnostic]] = {}
         bases: set[Path] = set()
-        for pair in report.conflicting:
+        for pair in conflicting:
             if pair.base:
                 assert pair.a.path is not None
                 publish_conflicts(self.ls, pair.a.path, [f.path for f in pair.files], pair.b.name)

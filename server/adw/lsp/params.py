@@ -132,23 +132,27 @@ class ListWorktrees(Params):
 class CreateWorktree(Params):
     name: Text
     base: Text | None = None
+    repository: Text | None = None  # a path in one of the workspace's repositories; default: the first folder's
 
 
 class MergePreview(Params):
     name: Text
     into: Text | None = None
+    repository: Text | None = None  # a path in the worktree's repository; default: the first that has `name`
 
 
 class Merge(Params):
     name: Text
     strategy: Literal["merge", "squash", "rebase"] = "merge"
     into: Text | None = None
+    repository: Text | None = None  # as for MergePreview
 
 
 class RemoveWorktree(Params):
     name: Text
     archive: bool = False
     force: bool = False
+    repository: Text | None = None  # as for MergePreview
 
 
 class Checkpoint(Params):
@@ -237,6 +241,7 @@ class SdlcFromIssue(Params):
     issue: Text  # its number (`123`, `#123`) or its URL on the repository's forge
     pr: bool = False  # open a draft pull request when the workflow is done
     options: SdlcOptions = SdlcOptions()
+    repository: Text | None = None  # a path in one of the workspace's repositories; default: the first folder's
 
 
 class CreatePullRequest(Params):
@@ -249,6 +254,7 @@ class PullRequestsRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
     refresh: bool = False  # ask the forge now, even about a branch asked about less than a minute ago
+    repository: Text | None = None  # a path in one of the workspace's repositories; default: the first folder's
 
 
 class CheckpointsRequest(BaseModel):

@@ -56,6 +56,7 @@ class AdwServer(LanguageServer):
         # One engine per repository (by git common dir): several workspace folders may be one repository's worktrees.
         self._engines: dict[Path, Engine] = {}
         self._folder_commons: dict[Path, Path | None] = {}
+        self._folder_mains: dict[Path, Path | None] = {}
         self._engine_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.engine_listeners: list[Callable[[Engine], None]] = []
@@ -63,13 +64,14 @@ class AdwServer(LanguageServer):
         self.on_initialized: list[Callable[[], None]] = []  # run once the client has said `initialized`
         self.conflicts: ConflictWatch | None = None
         self.lens_cache: LensCache | None = None
-        self.reviews: ReviewWatch | None = None  # the branches' pull requests the Worktrees view polls
-        self.config_error: ConfigError | None = None
+        # Each repository's (by main folder) branches' pull requests the Worktrees view polls
+        self.reviews: dict[Path, ReviewWatch] = {}
+        # Each repository's (by main folder) invalid configuration; any refuses every command until fixed
+        self.config_errors: dict[Path, ConfigError] = {}
         # The client's initializationOptions: `codicons` (lens titles), `progress: "aggregate"` (adw.lsp.progress)
         self.options: dict[str, object] = {}
-        self._config_stamp: tuple[tuple[int, int], ...] | None = None
+        self._config_stamps: dict[Path, tuple[tuple[int, int], ...]] = {}
         self._config_lock = asyncio.Lock()
-        self._main_root: Path | None = None
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
         self._checkpoint_stores: dict[Path, Checkpoints] = {}
@@ -124,12 +126,21 @@ class AdwServer(LanguageServer):
 
     async def common_dir(self, folder: Path) -> Path | None:
         """The git common dir of a workspace folder (None: not in a repository), asked once per folder."""
+        await self._discover(folder)
+        return self._folder_commons[folder]
+
+    async def main_root(self, folder: Path) -> Path | None:
+        """The main worktree of a workspace folder's repository (None: not in a repository), asked once per folder."""
+        await self._discover(folder)
+        return self._folder_mains[folder]
+
+    async def _discover(self, folder: Path) -> None:
         if folder not in self._folder_commons:
             try:
-                self._folder_commons[folder] = (await Repo.discover(folder)).common_dir
+                repo = await Repo.discover(folder)
+                self._folder_commons[folder], self._folder_mains[folder] = repo.common_dir, repo.main_root
             except AdwError:
-                self._folder_commons[folder] = None
-        return self._folder_commons[folder]
+                self._folder_commons[folder] = self._folder_mains[folder] = None
 
     async def repositories(self) -> list[Path]:
         """One workspace folder per repository, in the client's order: where repository-wide views read."""
@@ -152,6 +163,11 @@ class AdwServer(LanguageServer):
             f"{path} is not in a repository of the workspace's folders",
             "pass a worktree, file or spec of an open folder's repository, or add its folder to the workspace",
         )
+
+    async def folder(self, repository: str | None) -> Path:
+        """The workspace folder of a command's `repository` argument (a path or file URI of a folder, worktree or
+        file of it); default: the first folder."""
+        return await self.folder_of(path_of(repository, self.root)) if repository else self.root
 
     async def engine(self, folder: Path | None = None) -> Engine:
         """The workflow engine of a folder's repository (default: the first folder's), opened on first use (it
@@ -180,36 +196,47 @@ class AdwServer(LanguageServer):
         """The engines something already opened; lenses and views must not open one as a side effect."""
         return list(self._engines.values())
 
+    @property
+    def config_error(self) -> ConfigError | None:
+        """The first invalid configuration among the workspace's repositories (in the folders' order)."""
+        return next(iter(self.config_errors.values()), None)
+
     async def check_config(self) -> None:
-        """Reload the configuration when `.adw.toml` or `pyproject.toml` of the main worktree changed (a stat of
-        each, so every command can afford it). An invalid one is shown at once, sent as `adw/configuration`, and
-        refuses every command with its message until it is fixed; a valid one reaches the engine."""
+        """Reload the configuration of each workspace folder's repository when its main worktree's `.adw.toml` or
+        `pyproject.toml` changed (a stat of each, so every command can afford it). An invalid one is shown at once,
+        sent as `adw/configuration` (the first invalid one, or none), and refuses every command with its message
+        until it is fixed; a valid one reaches its repository's engine."""
         async with self._config_lock:
-            if self._main_root is None:
+            mains = {main: folder for folder in await self.repositories() if (main := await self.main_root(folder))}
+            reloaded = False
+            for main, folder in mains.items():
+                stamp = tuple(_stat(main / name) for name in CONFIG_FILES)
+                if stamp == self._config_stamps.get(main):
+                    continue
+                self._config_stamps[main] = stamp
+                reloaded = True
                 try:
-                    self._main_root = (await Repo.discover(self.root)).main_root
-                except AdwError:
-                    return  # not a repository: each command says so itself
-            main = self._main_root
-            stamp = tuple(_stat(main / name) for name in CONFIG_FILES)
-            if stamp == self._config_stamp:
-                return
-            self._config_stamp = stamp
-            try:
-                config = await asyncio.to_thread(load_config, main)
-            except ConfigError as exc:
-                self.config_error = exc
-                self.show_error(f"ADW: {exc.message} — {exc.hint}")
-                self.protocol.notify(CONFIGURATION, {"error": exc.message, "hint": exc.hint})
-                return
-            self.config_error = None
-            engine = self._engines.get(await self.common_dir(self.root) or self.root.resolve())
-            if engine is not None:
-                try:
-                    engine.reconfigure(config)
-                except AdwError as exc:  # executor = "ray" without Ray: the engine keeps the executor it had
-                    self.show_error(f"ADW: {exc.message} — {exc.editor_hint}")
-            self.protocol.notify(CONFIGURATION, {"error": None, "hint": None})
+                    config = await asyncio.to_thread(load_config, main)
+                except ConfigError as exc:
+                    self.config_errors[main] = exc
+                    self.show_error(f"ADW: {exc.message} — {exc.hint}")
+                    continue
+                self.config_errors.pop(main, None)
+                engine = self._engines.get(await self.common_dir(folder) or folder.resolve())
+                if engine is not None:
+                    try:
+                        engine.reconfigure(config)
+                    except AdwError as exc:  # executor = "ray" without Ray: the engine keeps the executor it had
+                        self.show_error(f"ADW: {exc.message} — {exc.editor_hint}")
+            for gone in set(self._config_stamps) - set(mains):  # a folder removed from the workspace
+                del self._config_stamps[gone]
+                reloaded = self.config_errors.pop(gone, None) is not None or reloaded
+            # in the folders' order, so that the first invalid one is the one reported
+            self.config_errors = {main: self.config_errors[main] for main in mains if main in self.config_errors}
+            if reloaded:
+                error = self.config_error
+                self.protocol.notify(CONFIGURATION, {"error": error.message if error else None,
+                                                     "hint": error.hint if error else None})
 
     async def checkpoints(self, worktree: Path) -> Checkpoints:
         """One long-lived checkpoint store per worktree (it remembers the checkpoints it has read), with an inotify

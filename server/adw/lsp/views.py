@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adw.config import load_config
 from adw.forge.status import ReviewWatch
 from adw.git.checkpoints import Checkpoints
-from adw.git.repo import Repo
 from adw.git.worktrees import Worktrees
 from adw.lsp.commands import all_worktrees, every_workflow, worktree_path
 from adw.lsp.params import ArgumentError, CheckpointsRequest, PullRequestsRequest, validate
@@ -27,8 +25,6 @@ def _fields(params: object, method: str) -> dict[str, object]:
 
 
 def register(server: AdwServer) -> None:
-    reviews = server.reviews = ReviewWatch()  # one per server: its provider's ETags and each branch's last answer
-
     @server.adw_request("adw/worktrees")
     async def worktrees(ls: AdwServer, params: object) -> list[dict[str, object]]:
         infos = await all_worktrees(ls)
@@ -39,12 +35,11 @@ def register(server: AdwServer) -> None:
             for workflow in engine.workflows():
                 busy = sum(1 for task in workflow.tasks if task.state == "running" and task.kind == "agent")
                 running[str(Path(workflow.cwd))] = running.get(str(Path(workflow.cwd)), 0) + busy
-        watched = infos[0]["repository"] if infos else None  # the conflict watch's: the first folder's, listed first
         for info in infos:
             info["agentsRunning"] = running.get(str(info["path"]), 0)
-            # predicted conflicts with the other active worktrees (adw.lsp.conflicts)
-            conflicts = ls.conflicts if info["repository"] == watched else None
-            others = conflicts.involving(str(info["name"])) if conflicts is not None else []
+            # predicted conflicts with the other active worktrees of its repository (adw.lsp.conflicts)
+            conflicts = ls.conflicts
+            others = conflicts.involving(Path(str(info["repository"])), str(info["name"])) if conflicts else []
             info["conflicts"] = to_jsonable(others)
         return list(infos)
 
@@ -64,10 +59,14 @@ def register(server: AdwServer) -> None:
 
     @server.adw_request("adw/pullRequests")
     async def pull_requests(ls: AdwServer, params: object) -> dict[str, object]:
-        """Each worktree branch's pull request and CI state; `available: false` with the reason (no forge, no
-        login) is an answer, not an error, so that a view can say it quietly."""
+        """Each worktree branch's pull request and CI state, in the repository `repository` names (default: the
+        first folder's); `available: false` with the reason (no forge, no login) is an answer, not an error, so
+        that a view can say it quietly."""
         args = validate(PullRequestsRequest, _fields(params, "adw/pullRequests"), "adw/pullRequests")
-        repo = await Repo.discover(ls.root)
-        branches = [info.branch for info in await (await Worktrees.open(ls.root)).all() if info.branch]
-        status = await reviews.status(repo.root, load_config(repo.main_root).forge, branches, refresh=args.refresh)
+        manager = await Worktrees.open(await ls.folder(args.repository))
+        repo = manager.repo
+        branches = [info.branch for info in await manager.all() if info.branch]
+        # one watch per repository: its forge, its provider's ETags and each of its branches' last answer
+        reviews = ls.reviews.setdefault(repo.main_root, ReviewWatch())
+        status = await reviews.status(repo.root, manager.config.forge, branches, refresh=args.refresh)
         return dict(to_jsonable(status))

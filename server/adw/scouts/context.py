@@ -35,6 +35,7 @@ _DIRECTORY = 0.3  # a term in a folder name, relative to one in the file's own n
 _OTHER_SYMBOLS = 0.2  # further matching definitions, relative to the best one
 _SIGNATURE_WEIGHT = 0.3
 _CLASS_WEIGHT = 0.7
+_NAMED = 2.0  # a definition whose whole name the task copied (`encode_host`, `Request`), relative to a partial one
 _FACTS_CACHE = 50_000
 _PERIPHERAL = 0.5
 # Synonyms learned from definition names (synonyms.py): a partner counts at most this share of the query term
@@ -384,6 +385,8 @@ class Context:
                 score += weight
             elif term.needle in symbol.words:
                 score += _SIGNATURE_WEIGHT * weight
+        if symbol.name_words in self.query.names:
+            score *= _NAMED
         return score * _CLASS_WEIGHT if symbol.kind == "class" else score
 
     def name_score(self, name: str) -> float:

@@ -51,7 +51,7 @@ from adw.scouts.snapshot import (
 from adw.scouts.terms import parse_query
 from adw.scouts.watch import Watch
 
-SCOUT_VERSION = "3"  # bumped whenever rankings change: reports on disk are keyed by it
+SCOUT_VERSION = "4"  # bumped whenever rankings change: reports on disk are keyed by it
 OUTPUT_FILE = Path(SCOUT_OUTPUTS) / "relevant_files.json"
 _REPORTS_IN_MEMORY = 256
 _REPORTS_ON_DISK = 512

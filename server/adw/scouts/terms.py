@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_QUOTED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)")  # the name a `code span` starts with
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*[A-Za-z0-9]")
 
 # English function words plus the verbs tasks start with; they say nothing about *where* the change goes.
@@ -97,6 +98,9 @@ class Query:
     terms: tuple[Term, ...]
     words: frozenset[str]
     compounds: tuple[Compound, ...] = ()
+    # Names the task copied from the code (`Request`, `encode_host`, each part of `attr.astuple`), normalised
+    # and padded like `Symbol.name_words`: a definition of exactly that name is what the task speaks of.
+    names: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
@@ -108,7 +112,7 @@ class Query:
         if not found:
             return self
         dropped = {part for compound in found for part in compound.parts}
-        return Query(self.task, tuple(term for term in self.terms if term not in dropped), self.words)
+        return Query(self.task, tuple(term for term in self.terms if term not in dropped), self.words, (), self.names)
 
 
 def parse_query(task: str) -> Query:
@@ -121,6 +125,7 @@ def parse_query(task: str) -> Query:
     words: set[str] = set()
     sources: dict[str, int] = {}  # term text -> how many tokens of the task produced it
     glued: list[tuple[Term, list[str]]] = []
+    code = set(_QUOTED.findall(task))
     for raw in re.findall(r"[^\s`'\"(),;:!?\[\]{}<>]+", task):
         parts = [p for p in split_identifier(raw) if p]
         kept = []
@@ -133,6 +138,8 @@ def parse_query(task: str) -> Query:
             kept.append(key)
         for key in set(kept):
             sources[key] = sources.get(key, 0) + 1
+        if _looks_like_code(raw):
+            code.add(raw)
         if len(parts) > 1 and _IDENTIFIER.fullmatch(raw) and _looks_like_code(raw):
             joined = not ("_" in raw or "." in raw)
             phrase = "".join(parts) if joined else " ".join(parts)
@@ -142,7 +149,11 @@ def parse_query(task: str) -> Query:
     compounds = [
         Compound(term, tuple(terms[k] for k in dict.fromkeys(kept) if sources[k] == 1)) for term, kept in glued
     ]
-    return Query(task=task, terms=tuple(terms.values()), words=frozenset(words), compounds=tuple(compounds))
+    names = {f" {normalize(n)} " for name in code for n in name.split(".") if len(n.strip("_")) >= 3}
+    return Query(
+        task=task, terms=tuple(terms.values()), words=frozenset(words), compounds=tuple(compounds),
+        names=frozenset(names),
+    )  # fmt: skip
 
 
 def _looks_like_code(token: str) -> bool:

@@ -79,10 +79,29 @@ class WorktreeExistsError(AdwError):
             for e in existing
         )
         super().__init__(
-            f"a worktree exists for {len(existing)} spec(s): {described}",
-            "resume its workflow, run the spec again in a new worktree, or remove the worktree first",
+            f"a worktree exists for {len(existing)} spec(s): {described}", _choices(existing),
             actions=_rerun_actions(existing),
         )
+
+
+def _choices(existing: list[ExistingWorktree]) -> str:
+    """What to do, from each workflow's real state: a succeeded one's worktree is there to be opened or merged (no
+    resume: nothing is left to run), a stopped one can be resumed, a running one waited for."""
+    states = {entry.workflow_state if entry.workflow_id else None for entry in existing}
+    stopped = states - {None, TaskState.SUCCEEDED, TaskState.RUNNING}
+    if len(existing) == 1:
+        [state] = states
+        lead = ("its workflow succeeded: open or merge the worktree, " if state is TaskState.SUCCEEDED
+                else "its workflow is still running: wait for it or cancel it, " if state is TaskState.RUNNING
+                else "no ADW workflow ran there: " if state is None
+                else "resume its workflow, ")
+        return lead + "run the spec again in a new worktree, or remove the worktree first"
+    leads = [
+        *(["open or merge the worktrees whose workflow succeeded"] if TaskState.SUCCEEDED in states else []),
+        *(["resume the workflows that stopped"] if stopped else []),
+        *(["wait for the running workflows or cancel them"] if TaskState.RUNNING in states else []),
+    ]
+    return ", ".join([*leads, "run the specs again in new worktrees, or remove the worktrees first"])
 
 
 def worktree_name(spec: Path) -> str:

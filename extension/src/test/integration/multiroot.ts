@@ -1,12 +1,13 @@
 // extensionTestsPath module for a multi-root workspace (ADW_MULTIROOT=1 in e2e/integration.mjs): two demo
 // repositories in one window. One server serves both: the Worktrees view groups its rows by repository, lenses and
-// commands act on the repository of their file or worktree, and a folder removed at runtime leaves the views.
+// commands act on the repository of their file or worktree (from the palette: the one the user picks), and a folder
+// removed at runtime leaves the views.
 import * as assert from 'node:assert/strict';
 import { realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { activate } from '../../extension';
-import type { Checkpoint } from '../../protocol';
+import type { Checkpoint, Worktree } from '../../protocol';
 import { isRepositoryNode } from '../../repositories';
 
 type Api = Awaited<ReturnType<typeof activate>>;
@@ -58,6 +59,36 @@ async function scenario(): Promise<void> {
   const second = await vscode.commands.executeCommand<Checkpoint[]>('adw.server.listCheckpoints', folders[1]);
   const first = await vscode.commands.executeCommand<Checkpoint[]>('adw.server.listCheckpoints', folders[0]);
   assert.deepEqual([second.map((c) => c.message), first.length], [['second'], 0]);
+
+  // From the palette, Create Worktree asks which repository, the active editor's (two's spec) first, and makes the
+  // worktree in the one picked; Start Parallel SDLC offers the specs of both folders. The pickers are answered
+  // here: the test and the extension share the `vscode` API object.
+  type Item = vscode.QuickPickItem & { repository?: string };
+  const offered: Item[][] = [];
+  const answers: ((items: readonly Item[]) => Item | undefined)[] = [];
+  const showQuickPick = vscode.window.showQuickPick;
+  const answer = async (items: readonly Item[]) => {
+    offered.push([...items]);
+    return answers.shift()?.(items);
+  };
+  (vscode.window as { showQuickPick: unknown }).showQuickPick = answer;
+  try {
+    answers.push((items) => items.find((item) => item.repository === folders[0]));
+    // Not awaited: it ends with a notification offering to open the new worktree.
+    void vscode.commands.executeCommand('adw.createWorktree', undefined, 'picked');
+    const made = await until('the worktree made in the picked repository', async () =>
+      (await vscode.commands.executeCommand<Worktree[]>('adw.server.listWorktrees')).find((w) => w.name === 'picked'));
+    assert.deepEqual(offered.map((items) => items.map((item) => item.repository)), [[folders[1], folders[0]]],
+      'both repositories, the active editor\'s first');
+    assert.equal(made.repository, folders[0]);
+
+    answers.push(() => undefined);  // the spec picker dismissed: nothing starts
+    await vscode.commands.executeCommand('adw.startSdlc');
+    const specs = offered[1].map((item) => path.join(realpathSync(item.detail ?? ''), item.description ?? '', item.label));
+    for (const folder of folders) assert.ok(specs.includes(path.join(folder, 'specs', 'add.md')), specs.join(', '));
+  } finally {
+    (vscode.window as { showQuickPick: unknown }).showQuickPick = showQuickPick;
+  }
 
   // The second folder removed: the server drops its repository, and the view shows the first one's rows alone.
   assert.ok(vscode.workspace.updateWorkspaceFolders(1, 1));
