@@ -47,6 +47,7 @@ _IDENTITY = {
 }
 _HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-state", "refs/heads/adw-result"
 _POLL = 0.1
+_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ async def _follow(
             if isinstance(item, Returned):
                 returned = item
             else:
-                events.relay(item)
+                for event in item:
+                    events.relay(event)
     finally:
         stopping.cancel()
 
@@ -258,19 +260,31 @@ async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, s
 
 
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
-def _phase_task(phase: Phase, shipment: Shipment, secrets: dict[str, str]) -> Iterator[BaseEvent | Returned]:
+def _phase_task(
+    phase: Phase, shipment: Shipment, secrets: dict[str, str]
+) -> Iterator[list[BaseEvent] | Returned]:
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
         runner = _AgentThread(phase, shipment, secrets, Path(tmp))
         runner.start()
         try:
             while runner.is_alive() or not runner.events.empty():
                 with contextlib.suppress(queue.Empty):
-                    yield runner.events.get(timeout=_POLL)
+                    yield _batch(runner.events)
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
         if runner.returned is None:
             raise RuntimeError(runner.error or "the agent ended without a result")
         yield runner.returned
+
+
+def _batch(events: queue.Queue[BaseEvent]) -> list[BaseEvent]:
+    """The next event, waited for, and every one already queued behind it: one object for a burst of output
+    (each yielded item is an object the driver owns), without holding back an event to fill a batch."""
+    batch = [events.get(timeout=_POLL)]
+    with contextlib.suppress(queue.Empty):
+        while len(batch) < _BATCH:
+            batch.append(events.get_nowait())
+    return batch
 
 
 class _AgentThread(threading.Thread):
