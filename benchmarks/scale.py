@@ -13,12 +13,14 @@ and stops it at the end. Run as a script: its simulated agent travels to the nod
    the do-nothing agent (ship, clone on the node, bundle back, land).
 3. Speedup: `--agents` phases of an agent that waits `--seconds` (I/O-bound, no CPU), all submitted at once, on
    one node of `--slots` agent slots, then on two; and on the local executor with the same number of slots.
+4. Cancel: a `command` agent sleeping on the node, cancelled; the seconds until its process is gone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -29,11 +31,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import ray
 
-from adw.config import AgentsConfig
+from adw.config import AgentsConfig, PhaseConfig
+from adw.sdlc.engine import agent_factories
 from adw.workflow.agent import CancelToken
-from adw.workflow.events import EventBus, TaskEvents
+from adw.workflow.events import EventBus, OutputLine, TaskEvents
 from adw.workflow.executor import Executor, LocalExecutor, Phase
 from adw.workflow.models import AgentResult, Task, Workflow
 from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor, ship
@@ -83,6 +87,34 @@ def phase(root: Path, seconds: float, number: int) -> Phase:
 async def run_one(executor: Executor, job: Phase) -> None:
     result = await executor.run(job, TaskEvents(EventBus(), job.workflow.id, job.task.id), CancelToken())
     assert result.status == "succeeded", result.reason
+
+
+async def cancel_to_gone(executor: Executor, root: Path, scratch: Path) -> float:
+    """Seconds from a cancel to the moment the agent's process on the node is gone: a `command` agent that
+    writes its pid and sleeps."""
+    pid_file = scratch / "agent.pid"
+    argv = [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            "print('working', flush=True); time.sleep(600)"]
+    task = Task(id="cancel", phase="build", agent="command", config=PhaseConfig(agent="command", command=argv))
+    workflow = Workflow(id="bench-cancel", name="bench", repo=str(root), cwd=str(root), tasks=[task])
+    job = Phase(agent_factories()["command"], workflow, AgentsConfig(stop_grace=0.5), task, root)
+    bus, token = EventBus(), CancelToken()
+    async with bus.subscribe() as events:
+        running = asyncio.create_task(executor.run(job, TaskEvents(bus, workflow.id, task.id), token))
+        async for event in events:
+            if isinstance(event, OutputLine):
+                break
+    pid = int(pid_file.read_text())
+    started = time.perf_counter()
+    token.cancel("cancelled by the benchmark")
+    await running
+    await asyncio.to_thread(_wait_gone, pid)
+    return time.perf_counter() - started
+
+
+def _wait_gone(pid: int) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(timeout=60)  # not our child: psutil polls until it is gone
 
 
 async def chain(executor: Executor, root: Path, count: int) -> float:
@@ -169,6 +201,7 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
         figures["round_trip_large_s"] = time.perf_counter() - started
 
         figures["ray_task_round_trip_ms"] = 1000 * await bare_round_trip(args.chain)
+        figures["cancel_to_agent_gone_s"] = await cancel_to_gone(cluster, small, temp)
 
         figures["local_together_s"] = await together(local, small, args.agents, args.seconds, args.slots)
         await together(cluster, small, args.slots, 0, args.slots)  # warm the node's workers
