@@ -39,6 +39,7 @@ def test_local_is_the_default_executor() -> None:
     assert isinstance(open_executor(AdwConfig()), LocalExecutor)
 
 
+@pytest.mark.slow  # imports every module of ADW in a fresh interpreter; CI runs it again with Ray installed
 def test_no_module_of_adw_imports_ray_but_the_ray_executor() -> None:
     done = subprocess.run([sys.executable, "-c", _IMPORT_ALL], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
