@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forge": ("adw.cli.forge", "the repository's forge (GitHub, GitLab, Bitbucket) and how ADW logs in to it"),
     "pr": ("adw.cli.forge", "push a finished workflow's branch and open (or update) its draft pull request"),
     "scout": ("adw.cli.scout", "find the files and lines a task is about (no LLM, no network)"),
+    "cluster": ("adw.cli.cluster", "the Ray cluster agent phases run on with `--executor ray`: nodes, agent slots"),
     "lsp": ("adw.cli.lsp", "run the language server (stdio by default)"),
     "daemon": ("adw.cli.resident", "a resident ADW for this repository, so quick commands answer faster"),
 }

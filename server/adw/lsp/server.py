@@ -223,7 +223,10 @@ class AdwServer(LanguageServer):
                 self.config_errors.pop(main, None)
                 engine = self._engines.get(await self.common_dir(folder) or folder.resolve())
                 if engine is not None:
-                    engine.reconfigure(config)
+                    try:
+                        engine.reconfigure(config)
+                    except AdwError as exc:  # executor = "ray" without Ray: the engine keeps the executor it had
+                        self.show_error(f"ADW: {exc.message} — {exc.editor_hint}")
             for gone in set(self._config_stamps) - set(mains):  # a folder removed from the workspace
                 del self._config_stamps[gone]
                 reloaded = self.config_errors.pop(gone, None) is not None or reloaded
