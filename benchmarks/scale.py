@@ -39,26 +39,12 @@ from adw.sdlc.engine import agent_factories
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import EventBus, OutputLine, TaskEvents
 from adw.workflow.executor import Executor, LocalExecutor, Phase
-from adw.workflow.models import AgentResult, Task, Workflow
+from adw.workflow.models import Task, Workflow
 from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor, ship
+from parallel import Wait
 
 RAY = Path(sys.executable).with_name("ray")
 _GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
-
-
-class Wait:
-    """An agent that waits `seconds` without using the CPU, like an agent waiting on its API."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def __call__(self, workflow: Workflow, settings: AgentsConfig) -> Wait:
-        return self
-
-    async def run(self, task: Task, worktree: Path, events: TaskEvents, cancel: CancelToken) -> AgentResult:
-        if self.seconds:
-            await asyncio.sleep(self.seconds)
-        return AgentResult(status="succeeded", summary="waited")
 
 
 def git(root: Path, *args: str) -> None:
