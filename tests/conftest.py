@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def run_git(cwd: Path, *args: str) -> str:
 
 
 MakeRepo = Callable[..., Path]
+
+
+def age(top: Path, seconds: float = 60) -> None:
+    """Date `top` and everything below it `seconds` back, so that caches checked by modification time (discovery,
+    configuration) trust them at once instead of distrusting a file changed in the last two seconds."""
+    when = time.time() - seconds
+    for path in (top, *top.rglob("*")):
+        os.utime(path, (when, when), follow_symlinks=False)
 
 
 @pytest.fixture

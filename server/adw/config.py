@@ -202,7 +202,26 @@ class LspConfig(_Strict):
     spec_glob: str = "specs/**/*.md"
 
 
+ExecutorKind = Literal["local", "ray"]
+
+
 class AdwConfig(_Strict):
+    executor: ExecutorKind = Field(
+        default="local",
+        description="Where agent phases run: `local`, in ADW's own process; `ray`, as tasks of a Ray cluster "
+        "(needs `pip install 'adw[ray]'`).",
+    )
+    address: str = Field(
+        default="auto",
+        min_length=1,
+        description='With executor = "ray": the cluster, `auto` (the one started on this machine, or RAY_ADDRESS) '
+        "or `ray://HOST:10001`.",
+    )
+    secrets: list[str] = Field(
+        default_factory=lambda: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "GEMINI_API_KEY"],
+        description='With executor = "ray": the environment variables each agent phase gets from ADW\'s own '
+        "environment (API keys), passed by name with its task, never written to a bundle or a log.",
+    )
     worktree: WorktreeConfig = Field(default_factory=WorktreeConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     scout: ScoutConfig = Field(default_factory=ScoutConfig)

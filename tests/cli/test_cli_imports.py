@@ -56,3 +56,19 @@ def test_everyday_commands_load_no_agent_forge_or_scout_code(
     result, modules = _loaded(repo, *command)
     assert answer(result, repo), result
     assert _heavy(modules) == []
+
+
+def test_a_command_handed_to_the_resident_adw_imports_no_parser_paths_or_hashes(repo: Path, runtime: Path) -> None:
+    """The fast path (adw.cli.forward) pays for the standard library's lightest modules only: no argparse, pathlib
+    or hashlib (~9 ms of a ~50 ms command), and none of ADW beyond the client."""
+    started = subprocess.run([sys.executable, "-m", "adw", "-C", str(repo), "daemon", "start", "--idle", "1"],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    try:
+        result, modules = _loaded(repo, "checkpoints", "--json")
+        assert result == []
+        assert {"argparse", "pathlib", "hashlib"} & modules == set()
+        assert sorted(m for m in modules if m.startswith("adw")) == ["adw", "adw.cli", "adw.cli.forward"]
+    finally:
+        subprocess.run([sys.executable, "-m", "adw", "-C", str(repo), "daemon", "stop"], capture_output=True,
+                       timeout=60)

@@ -73,7 +73,7 @@ def test_served_commands_answer_as_a_new_process_would(repo: Path, started: int)
 def test_a_killed_resident_leaves_every_command_working(repo: Path, started: int, runtime: Path) -> None:
     os.kill(started, signal.SIGKILL)
     time.sleep(0.2)
-    assert socket_path(common_dir(repo)).exists()  # the socket file is left behind
+    assert Path(socket_path(common_dir(repo))).exists()  # the socket file is left behind
     assert adw(repo, "checkpoint").returncode == 0  # nobody answers: it runs here
     assert "no resident ADW runs here" in adw(repo, "daemon", "status").stdout
     again = adw(repo, "daemon", "start", "--idle", "1")
@@ -87,7 +87,7 @@ def test_it_exits_once_idle(repo: Path, runtime: Path) -> None:
     while served(repo) >= 0:
         assert time.monotonic() < deadline, "the idle resident ADW did not exit"
         time.sleep(0.3)
-    assert not socket_path(common_dir(repo)).exists()
+    assert not Path(socket_path(common_dir(repo))).exists()
 
 
 def test_a_resident_that_stops_during_a_command_is_reported_and_not_run_twice(repo: Path, runtime: Path) -> None:
@@ -95,7 +95,7 @@ def test_a_resident_that_stops_during_a_command_is_reported_and_not_run_twice(re
     app = repo / "src/app.py"
     assert adw(repo, "checkpoint").returncode == 0
     app.write_text("edited after the checkpoint\n", encoding="utf-8")
-    path = socket_path(common_dir(repo))
+    path = Path(socket_path(common_dir(repo)))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
@@ -120,9 +120,9 @@ def test_a_resident_that_stops_during_a_command_is_reported_and_not_run_twice(re
 async def test_a_resident_whose_code_changed_refuses_and_stops(
     repo: Path, runtime: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon = Resident(await Repo.discover(repo), socket_path(common_dir(repo)), idle=60)
-    request = {"argv": ["checkpoints"], "cwd": str(repo), "version": resident.__version__,
-               "env": daemon.environment}
+    daemon = Resident(await Repo.discover(repo), Path(socket_path(common_dir(repo))), idle=60)
+    request = {"argv": ["checkpoints"], "cwd": str(repo), "common": str(common_dir(repo)),
+               "version": resident.__version__, "env": daemon.environment}
     assert "code" in await daemon._answer(request)
     monkeypatch.setattr(resident, "_code_stamp", lambda: daemon.code_stamp + 1)
     answer = await daemon._answer(request)

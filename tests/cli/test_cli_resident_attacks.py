@@ -86,7 +86,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_as_a_process_would(rep
 
 def test_a_socket_in_a_folder_others_may_enter_is_never_used(repo: Path, runtime: Path) -> None:
     """Anyone may have made /tmp/adw-<uid> first: a socket there could read the command and forge its answer."""
-    path = socket_path(common_dir(repo))
+    path = Path(socket_path(common_dir(repo)))
     path.parent.mkdir(mode=0o777)
     path.parent.chmod(0o777)
     listener = socket.socket(socket.AF_UNIX)
@@ -158,7 +158,7 @@ def test_a_stray_request_during_a_command_stays_out_of_its_output(
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for_call(faulty, "write-tree")
         with socket.socket(socket.AF_UNIX) as stray:
-            stray.connect(str(socket_path(common_dir(repo))))
+            stray.connect(socket_path(common_dir(repo)))
             stray.sendall(b"not json\n")
             stray.shutdown(socket.SHUT_WR)
             assert stray.recv(1 << 16) == b""
@@ -285,16 +285,18 @@ def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
     """Ctrl-C of an `undo` queued behind a slow command: nobody waits for it any more, so it must not undo the
     files minutes later, behind the person's back."""
     faulty = FaultyGit(tmp_path / "faulty")
-    pid, env = slow_resident(repo, faulty, {"write-tree": 4})  # time to queue and give up on an undo
+    # Time to queue and give up on an undo; commit-tree, since the resident ADW's second checkpoint is built by
+    # its watch without write-tree.
+    pid, env = slow_resident(repo, faulty, {"commit-tree": 4})
     try:
         app = repo / "src/app.py"
         app.write_text("one\n", encoding="utf-8")
         assert adw(repo, "checkpoint", env=env).returncode == 0
         app.write_text("two\n", encoding="utf-8")
-        faulty.reset()  # the checkpoint's write-tree above is not the one to wait for
+        faulty.reset()  # the checkpoint's commit-tree above is not the one to wait for
         first = subprocess.Popen([str(ADW), "-C", str(repo), "checkpoint"], env=env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for_call(faulty, "write-tree")
+        wait_for_call(faulty, "commit-tree")
         queued = subprocess.Popen([str(ADW), "-C", str(repo), "undo"], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1)  # its request is in, well before the checkpoint ends (not an assert: the Ctrl-C's moment)
@@ -311,7 +313,7 @@ def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
 
 def test_a_resident_killed_as_it_writes_its_answer_is_reported_not_a_traceback(repo: Path, runtime: Path) -> None:
     """Half an answer (a kill -9 in the middle of a large reply) reads as a resident ADW that went away."""
-    path = socket_path(common_dir(repo))
+    path = Path(socket_path(common_dir(repo)))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
@@ -361,7 +363,7 @@ def test_a_long_request_is_read_whole(repo: Path, resident: int) -> None:
 
 
 def test_daemon_start_in_a_folder_others_may_enter_says_why_and_how(repo: Path, runtime: Path) -> None:
-    folder = socket_path(common_dir(repo)).parent
+    folder = Path(socket_path(common_dir(repo))).parent
     folder.mkdir()
     folder.chmod(0o755)
     done = adw(repo, "daemon", "start")

@@ -17,7 +17,7 @@ import pytest
 from adw.config import AdwConfig, CheckpointConfig
 from adw.errors import GitError
 from adw.git import runner, trees
-from adw.git.checkpoints import Checkpoints
+from adw.git.checkpoints import Checkpoints, CheckpointStores
 from adw.git.refs import SHADOW_INDEX
 from adw.scouts.watch import Watch
 from tests.git.test_checkpoint_property import WatchedCheckpoints, full_add_tree
@@ -423,3 +423,45 @@ async def test_objects_this_process_cannot_write_are_left_to_git(
     made = await store.checkpoint()
     assert ["write-tree"] in on_shadow and any(call[0] == "commit-tree" for call in calls)
     assert made.checkpoint is not None and made.checkpoint.tree == full_add_tree(repo, tmp_path / "fresh-index")
+
+
+class _Tracker:
+    """A change tracker that only records whether it was released."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def changed_paths(self) -> list[str] | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_long_lived_stores_follow_their_worktrees_and_release_the_trackers_of_gone_ones(
+    repo: Path, tmp_path: Path
+) -> None:
+    """One store per worktree, found from any folder in it; a worktree recreated at the same path gets a new store
+    (its old tracker released), and the tracker of a removed worktree is released at the next use."""
+    trackers: list[_Tracker] = []
+
+    def track(_: object) -> _Tracker:
+        trackers.append(_Tracker())
+        return trackers[-1]
+
+    stores = CheckpointStores(track)
+    main = await stores.get(repo / "src")
+    assert await stores.get(repo) is main and len(trackers) == 1
+    linked = tmp_path / "linked"
+    git_out(repo, "worktree", "add", "-q", "-b", "linked", str(linked))
+    first = await stores.get(linked)
+    git_out(repo, "worktree", "move", str(linked), str(tmp_path / "moved"))
+    git_out(repo, "worktree", "add", "-q", "-b", "again", str(linked))
+    again = await stores.get(linked)
+    assert again is not first and again.repo.git_dir != first.repo.git_dir
+    assert trackers[1].closed and not trackers[2].closed
+    git_out(repo, "worktree", "remove", str(linked))
+    assert await stores.get(repo) is main
+    assert trackers[2].closed and not trackers[0].closed
+    stores.close()
+    assert trackers[0].closed

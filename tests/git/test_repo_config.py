@@ -9,8 +9,9 @@ import pytest
 
 from adw.config import AdwConfig, load_config
 from adw.errors import ConfigError, NotARepositoryError, PathOutsideError
+from adw.git import repo as repo_module
 from adw.git.repo import MAIN_WORKTREE_ID, Repo
-from tests.conftest import MakeRepo, run_git
+from tests.conftest import MakeRepo, age, run_git
 
 
 @pytest.fixture(autouse=True)
@@ -216,3 +217,54 @@ def test_config_is_read_relative_to_the_given_root_only(tmp_path: Path) -> None:
     assert load_config(sub) == AdwConfig()
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+async def test_a_discovery_is_reused_until_git_would_answer_otherwise(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process serving many commands asks git once per folder; a repository created in a subfolder, or a
+    worktree moved away and another added at its path, is seen by the next discovery."""
+    asked: list[Path] = []
+    real_git = repo_module.git
+
+    async def counted(*args: str, cwd: Path, **kwargs: object) -> object:
+        asked.append(cwd)
+        return await real_git(*args, cwd=cwd, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo_module, "git", counted)
+    linked = tmp_path / "linked"
+    run_git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    age(tmp_path)
+    first = await Repo.discover(repo / "src")
+    assert await Repo.discover(repo / "src" / "app.py") == first and len(asked) == 1
+
+    run_git(repo / "src", "init", "-q")
+    nested = await Repo.discover(repo / "src")
+    assert nested.root == repo / "src" and nested.common_dir == repo / "src" / ".git"
+
+    before = await Repo.discover(linked)
+    assert await Repo.discover(linked) == before
+    run_git(repo, "worktree", "move", str(linked), str(tmp_path / "moved"))
+    run_git(repo, "worktree", "add", "-q", "-b", "other", str(linked))
+    after = await Repo.discover(linked)
+    assert after.git_dir != before.git_dir
+    assert str(after.git_dir) == run_git(linked, "rev-parse", "--absolute-git-dir").strip()
+
+
+async def test_a_discovery_of_files_changed_just_now_is_not_reused(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written in the last moments may be written again within the same timestamp: its stat proves
+    nothing yet, so git is asked again."""
+    asked: list[str] = []
+    real_git = repo_module.git
+
+    async def counted(*args: str, cwd: Path, **kwargs: object) -> object:
+        asked.append(args[0])
+        return await real_git(*args, cwd=cwd, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repo_module, "git", counted)
+    (repo / "src" / "deeper").mkdir()  # a folder between the probe and the root, changed just now
+    for _ in range(2):
+        await Repo.discover(repo / "src" / "deeper")
+    assert asked == ["rev-parse", "rev-parse"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from adw.cli.output import add_json_flag, emit
 from adw.errors import AdwError
-from adw.git.checkpoints import Checkpoints
+from adw.git.checkpoints import Checkpoints, CheckpointStores
 from adw.git.worktrees import locate
 
 
@@ -34,10 +34,12 @@ def register(subparsers: Any) -> None:
     for sub in (checkpoint, undo, redo, listing):
         sub.add_argument("--worktree", metavar="NAME|PATH", help="default: the worktree you stand in")
         add_json_flag(sub)
+        sub.set_defaults(stores=None)  # the resident ADW sets its long-lived ones (adw.cli.resident)
 
 
 async def _store(args: argparse.Namespace) -> Checkpoints:
-    return await Checkpoints.open(await locate(Path(args.cwd), args.worktree))
+    stores: CheckpointStores = args.stores or CheckpointStores()  # one for this command in a process of its own
+    return await stores.get(await locate(Path(args.cwd), args.worktree))
 
 
 async def _checkpoint(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """The fast path of the command line: hand a quick command to the repository's resident ADW (`adw daemon start`),
 which has the core imported already, instead of importing asyncio, pydantic and the core in a new process
 (~190 ms, docs/PERFORMANCE.md). This module is imported by every `adw` run, so it imports only the standard
-library's light modules; with no resident ADW, or anything unusual, the command runs here as always.
+library's lightest modules (no argparse, pathlib or hashlib: ~9 ms of a forwarded command's ~50, guarded by
+tests/cli/test_cli_imports.py); with no resident ADW, or anything unusual, the command runs here as always.
 
 What is handed over: the everyday commands that neither prompt nor stream (`FORWARDED`). What is not: anything
 else, a run with `GIT_DIR`-style variables the resident ADW does not share, a resident ADW of another version.
@@ -9,13 +10,12 @@ else, a run with `GIT_DIR`-style variables the resident ADW does not share, a re
 
 from __future__ import annotations
 
-import hashlib
+import binascii
 import json
 import os
 import socket
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from adw import __version__
 
@@ -45,32 +45,42 @@ def request_environment() -> dict[str, str | None]:
     return {name: os.environ.get(name) for name in sorted(names)}
 
 
-def socket_path(common_dir: Path) -> Path:
+def socket_path(common_dir: str | os.PathLike[str]) -> str:
     """Where the resident ADW of a repository listens: short enough for AF_UNIX whatever the repository's path,
-    in a folder only this user may enter."""
+    in a folder only this user may enter. The name is two CRC-32s of the path (64 bits; hashlib's import alone
+    costs ~3 ms): a collision of two repositories' names only makes one refuse the other's requests, since a
+    request names its repository (`common`)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    folder = Path(runtime, "adw") if runtime else Path(f"/tmp/adw-{os.getuid()}")
-    return folder / f"{hashlib.sha256(str(common_dir).encode()).hexdigest()[:16]}.sock"
+    folder = os.path.join(runtime, "adw") if runtime else f"/tmp/adw-{os.getuid()}"
+    key = os.fsencode(common_dir)
+    return os.path.join(folder, f"{binascii.crc32(key):08x}{binascii.crc32(key[::-1]):08x}.sock")
 
 
-def common_dir_of(start: Path) -> Path | None:
+def common_dir_of(start: str) -> str | None:
     """The repository's shared git dir, found by reading `.git` files upwards (no git process); None for
     anything but a plain worktree (a bare repository, a `GIT_DIR` set, no repository)."""
     if any(name in os.environ for name in REPOSITORY_VARIABLES):
         return None
-    folder = start.resolve()
-    for candidate in (folder, *folder.parents):
-        dot_git = candidate / ".git"
-        if dot_git.is_dir():
+    candidate = os.path.realpath(start)
+    while True:
+        dot_git = os.path.join(candidate, ".git")
+        if os.path.isdir(dot_git):
             return dot_git
-        if dot_git.is_file():
-            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+        if os.path.isfile(dot_git):
+            with open(dot_git, encoding="utf-8", errors="replace") as link:
+                text = link.read().strip()
             if not text.startswith("gitdir: "):
                 return None
-            git_dir = (candidate / text.removeprefix("gitdir: ")).resolve()
-            common = git_dir / "commondir"
-            return (git_dir / common.read_text().strip()).resolve() if common.is_file() else git_dir
-    return None
+            git_dir = os.path.realpath(os.path.join(candidate, text.removeprefix("gitdir: ")))
+            common = os.path.join(git_dir, "commondir")
+            if not os.path.isfile(common):
+                return git_dir
+            with open(common, encoding="utf-8", errors="replace") as shared:
+                return os.path.realpath(os.path.join(git_dir, shared.read().strip()))
+        parent = os.path.dirname(candidate)
+        if parent == candidate:
+            return None
+        candidate = parent
 
 
 def handed_over(argv: Sequence[str], command: str | None) -> bool:
@@ -91,18 +101,18 @@ def forward(argv: Sequence[str], command: str | None) -> int | None:
         return None
     try:
         here = os.getcwd()  # FileNotFoundError: deleted under the shell; the command says so, or -C is enough
-        common = common_dir_of(Path(here, _option_c(argv)))
+        common = common_dir_of(os.path.join(here, _option_c(argv)))
     except OSError:
         return None
     if common is None:
         return None
     path = socket_path(common)
-    if not private_folder(path.parent):  # a socket others could have put there: not one to trust
+    if not private_folder(os.path.dirname(path)):  # a socket others could have put there: not one to trust
         return None
     # `environ`: the command runs with this process's whole environment (a setup command reads it); `env`: the
     # part the resident ADW must share, since it was read when ADW was imported.
     request: dict[str, object] = {
-        "argv": list(argv), "cwd": here, "version": __version__, "env": request_environment(),
+        "argv": list(argv), "cwd": here, "common": common, "version": __version__, "env": request_environment(),
         "environ": dict(os.environ),
     }
     try:
@@ -131,10 +141,10 @@ def forward(argv: Sequence[str], command: str | None) -> int | None:
     return int(str(reply["code"]))
 
 
-def private_folder(folder: Path) -> bool:
+def private_folder(folder: str | os.PathLike[str]) -> bool:
     """Whether only this user may enter `folder` (missing: no)."""
     try:
-        status = folder.stat()
+        status = os.stat(folder)
     except OSError:
         return False
     return status.st_uid == os.getuid() and not status.st_mode & 0o077
@@ -151,9 +161,9 @@ def _option_c(argv: Sequence[str]) -> str:
     return folder
 
 
-def _exchange(path: Path, request: dict[str, object]) -> dict[str, object]:
+def _exchange(path: str, request: dict[str, object]) -> dict[str, object]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.connect(str(path))  # OSError: nothing to hand over to
+        connection.connect(path)  # OSError: nothing to hand over to
         connection.sendall(json.dumps(request).encode() + b"\n")
         connection.shutdown(socket.SHUT_WR)
         chunks, size = [], 0

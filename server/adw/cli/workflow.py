@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, get_args
 
 from adw.agents.preflight import preflight_workflows
 from adw.cli.attention import Attention
 from adw.cli.forge import pull_requests
 from adw.cli.output import add_json_flag, emit
 from adw.cli.runs import print_transcript
-from adw.config import MAX_AGENTS
+from adw.config import MAX_AGENTS, ExecutorKind
 from adw.errors import AdwError
 from adw.forge.client import connect
 from adw.forge.issues import issue_workflows
@@ -60,6 +60,17 @@ def register(subparsers: Any) -> None:
         type=_agent_count,
         metavar="N",
         help=f"agents running at once, 1 to {MAX_AGENTS} (default: from cores and memory)",
+    )
+    sdlc.add_argument(
+        "--executor",
+        choices=get_args(ExecutorKind),
+        help="where agent phases run: local (this process) or ray (a Ray cluster; needs `pip install 'adw[ray]'`); "
+        "default: [tool.adw] executor",
+    )
+    sdlc.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster, auto or ray://HOST:10001 (default: [tool.adw] address)",
     )
     rerun = sdlc.add_mutually_exclusive_group()
     rerun.add_argument(
@@ -119,7 +130,7 @@ async def _sdlc(args: argparse.Namespace) -> int:
     base = Path(args.cwd)
     repo = await Repo.discover(base)
     _check_best_of(args)
-    engine = await open_engine(base, max_agents=args.max_agents)
+    engine = await open_engine(base, max_agents=args.max_agents, executor=args.executor, address=args.address)
     specs = [base / spec for spec in args.specs]
     if args.best_of is not None:
         return await _best_of(args, engine, repo.root, specs[0])

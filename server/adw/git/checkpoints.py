@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +99,8 @@ class ChangeTracker(Protocol):
     `paths=True`): paths relative to the worktree, or None when something may have been missed."""
 
     def changed_paths(self) -> list[str] | None: ...
+
+    def close(self) -> None: ...
 
 
 class Checkpoint(BaseModel):
@@ -1109,6 +1111,47 @@ def _now() -> datetime:
 
 def _git_date(when: datetime) -> str:
     return f"{int(when.timestamp())} +0000"
+
+
+class CheckpointStores:
+    """One long-lived store per worktree, for a process that serves many commands (the language server, the
+    resident ADW): it keeps the checkpoints it has read, and the change tracker `track` gives it (an inotify watch)
+    so that a snapshot looks only at what changed. Each `get` finds the worktree again and reloads the
+    configuration (both reuse their answer while the files that decide it are unchanged), so a store never serves
+    a worktree that was removed, moved or recreated (a removed one's tracker is released at the next `get`), nor
+    an old configuration; a process of its own uses the same path with no tracker (`get` on a new instance)."""
+
+    def __init__(self, track: Callable[[Repo], ChangeTracker | None] | None = None) -> None:
+        self._track = track
+        self._stores: dict[Path, Checkpoints] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, worktree: str | os.PathLike[str]) -> Checkpoints:
+        """The store of the worktree containing `worktree` (raises as `Checkpoints.open` does)."""
+        repo = await Repo.discover(worktree)
+        config = load_config(repo.main_root, repo.config_cache)
+        async with self._lock:
+            for root in [root for root in self._stores if not root.is_dir()]:  # removed worktrees: free their watches
+                self._drop(root)
+            store = self._stores.get(repo.root)
+            if store is None or store.repo != repo:
+                self._drop(repo.root)
+                store = Checkpoints(repo, config)
+                if self._track is not None:
+                    store.tracker = await asyncio.to_thread(self._track, repo)
+                self._stores[repo.root] = store
+            store.config = config
+            return store
+
+    def close(self) -> None:
+        """Release every store's tracker (a watch's file descriptor and kernel watches)."""
+        for root in list(self._stores):
+            self._drop(root)
+
+    def _drop(self, root: Path) -> None:
+        store = self._stores.pop(root, None)
+        if store is not None and store.tracker is not None:
+            store.tracker.close()
 
 
 def _ref_line(op: _RefOp) -> str:

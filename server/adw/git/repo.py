@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from adw.git.refs import ADW_DIR, CONFIG_CACHE
 from adw.git.runner import git
 
 MAIN_WORKTREE_ID = "@main"
+# A file changed this close to the discovery that read it may change again within the same timestamp tick.
+_RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +55,26 @@ class Repo:
 
     @classmethod
     async def discover(cls, path: str | os.PathLike[str] = ".") -> Repo:
+        """The worktree containing `path`. A process serving many commands (the language server, the resident ADW)
+        asks git once per folder: the answer is reused while what decided it is unchanged (`_decided_by`)."""
         start = Path(path).resolve()
         probe = start if start.is_dir() else start.parent
         if not start.exists():
             raise NotARepositoryError(f"{start} does not exist", "pass a path inside a git repository")
+        key = (probe, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("GIT_"))))
+        known = _discovered.get(key)
+        if known is not None and _decided_by(probe, known[1]) == known[0]:
+            return known[1]
+        asked = time.time_ns()
+        repo = await cls._ask_git(start, probe)
+        stamp = _decided_by(probe, repo)
+        inside = probe == repo.root or repo.root in probe.parents  # else a `core.worktree` elsewhere: ask each time
+        if inside and not any(changed > asked - _RACY_NS for changed in _modified(stamp)):
+            _discovered[key] = (stamp, repo)
+        return repo
+
+    @classmethod
+    async def _ask_git(cls, start: Path, probe: Path) -> Repo:
         try:
             result = await git(
                 "rev-parse", "--is-bare-repository", "--absolute-git-dir", "--git-common-dir", "--show-toplevel",
@@ -100,3 +119,46 @@ class Repo:
 
     def relpath(self, path: Path) -> str:
         return self.inside(str(path)).relative_to(self.root).as_posix()
+
+
+_discovered: dict[tuple[Path, tuple[tuple[str, str], ...]], tuple[tuple[object, ...], Repo]] = {}
+
+
+def _decided_by(probe: Path, repo: Repo) -> tuple[object, ...]:
+    """The state of what git reads to find `repo` from `probe`: each folder between them (a `.git` or a repository
+    appearing in one changes its times), the worktree's `.git` (a linked one's file names its git dir), whether
+    the git dir still holds HEAD, the `commondir` link, and the configuration files (`core.bare`,
+    `core.worktree`). A `.git` folder counts by identity only: git rewrites files in it all the time, and a new one
+    in the same place finds the same paths."""
+    parts: list[object] = []
+    folder = probe
+    while repo.root in folder.parents:
+        parts.append(_full_stat(folder))
+        folder = folder.parent
+    dot_git = repo.root / ".git"
+    parts.append(_identity(dot_git) if dot_git.is_dir() else _full_stat(dot_git))
+    parts.append((repo.git_dir / "HEAD").exists())
+    for linked in (repo.git_dir / "commondir", repo.common_dir / "config", repo.git_dir / "config.worktree"):
+        parts.append(_full_stat(linked))
+    return tuple(parts)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _full_stat(path: Path) -> tuple[int, int, int, int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mode, found.st_mtime_ns, found.st_ctime_ns
+
+
+def _modified(stamp: tuple[object, ...]) -> list[int]:
+    """The modification times in `stamp` (what a later write changes; a rename replaces the inode)."""
+    return [part[3] for part in stamp if isinstance(part, tuple) and len(part) == 5]

@@ -25,12 +25,12 @@ from pygls.uris import from_fs_path, to_fs_path
 from adw import __version__
 from adw.config import load_config
 from adw.errors import AdwError, ConfigError, InvalidNameError, PathOutsideError
-from adw.git.checkpoints import Checkpoints
+from adw.git.checkpoints import Checkpoints, CheckpointStores
 from adw.git.repo import Repo
 from adw.git.runner import run
 from adw.lsp import transport
 from adw.lsp.params import ArgumentError, P
-from adw.scouts.watch import Watch
+from adw.scouts.watch import watch_checkpoints
 from adw.sdlc.engine import open_engine
 from adw.workflow.engine import Engine
 
@@ -74,8 +74,7 @@ class AdwServer(LanguageServer):
         self._config_lock = asyncio.Lock()
         # producer key -> uri -> diagnostics; a producer's next report replaces its last (see diagnostics.py)
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}
-        self._checkpoint_stores: dict[Path, Checkpoints] = {}
-        self._checkpoint_stores_lock = asyncio.Lock()
+        self._checkpoint_stores = CheckpointStores(watch_checkpoints)
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdio with ADW's hardened reader (adw/lsp/transport.py) instead of pygls's."""
@@ -224,7 +223,10 @@ class AdwServer(LanguageServer):
                 self.config_errors.pop(main, None)
                 engine = self._engines.get(await self.common_dir(folder) or folder.resolve())
                 if engine is not None:
-                    engine.reconfigure(config)
+                    try:
+                        engine.reconfigure(config)
+                    except AdwError as exc:  # executor = "ray" without Ray: the engine keeps the executor it had
+                        self.show_error(f"ADW: {exc.message} — {exc.editor_hint}")
             for gone in set(self._config_stamps) - set(mains):  # a folder removed from the workspace
                 del self._config_stamps[gone]
                 reloaded = self.config_errors.pop(gone, None) is not None or reloaded
@@ -239,23 +241,11 @@ class AdwServer(LanguageServer):
         """One long-lived checkpoint store per worktree (it remembers the checkpoints it has read), with an inotify
         watch as its tracker so that a snapshot adds only what changed (docs/PERFORMANCE.md, incremental
         checkpoints); without inotify, or when the watch may have missed something, a snapshot scans everything."""
-        root = worktree.resolve()
-        async with self._checkpoint_stores_lock:
-            store = self._checkpoint_stores.get(root)
-            if store is None or not root.is_dir():
-                if store is not None:
-                    _release_watch(store)
-                store = await Checkpoints.open(root)
-                git_dirs = tuple(dict.fromkeys((store.repo.git_dir, store.repo.common_dir)))
-                store.tracker = await asyncio.to_thread(Watch.open, store.repo.root, git_dirs, True)
-                self._checkpoint_stores[root] = store
-            return store
+        return await self._checkpoint_stores.get(worktree)
 
     def shutdown(self) -> None:
         """Stop serving and release each checkpoint store's inotify watch (its file descriptor and kernel watches)."""
-        for store in self._checkpoint_stores.values():
-            _release_watch(store)
-        self._checkpoint_stores.clear()
+        self._checkpoint_stores.close()
         super().shutdown()  # type: ignore[no-untyped-call]  # pygls leaves it unannotated
 
     def supports(self, capability: str) -> bool:
@@ -363,9 +353,3 @@ def path_of(value: str, root: Path) -> Path:
             raise ArgumentError(f"{value} is not a file URI", "pass a path or a file:// URI")
         return Path(fs)
     return (root / value).resolve()
-
-
-def _release_watch(store: Checkpoints) -> None:
-    """Close a checkpoint store's inotify watch (its file descriptor and kernel watches)."""
-    if isinstance(store.tracker, Watch):
-        store.tracker.close()

@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from adw.git.refs import ADW_DIR, SCOUT_OUTPUTS
+from adw.git.repo import Repo
 
 _IN_MODIFY = 0x002
 _IN_ATTRIB = 0x004
@@ -212,3 +213,9 @@ class Watch:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def watch_checkpoints(repo: Repo) -> Watch | None:
+    """The change tracker of a worktree's long-lived checkpoint store (`adw.git.checkpoints.CheckpointStores`):
+    its folders, naming what changed, and its git dirs (HEAD, the index, refs)."""
+    return Watch.open(repo.root, tuple(dict.fromkeys((repo.git_dir, repo.common_dir))), paths=True)

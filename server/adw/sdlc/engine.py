@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from adw.agents.registry import builtin_agents
+from adw.config import ExecutorKind
 from adw.sdlc.steps import STEP_AGENTS
 from adw.workflow.agent import AgentFactory
 from adw.workflow.engine import Engine
@@ -16,6 +17,14 @@ def agent_factories() -> dict[str, AgentFactory]:
     return {**builtin_agents(), **STEP_AGENTS}
 
 
-async def open_engine(path: str | os.PathLike[str] = ".", *, max_agents: int | None = None) -> Engine:
+async def open_engine(
+    path: str | os.PathLike[str] = ".",
+    *,
+    max_agents: int | None = None,
+    executor: ExecutorKind | None = None,
+    address: str | None = None,
+) -> Engine:
     """`Engine.open` on the repository containing `path`, with `agent_factories()`."""
-    return await Engine.open(path, agents=agent_factories(), max_agents=max_agents)
+    return await Engine.open(
+        path, agents=agent_factories(), max_agents=max_agents, executor=executor, address=address
+    )

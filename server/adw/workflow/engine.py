@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from adw.config import MAX_AGENTS, AdwConfig, load_config, phase_configs
+from adw.config import MAX_AGENTS, AdwConfig, ExecutorKind, load_config, phase_configs
 from adw.errors import AdwError
 from adw.git.checkpoints import Checkpoint, Checkpoints
 from adw.git.repo import Repo
@@ -36,6 +36,7 @@ from adw.workflow.events import (
     WorkflowFinished,
     WorkflowStarted,
 )
+from adw.workflow.executor import LocalExecutor, Phase, open_executor
 from adw.workflow.judge import CHANGED_FILES_ONLY, base_run, changed_files, compare, judged
 from adw.workflow.models import (
     BEST_OF_PHASE,
@@ -96,9 +97,13 @@ class Engine:
         agents: Mapping[str, AgentFactory],
         max_agents: int | None = None,
     ) -> None:
-        """`agents`: every kind of agent a task may name (`Task.agent`), by name; the engine knows no other."""
+        """`agents`: every kind of agent a task may name (`Task.agent`), by name; the engine knows no other.
+        Agent phases run on the executor the configuration names; steps always run here."""
         self.config = config or AdwConfig()
         self.settings = self.config.agents
+        self._executor = open_executor(self.config)
+        self._executor_choice = (self.config.executor, self.config.address)
+        self._local = LocalExecutor()
         self.store = store
         self.bus = EventBus()
         if store is not None:
@@ -122,11 +127,15 @@ class Engine:
         *,
         agents: Mapping[str, AgentFactory],
         max_agents: int | None = None,
+        executor: ExecutorKind | None = None,
+        address: str | None = None,
     ) -> Engine:
         """An engine on the repository containing `path`, with its configuration and shared store, after
-        recovering from any crashed run."""
+        recovering from any crashed run. `executor` and `address` override the configuration's."""
         repo = await Repo.discover(path)
         config = load_config(repo.main_root, repo.config_cache)
+        chosen = {"executor": executor, "address": address}
+        config = config.model_copy(update={key: value for key, value in chosen.items() if value is not None})
         engine = cls(Store.for_common_dir(repo.common_dir), config, max_agents=max_agents, agents=agents)
         await engine.recover()
         return engine
@@ -146,10 +155,15 @@ class Engine:
     def reconfigure(self, config: AdwConfig) -> None:
         """A changed configuration (the language server reloads it when its files change): workflows made
         from now on use it; tasks already made keep the phase settings they were made with. Its agent cap
-        applies unless the caller set one."""
+        applies unless the caller set one. A new executor that cannot open (Ray missing) raises its AdwError after
+        the rest applied, and the one that works stays."""
         self.config, self.settings = config, config.agents
         if self._cap_from_config:
             self._slots.resize(self.settings.max_agents or default_max_agents())
+        if (config.executor, config.address) != self._executor_choice:
+            executor = open_executor(config)
+            self._executor.close()
+            self._executor, self._executor_choice = executor, (config.executor, config.address)
 
     def answer_permission(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
         """Answer an agent's pending permission question (a `PermissionAsked` event); False when it is no longer
@@ -384,6 +398,7 @@ class Engine:
         return orphans
 
     def close(self) -> None:
+        self._executor.close()
         if self.store is not None:
             self.store.close()
 
@@ -623,8 +638,9 @@ class Engine:
             return AgentResult.failed(
                 f"unknown agent {task.agent!r}; known: {', '.join(sorted(self._factories))}"
             )
-        agent = factory(workflow, self.settings)
-        job = asyncio.create_task(agent.run(task, Path(workflow.cwd), events, token))
+        executor = self._executor if task.kind == "agent" else self._local
+        phase = Phase(factory, workflow, self.settings, task, Path(workflow.cwd))
+        job = asyncio.create_task(executor.run(phase, events, token))
         timeout = task.config.timeout if task.config else _STEP_TIMEOUT
         inactivity = task.config.inactivity_timeout if task.config else _STEP_TIMEOUT
         watchdog = asyncio.create_task(_watch(token, events, timeout, inactivity))
@@ -678,7 +694,7 @@ class Engine:
                 paths = await out_of_scope(root, before, after, allowed, window)
                 if not paths:
                     return []
-                await restore(root, before, paths)
+                await restore(root, before.commit, paths)
                 await checkpoints.checkpoint(f"adw {workflow.id}: undid writes outside the scope of {task.id}")
             except AdwError as exc:
                 events.progress(f"could not check what {task.id} wrote: {exc.message}")

@@ -341,6 +341,16 @@ class TaskEvents:
         )
         self._emit(event, activity=False)
 
+    def relay(self, event: BaseEvent) -> None:
+        """An event this task's agent reported somewhere else (a cluster node), taken as if reported here."""
+        match event:
+            case FindingReported():
+                self.finding(event.finding)
+            case CostReported():
+                self.cost(event.usage)
+            case _:
+                self._emit(event, activity=not isinstance(event, ResourceSample))
+
     async def ask_permission(
         self, tool: str, kind: str, paths: list[str], timeout: float
     ) -> tuple[PermissionChoice, str] | None:

@@ -111,13 +111,13 @@ async def out_of_scope(
     return changed
 
 
-async def restore(root: Path, source: Checkpoint, paths: list[str]) -> None:
-    """Put `paths` back as they are in `source`: its version where it has one, else delete them. Only the
-    files change; the index and HEAD stay as they are."""
-    present = await _entries(root, source.tree, paths)
+async def restore(root: Path, source: str, paths: list[str]) -> None:
+    """Put `paths` back as they are in the commit `source`: its version where it has one, else delete them.
+    Only the files change; the index and HEAD stay as they are."""
+    present = await _entries(root, source, paths)
     if present:
         pathspecs = [f":(literal){p}" for p in present]
-        await git("restore", f"--source={source.commit}", "--worktree", "--", *pathspecs, cwd=root)
+        await git("restore", f"--source={source}", "--worktree", "--", *pathspecs, cwd=root)
     for rel in paths:
         if rel in present:
             continue

@@ -1,0 +1,227 @@
+"""The ray executor on a local cluster (issue #16): what a phase costs beyond a local one, what shipping a large
+worktree costs, and the speedup from one node to two of equal agent slots.
+
+    .venv/bin/python benchmarks/scale.py [--agents 100] [--seconds 1] [--slots 4] [--files 10000] [--json FILE]
+
+Needs `pip install -e '.[ray]'`. Starts its own cluster (`ray start` in a temporary directory, one CPU per node)
+and stops it at the end. Run as a script: its simulated agent travels to the nodes by value.
+
+1. Overhead: `--chain` phases of an agent that does nothing, one after another, on the local executor and on the
+   ray executor (one node), each on a one-file repository; the mean per phase of each, and of `ship` (the bundle
+   of HEAD and the worktree's files) alone. Overhead beyond the bundle = ray − local − ship.
+2. Bundle: a repository of `--files` files (one commit): the bundle's size, `ship`'s time, and one round trip of
+   the do-nothing agent (ship, clone on the node, bundle back, land).
+3. Speedup: `--agents` phases of an agent that waits `--seconds` (I/O-bound, no CPU), all submitted at once, on
+   one node of `--slots` agent slots, then on two; and on the local executor with the same number of slots.
+4. Cancel: a `command` agent sleeping on the node, cancelled; the seconds until its process is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import ray
+
+from adw.config import AgentsConfig, PhaseConfig
+from adw.sdlc.engine import agent_factories
+from adw.workflow.agent import CancelToken
+from adw.workflow.events import EventBus, OutputLine, TaskEvents
+from adw.workflow.executor import Executor, LocalExecutor, Phase
+from adw.workflow.models import Task, Workflow
+from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor, ship
+from parallel import Wait
+
+RAY = Path(sys.executable).with_name("ray")
+_GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **_GIT_ENV})
+
+
+def make_repo(root: Path, files: int) -> Path:
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    for i in range(files):
+        folder = root / f"src/m{i // 100:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.py").write_text(f"VALUE_{i} = {i}\n" + "# filler line of source\n" * 20)
+    (root / "README.md").write_text("# bench\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def phase(root: Path, seconds: float, number: int) -> Phase:
+    task = Task(id=f"t{number}", phase="build", agent="sim")
+    workflow = Workflow(id=f"bench-{number}", name="bench", repo=str(root), cwd=str(root), tasks=[task])
+    return Phase(Wait(seconds), workflow, AgentsConfig(), task, root)
+
+
+async def run_one(executor: Executor, job: Phase) -> None:
+    result = await executor.run(job, TaskEvents(EventBus(), job.workflow.id, job.task.id), CancelToken())
+    assert result.status == "succeeded", result.reason
+
+
+async def cancel_to_gone(executor: Executor, root: Path, scratch: Path) -> float:
+    """Seconds from a cancel to the moment the agent's process on the node is gone: a `command` agent that
+    writes its pid and sleeps."""
+    pid_file = scratch / "agent.pid"
+    argv = [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            "print('working', flush=True); time.sleep(600)"]
+    task = Task(id="cancel", phase="build", agent="command", config=PhaseConfig(agent="command", command=argv))
+    workflow = Workflow(id="bench-cancel", name="bench", repo=str(root), cwd=str(root), tasks=[task])
+    job = Phase(agent_factories()["command"], workflow, AgentsConfig(stop_grace=0.5), task, root)
+    bus, token = EventBus(), CancelToken()
+    async with bus.subscribe() as events:
+        running = asyncio.create_task(executor.run(job, TaskEvents(bus, workflow.id, task.id), token))
+        async for event in events:
+            if isinstance(event, OutputLine):
+                break
+    pid = int(pid_file.read_text())
+    started = time.perf_counter()
+    token.cancel("cancelled by the benchmark")
+    await running
+    await asyncio.to_thread(_wait_gone, pid)
+    return time.perf_counter() - started
+
+
+def _wait_gone(pid: int) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(pid).wait(timeout=60)  # not our child: psutil polls until it is gone
+
+
+async def chain(executor: Executor, root: Path, count: int) -> float:
+    started = time.perf_counter()
+    for number in range(count):
+        await run_one(executor, phase(root, 0, number))
+    return (time.perf_counter() - started) / count
+
+
+async def together(executor: Executor, root: Path, count: int, seconds: float, slots: int) -> float:
+    """All at once; the local executor is held to `slots` at a time as the engine's cap would hold it."""
+    gate = asyncio.Semaphore(slots)
+
+    async def one(number: int) -> None:
+        async with gate:
+            await run_one(executor, phase(root, seconds, number))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(number) for number in range(count)))
+    return time.perf_counter() - started
+
+
+@ray.remote(num_cpus=0, resources={AGENT_RESOURCE: 1})
+def _nothing() -> Iterator[int]:
+    yield 0
+
+
+async def bare_round_trip(count: int) -> float:
+    """A generator task that yields once, as a phase's task is one: Ray's own part of a phase's cost."""
+    started = time.perf_counter()
+    for _ in range(count):
+        async for ref in _nothing.remote():
+            await ref
+    return (time.perf_counter() - started) / count
+
+
+def start_node(temp: Path, slots: int, head: str | None) -> str:
+    """A node of `slots` agent slots. Ray keeps idle workers only up to a node's CPU count and starts that many
+    at a time, so a node whose slots outnumber its CPUs is told to keep and start one per slot (each new worker
+    costs about a second here): docs/CONFIGURATION.md says so for real clusters."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_num_workers_soft_limit": str(slots),
+           "RAY_worker_maximum_startup_concurrency": str(slots)}
+    resources = f'--resources={{"agent": {slots}}}'
+    if head is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = ["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
+                "--disable-usage-stats"]
+        head = f"127.0.0.1:{port}"
+    else:
+        argv = ["start", f"--address={head}"]
+    argv += ["--node-ip-address=127.0.0.1", "--num-cpus=1", resources]
+    subprocess.run([str(RAY), *argv], env=env, check=True, capture_output=True, timeout=300)
+    return head
+
+
+async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
+    small = make_repo(temp / "small", 0)
+    large = make_repo(temp / "large", args.files)
+    figures: dict[str, object] = {"load": os.getloadavg(), "cpu_count": os.cpu_count()}
+    cpu = time.process_time()
+    address = await asyncio.to_thread(start_node, temp / "ray", args.slots, None)
+    cluster = RayExecutor(address, [])
+    local = LocalExecutor()
+    try:
+        await run_one(cluster, phase(small, 0, -1))  # connect and warm a worker
+        figures["local_s_per_phase"] = await chain(local, small, args.chain)
+        figures["ray_s_per_phase"] = await chain(cluster, small, args.chain)
+        started = time.perf_counter()
+        for _ in range(args.chain):
+            await ship(small)
+        figures["ship_small_s"] = (time.perf_counter() - started) / args.chain
+        figures["overhead_beyond_ship_ms"] = 1000 * (
+            figures["ray_s_per_phase"] - figures["local_s_per_phase"] - figures["ship_small_s"]  # type: ignore[operator]
+        )
+
+        started = time.perf_counter()
+        shipped = await ship(large)
+        figures["ship_large_s"] = time.perf_counter() - started
+        figures["bundle_large_bytes"] = len(shipped.bundle)
+        started = time.perf_counter()
+        await run_one(cluster, phase(large, 0, -2))
+        figures["round_trip_large_s"] = time.perf_counter() - started
+
+        figures["ray_task_round_trip_ms"] = 1000 * await bare_round_trip(args.chain)
+        figures["cancel_to_agent_gone_s"] = await cancel_to_gone(cluster, small, temp)
+
+        figures["local_together_s"] = await together(local, small, args.agents, args.seconds, args.slots)
+        await together(cluster, small, args.slots, 0, args.slots)  # warm the node's workers
+        figures["one_node_s"] = await together(cluster, small, args.agents, args.seconds, args.agents)
+        await asyncio.to_thread(start_node, temp / "ray", args.slots, address)
+        await together(cluster, small, 2 * args.slots, 0.5, 2 * args.slots)  # warm the new node's workers too
+        figures["two_nodes_s"] = await together(cluster, small, args.agents, args.seconds, args.agents)
+        figures["speedup_1_to_2_nodes"] = figures["one_node_s"] / figures["two_nodes_s"]  # type: ignore[operator]
+        figures["floor_one_node_s"] = args.agents / args.slots * args.seconds
+    finally:
+        cluster.close()
+        await asyncio.to_thread(subprocess.run, [str(RAY), "stop", "--force"], capture_output=True, timeout=120)
+    figures["driver_cpu_s"] = time.process_time() - cpu
+    figures["load_after"] = os.getloadavg()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--chain", type=int, default=20)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="adw-scale-") as tmp:
+        figures = asyncio.run(measure(args, Path(tmp)))
+    figures["args"] = vars(args)
+    text = json.dumps(figures, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

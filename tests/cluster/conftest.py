@@ -1,0 +1,49 @@
+"""A real local Ray cluster of two nodes (separate processes, one agent slot and one CPU each), started once for
+the cluster tests in a temporary directory and always stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ray(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([str(RAY), *args], env=env, check=True, capture_output=True, text=True, timeout=180)
+
+
+class Cluster(NamedTuple):
+    address: str
+    temp: Path  # every file the cluster writes: sessions, logs, spilled objects
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head node and a second worker node, each offering {"agent": 1}."""
+    pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
+    temp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    address = f"127.0.0.1:{_free_port()}"
+    try:
+        _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
+             "--num-cpus=1", '--resources={"agent": 1}', "--include-dashboard=false",
+             f"--temp-dir={temp / 'session'}", "--disable-usage-stats", env=env)
+        _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+             '--resources={"agent": 1}', env=env)
+        yield Cluster(address, temp)
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)

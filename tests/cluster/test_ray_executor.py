@@ -1,0 +1,234 @@
+"""The ray executor on a real two-node local cluster (tests/cluster/conftest.py): the demo SDLC gives the commits
+the local executor gives, and a cancel reaches the agent on its node."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from adw.config import AdwConfig, AgentsConfig
+from adw.sdlc.demo import SPECS, create_demo_repo
+from adw.sdlc.engine import agent_factories
+from adw.workflow.engine import Engine
+from adw.workflow.events import OutputLine
+from adw.workflow.models import TaskState
+from adw.workflow.store import Store
+from tests.agents.test_agents_follow_up import own
+from tests.cluster.conftest import Cluster
+from tests.conftest import MakeRepo
+from tests.fakes import command_task, python
+
+pytestmark = pytest.mark.cluster
+
+ADW = Path(sys.executable).with_name("adw")
+# The same author, committer and dates on both runs: equal content makes equal commits.
+_FIXED = {
+    "GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com", "GIT_AUTHOR_DATE": "2026-01-02T03:04:05Z",
+    "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_DATE": "2026-01-02T03:04:05Z",
+}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _sdlc(repo: Path, *flags: str) -> list[dict[str, object]]:
+    done = subprocess.run(
+        [str(ADW), "-C", str(repo), "sdlc", *(f"specs/{name}.md" for name in SPECS), "--json", *flags],
+        capture_output=True, text=True, timeout=600, env={**os.environ, **_FIXED},
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    workflows: list[dict[str, object]] = json.loads(done.stdout)["workflows"]
+    return workflows
+
+
+def _commit(repo: Path, branch: str) -> str:
+    """The branch's commit object as text, but for the workflow's id (random: two runs never share one)."""
+    text = _git(repo, "cat-file", "commit", branch)
+    return "\n".join(line for line in text.splitlines() if not line.startswith("ADW-Workflow: "))
+
+
+def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
+    tmp_path: Path, ray_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _FIXED.items():
+        monkeypatch.setenv(name, value)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    asyncio.run(create_demo_repo(local))
+    asyncio.run(create_demo_repo(remote))
+    assert _git(local, "rev-parse", "HEAD") == _git(remote, "rev-parse", "HEAD")
+
+    ran_locally = _sdlc(local)
+    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", ray_cluster.address)
+
+    assert [wf["state"] for wf in ran_locally + ran_on_ray] == ["succeeded"] * 2 * len(SPECS)
+    for name in SPECS:
+        branch = f"adw/{name}"
+        assert _git(local, "rev-parse", f"{branch}^{{tree}}") == _git(remote, "rev-parse", f"{branch}^{{tree}}")
+        assert _commit(local, branch) == _commit(remote, branch)
+        # The worktrees are left alike too, files not committed included.
+        left = [_git(_worktree(repo, name), "status", "--porcelain", "-uall") for repo in (local, remote)]
+        assert left[0] == left[1]
+    for workflow in ran_on_ray:
+        log = subprocess.run([str(ADW), "-C", str(remote), "logs", str(workflow["id"]), "--task", "build"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert "running on node" in log  # the phase's events came back from its node
+
+
+def test_adw_cluster_status_lists_the_nodes_and_their_free_agent_slots(ray_cluster: Cluster, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(ADW), "-C", str(tmp_path), "cluster", "status", "--address", ray_cluster.address, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert [(node["alive"], node["agent_slots"], node["cpus"]) for node in found["nodes"]] == [(True, 1, 1.0)] * 2
+    assert (found["agent_slots"], found["free_agent_slots"], found["running_phases"]) == (2, 2, 0)
+
+
+def _worktree(repo: Path, name: str) -> Path:
+    return repo.parent / f"{repo.name}.worktrees" / name
+
+
+async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo) -> None:
+    repo = make_repo()
+    pid_file = tmp_path / "agent.pid"
+    # The agent says it started, then works for ten minutes unless stopped.
+    agent = python(
+        f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); "
+        "print('working', flush=True); time.sleep(600)"
+    )
+    workflow = own(repo, [command_task("long", agent)])
+    config = AdwConfig(executor="ray", address=ray_cluster.address, agents=AgentsConfig(stop_grace=0.5))
+    engine = Engine(None, config, agents=agent_factories())
+    try:
+        async with engine.subscribe(workflow.id) as events:
+            run = asyncio.create_task(engine.run(workflow))
+            async for event in events:
+                if isinstance(event, OutputLine) and event.text == "working":
+                    break  # streamed from the node while the agent runs
+            pid = int(pid_file.read_text())
+            assert psutil.pid_exists(pid)
+            assert engine.cancel(workflow.id, "long")
+            done = await run
+    finally:
+        engine.close()
+    task = done.task("long")
+    assert (task.state, task.reason) == (TaskState.CANCELLED, "cancelled by user")
+    assert await _gone(pid)
+
+
+async def _gone(pid: int) -> bool:
+    """Whether the process ends within a minute (the node stops it after its cancel; the test does not time it)."""
+    for _ in range(600):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_secret_reaches_the_agent_by_name_and_no_bundle_store_or_log(
+    ray_cluster: Cluster, make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = f"sk-test-{secrets.token_hex(12)}"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    repo = make_repo()
+    # The agent shows it has the key without printing it, in a file that comes back in the result bundle.
+    agent = python(
+        "import hashlib, os, pathlib; key = os.environ['ANTHROPIC_API_KEY'].encode(); "
+        "pathlib.Path('key.sha256').write_text(hashlib.sha256(key).hexdigest()); print('done')"
+    )
+    workflow = own(repo, [command_task("use-key", agent)])
+    config = AdwConfig(executor="ray", address=ray_cluster.address)
+    engine = Engine(Store.for_common_dir(repo / ".git"), config, agents=agent_factories())
+    try:
+        done = await engine.run(workflow)
+    finally:
+        engine.close()
+    assert done.task("use-key").state is TaskState.SUCCEEDED, done.task("use-key").reason
+    assert (repo / "key.sha256").read_text() == hashlib.sha256(secret.encode()).hexdigest()
+    objects = await asyncio.to_thread(_every_object, repo)
+    assert hashlib.sha256(secret.encode()).hexdigest().encode() in objects  # the landed objects are searched too
+    written = [path for root in (repo / ".git", ray_cluster.temp) for path in root.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("raylet") for path in written)  # Ray's own logs are among them
+    assert not [path for path in written if secret.encode() in path.read_bytes()]
+    assert secret.encode() not in objects
+
+
+def _every_object(repo: Path) -> bytes:
+    """Every object of the repository, uncompressed."""
+    batch = ["git", "cat-file", "--batch-all-objects", "--batch"]
+    return subprocess.run(batch, cwd=repo, capture_output=True, check=True).stdout
+
+
+# An agent that commits one file, then deletes a tracked one and adds an untracked one without committing.
+_COMMITTING_AGENT = python(
+    "import pathlib, subprocess; "
+    "pathlib.Path('made.txt').write_text('committed\\n'); "
+    "subprocess.run(['git', 'add', 'made.txt'], check=True); "
+    "subprocess.run(['git', 'commit', '-q', '-m', 'agent: made.txt'], check=True); "
+    "pathlib.Path('README.md').unlink(); pathlib.Path('notes.txt').write_text('not committed\\n'); print('done')"
+)
+
+
+async def test_an_agent_that_commits_on_a_node_leaves_the_branch_and_files_a_local_run_leaves(
+    ray_cluster: Cluster, make_repo: MakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _FIXED.items():
+        monkeypatch.setenv(name, value)
+    repos = {"local": make_repo(name="local"), "ray": make_repo(name="ray")}
+    configs = {"local": AdwConfig(), "ray": AdwConfig(executor="ray", address=ray_cluster.address)}
+    for kind, repo in repos.items():
+        engine = Engine(None, configs[kind], agents=agent_factories())
+        try:  # the node's agent gets the fixed identity and dates from its phase's env, as the local one does
+            done = await engine.run(own(repo, [command_task("work", _COMMITTING_AGENT, env=_FIXED)]))
+        finally:
+            engine.close()
+        assert done.task("work").state is TaskState.SUCCEEDED, (kind, done.task("work").reason)
+    heads, left = {}, {}
+    for kind, repo in repos.items():
+        heads[kind] = await asyncio.to_thread(_git, repo, "rev-parse", "HEAD", "HEAD^", "main")
+        left[kind] = await asyncio.to_thread(_git, repo, "status", "--porcelain", "-uall")
+    assert heads["local"] == heads["ray"]  # the same commit, on the branch, bit for bit
+    assert left["local"] == left["ray"] == " D README.md\n?? notes.txt\n"
+
+
+async def test_a_check_whose_worker_is_killed_runs_again_in_a_fresh_clone_and_its_agent_is_gone(
+    tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo
+) -> None:
+    repo = make_repo()
+    attempts = tmp_path / "attempts"
+    # The first attempt works for ten minutes; a second one (Ray's retry of a check) ends at once.
+    agent = python(
+        f"import os, pathlib, time; attempts = pathlib.Path({str(attempts)!r}); first = not attempts.exists(); "
+        "attempts.open('a').write(f'{os.getpid()}\\n'); print('working', flush=True); time.sleep(600 if first else 0)"
+    )
+    workflow = own(repo, [command_task("check", agent)])
+    engine = Engine(None, AdwConfig(executor="ray", address=ray_cluster.address), agents=agent_factories())
+    try:
+        async with engine.subscribe(workflow.id) as events:
+            run = asyncio.create_task(engine.run(workflow))
+            async for event in events:
+                if isinstance(event, OutputLine) and event.text == "working":
+                    break
+            first = int(attempts.read_text().split()[0])
+            worker = psutil.Process(first).parent()
+            assert worker is not None and worker.name() == "ray::_phase_task"  # the worker titles itself so
+            worker.kill()  # SIGKILL of the Ray worker running the phase
+            done = await run
+    finally:
+        engine.close()
+    task = done.task("check")
+    assert task.state is TaskState.SUCCEEDED, task.reason
+    assert len(attempts.read_text().split()) == 2
+    assert await _gone(first)  # the killed worker's agent does not outlive it
