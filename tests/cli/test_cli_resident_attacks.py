@@ -285,18 +285,18 @@ def test_a_command_given_up_while_waiting_for_its_turn_is_not_run_later(
     """Ctrl-C of an `undo` queued behind a slow command: nobody waits for it any more, so it must not undo the
     files minutes later, behind the person's back."""
     faulty = FaultyGit(tmp_path / "faulty")
-    # Time to queue and give up on an undo; commit-tree, since the resident ADW's second checkpoint is built by
-    # its watch without write-tree.
-    pid, env = slow_resident(repo, faulty, {"commit-tree": 4})
+    # Time to queue and give up on an undo; hash-object, since the resident ADW's second checkpoint is built by
+    # its watch with only hash-object and update-ref (its trees and commit are written in-process).
+    pid, env = slow_resident(repo, faulty, {"hash-object": 4})
     try:
         app = repo / "src/app.py"
         app.write_text("one\n", encoding="utf-8")
         assert adw(repo, "checkpoint", env=env).returncode == 0
         app.write_text("two\n", encoding="utf-8")
-        faulty.reset()  # the checkpoint's commit-tree above is not the one to wait for
+        faulty.reset()  # a hash-object of the checkpoint above is not the one to wait for
         first = subprocess.Popen([str(ADW), "-C", str(repo), "checkpoint"], env=env, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for_call(faulty, "commit-tree")
+        wait_for_call(faulty, "hash-object")
         queued = subprocess.Popen([str(ADW), "-C", str(repo), "undo"], env=env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1)  # its request is in, well before the checkpoint ends (not an assert: the Ctrl-C's moment)
