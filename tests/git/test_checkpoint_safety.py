@@ -240,6 +240,32 @@ def test_a_lock_left_by_the_undos_own_killed_git_does_not_pause_it_for_good(
     assert git_out(repo, "diff", "--cached", "--name-only") == "big.txt"
 
 
+def test_a_ref_transaction_cut_half_way_by_a_kill_is_finished_by_the_next_command(
+    repo: Path, faulty_git: FaultyGit
+) -> None:
+    """git's files backend renames a transaction's ref locks one by one: a kill between two leaves some refs moved
+    and others not. The resumed undo moves only the refs that are not where the journal wants them yet, instead of
+    refusing the whole transaction because the moved ones no longer hold their old values."""
+    _restorable(repo)
+    clean = repo.parent / "clean"
+    shutil.copytree(repo, clean, symlinks=True)
+    calls = faulty_git.run(clean, "undo").calls
+    read_tree = next(n for n, call in enumerate(calls, 1) if call[:2] == ["read-tree", "--reset"])
+    assert faulty_git.run(repo, "undo", kill_at=read_tree).killed
+    lines = json.loads((repo / ".git/adw/journal.json").read_text())["refs"]
+    assert len(lines) >= 2
+    verb, ref, *values = lines[0].split(" ")  # the first rename happened, the others did not
+    run_git(repo, "update-ref", *(["-d", ref] if verb == "delete" else [ref, values[0]]))
+
+    listing = adw(repo, "checkpoints", "--all", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert not (repo / ".git/adw/journal.json").exists()
+    assert (repo / "src/app.py").read_text() == "def main():\n    return 1\n"
+    assert adw(repo, "redo").returncode == 0
+    assert (repo / "src/app.py").read_text() == "unsaved edit\n"
+    assert git_out(repo, "diff", "--cached", "--name-only") == "big.txt"
+
+
 def test_a_full_disk_pauses_the_undo_and_the_next_command_finishes_it(repo: Path) -> None:
     assert adw(repo, "checkpoint").returncode == 0
     (repo / "big.txt").write_text("b" * 200_000)

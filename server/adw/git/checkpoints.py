@@ -900,9 +900,9 @@ class Checkpoints:
         # The shadow index is ADW's own file: it is brought up to date beside the user's index and refs.
         shadow = asyncio.ensure_future(self._update_shadow(plan.changes, intent.adopt, kept))
         root = self.repo.root
+        # A lock made since the journal that nobody holds is this move's own, left by a kill: not a reason to stop.
+        since = self.journal.stat().st_mtime_ns
         try:
-            # A lock made since the journal that nobody holds is this move's own, left by a kill: not a reason to stop.
-            since = self.journal.stat().st_mtime_ns
             if intent.index_tree:
                 await git("read-tree", "--reset", intent.index_tree, cwd=root, own_locks_since=since)
             # HEAD's own moves go first: a transaction cannot move HEAD and the branch it names together.
@@ -914,26 +914,36 @@ class Checkpoints:
         except GitLockError as exc:
             raise _paused(exc) from exc
         except CheckpointError:
-            if not await self._refs_hold(intent.refs):
+            # Refs already where the journal wants them were moved by this move: killed after its transaction, or
+            # inside it (git renames a transaction's ref locks one by one). Only the others are moved now.
+            left = await self._refs_left(intent.refs)
+            if left and len(left) < len(intent.refs):
+                try:
+                    await self._transaction(left, own_locks_since=since)
+                    left = []
+                except GitLockError as exc:
+                    raise _paused(exc) from exc
+                except CheckpointError:
+                    pass
+            if left:
                 # Refs moved by someone else: the journal's pins keep the state before reachable until a new
                 # checkpoint folds them into its parents; retrying could never succeed.
                 self.journal.unlink()
                 raise
-            # A kill after the transaction and before the journal's removal: it was all done.
         finally:
             await shadow
         self.journal.unlink()
         return kept
 
-    async def _refs_hold(self, lines: list[str]) -> bool:
-        """Whether every ref of an `update-ref --stdin` transaction already has the value it sets."""
+    async def _refs_left(self, lines: list[str]) -> list[str]:
+        """The lines of an `update-ref --stdin` transaction whose ref does not have the value it sets yet."""
         wanted = {}
         for line in lines:
             verb, ref, *values = line.split(" ")
             wanted[ref] = values[0] if verb in ("create", "update") else None
         out = await git("for-each-ref", "--format=%(refname) %(objectname)", *wanted, cwd=self.repo.root)
         found = dict(line.split(" ", 1) for line in out.stdout.splitlines())
-        return all(found.get(ref) == value for ref, value in wanted.items())
+        return [line for line in lines if found.get(line.split(" ")[1]) != wanted[line.split(" ")[1]]]
 
     async def _changes(self, source: str, target: str, paths: Iterable[str] = ()) -> list[_Change]:
         spec = [f":(literal){p}" for p in paths]
