@@ -222,8 +222,11 @@ async def test_pull_requests_and_sdlc_from_an_issue_in_the_second_folder(
 async def test_the_configuration_of_every_folder_is_checked(client: LanguageClient, tmp_path: Path) -> None:
     two = await _with_two(client, tmp_path)
     (two / ".adw.toml").write_text("[agents]\nnope = 1\n")
-    refused = await fails(client, "listCheckpoints")  # any command, until it is fixed
+    refused = await fails(client, "listCheckpoints", str(two))  # any command on its repository, until fixed
     assert f"invalid ADW configuration in {two / '.adw.toml'}: agents.nope: unknown key" in str(refused)
+    status = await fails(client, "status")  # it reads every repository's workflows
+    assert str(two / ".adw.toml") in str(status)
+    assert await run(client, "listCheckpoints") == []  # the first folder's repository is served meanwhile
     shown = [m.message for m in client.messages if "invalid ADW configuration" in m.message]
     assert len(shown) == 1 and str(two / ".adw.toml") in shown[0]
     assert str(two / ".adw.toml") in CONFIGURATIONS[-1]["error"]  # the status bar's

@@ -172,6 +172,8 @@ class AdwServer(LanguageServer):
         """The workflow engine of a folder's repository (default: the first folder's), opened on first use (it
         recovers crashed runs when it opens)."""
         folder = folder or self.root
+        if (error := self.config_errors.get(await self.main_root(folder) or folder)) is not None:
+            raise error  # an engine would run with the configuration of before
         key = await self.common_dir(folder) or folder.resolve()
         async with self._engine_lock:
             engine = self._engines.get(key)
@@ -203,8 +205,9 @@ class AdwServer(LanguageServer):
     async def check_config(self) -> None:
         """Reload the configuration of each workspace folder's repository when its main worktree's `.adw.toml` or
         `pyproject.toml` changed (a stat of each, so every command can afford it). An invalid one is shown at once,
-        sent as `adw/configuration` (the first invalid one, or none), and refuses every command with its message
-        until it is fixed; a valid one reaches its repository's engine."""
+        sent as `adw/configuration` (the first invalid one, or none), and refuses the commands on its repository
+        with its message until it is fixed (the others' repositories are served); a valid one reaches its
+        repository's engine."""
         async with self._config_lock:
             mains = {main: folder for folder in await self.repositories() if (main := await self.main_root(folder))}
             reloaded = False
@@ -309,8 +312,6 @@ class AdwServer(LanguageServer):
         The error response is the only report: the client shows it once."""
         try:
             await self.check_config()
-            if self.config_error is not None:
-                raise self.config_error
             return await call()
         except AdwError as exc:
             # One answer per failure, no showMessage besides: clients show a failed request themselves, and a
