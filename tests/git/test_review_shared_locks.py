@@ -1,0 +1,59 @@
+"""Adversarial review (session 7): a lock that a live git in another worktree holds is never removed as stale."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from adw.errors import GitError, GitLockError
+from adw.git.runner import git
+from tests.conftest import run_git
+
+# Holds every ref transaction it is told to (HOLD set) in its "prepared" state: git has then written and closed
+# the lock files (refs, packed-refs) and keeps them until the hook returns.
+_HOOK = """#!/bin/sh
+[ "$1" = prepared ] && [ -n "$HOLD" ] || exit 0
+cat >/dev/null
+touch "$HOLD.ready"
+while [ ! -e "$HOLD.release" ]; do sleep 0.05; done
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="runner.own_locks_since removes packed-refs.lock held by a live git whose cwd "
+                   "is another worktree of the repository: lock_holders only counts gits inside the caller's worktree")
+async def test_own_locks_since_spares_packed_refs_lock_held_by_a_git_in_another_worktree(repo: Path,
+                                                                                        tmp_path: Path) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "reference-transaction").write_text(_HOOK)
+    (hooks / "reference-transaction").chmod(0o755)
+    run_git(repo, "config", "core.hooksPath", str(hooks))
+    run_git(repo, "update-ref", "refs/review/theirs", "HEAD")
+    run_git(repo, "update-ref", "refs/review/ours", "HEAD")
+    run_git(repo, "pack-refs", "--all")
+    linked = tmp_path / "linked"
+    run_git(repo, "worktree", "add", "-q", "--detach", str(linked))
+    since = time.time_ns() - 1_000_000_000  # e.g. a journal written just before
+    hold = tmp_path / "hold"
+    # Someone deletes a packed ref from the main worktree (a `git branch -d`, a `fetch --prune`): git holds
+    # packed-refs.lock, its descriptor closed, for as long as the transaction lasts.
+    holder = await asyncio.create_subprocess_exec("git", "update-ref", "-d", "refs/review/theirs", cwd=repo,
+                                                  env={**os.environ, "HOLD": str(hold)})
+    lock = repo / ".git" / "packed-refs.lock"
+    try:
+        while not Path(f"{hold}.ready").exists():
+            assert holder.returncode is None
+            await asyncio.sleep(0.02)
+        assert lock.exists()
+        with pytest.raises(GitError) as raised:
+            await git("update-ref", "-d", "refs/review/ours", cwd=linked, own_locks_since=since)
+        assert lock.exists(), "the live transaction's packed-refs.lock was deleted"
+        assert isinstance(raised.value, GitLockError)
+    finally:
+        Path(f"{hold}.release").touch()
+        await asyncio.wait_for(holder.wait(), 30)
