@@ -83,11 +83,14 @@ class Holder:
 
 
 def lock_holders(lock: Path, repo: Path) -> list[Holder]:
-    """Processes that have `lock` open, else live git processes working in `repo` (when another user's
-    processes cannot be looked into, one of them may be the holder). Empty: nobody holds it, it is stale."""
+    """Processes that have `lock` open, else live git processes working in any worktree of `repo`'s repository
+    (git keeps some locks with their file closed, e.g. `packed-refs.lock` for a whole transaction, and the refs'
+    locks are shared by every worktree), or whose folder cannot be looked into (another user's: one of them may be
+    the holder). Empty: nobody holds it, it is stale."""
     holding: list[Holder] = []
     gits: list[Holder] = []
     wanted = str(lock)
+    roots = _worktree_roots(repo)
     for process in psutil.process_iter(["pid", "name", "cmdline", "cwd"]):
         if process.pid == os.getpid():
             continue
@@ -96,12 +99,34 @@ def lock_holders(lock: Path, repo: Path) -> list[Holder]:
             if any(f.path == wanted for f in process.open_files()):
                 holding.append(Holder(process.pid, command))
                 continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        except psutil.AccessDenied:
+            pass  # its files are hidden from us: whether it is a git at work here decides below
+        if process.info.get("name") != "git":
             continue
         cwd = process.info.get("cwd")
-        if process.info.get("name") == "git" and cwd and Path(cwd).is_relative_to(repo):
+        if cwd is None or any(Path(cwd).is_relative_to(root) for root in roots):
             gits.append(Holder(process.pid, command))
     return holding or gits
+
+
+def _worktree_roots(folder: Path) -> list[Path]:
+    """The main worktree and the linked ones of the repository `folder` is the worktree of (read from the git
+    folders' files, no git process); just `folder` when it is not a worktree's top folder."""
+    dotgit = folder / ".git"
+    try:
+        if dotgit.is_file():
+            git_dir = folder / dotgit.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
+            common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        elif dotgit.is_dir():
+            common = dotgit
+        else:
+            return [folder]
+        linked = [Path(f.read_text(encoding="utf-8").strip()).parent for f in common.glob("worktrees/*/gitdir")]
+    except OSError:
+        return [folder]
+    return [common.parent, *linked]
 
 
 def remove_if_stale(lock: Path, repo: Path) -> bool:

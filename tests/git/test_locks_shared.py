@@ -1,4 +1,5 @@
-"""Adversarial review (session 7): a lock that a live git in another worktree holds is never removed as stale."""
+"""A lock that a live git holds is never removed as stale: one held from another worktree of the repository (ref
+and packed-refs locks are shared), one held by another user's git (its open files hidden from us)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,6 @@ while [ ! -e "$HOLD.release" ]; do sleep 0.05; done
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="runner.own_locks_since removes packed-refs.lock held by a live git whose cwd "
-                   "is another worktree of the repository: lock_holders only counts gits inside the caller's worktree")
 async def test_own_locks_since_spares_packed_refs_lock_held_by_a_git_in_another_worktree(repo: Path,
                                                                                         tmp_path: Path) -> None:
     hooks = tmp_path / "hooks"
@@ -62,9 +61,6 @@ async def test_own_locks_since_spares_packed_refs_lock_held_by_a_git_in_another_
         await asyncio.wait_for(holder.wait(), 30)
 
 
-@pytest.mark.xfail(strict=True, reason="lock_holders skips a process whose open files cannot be read (another "
-                   "user's, AccessDenied) before the live-git check its docstring promises, so own_locks_since removes "
-                   "the lock of e.g. a `sudo git commit` waiting on its editor")
 async def test_a_git_of_another_user_counts_as_a_possible_holder(repo: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     hooks = tmp_path / "hooks"
