@@ -211,6 +211,19 @@ def test_a_held_index_lock_pauses_the_undo_with_what_to_do_and_nothing_lost(repo
     assert git_out(repo, "diff", "--cached", "--name-only") == "big.txt"
 
 
+def _undo_killed_before_its_read_tree(repo: Path, faulty_git: FaultyGit) -> list[str]:
+    """`_restorable`, then an undo killed after its journal, before it writes the user's index: the journal's ref
+    transaction lines (a copy of the repository is undone first, to count the git calls)."""
+    _restorable(repo)
+    clean = repo.parent / "clean"
+    shutil.copytree(repo, clean, symlinks=True)
+    calls = faulty_git.run(clean, "undo").calls
+    read_tree = next(n for n, call in enumerate(calls, 1) if call[:2] == ["read-tree", "--reset"])
+    assert faulty_git.run(repo, "undo", kill_at=read_tree).killed
+    lines: list[str] = json.loads((repo / ".git/adw/journal.json").read_text())["refs"]  # paused half-way
+    return lines
+
+
 @pytest.mark.parametrize("left", ["index", "ref"])
 def test_a_lock_left_by_the_undos_own_killed_git_does_not_pause_it_for_good(
     repo: Path, faulty_git: FaultyGit, left: str
@@ -218,15 +231,7 @@ def test_a_lock_left_by_the_undos_own_killed_git_does_not_pause_it_for_good(
     """kill -9 while the undo's `read-tree` writes the user's index (or its transaction a ref) leaves a `.lock`
     behind. A lock made after the undo's journal that no process holds is that git's: the next command removes it
     and finishes the undo (one older than the journal is somebody else's, and is only reported: the test above)."""
-    _restorable(repo)
-    clean = repo.parent / "clean"
-    shutil.copytree(repo, clean, symlinks=True)
-    calls = faulty_git.run(clean, "undo").calls
-    read_tree = next(n for n, call in enumerate(calls, 1) if call[:2] == ["read-tree", "--reset"])
-
-    assert faulty_git.run(repo, "undo", kill_at=read_tree).killed
-    journal = json.loads((repo / ".git/adw/journal.json").read_text())  # the undo is paused half-way
-    ref = journal["refs"][0].split(" ")[1]
+    ref = _undo_killed_before_its_read_tree(repo, faulty_git)[0].split(" ")[1]
     lock = repo / ".git" / ("index.lock" if left == "index" else f"{ref}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_bytes(b"half of what the killed git was writing")
@@ -246,13 +251,7 @@ def test_a_ref_transaction_cut_half_way_by_a_kill_is_finished_by_the_next_comman
     """git's files backend renames a transaction's ref locks one by one: a kill between two leaves some refs moved
     and others not. The resumed undo moves only the refs that are not where the journal wants them yet, instead of
     refusing the whole transaction because the moved ones no longer hold their old values."""
-    _restorable(repo)
-    clean = repo.parent / "clean"
-    shutil.copytree(repo, clean, symlinks=True)
-    calls = faulty_git.run(clean, "undo").calls
-    read_tree = next(n for n, call in enumerate(calls, 1) if call[:2] == ["read-tree", "--reset"])
-    assert faulty_git.run(repo, "undo", kill_at=read_tree).killed
-    lines = json.loads((repo / ".git/adw/journal.json").read_text())["refs"]
+    lines = _undo_killed_before_its_read_tree(repo, faulty_git)
     assert len(lines) >= 2
     verb, ref, *values = lines[0].split(" ")  # the first rename happened, the others did not
     run_git(repo, "update-ref", *(["-d", ref] if verb == "delete" else [ref, values[0]]))
