@@ -465,3 +465,13 @@ async def test_long_lived_stores_follow_their_worktrees_and_release_the_trackers
     assert trackers[2].closed and not trackers[0].closed
     stores.close()
     assert trackers[0].closed
+
+
+async def test_a_setting_changed_in_an_included_config_file_is_seen(repo: Path, tmp_path: Path) -> None:
+    included = tmp_path / "shared.gitconfig"
+    included.write_text("")
+    git_out(repo, "config", "include.path", str(included))
+    store = await Checkpoints.open(repo)
+    assert (await store._plain_git()).objects is not None
+    git_out(repo, "config", "-f", str(included), "core.sharedRepository", "group")
+    assert (await store._plain_git()).objects is None  # git's rules for a shared repository: mktree writes trees

@@ -90,6 +90,8 @@ MAX_INCREMENTAL_PATHS = 1000
 # Settings that change how git stores objects (loose trees are then left to `mktree`) and how it hashes files.
 _SETUP_KEYS = (r"^(core\.(filemode|symlinks|ignorecase|autocrlf|sharedrepository|fsync|fsyncobjectfiles|fsyncmethod)"
                r"|extensions\.objectformat|i18n\.commitencoding)$")
+# The files these name are part of the configuration too: their stat joins the cache key of `_plain_git`.
+_INCLUDE_KEYS = r"|^include\.path$|^includeif\..+\.path$"
 _OBJECT_ENV = ("GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH")
 _MAX_LINKS = 16  # symlinks a snapshot built without the index hashes (one `hash-object` each)
 
@@ -263,6 +265,7 @@ class Checkpoints:
         self._shadow_stat: tuple[int, int, int] | None = None  # the shadow index as this store last left it
         self._known_trees = TreeCache()  # trees read or written, for snapshots built without the index
         self._plain: tuple[tuple[object, ...], _Setup] | None = None  # (git config files' stat, _plain_git's answer)
+        self._included: tuple[Path, ...] = ()  # the files the git configuration includes, as last read
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str] = ".") -> Checkpoints:
@@ -678,7 +681,7 @@ class Checkpoints:
         core.symlinks on, core.ignoreCase and core.autocrlf off), and the objects folder new trees may be written
         into from this process (`write_loose`): only for sha1 objects in the repository's own folder with git's
         default permissions and syncing, no alternates; None sends them through `mktree`. Cached by the stat of
-        the config and alternates files and the GIT_* environment."""
+        the config files (the included ones too) and alternates file and the GIT_* environment."""
         home = Path.home()
         objects = self.repo.common_dir / "objects"
         alternates = _stat_key(objects / "info" / "alternates")
@@ -687,10 +690,22 @@ class Checkpoints:
             Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "git" / "config", Path("/etc/gitconfig"),
         )
         environment = sorted(i for i in os.environ.items() if i[0].startswith("GIT"))
-        signature = (*(_stat_key(f) for f in files), alternates, *environment)
-        if self._plain is None or self._plain[0] != signature:
-            out = await git("config", "-z", "--get-regexp", _SETUP_KEYS, cwd=self.repo.root, ok_codes=(0, 1))
-            values = {key: value.lower() for key, _, value in (i.partition("\n") for i in out.stdout.split("\0") if i)}
+
+        def signature(included: tuple[Path, ...]) -> tuple[object, ...]:
+            return (*(_stat_key(f) for f in (*files, *included)), alternates, *environment)
+
+        if self._plain is None or self._plain[0] != signature(self._included):
+            out = await git("config", "-z", "--show-origin", "--get-regexp", _SETUP_KEYS + _INCLUDE_KEYS,
+                            cwd=self.repo.root, ok_codes=(0, 1))
+            tokens = out.stdout.split("\0")
+            values: dict[str, str] = {}
+            included: list[Path] = []
+            for origin, item in zip(tokens[0::2], tokens[1::2], strict=False):
+                key, _, value = item.partition("\n")
+                if not key.startswith("include"):
+                    values[key] = value.lower()
+                elif origin.startswith("file:"):  # relative to the file that includes it, whatever its condition
+                    included.append((self.repo.root / origin[5:]).parent / Path(value).expanduser())
             on = ("true", "yes", "on", "1", "")
             plain = (values.get("core.filemode", "true") in on and values.get("core.symlinks", "true") in on
                      and values.get("core.ignorecase", "false") not in on
@@ -698,7 +713,9 @@ class Checkpoints:
             own = not any(key.startswith(("core.fsync", "core.sharedrepository")) for key in values)
             own = own and values.get("extensions.objectformat", "sha1") == "sha1" and alternates is None
             own = own and not any(name in os.environ for name in _OBJECT_ENV)
-            self._plain = (signature, _Setup(plain, objects if own else None, "i18n.commitencoding" not in values))
+            self._included = tuple(included)
+            setup = _Setup(plain, objects if own else None, "i18n.commitencoding" not in values)
+            self._plain = (signature(self._included), setup)
         return self._plain[1]
 
     async def _sync_shadow(self) -> None:
