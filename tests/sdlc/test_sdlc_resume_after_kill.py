@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -70,6 +70,10 @@ class SdlcSweep:
     scratch: Path
     kills: int = 0  # how many runs of `adw sdlc` were killed, for the figures in docs/RELIABILITY.md
     resume_kills: int = 0  # and how many of the resumes that followed
+    # The git calls of the runs a kill did not reach: how many a run makes varies with timing (the order of
+    # concurrent calls, a discovery reused or not), so a sweep's coverage is judged against the shortest of them.
+    uncut: list[int] = field(default_factory=list)
+    resume_uncut: list[int] = field(default_factory=list)
 
     @classmethod
     def make(cls, make_repo: MakeRepo, scratch: Path) -> SdlcSweep:
@@ -94,6 +98,7 @@ class SdlcSweep:
         two with the order of concurrent calls) and the workflow's id (None: killed before it was stored)."""
         run = self.faulty_git.run(project, "sdlc", "specs/add.md", "--json", kill_at=kill_at)
         if not run.killed:
+            self.uncut.append(len(run.calls))
             return run, None
         self.kills += 1
         self.assert_intact(project, f"sdlc killed at call {kill_at}")
@@ -148,7 +153,9 @@ class SdlcSweep:
         what = f"sdlc killed at call {sdlc_kill_at}, its resume at call {kill_at}"
         _, workflow = self.kill_sdlc(project, sdlc_kill_at)
         run = self.finish(project, workflow, what, kill_at=kill_at)
-        if run.killed:
+        if not run.killed:
+            self.resume_uncut.append(len(run.calls))
+        else:
             self.resume_kills += 1
             self.assert_intact(project, what)
             if workflow is None:  # the rerun of `adw sdlc` may have stored the workflow before its kill

@@ -17,10 +17,10 @@ from tests.sdlc.test_sdlc_resume_after_kill import SdlcSweep, after_worktree_add
 @pytest.mark.soak
 def test_sdlc_killed_at_every_git_call_resumes_to_the_same_commit(make_repo: MakeRepo, tmp_path: Path) -> None:
     sweep = SdlcSweep.make(make_repo, tmp_path)
-    for kill_at in range(1, len(sweep.calls) + 2):  # one past the last: the run's count varies by one or two
+    for kill_at in range(1, len(sweep.calls) + 2):  # one past the last: a run not killed shows its own count
         sweep.sdlc_then_resume(kill_at)
     print(f"sdlc: {sweep.kills} kills of {len(sweep.calls)} git calls")  # the figure docs/RELIABILITY.md records
-    assert sweep.kills >= len(sweep.calls) - 2
+    assert sweep.uncut and sweep.kills >= min(sweep.uncut)  # every call of the shortest whole run was a kill
 
 
 @pytest.mark.soak
@@ -31,4 +31,4 @@ def test_resume_killed_at_every_git_call_then_resumed_again(make_repo: MakeRepo,
     for kill_at in range(1, len(calls) + 2):
         sweep.resume_killed(sdlc_kill, kill_at)
     print(f"resume: {sweep.resume_kills} kills of {len(calls)} git calls")
-    assert sweep.resume_kills >= len(calls) - 2
+    assert sweep.resume_uncut and sweep.resume_kills >= min(sweep.resume_uncut)
