@@ -954,13 +954,13 @@ class Checkpoints:
 
     async def _refs_left(self, lines: list[str]) -> list[str]:
         """The lines of an `update-ref --stdin` transaction whose ref does not have the value it sets yet."""
-        wanted = {}
+        wanted: dict[str, tuple[str, str | None]] = {}  # ref -> (its line, the value it sets; None: deleted)
         for line in lines:
             verb, ref, *values = line.split(" ")
-            wanted[ref] = values[0] if verb in ("create", "update") else None
+            wanted[ref] = (line, values[0] if verb in ("create", "update") else None)
         out = await git("for-each-ref", "--format=%(refname) %(objectname)", *wanted, cwd=self.repo.root)
         found = dict(line.split(" ", 1) for line in out.stdout.splitlines())
-        return [line for line in lines if found.get(line.split(" ")[1]) != wanted[line.split(" ")[1]]]
+        return [line for ref, (line, value) in wanted.items() if found.get(ref) != value]
 
     async def _changes(self, source: str, target: str, paths: Iterable[str] = ()) -> list[_Change]:
         spec = [f":(literal){p}" for p in paths]
