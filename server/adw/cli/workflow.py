@@ -35,7 +35,7 @@ from adw.sdlc.demo import create_demo_repo
 from adw.sdlc.engine import open_engine
 from adw.sdlc.pipeline import Existing, ExistingWorktree, WorktreeExistsError, sdlc_workflows
 from adw.workflow.engine import Engine, NothingToResumeError
-from adw.workflow.events import TaskFinished, TaskStarted
+from adw.workflow.events import Progress, TaskFinished, TaskStarted
 from adw.workflow.models import Finding, FollowUp, TaskState, Workflow
 
 
@@ -407,17 +407,20 @@ def _announce_resume(args: argparse.Namespace, workflows: list[Workflow]) -> Non
 
 
 async def _print_progress(engine: Engine, workflows: list[Workflow]) -> None:
-    """One line per task start and end, with the time since the start."""
+    """One line per task start and end, and per word of the engine on a whole workflow (the agent cap on a
+    cluster), with the time since the start."""
     names = {wf.id: wf.name for wf in workflows}
     width = max(len(name) for name in names.values())
     started = time.monotonic()
-    async with engine.subscribe(types=[TaskStarted, TaskFinished]) as events:
+    async with engine.subscribe(types=[TaskStarted, TaskFinished, Progress]) as events:
         async for event in events:
-            if event.workflow_id not in names:
+            if event.workflow_id not in names or (isinstance(event, Progress) and event.task_id is not None):
                 continue
             name = names[event.workflow_id]
-            prefix = f"{time.monotonic() - started:7.2f}s  {name:<{width}}  {event.task_id:<13}"
-            if isinstance(event, TaskStarted):
+            prefix = f"{time.monotonic() - started:7.2f}s  {name:<{width}}  {event.task_id or '':<13}"
+            if isinstance(event, Progress):
+                print(f"{prefix} {event.message}", flush=True)
+            elif isinstance(event, TaskStarted):
                 retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
                 print(f"{prefix} started {event.agent}{retry}", flush=True)
             elif isinstance(event, TaskFinished):

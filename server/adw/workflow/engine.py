@@ -110,8 +110,9 @@ class Engine:
             self.bus.add_sink(store.record_event)
         if max_agents is not None:
             _check_max_agents(max_agents)
-        self._slots = AgentSlots(max_agents or self.settings.max_agents or default_max_agents())
-        self._cap_from_config = max_agents is None  # else given by the caller, and kept over reloads
+        self._chosen_cap = max_agents  # given by the caller, kept over reloads; else the configuration's
+        self._cluster_slots: int | None = None  # the agent slots of the executor's cluster, once read
+        self._slots = AgentSlots(self._cap())
         self._factories = dict(agents)
         self._workflows: dict[str, Workflow] = {}
         self._tokens: dict[tuple[str, str], CancelToken] = {}
@@ -149,8 +150,34 @@ class Engine:
         """Change the cap, also while tasks run: a raise starts waiting agents at once; a cut lets running
         agents finish and starts no other until fewer than `limit` run."""
         _check_max_agents(limit)
-        self._cap_from_config = False
-        self._slots.resize(limit)
+        self._chosen_cap = limit
+        self._slots.resize(self._cap())
+
+    def _cap(self) -> int:
+        """The user's cap (the caller's, else `max_agents`); on a cluster, its agent slots unless the user's is
+        lower (MAX_AGENTS bounds one machine, not a cluster); else what this machine's cores and memory allow."""
+        chosen = self._chosen_cap or self.settings.max_agents
+        if self._cluster_slots is not None:
+            return min(chosen, self._cluster_slots) if chosen else self._cluster_slots
+        return chosen or default_max_agents()
+
+    async def _fit_cap(self, workflow: Workflow) -> None:
+        """Before a run: on an executor with slots of its own (a Ray cluster), cap the agents by them, and say so
+        in the workflow's events."""
+        try:
+            slots = await self._executor.agent_slots()
+        except AdwError as exc:  # its phases will fail with the same message
+            self._publish(Progress(workflow_id=workflow.id, message=f"agent cap {self.max_agents}: {exc.message}"))
+            return
+        if slots is None:
+            return
+        self._cluster_slots = slots.total
+        self._slots.resize(self._cap())
+        chosen = self._chosen_cap or self.settings.max_agents
+        message = f"agent cap {self.max_agents}: {slots.where} has {slots.total} agent slot(s), {slots.free} free"
+        if chosen and chosen < slots.total:
+            message += f"; max_agents {chosen} keeps it lower"
+        self._publish(Progress(workflow_id=workflow.id, message=message))
 
     def reconfigure(self, config: AdwConfig) -> None:
         """A changed configuration (the language server reloads it when its files change): workflows made
@@ -158,12 +185,12 @@ class Engine:
         applies unless the caller set one. A new executor that cannot open (Ray missing) raises its AdwError after
         the rest applied, and the one that works stays."""
         self.config, self.settings = config, config.agents
-        if self._cap_from_config:
-            self._slots.resize(self.settings.max_agents or default_max_agents())
         if (config.executor, config.address) != self._executor_choice:
             executor = open_executor(config)
             self._executor.close()
             self._executor, self._executor_choice = executor, (config.executor, config.address)
+            self._cluster_slots = None
+        self._slots.resize(self._cap())
 
     def answer_permission(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
         """Answer an agent's pending permission question (a `PermissionAsked` event); False when it is no longer
@@ -219,6 +246,7 @@ class Engine:
         if self.store is not None and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_requests())
         try:
+            await self._fit_cap(workflow)
             await self._drive(workflow)
         except asyncio.CancelledError:  # the orchestrator itself is stopping: resumable later
             self._end(workflow, TaskState.INTERRUPTED, "the ADW process stopped")

@@ -32,10 +32,23 @@ class Phase:
     worktree: Path
 
 
+@dataclass(frozen=True)
+class AgentSlotCount:
+    """The agent slots of the machines an executor runs phases on: `where` names them ("the Ray cluster at …")."""
+
+    where: str
+    total: int
+    free: int
+
+
 class Executor(Protocol):
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         """Run the phase's agent until it ends or `cancel` fires, leaving its worktree as the agent left it.
         Failures are returned as a failed result, as `Agent.run` does."""
+        ...
+
+    async def agent_slots(self) -> AgentSlotCount | None:
+        """The agent slots of the executor's cluster; None when phases run on this machine (capped by it)."""
         ...
 
     def close(self) -> None:
@@ -49,6 +62,9 @@ class LocalExecutor:
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         agent = phase.factory(phase.workflow, phase.settings)
         return await agent.run(phase.task, phase.worktree, events, cancel)
+
+    async def agent_slots(self) -> AgentSlotCount | None:
+        return None
 
     def close(self) -> None:
         pass

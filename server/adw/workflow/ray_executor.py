@@ -34,7 +34,7 @@ from adw.git.runner import git, run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, TaskEvents
-from adw.workflow.executor import ClusterNode, ClusterStatus, Phase
+from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Phase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
 from adw.workflow.scope import restore
@@ -97,6 +97,13 @@ class RayExecutor:
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
         await land(phase.worktree, shipment, returned)
         return returned.result
+
+    async def agent_slots(self) -> AgentSlotCount:
+        await self._connect()
+        total = await asyncio.to_thread(ray.cluster_resources)
+        free = await asyncio.to_thread(ray.available_resources)
+        where = f"the Ray cluster at {self.address}"
+        return AgentSlotCount(where, int(total.get(AGENT_RESOURCE, 0)), int(free.get(AGENT_RESOURCE, 0)))
 
     def close(self) -> None:
         if self._connected:
