@@ -1,9 +1,10 @@
 """`adw cluster status`: the Ray cluster that `executor = "ray"` runs agent phases on — its nodes, agent slots and
-the phases running (one slot each)."""
+the phases running (one slot each), named from ADW's own record on the cluster."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ def register(subparsers: Any) -> None:
         "status",
         help="its nodes, agent slots (free and taken) and the phases running",
         description="Connects to the Ray cluster (--address, else [tool.adw] address, else auto) and lists its "
-        "nodes with their agent slots; a running phase takes one slot. Needs `pip install 'adw[ray]'`.",
+        "nodes with their agent slots, then the ADW phases running on them (workflow, task, node, since when); "
+        "a running phase takes one slot. Needs `pip install 'adw[ray]'`.",
     )
     status.add_argument("--address", metavar="ADDR", help="auto or ray://HOST:10001 (default: [tool.adw] address)")
     add_json_flag(status)
@@ -53,4 +55,10 @@ def _text(found: ClusterStatus) -> str:
         state = "alive" if node.alive else "dead"
         lines.append(f"  {node.node_id[:12]}  {node.address:<15}  {state:<5}  {node.agent_slots} agent slot(s), "
                      f"{node.cpus:g} CPU(s)")
+    if found.phases:
+        lines.append("phases running:")
+    for phase in found.phases:
+        since = time.strftime("%H:%M:%S", time.localtime(phase.since))
+        lines.append(f"  {phase.workflow} [{phase.workflow_id}]  {phase.task_id} ({phase.agent})  on "
+                     f"{phase.node_id[:12]} ({phase.host})  since {since}")
     return "\n".join(lines)

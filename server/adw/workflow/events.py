@@ -358,6 +358,10 @@ class TaskEvents:
         question = PermissionAsked(workflow_id=self.workflow_id, task_id=self.task_id,
                                    request_id=uuid.uuid4().hex[:12], tool=tool, kind=kind, paths=paths,
                                    timeout=timeout)
+        return await self.ask(question)
+
+    async def ask(self, question: PermissionAsked) -> tuple[PermissionChoice, str] | None:
+        """Ask whoever watches this task a question already made (one its agent asked on a cluster node)."""
         self._asking += 1
         try:
             return await self._bus.ask(question)

@@ -82,13 +82,28 @@ class ClusterNode(BaseModel):
     cpus: float
 
 
+class RunningPhase(BaseModel):
+    """A phase ADW started on the cluster, as its node recorded it (in ADW's record on the cluster)."""
+
+    workflow_id: str
+    workflow: str  # its name
+    task_id: str
+    phase: str
+    agent: str
+    node_id: str
+    host: str
+    since: float  # when it started on its node (seconds since the epoch)
+
+
 class ClusterStatus(BaseModel):
-    """A Ray cluster as `adw cluster status` shows it. Phases running = agent slots taken (each takes one)."""
+    """A Ray cluster as `adw cluster status` shows it. Phases running = agent slots taken (each takes one);
+    `phases` names those ADW started, on the nodes alive, oldest first."""
 
     address: str
     nodes: list[ClusterNode]
     agent_slots: int
     free_agent_slots: int
+    phases: list[RunningPhase] = []
 
     @property
     def running_phases(self) -> int:

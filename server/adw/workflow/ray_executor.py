@@ -22,19 +22,24 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import RayError, TaskCancelledError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from adw.errors import AdwError, GitError
 from adw.git.runner import git, run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
-from adw.workflow.events import BaseEvent, EventBus, TaskEvents
-from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Phase
+from adw.workflow.events import BaseEvent, EventBus, PermissionAsked, PermissionChoice, TaskEvents
+from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Phase, RunningPhase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
 from adw.workflow.scope import restore
@@ -48,6 +53,9 @@ _IDENTITY = {
 _HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-state", "refs/heads/adw-result"
 _POLL = 0.1
 _BATCH = 500
+_NAMESPACE, _RECORD = "adw", "adw-record"
+_ANSWER_MARGIN = 10.0  # a node waits this much longer than the driver for an answer: "nobody answered" comes back
+Answer = tuple[PermissionChoice, str] | None  # a permission question's answer and who gave it; None: nobody did
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class RayExecutor:
         self.secrets = secrets
         self._connected = False
         self._connecting = asyncio.Lock()
+        self._record: ActorHandle[Any] | None = None
 
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         await self._connect()
@@ -91,8 +100,12 @@ class RayExecutor:
         }
         if memory:
             options["memory"] = memory
-        stream = _phase_task.options(**options).remote(phase, shipment, secrets)
-        returned = await _follow(stream, events, cancel)
+        record, key = self._connected_record(), uuid.uuid4().hex
+        stream = _phase_task.options(**options).remote(phase, shipment, secrets, record, key)
+        try:
+            returned = await _follow(stream, events, cancel, record)
+        finally:  # also when its node died before it could say so itself
+            record.ended.remote(key)
         if not isinstance(returned, Returned):
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
         await land(phase.worktree, shipment, returned)
@@ -110,12 +123,17 @@ class RayExecutor:
             ray.shutdown()
             self._connected = False
 
+    def _connected_record(self) -> ActorHandle[Any]:
+        assert self._record is not None, "connected first"
+        return self._record
+
     async def _connect(self) -> None:
         async with self._connecting:
             if self._connected:
                 return
             await _init(self.address)
             self._connected = True
+            self._record = await asyncio.to_thread(_open_record)
             if not ray.cluster_resources().get(AGENT_RESOURCE, 0):  # type: ignore[no-untyped-call,unused-ignore]
                 raise AdwError(
                     f"the Ray cluster at {self.address} has no agent slots",
@@ -150,18 +168,73 @@ async def read_cluster(address: str) -> ClusterStatus:
         ]
         total = ray.cluster_resources().get(AGENT_RESOURCE, 0)  # type: ignore[no-untyped-call,unused-ignore]
         free = ray.available_resources().get(AGENT_RESOURCE, 0)  # type: ignore[no-untyped-call,unused-ignore]
+        try:
+            record = ray.get_actor(_RECORD, namespace=_NAMESPACE)
+            phases: list[RunningPhase] = ray.get(record.running.remote())
+        except ValueError:  # no ADW phase ever ran on this cluster
+            phases = []
     finally:
         ray.shutdown()
-    return ClusterStatus(address=address, nodes=nodes, agent_slots=int(total), free_agent_slots=int(free))
+    alive = {node.node_id for node in nodes if node.alive}  # a dead node's phases are failing on their drivers
+    return ClusterStatus(address=address, nodes=nodes, agent_slots=int(total), free_agent_slots=int(free),
+                         phases=[phase for phase in phases if phase.node_id in alive])
+
+
+@ray.remote(num_cpus=0)  # type: ignore[untyped-decorator,unused-ignore]
+class _Record:
+    """ADW's record on the cluster, one detached actor shared by every driver: the phases running (what `adw
+    cluster status` names) and the answers to their agents' permission questions, on their way to the nodes."""
+
+    def __init__(self) -> None:
+        self._phases: dict[str, RunningPhase] = {}
+        self._answers: dict[str, asyncio.Future[Answer]] = {}
+
+    async def started(self, key: str, phase: RunningPhase) -> None:
+        self._phases[key] = phase
+
+    async def ended(self, key: str) -> None:
+        self._phases.pop(key, None)
+
+    async def running(self) -> list[RunningPhase]:
+        return sorted(self._phases.values(), key=lambda phase: phase.since)
+
+    async def answer(self, request_id: str, answer: Answer) -> None:
+        future = self._answer(request_id)
+        if not future.done():
+            future.set_result(answer)
+
+    async def wait_answer(self, request_id: str, timeout: float) -> Answer:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._answer(request_id)
+        except TimeoutError:
+            return None
+        finally:
+            self._answers.pop(request_id, None)
+
+    def _answer(self, request_id: str) -> asyncio.Future[Answer]:
+        # Whichever comes first, the node's wait or the driver's answer, makes it.
+        return self._answers.setdefault(request_id, asyncio.get_running_loop().create_future())
+
+
+def _open_record() -> ActorHandle[Any]:
+    """ADW's record on the cluster, made on first use on the driver's node (the head, as a rule)."""
+    here = ray.get_runtime_context().get_node_id()
+    return _Record.options(  # type: ignore[attr-defined,no-any-return,unused-ignore]
+        name=_RECORD, namespace=_NAMESPACE, lifetime="detached", get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+    ).remote()
 
 
 async def _follow(
-    stream: ray.ObjectRefGenerator, events: TaskEvents, cancel: CancelToken
+    stream: ray.ObjectRefGenerator, events: TaskEvents, cancel: CancelToken, record: ActorHandle[Any]
 ) -> Returned | AgentResult | None:
-    """Relay the task's events until it returns; a cancel reaches the agent on its node through ray.cancel.
+    """Relay the task's events until it returns; a cancel reaches the agent on its node through ray.cancel, and
+    its agent's permission questions are asked here, their answers sent back through `record`.
     None when cancelled; a failed result when the task failed on the cluster."""
     stopping = asyncio.ensure_future(cancel.wait())
     returned: Returned | None = None
+    asking: set[asyncio.Task[None]] = set()
     try:
         iterator = stream.__aiter__()
         while True:
@@ -182,11 +255,24 @@ async def _follow(
                 return AgentResult.failed(f"the phase failed on the cluster: {exc}")
             if isinstance(item, Returned):
                 returned = item
-            else:
-                for event in item:
+                continue
+            for event in item:
+                if isinstance(event, PermissionAsked):
+                    asking.add(asyncio.create_task(_ask_here(event, events, record)))
+                else:
                     events.relay(event)
     finally:
         stopping.cancel()
+        for question in asking:  # the turn ended: its questions end with it, as locally
+            question.cancel()
+        await asyncio.gather(*asking, return_exceptions=True)
+
+
+async def _ask_here(question: PermissionAsked, events: TaskEvents, record: ActorHandle[Any]) -> None:
+    """Ask the task's watchers (the editor, the CLI, a policy) a question its agent asked on a node, and send
+    the answer back, nobody's included."""
+    answer = await events.ask(question)
+    record.answer.remote(question.request_id, answer)
 
 
 async def _commit_files(root: Path, head: str, message: str, scratch: Path) -> str:
@@ -268,10 +354,15 @@ async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, s
 
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
 def _phase_task(
-    phase: Phase, shipment: Shipment, secrets: dict[str, str]
+    phase: Phase, shipment: Shipment, secrets: dict[str, str], record: ActorHandle[Any], key: str
 ) -> Iterator[list[BaseEvent] | Returned]:
+    record.started.remote(key, RunningPhase(
+        workflow_id=phase.workflow.id, workflow=phase.workflow.name, task_id=phase.task.id, phase=phase.task.phase,
+        agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
+        since=time.time(),
+    ))
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
-        runner = _AgentThread(phase, shipment, secrets, Path(tmp))
+        runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
         runner.start()
         try:
             while runner.is_alive() or not runner.events.empty():
@@ -279,6 +370,7 @@ def _phase_task(
                     yield _batch(runner.events)
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
+            record.ended.remote(key)
         if runner.returned is None:
             raise RuntimeError(runner.error or "the agent ended without a result")
         yield runner.returned
@@ -294,15 +386,41 @@ def _batch(events: queue.Queue[BaseEvent]) -> list[BaseEvent]:
     return batch
 
 
+class _AskTheDriver(EventBus):
+    """The events of a phase on its node. A permission question its agent asks goes to the driver with them,
+    where the task's watchers answer it as they would a local one; the answer comes back through ADW's record
+    on the cluster. The question names paths as the driver's worktree has them."""
+
+    def __init__(self, record: ActorHandle[Any]) -> None:
+        super().__init__()
+        self.record = record
+        self.roots: tuple[Path, Path] | None = None  # (the fresh clone here, the worktree it stands for there)
+
+    async def ask(self, question: PermissionAsked) -> Answer:
+        if self.roots is not None:
+            question = question.model_copy(update={"paths": [self._there(path) for path in question.paths]})
+        self.publish(question)
+        answer: Answer = await self.record.wait_answer.remote(question.request_id, question.timeout + _ANSWER_MARGIN)
+        return answer
+
+    def _there(self, path: str) -> str:
+        assert self.roots is not None
+        here, there = self.roots
+        return str(there / Path(path).relative_to(here)) if Path(path).is_relative_to(here) else path
+
+
 class _AgentThread(threading.Thread):
     """The agent's own event loop, beside the task's thread that yields its events."""
 
-    def __init__(self, phase: Phase, shipment: Shipment, secrets: dict[str, str], scratch: Path) -> None:
+    def __init__(
+        self, phase: Phase, shipment: Shipment, secrets: dict[str, str], scratch: Path, bus: _AskTheDriver
+    ) -> None:
         super().__init__(name="adw-agent", daemon=True)
         self.phase = phase
         self.shipment = shipment
         self.secrets = secrets
         self.scratch = scratch
+        self.bus = bus
         self.events: queue.Queue[BaseEvent] = queue.Queue()
         self.returned: Returned | None = None
         self.error = ""
@@ -323,7 +441,7 @@ class _AgentThread(threading.Thread):
         phase = self.phase
         self._loop, self._token = asyncio.get_running_loop(), CancelToken()
         self._ready.set()
-        bus = EventBus()
+        bus = self.bus
         bus.add_sink(self.events.put)
         events = TaskEvents(
             bus, phase.workflow.id, phase.task.id,
@@ -332,6 +450,7 @@ class _AgentThread(threading.Thread):
         node = ray.get_runtime_context().get_node_id()[:12]
         events.progress(f"running on node {node} ({socket.gethostname()}) in a fresh clone")
         root = await _unpack(self.shipment, self.scratch)
+        bus.roots = (root, phase.worktree)
         # The secrets go into this copy's environment only, which every agent passes to its process (not into
         # the worker's own environment: the worker runs other phases after this one).
         workflow = phase.workflow.model_copy(update={"cwd": str(root), "env": {**phase.workflow.env, **self.secrets}})
