@@ -104,3 +104,15 @@ def test_adw_cluster_status_without_ray_says_how_to_install_it(tmp_path: Path) -
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "the ray executor needs Ray, which is not installed" in done.stderr and RAY_INSTALL in done.stderr
+
+
+@pytest.mark.parametrize("command", [["resume", "wf-123456"], ["say", "wf-123456", "go on"]])
+def test_adw_resume_and_say_take_the_executor_flags_of_adw_sdlc(make_repo: MakeRepo, command: list[str]) -> None:
+    repo = make_repo()
+    done = subprocess.run(
+        [str(ADW), "-C", str(repo), *command, "--executor", "ray", "--address", "ray://head:10001"],
+        capture_output=True, text=True, timeout=120, env=without_ray(),
+    )
+    assert done.returncode == 1, done.stderr  # the flags are taken: the ray executor is what is missing
+    assert "Traceback" not in done.stderr
+    assert "the ray executor needs Ray, which is not installed" in done.stderr and RAY_INSTALL in done.stderr

@@ -61,17 +61,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help=f"agents running at once, 1 to {MAX_AGENTS} (default: from cores and memory)",
     )
-    sdlc.add_argument(
-        "--executor",
-        choices=get_args(ExecutorKind),
-        help="where agent phases run: local (this process) or ray (a Ray cluster; needs `pip install 'adw[ray]'`); "
-        "default: [tool.adw] executor",
-    )
-    sdlc.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="with --executor ray: the cluster, auto or ray://HOST:10001 (default: [tool.adw] address)",
-    )
+    _add_executor_flags(sdlc)
     rerun = sdlc.add_mutually_exclusive_group()
     rerun.add_argument(
         "--resume",
@@ -94,6 +84,7 @@ def register(subparsers: Any) -> None:
 
     resume = subparsers.add_parser("resume")
     resume.add_argument("id", help="a workflow id")
+    _add_executor_flags(resume)
     add_json_flag(resume)
     resume.set_defaults(handler=_resume)
 
@@ -105,6 +96,7 @@ def register(subparsers: Any) -> None:
     say.add_argument(
         "--task", metavar="T", help="the task whose agent to continue (default: the last one with a session)"
     )
+    _add_executor_flags(say)
     add_json_flag(say)
     say.set_defaults(handler=_say)
 
@@ -116,6 +108,20 @@ def register(subparsers: Any) -> None:
     demo.add_argument("path", nargs="?", help="folder for the demo repository (default: a temporary one)")
     add_json_flag(demo)
     demo.set_defaults(handler=_demo)
+
+
+def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=get_args(ExecutorKind),
+        help="where agent phases run: local (this process) or ray (a Ray cluster; needs `pip install 'adw[ray]'`); "
+        "default: [tool.adw] executor",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster, auto or ray://HOST:10001 (default: [tool.adw] address)",
+    )
 
 
 # -- handlers ------------------------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def _names(text: str) -> list[str]:
 
 
 async def _resume(args: argparse.Namespace) -> int:
-    engine = await open_engine(args.cwd)
+    engine = await open_engine(args.cwd, executor=args.executor, address=args.address)
     try:
         workflow = _prepare_resume(args, engine, args.id)
     except BaseException:
@@ -216,7 +222,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 async def _say(args: argparse.Namespace) -> int:
-    engine = await open_engine(args.cwd)
+    engine = await open_engine(args.cwd, executor=args.executor, address=args.address)
     try:
         workflow = engine.prepare_follow_up(args.id, args.task, FollowUp(message=args.message))
     except BaseException:
