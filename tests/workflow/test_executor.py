@@ -113,6 +113,6 @@ def test_adw_resume_and_say_take_the_executor_flags_of_adw_sdlc(make_repo: MakeR
         [str(ADW), "-C", str(repo), *command, "--executor", "ray", "--address", "ray://head:10001"],
         capture_output=True, text=True, timeout=120, env=without_ray(),
     )
-    assert done.returncode == 1, done.stderr  # the flags are taken: the ray executor is what is missing
+    assert done.returncode != 0 and "unrecognized arguments" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert "the ray executor needs Ray, which is not installed" in done.stderr and RAY_INSTALL in done.stderr
