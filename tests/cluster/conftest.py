@@ -1,8 +1,11 @@
-"""A real local Ray cluster of two nodes (separate processes, one agent slot and one CPU each), started once for
-the cluster tests in a temporary directory and always stopped afterwards."""
+"""Real local Ray clusters (separate processes) in temporary directories: one of two nodes (one agent slot and one
+CPU each), started once for the cluster tests, and, for a test that kills a node, one of its own whose only agent
+slots are on worker nodes. Each is always stopped afterwards, and only its own processes (`ray stop` would stop
+every cluster of the machine, other people's included)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,9 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import psutil
 import pytest
 
 RAY = Path(sys.executable).with_name("ray")
+# A dead node is noticed within seconds (Ray's default takes about half a minute).
+_QUICK_HEALTH_CHECKS = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                        "RAY_health_check_timeout_ms": "500"}
 
 
 def _free_port() -> int:
@@ -23,12 +30,48 @@ def _free_port() -> int:
 
 
 def _ray(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([str(RAY), *args], env=env, check=True, capture_output=True, text=True, timeout=180)
+    done = subprocess.run([str(RAY), *args], env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, (args, done.stdout[-3000:], done.stderr[-3000:])
 
 
 class Cluster(NamedTuple):
     address: str
     temp: Path  # every file the cluster writes: sessions, logs, spilled objects
+
+    def add_worker(self, agents: int = 1) -> None:
+        """Start one more node offering `agents` agent slots."""
+        _ray("start", f"--address={self.address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+             f'--resources={{"agent": {agents}}}', env=_env())
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **_QUICK_HEALTH_CHECKS}
+
+
+def _start(temp: Path, head_agents: int) -> Cluster:
+    address = f"127.0.0.1:{_free_port()}"
+    _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
+         "--num-cpus=1", f'--resources={{"agent": {head_agents}}}', "--include-dashboard=false",
+         f"--temp-dir={temp / 's'}", "--disable-usage-stats", env=_env())
+    return Cluster(address, temp)
+
+
+def _stop(temp: Path) -> None:
+    """Stop the cluster's processes (each names its temporary directory on its command line) and what they
+    started (the workers), none other."""
+    mine: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid != os.getpid() and any(str(temp) in part for part in proc.info["cmdline"] or ()):
+            mine[proc.pid] = proc
+            with contextlib.suppress(psutil.Error):
+                mine.update((child.pid, child) for child in proc.children(recursive=True))
+    for proc in mine.values():
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(list(mine.values()), timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +79,23 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A head node and a second worker node, each offering {"agent": 1}."""
     pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
     temp = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    address = f"127.0.0.1:{_free_port()}"
     try:
-        _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
-             "--num-cpus=1", '--resources={"agent": 1}', "--include-dashboard=false",
-             f"--temp-dir={temp / 'session'}", "--disable-usage-stats", env=env)
-        _ray("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-             '--resources={"agent": 1}', env=env)
-        yield Cluster(address, temp)
+        cluster = _start(temp, head_agents=1)
+        cluster.add_worker()
+        yield cluster
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop(temp)
+
+
+@pytest.fixture
+def lone_worker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head node without agent slots and one worker node with one: every agent phase runs on the worker,
+    which a test may kill; `add_worker` starts another."""
+    pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
+    temp = tmp_path_factory.mktemp("rl")  # short: a socket path of its session must fit in 107 bytes
+    try:
+        cluster = _start(temp, head_agents=0)
+        cluster.add_worker()
+        yield cluster
+    finally:
+        _stop(temp)

@@ -4,9 +4,9 @@ The prompt's first word picks the script; the rest of the line is its argument. 
 written back as agent message lines (`name: answer`), so a test reads the outcome of each request from the
 task's output. With `--sessions DIR` it keeps each session's prompts in DIR and advertises `loadSession`
 (replaying the earlier prompts and answers as updates), or with `--resume` too, `session/resume` instead; the
-`recall` script says what the session heard before. `--fail-session` answers `session/new` with
-"Authentication required" (as codex-acp does without a login); `--root` dies at
-`session/new` with claude-code-acp's message for root.
+`recall` script says what the session heard before; `once DIR` works the first time, then finishes.
+`--fail-session` answers `session/new` with "Authentication required" (as codex-acp does without a login); `--root`
+dies at `session/new` with claude-code-acp's message for root.
 """
 
 from __future__ import annotations
@@ -288,6 +288,22 @@ class ScriptedAgent(Agent):
         await self.cancelled.wait()
         await self.say("cancel received\n")
         return "cancelled"
+
+    async def script_once(self, argument: str) -> None:
+        """The first time (no `ran` in the folder ARGUMENT): write its pid there, start a terminal and a process
+        of its own, then work for ten minutes; after that, finish at once."""
+        folder = Path(argument)
+        if (folder / "ran").exists():
+            await self.say("done\n")
+            return
+        (folder / "ran").write_text("")
+        (folder / "agent.pid").write_text(str(os.getpid()))
+        sleeper = "import time; time.sleep(600)"
+        await self.client.create_terminal(session_id=self.session, command=sys.executable, args=["-c", sleeper])
+        # and a tool process of its own, as an agent CLI runs its tools
+        await asyncio.create_subprocess_exec(sys.executable, "-c", sleeper)
+        await self.say("working\n")
+        await asyncio.sleep(600)
 
     async def script_crash(self, argument: str) -> None:
         await self.say("about to crash\n")

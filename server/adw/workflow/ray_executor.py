@@ -20,6 +20,8 @@ import os
 import queue
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,7 +33,7 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayError, TaskCancelledError
+from ray.exceptions import NodeDiedError, RayError, TaskCancelledError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from adw.errors import AdwError, GitError
@@ -42,6 +44,7 @@ from adw.workflow.events import BaseEvent, EventBus, PermissionAsked, Permission
 from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Phase, RunningPhase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
+from adw.workflow.orphans import DONE
 from adw.workflow.scope import restore
 
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
@@ -54,6 +57,7 @@ _HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-stat
 _POLL = 0.1
 _BATCH = 500
 _NAMESPACE, _RECORD = "adw", "adw-record"
+_LOST_AGAIN = "an LLM agent's phase is not run again by itself, it costs money; a check is, twice"
 _ANSWER_MARGIN = 10.0  # a node waits this much longer than the driver for an answer: "nobody answered" comes back
 Answer = tuple[PermissionChoice, str] | None  # a permission question's answer and who gave it; None: nobody did
 
@@ -251,6 +255,11 @@ async def _follow(
                 return returned
             except TaskCancelledError:
                 return None
+            except (NodeDiedError, WorkerCrashedError) as exc:
+                which = "cluster node" if isinstance(exc, NodeDiedError) else "Ray worker"
+                return AgentResult.failed(
+                    f"the {which} running the phase died ({_LOST_AGAIN}): `adw resume` runs it again"
+                )
             except RayError as exc:
                 return AgentResult.failed(f"the phase failed on the cluster: {exc}")
             if isinstance(item, Returned):
@@ -361,6 +370,12 @@ def _phase_task(
         agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
         since=time.time(),
     ))
+    marker = task_marker(phase.workflow.id, phase.task.id)
+    # Stops the agent if this worker dies (its node with it) before it can. Fixed argv: this interpreter, ADW's module.
+    orphans = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "adw.workflow.orphans", marker], stdin=subprocess.PIPE, start_new_session=True
+    )
+    orphans.wait()  # it forked the watcher off and left
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
         runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
         runner.start()
@@ -370,6 +385,7 @@ def _phase_task(
                     yield _batch(runner.events)
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
+            orphans.communicate(DONE)
             record.ended.remote(key)
         if runner.returned is None:
             raise RuntimeError(runner.error or "the agent ended without a result")
