@@ -7,7 +7,9 @@ import type { CliDocuments } from './documents';
 import {
   finishedWorkflows, mergeDetail, resumableWorkflows, workflowDescription, worktreeDescription, worktreeLabel, worktreeOf,
 } from './format';
-import { ExistingChoice, MergeResult, ScoutResult, StartedWorkflows, Workflow, Worktree } from './protocol';
+import {
+  ExistingChoice, MergeResult, ScoutResult, SdlcSettings, StartedWorkflows, Workflow, Worktree, sdlcOptions,
+} from './protocol';
 import { RepositoryNode, isRepositoryNode } from './repositories';
 import { SPEC_GLOB, specChoices } from './specs';
 import type { CheckpointNode, CheckpointsProvider } from './views/checkpoints';
@@ -69,10 +71,8 @@ class Commands {
   ): Promise<StartedWorkflows | undefined> {
     const specs = selected?.length ? selected : uri ? [uri] : await this.pickSpecs();
     if (!specs?.length) return undefined;
-    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
     const paths = specs.map((spec) => (typeof spec === 'string' ? spec : spec.fsPath));
-    const started = await this.adw.command('startSdlc', paths,
-      { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) });
+    const started = await this.adw.command('startSdlc', paths, sdlcOptions(sdlcSettings(), existing));
     void vscode.window.showInformationMessage(
       `ADW: ${existing === 'resume' ? 'resumed' : 'started'} ${started.workflows.length} workflow(s): `
       + started.workflows.map((w) => w.name).join(', '));
@@ -106,11 +106,10 @@ class Commands {
       if (!choice) return undefined;
       pr = choice.pr;
     }
-    const maxAgents = vscode.workspace.getConfiguration('adw').get<number>('maxAgents', 0);
     let started: StartedWorkflows;
     try {
-      started = await this.adw.command('sdlcFromIssue', issue.trim(), pr,
-        { ...(maxAgents > 0 ? { maxAgents } : {}), ...(existing ? { existing } : {}) }, repository);
+      started = await this.adw.command('sdlcFromIssue', issue.trim(), pr, sdlcOptions(sdlcSettings(), existing),
+        repository);
     } catch (error) {
       const data = (error as { data?: { error?: string; actions?: { kind: string; title: string; existing?: ExistingChoice }[] } }).data;
       const choices = data?.error === 'WorktreeExistsError' ? data.actions?.filter((a) => a.kind === 'rerun') : undefined;
@@ -408,4 +407,14 @@ class Commands {
     })), { title: `ADW: ${title}` });
     return pick?.worktree;
   }
+}
+
+/** adw.maxAgents, adw.executor and adw.rayAddress as the user set them. */
+function sdlcSettings(): SdlcSettings {
+  const settings = vscode.workspace.getConfiguration('adw');
+  return {
+    maxAgents: settings.get<number>('maxAgents', 0),
+    executor: settings.get<string>('executor', 'config'),
+    rayAddress: settings.get<string>('rayAddress', ''),
+  };
 }

@@ -23,8 +23,9 @@ export function cost(usd: number | null | undefined): string | undefined {
 
 export function taskDescription(task: Task, now: number): string {
   const time = elapsed(task, now);
-  return [task.state, task.kind === 'agent' ? task.agent : undefined, time === undefined ? undefined : duration(time),
-    cost(task.usage.cost_usd)].filter(Boolean).join(' · ');
+  const node = task.attempts?.at(-1)?.node;
+  return [task.state, task.kind === 'agent' ? task.agent : undefined, node ? `on ${node}` : undefined,
+    time === undefined ? undefined : duration(time), cost(task.usage.cost_usd)].filter(Boolean).join(' · ');
 }
 
 export function workflowDescription(workflow: Workflow, now: number): string {

@@ -20,8 +20,8 @@ export interface ServerCommands {
   removeWorktree: [name: string, archive?: boolean | null, force?: boolean | null, repository?: string | null];
   resume: [workflow: string];
   scout: [task: string, worktree?: string | null, top?: number | null];
-  sdlcFromIssue: [issue: string, pr?: boolean | null, options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null, repository?: string | null];
-  startSdlc: [specs: string[], options?: { maxAgents?: number | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
+  sdlcFromIssue: [issue: string, pr?: boolean | null, options?: { maxAgents?: number | null; executor?: 'config' | 'local' | 'ray'; address?: string | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null, repository?: string | null];
+  startSdlc: [specs: string[], options?: { maxAgents?: number | null; executor?: 'config' | 'local' | 'ray'; address?: string | null; existing?: 'refuse' | 'ask' | 'resume' | 'again' | 'replace' } | null];
   status: [workflow?: string | null];
   timeline: [id: string];
   undo: [worktree?: string | null, file?: string | null, to?: number | null];

@@ -82,6 +82,8 @@ export interface Task {
   /** Ran before a follow-up changed what it depends on: "Resume Workflow" runs it again. */
   stale?: boolean;
   files_changed?: string[];
+  /** Its attempts; `node` is where one ran when not in ADW's own process (a Ray cluster node: "HOST (NODE-ID)"). */
+  attempts?: { number: number; node?: string | null }[];
 }
 
 export interface Workflow {
@@ -231,8 +233,32 @@ export interface StartedWorkflows {
   workflows: { id: string; name: string; spec: string | null; resumed: boolean }[];
 }
 
+export type SdlcOptions = NonNullable<ServerCommands['startSdlc'][1]>;
+
 /** What startSdlc's `options.existing` may say once the user chose (a Resume / Remove and Rerun button). */
-export type ExistingChoice = NonNullable<NonNullable<ServerCommands['startSdlc'][1]>['existing']>;
+export type ExistingChoice = NonNullable<SdlcOptions['existing']>;
+
+/** The settings that shape a parallel SDLC run: adw.maxAgents, adw.executor and adw.rayAddress. */
+export interface SdlcSettings {
+  maxAgents: number;
+  executor: string;
+  rayAddress: string;
+}
+
+/** The options Start Parallel SDLC and Run SDLC from Issue send: each setting only where it overrides the
+ * repository's `[tool.adw]` (maxAgents 0, executor "config" and an empty rayAddress keep it; the address only with
+ * executor "ray"), and the user's choice for a spec whose worktree exists. An executor the server does not know
+ * (a hand-edited settings.json) is sent as it is, for the server to refuse with its choices. */
+export function sdlcOptions(settings: SdlcSettings, existing?: ExistingChoice): SdlcOptions {
+  const executor = settings.executor.trim() || 'config';
+  const address = settings.rayAddress.trim();
+  return {
+    ...(settings.maxAgents > 0 ? { maxAgents: settings.maxAgents } : {}),
+    ...(executor !== 'config' ? { executor: executor as SdlcOptions['executor'] } : {}),
+    ...(executor === 'ray' && address ? { address } : {}),
+    ...(existing ? { existing } : {}),
+  };
+}
 
 /** Every command's result says what it did in `message`. */
 export interface Message {

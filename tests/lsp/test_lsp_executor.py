@@ -51,3 +51,14 @@ async def test_a_server_started_with_ray_configured_answers_with_the_install_com
     ask_for_ray(workspace)
     error = await fails(without_ray, "startSdlc", ["specs/mul.md"])
     assert RAY_MISSING in str(error) and RAY_INSTALL in str(error)
+
+
+async def test_start_sdlc_takes_the_executor_the_editor_chose_over_the_configuration(
+    without_ray: LanguageClient, workspace: Path
+) -> None:
+    # The configuration says local; the editor's adw.executor says ray (which this server's Python lacks).
+    error = await fails(without_ray, "startSdlc", ["specs/mul.md"], {"executor": "ray", "address": "ray://h:10001"})
+    assert RAY_MISSING in str(error) and RAY_INSTALL in str(error)
+    assert not (workspace.parent / f"{workspace.name}.worktrees" / "mul").exists()  # nothing started
+    bad = await fails(without_ray, "startSdlc", ["specs/mul.md"], {"executor": "dask"})
+    assert "executor" in str(bad) and "Traceback" not in str(bad)

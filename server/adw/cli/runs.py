@@ -26,6 +26,7 @@ from adw.workflow.events import (
     OutputLine,
     PermissionAnswered,
     PermissionAsked,
+    Placed,
     Progress,
     ResourceSample,
     TaskFinished,
@@ -287,6 +288,8 @@ def _event_line(event: BaseEvent) -> str:
         return f"{head} tool {event.tool} {event.detail}"
     if isinstance(event, Progress):
         return f"{head} … {event.message}"
+    if isinstance(event, Placed):
+        return f"{head} … running on node {event.node} in a fresh clone"
     if isinstance(event, FindingReported):
         f = event.finding
         return f"{head} {f.severity.value} {f.path}:{f.line or ''} {f.message}"

@@ -177,6 +177,7 @@ async def _start(
     then run each in the background with `run`."""
     if options.max_agents is not None:
         engine.set_max_agents(options.max_agents)
+    engine.choose_executor(None if options.executor == "config" else options.executor, options.address)
     existing = options.existing
     try:
         workflows = await make(specs, "again" if existing == "again" else "refuse")

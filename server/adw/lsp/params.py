@@ -108,6 +108,10 @@ def describe(error: ErrorDetails) -> str:
 class SdlcOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
     max_agents: int | None = Field(default=None, alias="maxAgents", ge=1, le=MAX_AGENTS)
+    # Where agent phases run (the editor's adw.executor): as [tool.adw] says, or local, or a Ray cluster at
+    # `address` (the editor's adw.rayAddress; default: [tool.adw] address).
+    executor: Literal["config", "local", "ray"] = "config"
+    address: Text | None = None
     # When a spec's worktree is already there: refuse (answering the choices), ask the user (a
     # showMessageRequest: the spec lens does this), resume its workflow, run it again in a new suffixed
     # worktree, or archive and remove the worktree, then run it again.

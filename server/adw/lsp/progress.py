@@ -22,6 +22,7 @@ from adw.workflow.engine import Engine
 from adw.workflow.events import (
     BaseEvent,
     OutputLine,
+    Placed,
     Progress,
     TaskFinished,
     TaskStarted,
@@ -129,6 +130,8 @@ class AgentView:
                 self._message(f"{event.tool} {event.detail}".strip(), key, event)
             case Progress() if not aggregating:
                 self._message(event.message, key, event)
+            case Placed():  # the Workflows view shows the node
+                self.ls.changed("workflows")
             case OutputLine() if not aggregating:
                 self._message(event.text.strip()[:120], key, event)
         if aggregating and isinstance(event, TaskStarted | TaskFinished | WorkflowStarted | WorkflowFinished):

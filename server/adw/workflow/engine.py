@@ -28,6 +28,7 @@ from adw.workflow.events import (
     EventBus,
     EventType,
     PermissionChoice,
+    Placed,
     Progress,
     Subscription,
     TaskEvents,
@@ -103,6 +104,7 @@ class Engine:
         self.settings = self.config.agents
         self._executor = open_executor(self.config)
         self._executor_choice = (self.config.executor, self.config.address)
+        self._executor_chosen: tuple[ExecutorKind, str | None] | None = None  # the caller's, over the configuration
         self._local = LocalExecutor()
         self.store = store
         self.bus = EventBus()
@@ -185,11 +187,40 @@ class Engine:
         applies unless the caller set one. A new executor that cannot open (Ray missing) raises its AdwError after
         the rest applied, and the one that works stays."""
         self.config, self.settings = config, config.agents
-        if (config.executor, config.address) != self._executor_choice:
-            executor = open_executor(config)
-            self._executor.close()
-            self._executor, self._executor_choice = executor, (config.executor, config.address)
-            self._cluster_slots = None
+        self._slots.resize(self._cap())
+        self._open_executor()
+
+    def choose_executor(self, executor: ExecutorKind | None, address: str | None = None) -> None:
+        """Run agent phases started from now on with `executor` at `address` (each None: the configuration's),
+        over the configuration, also after it reloads: the editor's `adw.executor` setting. Raises AdwError,
+        changing nothing, while agent phases of this engine run on another executor, or when it cannot open."""
+        chosen = (executor, address) if executor is not None else None
+        before = self._executor_chosen
+        self._executor_chosen = chosen
+        try:
+            self._open_executor(refuse_while_running=True)
+        except AdwError:
+            self._executor_chosen = before
+            raise
+
+    def _open_executor(self, refuse_while_running: bool = False) -> None:
+        """Switch to the executor chosen (else configured) if it is not the one open."""
+        kind, address = self._executor_chosen or (self.config.executor, None)
+        wanted = (kind, address or self.config.address)
+        if wanted == self._executor_choice:
+            return
+        running = self.agent_load()[0]
+        if refuse_while_running and running:
+            current = self._executor_choice[0]
+            raise AdwError(
+                f"{running} agent phase(s) run on the {current} executor now",
+                "wait for them to end, or start with the same executor",
+                f"wait for them to end, or set adw.executor to \"{current}\" meanwhile",
+            )
+        executor = open_executor(self.config.model_copy(update={"executor": wanted[0], "address": wanted[1]}))
+        self._executor.close()
+        self._executor, self._executor_choice = executor, wanted
+        self._cluster_slots = None
         self._slots.resize(self._cap())
 
     def answer_permission(self, request_id: str, choice: PermissionChoice, by: str) -> bool:
@@ -581,7 +612,7 @@ class Engine:
             )
         )
         self._save(workflow, task)
-        events = self._task_events(workflow, task, self.bus)
+        events = self._task_events(workflow, task, self.bus, attempt)
         judging = judged(task) and workflow.base_commit is not None
         if judging:
             events.held = []
@@ -607,8 +638,17 @@ class Engine:
         result.findings += scope_findings
         return attempt, result
 
-    def _task_events(self, workflow: Workflow, task: Task, bus: EventBus) -> TaskEvents:
+    def _task_events(
+        self, workflow: Workflow, task: Task, bus: EventBus, attempt: Attempt | None = None
+    ) -> TaskEvents:
+        """The task's events; with `attempt`, where it runs (a cluster node) is kept on it and saved."""
         store = self.store
+
+        def placed(event: Placed) -> None:
+            assert attempt is not None
+            attempt.node = event.node
+            self._save(workflow, task)
+
         return TaskEvents(
             bus,
             workflow.id,
@@ -617,6 +657,7 @@ class Engine:
             if store
             else None,
             on_process_exit=store.remove_process if store else None,
+            on_placed=placed if attempt is not None else None,
         )
 
     async def _against_base(

@@ -64,6 +64,19 @@ class Progress(BaseEvent):
     message: str
 
 
+class Placed(BaseEvent):
+    """Where a task's attempt runs, when not in ADW's own process: a cluster node."""
+
+    type: Literal["placed"] = "placed"
+    node_id: str
+    host: str
+
+    @property
+    def node(self) -> str:
+        """The node as a person is shown it: its host and the start of its id."""
+        return f"{self.host} ({self.node_id[:12]})"
+
+
 class FindingReported(BaseEvent):
     type: Literal["finding"] = "finding"
     finding: Finding
@@ -141,6 +154,7 @@ Event = Annotated[
     | OutputLine
     | ToolUse
     | Progress
+    | Placed
     | FindingReported
     | CostReported
     | ResourceSample
@@ -286,6 +300,7 @@ class TaskEvents:
         task_id: str,
         on_process: Callable[[int, float], None] | None = None,
         on_process_exit: Callable[[int], None] | None = None,
+        on_placed: Callable[[Placed], None] | None = None,
     ) -> None:
         self._bus = bus
         self.workflow_id = workflow_id
@@ -295,6 +310,7 @@ class TaskEvents:
         self.usage = Usage()
         self._on_process = on_process
         self._on_process_exit = on_process_exit
+        self._on_placed = on_placed
         # While a list, findings wait here instead of being published: the engine judges them first.
         self.held: list[Finding] | None = None
 
@@ -319,6 +335,9 @@ class TaskEvents:
 
     def progress(self, message: str, activity: bool = True) -> None:
         self._emit(Progress(workflow_id=self.workflow_id, task_id=self.task_id, message=message), activity)
+
+    def placed(self, node_id: str, host: str) -> None:
+        self.relay(Placed(workflow_id=self.workflow_id, task_id=self.task_id, node_id=node_id, host=host))
 
     def finding(self, finding: Finding) -> None:
         if self.held is not None:
@@ -348,6 +367,10 @@ class TaskEvents:
                 self.finding(event.finding)
             case CostReported():
                 self.cost(event.usage)
+            case Placed():
+                if self._on_placed:  # before anyone hears of it, so what they read has it
+                    self._on_placed(event)
+                self._emit(event)
             case _:
                 self._emit(event, activity=not isinstance(event, ResourceSample))
 

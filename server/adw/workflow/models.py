@@ -112,6 +112,7 @@ class Attempt(BaseModel):
     reason: str = ""
     retryable: bool = False
     usage: Usage = Usage()
+    node: str | None = None  # where it ran when not in ADW's own process: a cluster node, "HOST (NODE-ID)"
 
 
 class Task(BaseModel):

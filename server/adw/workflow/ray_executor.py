@@ -92,7 +92,10 @@ class RayExecutor:
         self._record: ActorHandle[Any] | None = None
 
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
-        await self._connect()
+        try:
+            await self._connect()
+        except AdwError as exc:  # no cluster there: the phase fails saying so, as any agent failure
+            return AgentResult.failed(exc.message)
         shipment = await ship(phase.worktree)
         secrets = {name: os.environ[name] for name in self.secrets if name in os.environ}
         check = phase.task.agent in JUDGED_AGENTS
@@ -463,8 +466,7 @@ class _AgentThread(threading.Thread):
             bus, phase.workflow.id, phase.task.id,
             on_process=self._processes.__setitem__, on_process_exit=self._exited,
         )
-        node = ray.get_runtime_context().get_node_id()[:12]
-        events.progress(f"running on node {node} ({socket.gethostname()}) in a fresh clone")
+        events.placed(ray.get_runtime_context().get_node_id(), socket.gethostname())
         root = await _unpack(self.shipment, self.scratch)
         bus.roots = (root, phase.worktree)
         # The secrets go into this copy's environment only, which every agent passes to its process (not into

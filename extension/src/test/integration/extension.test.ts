@@ -197,6 +197,31 @@ describe('ADW extension in VS Code', () => {
     assert.ok(result.locations.some((l) => l.path.includes('greet')), JSON.stringify(result.locations.slice(0, 3)));
   });
 
+  it('runs agent phases where adw.executor and adw.rayAddress say, over [tool.adw]', async () => {
+    // A ray:// cluster needs `ray[client]`, which ADW's Python here lacks: the agent phases fail at once, naming
+    // the address of the setting (the steps still run in ADW's process).
+    const settings = vscode.workspace.getConfiguration('adw');
+    const raySpec = path.join(root, 'specs', 'ray.md');
+    writeFileSync(raySpec, '# Ray\n\nNothing to build.\n');
+    await settings.update('executor', 'ray', vscode.ConfigurationTarget.Workspace);
+    await settings.update('rayAddress', 'ray://127.0.0.1:10001', vscode.ConfigurationTarget.Workspace);
+    try {
+      const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc', vscode.Uri.file(raySpec));
+      const id = started.workflows[0].id;
+      const done = await until('the workflow on the cluster to end', () => {
+        const wf = api.views.workflows.workflows.find((w) => w.id === id);
+        return wf && wf.state !== 'running' && wf.state !== 'pending' ? wf : undefined;
+      }, 150_000);
+      const failed = done.tasks.find((t) => t.kind === 'agent' && t.state === 'failed');
+      assert.match(failed?.reason ?? '', /no Ray cluster at ray:\/\/127\.0\.0\.1:10001/, JSON.stringify(done.tasks));
+      assert.equal(done.tasks.find((t) => t.id === 'worktree')?.state, 'succeeded');
+    } finally {
+      await settings.update('executor', undefined, vscode.ConfigurationTarget.Workspace);
+      await settings.update('rayAddress', undefined, vscode.ConfigurationTarget.Workspace);
+      rmSync(raySpec, { force: true });
+    }
+  });
+
   it('cancels one task from its row, then resumes the workflow by id (a toast\'s Resume button)', async () => {
     // The review phase sleeps, so that it is still running when its row's cancel button is pressed.
     // (`.adw.toml` replaces pyproject's [tool.adw]: it keeps the demo's test command.)

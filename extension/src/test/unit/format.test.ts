@@ -80,6 +80,12 @@ describe('format', () => {
       'pending');
   });
 
+  it('names the cluster node a task\'s last attempt runs on', () => {
+    const attempts = [{ number: 1, node: 'node-a (0123456789ab)' }, { number: 2, node: 'node-b (ba9876543210)' }];
+    assert.equal(taskDescription(task({ attempts }), 110), 'running · claude · on node-b (ba9876543210) · 10s');
+    assert.equal(taskDescription(task({ attempts: [{ number: 1, node: null }] }), 110), 'running · claude · 10s');
+  });
+
   it('describes a workflow by its running phases, else its state', () => {
     const parallel = workflow([task({ phase: 'test' }), task({ phase: 'review' }), task({ phase: 'plan', state: 'succeeded' })]);
     assert.equal(workflowDescription(parallel, 100), 'test ‖ review · 10s');

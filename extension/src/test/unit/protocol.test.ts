@@ -2,14 +2,15 @@
 // server/adw/lsp/params.py). The compiler is the test (`npm test` runs tsc first): `accepted` must type-check
 // and each `@ts-expect-error` must stay an error.
 import * as assert from 'node:assert/strict';
-import { actionCommand, failureToast, serverCommand, type ServerCommands } from '../../protocol';
+import { actionCommand, failureToast, sdlcOptions, serverCommand, type ServerCommands } from '../../protocol';
 
 type Args<K extends keyof ServerCommands> = ServerCommands[K];
 
 const accepted: { [K in keyof ServerCommands]?: Args<K>[] } = {
   merge: [['feat'], ['feat', 'squash'], ['feat', null, 'main']],
   undo: [[], ['feat', null, 2], [null, 'src/a.py']],
-  startSdlc: [[['specs/a.md']], [['specs/a.md'], { maxAgents: 2 }]],
+  startSdlc: [[['specs/a.md']], [['specs/a.md'], { maxAgents: 2 }],
+    [['specs/a.md'], { executor: 'ray', address: 'ray://head:10001' }]],
   removeWorktree: [['feat', true, false]],
   pick: [['mul-best-1', 2], ['mul-best-1', 2, 'squash']],
 };
@@ -24,14 +25,26 @@ const latest: Args<'undo'> = [null, null, 'latest'];
 const extra: Args<'listWorktrees'> = ['x'];
 // @ts-expect-error options are an object with known keys
 const options: Args<'startSdlc'> = [['a.md'], { maxAgent: 2 }];
+// @ts-expect-error an executor the server does not have
+const dask: Args<'startSdlc'> = [['a.md'], { executor: 'dask' }];
 // @ts-expect-error pick needs the candidate's number
 const numberless: Args<'pick'> = ['mul-best-1'];
 // @ts-expect-error no such command
 serverCommand('deploy');
 
-void [accepted, octopus, nameless, latest, extra, options, numberless];  // checked by the compiler, never run
+void [accepted, octopus, nameless, latest, extra, options, dask, numberless];  // checked by the compiler, never run
 
 describe('protocol', () => {
+  it('sends the SDLC settings only where they override [tool.adw]', () => {
+    const defaults = { maxAgents: 0, executor: 'config', rayAddress: '' };
+    assert.deepEqual(sdlcOptions(defaults), {});
+    assert.deepEqual(sdlcOptions({ ...defaults, rayAddress: 'ray://head:10001' }), {});  // the address needs ray
+    assert.deepEqual(sdlcOptions({ maxAgents: 3, executor: 'ray', rayAddress: ' ray://head:10001 ' }, 'resume'),
+      { maxAgents: 3, executor: 'ray', address: 'ray://head:10001', existing: 'resume' });
+    assert.deepEqual(sdlcOptions({ ...defaults, executor: 'ray' }), { executor: 'ray' });  // [tool.adw] address
+    assert.deepEqual(sdlcOptions({ ...defaults, executor: 'local', rayAddress: 'x' }), { executor: 'local' });
+  });
+
   it('names server commands adw.server.<name>', () => {
     assert.equal(serverCommand('mergePreview'), 'adw.server.mergePreview');
   });
