@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from adw.cli.workflow import _print_progress
 from adw.config import MAX_AGENTS, AdwConfig, AgentsConfig
 from adw.errors import AdwError
 from adw.workflow import engine as engine_module
@@ -123,3 +124,17 @@ async def test_choose_executor_switches_unless_agent_phases_run_on_the_current_o
     engine.choose_executor(None)
     assert opened == [("local", "ray://head:10001"), ("ray", "ray://head:10001"), ("ray", "10.0.0.1:6379"),
                       ("local", "auto")]
+
+
+async def test_adw_sdlc_prints_the_cap_the_cluster_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gate = Gate()
+    gate.open.set()
+    engine = Engine(agents={"fake": gate.factory})
+    wf = workflow(tmp_path, [fake_task("t")])
+    printer = asyncio.create_task(_print_progress(engine, [wf]))
+    await asyncio.sleep(0)  # subscribed
+    await engine.run(wf)
+    await asyncio.sleep(0)
+    printer.cancel()
+    shown = capsys.readouterr().out
+    assert f"agent cap {SLOTS}: the Ray cluster at test:6379 has {SLOTS} agent slot(s), {SLOTS - 1} free" in shown

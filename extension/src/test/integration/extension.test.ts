@@ -198,8 +198,8 @@ describe('ADW extension in VS Code', () => {
   });
 
   it('runs agent phases where adw.executor and adw.rayAddress say, over [tool.adw]', async () => {
-    // A ray:// cluster needs `ray[client]`, which ADW's Python here lacks: the agent phases fail at once, naming
-    // the address of the setting (the steps still run in ADW's process).
+    // No cluster there: the agent phases fail, naming the address of the setting (the steps still run in ADW's
+    // process).
     const settings = vscode.workspace.getConfiguration('adw');
     const raySpec = path.join(root, 'specs', 'ray.md');
     writeFileSync(raySpec, '# Ray\n\nNothing to build.\n');
