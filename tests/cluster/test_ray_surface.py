@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,15 @@ def _cluster_status(cluster: Cluster, cwd: Path) -> tuple[dict[str, list[dict[st
         return done.stdout
 
     return json.loads(status("--json")), status()
+
+
+def test_an_address_where_no_cluster_listens_is_one_clear_message_at_once(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on once closed
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+    # Ray alone waits minutes for a head node there; the guard's timeout only keeps a regression from hanging.
+    done = subprocess.run([str(ADW), "-C", str(tmp_path), "cluster", "status", "--address", address],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"no Ray cluster at {address}: nothing answers there" in done.stderr
+    assert "ray start --head" in done.stderr

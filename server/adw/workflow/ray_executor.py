@@ -55,6 +55,7 @@ _IDENTITY = {
 }
 _HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-state", "refs/heads/adw-result"
 _POLL = 0.1
+_REACH_TIMEOUT = 10.0
 _BATCH = 500
 _NAMESPACE, _RECORD = "adw", "adw-record"
 _LOST_AGAIN = "an LLM agent's phase is not run again by itself, it costs money; a check is, twice"
@@ -150,14 +151,32 @@ class RayExecutor:
 
 async def _init(address: str) -> None:
     """Connect this process to the cluster (off the event loop: it takes seconds)."""
+    await _answers(address)
     try:
         await asyncio.to_thread(ray.init, address=address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise AdwError(
-            f"no Ray cluster at {address}: {exc}",
-            "start one with `ray start --head --resources='{\"agent\": 4}'`, or pass its --address",
-            "start one with `ray start --head --resources='{\"agent\": 4}'`, or set [tool.adw] address",
-        ) from None
+        raise _no_cluster(address, str(exc)) from None
+
+
+async def _answers(address: str) -> None:
+    """A HOST:PORT where nothing listens fails now: `ray.init` would wait minutes for a head node there."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # `auto`, `ray://…`: Ray finds or fails those itself
+    try:
+        async with asyncio.timeout(_REACH_TIMEOUT):
+            _, writer = await asyncio.open_connection(host, int(port))
+    except (OSError, TimeoutError) as exc:
+        raise _no_cluster(address, f"nothing answers there ({exc or 'no answer in time'})") from None
+    writer.close()
+
+
+def _no_cluster(address: str, why: str) -> AdwError:
+    return AdwError(
+        f"no Ray cluster at {address}: {why}",
+        "start one with `ray start --head --resources='{\"agent\": 4}'`, or pass its --address",
+        "start one with `ray start --head --resources='{\"agent\": 4}'`, or set [tool.adw] address",
+    )
 
 
 async def read_cluster(address: str) -> ClusterStatus:
