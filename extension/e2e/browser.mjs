@@ -479,7 +479,9 @@ try {
   // the server reports a change, and an inline button clicked during a redraw reaches the command without its row.
   await ranked.filter({ hasText: '1. candidate 3' }).click({ button: 'right' });
   await menuItem('Show Candidate\'s Changes');
-  await page.locator('.tab .label-name', { hasText: /^base ↔ candidate 3, multiply-3$/ }).waitFor({ timeout: 30_000 });
+  // The multi-file diff editor adds its file count to the title once it has loaded them.
+  await page.locator('.tab .label-name', { hasText: /^base ↔ candidate 3, multiply-3( \(\d+ files\))?$/ })
+    .waitFor({ timeout: 30_000 });
   step('all of a candidate\'s changes opened');
 
   await ranked.filter({ hasText: '1. candidate 3' }).click({ button: 'right' });
