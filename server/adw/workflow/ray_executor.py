@@ -1,11 +1,12 @@
 """The `ray` executor: each agent phase runs as a task of a Ray cluster, on a node with a free agent slot.
 
-No filesystem is shared. The driver ships the worktree as a git bundle of its HEAD and a commit of its current
-files (tracked and untracked, not ignored); the node clones it into a fresh worktree, runs the agent there,
-streams its events back (a generator task: each event reaches the driver while the agent runs), and returns a
-bundle of a commit of the files the agent left. The driver fetches that commit and writes the files the agent
-changed into its own worktree (and moves its branch if the agent committed), so the engine's checkpoints, undo,
-commit and merge preview see what a local phase would have left.
+No filesystem is shared. The driver ships the worktree as its HEAD and a commit of its current files (tracked
+and untracked, not ignored): HEAD's history through the object store, once per commit, fetched only by a node
+whose cache lacks it; the commit of the files as a pack of what it adds (adw.workflow.shipping). The node runs
+the agent in a worktree of its cache, streams its events back (a generator task: each event reaches the driver
+while the agent runs), and returns a pack of what the agent added. The driver stores those objects and writes the
+files the agent changed into its own worktree (and moves its branch if the agent committed), so the engine's
+checkpoints, undo, commit and merge preview see what a local phase would have left.
 
 Only adw.workflow.executor imports this module, and only when `executor = "ray"`: ADW without Ray never
 imports it.
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import os
 import queue
-import shutil
 import socket
 import tempfile
 import threading
@@ -29,44 +29,30 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError, TaskCancelledError
 
-from adw.errors import AdwError, GitError
-from adw.git.runner import git, run
+from adw.errors import AdwError
+from adw.git.runner import run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, TaskEvents
 from adw.workflow.executor import ClusterNode, ClusterStatus, Phase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
-from adw.workflow.scope import restore
+from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
 
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
 _CHECK_RETRIES = 2  # a check (tests, lint) costs nothing to run again when its node dies; an LLM agent does
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "adw", "GIT_AUTHOR_EMAIL": "adw@localhost",
-    "GIT_COMMITTER_NAME": "adw", "GIT_COMMITTER_EMAIL": "adw@localhost",
-}
-_HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-state", "refs/heads/adw-result"
 _POLL = 0.1
 _BATCH = 500
 
 
 @dataclass(frozen=True)
-class Shipment:
-    """A worktree as it travels: `bundle` holds `head` (its HEAD) and `state` (a commit of its files on it)."""
-
-    bundle: bytes
-    head: str
-    state: str
-    branch: str | None
-
-
-@dataclass(frozen=True)
 class Returned:
-    """The last item of a phase task: the agent's result and a bundle of `state`, the files it left, on `head`
-    (the node's HEAD then: the shipped one unless the agent committed). The bundle needs the shipped commits."""
+    """The last item of a phase task: the agent's result and `state`, a commit of the files it left, on `head`
+    (the node's HEAD then: the shipped one unless the agent committed); `pack` holds their objects beyond the
+    shipment's (empty when the agent changed nothing)."""
 
     result: AgentResult
-    bundle: bytes
+    pack: bytes
     head: str
     state: str
 
@@ -77,10 +63,11 @@ class RayExecutor:
         self.secrets = secrets
         self._connected = False
         self._connecting = asyncio.Lock()
+        self._bases = Bases(ray.put)  # its handles live as long as this connection
 
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
         await self._connect()
-        shipment = await ship(phase.worktree)
+        shipment = await ship(phase.worktree, self._bases)
         secrets = {name: os.environ[name] for name in self.secrets if name in os.environ}
         check = phase.task.agent in JUDGED_AGENTS
         memory = phase.task.config.memory_limit if phase.task.config else None
@@ -95,13 +82,14 @@ class RayExecutor:
         returned = await _follow(stream, events, cancel)
         if not isinstance(returned, Returned):
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
-        await land(phase.worktree, shipment, returned)
+        await land(phase.worktree, shipment, returned.pack, returned.head, returned.state)
         return returned.result
 
     def close(self) -> None:
         if self._connected:
             ray.shutdown()
             self._connected = False
+            self._bases = Bases(ray.put)
 
     async def _connect(self) -> None:
         async with self._connecting:
@@ -182,83 +170,6 @@ async def _follow(
         stopping.cancel()
 
 
-async def _commit_files(root: Path, head: str, message: str, scratch: Path) -> str:
-    """A commit on `head` of every tracked and untracked, not ignored, file of `root`, built in a private index
-    so that the worktree's own is neither locked nor changed. The private index starts as a copy of the
-    worktree's (its mtime kept, so git trusts only the stat data it may: docs/RELIABILITY.md), so only changed
-    files are hashed; where that copy is unusable (a split index), it starts from `head`'s tree."""
-    index = {"GIT_INDEX_FILE": str(scratch / "index"), **_IDENTITY}
-    own = Path((await git("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=root)).stdout.strip())
-    try:
-        await asyncio.to_thread(shutil.copy2, own, scratch / "index")
-        await git("add", "-A", cwd=root, env=index)
-    except (OSError, GitError):
-        await git("read-tree", head, cwd=root, env=index)
-        await git("add", "-A", cwd=root, env=index)
-    tree = (await git("write-tree", cwd=root, env=index)).stdout.strip()
-    return (await git("commit-tree", tree, "-p", head, "-m", message, cwd=root, env=index)).stdout.strip()
-
-
-async def ship(worktree: Path) -> Shipment:
-    """The worktree as a bundle. Built in a scratch repository that borrows the worktree's objects, so no ref
-    of the user's repository is written."""
-    head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
-    named = await git("symbolic-ref", "-q", "--short", "HEAD", cwd=worktree, ok_codes=(0, 1))
-    objects = (await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=worktree)).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="adw-ship-") as tmp:
-        scratch = Path(tmp)
-        state = await _commit_files(worktree, head, "adw: the worktree shipped to a cluster node", scratch)
-        bare = scratch / "ship.git"
-        await git("init", "-q", "--bare", bare, cwd=scratch)
-        (bare / "objects/info/alternates").write_text(f"{objects}/objects\n", encoding="utf-8")
-        await git("update-ref", _HEAD_REF, head, cwd=bare)
-        await git("update-ref", _STATE_REF, state, cwd=bare)
-        await git("bundle", "create", "-q", scratch / "ship.bundle", _HEAD_REF, _STATE_REF, cwd=bare)
-        bundle = await asyncio.to_thread((scratch / "ship.bundle").read_bytes)  # a large repository's: off the loop
-    return Shipment(bundle, head, state, named.stdout.strip() or None)
-
-
-async def land(worktree: Path, shipment: Shipment, returned: Returned) -> None:
-    """Make the worktree what the agent left on the node: its commits on the branch, the files it changed."""
-    with tempfile.TemporaryDirectory(prefix="adw-land-") as tmp:
-        bundle = Path(tmp) / "result.bundle"
-        await asyncio.to_thread(bundle.write_bytes, returned.bundle)
-        await git("bundle", "unbundle", bundle, cwd=worktree)  # only the objects: no ref changes
-    if returned.head != shipment.head:
-        await git("update-ref", "-m", "adw: commits of a phase run on a cluster node", "HEAD", returned.head,
-                  shipment.head, cwd=worktree)
-        await git("read-tree", returned.head, cwd=worktree)  # as after the agent's own `git commit`
-    changed = await git("diff", "--name-only", "-z", "--no-renames", shipment.state, returned.state, cwd=worktree)
-    paths = [path for path in changed.stdout.split("\0") if path]
-    if paths:
-        await restore(worktree, returned.state, paths)
-
-
-# -- on the node ---------------------------------------------------------------------------------------------
-
-
-async def _unpack(shipment: Shipment, scratch: Path) -> Path:
-    """A fresh worktree of the shipment: HEAD (on the same branch name) as shipped, the files as shipped."""
-    bundle = scratch / "ship.bundle"
-    bundle.write_bytes(shipment.bundle)
-    root = scratch / "worktree"
-    await git("clone", "-q", "--no-checkout", bundle, root, cwd=scratch)
-    await git("checkout", "-q", "-B", shipment.branch or "adw-phase", shipment.head, cwd=root)
-    await git("read-tree", "-u", "--reset", shipment.state, cwd=root)
-    await git("reset", "-q", cwd=root)  # the index back at HEAD: the shipped untracked files stay untracked
-    return root
-
-
-async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
-    """The bundle of what the agent left (without what the driver has), its HEAD, and the commit of its files."""
-    head = (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
-    state = await _commit_files(root, head, "adw: the worktree a cluster node returned", scratch)
-    await git("update-ref", _RESULT_REF, state, cwd=root)
-    bundle = scratch / "result.bundle"
-    await git("bundle", "create", "-q", bundle, _RESULT_REF, f"^{shipment.head}", f"^{shipment.state}", cwd=root)
-    return bundle.read_bytes(), head, state
-
-
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
 def _phase_task(
     phase: Phase, shipment: Shipment, secrets: dict[str, str]
@@ -322,17 +233,20 @@ class _AgentThread(threading.Thread):
             bus, phase.workflow.id, phase.task.id,
             on_process=self._processes.__setitem__, on_process_exit=self._exited,
         )
-        node = ray.get_runtime_context().get_node_id()[:12]
-        events.progress(f"running on node {node} ({socket.gethostname()}) in a fresh clone")
-        root = await _unpack(self.shipment, self.scratch)
+        context = ray.get_runtime_context()
+        node = context.get_node_id()
+        cache = NodeCache(Path(context.get_temp_dir()) / "adw-cache" / node[:16] / self.shipment.repository)
+        fetched = await cache.ensure(self.shipment.base, _fetch)
+        held = f"fetched its history, {fetched} bytes" if fetched else "its history from the node's cache"
+        events.progress(f"running on node {node[:12]} ({socket.gethostname()}): {self.shipment.head[:12]}, {held}")
+        root = await cache.checkout(self.shipment, self.scratch)
         # The secrets go into this copy's environment only, which every agent passes to its process (not into
         # the worker's own environment: the worker runs other phases after this one).
         workflow = phase.workflow.model_copy(update={"cwd": str(root), "env": {**phase.workflow.env, **self.secrets}})
         agent = phase.factory(workflow, phase.settings)
         result = await agent.run(phase.task, root, events, self._token)
         if not self._token.requested:
-            bundle, head, state = await _pack(root, self.shipment, self.scratch)
-            self.returned = Returned(result, bundle, head, state)
+            self.returned = Returned(result, *await pack_back(root, self.shipment, self.scratch))
 
     def _exited(self, pid: int) -> None:
         self._processes.pop(pid, None)
@@ -347,6 +261,11 @@ class _AgentThread(threading.Thread):
         trees = [AgentTree(pid, created, marker) for pid, created in self._processes.items()]
         if trees:
             run(_stop_all(trees, self.phase.settings.stop_grace))
+
+
+def _fetch(pack: object) -> bytes:
+    fetched: bytes = ray.get(pack)  # type: ignore[call-overload,unused-ignore]  # a handle Bases put
+    return fetched
 
 
 async def _stop_all(trees: list[AgentTree], grace: float) -> None:
