@@ -3,6 +3,7 @@ the cluster tests in a temporary directory and always stopped afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import psutil
 import pytest
 
 RAY = Path(sys.executable).with_name("ray")
@@ -46,4 +48,24 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
              '--resources={"agent": 1}', env=env)
         yield Cluster(address, temp)
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_cluster(temp)
+
+
+def stop_cluster(temp: Path) -> None:
+    """Stop the cluster whose nodes keep their files under `temp` (each node's processes name it), and their
+    workers; other clusters of this machine (other people's) keep running, which `ray stop` would stop too."""
+    me = psutil.Process()
+    spared = {me.pid, *(parent.pid for parent in me.parents())}
+    mine: set[psutil.Process] = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if process.pid not in spared and any(str(temp) in arg for arg in process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                mine.update([process, *process.children(recursive=True)])
+    for process in mine:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=15)
