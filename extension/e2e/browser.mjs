@@ -475,14 +475,15 @@ try {
   await page.waitForTimeout(500);
   await shot('vscode-candidate-diff');
   step('a candidate\'s diff opened');
-  // The row's diff button: all its files in one multi-file diff editor.
-  await ranked.filter({ hasText: '1. candidate 3' }).hover();
-  await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Show Candidate\'s Changes"]').click();
+  // All its files in one multi-file diff editor. From the row's menu, as for Cancel Task: the view redraws when
+  // the server reports a change, and an inline button clicked during a redraw reaches the command without its row.
+  await ranked.filter({ hasText: '1. candidate 3' }).click({ button: 'right' });
+  await menuItem('Show Candidate\'s Changes');
   await page.locator('.tab .label-name', { hasText: /^base ↔ candidate 3, multiply-3$/ }).waitFor({ timeout: 30_000 });
   step('all of a candidate\'s changes opened');
 
-  await ranked.filter({ hasText: '1. candidate 3' }).hover();
-  await ranked.filter({ hasText: '1. candidate 3' }).locator('.action-label[aria-label="Pick Candidate (Merge)"]').click();
+  await ranked.filter({ hasText: '1. candidate 3' }).click({ button: 'right' });
+  await menuItem('Pick Candidate (Merge)');
   await page.locator('.monaco-dialog-box', { hasText: 'Pick candidate 3' }).waitFor({ timeout: 30_000 });
   await shot('vscode-candidate-pick');
   await page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Merge' }).click();

@@ -138,7 +138,7 @@ class WatchedCheckpoints(Checkpoints):
         assert made.tracker is not None, "inotify is needed for this test"
         return made
 
-    async def snapshot(self) -> tuple[State, list[str]]:
+    async def snapshot(self, pin: bool = True) -> tuple[State, list[str]]:
         before = self.shadow_index.with_name("shadow-before")
         whole = self._whole and self.shadow_index.exists()
         checked, self.unchecked = not self.unchecked, False
@@ -149,7 +149,7 @@ class WatchedCheckpoints(Checkpoints):
             # copy2 keeps the index file's mtime: an entry as new as it is "racily clean", checked by content; a
             # copy dated now would trust the stat data of a same-second, same-size edit (test_checkpoint_watch.py).
             shutil.copy2(self.shadow_index, before)
-        state, skipped = await super().snapshot()
+        state, skipped = await super().snapshot(pin)
         if whole:
             type(self).incremental += 1
             if checked:
@@ -369,6 +369,20 @@ class CheckpointMachine(RuleBasedStateMachine):
         assert result.created == created
         assert result.checkpoint is not None and result.checkpoint.number == self.numbers[-1]
         self.made.append(result.checkpoint.commit)
+
+    @rule()
+    def prune(self) -> None:
+        """`git gc --prune=now` between two commands (`prune` alone, which is the part that deletes): a long-lived
+        store must not build its next snapshot on objects that went."""
+        self.trace.append("prune")
+        self.outcomes["prune"] += 1
+        run_git(self.root, "prune", "--expire=now")
+
+    @rule()
+    def diff_with_the_files(self) -> None:
+        """A snapshot no checkpoint commits (the Checkpoints view's diff against the files)."""
+        self.trace.append("diff_with_the_files")
+        self.run(self.cps.diff(self.numbers[-1]))
 
     @precondition(lambda self: self.undo_stack)  # "no checkpoint" is covered by test_checkpoints.py
     @rule(

@@ -120,8 +120,9 @@ async def test_a_failed_snapshot_makes_the_next_one_full(
         raise GitError(["git", "update-index"], 128, "fatal: disk on fire", "")
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "_hash", fails)  # the snapshot built without the index fails, then the index path
-        patch.setattr(store, "_add_changed", fails)
+        # The snapshot built without the index fails, then the index path, and again when it starts over.
+        patch.setattr(store, "_hash", fails)
+        patch.setattr(store, "_through_index", fails)
         with pytest.raises(GitError):
             await store.checkpoint()
     calls.clear()

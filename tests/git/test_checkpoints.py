@@ -105,7 +105,9 @@ async def test_a_checkpoint_captures_everything_and_touches_nothing(repo: Path) 
     assert git_out(repo, "show", f"{cp.commit}:README.md") == "# staged then edited"
     # The index tree holds the staged version, not the edited one.
     assert git_out(repo, "show", f"{cp.index_tree}:README.md") == "# staged"
-    assert checkpoint_refs(repo) == ["refs/adw/checkpoints/@main/000001"]
+    # Beside the checkpoint, its tree is kept as the last snapshot's (the next one is built on it).
+    assert checkpoint_refs(repo) == ["refs/adw/checkpoints/@main/000001", "refs/adw/snapshot/@main/last"]
+    assert git_out(repo, "rev-parse", "refs/adw/snapshot/@main/last") == cp.tree
 
 
 async def test_nothing_changed_means_no_new_checkpoint(repo: Path) -> None:

@@ -7,6 +7,9 @@ branch and files are never touched. The undo stack lives under `refs/adw/checkpo
 stack under `refs/adw/redo/<worktree>/<n>`; both survive restarts and `git gc`, and every ref change is one
 atomic `update-ref --stdin` transaction with old-value checks.
 
+The last snapshot's tree is kept from `git gc` under `refs/adw/snapshot/<worktree>/last`: the next snapshot is
+built on it and the shadow index names its objects, though no checkpoint may hold them (a diff against the files).
+
 Numbers only grow, and every checkpoint on the undo stack is older than everything on the redo stack, so the
 top of the undo stack is its highest number and the next redo is the redo stack's lowest.
 
@@ -50,10 +53,12 @@ from adw.git.refs import (
     REDO_NS,
     SHADOW_INDEX,
     SHADOW_LAG,
+    SNAPSHOT_NS,
     TIPS_NS,
     UNDO_NS,
     list_refs,
     read_head,
+    resolve_ref,
 )
 from adw.git.repo import Repo
 from adw.git.runner import git
@@ -239,6 +244,7 @@ class Checkpoints:
         self._redo_ns = f"{REDO_NS}/{ident}/"
         self._tips_ns = f"{TIPS_NS}/{ident}/"
         self._journal_ns = f"{JOURNAL_NS}/{ident}/"
+        self._pin_ref = f"{SNAPSHOT_NS}/{ident}/last"
         self.shadow_index = repo.private_dir / SHADOW_INDEX
         # Split index: a write of the shadow index stores only the entries that changed since its shared part (a
         # `sharedindex.*` file in the git dir, expired by git), not all of them: at 50,000 files that is 80 KB
@@ -352,9 +358,10 @@ class Checkpoints:
             return await self._checkpoint(message)
 
     async def _checkpoint(self, message: str) -> CheckpointResult:
-        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot(pin=False))
         undo, redo = refs.undo, refs.redo
         if undo and state.same_as(undo[-1]):
+            await self._transaction(self._pin(state.tree))
             return CheckpointResult(
                 created=False,
                 checkpoint=undo[-1],
@@ -365,7 +372,7 @@ class Checkpoints:
         folded = refs.folded()
         commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=folded)
         create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
-        await self._transaction([create, *self._clear(refs)])
+        await self._transaction([create, *self._clear(refs), *self._pin(state.tree)])
         made = _describe(number, commit, state, message or f"checkpoint {number}", "checkpoint", redo=False)
         return CheckpointResult(created=True, checkpoint=made, skipped=skipped, message=f"checkpoint {number} made")
 
@@ -376,7 +383,7 @@ class Checkpoints:
             return await (self._finished(finished) if finished is not None else self._undo(to))
 
     async def _undo(self, to: int | None) -> RestoreResult:
-        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot())
+        refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot(pin=False))
         undo, redo = refs.undo, refs.redo
         if not undo:
             raise CheckpointError(
@@ -409,6 +416,7 @@ class Checkpoints:
             )
         later = [c for c in undo if c.number > target.number]
         if saved is None and not later:  # `to` named the checkpoint the files already equal
+            await self._transaction(self._pin(state.tree))
             return RestoreResult(
                 restored=target, saved=None, skipped=skipped,
                 message=f"the files already equal checkpoint {target.number}; nothing to undo",
@@ -433,7 +441,7 @@ class Checkpoints:
             refs = await self._refs()
             return refs, await self._plan(refs.undo[-1].tree, refs.redo[0].tree) if refs.undo and refs.redo else None
 
-        (refs, plan), (state, skipped) = await asyncio.gather(refs_and_plan(), self.snapshot())
+        (refs, plan), (state, skipped) = await asyncio.gather(refs_and_plan(), self.snapshot(pin=False))
         undo, redo = refs.undo, refs.redo
         if not redo:
             raise CheckpointError("there is nothing to redo", "redo follows an `adw undo`", "redo follows an undo")
@@ -548,8 +556,47 @@ class Checkpoints:
             *(("delete", ref, None, commit) for ref, commit in refs.journal.items()),
         ]
 
-    async def snapshot(self) -> tuple[State, list[str]]:
-        """Write the worktree's files into the shadow index and return the state with the paths left out."""
+    async def snapshot(self, pin: bool = True) -> tuple[State, list[str]]:
+        """Write the worktree's files into the shadow index and return the state with the paths left out. The tree
+        is kept from `git gc` by the snapshot ref, moved here, or with `pin=False` by the caller's own transaction
+        (`_pin`)."""
+        # The tracker's report is taken first: a change made while this snapshot runs is in the next one.
+        changed = self.tracker.changed_paths() if self.tracker is not None else None
+        whole, self._whole = self._whole, False  # a snapshot that fails leaves the next one to start over
+        base, self._base = self._base, None
+        incremental = changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS
+        built = None
+        # Only while the shadow index is as this store left it (another process's undo may have adopted a file into
+        # it that the base lacks) and the base is still the one kept from `gc` (another store moved the ref).
+        if (incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index)
+                and self._pinned() == base):
+            # A file replaced meanwhile, an object not writable from here: the index path, where git says why.
+            with contextlib.suppress(GitError, NotPlain, ValueError, OSError):
+                built = await self._from_base(base, changed or [])
+        if built is not None:
+            tree, skipped = built
+        else:
+            try:
+                tree, skipped = await self._through_index(changed if incremental else None)
+            except GitLockError:
+                raise
+            except GitError:
+                # The shadow index names objects `git gc` pruned (no ref kept them: one deleted by hand, a command
+                # killed before its ref moved) or cannot be read: it starts over from the user's index.
+                self.shadow_index.unlink(missing_ok=True)
+                self.shadow_lag.unlink(missing_ok=True)
+                tree, skipped = await self._through_index(None)
+            self._shadow_stat = _stat_key(self.shadow_index)
+        self._skipped, self._whole = set(skipped), self.tracker is not None
+        self._base = tree if self._whole else None
+        if pin:
+            await self._transaction(self._pin(tree))
+        head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
+        return State(tree, await self._index_tree(), head, branch), skipped
+
+    async def _through_index(self, changed: list[str] | None) -> tuple[str, list[str]]:
+        """The snapshot's tree written through the shadow index: `add -A` of only the `changed` paths while the
+        index holds everything else, else of the whole worktree; with the paths left out."""
         root = self.repo.root
         env = self.shadow_env
         if not self.shadow_index.exists():
@@ -560,35 +607,21 @@ class Checkpoints:
             real = self.repo.git_dir / "index"
             if real.exists():
                 shutil.copy2(real, self.shadow_index)
-        # The tracker's report is taken first: a change made while this snapshot runs is in the next one.
-        changed = self.tracker.changed_paths() if self.tracker is not None else None
-        whole, self._whole = self._whole, False  # a snapshot that fails leaves the next one to start over
-        base, self._base = self._base, None
-        incremental = changed is not None and whole and len(changed) <= MAX_INCREMENTAL_PATHS
-        built = None
-        if incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index):
-            # (Only while the shadow index is as this store left it: another process's undo may have adopted a file
-            # into it that the base lacks.)
-            # A file replaced meanwhile, an object not writable from here: the index path, where git says why.
-            with contextlib.suppress(GitError, NotPlain, ValueError, OSError):
-                built = await self._from_base(base, changed or [])
-        if built is not None:
-            tree, skipped = built
+        if await self._sync_shadow() and changed is not None:
+            skipped = await self._add_changed(changed, env)
         else:
-            await self._sync_shadow()
-            if incremental:
-                skipped = await self._add_changed(changed or [], env)
-            else:
-                new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
-                skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
-                excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
-                await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
-            tree = (await git("write-tree", cwd=root, env=env)).stdout.strip()
-            self._shadow_stat = _stat_key(self.shadow_index)
-        self._skipped, self._whole = set(skipped), self.tracker is not None
-        self._base = tree if self._whole else None
-        head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
-        return State(tree, await self._index_tree(), head, branch), skipped
+            new_untracked = (await git("ls-files", "-z", "-o", "--exclude-standard", cwd=root, env=env)).stdout
+            skipped = await self._too_big_or_nested([p for p in new_untracked.split("\0") if p])
+            excludes = [f":(exclude,literal){p.rstrip('/')}" for p in skipped]
+            await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
+        return (await git("write-tree", cwd=root, env=env)).stdout.strip(), skipped
+
+    def _pinned(self) -> str | None:
+        return resolve_ref(self.repo.git_dir, self.repo.common_dir, self._pin_ref)
+
+    def _pin(self, tree: str) -> list[_RefOp]:
+        """What keeps `tree`, the last snapshot, from `git gc` (nothing when the ref has it already)."""
+        return [] if self._pinned() == tree else [("update", self._pin_ref, tree, None)]
 
     async def _from_base(self, base: str, paths: list[str]) -> tuple[str, list[str]] | None:
         """The snapshot as the tree `base` (the last one) with `paths` (what changed since) as they are on disk, built
@@ -718,19 +751,26 @@ class Checkpoints:
             self._plain = (signature(self._included), setup)
         return self._plain[1]
 
-    async def _sync_shadow(self) -> None:
+    async def _sync_shadow(self) -> bool:
         """Give the shadow index the tree the snapshots built without it (the lag file), before anything reads it:
-        the entries that differ, without stat data, so the next `add -A` hashes those files again."""
+        the entries that differ, without stat data, so the next `add -A` hashes those files again. False when that
+        could not be done (a tree pruned by `gc`, a torn lag file): only an `add -A` of everything corrects it."""
         try:
             held, wanted = self.shadow_lag.read_text().split()
-        except (FileNotFoundError, ValueError):
-            return
+        except FileNotFoundError:
+            return True
+        except ValueError:
+            held = wanted = ""
         try:
-            changes = await self._changes(held, wanted)
+            changes = await self._changes(held, wanted) if held else None
         except GitError:
-            changes = []  # a tree pruned by `gc`: the index stays as it was, which `add -A` corrects
-        await self._index_info(changes)
+            changes = None
+        if changes is not None:
+            await self._index_info(changes)
+        else:
+            self._whole = False  # the next snapshot adds everything
         self.shadow_lag.unlink()
+        return changes is not None
 
     async def _index_info(self, changes: list[_Change]) -> None:
         """Set the shadow index's entries of `changes` to their new side (removals first, so a file can take the
@@ -906,7 +946,7 @@ class Checkpoints:
         pins: list[_RefOp] = [("delete", ref, None, commit) for ref, commit in refs.journal.items()
                               if ref not in journal_refs]
         pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
-        await self._transaction(pins)
+        await self._transaction([*pins, *self._pin(current.tree)])
         _write_atomic(self.journal, intent.model_dump_json().encode())
         return await self._roll_forward(intent, plan)
 

@@ -11,6 +11,7 @@ UNDO_NS = "refs/adw/checkpoints"  # <id>/<n>: the undo stack of checkpoints
 REDO_NS = "refs/adw/redo"  # <id>/<n>: the redo stack
 TIPS_NS = "refs/adw/tips"  # <id>/<n>/: branch tips an undo moved away from, kept until its redo
 JOURNAL_NS = "refs/adw/journal"  # <id>/: commits a journaled undo or redo is about to reference
+SNAPSHOT_NS = "refs/adw/snapshot"  # <id>/last: the tree of the last snapshot, kept from `git gc` (the next one's base)
 ARCHIVE_NS = "refs/adw/archive"  # <name>/<time>: the work `worktree remove --archive` saved
 
 # Folders and files. ADW_DIR sits in git's common dir (state shared by all worktrees, `Repo.adw_dir`) and in

@@ -34,6 +34,7 @@ from adw.git.refs import (
     JOURNAL_NS,
     POOL_FOLDER,
     REDO_NS,
+    SNAPSHOT_NS,
     TIPS_NS,
     TRASH_DIR,
     UNDO_NS,
@@ -671,12 +672,12 @@ class Worktrees:
     async def _drop_checkpoints(self, info: WorktreeInfo, keep_unheld: bool) -> list[str]:
         """Delete the worktree's checkpoint refs. A kept branch tip or a journal pin (an interrupted undo's saved
         state) may hold the only way to a commit; with `keep_unheld` such refs stay, and are returned."""
-        drop = {ref: sha for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS) for ref, sha in
+        drop = {ref: sha for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS, SNAPSHOT_NS) for ref, sha in
                 self._checkpoint_refs(info, ns).items()}
         kept: list[str] = []
         if keep_unheld:
             ident = ref_id(linked_id(info.path) or info.name)
-            others = [f"--exclude={ns}/{ident}/*" for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS)]
+            others = [f"--exclude={ns}/{ident}/*" for ns in (UNDO_NS, REDO_NS, TIPS_NS, JOURNAL_NS, SNAPSHOT_NS)]
             for ref, sha in drop.items():
                 if ref.startswith((TIPS_NS, JOURNAL_NS)):
                     # A kept tip is ADW's commit on top of the branch's old tip: what it protects is its parent.
