@@ -178,9 +178,12 @@ def _phase_task(
         runner = _AgentThread(phase, shipment, secrets, Path(tmp))
         runner.start()
         try:
-            while runner.is_alive() or not runner.events.empty():
+            ended = False
+            while not ended:
                 with contextlib.suppress(queue.Empty):
-                    yield _batch(runner.events)
+                    batch, ended = _batch(runner.events)
+                    if batch:
+                        yield batch
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
         if runner.returned is None:
@@ -188,14 +191,22 @@ def _phase_task(
         yield runner.returned
 
 
-def _batch(events: queue.Queue[BaseEvent]) -> list[BaseEvent]:
+def _batch(events: queue.Queue[BaseEvent | None]) -> tuple[list[BaseEvent], bool]:
     """The next event, waited for, and every one already queued behind it: one object for a burst of output
-    (each yielded item is an object the driver owns), without holding back an event to fill a batch."""
-    batch = [events.get(timeout=_POLL)]
-    with contextlib.suppress(queue.Empty):
-        while len(batch) < _BATCH:
-            batch.append(events.get_nowait())
-    return batch
+    (each yielded item is an object the driver owns), without holding back an event to fill a batch; and whether
+    the agent's thread has ended (its last item, None, taken). The wait is short, so that ray.cancel's interrupt
+    gets its turn, and ends as soon as the agent does."""
+    batch: list[BaseEvent] = []
+    item = events.get(timeout=_POLL)
+    while item is not None:
+        batch.append(item)
+        if len(batch) == _BATCH:
+            return batch, False
+        try:
+            item = events.get_nowait()
+        except queue.Empty:
+            return batch, False
+    return batch, True
 
 
 class _AgentThread(threading.Thread):
@@ -207,7 +218,7 @@ class _AgentThread(threading.Thread):
         self.shipment = shipment
         self.secrets = secrets
         self.scratch = scratch
-        self.events: queue.Queue[BaseEvent] = queue.Queue()
+        self.events: queue.Queue[BaseEvent | None] = queue.Queue()
         self.returned: Returned | None = None
         self.error = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,6 +233,7 @@ class _AgentThread(threading.Thread):
             self.error = f"agent {self.phase.task.agent} crashed: {type(exc).__name__}: {exc}"
         finally:
             self._ready.set()
+            self.events.put(None)
 
     async def _main(self) -> None:
         phase = self.phase

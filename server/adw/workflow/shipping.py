@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -35,6 +36,7 @@ _IDENTITY = {
 _UNPACK_LIMIT = 100  # git's transfer.unpackLimit: a smaller pack is stored as loose objects, a larger one kept
 _MAX_CHAIN = 16  # a base built on more than this many earlier ones is packed whole: a new node fetches few packs
 _ANCESTRY = 1000  # how far back a new head's history is searched for one shipped before
+_COMMIT = re.compile("[0-9a-f]{40}")
 
 Fetch = Callable[[object], bytes]  # a pack's handle in the object store -> the pack (ray.get on a node)
 
@@ -141,8 +143,9 @@ async def land(worktree: Path, shipment: Shipment, pack: bytes, head: str, state
 
 class NodeCache:
     """A node's copy of one repository's shipped history, under `root`: `repo` (bare, no refs: gc is off, so
-    nothing in it is pruned), `template` (an empty repository `git init` made here, copied for each phase),
-    and `have/<commit>` for each head whose whole history `repo` holds, written once its pack is stored."""
+    nothing in it is pruned), `config` (that of a repository `git init` made here, which probed this file
+    system: each phase's repository starts with it), and `have/<commit>` for each head whose whole history `repo`
+    holds, written once its pack is stored."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -163,12 +166,12 @@ class NodeCache:
         dot = root / ".git"
         branch = shipment.branch or "refs/heads/adw-phase"
 
-        def make() -> None:
-            shutil.copytree(self.root / "template/.git", dot)
+        def make() -> None:  # what `git init` writes that git needs, without its process
+            for folder in ("objects/info", "objects/pack", "refs/tags", Path(branch).parent):
+                (dot / folder).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / "config", dot / "config")
             (dot / "objects/info/alternates").write_text(f"{self.root / 'repo/objects'}\n", encoding="utf-8")
-            ref = dot / branch
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(f"{shipment.head}\n", encoding="utf-8")
+            (dot / branch).write_text(f"{shipment.head}\n", encoding="utf-8")
             (dot / "HEAD").write_text(f"ref: {branch}\n", encoding="utf-8")
 
         await asyncio.to_thread(make)
@@ -201,7 +204,9 @@ class NodeCache:
         try:
             await git("init", "-q", "--bare", making / "repo", cwd=making)
             await git("config", "gc.auto", "0", cwd=making / "repo")
-            await git("init", "-q", making / "template", cwd=making)
+            await git("init", "-q", making / "probe", cwd=making)
+            os.rename(making / "probe/.git/config", making / "config")
+            await asyncio.to_thread(shutil.rmtree, making / "probe")
             (making / "have").mkdir()
             with contextlib.suppress(OSError):  # another phase made it first: its cache is as good
                 os.rename(making, self.root)
@@ -221,12 +226,23 @@ class NodeCache:
 async def pack_back(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
     """What the agent left in the node's worktree: the pack of its objects beyond the shipment's (empty when it
     changed nothing), its HEAD, and the commit of its files on it."""
-    head = (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
+    head = await asyncio.to_thread(_head, root / ".git") or (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
     tree = await files_tree(root, root / ".git/index", head, scratch)
     if head == shipment.head and tree == shipment.state_tree:
         return b"", head, shipment.state
     state = await _commit(root, tree, head, "adw: the worktree a cluster node returned")
     return await pack_objects(root, [state, f"^{shipment.head}", f"^{shipment.state}"]), head, state
+
+
+def _head(dot: Path) -> str | None:
+    """The commit HEAD names, read from its files as git writes them; None where git must say (a packed ref)."""
+    try:
+        text = (dot / "HEAD").read_text(encoding="utf-8").strip()
+        if text.startswith("ref: refs/"):
+            text = (dot / text.removeprefix("ref: ")).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if _COMMIT.fullmatch(text) else None
 
 
 # -- both ends -----------------------------------------------------------------------------------------------
