@@ -183,7 +183,7 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
     cluster = RayExecutor(address, [])
     local = LocalExecutor()
     try:
-        await run_one(cluster, phase(small, 0, -1))  # connect and warm a worker
+        await together(cluster, small, args.slots, 0.5, args.slots)  # connect, and warm each slot's worker
         figures["local_s_per_phase"] = await chain(local, small, args.chain)
         figures["ray_s_per_phase"] = await chain(cluster, small, args.chain)
         bases = Bases(ray.put)
@@ -215,7 +215,6 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
         figures["cancel_to_agent_gone_s"] = await cancel_to_gone(cluster, small, temp)
 
         figures["local_together_s"] = await together(local, small, args.agents, args.seconds, args.slots)
-        await together(cluster, small, args.slots, 0, args.slots)  # warm the node's workers
         figures["one_node_s"] = await together(cluster, small, args.agents, args.seconds, args.agents)
         await asyncio.to_thread(start_node, temp / "ray", args.slots, address)
         await together(cluster, small, 2 * args.slots, 0.5, 2 * args.slots)  # warm the new node's workers too

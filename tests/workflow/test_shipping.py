@@ -97,6 +97,7 @@ async def test_a_second_phase_of_the_same_commit_ships_and_fetches_no_history_ag
     first = await ship(repo, bases)
     assert await cache.ensure(first.base, store.fetch) == first.base.size > 0
     _dirty(repo)
+    (repo / "README.md").unlink()
     second = await ship(repo, bases)
 
     assert second.base is first.base  # put into the store once
@@ -105,7 +106,7 @@ async def test_a_second_phase_of_the_same_commit_ships_and_fetches_no_history_ag
     assert store.fetched == [first.base.pack]
     root = await cache.checkout(second, tmp_path / "phase")
     assert (root / "src/app.py").read_text() == "def main():\n    return 2\n"
-    assert run_git(root, "status", "--porcelain", "-uall") == " M src/app.py\n?? notes.txt\n"
+    assert run_git(root, "status", "--porcelain", "-uall") == " D README.md\n M src/app.py\n?? notes.txt\n"
 
 
 async def test_when_the_drivers_head_moves_a_node_fetches_only_what_the_new_commits_add(

@@ -175,11 +175,15 @@ class NodeCache:
             (dot / "HEAD").write_text(f"ref: {branch}\n", encoding="utf-8")
 
         await asyncio.to_thread(make)
-        if shipment.pack:
-            await store_pack(root, shipment.pack)
-        await git("read-tree", "-u", "--reset", shipment.state, cwd=root)
+        await git("read-tree", "-u", "--reset", shipment.head, cwd=root)
         if shipment.state != shipment.head:
-            await git("reset", "-q", cwd=root)  # the index back at HEAD: the shipped untracked files stay untracked
+            # The files' changes on top through an index of their own, so that only the changed files are written
+            # and the worktree's index stays at HEAD: changed files read as modified, new ones as untracked.
+            await store_pack(root, shipment.pack)
+            state_index = scratch / "state-index"
+            await asyncio.to_thread(shutil.copyfile, dot / "index", state_index)
+            await git("read-tree", "-u", "-m", shipment.head, shipment.state, cwd=root,
+                      env={"GIT_INDEX_FILE": str(state_index)})
         return root
 
     def _has(self, commit: str) -> bool:
