@@ -202,3 +202,20 @@ async def _kill_node_phases(
         await land(landed, shipment, *returned)
         assert run_git(landed, "rev-parse", "HEAD") == run_git(here, "rev-parse", "HEAD")
         assert run_git(landed, "status", "--porcelain", "-uall") == run_git(here, "status", "--porcelain", "-uall")
+
+
+async def test_a_large_result_lands_through_a_kept_pack(repo: Path, tmp_path: Path) -> None:
+    """At least 100 objects come back as a pack kept whole (git's transfer.unpackLimit), not as loose objects."""
+    store = Store(tmp_path / "store")
+    shipment = await ship(repo, Bases(store.put))
+    cache = NodeCache(tmp_path / "node/cache")
+    await cache.ensure(shipment.base, store.fetch)
+    root = await cache.checkout(shipment, tmp_path / "phase")
+    for i in range(150):
+        (root / f"made/f{i}.txt").parent.mkdir(exist_ok=True)
+        (root / f"made/f{i}.txt").write_text(f"{i}\n")
+    packs_before = set((repo / ".git/objects/pack").glob("*.pack"))
+    await land(repo, shipment, *await pack_back(root, shipment, tmp_path / "phase"))
+    assert len(set((repo / ".git/objects/pack").glob("*.pack")) - packs_before) == 1
+    assert sorted(path.name for path in (repo / "made").iterdir()) == sorted(f"f{i}.txt" for i in range(150))
+    assert run_git(repo, "status", "--porcelain").splitlines() == ["?? made/"]
