@@ -139,10 +139,10 @@ async def read_cluster(address: str) -> ClusterStatus:
 async def _follow(
     stream: ray.ObjectRefGenerator, events: TaskEvents, cancel: CancelToken
 ) -> Returned | AgentResult | None:
-    """Relay the task's events until it returns; a cancel reaches the agent on its node through ray.cancel.
-    None when cancelled; a failed result when the task failed on the cluster."""
+    """Relay the task's events until it returns (its last item: not waiting for the stream's end saves a round
+    trip); a cancel reaches the agent on its node through ray.cancel. None when cancelled or the task ended
+    without a result; a failed result when the task failed on the cluster."""
     stopping = asyncio.ensure_future(cancel.wait())
-    returned: Returned | None = None
     try:
         iterator = stream.__aiter__()
         while True:
@@ -156,16 +156,15 @@ async def _follow(
                 ref = step.result()
                 item = await ref
             except StopAsyncIteration:
-                return returned
+                return None
             except TaskCancelledError:
                 return None
             except RayError as exc:
                 return AgentResult.failed(f"the phase failed on the cluster: {exc}")
             if isinstance(item, Returned):
-                returned = item
-            else:
-                for event in item:
-                    events.relay(event)
+                return item
+            for event in item:
+                events.relay(event)
     finally:
         stopping.cancel()
 
