@@ -56,9 +56,10 @@ def stop_cluster(temp: Path) -> None:
     workers; other clusters of this machine (other people's) keep running, which `ray stop` would stop too."""
     me = psutil.Process()
     spared = {me.pid, *(parent.pid for parent in me.parents())}
+    folder = os.path.join(temp, "")  # with its separator: not a sibling whose name starts alike
     mine: set[psutil.Process] = set()
     for process in psutil.process_iter(["cmdline"]):
-        if process.pid not in spared and any(str(temp) in arg for arg in process.info["cmdline"] or []):
+        if process.pid not in spared and any(folder in arg for arg in process.info["cmdline"] or []):
             with contextlib.suppress(psutil.Error):
                 mine.update([process, *process.children(recursive=True)])
     for process in mine:
