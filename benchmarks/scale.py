@@ -1,16 +1,20 @@
 """The ray executor on a local cluster (issue #16): what a phase costs beyond a local one, what shipping a large
 worktree costs, and the speedup from one node to two of equal agent slots.
 
-    .venv/bin/python benchmarks/scale.py [--agents 100] [--seconds 1] [--slots 4] [--files 10000] [--json FILE]
+    PYTHONPATH=. .venv/bin/python benchmarks/scale.py [--agents 100] [--seconds 1] [--slots 4] [--files 10000]
+        [--chain 20] [--json FILE]
 
 Needs `pip install -e '.[ray]'`. Starts its own cluster (`ray start` in a temporary directory, one CPU per node)
-and stops it at the end. Run as a script: its simulated agent travels to the nodes by value.
+and stops it (and no other cluster) at the end. Run as a script: its simulated agent travels to the nodes by value.
 
 1. Overhead: `--chain` phases of an agent that does nothing, one after another, on the local executor and on the
-   ray executor (one node), each on a one-file repository; the mean per phase of each, and of `ship` (the bundle
-   of HEAD and the worktree's files) alone. Overhead beyond the bundle = ray − local − ship.
-2. Bundle: a repository of `--files` files (one commit): the bundle's size, `ship`'s time, and one round trip of
-   the do-nothing agent (ship, clone on the node, bundle back, land).
+   ray executor (one node, its cache warm), each on a one-file repository; the mean per phase of each, and of
+   `ship` (HEAD's history from the driver's cache, the commit of the worktree's files) alone. Overhead beyond
+   the transfer = ray − local − ship.
+2. Transfer: a repository of `--files` files (one commit): the size of its history's pack and `ship`'s time with
+   the driver's cache cold; one round trip of the do-nothing agent with the node's cache cold (it fetches the
+   history), then one with one file changed and the node's cache warm: its time and the bytes that travelled
+   (the pack of the worktree's files, the history the node fetched, the pack back).
 3. Speedup: `--agents` phases of an agent that waits `--seconds` (I/O-bound, no CPU), all submitted at once, on
    one node of `--slots` agent slots, then on two; and on the local executor with the same number of slots.
 4. Cancel: a `command` agent sleeping on the node, cancelled; the seconds until its process is gone.
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,14 +38,16 @@ from pathlib import Path
 
 import psutil
 import ray
+from tests.cluster.conftest import stop_cluster
 
 from adw.config import AgentsConfig, PhaseConfig
 from adw.sdlc.engine import agent_factories
 from adw.workflow.agent import CancelToken
-from adw.workflow.events import EventBus, OutputLine, TaskEvents
+from adw.workflow.events import BaseEvent, EventBus, OutputLine, Progress, TaskEvents
 from adw.workflow.executor import Executor, LocalExecutor, Phase
 from adw.workflow.models import Task, Workflow
-from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor, ship
+from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor
+from adw.workflow.shipping import Bases, ship
 from parallel import Wait
 
 RAY = Path(sys.executable).with_name("ray")
@@ -70,9 +77,18 @@ def phase(root: Path, seconds: float, number: int) -> Phase:
     return Phase(Wait(seconds), workflow, AgentsConfig(), task, root)
 
 
-async def run_one(executor: Executor, job: Phase) -> None:
-    result = await executor.run(job, TaskEvents(EventBus(), job.workflow.id, job.task.id), CancelToken())
+async def run_one(executor: Executor, job: Phase) -> int:
+    """Run the phase; the bytes of history its node fetched (0 when its cache held them, or run locally)."""
+    bus, said = EventBus(), []
+
+    def fetched(event: BaseEvent) -> None:
+        if isinstance(event, Progress) and (found := re.search(r"fetched its history, (\d+) bytes", event.message)):
+            said.append(int(found[1]))
+
+    bus.add_sink(fetched)
+    result = await executor.run(job, TaskEvents(bus, job.workflow.id, job.task.id), CancelToken())
     assert result.status == "succeeded", result.reason
+    return sum(said)
 
 
 async def cancel_to_gone(executor: Executor, root: Path, scratch: Path) -> float:
@@ -167,30 +183,38 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
     cluster = RayExecutor(address, [])
     local = LocalExecutor()
     try:
-        await run_one(cluster, phase(small, 0, -1))  # connect and warm a worker
+        await together(cluster, small, args.slots, 0.5, args.slots)  # connect, and warm each slot's worker
         figures["local_s_per_phase"] = await chain(local, small, args.chain)
         figures["ray_s_per_phase"] = await chain(cluster, small, args.chain)
+        bases = Bases(ray.put)
+        await ship(small, bases)  # its history put once, as the executor does
         started = time.perf_counter()
         for _ in range(args.chain):
-            await ship(small)
+            await ship(small, bases)
         figures["ship_small_s"] = (time.perf_counter() - started) / args.chain
         figures["overhead_beyond_ship_ms"] = 1000 * (
             figures["ray_s_per_phase"] - figures["local_s_per_phase"] - figures["ship_small_s"]  # type: ignore[operator]
         )
 
         started = time.perf_counter()
-        shipped = await ship(large)
-        figures["ship_large_s"] = time.perf_counter() - started
-        figures["bundle_large_bytes"] = len(shipped.bundle)
+        shipped = await ship(large, bases)
+        figures["ship_large_cold_s"] = time.perf_counter() - started
+        figures["history_large_bytes"] = shipped.base.size
         started = time.perf_counter()
-        await run_one(cluster, phase(large, 0, -2))
-        figures["round_trip_large_s"] = time.perf_counter() - started
+        figures["round_trip_large_cold_fetched_bytes"] = await run_one(cluster, phase(large, 0, -2))
+        figures["round_trip_large_cold_s"] = time.perf_counter() - started
+        (large / "src/m000/f00000.py").write_text("VALUE_0 = 'changed'\n")
+        started = time.perf_counter()
+        fetched = await run_one(cluster, phase(large, 0, -3))
+        figures["round_trip_large_warm_s"] = time.perf_counter() - started
+        # What travelled: the pack of the files' commit, the history fetched (none: the node has it), and the
+        # pack back (none: the agent changed nothing).
+        figures["round_trip_large_warm_bytes"] = len((await ship(large, bases)).pack) + fetched
 
         figures["ray_task_round_trip_ms"] = 1000 * await bare_round_trip(args.chain)
         figures["cancel_to_agent_gone_s"] = await cancel_to_gone(cluster, small, temp)
 
         figures["local_together_s"] = await together(local, small, args.agents, args.seconds, args.slots)
-        await together(cluster, small, args.slots, 0, args.slots)  # warm the node's workers
         figures["one_node_s"] = await together(cluster, small, args.agents, args.seconds, args.agents)
         await asyncio.to_thread(start_node, temp / "ray", args.slots, address)
         await together(cluster, small, 2 * args.slots, 0.5, 2 * args.slots)  # warm the new node's workers too
@@ -199,7 +223,7 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
         figures["floor_one_node_s"] = args.agents / args.slots * args.seconds
     finally:
         cluster.close()
-        await asyncio.to_thread(subprocess.run, [str(RAY), "stop", "--force"], capture_output=True, timeout=120)
+        await asyncio.to_thread(stop_cluster, temp / "ray")
     figures["driver_cpu_s"] = time.process_time() - cpu
     figures["load_after"] = os.getloadavg()
     return figures

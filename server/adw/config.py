@@ -220,7 +220,7 @@ class AdwConfig(_Strict):
     secrets: list[str] = Field(
         default_factory=lambda: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "GEMINI_API_KEY"],
         description='With executor = "ray": the environment variables each agent phase gets from ADW\'s own '
-        "environment (API keys), passed by name with its task, never written to a bundle or a log.",
+        "environment (API keys), passed by name with its task, never written to a pack or a log.",
     )
     worktree: WorktreeConfig = Field(default_factory=WorktreeConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)

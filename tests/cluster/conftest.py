@@ -56,24 +56,6 @@ def _start(temp: Path, head_agents: int) -> Cluster:
     return Cluster(address, temp)
 
 
-def _stop(temp: Path) -> None:
-    """Stop the cluster's processes (each names its temporary directory on its command line) and what they
-    started (the workers), none other."""
-    mine: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.pid != os.getpid() and any(str(temp) in part for part in proc.info["cmdline"] or ()):
-            mine[proc.pid] = proc
-            with contextlib.suppress(psutil.Error):
-                mine.update((child.pid, child) for child in proc.children(recursive=True))
-    for proc in mine.values():
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(list(mine.values()), timeout=10)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-
-
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A head node and a second worker node, each offering {"agent": 1}."""
@@ -84,7 +66,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cluster.add_worker()
         yield cluster
     finally:
-        _stop(temp)
+        stop_cluster(temp)
 
 
 @pytest.fixture
@@ -98,4 +80,25 @@ def lone_worker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
         cluster.add_worker()
         yield cluster
     finally:
-        _stop(temp)
+        stop_cluster(temp)
+
+
+def stop_cluster(temp: Path) -> None:
+    """Stop the cluster whose nodes keep their files under `temp` (each node's processes name it), and their
+    workers; other clusters of this machine (other people's) keep running, which `ray stop` would stop too."""
+    me = psutil.Process()
+    spared = {me.pid, *(parent.pid for parent in me.parents())}
+    folder = os.path.join(temp, "")  # with its separator: not a sibling whose name starts alike
+    mine: set[psutil.Process] = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if process.pid not in spared and any(folder in arg for arg in process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                mine.update([process, *process.children(recursive=True)])
+    for process in mine:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=15)

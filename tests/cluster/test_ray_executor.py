@@ -7,9 +7,11 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -19,7 +21,7 @@ from adw.config import AdwConfig, AgentsConfig
 from adw.sdlc.demo import SPECS, create_demo_repo
 from adw.sdlc.engine import agent_factories
 from adw.workflow.engine import Engine
-from adw.workflow.events import OutputLine
+from adw.workflow.events import BaseEvent, OutputLine, Progress
 from adw.workflow.models import TaskState
 from adw.workflow.store import Store
 from tests.agents.test_agents_follow_up import own
@@ -232,3 +234,54 @@ async def test_a_check_whose_worker_is_killed_runs_again_in_a_fresh_clone_and_it
     assert task.state is TaskState.SUCCEEDED, task.reason
     assert len(attempts.read_text().split()) == 2
     assert await _gone(first)  # the killed worker's agent does not outlive it
+
+
+_WHERE = re.compile(r"running on node (\w+) \(.*\): (\w+), (fetched its history|its history from the node's cache)")
+
+
+async def test_a_node_fetches_a_commits_history_once_and_then_only_what_new_commits_add(
+    ray_cluster: Cluster, make_repo: MakeRepo
+) -> None:
+    repo = make_repo()
+    # Five phases one after the other on two nodes; the third commits, so the last two ship a new HEAD.
+    done = python("print('done')")
+    commit = python(
+        "import pathlib, subprocess; pathlib.Path('made.txt').write_text('committed\\n'); "
+        "subprocess.run(['git', 'add', 'made.txt'], check=True); "
+        "subprocess.run(['git', 'commit', '-q', '-m', 'agent: made.txt'], check=True)"
+    )
+    tasks = [command_task("p1", done), command_task("p2", done, ["p1"]), command_task("p3", commit, ["p2"], env=_FIXED),
+             command_task("p4", done, ["p3"]), command_task("p5", done, ["p4"])]
+    workflow = own(repo, tasks)
+    engine = Engine(None, AdwConfig(executor="ray", address=ray_cluster.address), agents=agent_factories())
+    try:
+        async with engine.subscribe(workflow.id) as events:
+            run = asyncio.create_task(engine.run(workflow))
+            phases = [event for event in [event async for event in _until(events, run)]
+                      if isinstance(event, Progress) and event.message.startswith("running on node")]
+            finished = await run
+    finally:
+        engine.close()
+    assert [task.state for task in finished.tasks] == [TaskState.SUCCEEDED] * 5
+    found = [_WHERE.match(event.message) for event in phases]
+    where = [(match[1], match[2], match[3] == "fetched its history") for match in found if match]
+    assert len(where) == 5
+    heads = [head for _, head, _ in where]
+    assert heads[0] == heads[1] == heads[2] != heads[3] == heads[4]  # the phases after p3 ship its commit
+    seen: set[tuple[str, str]] = set()
+    for node, head, fetched in where:
+        assert fetched == ((node, head) not in seen)  # a node fetches a commit's history once, then has it
+        seen.add((node, head))
+    assert len({node for node, _, _ in where}) < 5  # so some node ran two phases of one head, fetching once
+    assert (repo / "made.txt").read_text() == "committed\n"
+
+
+async def _until(events: AsyncIterator[BaseEvent], run: asyncio.Task[object]) -> AsyncIterator[BaseEvent]:
+    """The workflow's events until its run ends."""
+    while True:
+        step = asyncio.ensure_future(anext(events))
+        await asyncio.wait({step, run}, return_when=asyncio.FIRST_COMPLETED)
+        if not step.done():
+            step.cancel()
+            return
+        yield step.result()

@@ -289,7 +289,7 @@ def _event_line(event: BaseEvent) -> str:
     if isinstance(event, Progress):
         return f"{head} … {event.message}"
     if isinstance(event, Placed):
-        return f"{head} … running on node {event.node} in a fresh clone"
+        return f"{head} … placed on node {event.node}"
     if isinstance(event, FindingReported):
         f = event.finding
         return f"{head} {f.severity.value} {f.path}:{f.line or ''} {f.message}"

@@ -1,11 +1,12 @@
 """The `ray` executor: each agent phase runs as a task of a Ray cluster, on a node with a free agent slot.
 
-No filesystem is shared. The driver ships the worktree as a git bundle of its HEAD and a commit of its current
-files (tracked and untracked, not ignored); the node clones it into a fresh worktree, runs the agent there,
-streams its events back (a generator task: each event reaches the driver while the agent runs), and returns a
-bundle of a commit of the files the agent left. The driver fetches that commit and writes the files the agent
-changed into its own worktree (and moves its branch if the agent committed), so the engine's checkpoints, undo,
-commit and merge preview see what a local phase would have left.
+No filesystem is shared. The driver ships the worktree as its HEAD and a commit of its current files (tracked
+and untracked, not ignored): HEAD's history through the object store, once per commit, fetched only by a node
+whose cache lacks it; the commit of the files as a pack of what it adds (adw.workflow.shipping). The node runs
+the agent in a worktree of its cache, streams its events back (a generator task: each event reaches the driver
+while the agent runs), and returns a pack of what the agent added. The driver stores those objects and writes the
+files the agent changed into its own worktree (and moves its branch if the agent committed), so the engine's
+checkpoints, undo, commit and merge preview see what a local phase would have left.
 
 Only adw.workflow.executor imports this module, and only when `executor = "ray"`: ADW without Ray never
 imports it.
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys
@@ -36,8 +36,8 @@ from ray.actor import ActorHandle
 from ray.exceptions import NodeDiedError, RayError, TaskCancelledError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from adw.errors import AdwError, GitError
-from adw.git.runner import git, run
+from adw.errors import AdwError
+from adw.git.runner import run
 from adw.process import AgentTree, stop_tree, task_marker
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, PermissionAsked, PermissionChoice, TaskEvents
@@ -45,15 +45,10 @@ from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Ph
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
 from adw.workflow.orphans import DONE
-from adw.workflow.scope import restore
+from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
 
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
 _CHECK_RETRIES = 2  # a check (tests, lint) costs nothing to run again when its node dies; an LLM agent does
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "adw", "GIT_AUTHOR_EMAIL": "adw@localhost",
-    "GIT_COMMITTER_NAME": "adw", "GIT_COMMITTER_EMAIL": "adw@localhost",
-}
-_HEAD_REF, _STATE_REF, _RESULT_REF = "refs/heads/adw-head", "refs/heads/adw-state", "refs/heads/adw-result"
 _POLL = 0.1
 _REACH_TIMEOUT = 10.0
 _BATCH = 500
@@ -64,22 +59,13 @@ Answer = tuple[PermissionChoice, str] | None  # a permission question's answer a
 
 
 @dataclass(frozen=True)
-class Shipment:
-    """A worktree as it travels: `bundle` holds `head` (its HEAD) and `state` (a commit of its files on it)."""
-
-    bundle: bytes
-    head: str
-    state: str
-    branch: str | None
-
-
-@dataclass(frozen=True)
 class Returned:
-    """The last item of a phase task: the agent's result and a bundle of `state`, the files it left, on `head`
-    (the node's HEAD then: the shipped one unless the agent committed). The bundle needs the shipped commits."""
+    """The last item of a phase task: the agent's result and `state`, a commit of the files it left, on `head`
+    (the node's HEAD then: the shipped one unless the agent committed); `pack` holds their objects beyond the
+    shipment's (empty when the agent changed nothing)."""
 
     result: AgentResult
-    bundle: bytes
+    pack: bytes
     head: str
     state: str
 
@@ -90,6 +76,7 @@ class RayExecutor:
         self.secrets = secrets
         self._connected = False
         self._connecting = asyncio.Lock()
+        self._bases = Bases(ray.put)  # its handles live as long as this connection
         self._record: ActorHandle[Any] | None = None
 
     async def run(self, phase: Phase, events: TaskEvents, cancel: CancelToken) -> AgentResult:
@@ -97,7 +84,7 @@ class RayExecutor:
             await self._connect()
         except AdwError as exc:  # no cluster there: the phase fails saying so, as any agent failure
             return AgentResult.failed(exc.message)
-        shipment = await ship(phase.worktree)
+        shipment = await ship(phase.worktree, self._bases)
         secrets = {name: os.environ[name] for name in self.secrets if name in os.environ}
         check = phase.task.agent in JUDGED_AGENTS
         memory = phase.task.config.memory_limit if phase.task.config else None
@@ -116,7 +103,7 @@ class RayExecutor:
             record.ended.remote(key)
         if not isinstance(returned, Returned):
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
-        await land(phase.worktree, shipment, returned)
+        await land(phase.worktree, shipment, returned.pack, returned.head, returned.state)
         return returned.result
 
     async def agent_slots(self) -> AgentSlotCount:
@@ -130,6 +117,7 @@ class RayExecutor:
         if self._connected:
             ray.shutdown()
             self._connected = False
+            self._bases = Bases(ray.put)
 
     def _connected_record(self) -> ActorHandle[Any]:
         assert self._record is not None, "connected first"
@@ -255,11 +243,11 @@ def _open_record() -> ActorHandle[Any]:
 async def _follow(
     stream: ray.ObjectRefGenerator, events: TaskEvents, cancel: CancelToken, record: ActorHandle[Any]
 ) -> Returned | AgentResult | None:
-    """Relay the task's events until it returns; a cancel reaches the agent on its node through ray.cancel, and
-    its agent's permission questions are asked here, their answers sent back through `record`.
-    None when cancelled; a failed result when the task failed on the cluster."""
+    """Relay the task's events until it returns (its last item: not waiting for the stream's end saves a round
+    trip); a cancel reaches the agent on its node through ray.cancel, and its agent's permission questions are
+    asked here, their answers sent back through `record`. None when cancelled or the task ended without a result;
+    a failed result when the task failed on the cluster."""
     stopping = asyncio.ensure_future(cancel.wait())
-    returned: Returned | None = None
     asking: set[asyncio.Task[None]] = set()
     try:
         iterator = stream.__aiter__()
@@ -274,7 +262,7 @@ async def _follow(
                 ref = step.result()
                 item = await ref
             except StopAsyncIteration:
-                return returned
+                return None
             except TaskCancelledError:
                 return None
             except (NodeDiedError, WorkerCrashedError) as exc:
@@ -285,8 +273,7 @@ async def _follow(
             except RayError as exc:
                 return AgentResult.failed(f"the phase failed on the cluster: {exc}")
             if isinstance(item, Returned):
-                returned = item
-                continue
+                return item
             for event in item:
                 if isinstance(event, PermissionAsked):
                     asking.add(asyncio.create_task(_ask_here(event, events, record)))
@@ -304,83 +291,6 @@ async def _ask_here(question: PermissionAsked, events: TaskEvents, record: Actor
     the answer back, nobody's included."""
     answer = await events.ask(question)
     record.answer.remote(question.request_id, answer)
-
-
-async def _commit_files(root: Path, head: str, message: str, scratch: Path) -> str:
-    """A commit on `head` of every tracked and untracked, not ignored, file of `root`, built in a private index
-    so that the worktree's own is neither locked nor changed. The private index starts as a copy of the
-    worktree's (its mtime kept, so git trusts only the stat data it may: docs/RELIABILITY.md), so only changed
-    files are hashed; where that copy is unusable (a split index), it starts from `head`'s tree."""
-    index = {"GIT_INDEX_FILE": str(scratch / "index"), **_IDENTITY}
-    own = Path((await git("rev-parse", "--path-format=absolute", "--git-path", "index", cwd=root)).stdout.strip())
-    try:
-        await asyncio.to_thread(shutil.copy2, own, scratch / "index")
-        await git("add", "-A", cwd=root, env=index)
-    except (OSError, GitError):
-        await git("read-tree", head, cwd=root, env=index)
-        await git("add", "-A", cwd=root, env=index)
-    tree = (await git("write-tree", cwd=root, env=index)).stdout.strip()
-    return (await git("commit-tree", tree, "-p", head, "-m", message, cwd=root, env=index)).stdout.strip()
-
-
-async def ship(worktree: Path) -> Shipment:
-    """The worktree as a bundle. Built in a scratch repository that borrows the worktree's objects, so no ref
-    of the user's repository is written."""
-    head = (await git("rev-parse", "HEAD", cwd=worktree)).stdout.strip()
-    named = await git("symbolic-ref", "-q", "--short", "HEAD", cwd=worktree, ok_codes=(0, 1))
-    objects = (await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=worktree)).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="adw-ship-") as tmp:
-        scratch = Path(tmp)
-        state = await _commit_files(worktree, head, "adw: the worktree shipped to a cluster node", scratch)
-        bare = scratch / "ship.git"
-        await git("init", "-q", "--bare", bare, cwd=scratch)
-        (bare / "objects/info/alternates").write_text(f"{objects}/objects\n", encoding="utf-8")
-        await git("update-ref", _HEAD_REF, head, cwd=bare)
-        await git("update-ref", _STATE_REF, state, cwd=bare)
-        await git("bundle", "create", "-q", scratch / "ship.bundle", _HEAD_REF, _STATE_REF, cwd=bare)
-        bundle = await asyncio.to_thread((scratch / "ship.bundle").read_bytes)  # a large repository's: off the loop
-    return Shipment(bundle, head, state, named.stdout.strip() or None)
-
-
-async def land(worktree: Path, shipment: Shipment, returned: Returned) -> None:
-    """Make the worktree what the agent left on the node: its commits on the branch, the files it changed."""
-    with tempfile.TemporaryDirectory(prefix="adw-land-") as tmp:
-        bundle = Path(tmp) / "result.bundle"
-        await asyncio.to_thread(bundle.write_bytes, returned.bundle)
-        await git("bundle", "unbundle", bundle, cwd=worktree)  # only the objects: no ref changes
-    if returned.head != shipment.head:
-        await git("update-ref", "-m", "adw: commits of a phase run on a cluster node", "HEAD", returned.head,
-                  shipment.head, cwd=worktree)
-        await git("read-tree", returned.head, cwd=worktree)  # as after the agent's own `git commit`
-    changed = await git("diff", "--name-only", "-z", "--no-renames", shipment.state, returned.state, cwd=worktree)
-    paths = [path for path in changed.stdout.split("\0") if path]
-    if paths:
-        await restore(worktree, returned.state, paths)
-
-
-# -- on the node ---------------------------------------------------------------------------------------------
-
-
-async def _unpack(shipment: Shipment, scratch: Path) -> Path:
-    """A fresh worktree of the shipment: HEAD (on the same branch name) as shipped, the files as shipped."""
-    bundle = scratch / "ship.bundle"
-    bundle.write_bytes(shipment.bundle)
-    root = scratch / "worktree"
-    await git("clone", "-q", "--no-checkout", bundle, root, cwd=scratch)
-    await git("checkout", "-q", "-B", shipment.branch or "adw-phase", shipment.head, cwd=root)
-    await git("read-tree", "-u", "--reset", shipment.state, cwd=root)
-    await git("reset", "-q", cwd=root)  # the index back at HEAD: the shipped untracked files stay untracked
-    return root
-
-
-async def _pack(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
-    """The bundle of what the agent left (without what the driver has), its HEAD, and the commit of its files."""
-    head = (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
-    state = await _commit_files(root, head, "adw: the worktree a cluster node returned", scratch)
-    await git("update-ref", _RESULT_REF, state, cwd=root)
-    bundle = scratch / "result.bundle"
-    await git("bundle", "create", "-q", bundle, _RESULT_REF, f"^{shipment.head}", f"^{shipment.state}", cwd=root)
-    return bundle.read_bytes(), head, state
 
 
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
@@ -402,9 +312,12 @@ def _phase_task(
         runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
         runner.start()
         try:
-            while runner.is_alive() or not runner.events.empty():
+            ended = False
+            while not ended:
                 with contextlib.suppress(queue.Empty):
-                    yield _batch(runner.events)
+                    batch, ended = _batch(runner.events)
+                    if batch:
+                        yield batch
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
             orphans.communicate(DONE)
@@ -414,14 +327,22 @@ def _phase_task(
         yield runner.returned
 
 
-def _batch(events: queue.Queue[BaseEvent]) -> list[BaseEvent]:
+def _batch(events: queue.Queue[BaseEvent | None]) -> tuple[list[BaseEvent], bool]:
     """The next event, waited for, and every one already queued behind it: one object for a burst of output
-    (each yielded item is an object the driver owns), without holding back an event to fill a batch."""
-    batch = [events.get(timeout=_POLL)]
-    with contextlib.suppress(queue.Empty):
-        while len(batch) < _BATCH:
-            batch.append(events.get_nowait())
-    return batch
+    (each yielded item is an object the driver owns), without holding back an event to fill a batch; and whether
+    the agent's thread has ended (its last item, None, taken). The wait is short, so that ray.cancel's interrupt
+    gets its turn, and ends as soon as the agent does."""
+    batch: list[BaseEvent] = []
+    item = events.get(timeout=_POLL)
+    while item is not None:
+        batch.append(item)
+        if len(batch) == _BATCH:
+            return batch, False
+        try:
+            item = events.get_nowait()
+        except queue.Empty:
+            return batch, False
+    return batch, True
 
 
 class _AskTheDriver(EventBus):
@@ -432,7 +353,7 @@ class _AskTheDriver(EventBus):
     def __init__(self, record: ActorHandle[Any]) -> None:
         super().__init__()
         self.record = record
-        self.roots: tuple[Path, Path] | None = None  # (the fresh clone here, the worktree it stands for there)
+        self.roots: tuple[Path, Path] | None = None  # (the worktree here, the worktree it stands for there)
 
     async def ask(self, question: PermissionAsked) -> Answer:
         if self.roots is not None:
@@ -459,7 +380,7 @@ class _AgentThread(threading.Thread):
         self.secrets = secrets
         self.scratch = scratch
         self.bus = bus
-        self.events: queue.Queue[BaseEvent] = queue.Queue()
+        self.events: queue.Queue[BaseEvent | None] = queue.Queue()
         self.returned: Returned | None = None
         self.error = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -474,6 +395,7 @@ class _AgentThread(threading.Thread):
             self.error = f"agent {self.phase.task.agent} crashed: {type(exc).__name__}: {exc}"
         finally:
             self._ready.set()
+            self.events.put(None)
 
     async def _main(self) -> None:
         phase = self.phase
@@ -485,8 +407,14 @@ class _AgentThread(threading.Thread):
             bus, phase.workflow.id, phase.task.id,
             on_process=self._processes.__setitem__, on_process_exit=self._exited,
         )
-        events.placed(ray.get_runtime_context().get_node_id(), socket.gethostname())
-        root = await _unpack(self.shipment, self.scratch)
+        context = ray.get_runtime_context()
+        node = context.get_node_id()
+        cache = NodeCache(Path(context.get_temp_dir()) / "adw-cache" / node[:16] / self.shipment.repository)
+        fetched = await cache.ensure(self.shipment.base, _fetch)
+        held = f"fetched its history, {fetched} bytes" if fetched else "its history from the node's cache"
+        events.placed(node, socket.gethostname())
+        events.progress(f"running on node {node[:12]} ({socket.gethostname()}): {self.shipment.head[:12]}, {held}")
+        root = await cache.checkout(self.shipment, self.scratch)
         bus.roots = (root, phase.worktree)
         # The secrets go into this copy's environment only, which every agent passes to its process (not into
         # the worker's own environment: the worker runs other phases after this one).
@@ -494,8 +422,7 @@ class _AgentThread(threading.Thread):
         agent = phase.factory(workflow, phase.settings)
         result = await agent.run(phase.task, root, events, self._token)
         if not self._token.requested:
-            bundle, head, state = await _pack(root, self.shipment, self.scratch)
-            self.returned = Returned(result, bundle, head, state)
+            self.returned = Returned(result, *await pack_back(root, self.shipment, self.scratch))
 
     def _exited(self, pid: int) -> None:
         self._processes.pop(pid, None)
@@ -510,6 +437,11 @@ class _AgentThread(threading.Thread):
         trees = [AgentTree(pid, created, marker) for pid, created in self._processes.items()]
         if trees:
             run(_stop_all(trees, self.phase.settings.stop_grace))
+
+
+def _fetch(pack: object) -> bytes:
+    fetched: bytes = ray.get(pack)  # type: ignore[call-overload,unused-ignore]  # a handle Bases put
+    return fetched
 
 
 async def _stop_all(trees: list[AgentTree], grace: float) -> None:
