@@ -57,7 +57,7 @@ async def test_start_sdlc_takes_the_executor_the_editor_chose_over_the_configura
     without_ray: LanguageClient, workspace: Path
 ) -> None:
     # The configuration says local; the editor's adw.executor says ray (which this server's Python lacks).
-    error = await fails(without_ray, "startSdlc", ["specs/mul.md"], {"executor": "ray", "address": "ray://h:10001"})
+    error = await fails(without_ray, "startSdlc", ["specs/mul.md"], {"executor": "ray", "address": "h:6379"})
     assert RAY_MISSING in str(error) and RAY_INSTALL in str(error)
     assert not (workspace.parent / f"{workspace.name}.worktrees" / "mul").exists()  # nothing started
     bad = await fails(without_ray, "startSdlc", ["specs/mul.md"], {"executor": "dask"})

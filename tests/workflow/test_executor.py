@@ -11,7 +11,7 @@ import pytest
 
 from adw.config import AdwConfig, load_config
 from adw.errors import ConfigError
-from adw.workflow.executor import RAY_INSTALL, LocalExecutor, RayMissingError, open_executor
+from adw.workflow.executor import RAY_INSTALL, LocalExecutor, RayClientError, RayMissingError, open_executor
 from tests.conftest import MakeRepo
 from tests.fakes import FAKES
 
@@ -73,7 +73,7 @@ def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(make_re
     if how == "config":
         files["pyproject.toml"] = '[tool.adw]\nexecutor = "ray"\n'
     repo = make_repo(files)
-    flags = ["--executor", "ray", "--address", "ray://head:10001"] if how == "flag" else []
+    flags = ["--executor", "ray", "--address", "head:6379"] if how == "flag" else []
     done = subprocess.run(
         [str(ADW), "-C", str(repo), "sdlc", "specs/add.md", *flags],
         capture_output=True, text=True, timeout=120, env=without_ray(),
@@ -84,6 +84,23 @@ def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(make_re
     assert RAY_INSTALL in done.stderr
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True)
     assert len(worktrees.stdout.splitlines()) == 1  # no worktree made, no agent run
+
+
+def test_a_ray_client_address_is_refused_before_anything_runs(make_repo: MakeRepo) -> None:
+    """Ray Client (`ray://`) cannot stream a task's items, which is how a phase's events come back: a run there
+    would fail each phase; it is refused with one message saying which address to use instead."""
+    repo = make_repo({"specs/add.md": "# Add\n"})
+    done = subprocess.run(
+        [str(ADW), "-C", str(repo), "sdlc", "specs/add.md", "--executor", "ray", "--address", "ray://head:10001"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "Ray Client" in done.stderr and "--address HEAD:6379" in done.stderr
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True)
+    assert len(worktrees.stdout.splitlines()) == 1  # no worktree made, no agent run
+    with pytest.raises(RayClientError) as raised:
+        open_executor(AdwConfig(executor="ray", address="ray://head:10001"))
+    assert 'adw.rayAddress or [tool.adw] address to "HEAD:6379"' in raised.value.editor_hint
 
 
 def test_an_unknown_executor_flag_is_refused(make_repo: MakeRepo) -> None:
@@ -110,7 +127,7 @@ def test_adw_cluster_status_without_ray_says_how_to_install_it(tmp_path: Path) -
 def test_adw_resume_and_say_take_the_executor_flags_of_adw_sdlc(make_repo: MakeRepo, command: list[str]) -> None:
     repo = make_repo()
     done = subprocess.run(
-        [str(ADW), "-C", str(repo), *command, "--executor", "ray", "--address", "ray://head:10001"],
+        [str(ADW), "-C", str(repo), *command, "--executor", "ray", "--address", "head:6379"],
         capture_output=True, text=True, timeout=120, env=without_ray(),
     )
     assert done.returncode != 0 and "unrecognized arguments" not in done.stderr, done.stderr

@@ -198,13 +198,13 @@ describe('ADW extension in VS Code', () => {
   });
 
   it('runs agent phases where adw.executor and adw.rayAddress say, over [tool.adw]', async () => {
-    // No cluster there: the agent phases fail, naming the address of the setting (the steps still run in ADW's
-    // process).
+    // No cluster there (nothing listens on port 9): the agent phases fail at once, naming the address of the
+    // setting (the steps still run in ADW's process).
     const settings = vscode.workspace.getConfiguration('adw');
     const raySpec = path.join(root, 'specs', 'ray.md');
     writeFileSync(raySpec, '# Ray\n\nNothing to build.\n');
     await settings.update('executor', 'ray', vscode.ConfigurationTarget.Workspace);
-    await settings.update('rayAddress', 'ray://127.0.0.1:10001', vscode.ConfigurationTarget.Workspace);
+    await settings.update('rayAddress', '127.0.0.1:9', vscode.ConfigurationTarget.Workspace);
     try {
       const started = await vscode.commands.executeCommand<StartedWorkflows>('adw.startSdlc', vscode.Uri.file(raySpec));
       const id = started.workflows[0].id;
@@ -213,7 +213,8 @@ describe('ADW extension in VS Code', () => {
         return wf && wf.state !== 'running' && wf.state !== 'pending' ? wf : undefined;
       }, 150_000);
       const failed = done.tasks.find((t) => t.kind === 'agent' && t.state === 'failed');
-      assert.match(failed?.reason ?? '', /no Ray cluster at ray:\/\/127\.0\.0\.1:10001/, JSON.stringify(done.tasks));
+      assert.match(failed?.reason ?? '', /no Ray cluster at 127\.0\.0\.1:9: nothing answers there/,
+        JSON.stringify(done.tasks));
       assert.equal(done.tasks.find((t) => t.id === 'worktree')?.state, 'succeeded');
     } finally {
       await settings.update('executor', undefined, vscode.ConfigurationTarget.Workspace);

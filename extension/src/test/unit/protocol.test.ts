@@ -10,7 +10,7 @@ const accepted: { [K in keyof ServerCommands]?: Args<K>[] } = {
   merge: [['feat'], ['feat', 'squash'], ['feat', null, 'main']],
   undo: [[], ['feat', null, 2], [null, 'src/a.py']],
   startSdlc: [[['specs/a.md']], [['specs/a.md'], { maxAgents: 2 }],
-    [['specs/a.md'], { executor: 'ray', address: 'ray://head:10001' }]],
+    [['specs/a.md'], { executor: 'ray', address: 'head:6379' }]],
   removeWorktree: [['feat', true, false]],
   pick: [['mul-best-1', 2], ['mul-best-1', 2, 'squash']],
 };
@@ -38,9 +38,9 @@ describe('protocol', () => {
   it('sends the SDLC settings only where they override [tool.adw]', () => {
     const defaults = { maxAgents: 0, executor: 'config', rayAddress: '' };
     assert.deepEqual(sdlcOptions(defaults), {});
-    assert.deepEqual(sdlcOptions({ ...defaults, rayAddress: 'ray://head:10001' }), {});  // the address needs ray
-    assert.deepEqual(sdlcOptions({ maxAgents: 3, executor: 'ray', rayAddress: ' ray://head:10001 ' }, 'resume'),
-      { maxAgents: 3, executor: 'ray', address: 'ray://head:10001', existing: 'resume' });
+    assert.deepEqual(sdlcOptions({ ...defaults, rayAddress: 'head:6379' }), {});  // the address needs ray
+    assert.deepEqual(sdlcOptions({ maxAgents: 3, executor: 'ray', rayAddress: ' head:6379 ' }, 'resume'),
+      { maxAgents: 3, executor: 'ray', address: 'head:6379', existing: 'resume' });
     assert.deepEqual(sdlcOptions({ ...defaults, executor: 'ray' }), { executor: 'ray' });  // [tool.adw] address
     assert.deepEqual(sdlcOptions({ ...defaults, executor: 'local', rayAddress: 'x' }), { executor: 'local' });
   });
