@@ -67,3 +67,23 @@ async def test_a_shadow_index_naming_pruned_objects_is_started_over(repo: Path) 
     made = await (await Checkpoints.open(repo)).checkpoint()
     assert made.created
     run_git(repo, "fsck", "--connectivity-only", "--no-dangling")
+
+
+@pytest.mark.parametrize("refs", ["kept", "deleted by hand"])
+async def test_the_tree_of_the_users_index_survives_prune(repo: Path, refs: str) -> None:
+    """A snapshot records the tree of the user's index (what a restore puts back in it), cached while the index file
+    is unchanged; staged work no commit holds yet is in that tree alone."""
+    (repo / "README.md").write_text("# staged\n")
+    run_git(repo, "add", "README.md")
+    (repo / "README.md").write_text("# staged, then edited\n")
+    age(repo)
+    store = await Checkpoints.open(repo)
+    await store.snapshot()  # as for a diff against the files: no checkpoint commits it
+    if refs == "deleted by hand":
+        for ref in run_git(repo, "for-each-ref", "--format=%(refname)", "refs/adw/").split():
+            run_git(repo, "update-ref", "-d", ref)
+    run_git(repo, "prune", "--expire=now")
+    made = await (await Checkpoints.open(repo)).checkpoint()
+    assert made.checkpoint is not None
+    assert _files(repo, made.checkpoint.index_tree)["README.md"] == "# staged\n"
+    run_git(repo, "fsck", "--connectivity-only", "--no-dangling")

@@ -105,9 +105,12 @@ async def test_a_checkpoint_captures_everything_and_touches_nothing(repo: Path) 
     assert git_out(repo, "show", f"{cp.commit}:README.md") == "# staged then edited"
     # The index tree holds the staged version, not the edited one.
     assert git_out(repo, "show", f"{cp.index_tree}:README.md") == "# staged"
-    # Beside the checkpoint, its tree is kept as the last snapshot's (the next one is built on it).
-    assert checkpoint_refs(repo) == ["refs/adw/checkpoints/@main/000001", "refs/adw/snapshot/@main/last"]
+    # Beside the checkpoint, its trees are kept as the last snapshot's (the next one is built on them).
+    assert checkpoint_refs(repo) == [
+        "refs/adw/checkpoints/@main/000001", "refs/adw/snapshot/@main/index", "refs/adw/snapshot/@main/last"
+    ]
     assert git_out(repo, "rev-parse", "refs/adw/snapshot/@main/last") == cp.tree
+    assert git_out(repo, "rev-parse", "refs/adw/snapshot/@main/index") == cp.index_tree
 
 
 async def test_nothing_changed_means_no_new_checkpoint(repo: Path) -> None:

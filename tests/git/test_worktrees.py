@@ -362,7 +362,7 @@ async def test_remove_drops_the_worktrees_checkpoints(repo: Path, wts: Worktrees
     await (await Checkpoints.open(repo)).checkpoint()
     await wts.remove("c")
     assert run_git(repo, "for-each-ref", "--format=%(refname)", "refs/adw/").split() == [
-        "refs/adw/checkpoints/@main/000001", "refs/adw/snapshot/@main/last"
+        "refs/adw/checkpoints/@main/000001", "refs/adw/snapshot/@main/index", "refs/adw/snapshot/@main/last"
     ]
 
 

@@ -245,6 +245,7 @@ class Checkpoints:
         self._tips_ns = f"{TIPS_NS}/{ident}/"
         self._journal_ns = f"{JOURNAL_NS}/{ident}/"
         self._pin_ref = f"{SNAPSHOT_NS}/{ident}/last"
+        self._index_pin_ref = f"{SNAPSHOT_NS}/{ident}/index"
         self.shadow_index = repo.private_dir / SHADOW_INDEX
         # Split index: a write of the shadow index stores only the entries that changed since its shared part (a
         # `sharedindex.*` file in the git dir, expired by git), not all of them: at 50,000 files that is 80 KB
@@ -361,7 +362,7 @@ class Checkpoints:
         refs, (state, skipped) = await asyncio.gather(self._refs(), self.snapshot(pin=False))
         undo, redo = refs.undo, refs.redo
         if undo and state.same_as(undo[-1]):
-            await self._transaction(self._pin(state.tree))
+            await self._transaction(self._pin(state))
             return CheckpointResult(
                 created=False,
                 checkpoint=undo[-1],
@@ -372,7 +373,7 @@ class Checkpoints:
         folded = refs.folded()
         commit = await self.commit_state(state, message or f"checkpoint {number}", "checkpoint", folded=folded)
         create: _RefOp = ("create", self._undo_ns + f"{number:06d}", commit, None)
-        await self._transaction([create, *self._clear(refs), *self._pin(state.tree)])
+        await self._transaction([create, *self._clear(refs), *self._pin(state)])
         made = _describe(number, commit, state, message or f"checkpoint {number}", "checkpoint", redo=False)
         return CheckpointResult(created=True, checkpoint=made, skipped=skipped, message=f"checkpoint {number} made")
 
@@ -416,7 +417,7 @@ class Checkpoints:
             )
         later = [c for c in undo if c.number > target.number]
         if saved is None and not later:  # `to` named the checkpoint the files already equal
-            await self._transaction(self._pin(state.tree))
+            await self._transaction(self._pin(state))
             return RestoreResult(
                 restored=target, saved=None, skipped=skipped,
                 message=f"the files already equal checkpoint {target.number}; nothing to undo",
@@ -569,7 +570,7 @@ class Checkpoints:
         # Only while the shadow index is as this store left it (another process's undo may have adopted a file into
         # it that the base lacks) and the base is still the one kept from `gc` (another store moved the ref).
         if (incremental and base is not None and self._shadow_stat == _stat_key(self.shadow_index)
-                and self._pinned() == base):
+                and self._pinned(self._pin_ref) == base):
             # A file replaced meanwhile, an object not writable from here: the index path, where git says why.
             with contextlib.suppress(GitError, NotPlain, ValueError, OSError):
                 built = await self._from_base(base, changed or [])
@@ -589,10 +590,11 @@ class Checkpoints:
             self._shadow_stat = _stat_key(self.shadow_index)
         self._skipped, self._whole = set(skipped), self.tracker is not None
         self._base = tree if self._whole else None
-        if pin:
-            await self._transaction(self._pin(tree))
         head, branch = read_head(self.repo.git_dir, self.repo.common_dir)
-        return State(tree, await self._index_tree(), head, branch), skipped
+        state = State(tree, await self._index_tree(), head, branch)
+        if pin:
+            await self._transaction(self._pin(state))
+        return state, skipped
 
     async def _through_index(self, changed: list[str] | None) -> tuple[str, list[str]]:
         """The snapshot's tree written through the shadow index: `add -A` of only the `changed` paths while the
@@ -616,12 +618,15 @@ class Checkpoints:
             await git("add", "-A", "--", ".", *excludes, cwd=root, env=env)
         return (await git("write-tree", cwd=root, env=env)).stdout.strip(), skipped
 
-    def _pinned(self) -> str | None:
-        return resolve_ref(self.repo.git_dir, self.repo.common_dir, self._pin_ref)
+    def _pinned(self, ref: str) -> str | None:
+        return resolve_ref(self.repo.git_dir, self.repo.common_dir, ref)
 
-    def _pin(self, tree: str) -> list[_RefOp]:
-        """What keeps `tree`, the last snapshot, from `git gc` (nothing when the ref has it already)."""
-        return [] if self._pinned() == tree else [("update", self._pin_ref, tree, None)]
+    def _pin(self, state: State) -> list[_RefOp]:
+        """What keeps the last snapshot's trees from `git gc`: its files' and its index's (staged work no commit
+        holds yet is in that one alone); nothing for a ref that has its tree already."""
+        wanted = {self._pin_ref: state.tree, self._index_pin_ref: state.index_tree}
+        return [("update", ref, tree, None) for ref, tree in wanted.items()
+                if tree != EMPTY_TREE and self._pinned(ref) != tree]
 
     async def _from_base(self, base: str, paths: list[str]) -> tuple[str, list[str]] | None:
         """The snapshot as the tree `base` (the last one) with `paths` (what changed since) as they are on disk, built
@@ -832,7 +837,8 @@ class Checkpoints:
         cache = self.repo.private_dir / INDEX_TREE_CACHE
         with contextlib.suppress(OSError, ValueError):
             cached = json.loads(cache.read_text())
-            if cached["signature"] == signature:
+            # Only while the ref keeps the tree from `git gc`: else it may be gone, and is written again.
+            if cached["signature"] == signature and self._pinned(self._index_pin_ref) == cached["tree"]:
                 return str(cached["tree"])
         copy = self.repo.private_dir / INDEX_COPY
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -946,7 +952,7 @@ class Checkpoints:
         pins: list[_RefOp] = [("delete", ref, None, commit) for ref, commit in refs.journal.items()
                               if ref not in journal_refs]
         pins += [("update", ref, commit, None) for ref, commit in journal_refs.items()]
-        await self._transaction([*pins, *self._pin(current.tree)])
+        await self._transaction([*pins, *self._pin(current)])
         _write_atomic(self.journal, intent.model_dump_json().encode())
         return await self._roll_forward(intent, plan)
 
