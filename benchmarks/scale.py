@@ -165,8 +165,11 @@ def start_node(temp: Path, slots: int, head: str | None, client_port: int = 0) -
     up to a node's CPU count and starts that many at a time, so a node whose slots outnumber its CPUs is told to
     keep and start one per slot (each new worker costs about a second here): docs/CONFIGURATION.md says so for
     real clusters."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_num_workers_soft_limit": str(slots),
-           "RAY_worker_maximum_startup_concurrency": str(slots)}
+    # The simulated agent (benchmarks/parallel.py) on every node's path: through Ray Client the head's client
+    # server unpickles it too, and it does not get the driver's script folder as Ray's workers do.
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_num_workers_soft_limit": str(slots), "RAY_worker_maximum_startup_concurrency": str(slots)}
     resources = f'--resources={{"agent": {slots}}}'
     if head is None:
         port = free_port()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray._private import auto_init_hook
 from ray.actor import ActorHandle
 from ray.exceptions import NodeDiedError, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -46,6 +47,10 @@ from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
 from adw.workflow.orphans import DONE
 from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
+
+# A Ray call after the connection is gone (Ray Client's dropped, or closed) fails instead of starting a Ray
+# instance on this machine, which would also leave a token in ~/.ray that every later `ray start` here demands.
+auto_init_hook.enable_auto_connect = False
 
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
 _CHECK_RETRIES = 2  # a check (tests, lint) costs nothing to run again when its node dies; an LLM agent does
@@ -239,8 +244,10 @@ class _Record:
     async def take(self, key: str) -> tuple[list[BaseEvent], bool]:
         """The driver's long poll: the phase's events sent since the last take, once there are any or the task
         sent its last (and whether it did)."""
+        if key in self._gone:
+            return [], False
         events = self._events.setdefault(key, _Events())
-        while not (events.batches or events.closed or key in self._gone):
+        while not (events.batches or events.closed) and key in self._events:
             events.changed.clear()
             await events.changed.wait()
         batches, events.batches = events.batches, []
@@ -287,14 +294,15 @@ def _open_record() -> ActorHandle[Any]:
 
 
 async def _follow(
-    task: ray.ObjectRef[Returned], key: str, events: TaskEvents, cancel: CancelToken, record: ActorHandle[Any]
+    task: ray.ObjectRef[Returned | AgentResult], key: str, events: TaskEvents, cancel: CancelToken,
+    record: ActorHandle[Any],
 ) -> Returned | AgentResult | None:
     """Relay the task's events (long-polled from `record`, where its node sends them) until it returns; a cancel
     reaches the agent on its node through ray.cancel, and its agent's permission questions are asked here, their
     answers sent back through `record`. None when cancelled; a failed result when the task failed on the
     cluster."""
     stopping = asyncio.ensure_future(cancel.wait())
-    ending = asyncio.ensure_future(_ending(task))
+    ending: asyncio.Future[Returned | AgentResult] = asyncio.ensure_future(task)
     watching: set[asyncio.Future[Any]] = {stopping, ending}
     polling: asyncio.Future[tuple[list[BaseEvent], bool]] | None = None
     asking: set[asyncio.Task[None]] = set()
@@ -307,8 +315,8 @@ async def _follow(
                 await asyncio.gather(ending, return_exceptions=True)
                 return None
             if ending in watching and ending.done():
-                if not isinstance(ending.result(), Returned):
-                    return ending.result()
+                if ending.exception() is not None:  # its node died, or it did not get to its end
+                    return _outcome(ending)
                 watching.discard(ending)  # it sent its last events before it returned: take them
             if not polling.done():
                 continue
@@ -319,8 +327,9 @@ async def _follow(
                     asking.add(asyncio.create_task(_ask_here(event, events, record)))
                 else:
                     events.relay(event)
-            if closed:
-                return await ending
+            if closed:  # it returns right after
+                await asyncio.wait({ending})
+                return _outcome(ending)
     finally:
         for waiting in (stopping, ending, polling):
             if waiting is not None:
@@ -330,20 +339,21 @@ async def _follow(
         await asyncio.gather(*asking, return_exceptions=True)
 
 
-async def _ending(task: ray.ObjectRef[Returned]) -> Returned | AgentResult | None:
+def _outcome(ending: asyncio.Future[Returned | AgentResult]) -> Returned | AgentResult | None:
     """What the task returned, or why it did not: None when it was cancelled."""
-    try:
-        returned: Returned = await task
-    except RayError as exc:
-        # Through Ray Client the failure of an awaited task comes as a bare RayTaskError: its cause says which.
-        cause = exc.cause if isinstance(exc, RayTaskError) else exc
-        if isinstance(exc, TaskCancelledError) or isinstance(cause, TaskCancelledError):
-            return None
-        if isinstance(cause, NodeDiedError | WorkerCrashedError):
-            which = "cluster node" if isinstance(cause, NodeDiedError) else "Ray worker"
-            return AgentResult.failed(f"the {which} running the phase died ({_LOST_AGAIN}): `adw resume` runs it again")
+    exc = ending.exception()
+    if exc is None:
+        return ending.result()
+    # Through Ray Client the failure of an awaited task comes as a bare RayTaskError: its cause says which.
+    cause = exc.cause if isinstance(exc, RayTaskError) else exc
+    if isinstance(exc, TaskCancelledError) or isinstance(cause, TaskCancelledError):
+        return None
+    if isinstance(cause, NodeDiedError | WorkerCrashedError):
+        which = "cluster node" if isinstance(cause, NodeDiedError) else "Ray worker"
+        return AgentResult.failed(f"the {which} running the phase died ({_LOST_AGAIN}): `adw resume` runs it again")
+    if isinstance(exc, RayError):
         return AgentResult.failed(f"the phase failed on the cluster: {exc}")
-    return returned
+    raise exc
 
 
 async def _ask_here(question: PermissionAsked, events: TaskEvents, record: ActorHandle[Any]) -> None:
@@ -356,7 +366,7 @@ async def _ask_here(question: PermissionAsked, events: TaskEvents, record: Actor
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
 def _phase_task(
     phase: Phase, shipment: Shipment, secrets: dict[str, str], record: ActorHandle[Any], key: str
-) -> Returned:
+) -> Returned | AgentResult:
     ray.get(record.started.remote(key, RunningPhase(
         workflow_id=phase.workflow.id, workflow=phase.workflow.name, task_id=phase.task.id, phase=phase.task.phase,
         agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
@@ -385,16 +395,13 @@ def _phase_task(
             orphans.communicate(DONE)
             ray.get(sending)
             ray.get(record.stopped.remote(key))  # the driver takes every event before it sees the result
-        if runner.returned is None:
-            raise RuntimeError(runner.error or "the agent ended without a result")
-        return runner.returned
+        return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
 
 
 def _batch(events: queue.Queue[BaseEvent | None]) -> tuple[list[BaseEvent], bool]:
     """The next event, waited for, and every one already queued behind it: one push for a burst of output,
-    without holding back an event to fill a batch; and whether
-    the agent's thread has ended (its last item, None, taken). The wait is short, so that ray.cancel's interrupt
-    gets its turn, and ends as soon as the agent does."""
+    without holding back an event to fill a batch; and whether the agent's thread has ended (its last item, None,
+    taken). The wait is short, so that ray.cancel's interrupt gets its turn, and ends as soon as the agent does."""
     batch: list[BaseEvent] = []
     item = events.get(timeout=_POLL)
     while item is not None:
