@@ -331,12 +331,19 @@ async def _follow(
                 await asyncio.wait({ending})
                 return _outcome(ending)
     finally:
-        for waiting in (stopping, ending, polling):
-            if waiting is not None:
-                waiting.cancel()
+        stopping.cancel()
+        for call in (ending, polling):  # a take still waiting returns once the driver says it `ended`
+            if call is not None:
+                _let_go(call)
         for question in asking:  # the turn ended: its questions end with it, as locally
             question.cancel()
         await asyncio.gather(*asking, return_exceptions=True)
+
+
+def _let_go(call: asyncio.Future[Any]) -> None:
+    """Leave a Ray call to end by itself, unheard. Not cancelled: Ray Client fails, in a thread of its own, to
+    answer a call whose future was cancelled."""
+    call.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _outcome(ending: asyncio.Future[Returned | AgentResult]) -> Returned | AgentResult | None:
