@@ -249,6 +249,9 @@ def main() -> None:
     parser.add_argument("--client", action="store_true", help="connect through Ray Client (ray://)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
+    # The benchmark's clusters are its own: a token in ~/.ray (from other Ray use) would turn on token authentication
+    # for their head node and refuse the second node. Off for the nodes and this driver.
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     with tempfile.TemporaryDirectory(prefix="adw-scale-") as tmp:
         figures = asyncio.run(measure(args, Path(tmp)))
     figures["args"] = vars(args)

@@ -23,6 +23,16 @@ _QUICK_HEALTH_CHECKS = {"RAY_health_check_period_ms": "500", "RAY_health_check_f
                         "RAY_health_check_timeout_ms": "500"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_token_authentication() -> Iterator[None]:
+    """The clusters are the tests' own: a token in the user's home (~/.ray/auth_token, left by any Ray use with token
+    authentication) makes Ray 2.60 turn it on for a new head node, and a second node started without the token is
+    then refused. Off for the nodes, the drivers and every `adw` the tests start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "disabled")
+        yield
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
