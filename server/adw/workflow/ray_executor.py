@@ -446,7 +446,7 @@ class _AskTheDriver(EventBus):
 
 
 class _AgentThread(threading.Thread):
-    """The agent's own event loop, beside the task's thread that yields its events."""
+    """The agent's own event loop, beside the task's thread that sends its events."""
 
     def __init__(
         self, phase: Phase, shipment: Shipment, secrets: dict[str, str], scratch: Path, bus: _AskTheDriver
