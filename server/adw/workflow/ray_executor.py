@@ -35,7 +35,6 @@ import ray
 from ray._private import auto_init_hook
 from ray.actor import ActorHandle
 from ray.exceptions import NodeDiedError, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from adw.errors import AdwError
 from adw.git.runner import run
@@ -60,6 +59,7 @@ _BATCH = 500
 # The record's name says its protocol: a cluster may still hold the record of an older ADW, without `push`.
 _NAMESPACE, _RECORD = "adw", "adw-record-2"
 _RECORD_CALLS = 10_000  # at once: a running phase holds one (its driver's long poll), a permission question two
+_HEAD = "node:__internal_head__"  # a resource only the head node offers
 _GONE_KEPT = 10_000  # phases whose drivers left, remembered so that a node starting one late records nothing
 _LOST_AGAIN = "an LLM agent's phase is not run again by itself, it costs money; a check is, twice"
 _ANSWER_MARGIN = 10.0  # a node waits this much longer than the driver for an answer: "nobody answered" comes back
@@ -285,11 +285,13 @@ class _Record:
 
 
 def _open_record() -> ActorHandle[Any]:
-    """ADW's record on the cluster, made on first use on the driver's node (the head, as a rule)."""
-    here = ray.get_runtime_context().get_node_id()
+    """ADW's record on the cluster, made on first use, on the head node: the cluster's own lifeline, where a
+    worker node's death does not take every phase's events with it (the driver's node is not it when the
+    driver attached to a worker node, or comes through Ray Client). The head's resource, as Ray Train places its
+    state actor."""
     return _Record.options(  # type: ignore[attr-defined,no-any-return,unused-ignore]
         name=_RECORD, namespace=_NAMESPACE, lifetime="detached", get_if_exists=True, max_concurrency=_RECORD_CALLS,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+        resources={_HEAD: 0.001},
     ).remote()
 
 
@@ -320,7 +322,11 @@ async def _follow(
                 watching.discard(ending)  # it sent its last events before it returned: take them
             if not polling.done():
                 continue
-            batch, closed = polling.result()
+            try:
+                batch, closed = polling.result()
+            except RayError as exc:  # the record is gone (the head with it, as a rule): so are the events
+                ray.cancel(task)
+                return AgentResult.failed(f"the phase's events were lost on the cluster: {exc}")
             polling = None
             for event in batch:
                 if isinstance(event, PermissionAsked):
