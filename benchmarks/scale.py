@@ -2,7 +2,7 @@
 worktree costs, and the speedup from one node to two of equal agent slots.
 
     PYTHONPATH=. .venv/bin/python benchmarks/scale.py [--agents 100] [--seconds 1] [--slots 4] [--files 10000]
-        [--chain 20] [--json FILE]
+        [--chain 20] [--client] [--json FILE]
 
 Needs `pip install -e '.[ray]'`. Starts its own cluster (`ray start` in a temporary directory, one CPU per node)
 and stops it (and no other cluster) at the end. Run as a script: its simulated agent travels to the nodes by value.
@@ -18,6 +18,9 @@ and stops it (and no other cluster) at the end. Run as a script: its simulated a
 3. Speedup: `--agents` phases of an agent that waits `--seconds` (I/O-bound, no CPU), all submitted at once, on
    one node of `--slots` agent slots, then on two; and on the local executor with the same number of slots.
 4. Cancel: a `command` agent sleeping on the node, cancelled; the seconds until its process is gone.
+
+With `--client` the executor connects through Ray Client (`ray://`, the head's client server) instead of the
+head's GCS address, as ADW outside the cluster does.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -140,32 +142,39 @@ async def together(executor: Executor, root: Path, count: int, seconds: float, s
 
 
 @ray.remote(num_cpus=0, resources={AGENT_RESOURCE: 1})
-def _nothing() -> Iterator[int]:
-    yield 0
+def _nothing() -> int:
+    return 0
 
 
 async def bare_round_trip(count: int) -> float:
-    """A generator task that yields once, as a phase's task is one: Ray's own part of a phase's cost."""
+    """A task that returns at once, with the resources a phase's task takes: Ray's own part of a phase's cost."""
     started = time.perf_counter()
     for _ in range(count):
-        async for ref in _nothing.remote():
-            await ref
+        await _nothing.remote()
     return (time.perf_counter() - started) / count
 
 
-def start_node(temp: Path, slots: int, head: str | None) -> str:
-    """A node of `slots` agent slots. Ray keeps idle workers only up to a node's CPU count and starts that many
-    at a time, so a node whose slots outnumber its CPUs is told to keep and start one per slot (each new worker
-    costs about a second here): docs/CONFIGURATION.md says so for real clusters."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_num_workers_soft_limit": str(slots),
-           "RAY_worker_maximum_startup_concurrency": str(slots)}
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_node(temp: Path, slots: int, head: str | None, client_port: int = 0) -> str:
+    """A node of `slots` agent slots (the head's Ray Client server on `client_port`). Ray keeps idle workers only
+    up to a node's CPU count and starts that many at a time, so a node whose slots outnumber its CPUs is told to
+    keep and start one per slot (each new worker costs about a second here): docs/CONFIGURATION.md says so for
+    real clusters."""
+    # The simulated agent (benchmarks/parallel.py) on every node's path: through Ray Client the head's client
+    # server unpickles it too, and it does not get the driver's script folder as Ray's workers do.
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_num_workers_soft_limit": str(slots), "RAY_worker_maximum_startup_concurrency": str(slots)}
     resources = f'--resources={{"agent": {slots}}}'
     if head is None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        argv = ["start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
-                "--disable-usage-stats"]
+        port = free_port()
+        argv = ["start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+                "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"]
         head = f"127.0.0.1:{port}"
     else:
         argv = ["start", f"--address={head}"]
@@ -179,8 +188,9 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
     large = make_repo(temp / "large", args.files)
     figures: dict[str, object] = {"load": os.getloadavg(), "cpu_count": os.cpu_count()}
     cpu = time.process_time()
-    address = await asyncio.to_thread(start_node, temp / "ray", args.slots, None)
-    cluster = RayExecutor(address, [])
+    client_port = free_port()
+    address = await asyncio.to_thread(start_node, temp / "ray", args.slots, None, client_port)
+    cluster = RayExecutor(f"ray://127.0.0.1:{client_port}" if args.client else address, [])
     local = LocalExecutor()
     try:
         await together(cluster, small, args.slots, 0.5, args.slots)  # connect, and warm each slot's worker
@@ -236,6 +246,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--chain", type=int, default=20)
+    parser.add_argument("--client", action="store_true", help="connect through Ray Client (ray://)")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     # The benchmark's clusters are its own: a token in ~/.ray (from other Ray use) would turn on token authentication

@@ -215,7 +215,7 @@ class AdwConfig(_Strict):
         default="auto",
         min_length=1,
         description='With executor = "ray": the cluster, `auto` (the one started on this machine, or RAY_ADDRESS) '
-        "or `HOST:6379` (its head node's GCS port; Ray Client's `ray://` cannot stream a phase's events).",
+        "`HOST:6379` (its head node's GCS port, from a machine of the cluster) or `ray://HOST:10001` (Ray Client).",
     )
     secrets: list[str] = Field(
         default_factory=lambda: ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "OPENAI_API_KEY", "GEMINI_API_KEY"],

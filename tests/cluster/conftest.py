@@ -45,7 +45,8 @@ def _ray(*args: str, env: dict[str, str]) -> None:
 
 
 class Cluster(NamedTuple):
-    address: str
+    address: str  # the head's GCS, HOST:PORT
+    client_address: str  # its Ray Client server, ray://HOST:PORT
     temp: Path  # every file the cluster writes: sessions, logs, spilled objects
 
     def add_worker(self, agents: int = 1) -> None:
@@ -59,11 +60,11 @@ def _env() -> dict[str, str]:
 
 
 def _start(temp: Path, head_agents: int) -> Cluster:
-    address = f"127.0.0.1:{_free_port()}"
-    _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}",
+    port, client_port = _free_port(), _free_port()
+    _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--ray-client-server-port={client_port}",
          "--num-cpus=1", f'--resources={{"agent": {head_agents}}}', "--include-dashboard=false",
          f"--temp-dir={temp / 's'}", "--disable-usage-stats", env=_env())
-    return Cluster(address, temp)
+    return Cluster(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", temp)
 
 
 @pytest.fixture(scope="session")

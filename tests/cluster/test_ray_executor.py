@@ -60,8 +60,13 @@ def _commit(repo: Path, branch: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("ADW-Workflow: "))
 
 
+# A phase's events, results and cancel are the same through the head's GCS address and through Ray Client.
+_ADDRESSES = pytest.mark.parametrize("address", ["address", "client_address"], ids=["direct", "ray-client"])
+
+
+@_ADDRESSES
 def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
-    tmp_path: Path, ray_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ray_cluster: Cluster, monkeypatch: pytest.MonkeyPatch, address: str
 ) -> None:
     for name, value in _FIXED.items():
         monkeypatch.setenv(name, value)
@@ -71,7 +76,7 @@ def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
     assert _git(local, "rev-parse", "HEAD") == _git(remote, "rev-parse", "HEAD")
 
     ran_locally = _sdlc(local)
-    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", ray_cluster.address)
+    ran_on_ray = _sdlc(remote, "--executor", "ray", "--address", getattr(ray_cluster, address))
 
     assert [wf["state"] for wf in ran_locally + ran_on_ray] == ["succeeded"] * 2 * len(SPECS)
     for name in SPECS:
@@ -102,7 +107,10 @@ def _worktree(repo: Path, name: str) -> Path:
     return repo.parent / f"{repo.name}.worktrees" / name
 
 
-async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo) -> None:
+@_ADDRESSES
+async def test_a_cancel_stops_the_agent_on_its_node(
+    tmp_path: Path, ray_cluster: Cluster, make_repo: MakeRepo, address: str
+) -> None:
     repo = make_repo()
     pid_file = tmp_path / "agent.pid"
     # The agent says it started, then works for ten minutes unless stopped.
@@ -111,7 +119,7 @@ async def test_a_cancel_stops_the_agent_on_its_node(tmp_path: Path, ray_cluster:
         "print('working', flush=True); time.sleep(600)"
     )
     workflow = own(repo, [command_task("long", agent)])
-    config = AdwConfig(executor="ray", address=ray_cluster.address, agents=AgentsConfig(stop_grace=0.5))
+    config = AdwConfig(executor="ray", address=getattr(ray_cluster, address), agents=AgentsConfig(stop_grace=0.5))
     engine = Engine(None, config, agents=agent_factories())
     try:
         async with engine.subscribe(workflow.id) as events:

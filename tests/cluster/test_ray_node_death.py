@@ -23,7 +23,7 @@ from adw.workflow.store import Store
 from tests.agents.test_agents_acp import FAKE
 from tests.agents.test_agents_follow_up import own
 from tests.cluster.conftest import Cluster
-from tests.cluster.test_ray_executor import _gone
+from tests.cluster.test_ray_executor import _ADDRESSES, _gone
 from tests.conftest import MakeRepo
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -31,8 +31,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 ADW = Path(sys.executable).with_name("adw")
 
 
+@_ADDRESSES
 async def test_a_node_killed_mid_phase_fails_it_clearly_stops_its_agent_and_resume_runs_it_again(
-    lone_worker_cluster: Cluster, make_repo: MakeRepo, tmp_path: Path
+    lone_worker_cluster: Cluster, make_repo: MakeRepo, tmp_path: Path, address: str
 ) -> None:
     cluster = lone_worker_cluster
     marks = tmp_path / "marks"
@@ -43,7 +44,7 @@ async def test_a_node_killed_mid_phase_fails_it_clearly_stops_its_agent_and_resu
     build_phase = (f'[tool.adw.phases.build]\nagent = "acp"\ncommand = [{command}]\nprompt = "once {marks}"\n'
                    "retries = 0\n")
     repo = make_repo({"pyproject.toml": build_phase})
-    config = load_config(repo).model_copy(update={"executor": "ray", "address": cluster.address})
+    config = load_config(repo).model_copy(update={"executor": "ray", "address": getattr(cluster, address)})
     build = phase_configs(config)["build"]
     workflow = own(repo, [Task(id="build", phase="build", agent="acp", config=build)])
     engine = Engine(Store.for_common_dir(repo / ".git"), config, agents=agent_factories())
@@ -73,7 +74,7 @@ async def test_a_node_killed_mid_phase_fails_it_clearly_stops_its_agent_and_resu
     cluster.add_worker()
     resumed = await asyncio.to_thread(
         subprocess.run, [str(ADW), "-C", str(repo), "resume", workflow.id, "--json",
-                         "--executor", "ray", "--address", cluster.address],
+                         "--executor", "ray", "--address", getattr(cluster, address)],
         capture_output=True, text=True, timeout=300, env=os.environ.copy(),
     )
     assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-2000:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from adw.workflow.models import TaskState
 from tests.agents.test_agents_acp import acp_task, answer_as, lines
 from tests.agents.test_agents_follow_up import own
 from tests.cluster.conftest import Cluster
+from tests.cluster.test_ray_executor import _ADDRESSES
 from tests.conftest import MakeRepo
 from tests.fakes import command_task, python
 
@@ -28,11 +30,13 @@ pytestmark = pytest.mark.cluster
 ADW = Path(sys.executable).with_name("adw")
 
 
+@_ADDRESSES
 async def test_a_permission_question_on_a_node_is_answered_by_the_drivers_watchers(
-    ray_cluster: Cluster, make_repo: MakeRepo
+    ray_cluster: Cluster, make_repo: MakeRepo, address: str
 ) -> None:
     repo = make_repo()
-    engine = Engine(None, AdwConfig(executor="ray", address=ray_cluster.address), agents=agent_factories())
+    config = AdwConfig(executor="ray", address=getattr(ray_cluster, address))
+    engine = Engine(None, config, agents=agent_factories())
     wf = own(repo, [acp_task("permission again", permissions="ask", permission_timeout=30)])
     asked: list[PermissionAsked] = []
     choices: dict[str, PermissionChoice] = {
@@ -122,13 +126,33 @@ def _cluster_status(cluster: Cluster, cwd: Path) -> tuple[dict[str, list[dict[st
     return json.loads(status("--json")), status()
 
 
-def test_an_address_where_no_cluster_listens_is_one_clear_message_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["", "ray://"], ids=["direct", "ray-client"])
+def test_an_address_where_no_cluster_listens_is_one_clear_message_at_once(tmp_path: Path, scheme: str) -> None:
     with socket.socket() as closed:  # a port nothing listens on once closed
         closed.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        address = f"{scheme}127.0.0.1:{closed.getsockname()[1]}"
     # Ray alone waits minutes for a head node there; the guard's timeout only keeps a regression from hanging.
     done = subprocess.run([str(ADW), "-C", str(tmp_path), "cluster", "status", "--address", address],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert f"no Ray cluster at {address}: nothing answers there" in done.stderr
     assert "ray start --head" in done.stderr
+
+
+def test_a_ray_call_once_the_connection_is_gone_starts_no_ray_instance_here(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Ray starts a local instance for a call made without a connection (a late call after Ray Client's connection
+    dropped, or after the executor closed), and writes a token into ~/.ray that every later `ray start` of the
+    machine then demands: with ADW's ray executor imported, such a call fails instead."""
+    home = tmp_path_factory.mktemp("h")  # short: a socket path of a session must fit in 107 bytes
+    script = (
+        "import ray, adw.workflow.ray_executor\n"
+        "try:\n    ray.put(1)\nexcept Exception as exc:\n    print(type(exc).__name__)\n"
+        "print('started' if ray.is_initialized() else 'none')\n"
+    )
+    ray_default = {name: value for name, value in os.environ.items() if name != "RAY_AUTH_MODE"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**ray_default, "HOME": str(home), "RAY_TMPDIR": str(home)})
+    assert done.stdout.split()[-1] == "none", (done.stdout, done.stderr[-2000:])
+    assert not (home / ".ray").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from adw.config import AdwConfig, load_config
 from adw.errors import ConfigError
-from adw.workflow.executor import RAY_INSTALL, LocalExecutor, RayClientError, RayMissingError, open_executor
+from adw.workflow.executor import RAY_INSTALL, LocalExecutor, RayMissingError, open_executor
 from tests.conftest import MakeRepo
 from tests.fakes import FAKES
 
@@ -84,23 +84,6 @@ def test_adw_sdlc_with_ray_missing_gives_one_message_and_changes_nothing(make_re
     assert RAY_INSTALL in done.stderr
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True)
     assert len(worktrees.stdout.splitlines()) == 1  # no worktree made, no agent run
-
-
-def test_a_ray_client_address_is_refused_before_anything_runs(make_repo: MakeRepo) -> None:
-    """Ray Client (`ray://`) cannot stream a task's items, which is how a phase's events come back: a run there
-    would fail each phase; it is refused with one message saying which address to use instead."""
-    repo = make_repo({"specs/add.md": "# Add\n"})
-    done = subprocess.run(
-        [str(ADW), "-C", str(repo), "sdlc", "specs/add.md", "--executor", "ray", "--address", "ray://head:10001"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "Ray Client" in done.stderr and "--address HEAD:6379" in done.stderr
-    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True, check=True)
-    assert len(worktrees.stdout.splitlines()) == 1  # no worktree made, no agent run
-    with pytest.raises(RayClientError) as raised:
-        open_executor(AdwConfig(executor="ray", address="ray://head:10001"))
-    assert 'adw.rayAddress or [tool.adw] address to "HEAD:6379"' in raised.value.editor_hint
 
 
 def test_an_unknown_executor_flag_is_refused(make_repo: MakeRepo) -> None:

@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
         "nodes with their agent slots, then the ADW phases running on them (workflow, task, node, since when); "
         "a running phase takes one slot. Needs `pip install 'adw[ray]'`.",
     )
-    status.add_argument("--address", metavar="ADDR", help="auto or ray://HOST:10001 (default: [tool.adw] address)")
+    status.add_argument(
+        "--address", metavar="ADDR", help="auto, HOST:6379 or ray://HOST:10001 (default: [tool.adw] address)"
+    )
     add_json_flag(status)
     status.set_defaults(handler=_status)
 

@@ -120,7 +120,7 @@ def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
         metavar="ADDR",
-        help="with --executor ray: the cluster, auto or HOST:6379 (default: [tool.adw] address)",
+        help="with --executor ray: the cluster, auto, HOST:6379 or ray://HOST:10001 (default: [tool.adw] address)",
     )
 
 

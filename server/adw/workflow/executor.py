@@ -74,10 +74,6 @@ class RayMissingError(AdwError):
     pass
 
 
-class RayClientError(AdwError):
-    """A `ray://` address: Ray Client cannot stream a task's items, which is how a phase's events come back."""
-
-
 class ClusterNode(BaseModel):
     node_id: str
     address: str
@@ -118,14 +114,6 @@ def open_executor(config: AdwConfig) -> Executor:
     """The executor `config` asks for. Ray is imported in this module only, when asked for."""
     if config.executor == "local":
         return LocalExecutor()
-    if config.address.startswith("ray://"):
-        raise RayClientError(
-            f"the ray executor cannot run phases through Ray Client ({config.address}): it does not stream a task's "
-            "events back",
-            "run ADW on a machine of the cluster with --address HEAD:6379 (the head node's GCS port) or auto",
-            'set adw.rayAddress or [tool.adw] address to "HEAD:6379" (the head node\'s GCS port) or "auto", with '
-            "the editor on a machine of the cluster",
-        )
     with _needs_ray():
         from adw.workflow.ray_executor import RayExecutor
     return RayExecutor(config.address, config.secrets)

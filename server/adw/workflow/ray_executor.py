@@ -3,8 +3,9 @@
 No filesystem is shared. The driver ships the worktree as its HEAD and a commit of its current files (tracked
 and untracked, not ignored): HEAD's history through the object store, once per commit, fetched only by a node
 whose cache lacks it; the commit of the files as a pack of what it adds (adw.workflow.shipping). The node runs
-the agent in a worktree of its cache, streams its events back (a generator task: each event reaches the driver
-while the agent runs), and returns a pack of what the agent added. The driver stores those objects and writes the
+the agent in a worktree of its cache, sends its events back while the agent runs (in batches, through ADW's record
+on the cluster, which the driver long-polls: unlike a generator task's items, this works through Ray Client, a
+`ray://` address, too), and returns a pack of what the agent added. The driver stores those objects and writes the
 files the agent changed into its own worktree (and moves its branch if the agent committed), so the engine's
 checkpoints, undo, commit and merge preview see what a local phase would have left.
 
@@ -26,15 +27,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray._private import auto_init_hook
 from ray.actor import ActorHandle
-from ray.exceptions import NodeDiedError, RayError, TaskCancelledError, WorkerCrashedError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.exceptions import NodeDiedError, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 
 from adw.errors import AdwError
 from adw.git.runner import run
@@ -47,12 +47,20 @@ from adw.workflow.models import AgentResult
 from adw.workflow.orphans import DONE
 from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
 
+# A Ray call after the connection is gone (Ray Client's dropped, or closed) fails instead of starting a Ray
+# instance on this machine, which would also leave a token in ~/.ray that every later `ray start` here demands.
+auto_init_hook.enable_auto_connect = False
+
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
 _CHECK_RETRIES = 2  # a check (tests, lint) costs nothing to run again when its node dies; an LLM agent does
 _POLL = 0.1
 _REACH_TIMEOUT = 10.0
 _BATCH = 500
-_NAMESPACE, _RECORD = "adw", "adw-record"
+# The record's name says its protocol: a cluster may still hold the record of an older ADW, without `push`.
+_NAMESPACE, _RECORD = "adw", "adw-record-2"
+_RECORD_CALLS = 10_000  # at once: a running phase holds one (its driver's long poll), a permission question two
+_HEAD = "node:__internal_head__"  # a resource only the head node offers
+_GONE_KEPT = 10_000  # phases whose drivers left, remembered so that a node starting one late records nothing
 _LOST_AGAIN = "an LLM agent's phase is not run again by itself, it costs money; a check is, twice"
 _ANSWER_MARGIN = 10.0  # a node waits this much longer than the driver for an answer: "nobody answered" comes back
 Answer = tuple[PermissionChoice, str] | None  # a permission question's answer and who gave it; None: nobody did
@@ -60,7 +68,7 @@ Answer = tuple[PermissionChoice, str] | None  # a permission question's answer a
 
 @dataclass(frozen=True)
 class Returned:
-    """The last item of a phase task: the agent's result and `state`, a commit of the files it left, on `head`
+    """What a phase task returns: the agent's result and `state`, a commit of the files it left, on `head`
     (the node's HEAD then: the shipped one unless the agent committed); `pack` holds their objects beyond the
     shipment's (empty when the agent changed nothing)."""
 
@@ -96,9 +104,9 @@ class RayExecutor:
         if memory:
             options["memory"] = memory
         record, key = self._connected_record(), uuid.uuid4().hex
-        stream = _phase_task.options(**options).remote(phase, shipment, secrets, record, key)
+        task = _phase_task.options(**options).remote(phase, shipment, secrets, record, key)
         try:
-            returned = await _follow(stream, events, cancel, record)
+            returned = await _follow(task, key, events, cancel, record)
         finally:  # also when its node died before it could say so itself
             record.ended.remote(key)
         if not isinstance(returned, Returned):
@@ -147,10 +155,10 @@ async def _init(address: str) -> None:
 
 
 async def _answers(address: str) -> None:
-    """A HOST:PORT where nothing listens fails now: `ray.init` would wait minutes for a head node there."""
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
-        return  # `auto`, `ray://…`: Ray finds or fails those itself
+    """A [ray://]HOST:PORT where nothing listens fails now: `ray.init` would wait minutes for a head node there."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if "://" in host or not host or not port.isdigit():
+        return  # `auto`: Ray finds or fails it itself
     try:
         async with asyncio.timeout(_REACH_TIMEOUT):
             _, writer = await asyncio.open_connection(host, int(port))
@@ -194,20 +202,65 @@ async def read_cluster(address: str) -> ClusterStatus:
                          phases=[phase for phase in phases if phase.node_id in alive])
 
 
+@dataclass
+class _Events:
+    """A phase's events on their way from its node to its driver."""
+
+    batches: list[list[BaseEvent]] = field(default_factory=list)
+    closed: bool = False  # the task sent its last
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 @ray.remote(num_cpus=0)  # type: ignore[untyped-decorator,unused-ignore]
 class _Record:
     """ADW's record on the cluster, one detached actor shared by every driver: the phases running (what `adw
-    cluster status` names) and the answers to their agents' permission questions, on their way to the nodes."""
+    cluster status` names), their events on their way to the drivers, and the answers to their agents'
+    permission questions, on their way to the nodes. Keyed by a phase's key, which its driver drew."""
 
     def __init__(self) -> None:
         self._phases: dict[str, RunningPhase] = {}
+        self._events: dict[str, _Events] = {}
+        self._gone: dict[str, None] = {}  # oldest first
         self._answers: dict[str, asyncio.Future[Answer]] = {}
 
     async def started(self, key: str, phase: RunningPhase) -> None:
-        self._phases[key] = phase
+        """The node's first word; when its driver has already left (cancelled), the phase is recorded nowhere."""
+        if key not in self._gone:
+            self._phases[key] = phase
+            self._events.setdefault(key, _Events())
+
+    async def push(self, key: str, batch: list[BaseEvent]) -> None:
+        if (events := self._events.get(key)) is not None:
+            events.batches.append(batch)
+            events.changed.set()
+
+    async def stopped(self, key: str) -> None:
+        """The node's last word, after its last push."""
+        self._phases.pop(key, None)
+        if (events := self._events.get(key)) is not None:
+            events.closed = True
+            events.changed.set()
+
+    async def take(self, key: str) -> tuple[list[BaseEvent], bool]:
+        """The driver's long poll: the phase's events sent since the last take, once there are any or the task
+        sent its last (and whether it did)."""
+        if key in self._gone:
+            return [], False
+        events = self._events.setdefault(key, _Events())
+        while not (events.batches or events.closed) and key in self._events:
+            events.changed.clear()
+            await events.changed.wait()
+        batches, events.batches = events.batches, []
+        return [event for batch in batches for event in batch], events.closed
 
     async def ended(self, key: str) -> None:
+        """The driver's last word: it has what it wanted of the phase (or its node died)."""
         self._phases.pop(key, None)
+        if (events := self._events.pop(key, None)) is not None:
+            events.changed.set()  # a take still waiting ends
+        self._gone[key] = None
+        if len(self._gone) > _GONE_KEPT:
+            del self._gone[next(iter(self._gone))]
 
     async def running(self) -> list[RunningPhase]:
         return sorted(self._phases.values(), key=lambda phase: phase.since)
@@ -232,58 +285,88 @@ class _Record:
 
 
 def _open_record() -> ActorHandle[Any]:
-    """ADW's record on the cluster, made on first use on the driver's node (the head, as a rule)."""
-    here = ray.get_runtime_context().get_node_id()
+    """ADW's record on the cluster, made on first use, on the head node: the cluster's own lifeline, where a
+    worker node's death does not take every phase's events with it (the driver's node is not it when the
+    driver attached to a worker node, or comes through Ray Client). The head's resource, as Ray Train places its
+    state actor."""
     return _Record.options(  # type: ignore[attr-defined,no-any-return,unused-ignore]
-        name=_RECORD, namespace=_NAMESPACE, lifetime="detached", get_if_exists=True,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+        name=_RECORD, namespace=_NAMESPACE, lifetime="detached", get_if_exists=True, max_concurrency=_RECORD_CALLS,
+        resources={_HEAD: 0.001},
     ).remote()
 
 
 async def _follow(
-    stream: ray.ObjectRefGenerator, events: TaskEvents, cancel: CancelToken, record: ActorHandle[Any]
+    task: ray.ObjectRef[Returned | AgentResult], key: str, events: TaskEvents, cancel: CancelToken,
+    record: ActorHandle[Any],
 ) -> Returned | AgentResult | None:
-    """Relay the task's events until it returns (its last item: not waiting for the stream's end saves a round
-    trip); a cancel reaches the agent on its node through ray.cancel, and its agent's permission questions are
-    asked here, their answers sent back through `record`. None when cancelled or the task ended without a result;
-    a failed result when the task failed on the cluster."""
+    """Relay the task's events (long-polled from `record`, where its node sends them) until it returns; a cancel
+    reaches the agent on its node through ray.cancel, and its agent's permission questions are asked here, their
+    answers sent back through `record`. None when cancelled; a failed result when the task failed on the
+    cluster."""
     stopping = asyncio.ensure_future(cancel.wait())
+    ending: asyncio.Future[Returned | AgentResult] = asyncio.ensure_future(task)
+    watching: set[asyncio.Future[Any]] = {stopping, ending}
+    polling: asyncio.Future[tuple[list[BaseEvent], bool]] | None = None
     asking: set[asyncio.Task[None]] = set()
     try:
-        iterator = stream.__aiter__()
         while True:
-            step = asyncio.ensure_future(iterator.__anext__())
-            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                ray.cancel(stream)
-                await asyncio.gather(step, return_exceptions=True)
+            polling = polling or asyncio.ensure_future(record.take.remote(key))
+            await asyncio.wait({polling, *watching}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.done():
+                ray.cancel(task)
+                await asyncio.gather(ending, return_exceptions=True)
                 return None
+            if ending in watching and ending.done():
+                if ending.exception() is not None:  # its node died, or it did not get to its end
+                    return _outcome(ending)
+                watching.discard(ending)  # it sent its last events before it returned: take them
+            if not polling.done():
+                continue
             try:
-                ref = step.result()
-                item = await ref
-            except StopAsyncIteration:
-                return None
-            except TaskCancelledError:
-                return None
-            except (NodeDiedError, WorkerCrashedError) as exc:
-                which = "cluster node" if isinstance(exc, NodeDiedError) else "Ray worker"
-                return AgentResult.failed(
-                    f"the {which} running the phase died ({_LOST_AGAIN}): `adw resume` runs it again"
-                )
-            except RayError as exc:
-                return AgentResult.failed(f"the phase failed on the cluster: {exc}")
-            if isinstance(item, Returned):
-                return item
-            for event in item:
+                batch, closed = polling.result()
+            except RayError as exc:  # the record is gone (the head with it, as a rule): so are the events
+                ray.cancel(task)
+                return AgentResult.failed(f"the phase's events were lost on the cluster: {exc}")
+            polling = None
+            for event in batch:
                 if isinstance(event, PermissionAsked):
                     asking.add(asyncio.create_task(_ask_here(event, events, record)))
                 else:
                     events.relay(event)
+            if closed:  # it returns right after
+                await asyncio.wait({ending})
+                return _outcome(ending)
     finally:
         stopping.cancel()
+        for call in (ending, polling):  # a take still waiting returns once the driver says it `ended`
+            if call is not None:
+                _let_go(call)
         for question in asking:  # the turn ended: its questions end with it, as locally
             question.cancel()
         await asyncio.gather(*asking, return_exceptions=True)
+
+
+def _let_go(call: asyncio.Future[Any]) -> None:
+    """Leave a Ray call to end by itself, unheard. Not cancelled: Ray Client fails, in a thread of its own, to
+    answer a call whose future was cancelled."""
+    call.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _outcome(ending: asyncio.Future[Returned | AgentResult]) -> Returned | AgentResult | None:
+    """What the task returned, or why it did not: None when it was cancelled."""
+    exc = ending.exception()
+    if exc is None:
+        return ending.result()
+    # Through Ray Client the failure of an awaited task comes as a bare RayTaskError: its cause says which.
+    cause = exc.cause if isinstance(exc, RayTaskError) else exc
+    if isinstance(exc, TaskCancelledError) or isinstance(cause, TaskCancelledError):
+        return None
+    if isinstance(cause, NodeDiedError | WorkerCrashedError):
+        which = "cluster node" if isinstance(cause, NodeDiedError) else "Ray worker"
+        return AgentResult.failed(f"the {which} running the phase died ({_LOST_AGAIN}): `adw resume` runs it again")
+    if isinstance(exc, RayError):
+        return AgentResult.failed(f"the phase failed on the cluster: {exc}")
+    raise exc
 
 
 async def _ask_here(question: PermissionAsked, events: TaskEvents, record: ActorHandle[Any]) -> None:
@@ -296,12 +379,12 @@ async def _ask_here(question: PermissionAsked, events: TaskEvents, record: Actor
 @ray.remote  # type: ignore[untyped-decorator,unused-ignore]  # (untyped where Ray is not installed)
 def _phase_task(
     phase: Phase, shipment: Shipment, secrets: dict[str, str], record: ActorHandle[Any], key: str
-) -> Iterator[list[BaseEvent] | Returned]:
-    record.started.remote(key, RunningPhase(
+) -> Returned | AgentResult:
+    ray.get(record.started.remote(key, RunningPhase(
         workflow_id=phase.workflow.id, workflow=phase.workflow.name, task_id=phase.task.id, phase=phase.task.phase,
         agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
         since=time.time(),
-    ))
+    )))
     marker = task_marker(phase.workflow.id, phase.task.id)
     # Stops the agent if this worker dies (its node with it) before it can. Fixed argv: this interpreter, ADW's module.
     orphans = subprocess.Popen(  # noqa: S603
@@ -311,27 +394,27 @@ def _phase_task(
     with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
         runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
         runner.start()
+        sending: list[ray.ObjectRef[None]] = []  # the push on its way: one at a time keeps them in order
         try:
             ended = False
             while not ended:
                 with contextlib.suppress(queue.Empty):
                     batch, ended = _batch(runner.events)
                     if batch:
-                        yield batch
+                        ray.get(sending)  # meanwhile the next batch gathers
+                        sending = [record.push.remote(key, batch)]
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
             orphans.communicate(DONE)
-            record.ended.remote(key)
-        if runner.returned is None:
-            raise RuntimeError(runner.error or "the agent ended without a result")
-        yield runner.returned
+            ray.get(sending)
+            ray.get(record.stopped.remote(key))  # the driver takes every event before it sees the result
+        return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
 
 
 def _batch(events: queue.Queue[BaseEvent | None]) -> tuple[list[BaseEvent], bool]:
-    """The next event, waited for, and every one already queued behind it: one object for a burst of output
-    (each yielded item is an object the driver owns), without holding back an event to fill a batch; and whether
-    the agent's thread has ended (its last item, None, taken). The wait is short, so that ray.cancel's interrupt
-    gets its turn, and ends as soon as the agent does."""
+    """The next event, waited for, and every one already queued behind it: one push for a burst of output,
+    without holding back an event to fill a batch; and whether the agent's thread has ended (its last item, None,
+    taken). The wait is short, so that ray.cancel's interrupt gets its turn, and ends as soon as the agent does."""
     batch: list[BaseEvent] = []
     item = events.get(timeout=_POLL)
     while item is not None:
@@ -369,7 +452,7 @@ class _AskTheDriver(EventBus):
 
 
 class _AgentThread(threading.Thread):
-    """The agent's own event loop, beside the task's thread that yields its events."""
+    """The agent's own event loop, beside the task's thread that sends its events."""
 
     def __init__(
         self, phase: Phase, shipment: Shipment, secrets: dict[str, str], scratch: Path, bus: _AskTheDriver
