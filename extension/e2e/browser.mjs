@@ -71,9 +71,10 @@ const shot = async (name) => {
 /** Extension commands reach the palette a few seconds after the workbench renders: retry until listed. */
 async function palette(title, run = true) {
   for (const t0 = Date.now(); ;) {
-    await page.keyboard.press('F1');
-    await page.locator('.quick-input-widget input').fill(`>${title}`);
     try {
+      // F1 can land while focus moves (a quick pick closing, a webview): then no palette opens, and it is pressed again.
+      await page.keyboard.press('F1');
+      await page.locator('.quick-input-widget input').fill(`>${title}`, { timeout: 5000 });
       await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 2000 });
       if (run) await page.keyboard.press('Enter');
       return;
@@ -101,6 +102,19 @@ async function menuItem(text) {
   await item.hover();
   await page.keyboard.press('Enter');
   await item.waitFor({ state: 'detached', timeout: 10_000 });
+}
+
+/** Clicks `target` until `shown` appears (three tries): a click that lands while its view redraws does nothing. */
+async function clickUntil(target, shown) {
+  for (let attempt = 1; ; attempt++) {
+    await target.click();
+    try {
+      await shown.waitFor({ timeout: 10_000 });
+      return;
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
 }
 
 let failed = false;
@@ -503,9 +517,9 @@ try {
   step('picked and merged; the others archived');
 
   // An archived candidate's diff still opens: its side comes from its archive (git, through the adw-rev documents).
-  await candidates.locator('.monaco-list-row')
-    .filter({ has: page.locator('.label-name', { hasText: /^multiply\.py$/ }) }).nth(2).click();
-  await page.locator('.tab', { hasText: 'base ↔ candidate 2' }).waitFor({ timeout: 30_000 });
+  await clickUntil(candidates.locator('.monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: /^multiply\.py$/ }) }).nth(2),
+  page.locator('.tab', { hasText: 'base ↔ candidate 2' }));
   await page.locator('.monaco-diff-editor .view-line', { hasText: 'return a + b' }).first().waitFor({ timeout: 30_000 });
   step('an archived candidate\'s diff opened from its archive');
 

@@ -34,6 +34,7 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
   /** The last pick of this comparison, so its row says so. */
   private picked: PickResult | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
+  private shown = ''; // what the view shows, as JSON
   readonly view: vscode.TreeView<CandidateNode>;
 
   constructor(private readonly adw: AdwClient) {
@@ -43,6 +44,10 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
   async show(group: string): Promise<Comparison> {
     const comparison = await this.adw.command('compare', group);
     if (comparison.group !== this.comparison?.group) this.picked = undefined;
+    // Redrawn only when something it shows changed: a redraw under the pointer swallows a click on a row.
+    const shown = JSON.stringify([comparison, this.picked]);
+    if (shown === this.shown) return comparison;
+    this.shown = shown;
     this.comparison = comparison;
     this.view.description = `best of ${comparison.candidates.length}`;
     const spec = comparison.spec ? path.basename(comparison.spec) : comparison.group;
@@ -65,6 +70,13 @@ export class CandidatesProvider implements vscode.TreeDataProvider<CandidateNode
       const group = this.comparison?.group;
       if (group) this.show(group).catch((error) => this.adw.output.debug(`candidates: ${String(error)}`));
     }, RELOAD_MS);
+  }
+
+  /** No comparison open: a pending reload is cancelled, and the next `show` draws afresh. */
+  forget(): void {
+    this.comparison = undefined;
+    this.shown = '';
+    this.reloadSoon();
   }
 
   notePick(result: PickResult): void {
@@ -235,8 +247,7 @@ class CandidateActions {
   }
 
   async close(): Promise<void> {
-    this.candidates.comparison = undefined;
-    this.candidates.reloadSoon(); // no comparison: cancels a pending reload
+    this.candidates.forget();
     await vscode.commands.executeCommand('setContext', COMPARING, false);
   }
 
