@@ -67,31 +67,32 @@ def _start(temp: Path, head_agents: int) -> Cluster:
     return Cluster(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", temp)
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A head node and a second worker node, each offering {"agent": 1}."""
+@contextlib.contextmanager
+def _cluster(tmp_path_factory: pytest.TempPathFactory, name: str, head_agents: int) -> Iterator[Cluster]:
+    """A head node offering `head_agents` agent slots and a worker node offering one, stopped afterwards."""
     pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
-    temp = tmp_path_factory.mktemp("ray")
+    temp = tmp_path_factory.mktemp(name)  # short: a socket path of its session must fit in 107 bytes
     try:
-        cluster = _start(temp, head_agents=1)
+        cluster = _start(temp, head_agents)
         cluster.add_worker()
         yield cluster
     finally:
         stop_cluster(temp)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head node and a second worker node, each offering {"agent": 1}."""
+    with _cluster(tmp_path_factory, "ray", head_agents=1) as cluster:
+        yield cluster
 
 
 @pytest.fixture
 def lone_worker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A head node without agent slots and one worker node with one: every agent phase runs on the worker,
     which a test may kill; `add_worker` starts another."""
-    pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
-    temp = tmp_path_factory.mktemp("rl")  # short: a socket path of its session must fit in 107 bytes
-    try:
-        cluster = _start(temp, head_agents=0)
-        cluster.add_worker()
+    with _cluster(tmp_path_factory, "rl", head_agents=0) as cluster:
         yield cluster
-    finally:
-        stop_cluster(temp)
 
 
 def stop_cluster(temp: Path) -> None:

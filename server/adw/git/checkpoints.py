@@ -7,8 +7,9 @@ branch and files are never touched. The undo stack lives under `refs/adw/checkpo
 stack under `refs/adw/redo/<worktree>/<n>`; both survive restarts and `git gc`, and every ref change is one
 atomic `update-ref --stdin` transaction with old-value checks.
 
-The last snapshot's tree is kept from `git gc` under `refs/adw/snapshot/<worktree>/last`: the next snapshot is
-built on it and the shadow index names its objects, though no checkpoint may hold them (a diff against the files).
+The last snapshot's trees are kept from `git gc` under `refs/adw/snapshot/<worktree>/`: its files' (`last`: the next
+snapshot is built on it and the shadow index names its objects) and its index's (`index`: cached while the index
+file is unchanged), though no checkpoint may hold them yet (a diff against the files).
 
 Numbers only grow, and every checkpoint on the undo stack is older than everything on the redo stack, so the
 top of the undo stack is its highest number and the next redo is the redo stack's lowest.
