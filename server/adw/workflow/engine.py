@@ -155,10 +155,14 @@ class Engine:
         self._chosen_cap = limit
         self._slots.resize(self._cap())
 
+    def _user_cap(self) -> int | None:
+        """The cap the user set: the caller's, else the configuration's `max_agents`."""
+        return self._chosen_cap or self.settings.max_agents
+
     def _cap(self) -> int:
-        """The user's cap (the caller's, else `max_agents`); on a cluster, its agent slots unless the user's is
-        lower (MAX_AGENTS bounds one machine, not a cluster); else what this machine's cores and memory allow."""
-        chosen = self._chosen_cap or self.settings.max_agents
+        """The user's cap; on a cluster, its agent slots unless the user's is lower (MAX_AGENTS bounds one
+        machine, not a cluster); else what this machine's cores and memory allow."""
+        chosen = self._user_cap()
         if self._cluster_slots is not None:
             return min(chosen, self._cluster_slots) if chosen else self._cluster_slots
         return chosen or default_max_agents()
@@ -175,7 +179,7 @@ class Engine:
             return
         self._cluster_slots = slots.total
         self._slots.resize(self._cap())
-        chosen = self._chosen_cap or self.settings.max_agents
+        chosen = self._user_cap()
         message = f"agent cap {self.max_agents}: {slots.where} has {slots.total} agent slot(s), {slots.free} free"
         if chosen and chosen < slots.total:
             message += f"; max_agents {chosen} keeps it lower"
