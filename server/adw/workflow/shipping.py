@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adw.errors import GitError
+from adw.git.refs import read_head
 from adw.git.runner import git
 from adw.workflow.scope import restore
 
@@ -36,7 +36,6 @@ _IDENTITY = {
 _UNPACK_LIMIT = 100  # git's transfer.unpackLimit: a smaller pack is stored as loose objects, a larger one kept
 _MAX_CHAIN = 16  # a base built on more than this many earlier ones is packed whole: a new node fetches few packs
 _ANCESTRY = 1000  # how far back a new head's history is searched for one shipped before
-_COMMIT = re.compile("[0-9a-f]{40}")
 
 Fetch = Callable[[object], bytes]  # a pack's handle in the object store -> the pack (ray.get on a node)
 
@@ -230,23 +229,14 @@ class NodeCache:
 async def pack_back(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
     """What the agent left in the node's worktree: the pack of its objects beyond the shipment's (empty when it
     changed nothing), its HEAD, and the commit of its files on it."""
-    head = await asyncio.to_thread(_head, root / ".git") or (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
+    dot = root / ".git"  # the node's own repository (not a linked worktree): its git dir is its common dir
+    head, _ = await asyncio.to_thread(read_head, dot, dot)
+    head = head or (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
     tree = await files_tree(root, root / ".git/index", head, scratch)
     if head == shipment.head and tree == shipment.state_tree:
         return b"", head, shipment.state
     state = await _commit(root, tree, head, "adw: the worktree a cluster node returned")
     return await pack_objects(root, [state, f"^{shipment.head}", f"^{shipment.state}"]), head, state
-
-
-def _head(dot: Path) -> str | None:
-    """The commit HEAD names, read from its files as git writes them; None where git must say (a packed ref)."""
-    try:
-        text = (dot / "HEAD").read_text(encoding="utf-8").strip()
-        if text.startswith("ref: refs/"):
-            text = (dot / text.removeprefix("ref: ")).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return text if _COMMIT.fullmatch(text) else None
 
 
 # -- both ends -----------------------------------------------------------------------------------------------
