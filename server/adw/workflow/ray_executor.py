@@ -21,8 +21,6 @@ import logging
 import os
 import queue
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,7 +42,7 @@ from adw.workflow.events import BaseEvent, EventBus, PermissionAsked, Permission
 from adw.workflow.executor import AgentSlotCount, ClusterNode, ClusterStatus, Phase, RunningPhase
 from adw.workflow.judge import JUDGED_AGENTS
 from adw.workflow.models import AgentResult
-from adw.workflow.orphans import DONE
+from adw.workflow.orphans import watching
 from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
 
 # A Ray call after the connection is gone (Ray Client's dropped, or closed) fails instead of starting a Ray
@@ -380,21 +378,17 @@ async def _ask_here(question: PermissionAsked, events: TaskEvents, record: Actor
 def _phase_task(
     phase: Phase, shipment: Shipment, secrets: dict[str, str], record: ActorHandle[Any], key: str
 ) -> Returned | AgentResult:
-    ray.get(record.started.remote(key, RunningPhase(
+    # The node's first word; each push waits for the call before it, so the record hears this one first.
+    sending: list[ray.ObjectRef[None]] = [record.started.remote(key, RunningPhase(
         workflow_id=phase.workflow.id, workflow=phase.workflow.name, task_id=phase.task.id, phase=phase.task.phase,
         agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
         since=time.time(),
-    )))
+    ))]
     marker = task_marker(phase.workflow.id, phase.task.id)
-    # Stops the agent if this worker dies (its node with it) before it can. Fixed argv: this interpreter, ADW's module.
-    orphans = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "adw.workflow.orphans", marker], stdin=subprocess.PIPE, start_new_session=True
-    )
-    orphans.wait()  # it forked the watcher off and left
-    with tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
+    # The watcher stops the agent if this worker dies (its node with it) before the agent stopped.
+    with watching(marker), tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
         runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
         runner.start()
-        sending: list[ray.ObjectRef[None]] = []  # the push on its way: one at a time keeps them in order
         try:
             ended = False
             while not ended:
@@ -405,7 +399,6 @@ def _phase_task(
                         sending = [record.push.remote(key, batch)]
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
-            orphans.communicate(DONE)
             ray.get(sending)
             ray.get(record.stopped.remote(key))  # the driver takes every event before it sees the result
         return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
