@@ -59,9 +59,9 @@ def _env() -> dict[str, str]:
 
 async def _on_node(cache: NodeCache, shipment: Shipment, store: Store, scratch: Path) -> tuple[bytes, str, str]:
     await cache.ensure(shipment.base, store.fetch)
-    root = await cache.checkout(shipment, scratch)
-    _agent(root)
-    return await pack_back(root, shipment, scratch)
+    node = await cache.checkout(shipment, scratch)
+    _agent(node.root)
+    return await pack_back(node, shipment, scratch)
 
 
 def _dirty(repo: Path) -> None:
@@ -104,7 +104,7 @@ async def test_a_second_phase_of_the_same_commit_ships_and_fetches_no_history_ag
     assert second.state != second.head and second.pack  # only the changed files travel with the phase
     assert await cache.ensure(second.base, store.fetch) == 0
     assert store.fetched == [first.base.pack]
-    root = await cache.checkout(second, tmp_path / "phase")
+    root = (await cache.checkout(second, tmp_path / "phase")).root
     assert (root / "src/app.py").read_text() == "def main():\n    return 2\n"
     assert run_git(root, "status", "--porcelain", "-uall") == " D README.md\n M src/app.py\n?? notes.txt\n"
 
@@ -124,7 +124,7 @@ async def test_when_the_drivers_head_moves_a_node_fetches_only_what_the_new_comm
     assert moved.base.after is first.base and moved.base.size < first.base.size / 10
     assert await cache.ensure(moved.base, store.fetch) == moved.base.size
     assert store.fetched == [first.base.pack, moved.base.pack]
-    root = await cache.checkout(moved, tmp_path / "phase")
+    root = (await cache.checkout(moved, tmp_path / "phase")).root
     assert run_git(root, "rev-parse", "HEAD") == run_git(repo, "rev-parse", "HEAD")
     assert (root / "src/m0/f7.py").read_text() == "VALUE = 'moved'\n"
     assert run_git(root, "status", "--porcelain", "-uall") == ""
@@ -147,9 +147,9 @@ shipment, store, cache, scratch = pickle.loads(Path(sys.argv[1]).read_bytes())
 
 async def main():
     await NodeCache(cache).ensure(shipment.base, store.fetch)
-    root = await NodeCache(cache).checkout(shipment, scratch)
-    _agent(root)
-    await pack_back(root, shipment, scratch)
+    node = await NodeCache(cache).checkout(shipment, scratch)
+    _agent(node.root)
+    await pack_back(node, shipment, scratch)
 
 asyncio.run(main())
 """
@@ -210,12 +210,57 @@ async def test_a_large_result_lands_through_a_kept_pack(repo: Path, tmp_path: Pa
     shipment = await ship(repo, Bases(store.put))
     cache = NodeCache(tmp_path / "node/cache")
     await cache.ensure(shipment.base, store.fetch)
-    root = await cache.checkout(shipment, tmp_path / "phase")
+    node = await cache.checkout(shipment, tmp_path / "phase")
     for i in range(150):
-        (root / f"made/f{i}.txt").parent.mkdir(exist_ok=True)
-        (root / f"made/f{i}.txt").write_text(f"{i}\n")
+        (node.root / f"made/f{i}.txt").parent.mkdir(exist_ok=True)
+        (node.root / f"made/f{i}.txt").write_text(f"{i}\n")
     packs_before = set((repo / ".git/objects/pack").glob("*.pack"))
-    await land(repo, shipment, *await pack_back(root, shipment, tmp_path / "phase"))
+    await land(repo, shipment, *await pack_back(node, shipment, tmp_path / "phase"))
     assert len(set((repo / ".git/objects/pack").glob("*.pack")) - packs_before) == 1
     assert sorted(path.name for path in (repo / "made").iterdir()) == sorted(f"f{i}.txt" for i in range(150))
     assert run_git(repo, "status", "--porcelain").splitlines() == ["?? made/"]
+
+
+async def test_a_file_the_user_force_added_past_gitignore_comes_back_from_a_phase_that_left_it(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """Staged with `git add -f` on the driver: the shipped files hold it although .gitignore names it, and a
+    phase that did not touch it must not return a worktree without it (land would delete the user's file)."""
+    repo = make_repo({".gitignore": "*.log\n", "README.md": "# demo\n"})
+    (repo / "kept.log").write_text("the user's, staged on purpose\n")
+    run_git(repo, "add", "-f", "kept.log")
+    store = Store(tmp_path / "store")
+    shipment = await ship(repo, Bases(store.put))
+    cache = NodeCache(tmp_path / "node/cache")
+    await cache.ensure(shipment.base, store.fetch)
+    node = await cache.checkout(shipment, tmp_path / "phase")
+    (node.root / "new.txt").write_text("the agent's\n")
+
+    pack, head, state = await pack_back(node, shipment, tmp_path / "phase")
+    await land(repo, shipment, pack, head, state)
+    assert (repo / "kept.log").read_text() == "the user's, staged on purpose\n"
+    assert (repo / "new.txt").read_text() == "the agent's\n"
+    assert run_git(repo, "status", "--porcelain").splitlines() == ["A  kept.log", "?? new.txt"]
+
+
+async def test_an_ignored_file_the_agent_staged_comes_back_and_an_untouched_worktree_sends_nothing(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo({".gitignore": "*.log\n", "src/app.py": "def main():\n    return 1\n"})
+    _dirty(repo)
+    store = Store(tmp_path / "store")
+    shipment = await ship(repo, Bases(store.put))
+    cache = NodeCache(tmp_path / "node/cache")
+    await cache.ensure(shipment.base, store.fetch)
+
+    untouched = await cache.checkout(shipment, tmp_path / "untouched")
+    assert await pack_back(untouched, shipment, tmp_path / "untouched") == (b"", shipment.head, shipment.state)
+
+    node = await cache.checkout(shipment, tmp_path / "phase")
+    (node.root / "build.log").write_text("staged by the agent past .gitignore\n")
+    run_git(node.root, "add", "-f", "build.log")
+    (node.root / "other.log").write_text("ignored, not staged: stays on the node\n")
+    await land(repo, shipment, *await pack_back(node, shipment, tmp_path / "phase"))
+    assert (repo / "build.log").read_text() == "staged by the agent past .gitignore\n"
+    assert not (repo / "other.log").exists()
+    assert (repo / "notes.txt").read_text() == "untracked on the driver\n"

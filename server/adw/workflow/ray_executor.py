@@ -490,7 +490,8 @@ class _AgentThread(threading.Thread):
         held = f"fetched its history, {fetched} bytes" if fetched else "its history from the node's cache"
         events.placed(node, socket.gethostname())
         events.progress(f"running on node {node[:12]} ({socket.gethostname()}): {self.shipment.head[:12]}, {held}")
-        root = await cache.checkout(self.shipment, self.scratch)
+        checkout = await cache.checkout(self.shipment, self.scratch)
+        root = checkout.root
         bus.roots = (root, phase.worktree)
         # The secrets go into this copy's environment only, which every agent passes to its process (not into
         # the worker's own environment: the worker runs other phases after this one).
@@ -498,7 +499,7 @@ class _AgentThread(threading.Thread):
         agent = phase.factory(workflow, phase.settings)
         result = await agent.run(phase.task, root, events, self._token)
         if not self._token.requested:
-            self.returned = Returned(result, *await pack_back(root, self.shipment, self.scratch))
+            self.returned = Returned(result, *await pack_back(checkout, self.shipment, self.scratch))
 
     def _exited(self, pid: int) -> None:
         self._processes.pop(pid, None)

@@ -158,7 +158,7 @@ class NodeCache:
         async with self._locked():
             return await self._fetch(base, fetch)
 
-    async def checkout(self, shipment: Shipment, scratch: Path) -> Path:
+    async def checkout(self, shipment: Shipment, scratch: Path) -> NodeWorktree:
         """A worktree of the shipment in `scratch`, in a repository of its own that borrows the cache's objects:
         HEAD on the shipped branch name, the files as shipped, the index at HEAD (untracked files stay so)."""
         root = scratch / "worktree"
@@ -175,15 +175,15 @@ class NodeCache:
 
         await asyncio.to_thread(make)
         await git("read-tree", "-u", "--reset", shipment.head, cwd=root)
+        files_index = scratch / "files-index"
+        await asyncio.to_thread(shutil.copy2, dot / "index", files_index)  # its mtime kept: its stat data trusted
         if shipment.state != shipment.head:
-            # The files' changes on top through an index of their own, so that only the changed files are written
-            # and the worktree's index stays at HEAD: changed files read as modified, new ones as untracked.
+            # The files' changes on top through that index, so that only the changed files are written and the
+            # worktree's index stays at HEAD: changed files read as modified, new ones as untracked.
             await store_pack(root, shipment.pack)
-            state_index = scratch / "state-index"
-            await asyncio.to_thread(shutil.copyfile, dot / "index", state_index)
             await git("read-tree", "-u", "-m", shipment.head, shipment.state, cwd=root,
-                      env={"GIT_INDEX_FILE": str(state_index)})
-        return root
+                      env={"GIT_INDEX_FILE": str(files_index)})
+        return NodeWorktree(root, files_index, _identity(dot / "index"))
 
     def _has(self, commit: str) -> bool:
         return (self.root / "have" / commit).exists()
@@ -226,27 +226,61 @@ class NodeCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-async def pack_back(root: Path, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
+@dataclass(frozen=True)
+class NodeWorktree:
+    """A phase's worktree on a node as `NodeCache.checkout` left it: `files_index` indexes the files shipped (a
+    file the user force-added past .gitignore included), `index_id` identifies the worktree's own index then."""
+
+    root: Path
+    files_index: Path
+    index_id: tuple[int, int, int]
+
+    def index_touched(self) -> bool:
+        """Whether the agent rewrote the worktree's index (staged, committed): git replaces the file."""
+        return _identity(self.root / ".git/index") != self.index_id
+
+    async def files_changed(self) -> bool:
+        """Whether a shipped file changed or a file git does not ignore appeared, in one `git status` against
+        the files' index; its staged entries are the shipment's own, only the worktree's side counts."""
+        status = await git("status", "--porcelain", "-z", "--no-renames", cwd=self.root,
+                           env={"GIT_INDEX_FILE": str(self.files_index), "GIT_OPTIONAL_LOCKS": "0"})
+        return any(entry[1] != " " for entry in status.stdout.split("\0") if entry)
+
+
+async def pack_back(node: NodeWorktree, shipment: Shipment, scratch: Path) -> tuple[bytes, str, str]:
     """What the agent left in the node's worktree: the pack of its objects beyond the shipment's (empty when it
-    changed nothing), its HEAD, and the commit of its files on it."""
-    dot = root / ".git"  # the node's own repository (not a linked worktree): its git dir is its common dir
+    changed nothing), its HEAD, and the commit of its files on it. The files are the shipped ones as the agent
+    left them, plus what git does not ignore and what the agent staged: a shipped file is never left out, or
+    landing it would delete it on the driver."""
+    dot = node.root / ".git"  # the node's own repository (not a linked worktree): its git dir is its common dir
     head, _ = await asyncio.to_thread(read_head, dot, dot)
-    head = head or (await git("rev-parse", "HEAD", cwd=root)).stdout.strip()
-    tree = await files_tree(root, root / ".git/index", head, scratch)
+    head = head or (await git("rev-parse", "HEAD", cwd=node.root)).stdout.strip()
+    touched = node.index_touched()
+    if head == shipment.head and not touched and not await node.files_changed():
+        return b"", head, shipment.state  # the common case of a check: one git process
+    tree = await files_tree(node.root, node.files_index, head, scratch, staged=dot / "index" if touched else None)
     if head == shipment.head and tree == shipment.state_tree:
         return b"", head, shipment.state
-    state = await _commit(root, tree, head, "adw: the worktree a cluster node returned")
-    return await pack_objects(root, [state, f"^{shipment.head}", f"^{shipment.state}"]), head, state
+    state = await _commit(node.root, tree, head, "adw: the worktree a cluster node returned")
+    return await pack_objects(node.root, [state, f"^{shipment.head}", f"^{shipment.state}"]), head, state
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    found = path.stat()
+    return found.st_ino, found.st_size, found.st_mtime_ns
 
 
 # -- both ends -----------------------------------------------------------------------------------------------
 
 
-async def files_tree(root: Path, index: Path, head: str, scratch: Path | None = None) -> str:
+async def files_tree(
+    root: Path, index: Path, head: str, scratch: Path | None = None, staged: Path | None = None
+) -> str:
     """The tree of every tracked and untracked, not ignored, file of `root`, built in a private index so that
-    the worktree's own is neither locked nor changed. The private index starts as a copy of the worktree's (its
-    mtime kept, so git trusts only the stat data it may: docs/RELIABILITY.md), so only changed files are hashed;
-    where that copy is unusable (a split index, none yet), it starts from `head`'s tree."""
+    the worktree's own is neither locked nor changed. The private index starts as a copy of `index` (its mtime
+    kept, so git trusts only the stat data it may: docs/RELIABILITY.md), so only changed files are hashed; where
+    that copy is unusable (a split index, none yet), it starts from `head`'s tree. The paths `staged` (another
+    index) holds beyond it are added too, ignored or not."""
     with tempfile.TemporaryDirectory(prefix="adw-index-", dir=scratch) as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         try:
@@ -255,7 +289,20 @@ async def files_tree(root: Path, index: Path, head: str, scratch: Path | None = 
         except (OSError, GitError):
             await git("read-tree", head, cwd=root, env=env)
             await git("add", "-A", cwd=root, env=env)
+        if staged is not None:
+            await _add_staged(root, env, staged)
         return (await git("write-tree", cwd=root, env=env)).stdout.strip()
+
+
+async def _add_staged(root: Path, env: dict[str, str], staged: Path) -> None:
+    """Add to the index in `env` the files `staged` holds beyond it and that are still there, ignored or not (an
+    agent's `git add -f`)."""
+    held = (await git("ls-files", "-z", cwd=root, env=env)).stdout.split("\0")
+    listed = (await git("ls-files", "-z", cwd=root, env={"GIT_INDEX_FILE": str(staged)})).stdout.split("\0")
+    extra = sorted(path for path in set(listed) - set(held) if path and os.path.lexists(root / path))
+    if extra:
+        await git("--literal-pathspecs", "add", "-f", "--pathspec-from-file=-", "--pathspec-file-nul",
+                  cwd=root, env=env, input="\0".join(extra))
 
 
 async def _commit(root: Path, tree: str, parent: str, message: str) -> str:
