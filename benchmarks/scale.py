@@ -9,8 +9,10 @@ and stops it (and no other cluster) at the end. Run as a script: its simulated a
 
 1. Overhead: `--chain` phases of an agent that does nothing, one after another, on the local executor and on the
    ray executor (one node, its cache warm), each on a one-file repository; the mean per phase of each, and of
-   `ship` (HEAD's history from the driver's cache, the commit of the worktree's files) alone. Overhead beyond
-   the transfer = ray − local − ship.
+   the transfer's steps alone, in this process: `ship` on the driver (HEAD's history from the driver's cache,
+   the commit of the worktree's files), the node's checkout and its pack back (the agent changed nothing, so
+   the driver lands nothing). Overhead beyond ship = ray − local − ship; beyond the transfer, less the node's
+   two steps too: what Ray, the events' path and the node's phase around the agent cost.
 2. Transfer: a repository of `--files` files (one commit): the size of its history's pack and `ship`'s time with
    the driver's cache cold; one round trip of the do-nothing agent with the node's cache cold (it fetches the
    history), then one with one file changed and the node's cache warm: its time and the bytes that travelled
@@ -49,7 +51,7 @@ from adw.workflow.events import BaseEvent, EventBus, OutputLine, Progress, TaskE
 from adw.workflow.executor import Executor, LocalExecutor, Phase
 from adw.workflow.models import Task, Workflow
 from adw.workflow.ray_executor import AGENT_RESOURCE, RayExecutor
-from adw.workflow.shipping import Bases, ship
+from adw.workflow.shipping import Bases, NodeCache, pack_back, ship
 from parallel import Wait
 
 RAY = Path(sys.executable).with_name("ray")
@@ -119,6 +121,24 @@ async def cancel_to_gone(executor: Executor, root: Path, scratch: Path) -> float
 def _wait_gone(pid: int) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
         psutil.Process(pid).wait(timeout=60)  # not our child: psutil polls until it is gone
+
+
+async def node_steps(root: Path, bases: Bases, scratch: Path, count: int) -> tuple[float, float]:
+    """The node's half of the transfer, run here: the mean seconds of a checkout from a warm cache, and of the
+    pack back of a worktree the agent left as it was."""
+    shipment = await ship(root, bases)
+    cache = NodeCache(scratch / "cache")
+    await cache.ensure(shipment.base, lambda handle: ray.get(handle))  # type: ignore[call-overload]
+    checkout = pack_back_s = 0.0
+    for number in range(count):
+        phase_scratch = scratch / f"phase-{number}"
+        phase_scratch.mkdir(parents=True)
+        started = time.perf_counter()
+        node = await cache.checkout(shipment, phase_scratch)
+        checked_out = time.perf_counter()
+        await pack_back(node, shipment, phase_scratch)
+        checkout, pack_back_s = checkout + checked_out - started, pack_back_s + time.perf_counter() - checked_out
+    return checkout / count, pack_back_s / count
 
 
 async def chain(executor: Executor, root: Path, count: int) -> float:
@@ -202,8 +222,13 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, object]:
         for _ in range(args.chain):
             await ship(small, bases)
         figures["ship_small_s"] = (time.perf_counter() - started) / args.chain
-        figures["overhead_beyond_ship_ms"] = 1000 * (
-            figures["ray_s_per_phase"] - figures["local_s_per_phase"] - figures["ship_small_s"]  # type: ignore[operator]
+        figures["node_checkout_small_s"], figures["node_pack_back_small_s"] = await node_steps(
+            small, bases, temp / "node-steps", args.chain
+        )
+        beyond_ship = figures["ray_s_per_phase"] - figures["local_s_per_phase"] - figures["ship_small_s"]  # type: ignore[operator]
+        figures["overhead_beyond_ship_ms"] = 1000 * beyond_ship
+        figures["overhead_beyond_transfer_ms"] = 1000 * (
+            beyond_ship - figures["node_checkout_small_s"] - figures["node_pack_back_small_s"]
         )
 
         started = time.perf_counter()
