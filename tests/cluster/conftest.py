@@ -102,10 +102,17 @@ def stop_cluster(temp: Path) -> None:
     spared = {me.pid, *(parent.pid for parent in me.parents())}
     folder = os.path.join(temp, "")  # with its separator: not a sibling whose name starts alike
     mine: set[psutil.Process] = set()
-    for process in psutil.process_iter(["cmdline"]):
-        if process.pid not in spared and any(folder in arg for arg in process.info["cmdline"] or []):
+    everyone = [(process, process.info["cmdline"] or []) for process in psutil.process_iter(["cmdline"])]
+    for process, argv in everyone:
+        if process.pid not in spared and any(folder in arg for arg in argv):
             with contextlib.suppress(psutil.Error):
                 mine.update([process, *process.children(recursive=True)])
+    # The head's Ray Client server names none of the node's folders, and init adopts it: found by the head's
+    # GCS port (its --address), which the head's GCS server names.
+    ports = {arg.removeprefix("--gcs_server_port=") for process, argv in everyone if process in mine
+             for arg in argv if arg.startswith("--gcs_server_port=")}
+    mine.update(process for process, argv in everyone if "ray.util.client.server" in argv
+                and any(arg.startswith("--address=") and arg.rpartition(":")[2] in ports for arg in argv))
     for process in mine:
         with contextlib.suppress(psutil.Error):
             process.terminate()

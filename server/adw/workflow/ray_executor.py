@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
@@ -52,6 +53,7 @@ auto_init_hook.enable_auto_connect = False
 AGENT_RESOURCE = "agent"  # one unit per agent slot of a node: `ray start --resources='{"agent": 4}'`
 _CHECK_RETRIES = 2  # a check (tests, lint) costs nothing to run again when its node dies; an LLM agent does
 _POLL = 0.1
+_LAST_WORD = 30.0  # how long a driver waits for the rest of a phase's events once the phase returned
 _REACH_TIMEOUT = 10.0
 _BATCH = 500
 # The record's name says its protocol: a cluster may still hold the record of an older ADW, without `push`.
@@ -309,7 +311,10 @@ async def _follow(
     try:
         while True:
             polling = polling or asyncio.ensure_future(record.take.remote(key))
-            await asyncio.wait({polling, *watching}, return_when=asyncio.FIRST_COMPLETED)
+            waited = None if ending in watching else _LAST_WORD
+            done, _ = await asyncio.wait({polling, *watching}, timeout=waited, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # it returned, but its last word never reached the record: its node died right after
+                return _outcome(ending)
             if stopping.done():
                 ray.cancel(task)
                 await asyncio.gather(ending, return_exceptions=True)
@@ -385,9 +390,10 @@ def _phase_task(
         since=time.time(),
     ))]
     marker = task_marker(phase.workflow.id, phase.task.id)
+    scratch = Path(tempfile.mkdtemp(prefix="adw-phase-"))
     # The watcher stops the agent if this worker dies (its node with it) before the agent stopped.
-    with watching(marker), tempfile.TemporaryDirectory(prefix="adw-phase-") as tmp:
-        runner = _AgentThread(phase, shipment, secrets, Path(tmp), _AskTheDriver(record))
+    with watching(marker):
+        runner = _AgentThread(phase, shipment, secrets, scratch, _AskTheDriver(record))
         runner.start()
         try:
             ended = False
@@ -400,8 +406,12 @@ def _phase_task(
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
             ray.get(sending)
-            ray.get(record.stopped.remote(key))  # the driver takes every event before it sees the result
-        return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
+            # The last word, after every push: the driver takes every event before it returns the result. Not
+            # waited for (its driver waits for it a while, then goes on without it), nor is the worktree's
+            # removal: a phase ends when its agent's work is on its way.
+            record.stopped.remote(key)
+            threading.Thread(target=shutil.rmtree, args=(scratch, True), name="adw-scratch", daemon=True).start()
+    return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
 
 
 def _batch(events: queue.Queue[BaseEvent | None]) -> tuple[list[BaseEvent], bool]:

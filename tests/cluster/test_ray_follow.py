@@ -1,0 +1,56 @@
+"""The driver's side of a phase's events, without a cluster: the node's last word is sent, not waited for, so a
+driver whose phase returned does not wait forever for a last word that its node died before sending. And the
+test clusters' own teardown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psutil
+import pytest
+
+from adw.workflow import ray_executor
+from adw.workflow.agent import CancelToken
+from adw.workflow.events import EventBus, TaskEvents
+from adw.workflow.models import AgentResult
+from adw.workflow.ray_executor import Returned, _follow
+from tests.cluster.conftest import _start, stop_cluster
+
+pytestmark = pytest.mark.cluster
+
+
+class _Method:
+    def __init__(self, call: Any) -> None:
+        self.remote = call
+
+
+class _RecordWithoutALastWord:
+    """A record to which the phase's node never said `stopped`: a take waits for good."""
+
+    def __init__(self) -> None:
+        self.take = _Method(lambda key: asyncio.get_running_loop().create_future())
+
+
+async def test_a_phase_that_returned_without_its_last_word_ends_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ray_executor, "_LAST_WORD", 0.2)
+    returned = Returned(AgentResult(status="succeeded", summary="done on the node"), b"", "head", "state")
+    task: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
+    task.set_result(returned)
+    events = TaskEvents(EventBus(), "workflow", "task")
+    async with asyncio.timeout(10):
+        followed = await _follow(task, "key", events, CancelToken(), _RecordWithoutALastWord())  # type: ignore[arg-type]
+    assert followed is returned
+
+
+def test_stopping_a_test_cluster_leaves_none_of_its_processes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Its head's Ray Client server included, which names none of the cluster's folders (it was left running)."""
+    temp = tmp_path_factory.mktemp("stop")
+    cluster = _start(temp, head_agents=1)
+    port = cluster.address.rpartition(":")[2]
+    stop_cluster(temp)
+    left = [argv for argv in (process.info["cmdline"] or [] for process in psutil.process_iter(["cmdline"]))
+            if any(str(temp) in arg or (arg.startswith("--address=") and arg.endswith(f":{port}")) for arg in argv)]
+    assert left == []
