@@ -518,7 +518,8 @@ class _AgentThread(threading.Thread):
         """Ask the agent to stop if it still runs, wait for it, then stop whatever of its tree is left."""
         self._ready.wait()
         if self.is_alive() and self._loop is not None and self._token is not None:
-            self._loop.call_soon_threadsafe(self._token.cancel, "cancelled on the cluster")
+            with contextlib.suppress(RuntimeError):  # its loop closed since: the agent ended, the thread is ending
+                self._loop.call_soon_threadsafe(self._token.cancel, "cancelled on the cluster")
             self.join(self.phase.settings.stop_grace * 3 + 5)
         marker = task_marker(self.phase.workflow.id, self.phase.task.id)
         trees = [AgentTree(pid, created, marker) for pid, created in self._processes.items()]
