@@ -42,7 +42,7 @@ from pathlib import Path
 
 import psutil
 import ray
-from tests.cluster.conftest import stop_cluster
+from tests.cluster.conftest import stop_cluster, wait_listening
 
 from adw.config import AgentsConfig, PhaseConfig
 from adw.sdlc.engine import agent_factories
@@ -200,6 +200,8 @@ def start_node(temp: Path, slots: int, head: str | None, client_port: int = 0) -
         argv = ["start", f"--address={head}"]
     argv += ["--node-ip-address=127.0.0.1", "--num-cpus=1", resources]
     subprocess.run([str(RAY), *argv], env=env, check=True, capture_output=True, timeout=300)
+    if client_port:
+        wait_listening(client_port)
     return head
 
 

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -64,7 +65,21 @@ def _start(temp: Path, head_agents: int) -> Cluster:
     _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--ray-client-server-port={client_port}",
          "--num-cpus=1", f'--resources={{"agent": {head_agents}}}', "--include-dashboard=false",
          f"--temp-dir={temp / 's'}", "--disable-usage-stats", env=_env())
+    wait_listening(client_port)
     return Cluster(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", temp)
+
+
+def wait_listening(port: int, timeout: float = 60.0) -> None:
+    """Wait for the head's Ray Client server, which `ray start` leaves starting: ADW fails at once an address
+    where nothing listens yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port} after {timeout:.0f} s"
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager
