@@ -12,6 +12,10 @@ from typing import Any
 import psutil
 import pytest
 
+# The module itself imports Ray: without the extra there is nothing to collect (the other cluster modules import it
+# only in their fixtures).
+pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`")
+
 from adw.workflow import ray_executor
 from adw.workflow.agent import CancelToken
 from adw.workflow.events import EventBus, TaskEvents
