@@ -4,12 +4,14 @@ checks polled with ETags, and each error (401, 403, 404, 409/422, rate limits) t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from adw.config import ForgeConfig
+from adw.forge import http
 from adw.forge.client import NotLoggedInError, connect_to
 from adw.forge.http import ForgeError
 from adw.forge.providers import Provider
@@ -158,6 +160,52 @@ async def test_rate_limits_say_when_to_retry(fake: Fake, provider: Provider) -> 
     assert "rate-limiting" in caught.value.message
     expected = "retry after 60s" if fake.kind == "bitbucket" else time.strftime("%H:%M:%S", time.gmtime(reset))
     assert expected in caught.value.message and "nothing was changed" in caught.value.hint
+
+
+async def test_writes_beyond_a_burst_go_one_per_spacing(
+    fake: Fake, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http, "_WRITE_BURST", 2.0)
+    monkeypatch.setattr(http, "_WRITE_SPACING", 0.4)
+    fake.add_issue(12, "Crash", "It crashes.", [], [])
+    await asyncio.gather(*(provider.add_comment(12, f"comment {n}") for n in range(5)))
+    posts = sorted(r.at for r in fake.requests if r.method == "POST")
+    assert len(posts) == 5 and len(fake.comments[12]) == 5
+    assert posts[1] - posts[0] < 0.3  # the burst goes at once
+    for later, earlier in zip(posts[2:], posts[1:4], strict=True):
+        assert later - earlier > 0.35
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_a_write_refused_for_rate_limits_goes_again_after_the_wait_it_names(
+    fake: Fake, provider: Provider, status: int
+) -> None:
+    fake.fail("POST", r".*", status, {"message": "API rate limit exceeded"}, {"Retry-After": "1"})
+    pr = await provider.create_pull_request("b", "main", "t", "x")
+    posts = [r.at for r in fake.requests if r.method == "POST"]
+    assert len(posts) == 2 and posts[1] - posts[0] >= 0.95
+    assert [p["number"] for p in fake.pulls] == [pr.number]
+
+
+async def test_githubs_secondary_limit_without_a_wait_waits_its_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "_SECONDARY_WAIT", 0.5)
+    with serve("github", REMOTES["github"][1]) as fake:
+        client = await connect_to(fake_forge("github", fake), {"PATH": "", "GH_TOKEN": "s3cret"})
+        fake.fail("POST", r".*", 403, {"message": "You have exceeded a secondary rate limit. Please wait."})
+        await client.create_pull_request("b", "main", "t", "x")
+        await client.aclose()
+    posts = [r.at for r in fake.requests if r.method == "POST"]
+    assert len(posts) == 2 and posts[1] - posts[0] >= 0.45 and len(fake.pulls) == 1
+
+
+async def test_a_write_refused_for_long_fails_at_once_saying_when(fake: Fake, provider: Provider) -> None:
+    fake.fail("POST", r".*", 429, {"message": "Retry later"}, {"Retry-After": "900"})
+    started = time.monotonic()
+    with pytest.raises(ForgeError) as caught:
+        await provider.create_pull_request("b", "main", "t", "x")
+    assert time.monotonic() - started < 5
+    assert "retry after 900s" in caught.value.message and "nothing was changed" in caught.value.hint
+    assert len(fake.calls("POST")) == 1 and fake.pulls == []
 
 
 async def test_403_without_rate_limit_names_the_scopes(fake: Fake, provider: Provider) -> None:

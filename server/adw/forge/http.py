@@ -1,9 +1,14 @@
 """The REST calls' transport: one httpx client per forge, its errors turned into messages a user can act on,
-and conditional GETs (ETag / If-None-Match) so that polling what did not change costs the forge nothing."""
+conditional GETs (ETag / If-None-Match) so that polling what did not change costs the forge nothing, and paced
+writes: many workflows opening pull requests and commenting at once (`adw sdlc --pr` of many specs) go, beyond a
+first few, one a second per forge and login, as GitHub asks of many writes, and a write the forge refused for its
+rate limits (so it changed nothing) is sent again once the wait it names is short."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -14,6 +19,36 @@ from adw.forge.remotes import Forge
 
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _ETAG_ENTRIES = 512  # a few per branch: enough for every worktree's PR and checks
+_WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+_WRITE_SPACING = 1.0  # seconds between two writes of one login to one forge beyond a burst, as GitHub asks
+_WRITE_BURST = 10.0  # one workflow's pull request and comment, or a few at once, never wait
+_WAIT_AT_MOST = 120.0  # a refused write waits this long at most for its retry; a longer limit fails, saying when
+_WRITE_ATTEMPTS = 3
+_SECONDARY_WAIT = 60.0  # GitHub's advice for a secondary rate limit that names no wait: a minute
+
+
+@dataclass
+class _Pace:
+    """The writes of one login to one forge, from every ForgeHttp of this process: a token bucket. Its tokens go
+    negative as writers take turns: each reserves its turn before it awaits, so concurrent writers of one event
+    loop queue up without a lock (which would tie the bucket to one loop)."""
+
+    tokens: float = _WRITE_BURST
+    at: float = field(default_factory=time.monotonic)
+
+    def turn(self) -> float:
+        """Take the next turn; the seconds to wait before it."""
+        now = time.monotonic()
+        self.tokens = min(_WRITE_BURST, self.tokens + (now - self.at) / _WRITE_SPACING) - 1
+        self.at = now
+        return max(0.0, -self.tokens * _WRITE_SPACING)
+
+    def hold(self, wait: float) -> None:
+        """The forge refused a write for its limits: the next turn comes in `wait` seconds, then one a second."""
+        self.tokens = min(self.tokens, 1 - wait / _WRITE_SPACING)
+
+
+_paces: dict[tuple[str, str], _Pace] = {}  # by (API URL, credentials' source)
 
 
 class ForgeError(AdwError):
@@ -58,13 +93,14 @@ class ForgeHttp:
         headers = {}
         if cached and key in self._etags:
             headers["If-None-Match"] = self._etags[key][0]
-        try:
-            response = await self._client.request(method, path.lstrip("/"), json=json, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ForgeError(
-                f"cannot reach {self.forge.api_url}: {exc or type(exc).__name__}",
-                "check the network (and a proxy in HTTPS_PROXY), or [tool.adw.forge] api_url",
-            ) from None
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            if method in _WRITES and (turn_in := self._pace.turn()):
+                await asyncio.sleep(turn_in)
+            response = await self._send(method, path, json, params, headers)
+            retry_in = _rate_limit_wait(response)
+            if retry_in is None or method not in _WRITES or retry_in > _WAIT_AT_MOST or attempt == _WRITE_ATTEMPTS:
+                break
+            self._pace.hold(retry_in)
         if response.status_code == 304 and key in self._etags:
             return self._etags[key][1]
         if response.status_code >= 400:
@@ -77,11 +113,26 @@ class ForgeHttp:
             self._etags[key] = (etag, data)
         return data
 
+    async def _send(
+        self, method: str, path: str, json: Any, params: dict[str, str] | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        try:
+            return await self._client.request(method, path.lstrip("/"), json=json, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ForgeError(
+                f"cannot reach {self.forge.api_url}: {exc or type(exc).__name__}",
+                "check the network (and a proxy in HTTPS_PROXY), or [tool.adw.forge] api_url",
+            ) from None
+
+    @property
+    def _pace(self) -> _Pace:
+        return _paces.setdefault((self.forge.api_url, self.credentials.source), _Pace())
+
     def _error(self, response: httpx.Response, what: str) -> ForgeError:
         status, host = response.status_code, self.forge.host
         detail = _message(response)
         source = self.credentials.source
-        if status == 429 or (status == 403 and _rate_limited(response)):
+        if _rate_limit_wait(response) is not None:
             return ForgeError(
                 f"{host} is rate-limiting these calls ({status}){_reset(response)}",
                 "wait until then and run the command again; nothing was changed by the refused call",
@@ -130,8 +181,20 @@ def _message(response: httpx.Response) -> str:
     return "; ".join(part for part in parts if part)[:500]
 
 
-def _rate_limited(response: httpx.Response) -> bool:
-    return response.headers.get("X-RateLimit-Remaining") == "0" or "rate limit" in response.text.lower()
+def _rate_limit_wait(response: httpx.Response) -> float | None:
+    """The seconds to wait before sending a call the forge refused for its rate limits again (None: it was not
+    refused so): its Retry-After, else until its limit's reset, else GitHub's minute for a secondary limit."""
+    status = response.status_code
+    limited = response.headers.get("X-RateLimit-Remaining") == "0" or "rate limit" in response.text.lower()
+    if not (status == 429 or (status == 403 and limited)):
+        return None
+    retry = response.headers.get("Retry-After", "")
+    if retry.isdigit():
+        return float(retry)
+    for header in ("X-RateLimit-Reset", "RateLimit-Reset"):
+        if (value := response.headers.get(header, "")).isdigit():
+            return max(0.0, int(value) - time.time())
+    return _SECONDARY_WAIT
 
 
 def _reset(response: httpx.Response) -> str:
