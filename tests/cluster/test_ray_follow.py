@@ -18,9 +18,10 @@ pytest.importorskip("ray", reason="the cluster tests need `pip install '.[ray]'`
 
 from adw.workflow import ray_executor
 from adw.workflow.agent import CancelToken
-from adw.workflow.events import EventBus, TaskEvents
+from adw.workflow.events import BaseEvent, EventBus, TaskEvents
+from adw.workflow.executor import RunningPhase
 from adw.workflow.models import AgentResult
-from adw.workflow.ray_executor import Returned, _AgentThread, _follow
+from adw.workflow.ray_executor import PhaseRecord, Returned, _AgentThread, _follow
 from tests.cluster.conftest import _start, stop_cluster
 
 pytestmark = pytest.mark.cluster
@@ -32,10 +33,35 @@ class _Method:
 
 
 class _RecordWithoutALastWord:
-    """A record to which the phase's node never said `stopped`: a take waits for good."""
+    """A record to which the phase's node never said its last word: a take waits for good."""
 
     def __init__(self) -> None:
         self.take = _Method(lambda key: asyncio.get_running_loop().create_future())
+        self.ended_keys: list[str] = []
+        self.ended = _Method(self.ended_keys.append)
+
+
+class _Handle:
+    """A PhaseRecord called as the driver calls the actor: `record.take.remote(key)` runs now, awaited or not."""
+
+    def __init__(self, record: PhaseRecord) -> None:
+        self.record = record
+        self.called: list[str] = []
+
+    def __getattr__(self, name: str) -> _Method:
+        def call(*args: Any) -> asyncio.Future[Any]:
+            self.called.append(name)
+            return asyncio.ensure_future(getattr(self.record, name)(*args))
+
+        return _Method(call)
+
+
+def _progress(*messages: str) -> list[BaseEvent]:
+    bus, made = EventBus(), []
+    bus.add_sink(made.append)
+    for message in messages:
+        TaskEvents(bus, "workflow", "task").progress(message)
+    return made
 
 
 async def test_a_phase_that_returned_without_its_last_word_ends_after_a_while(
@@ -46,9 +72,33 @@ async def test_a_phase_that_returned_without_its_last_word_ends_after_a_while(
     task: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
     task.set_result(returned)
     events = TaskEvents(EventBus(), "workflow", "task")
+    record = _RecordWithoutALastWord()
     async with asyncio.timeout(10):
-        followed = await _follow(task, "key", events, CancelToken(), _RecordWithoutALastWord())  # type: ignore[arg-type]
+        followed = await _follow(task, "key", events, CancelToken(), record)  # type: ignore[arg-type]
     assert followed is returned
+    assert record.ended_keys == ["key"]  # its node may have died before it could say its last word itself
+
+
+async def test_a_driver_that_took_the_last_word_leaves_nothing_on_the_record_without_a_call_more() -> None:
+    record = PhaseRecord()
+    phase = RunningPhase(workflow_id="w", workflow="w", task_id="t", phase="build", agent="a", node_id="n", host="h",
+                         since=0.0)
+    await record.started("key", phase)
+    first, last = _progress("placed", "done")
+    await record.push("key", [first], False)
+    await record.push("key", [last], True)
+    assert await record.running() == []
+    returned = Returned(AgentResult(status="succeeded", summary="done on the node"), b"", "head", "state")
+    task: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
+    task.set_result(returned)
+    bus, relayed = EventBus(), []
+    bus.add_sink(relayed.append)
+    handle = _Handle(record)
+    async with asyncio.timeout(10):
+        followed = await _follow(task, "key", TaskEvents(bus, "w", "t"), CancelToken(), handle)  # type: ignore[arg-type]
+    assert followed is returned and [event.message for event in relayed] == ["placed", "done"]  # type: ignore[attr-defined]
+    assert handle.called == ["take"]  # through Ray Client each call costs a round trip
+    assert await record.take("key") == ([], False)  # forgotten: a node starting it late records nothing
 
 
 def test_stopping_a_test_cluster_leaves_none_of_its_processes(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -105,10 +105,7 @@ class RayExecutor:
             options["memory"] = memory
         record, key = self._connected_record(), uuid.uuid4().hex
         task = _phase_task.options(**options).remote(phase, shipment, secrets, record, key)
-        try:
-            returned = await _follow(task, key, events, cancel, record)
-        finally:  # also when its node died before it could say so itself
-            record.ended.remote(key)
+        returned = await _follow(task, key, events, cancel, record)
         if not isinstance(returned, Returned):
             return returned or AgentResult.failed(cancel.reason or "the phase ended on the cluster without a result")
         await land(phase.worktree, shipment, returned.pack, returned.head, returned.state)
@@ -211,11 +208,11 @@ class _Events:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-@ray.remote(num_cpus=0)  # type: ignore[untyped-decorator,unused-ignore]
-class _Record:
+class PhaseRecord:
     """ADW's record on the cluster, one detached actor shared by every driver: the phases running (what `adw
     cluster status` names), their events on their way to the drivers, and the answers to their agents'
-    permission questions, on their way to the nodes. Keyed by a phase's key, which its driver drew."""
+    permission questions, on their way to the nodes. Keyed by a phase's key, which its driver drew. A phase is
+    forgotten once its driver took its last word, or said it `ended` without it."""
 
     def __init__(self) -> None:
         self._phases: dict[str, RunningPhase] = {}
@@ -229,16 +226,13 @@ class _Record:
             self._phases[key] = phase
             self._events.setdefault(key, _Events())
 
-    async def push(self, key: str, batch: list[BaseEvent]) -> None:
+    async def push(self, key: str, batch: list[BaseEvent], last: bool) -> None:
+        """The node's events; `last`: its last word (the phase no longer runs), with its last events."""
+        if last:
+            self._phases.pop(key, None)
         if (events := self._events.get(key)) is not None:
             events.batches.append(batch)
-            events.changed.set()
-
-    async def stopped(self, key: str) -> None:
-        """The node's last word, after its last push."""
-        self._phases.pop(key, None)
-        if (events := self._events.get(key)) is not None:
-            events.closed = True
+            events.closed = events.closed or last
             events.changed.set()
 
     async def take(self, key: str) -> tuple[list[BaseEvent], bool]:
@@ -251,13 +245,19 @@ class _Record:
             events.changed.clear()
             await events.changed.wait()
         batches, events.batches = events.batches, []
+        if events.closed:  # the driver has every event: it need not say `ended`
+            self._forget(key)
         return [event for batch in batches for event in batch], events.closed
 
     async def ended(self, key: str) -> None:
-        """The driver's last word: it has what it wanted of the phase (or its node died)."""
+        """The driver's last word when it did not take the node's: cancelled, or its node died."""
         self._phases.pop(key, None)
-        if (events := self._events.pop(key, None)) is not None:
+        if (events := self._events.get(key)) is not None:
             events.changed.set()  # a take still waiting ends
+        self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        self._events.pop(key, None)
         self._gone[key] = None
         if len(self._gone) > _GONE_KEPT:
             del self._gone[next(iter(self._gone))]
@@ -284,12 +284,15 @@ class _Record:
         return self._answers.setdefault(request_id, asyncio.get_running_loop().create_future())
 
 
+_Record = ray.remote(num_cpus=0)(PhaseRecord)
+
+
 def _open_record() -> ActorHandle[Any]:
     """ADW's record on the cluster, made on first use, on the head node: the cluster's own lifeline, where a
     worker node's death does not take every phase's events with it (the driver's node is not it when the
     driver attached to a worker node, or comes through Ray Client). The head's resource, as Ray Train places its
     state actor."""
-    return _Record.options(  # type: ignore[attr-defined,no-any-return,unused-ignore]
+    return _Record.options(  # type: ignore[no-any-return,return-value,unused-ignore]
         name=_RECORD, namespace=_NAMESPACE, lifetime="detached", get_if_exists=True, max_concurrency=_RECORD_CALLS,
         resources={_HEAD: 0.001},
     ).remote()
@@ -302,12 +305,14 @@ async def _follow(
     """Relay the task's events (long-polled from `record`, where its node sends them) until it returns; a cancel
     reaches the agent on its node through ray.cancel, and its agent's permission questions are asked here, their
     answers sent back through `record`. None when cancelled; a failed result when the task failed on the
-    cluster."""
+    cluster. Unless it took the node's last word, it tells `record` the phase `ended` (its node may have died
+    before it could say so itself)."""
     stopping = asyncio.ensure_future(cancel.wait())
     ending: asyncio.Future[Returned | AgentResult] = asyncio.ensure_future(task)
     watching: set[asyncio.Future[Any]] = {stopping, ending}
     polling: asyncio.Future[tuple[list[BaseEvent], bool]] | None = None
     asking: set[asyncio.Task[None]] = set()
+    closed = False
     try:
         while True:
             polling = polling or asyncio.ensure_future(record.take.remote(key))
@@ -336,11 +341,13 @@ async def _follow(
                     asking.add(asyncio.create_task(_ask_here(event, events, record)))
                 else:
                     events.relay(event)
-            if closed:  # it returns right after
+            if closed:  # it returns right after; the record forgot the phase
                 await asyncio.wait({ending})
                 return _outcome(ending)
     finally:
         stopping.cancel()
+        if not closed:
+            record.ended.remote(key)
         for call in (ending, polling):  # a take still waiting returns once the driver says it `ended`
             if call is not None:
                 _let_go(call)
@@ -383,7 +390,7 @@ async def _ask_here(question: PermissionAsked, events: TaskEvents, record: Actor
 def _phase_task(
     phase: Phase, shipment: Shipment, secrets: dict[str, str], record: ActorHandle[Any], key: str
 ) -> Returned | AgentResult:
-    # The node's first word; each push waits for the call before it, so the record hears this one first.
+    # The node's first word; each push waits for the call before it, so the record hears them in order.
     sending: list[ray.ObjectRef[None]] = [record.started.remote(key, RunningPhase(
         workflow_id=phase.workflow.id, workflow=phase.workflow.name, task_id=phase.task.id, phase=phase.task.phase,
         agent=phase.task.agent, node_id=ray.get_runtime_context().get_node_id(), host=socket.gethostname(),
@@ -395,21 +402,23 @@ def _phase_task(
     with watching(marker):
         runner = _AgentThread(phase, shipment, secrets, scratch, _AskTheDriver(record))
         runner.start()
+        # The last word comes with the last events: the driver takes every event before it returns the result.
+        # It is not waited for (its driver waits for it a while, then goes on without it), nor is the worktree's
+        # removal: a phase ends when its agent's work is on its way.
+        said_last = False
         try:
-            ended = False
-            while not ended:
+            while not said_last:
                 with contextlib.suppress(queue.Empty):
                     batch, ended = _batch(runner.events)
-                    if batch:
+                    if batch or ended:
                         ray.get(sending)  # meanwhile the next batch gathers
-                        sending = [record.push.remote(key, batch)]
+                        sending = [record.push.remote(key, batch, ended)]
+                        said_last = ended
         finally:  # ray.cancel raises KeyboardInterrupt here: the agent goes through its signals, then its tree
             runner.stop()
-            ray.get(sending)
-            # The last word, after every push: the driver takes every event before it returns the result. Not
-            # waited for (its driver waits for it a while, then goes on without it), nor is the worktree's
-            # removal: a phase ends when its agent's work is on its way.
-            record.stopped.remote(key)
+            if not said_last:
+                ray.get(sending)
+                record.push.remote(key, [], True)
             threading.Thread(target=shutil.rmtree, args=(scratch, True), name="adw-scratch", daemon=True).start()
     return runner.returned or AgentResult.failed(runner.error or "the agent ended without a result")
 
