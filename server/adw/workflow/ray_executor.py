@@ -56,8 +56,8 @@ _POLL = 0.1
 _LAST_WORD = 30.0  # how long a driver waits for the rest of a phase's events once the phase returned
 _REACH_TIMEOUT = 10.0
 _BATCH = 500
-# The record's name says its protocol: a cluster may still hold the record of an older ADW, without `push`.
-_NAMESPACE, _RECORD = "adw", "adw-record-2"
+# The record's name says its protocol: a cluster may still hold the record of an older ADW (its `push` without `last`).
+_NAMESPACE, _RECORD = "adw", "adw-record-3"
 _RECORD_CALLS = 10_000  # at once: a running phase holds one (its driver's long poll), a permission question two
 _HEAD = "node:__internal_head__"  # a resource only the head node offers
 _GONE_KEPT = 10_000  # phases whose drivers left, remembered so that a node starting one late records nothing
