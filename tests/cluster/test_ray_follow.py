@@ -21,7 +21,7 @@ from adw.workflow.agent import CancelToken
 from adw.workflow.events import BaseEvent, EventBus, TaskEvents
 from adw.workflow.executor import RunningPhase
 from adw.workflow.models import AgentResult
-from adw.workflow.ray_executor import PhaseRecord, Returned, _AgentThread, _follow
+from adw.workflow.ray_executor import PhaseRecord, Returned, _AgentThread, _follow, _no_cluster, _without_traceback
 from tests.cluster.conftest import _start, stop_cluster
 
 pytestmark = pytest.mark.cluster
@@ -126,3 +126,18 @@ def test_stopping_a_phases_agent_thread_as_its_loop_closes_is_no_failure(monkeyp
     monkeypatch.setattr(runner, "join", lambda timeout: None)
     runner.stop()
     assert not runner._token.requested
+
+
+def test_a_client_server_that_fails_to_start_says_why_in_one_line_without_its_traceback() -> None:
+    raised = (
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "ray/util/client/server/proxier.py", line 765, in Datapath\n'
+        "    if not self.proxy_manager.start_specific_server(\n"
+        "psutil.ZombieProcess: PID still exists but it's a zombie (pid=2659)\n"
+    )
+    error = _no_cluster("ray://127.0.0.1:10001", _without_traceback(raised))
+    assert error.message == (
+        "no Ray cluster at ray://127.0.0.1:10001: Initialization failure from server: "
+        "psutil.ZombieProcess: PID still exists but it's a zombie (pid=2659)"
+    )
+    assert _without_traceback("Could not find any running Ray instance.") == "Could not find any running Ray instance."

@@ -148,7 +148,17 @@ async def _init(address: str) -> None:
     try:
         await asyncio.to_thread(ray.init, address=address, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise _no_cluster(address, str(exc)) from None
+        raise _no_cluster(address, _without_traceback(str(exc))) from None
+
+
+def _without_traceback(why: str) -> str:
+    """Ray's reason, without the traceback Ray Client's server sends along: what it says before and its last line
+    (seen: "Initialization failure from server:" and a traceback ending in psutil's ZombieProcess)."""
+    before, traceback, rest = why.partition("Traceback (most recent call last):")
+    if not traceback:
+        return why
+    last = next((line.strip() for line in reversed(rest.splitlines()) if line.strip()), "")
+    return f"{before.strip()} {last}".strip()
 
 
 async def _answers(address: str) -> None:
