@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adw.workflow.shipping import Bases, NodeCache, Shipment, land, pack_back, ship
+from adw.workflow import shipping
+from adw.workflow.shipping import Base, Bases, NodeCache, Shipment, land, pack_back, ship
 from tests.conftest import MakeRepo, run_git
 from tests.faults import FaultyGit
 
@@ -133,6 +134,40 @@ async def test_when_the_drivers_head_moves_a_node_fetches_only_what_the_new_comm
     fresh = NodeCache(tmp_path / "other-node/cache")
     assert await fresh.ensure(moved.base, store.fetch) == first.base.size + moved.base.size
     assert store.fetched[2:] == [first.base.pack, moved.base.pack]
+
+
+async def test_past_the_longest_chain_a_head_packs_what_it_adds_to_the_root_until_that_outgrows_the_root(
+    make_repo: MakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shipping, "_MAX_CHAIN", 2)
+    repo = make_repo({f"src/f{i}.py": f"VALUE = {os.urandom(1000).hex()!r}\n" for i in range(100)})
+    store = Store(tmp_path / "store")
+    bases, cache = Bases(store.put), NodeCache(tmp_path / "node/cache")
+
+    async def moved(change: str, content: bytes) -> Base:
+        (repo / change).write_bytes(content)
+        run_git(repo, "add", change)
+        run_git(repo, "commit", "-q", "-m", f"{change} changed")
+        shipment = await ship(repo, bases)
+        await cache.ensure(shipment.base, store.fetch)
+        return shipment.base
+
+    root = (await ship(repo, bases)).base
+    await cache.ensure(root, store.fetch)
+    chain = [root] + [await moved("src/f0.py", f"VALUE = {n}\n".encode()) for n in range(3)]
+    assert [base.depth for base in chain] == [0, 1, 2, 1]
+    rerooted = chain[3]
+    assert rerooted.after is root and rerooted.size < root.size / 10  # not the whole history again
+    assert store.fetched[-1] == rerooted.pack
+    fresh = NodeCache(tmp_path / "other-node/cache")
+    assert await fresh.ensure(rerooted, store.fetch) == root.size + rerooted.size
+    checked_out = await fresh.checkout(await ship(repo, bases), tmp_path / "phase")
+    assert run_git(checked_out.root, "rev-parse", "HEAD") == run_git(repo, "rev-parse", "HEAD")
+
+    grown = await moved("big.bin", os.urandom(root.size * 2))  # depth 2: what it adds is the chain's
+    whole = await moved("src/f0.py", b"VALUE = 'whole'\n")  # what it adds to the root is more than the root
+    assert (grown.depth, whole.depth, whole.after) == (2, 0, None)
+    assert whole.size > root.size * 2
 
 
 _ROOT = Path(__file__).parents[2]

@@ -34,7 +34,7 @@ _IDENTITY = {
     "GIT_COMMITTER_NAME": "adw", "GIT_COMMITTER_EMAIL": "adw@localhost",
 }
 _UNPACK_LIMIT = 100  # git's transfer.unpackLimit: a smaller pack is stored as loose objects, a larger one kept
-_MAX_CHAIN = 16  # a base built on more than this many earlier ones is packed whole: a new node fetches few packs
+_MAX_CHAIN = 16  # a base built on more than this many earlier ones is packed on their root: a new node fetches few
 _ANCESTRY = 1000  # how far back a new head's history is searched for one shipped before
 
 Fetch = Callable[[object], bytes]  # a pack's handle in the object store -> the pack (ray.get on a node)
@@ -50,6 +50,11 @@ class Base:
     size: int
     after: Base | None
     depth: int
+
+    @property
+    def root(self) -> Base:
+        """The whole history this one's chain starts from."""
+        return self.after.root if self.after else self
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,11 @@ class Shipment:
 
 class Bases:
     """Each head's history packed and put into the object store once, by repository and commit; a head
-    shipped after another of its ancestors packs only what it adds to the nearest one."""
+    shipped after another of its ancestors packs only what it adds to the nearest one. Past `_MAX_CHAIN` such
+    packs, what it adds to their root: a node holding the chain fetches that one pack and a new node two. Once
+    that has grown larger than the root, the head goes whole: what each new head ships stays bounded however
+    long the driver lives (a language server, all day), and the whole history travels again only after as much
+    again has been added to it."""
 
     def __init__(self, put: Callable[[bytes], object]) -> None:
         self._put = put
@@ -95,9 +104,13 @@ class Bases:
         after = None
         if shipped:
             ancestry = await git("rev-list", f"--max-count={_ANCESTRY}", head, cwd=worktree)
-            after = next((shipped[c] for c in ancestry.lines if c in shipped and shipped[c].depth < _MAX_CHAIN),
-                         None)
+            after = next((shipped[c] for c in ancestry.lines if c in shipped), None)
+        rerooted = after is not None and after.depth >= _MAX_CHAIN
+        if after is not None and rerooted:
+            after = after.root
         pack = await pack_objects(worktree, [head, *([f"^{after.head}"] if after else [])])
+        if after is not None and rerooted and len(pack) > after.size:
+            after, pack = None, await pack_objects(worktree, [head])
         handle = await asyncio.to_thread(self._put, pack)
         return Base(head, handle, len(pack), after, after.depth + 1 if after else 0)
 
