@@ -28,6 +28,7 @@ from tests.agents.test_agents_follow_up import own
 from tests.cluster.conftest import Cluster
 from tests.conftest import MakeRepo
 from tests.fakes import command_task, python
+from tests.realistic import COUPONS, RealisticProject
 
 pytestmark = pytest.mark.cluster
 
@@ -90,6 +91,25 @@ def test_the_demo_sdlc_on_ray_makes_the_commits_the_local_executor_makes(
         log = subprocess.run([str(ADW), "-C", str(remote), "logs", str(workflow["id"]), "--task", "build"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
         assert "running on node" in log  # the phase's events came back from its node
+
+
+def test_a_realistic_projects_checks_on_ray_judge_only_the_change_as_locally(
+    realistic_project: RealisticProject, ray_cluster: Cluster
+) -> None:
+    """Its own .venv, a failing test and a lint finding already on main: the checks' run on the base commit, whose
+    checkout is a folder where ADW runs, is made there (sent to a node it failed, and the old failure was new)."""
+    root = realistic_project.root
+    realistic_project.write("specs/coupons.md", COUPONS)
+    done = subprocess.run(
+        [str(ADW), "-C", str(root), "sdlc", "specs/coupons.md", "--json", "--executor", "ray", "--address",
+         ray_cluster.address],
+        capture_output=True, text=True, timeout=600, env={**os.environ, **_FIXED},
+    )
+    [workflow] = json.loads(done.stdout)["workflows"]
+    tasks = {task["phase"]: task for task in workflow["tasks"]}
+    assert workflow["state"] == "succeeded", [(t["phase"], t["state"], t["reason"]) for t in workflow["tasks"]]
+    assert "0 new, 1 pre-existing" in tasks["test"]["summary"] and "0 new, 1 pre-existing" in tasks["review"]["summary"]
+    assert all(tasks[phase]["attempts"][-1]["node"] for phase in ("build", "test", "review"))
 
 
 def test_adw_cluster_status_lists_the_nodes_and_their_free_agent_slots(ray_cluster: Cluster, tmp_path: Path) -> None:

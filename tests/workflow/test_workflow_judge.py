@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from adw.cli import main
+from adw.errors import AdwError
 from adw.git.checkpoints import Checkpoints
 from adw.git.worktrees import MergePreview, Worktrees
 from adw.sdlc.engine import open_engine
 from adw.sdlc.pipeline import sdlc_workflows
-from adw.workflow.models import TaskState, Workflow
+from adw.workflow.judge import base_run
+from adw.workflow.models import AgentResult, Finding, TaskState, Workflow
 from adw.workflow.scope import DEFAULT_WRITES, in_scope
 from tests.conftest import MakeRepo, run_git
 from tests.realistic import COUPONS, FAILING_TEST, LINT_FINDING, RealisticProject
@@ -246,6 +248,30 @@ async def test_the_base_run_is_made_once_per_base_and_command(make_repo: MakeRep
     # The base was checked out apart and removed: the user's worktrees are the main one and the three specs'.
     listed = run_git(project, "worktree", "list", "--porcelain").splitlines()
     assert len([line for line in listed if line.startswith("worktree ")]) == 4
+
+
+async def test_a_base_run_that_could_not_run_is_neither_kept_nor_compared_with(make_repo: MakeRepo) -> None:
+    """Its failure without findings says nothing of the base (seen: the checkout sent to a cluster node, where it
+    is not): kept, it would make every finding of every later run on that base look new."""
+    project = make_repo({"README.md": "# p\n"})
+    adw_dir, base = project / ".git/adw", run_git(project, "rev-parse", "HEAD").strip()
+    ran: list[Path] = []
+
+    async def crashed(checkout: Path) -> AgentResult:
+        ran.append(checkout)
+        return AgentResult.failed("agent pytest crashed: GitError: not a git repository")
+
+    async def found(checkout: Path) -> AgentResult:
+        ran.append(checkout)
+        old = Finding(message="old", path="t.py", line=1, source="pytest")
+        return AgentResult.failed("1 test failed", findings=[old])
+
+    with pytest.raises(AdwError) as caught:
+        await base_run(adw_dir, project, base, ["pytest", None], crashed)
+    assert caught.value.message == "pytest did not run on it: agent pytest crashed: GitError: not a git repository"
+    kept, cached = await base_run(adw_dir, project, base, ["pytest", None], found)
+    assert cached is False and kept is not None and [f.message for f in kept.findings] == ["old"]
+    assert len(ran) == 2
 
 
 # ---------------------------------------------------------------- end to end, as a new user would

@@ -37,7 +37,7 @@ from adw.workflow.events import (
     WorkflowFinished,
     WorkflowStarted,
 )
-from adw.workflow.executor import LocalExecutor, Phase, open_executor
+from adw.workflow.executor import Executor, LocalExecutor, Phase, open_executor
 from adw.workflow.judge import CHANGED_FILES_ONLY, base_run, changed_files, compare, judged
 from adw.workflow.models import (
     BEST_OF_PHASE,
@@ -681,7 +681,8 @@ class Engine:
             events.progress(f"running {task.agent} on the base commit {base_commit[:12]} once")
             copy = workflow.model_copy(deep=True, update={"cwd": str(checkout)})
             quiet = self._task_events(workflow, task, EventBus())  # base findings are not this task's
-            outcome = await self._call_agent(copy, task, quiet, token)
+            # Here, whatever the executor: the checkout is a folder of this machine, not a worktree to ship.
+            outcome = await self._call_agent(copy, task, quiet, token, self._local)
             return None if token.requested else outcome
 
         command = [task.agent, task.config.model_dump(mode="json") if task.config else None,
@@ -704,14 +705,14 @@ class Engine:
         return judged_result
 
     async def _call_agent(
-        self, workflow: Workflow, task: Task, events: TaskEvents, token: CancelToken
+        self, workflow: Workflow, task: Task, events: TaskEvents, token: CancelToken, executor: Executor | None = None
     ) -> AgentResult:
         factory = self._factories.get(task.agent)
         if factory is None:
             return AgentResult.failed(
                 f"unknown agent {task.agent!r}; known: {', '.join(sorted(self._factories))}"
             )
-        executor = self._executor if task.kind == "agent" else self._local
+        executor = executor or (self._executor if task.kind == "agent" else self._local)
         phase = Phase(factory, workflow, self.settings, task, Path(workflow.cwd))
         job = asyncio.create_task(executor.run(phase, events, token))
         timeout = task.config.timeout if task.config else _STEP_TIMEOUT

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from adw.errors import AdwError
 from adw.git.locks import repo_lock
 from adw.git.refs import BASELINE_DIR
 from adw.git.runner import git
@@ -66,6 +67,8 @@ async def base_run(
             result = await run(checkout)
         if result is None:
             return None, False
+        if result.status == "failed" and not result.findings:  # it could not run there: nothing to compare with
+            raise AdwError(f"{command[0]} did not run on it: {result.reason or result.summary or 'no reason given'}")
         base = BaseRun(status=result.status, summary=result.summary, findings=result.findings)
         cache.write_text(base.model_dump_json(), encoding="utf-8")
         return base, False
