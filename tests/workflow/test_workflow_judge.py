@@ -272,6 +272,12 @@ async def test_a_base_run_that_could_not_run_is_neither_kept_nor_compared_with(m
     kept, cached = await base_run(adw_dir, project, base, ["pytest", None], found)
     assert cached is False and kept is not None and [f.message for f in kept.findings] == ["old"]
     assert len(ran) == 2
+    # One kept before this was so is run again.
+    [kept_file] = (adw_dir / "baseline").glob("*.json")
+    kept_file.write_text('{"status": "failed", "summary": "", "findings": []}')
+    kept, cached = await base_run(adw_dir, project, base, ["pytest", None], found)
+    assert cached is False and len(ran) == 3
+    assert (await base_run(adw_dir, project, base, ["pytest", None], found))[1] is True
 
 
 # ---------------------------------------------------------------- end to end, as a new user would

@@ -58,7 +58,9 @@ async def base_run(
     cache = folder / f"{digest}.json"
     async with repo_lock(folder / f"{digest}.lock"):
         with contextlib.suppress(OSError, ValidationError):
-            return BaseRun.model_validate_json(cache.read_bytes()), True
+            kept = BaseRun.model_validate_json(cache.read_bytes())
+            if kept.status == "succeeded" or kept.findings:  # else it never ran (an earlier ADW kept it): run it
+                return kept, True
         with tempfile.TemporaryDirectory(prefix="adw-base-") as scratch:
             checkout = Path(scratch) / repo_root.name
             env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
