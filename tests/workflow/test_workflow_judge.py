@@ -251,8 +251,8 @@ async def test_the_base_run_is_made_once_per_base_and_command(make_repo: MakeRep
 
 
 async def test_a_base_run_that_could_not_run_is_neither_kept_nor_compared_with(make_repo: MakeRepo) -> None:
-    """Its failure without findings says nothing of the base (seen: the checkout sent to a cluster node, where it
-    is not): kept, it would make every finding of every later run on that base look new."""
+    """A crash says nothing of the base (seen: the checkout sent to a cluster node, where it is not): kept, it
+    would make every finding of every later run on that base look new. A check that ran and failed is kept."""
     project = make_repo({"README.md": "# p\n"})
     adw_dir, base = project / ".git/adw", run_git(project, "rev-parse", "HEAD").strip()
     ran: list[Path] = []
@@ -278,6 +278,15 @@ async def test_a_base_run_that_could_not_run_is_neither_kept_nor_compared_with(m
     kept, cached = await base_run(adw_dir, project, base, ["pytest", None], found)
     assert cached is False and len(ran) == 3
     assert (await base_run(adw_dir, project, base, ["pytest", None], found))[1] is True
+
+    async def exited(checkout: Path) -> AgentResult:  # a check judged by its exit code: it ran, and failed
+        ran.append(checkout)
+        return AgentResult.failed("python exited with status 1", summary="failed (test_command is set)")
+
+    for cached_before in (False, True):
+        exited_run, cached = await base_run(adw_dir, project, base, ["command", None], exited)
+        assert cached is cached_before and exited_run is not None and exited_run.status == "failed"
+    assert len(ran) == 4
 
 
 # ---------------------------------------------------------------- end to end, as a new user would

@@ -59,7 +59,7 @@ async def base_run(
     async with repo_lock(folder / f"{digest}.lock"):
         with contextlib.suppress(OSError, ValidationError):
             kept = BaseRun.model_validate_json(cache.read_bytes())
-            if kept.status == "succeeded" or kept.findings:  # else it never ran (an earlier ADW kept it): run it
+            if not _never_ran(kept):  # an earlier ADW kept such runs: run it again
                 return kept, True
         with tempfile.TemporaryDirectory(prefix="adw-base-") as scratch:
             checkout = Path(scratch) / repo_root.name
@@ -69,11 +69,17 @@ async def base_run(
             result = await run(checkout)
         if result is None:
             return None, False
-        if result.status == "failed" and not result.findings:  # it could not run there: nothing to compare with
-            raise AdwError(f"{command[0]} did not run on it: {result.reason or result.summary or 'no reason given'}")
         base = BaseRun(status=result.status, summary=result.summary, findings=result.findings)
+        if _never_ran(base):  # nothing to compare with, nor to keep
+            raise AdwError(f"{command[0]} did not run on it: {result.reason or 'no reason given'}")
         cache.write_text(base.model_dump_json(), encoding="utf-8")
         return base, False
+
+
+def _never_ran(run: BaseRun) -> bool:
+    """A failure with neither a finding nor a summary: the agent crashed or could not start (a check that ran
+    and failed, even one judged by its exit code alone, says what it ran)."""
+    return run.status == "failed" and not run.findings and not run.summary
 
 
 async def changed_files(worktree: Path, base_commit: str) -> set[str]:
