@@ -97,10 +97,10 @@ class ForgeHttp:
             if method in _WRITES and (turn_in := self._pace.turn()):
                 await asyncio.sleep(turn_in)
             response = await self._send(method, path, json, params, headers)
-            retry_in = _rate_limit_wait(response)
-            if retry_in is None or method not in _WRITES or retry_in > _WAIT_AT_MOST or attempt == _WRITE_ATTEMPTS:
+            lifts = _limit_lifts(response)
+            if lifts is None or method not in _WRITES or lifts[0] > _WAIT_AT_MOST or attempt == _WRITE_ATTEMPTS:
                 break
-            self._pace.hold(retry_in)
+            self._pace.hold(lifts[0])
         if response.status_code == 304 and key in self._etags:
             return self._etags[key][1]
         if response.status_code >= 400:
@@ -132,9 +132,9 @@ class ForgeHttp:
         status, host = response.status_code, self.forge.host
         detail = _message(response)
         source = self.credentials.source
-        if _rate_limit_wait(response) is not None:
+        if (lifts := _limit_lifts(response)) is not None:
             return ForgeError(
-                f"{host} is rate-limiting these calls ({status}){_reset(response)}",
+                f"{host} is rate-limiting these calls ({status}){lifts[1]}",
                 "wait until then and run the command again; nothing was changed by the refused call",
                 status,
             )
@@ -181,30 +181,20 @@ def _message(response: httpx.Response) -> str:
     return "; ".join(part for part in parts if part)[:500]
 
 
-def _rate_limit_wait(response: httpx.Response) -> float | None:
-    """The seconds to wait before sending a call the forge refused for its rate limits again (None: it was not
-    refused so): its Retry-After, else until its limit's reset, else GitHub's minute for a secondary limit."""
+def _limit_lifts(response: httpx.Response) -> tuple[float, str] | None:
+    """When a call the forge refused for its rate limits may go again (None: it was not refused so): the seconds
+    from now and the words that say so. Retry-After, else the limit's reset (GitHub's X-RateLimit-Reset, GitLab's
+    RateLimit-Reset: epoch seconds), else GitHub's minute for a secondary limit, which names no time."""
     status = response.status_code
     limited = response.headers.get("X-RateLimit-Remaining") == "0" or "rate limit" in response.text.lower()
     if not (status == 429 or (status == 403 and limited)):
         return None
     retry = response.headers.get("Retry-After", "")
     if retry.isdigit():
-        return float(retry)
+        return float(retry), f"; retry after {retry}s"
     for header in ("X-RateLimit-Reset", "RateLimit-Reset"):
         if (value := response.headers.get(header, "")).isdigit():
-            return max(0.0, int(value) - time.time())
-    return _SECONDARY_WAIT
-
-
-def _reset(response: httpx.Response) -> str:
-    """When the limit lifts: GitHub's X-RateLimit-Reset / GitLab's RateLimit-Reset (epoch), or Retry-After."""
-    now = time.time()
-    for header in ("X-RateLimit-Reset", "RateLimit-Reset"):
-        value = response.headers.get(header, "")
-        if value.isdigit():
             at = int(value)
-            clock = time.strftime("%H:%M:%S UTC", time.gmtime(at))
-            return f"; the limit resets at {clock} (in {max(0, at - now):.0f}s)"
-    retry = response.headers.get("Retry-After", "")
-    return f"; retry after {retry}s" if retry.isdigit() else ""
+            wait = max(0.0, at - time.time())
+            return wait, f"; the limit resets at {time.strftime('%H:%M:%S UTC', time.gmtime(at))} (in {wait:.0f}s)"
+    return _SECONDARY_WAIT, ""

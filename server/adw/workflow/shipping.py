@@ -105,12 +105,13 @@ class Bases:
         if shipped:
             ancestry = await git("rev-list", f"--max-count={_ANCESTRY}", head, cwd=worktree)
             after = next((shipped[c] for c in ancestry.lines if c in shipped), None)
-        rerooted = after is not None and after.depth >= _MAX_CHAIN
-        if after is not None and rerooted:
+        if after is not None and after.depth >= _MAX_CHAIN:  # what it adds to the root, unless that outgrew it
             after = after.root
-        pack = await pack_objects(worktree, [head, *([f"^{after.head}"] if after else [])])
-        if after is not None and rerooted and len(pack) > after.size:
-            after, pack = None, await pack_objects(worktree, [head])
+            pack = await pack_objects(worktree, [head, f"^{after.head}"])
+            if len(pack) > after.size:
+                after, pack = None, await pack_objects(worktree, [head])
+        else:
+            pack = await pack_objects(worktree, [head, *([f"^{after.head}"] if after else [])])
         handle = await asyncio.to_thread(self._put, pack)
         return Base(head, handle, len(pack), after, after.depth + 1 if after else 0)
 
